@@ -1,0 +1,7 @@
+// Declarations of the per-topic binding functions; each lives in cpp/bindings/<topic>.cpp
+// and only wraps code from cpp/include/clusterforce (no algorithm lives in the bindings).
+#pragma once
+#include <pybind11/pybind11.h>
+
+namespace clusterforce::bindings {
+}  // namespace clusterforce::bindings

@@ -1,0 +1,24 @@
+"""clusterforce: machine-learned force fields for metal and ligand-protected nanoclusters.
+
+Training and workflows are Python (numpy, scipy, scikit-learn, ASE); every prediction path
+is compiled C++ in ``clusterforce._kernels``, shared with the LAMMPS pair style.
+"""
+
+from __future__ import annotations
+
+from importlib.metadata import PackageNotFoundError, version
+
+try:
+    __version__ = version("clusterforce")
+except PackageNotFoundError:  # running from a source tree without an install
+    __version__ = "0.0.0+unknown"
+
+
+def build_info() -> dict:
+    """Describe the compiled core: version, compiler, OpenMP on/off and thread count."""
+    from . import _kernels
+
+    return dict(_kernels.build_info())
+
+
+__all__ = ["__version__", "build_info"]

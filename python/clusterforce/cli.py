@@ -1,0 +1,75 @@
+"""Command-line interface: ``clusterforce <subcommand> ...``.
+
+Each subcommand is a module in :mod:`clusterforce.commands` with ``add_parser(subparsers)``
+and ``run(args) -> int``; a YAML ``--config`` may give defaults for a subcommand's flags
+(keys equal the flag names), and flags given on the command line override it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from collections.abc import Sequence
+
+from . import __version__
+
+#: Subcommand modules, in the order ``--help`` lists them.
+COMMANDS: tuple[str, ...] = ()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="clusterforce",
+        description="Machine-learned force fields for nanoclusters: make reference data, "
+        "train, evaluate, optimise, and run in ASE or LAMMPS.",
+    )
+    parser.add_argument("--version", action="version", version=f"clusterforce {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name in COMMANDS:
+        module = importlib.import_module(f".commands.{name}", __package__)
+        p = module.add_parser(sub)
+        p.set_defaults(_run=module.run)
+    return parser
+
+
+def apply_config(parser: argparse.ArgumentParser, args: argparse.Namespace, argv: Sequence[str]) -> None:
+    """Fill flags not given on the command line from ``args.config`` (YAML, keys = flag names)."""
+    path = getattr(args, "config", None)
+    if not path:
+        return
+    import yaml
+
+    try:
+        with open(path) as fh:
+            values = yaml.safe_load(fh) or {}
+    except OSError as exc:
+        raise SystemExit(f"clusterforce: cannot read config file {path}: {exc.strerror}") from None
+    except yaml.YAMLError as exc:
+        raise SystemExit(f"clusterforce: config file {path} is not valid YAML: {exc}") from None
+    if not isinstance(values, dict):
+        raise SystemExit(f"clusterforce: config file {path} must be a mapping of flag names to values")
+    given = {a.split("=")[0].lstrip("-").replace("-", "_") for a in argv if a.startswith("--")}
+    for key, value in values.items():
+        attr = key.replace("-", "_")
+        if not hasattr(args, attr):
+            raise SystemExit(f"clusterforce: config file {path}: unknown key '{key}' for '{args.command}'")
+        if attr not in given:
+            setattr(args, attr, value)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    apply_config(parser, args, argv)
+    logging.basicConfig(
+        level=logging.WARNING if getattr(args, "quiet", False) else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    return int(args._run(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

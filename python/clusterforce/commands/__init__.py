@@ -1,0 +1,1 @@
+"""Subcommands of the ``clusterforce`` CLI, one module each (see :mod:`clusterforce.cli`)."""
