@@ -4,4 +4,7 @@
 #include <pybind11/pybind11.h>
 
 namespace clusterforce::bindings {
+void bind_environments(pybind11::module_& m);
+void bind_align(pybind11::module_& m);
+void bind_oamlm(pybind11::module_& m);
 }  // namespace clusterforce::bindings
