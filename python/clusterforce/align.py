@@ -2,7 +2,10 @@
 
 Thin typed wrappers around ``cpp/include/clusterforce/align.hpp``. Rotations map a reference
 environment onto an input environment (``p ~ R s``) and are always proper (det R = +1), so
-``R @ t`` is a reference's unit force expressed in the input's frame. Alignment errors are
+``R @ t`` is a reference's unit force expressed in the input's frame. When the aligned points
+leave a spin about one axis free (a neighbourhood of a single atom, collinear anchors) the
+returned map is the spin average ``(a . t) R a`` instead, and zero when all points sit on the
+centre: this keeps OAMLM rotation-equivariant in such degraded environments. Alignment errors are
 ``g`` (eq. 12, Angstrom) for the H, C, S and unit-gold schemes and ``g'`` (eq. 13, Angstrom,
 over the larger neighbour cloud) for core gold and the generic scheme.
 """
@@ -68,7 +71,8 @@ def align(
     g : (N, K) ndarray
         Alignment error g or g' of the best alignment, Angstrom.
     R : (N, K, 3, 3) ndarray or None
-        Rotations mapping reference j onto input i.
+        Rotations mapping reference j onto input i (spin-averaged maps for degenerate
+        alignments, see the module docstring).
     """
     return _kernels.align(
         _check(inputs, "inputs"), _check(refs, "refs"), int(n_triangles), bool(rotations)

@@ -427,34 +427,32 @@ inline Alignment align_environments(const Environment& in, const ReferenceSet& r
     return detail::align_cloud(in, refs, j, opt);
 }
 
-// Throws std::invalid_argument naming the first input / reference whose schemes cannot be
-// aligned (different classes), or for a negative n_triangles.
+// Throws std::invalid_argument naming the first input / reference of a class other than that
+// of the first reference (only environments of one class are aligned with each other), or for
+// a negative n_triangles.
 inline void check_compatible(const Environment* in, std::size_t n, const ReferenceSet& refs,
                              const AlignOptions& opt) {
     if (opt.n_triangles < 0)
         throw std::invalid_argument("n_triangles must be >= 0 (0 = no prefilter), got " +
                                     std::to_string(opt.n_triangles));
-    constexpr std::size_t ns = kSchemes.size();
-    std::array<long long, ns> first_in, first_ref;
-    first_in.fill(-1);
-    first_ref.fill(-1);
-    for (std::size_t i = 0; i < n; ++i) {
-        check_scheme(in[i].scheme, ("input environment " + std::to_string(i)).c_str());
-        if (first_in[static_cast<std::size_t>(in[i].scheme)] < 0) first_in[static_cast<std::size_t>(in[i].scheme)] = static_cast<long long>(i);
-    }
-    for (std::size_t j = 0; j < refs.size(); ++j) {
+    for (std::size_t i = 0; i < n; ++i) check_scheme(in[i].scheme, ("input environment " + std::to_string(i)).c_str());
+    for (std::size_t j = 0; j < refs.size(); ++j)
         check_scheme(refs[j].scheme, ("reference environment " + std::to_string(j)).c_str());
-        if (first_ref[static_cast<std::size_t>(refs[j].scheme)] < 0) first_ref[static_cast<std::size_t>(refs[j].scheme)] = static_cast<long long>(j);
-    }
-    for (std::size_t a = 0; a < ns; ++a)
-        for (std::size_t b = 0; b < ns; ++b)
-            if (first_in[a] >= 0 && first_ref[b] >= 0 &&
-                !schemes_compatible(static_cast<int>(a), static_cast<int>(b)))
-                throw std::invalid_argument(
-                    "input environment " + std::to_string(first_in[a]) + " (scheme " +
-                    kSchemes[a].name + ") cannot be aligned with reference environment " +
-                    std::to_string(first_ref[b]) + " (scheme " + kSchemes[b].name +
-                    "): environments of different classes need separate models");
+    if (refs.size() == 0) return;
+    const Environment& r0 = refs[0];
+    const int key = class_key(r0);
+    auto fail = [&](const char* what, std::size_t k, const Environment& e) {
+        throw std::invalid_argument(
+            std::string(what) + " environment " + std::to_string(k) + " (scheme " +
+            kSchemes[static_cast<std::size_t>(e.scheme)].name + ", Z=" + std::to_string(e.element) +
+            ") cannot be aligned with reference environment 0 (scheme " +
+            kSchemes[static_cast<std::size_t>(r0.scheme)].name + ", Z=" + std::to_string(r0.element) +
+            "): environments of different classes need separate models");
+    };
+    for (std::size_t j = 1; j < refs.size(); ++j)
+        if (class_key(refs[j]) != key) fail("reference", j, refs[j]);
+    for (std::size_t i = 0; i < n; ++i)
+        if (class_key(in[i]) != key) fail("input", i, in[i]);
 }
 
 // g (n x K) and optionally the force maps (n x K x 9, row-major; nullptr to skip) of every

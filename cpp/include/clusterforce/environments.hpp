@@ -145,13 +145,14 @@ struct Environment {
     double cloud[kMaxCloud][3] = {};
 };
 
-// Can environments of schemes a and b be aligned with each other?
-inline bool schemes_compatible(int a, int b) {
-    const Scheme& x = kSchemes[static_cast<std::size_t>(a)];
-    const Scheme& y = kSchemes[static_cast<std::size_t>(b)];
-    if (x.error != y.error) return false;
-    if (x.error == ErrorKind::Cloud) return true;
-    return x.prefix == y.prefix && x.block_size == y.block_size;
+// Environments can be aligned with each other only within one class (one model): the class
+// name of the scheme table, or the centre's element for schemes without one (generic).
+inline int class_key(const Environment& e) {
+    const char* name = kSchemes[static_cast<std::size_t>(e.scheme)].class_name;
+    if (name[0] == '\0') return -1 - e.element;
+    for (std::size_t s = 0; s < kSchemes.size(); ++s)
+        if (std::string(kSchemes[s].class_name) == name) return static_cast<int>(s);
+    return e.scheme;
 }
 
 inline void check_scheme(int scheme, const char* what) {
