@@ -85,7 +85,7 @@ def _chemistry_code(atoms: Atoms, chemistry: str | None) -> int:
     return CHEMISTRIES.index(chemistry)
 
 
-@dataclass
+@dataclass(eq=False, repr=False)
 class Environments:
     """Alignment records of a set of atoms (usually one class), as arrays.
 
@@ -144,6 +144,10 @@ class Environments:
     def __len__(self) -> int:
         return len(self.scheme)
 
+    def __repr__(self) -> str:
+        schemes = sorted({SCHEMES[s]["name"] for s in self.scheme.tolist()})
+        return f"Environments(n={len(self)}, schemes={schemes}, flagged={self.n_flagged})"
+
     def __getitem__(self, key) -> Environments:
         """Subset by an index array, a boolean mask, a slice or a single integer."""
         if isinstance(key, (int, np.integer)):
@@ -190,10 +194,8 @@ class Environments:
         return {name: getattr(self, name) for name in _KERNEL_FIELDS}
 
     def class_names(self) -> np.ndarray:
-        """Class name of every environment (object array of str)."""
-        return np.array(
-            [_class_name(int(s), int(z)) for s, z in zip(self.scheme, self.element)], dtype=object
-        )
+        """Class name of every environment (array of str)."""
+        return np.array([_class_name(int(s), int(z)) for s, z in zip(self.scheme, self.element)], dtype=str)
 
     @property
     def n_flagged(self) -> int:
