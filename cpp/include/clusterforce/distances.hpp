@@ -47,8 +47,6 @@ namespace detail {
 constexpr std::size_t kKc = 256;
 constexpr std::size_t kMc = 96;                 // rows of an output tile; multiple of every MR
 constexpr std::size_t kNc = 256;                // columns of an output tile; multiple of every NR
-constexpr std::size_t kRowChunk = 32 * kMc;     // rows of X packed at once (bounds scratch)
-constexpr std::size_t kColChunk = 16 * kNc;     // rows of Y packed at once
 // Below this many rows of X a register-tiled product cannot amortise packing: the work is
 // memory-bound on Y, so distances are taken from differences directly (exact in both modes).
 constexpr std::size_t kDirectRows = 8;
@@ -233,54 +231,47 @@ inline double squared_norm(const double* a, std::size_t f) {
     return s;
 }
 
-inline std::size_t round_up(std::size_t v, std::size_t m) { return (v + m - 1) / m * m; }
+// Worksharing loop: called by every thread of a parallel region (or outside one).
+inline void row_norms_shared(const double* x, std::size_t n, std::size_t f, double* out) {
+    CLUSTERFORCE_PRAGMA(omp for schedule(static))
+    for (std::int64_t ii = 0; ii < static_cast<std::int64_t>(n); ++ii) {
+        const auto i = static_cast<std::size_t>(ii);
+        out[i] = squared_norm(x + i * f, f);
+    }
+}
 
-// Runs the blocked product c = sum_q op(x_iq, y_jq) over all passes; after the last pass each
-// tile is handed to finish(i0, rows, j0, cols) by the thread that computed it, while hot.
-template <class Finish>
+// Runs the blocked product c = sum_q op(x_iq, y_jq). Each output tile is one task: its
+// thread packs the matching slices of X and Y pass by pass (repacking costs ~1/kMc + 1/kNc
+// of the arithmetic) and finishes the tile with finish(i0, rows, j0, cols) while it is hot.
+// Tasks share nothing, so there are no barriers to stall on when cores are oversubscribed,
+// and every output element sees the same operation order whatever the thread count.
+// prepare() runs first on every thread of the region; it may hold worksharing loops whose
+// closing barrier completes it before any tile starts.
+template <class Prepare, class Finish>
 void blocked_pairwise(const double* x, std::size_t n, const double* y, std::size_t k, std::size_t f,
                       double* out, void (*tile)(const TileArgs&), std::size_t mr, std::size_t nr,
-                      Finish finish) {
-    AlignedBuffer apack(round_up(std::min(n, kRowChunk), mr) * std::min(f, kKc));
-    AlignedBuffer bpack(round_up(std::min(k, kColChunk), nr) * std::min(f, kKc));
+                      Prepare prepare, Finish finish) {
+    const std::size_t tile_rows = (n + kMc - 1) / kMc;
+    const std::size_t tile_cols = (k + kNc - 1) / kNc;
+    const auto tiles = static_cast<std::int64_t>(tile_rows * tile_cols);
     const bool parallel = static_cast<double>(n) * static_cast<double>(k) * static_cast<double>(f) > kParallelWork;
     (void)parallel;
     CLUSTERFORCE_PRAGMA(omp parallel if (parallel))
     {
-        for (std::size_t j0 = 0; j0 < k; j0 += kColChunk) {
-            const std::size_t ncols = std::min(kColChunk, k - j0);
-            for (std::size_t i0 = 0; i0 < n; i0 += kRowChunk) {
-                const std::size_t nrows = std::min(kRowChunk, n - i0);
-                for (std::size_t p0 = 0; p0 < f; p0 += kKc) {
-                    const std::size_t kc = std::min(kKc, f - p0);
-                    const auto b_panels = static_cast<std::int64_t>((ncols + nr - 1) / nr);
-                    const auto a_panels = static_cast<std::int64_t>((nrows + mr - 1) / mr);
-                    CLUSTERFORCE_PRAGMA(omp for schedule(static))
-                    for (std::int64_t p = 0; p < b_panels; ++p) {
-                        const std::size_t r = static_cast<std::size_t>(p) * nr;
-                        pack_panel(y, f, j0 + r, std::min(nr, ncols - r), p0, kc, nr, bpack.data + r * kc);
-                    }
-                    CLUSTERFORCE_PRAGMA(omp for schedule(static))
-                    for (std::int64_t p = 0; p < a_panels; ++p) {
-                        const std::size_t r = static_cast<std::size_t>(p) * mr;
-                        pack_panel(x, f, i0 + r, std::min(mr, nrows - r), p0, kc, mr, apack.data + r * kc);
-                    }
-                    const bool last = p0 + kc >= f;
-                    const std::size_t tile_rows = (nrows + kMc - 1) / kMc;
-                    const std::size_t tile_cols = (ncols + kNc - 1) / kNc;
-                    const auto tiles = static_cast<std::int64_t>(tile_rows * tile_cols);
-                    CLUSTERFORCE_PRAGMA(omp for schedule(dynamic))
-                    for (std::int64_t t = 0; t < tiles; ++t) {
-                        const std::size_t ti = static_cast<std::size_t>(t) / tile_cols * kMc;
-                        const std::size_t tj = static_cast<std::size_t>(t) % tile_cols * kNc;
-                        TileArgs args{std::min(kMc, nrows - ti), std::min(kNc, ncols - tj), kc,
-                                      apack.data + ti * kc, bpack.data + tj * kc,
-                                      out + (i0 + ti) * k + j0 + tj, k, p0 > 0};
-                        tile(args);
-                        if (last) finish(i0 + ti, args.mc, j0 + tj, args.nc);
-                    }
-                }
+        prepare();
+        AlignedBuffer apack(kMc * kKc), bpack(kNc * kKc);
+        CLUSTERFORCE_PRAGMA(omp for schedule(dynamic))
+        for (std::int64_t t = 0; t < tiles; ++t) {
+            const std::size_t i0 = static_cast<std::size_t>(t) / tile_cols * kMc;
+            const std::size_t j0 = static_cast<std::size_t>(t) % tile_cols * kNc;
+            const std::size_t mc = std::min(kMc, n - i0), nc = std::min(kNc, k - j0);
+            for (std::size_t p0 = 0; p0 < f; p0 += kKc) {
+                const std::size_t kc = std::min(kKc, f - p0);
+                for (std::size_t r = 0; r < mc; r += mr) pack_panel(x, f, i0 + r, std::min(mr, mc - r), p0, kc, mr, apack.data + r * kc);
+                for (std::size_t r = 0; r < nc; r += nr) pack_panel(y, f, j0 + r, std::min(nr, nc - r), p0, kc, nr, bpack.data + r * kc);
+                tile(TileArgs{mc, nc, kc, apack.data, bpack.data, out + i0 * k + j0, k, p0 > 0});
             }
+            finish(i0, mc, j0, nc);
         }
     }
 }
@@ -316,11 +307,8 @@ inline void squared_row_norms(const double* x, std::size_t n, std::size_t f, dou
     detail::check_pointer(out, n > 0, "out");
     const bool parallel = static_cast<double>(n) * static_cast<double>(f) > detail::kParallelWork;
     (void)parallel;
-    CLUSTERFORCE_PRAGMA(omp parallel for schedule(static) if (parallel))
-    for (std::int64_t ii = 0; ii < static_cast<std::int64_t>(n); ++ii) {
-        const auto i = static_cast<std::size_t>(ii);
-        out[i] = detail::squared_norm(x + i * f, f);
-    }
+    CLUSTERFORCE_PRAGMA(omp parallel if (parallel))
+    detail::row_norms_shared(x, n, f, out);
 }
 
 // out (n x k, row-major) = distances between the rows of x (n x f) and y (k x f).
@@ -344,26 +332,25 @@ inline void euclidean_distances(const double* x, std::size_t n, const double* y,
         return;
     }
     if (options.mode == DistanceMode::exact) {
-        detail::blocked_pairwise(x, n, y, k, f, out, kernels.sqdiff, kernels.mr, kernels.nr,
+        detail::blocked_pairwise(x, n, y, k, f, out, kernels.sqdiff, kernels.mr, kernels.nr, [] {},
                                  [=](std::size_t i0, std::size_t rows, std::size_t j0, std::size_t cols) {
                                      if (squared) return;
                                      for (std::size_t i = i0; i < i0 + rows; ++i) kernels.sqrt_clamped(out + i * k + j0, cols);
                                  });
         return;
     }
-    std::vector<double> own_x, own_y;
-    if (x_sqnorms == nullptr) {
-        own_x.resize(n);
-        squared_row_norms(x, n, f, own_x.data());
-        x_sqnorms = own_x.data();
-    }
-    if (y_sqnorms == nullptr) {
-        own_y.resize(k);
-        squared_row_norms(y, k, f, own_y.data());
-        y_sqnorms = own_y.data();
-    }
+    // Missing norms are computed inside the kernel's parallel region (no second fork/join).
+    std::vector<double> own_x(x_sqnorms ? 0 : n), own_y(y_sqnorms ? 0 : k);
+    if (!x_sqnorms) x_sqnorms = own_x.data();
+    if (!y_sqnorms) y_sqnorms = own_y.data();
+    double* fill_x = own_x.empty() ? nullptr : own_x.data();
+    double* fill_y = own_y.empty() ? nullptr : own_y.data();
     detail::blocked_pairwise(
         x, n, y, k, f, out, kernels.dot, kernels.mr, kernels.nr,
+        [=] {
+            if (fill_x) detail::row_norms_shared(x, n, f, fill_x);
+            if (fill_y) detail::row_norms_shared(y, k, f, fill_y);
+        },
         [=](std::size_t i0, std::size_t rows, std::size_t j0, std::size_t cols) {
             for (std::size_t i = i0; i < i0 + rows; ++i) {
                 double* oi = out + i * k + j0;
