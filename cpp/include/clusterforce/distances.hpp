@@ -42,11 +42,13 @@ struct DistanceOptions {
 
 namespace detail {
 
-// Blocking. A pass covers kKc feature columns: an A tile (kMc x kKc, 192 KiB) stays in L2
-// and a B micro-panel (kKc x NR, <= 32 KiB) in L1 while the micro-kernel sweeps it.
+// Blocking. A pass covers kKc feature columns: the packed Y chunk (kColChunk x kKc, 4 MiB)
+// is shared in L3, an X tile (kMc x kKc, 192 KiB) stays in L2, and a Y micro-panel
+// (kKc x NR, <= 32 KiB) in L1 while the micro-kernel sweeps the X tile.
 constexpr std::size_t kKc = 256;
 constexpr std::size_t kMc = 96;                 // rows of an output tile; multiple of every MR
 constexpr std::size_t kNc = 256;                // columns of an output tile; multiple of every NR
+constexpr std::size_t kColChunk = 8 * kNc;      // rows of Y packed and shared per pass
 // Below this many rows of X a register-tiled product cannot amortise packing: the work is
 // memory-bound on Y, so distances are taken from differences directly (exact in both modes).
 constexpr std::size_t kDirectRows = 8;
@@ -204,13 +206,13 @@ struct AlignedBuffer {
 // ld) as one panel of width w: out[q * w + i] = m[r0 + i, p0 + q], zero for i >= rows.
 inline void pack_panel(const double* m, std::size_t ld, std::size_t r0, std::size_t rows,
                        std::size_t p0, std::size_t kc, std::size_t w, double* out) {
-    for (std::size_t i = 0; i < w; ++i) {
-        if (i < rows) {
-            const double* src = m + (r0 + i) * ld + p0;
-            for (std::size_t q = 0; q < kc; ++q) out[q * w + i] = src[q];
-        } else {
-            for (std::size_t q = 0; q < kc; ++q) out[q * w + i] = 0.0;
-        }
+    // Contiguous writes, w sequential read streams: a store per row-major source element
+    // would touch a new cache line each time and cost as much as the arithmetic.
+    const double* src = m + r0 * ld + p0;
+    for (std::size_t q = 0; q < kc; ++q) {
+        double* o = out + q * w;
+        for (std::size_t i = 0; i < rows; ++i) o[i] = src[i * ld + q];
+        for (std::size_t i = rows; i < w; ++i) o[i] = 0.0;
     }
 }
 
@@ -231,6 +233,8 @@ inline double squared_norm(const double* a, std::size_t f) {
     return s;
 }
 
+inline std::size_t round_up(std::size_t v, std::size_t m) { return (v + m - 1) / m * m; }
+
 // Worksharing loop: called by every thread of a parallel region (or outside one).
 inline void row_norms_shared(const double* x, std::size_t n, std::size_t f, double* out) {
     CLUSTERFORCE_PRAGMA(omp for schedule(static))
@@ -240,38 +244,61 @@ inline void row_norms_shared(const double* x, std::size_t n, std::size_t f, doub
     }
 }
 
-// Runs the blocked product c = sum_q op(x_iq, y_jq). Each output tile is one task: its
-// thread packs the matching slices of X and Y pass by pass (repacking costs ~1/kMc + 1/kNc
-// of the arithmetic) and finishes the tile with finish(i0, rows, j0, cols) while it is hot.
-// Tasks share nothing, so there are no barriers to stall on when cores are oversubscribed,
-// and every output element sees the same operation order whatever the thread count.
+// Runs the blocked product c = sum_q op(x_iq, y_jq) with the BLIS loop order: for each
+// column chunk of Y and each pass over kKc features, the threads pack the Y slice once into
+// shared panels (read from L3 by everyone), then share the output tiles dynamically; a
+// thread packs the X slice of its tile (kept when its next tile has the same rows). The last
+// pass hands each tile to finish(i0, rows, j0, cols) while it is still in cache. Every
+// output element sees the same operation order whatever the thread count.
 // prepare() runs first on every thread of the region; it may hold worksharing loops whose
 // closing barrier completes it before any tile starts.
 template <class Prepare, class Finish>
 void blocked_pairwise(const double* x, std::size_t n, const double* y, std::size_t k, std::size_t f,
                       double* out, void (*tile)(const TileArgs&), std::size_t mr, std::size_t nr,
                       Prepare prepare, Finish finish) {
+    AlignedBuffer bpack(round_up(std::min(k, kColChunk), nr) * std::min(f, kKc));
     const std::size_t tile_rows = (n + kMc - 1) / kMc;
-    const std::size_t tile_cols = (k + kNc - 1) / kNc;
-    const auto tiles = static_cast<std::int64_t>(tile_rows * tile_cols);
     const bool parallel = static_cast<double>(n) * static_cast<double>(k) * static_cast<double>(f) > kParallelWork;
     (void)parallel;
     CLUSTERFORCE_PRAGMA(omp parallel if (parallel))
     {
         prepare();
-        AlignedBuffer apack(kMc * kKc), bpack(kNc * kKc);
-        CLUSTERFORCE_PRAGMA(omp for schedule(dynamic))
-        for (std::int64_t t = 0; t < tiles; ++t) {
-            const std::size_t i0 = static_cast<std::size_t>(t) / tile_cols * kMc;
-            const std::size_t j0 = static_cast<std::size_t>(t) % tile_cols * kNc;
-            const std::size_t mc = std::min(kMc, n - i0), nc = std::min(kNc, k - j0);
+        AlignedBuffer apack(kMc * kKc);
+#ifdef _OPENMP
+        const auto threads = static_cast<std::size_t>(omp_get_num_threads());
+#else
+        const std::size_t threads = 1;
+#endif
+        for (std::size_t j0 = 0; j0 < k; j0 += kColChunk) {
+            const std::size_t ncols = std::min(kColChunk, k - j0);
+            const std::size_t tile_cols = (ncols + kNc - 1) / kNc;
+            const auto tiles = static_cast<std::int64_t>(tile_rows * tile_cols);
+            // Whole row strips per grab keep X packed; split strips when they are too few.
+            const auto grab = static_cast<int>(std::max<std::size_t>(1, std::min(tile_cols, tile_rows * tile_cols / (2 * threads))));
             for (std::size_t p0 = 0; p0 < f; p0 += kKc) {
                 const std::size_t kc = std::min(kKc, f - p0);
-                for (std::size_t r = 0; r < mc; r += mr) pack_panel(x, f, i0 + r, std::min(mr, mc - r), p0, kc, mr, apack.data + r * kc);
-                for (std::size_t r = 0; r < nc; r += nr) pack_panel(y, f, j0 + r, std::min(nr, nc - r), p0, kc, nr, bpack.data + r * kc);
-                tile(TileArgs{mc, nc, kc, apack.data, bpack.data, out + i0 * k + j0, k, p0 > 0});
+                const auto b_panels = static_cast<std::int64_t>((ncols + nr - 1) / nr);
+                CLUSTERFORCE_PRAGMA(omp for schedule(static))
+                for (std::int64_t q = 0; q < b_panels; ++q) {
+                    const std::size_t r = static_cast<std::size_t>(q) * nr;
+                    pack_panel(y, f, j0 + r, std::min(nr, ncols - r), p0, kc, nr, bpack.data + r * kc);
+                }
+                std::size_t packed_rows = n;  // none yet
+                CLUSTERFORCE_PRAGMA(omp for schedule(dynamic, grab))
+                for (std::int64_t t = 0; t < tiles; ++t) {
+                    const std::size_t i0 = static_cast<std::size_t>(t) / tile_cols * kMc;
+                    const std::size_t tj = static_cast<std::size_t>(t) % tile_cols * kNc;
+                    const std::size_t mc = std::min(kMc, n - i0), nc = std::min(kNc, ncols - tj);
+                    if (packed_rows != i0) {
+                        for (std::size_t r = 0; r < mc; r += mr) {
+                            pack_panel(x, f, i0 + r, std::min(mr, mc - r), p0, kc, mr, apack.data + r * kc);
+                        }
+                        packed_rows = i0;
+                    }
+                    tile(TileArgs{mc, nc, kc, apack.data, bpack.data + tj * kc, out + i0 * k + j0 + tj, k, p0 > 0});
+                    if (p0 + kc >= f) finish(i0, mc, j0 + tj, nc);
+                }
             }
-            finish(i0, mc, j0, nc);
         }
     }
 }
@@ -356,15 +383,15 @@ inline void euclidean_distances(const double* x, std::size_t n, const double* y,
                 double* oi = out + i * k + j0;
                 const double* yn = y_sqnorms + j0;
                 const double xn = x_sqnorms[i];
-                int refine = 0;
-                CLUSTERFORCE_PRAGMA(omp simd reduction(| : refine))
+                double margin = 0.0;  // < 0 iff some pair needs recomputing
+                CLUSTERFORCE_PRAGMA(omp simd reduction(min : margin))
                 for (std::size_t j = 0; j < cols; ++j) {
                     const double scale = xn + yn[j];
                     const double d2 = scale - 2.0 * oi[j];
-                    refine |= static_cast<int>(d2 < detail::kGramRefine * scale);
+                    margin = std::min(margin, d2 - detail::kGramRefine * scale);
                     oi[j] = d2;
                 }
-                if (refine) {
+                if (margin < 0.0) {
                     for (std::size_t j = 0; j < cols; ++j) {
                         if (oi[j] < detail::kGramRefine * (xn + yn[j])) {
                             oi[j] = detail::squared_distance(x + i * f, y + (j0 + j) * f, f);
