@@ -14,7 +14,6 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
-#include <memory>
 #include <new>
 #include <stdexcept>
 #include <string>
@@ -113,7 +112,9 @@ CLUSTERFORCE_ALWAYS_INLINE void tile_kernel(const TileArgs& t) {
                 for (int i = 0; i < MR; ++i) {
                     const double ai = aq[i];
                     CLUSTERFORCE_PRAGMA(omp simd)
-                    for (int j = 0; j < NR; ++j) acc[i][j] = Op::template step<Fma>(acc[i][j], ai, bq[j]);
+                    for (int j = 0; j < NR; ++j) {
+                        acc[i][j] = Op::template step<Fma>(acc[i][j], ai, bq[j]);
+                    }
                 }
             }
             double* c = t.c + ir * t.ldc + jr;
@@ -131,7 +132,9 @@ CLUSTERFORCE_ALWAYS_INLINE void tile_kernel(const TileArgs& t) {
             } else {
                 for (std::size_t i = 0; i < mr; ++i) {
                     double* ci = c + i * t.ldc;
-                    for (std::size_t j = 0; j < nr; ++j) ci[j] = t.accumulate ? ci[j] + acc[i][j] : acc[i][j];
+                    for (std::size_t j = 0; j < nr; ++j) {
+                        ci[j] = t.accumulate ? ci[j] + acc[i][j] : acc[i][j];
+                    }
                 }
             }
         }
@@ -163,13 +166,19 @@ CLUSTERFORCE_TARGET_AVX512 void tile_avx512(const TileArgs& t) {
 CLUSTERFORCE_TARGET_AVX2 inline void sqrt_clamped_avx2(double* v, std::size_t n) {
     std::size_t j = 0;
     const __m256d zero = _mm256_setzero_pd();
-    for (; j + 4 <= n; j += 4) _mm256_storeu_pd(v + j, _mm256_sqrt_pd(_mm256_max_pd(_mm256_loadu_pd(v + j), zero)));
+    for (; j + 4 <= n; j += 4) {
+        _mm256_storeu_pd(v + j, _mm256_sqrt_pd(_mm256_max_pd(_mm256_loadu_pd(v + j), zero)));
+    }
     sqrt_clamped_generic(v + j, n - j);
 }
 CLUSTERFORCE_TARGET_AVX512 inline void sqrt_clamped_avx512(double* v, std::size_t n) {
     std::size_t j = 0;
-    const __m512d zero = _mm512_setzero_pd();  // maskz forms: GCC 12 warns on the others
-    for (; j + 8 <= n; j += 8) _mm512_storeu_pd(v + j, _mm512_maskz_sqrt_pd(0xFF, _mm512_maskz_max_pd(0xFF, _mm512_loadu_pd(v + j), zero)));
+    const __m512d zero = _mm512_setzero_pd();
+    for (; j + 8 <= n; j += 8) {
+        // maskz forms: the plain ones trip GCC 12's -Wmaybe-uninitialized in its own headers
+        const __m512d clamped = _mm512_maskz_max_pd(0xFF, _mm512_loadu_pd(v + j), zero);
+        _mm512_storeu_pd(v + j, _mm512_maskz_sqrt_pd(0xFF, clamped));
+    }
     sqrt_clamped_generic(v + j, n - j);
 }
 #endif
@@ -235,6 +244,10 @@ inline double squared_norm(const double* a, std::size_t f) {
 
 inline std::size_t round_up(std::size_t v, std::size_t m) { return (v + m - 1) / m * m; }
 
+inline double work(std::size_t n, std::size_t k, std::size_t f) {
+    return static_cast<double>(n) * static_cast<double>(k) * static_cast<double>(f);
+}
+
 // Worksharing loop: called by every thread of a parallel region (or outside one).
 inline void row_norms_shared(const double* x, std::size_t n, std::size_t f, double* out) {
     CLUSTERFORCE_PRAGMA(omp for schedule(static))
@@ -258,7 +271,7 @@ void blocked_pairwise(const double* x, std::size_t n, const double* y, std::size
                       Prepare prepare, Finish finish) {
     AlignedBuffer bpack(round_up(std::min(k, kColChunk), nr) * std::min(f, kKc));
     const std::size_t tile_rows = (n + kMc - 1) / kMc;
-    const bool parallel = static_cast<double>(n) * static_cast<double>(k) * static_cast<double>(f) > kParallelWork;
+    const bool parallel = work(n, k, f) > kParallelWork;
     (void)parallel;
     CLUSTERFORCE_PRAGMA(omp parallel if (parallel))
     {
@@ -274,7 +287,9 @@ void blocked_pairwise(const double* x, std::size_t n, const double* y, std::size
             const std::size_t tile_cols = (ncols + kNc - 1) / kNc;
             const auto tiles = static_cast<std::int64_t>(tile_rows * tile_cols);
             // Whole row strips per grab keep X packed; split strips when they are too few.
-            const auto grab = static_cast<int>(std::max<std::size_t>(1, std::min(tile_cols, tile_rows * tile_cols / (2 * threads))));
+            const auto grab = static_cast<int>(
+                std::max<std::size_t>(1, std::min(tile_cols, tile_rows * tile_cols / (2 * threads))));
+            (void)grab;  // unused without OpenMP
             for (std::size_t p0 = 0; p0 < f; p0 += kKc) {
                 const std::size_t kc = std::min(kKc, f - p0);
                 const auto b_panels = static_cast<std::int64_t>((ncols + nr - 1) / nr);
@@ -295,7 +310,8 @@ void blocked_pairwise(const double* x, std::size_t n, const double* y, std::size
                         }
                         packed_rows = i0;
                     }
-                    tile(TileArgs{mc, nc, kc, apack.data, bpack.data + tj * kc, out + i0 * k + j0 + tj, k, p0 > 0});
+                    double* c = out + i0 * k + j0 + tj;
+                    tile(TileArgs{mc, nc, kc, apack.data, bpack.data + tj * kc, c, k, p0 > 0});
                     if (p0 + kc >= f) finish(i0, mc, j0 + tj, nc);
                 }
             }
@@ -307,7 +323,7 @@ void blocked_pairwise(const double* x, std::size_t n, const double* y, std::size
 // compared with it while it is in L1.
 inline void direct_pairwise(const double* x, std::size_t n, const double* y, std::size_t k,
                             std::size_t f, double* out, bool squared) {
-    const bool parallel = static_cast<double>(n) * static_cast<double>(k) * static_cast<double>(f) > kParallelWork;
+    const bool parallel = work(n, k, f) > kParallelWork;
     (void)parallel;
     CLUSTERFORCE_PRAGMA(omp parallel for schedule(static) if (parallel))
     for (std::int64_t jj = 0; jj < static_cast<std::int64_t>(k); ++jj) {
@@ -332,7 +348,7 @@ inline void check_pointer(const void* p, bool needed, const char* name) {
 inline void squared_row_norms(const double* x, std::size_t n, std::size_t f, double* out) {
     detail::check_pointer(x, n > 0 && f > 0, "x");
     detail::check_pointer(out, n > 0, "out");
-    const bool parallel = static_cast<double>(n) * static_cast<double>(f) > detail::kParallelWork;
+    const bool parallel = detail::work(n, 1, f) > detail::kParallelWork;
     (void)parallel;
     CLUSTERFORCE_PRAGMA(omp parallel if (parallel))
     detail::row_norms_shared(x, n, f, out);
@@ -362,7 +378,9 @@ inline void euclidean_distances(const double* x, std::size_t n, const double* y,
         detail::blocked_pairwise(x, n, y, k, f, out, kernels.sqdiff, kernels.mr, kernels.nr, [] {},
                                  [=](std::size_t i0, std::size_t rows, std::size_t j0, std::size_t cols) {
                                      if (squared) return;
-                                     for (std::size_t i = i0; i < i0 + rows; ++i) kernels.sqrt_clamped(out + i * k + j0, cols);
+                                     for (std::size_t i = i0; i < i0 + rows; ++i) {
+                                         kernels.sqrt_clamped(out + i * k + j0, cols);
+                                     }
                                  });
         return;
     }
