@@ -19,9 +19,14 @@ def _supported_isas():
 
 
 ISAS = _supported_isas()
-# (n, k, f): single rows, the few-rows path (n < 8), partial register tiles, feature counts
-# below, at and across the 256-wide feature block, output tiles wider than 256.
-SHAPES = [(1, 1, 1), (1, 9, 5), (9, 1, 5), (5, 40, 300), (13, 17, 3), (40, 33, 256), (97, 300, 257), (30, 20, 700)]
+# (n, k, f). Fewer than 32 rows of X take the unpacked path: single rows, row counts that
+# leave remainders, feature counts that are not a multiple of the vector width. From 32 rows
+# on the packed path: partial register tiles, K=1, feature counts at and across the 256-wide
+# feature block, output tiles wider than 256, several passes.
+SHAPES = [
+    (1, 1, 1), (1, 9, 5), (3, 40, 300), (7, 10, 17), (31, 20, 700),
+    (32, 1, 5), (40, 33, 256), (50, 17, 3), (97, 300, 257), (64, 40, 700),
+]
 
 
 def _scale(x, y):
@@ -84,7 +89,7 @@ def test_empty_inputs(shape, exact):
 
 def test_precomputed_norms_are_used_and_reusable():
     rng = np.random.default_rng(11)
-    x, y = rng.normal(size=(30, 50)), rng.normal(size=(25, 50))
+    x, y = rng.normal(size=(60, 50)), rng.normal(size=(25, 50))  # >= 32 rows: the gram path
     yn = squared_row_norms(y)
     np.testing.assert_allclose(yn, np.einsum("ij,ij->i", y, y), rtol=1e-14)
     plain = euclidean_distances(x, y)
@@ -97,11 +102,12 @@ def test_precomputed_norms_are_used_and_reusable():
 
 def test_result_does_not_depend_on_thread_count():
     rng = np.random.default_rng(5)
-    x, y = rng.normal(size=(300, 260)), rng.normal(size=(290, 260))
+    x, y = rng.normal(size=(300, 260)), rng.normal(size=(2900, 260))
+    cases = [(x, False), (x, True), (x[:10], False)]  # packed gram, packed exact, few rows
     with threadpool_limits(limits=1, user_api="openmp"):
-        one = [euclidean_distances(x, y, exact=e) for e in (False, True)]
+        one = [euclidean_distances(a, y, exact=e) for a, e in cases]
     with threadpool_limits(limits=2, user_api="openmp"):
-        two = [euclidean_distances(x, y, exact=e) for e in (False, True)]
+        two = [euclidean_distances(a, y, exact=e) for a, e in cases]
     assert all(np.array_equal(a, b) for a, b in zip(one, two))
 
 

@@ -74,8 +74,8 @@ def euclidean_distances(
     X_sqnorms, Y_sqnorms : array_like, shape (n,) / (k,), optional
         Precomputed ``squared_row_norms(X)`` / ``squared_row_norms(Y)``; a model that keeps
         fixed references passes their norms to skip recomputing them. Not needed (and
-        ignored) when ``exact`` or when ``X`` has fewer than 8 rows: that case is memory-bound
-        and always computed from differences.
+        ignored) when ``exact`` or when ``X`` has fewer than 32 rows: those are computed from
+        differences, as fast there as the gram form.
 
     Returns
     -------

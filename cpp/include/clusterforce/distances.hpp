@@ -48,9 +48,9 @@ constexpr std::size_t kKc = 256;
 constexpr std::size_t kMc = 96;                 // rows of an output tile; multiple of every MR
 constexpr std::size_t kNc = 256;                // columns of an output tile; multiple of every NR
 constexpr std::size_t kColChunk = 8 * kNc;      // rows of Y packed and shared per pass
-// Below this many rows of X a register-tiled product cannot amortise packing: the work is
-// memory-bound on Y, so distances are taken from differences directly (exact in both modes).
-constexpr std::size_t kDirectRows = 8;
+// Below this many rows of X, packing Y costs as much as the product it feeds: the rows are
+// compared unpacked, from differences (exact in both modes). Measured crossover: 16-32 rows.
+constexpr std::size_t kDirectRows = 32;
 // Don't start threads for less work than this (multiply-adds).
 constexpr double kParallelWork = 2.0e5;
 
@@ -148,6 +148,55 @@ void tile_generic(const TileArgs& t) {
     tile_kernel<4, 4, false, Op>(t);
 }
 
+// Few rows of X (no packing: for small n, packing Y would cost as much as the arithmetic).
+// out[i, j] = |x_i - y_j|^2 for all i < n and j in [j0, j1), out row length k. Blocks of R
+// rows of X and C rows of Y keep R*C accumulators of W lanes in registers and read every
+// row straight from the caller's array, W features at a time.
+template <int R, int C, int W, bool Fma>
+CLUSTERFORCE_ALWAYS_INLINE void rows_kernel(const double* x, std::size_t i0, std::size_t n, const double* y,
+                                            std::size_t k, std::size_t f, double* out, std::size_t j0,
+                                            std::size_t j1) {
+    const std::size_t body = f / W * W;
+    for (std::size_t j = j0; j < j1; j += C) {
+        const std::size_t cols = std::min<std::size_t>(C, j1 - j);
+        for (std::size_t i = i0; i < n; i += R) {
+            const std::size_t rows = std::min<std::size_t>(R, n - i);
+            double acc[R][C][W];
+            for (int r = 0; r < R; ++r)
+                for (int c = 0; c < C; ++c) {
+                    CLUSTERFORCE_PRAGMA(omp simd)
+                    for (int w = 0; w < W; ++w) acc[r][c][w] = 0.0;
+                }
+            // Short blocks reuse the last valid row; their results are not stored.
+            const double* xr[R];
+            const double* yc[C];
+            for (int r = 0; r < R; ++r) xr[r] = x + (i + std::min<std::size_t>(r, rows - 1)) * f;
+            for (int c = 0; c < C; ++c) yc[c] = y + (j + std::min<std::size_t>(c, cols - 1)) * f;
+            for (std::size_t q = 0; q < body; q += W) {
+                for (int r = 0; r < R; ++r)
+                    for (int c = 0; c < C; ++c) {
+                        CLUSTERFORCE_PRAGMA(omp simd)
+                        for (int w = 0; w < W; ++w) {
+                            acc[r][c][w] = SqDiffOp::step<Fma>(acc[r][c][w], xr[r][q + w], yc[c][q + w]);
+                        }
+                    }
+            }
+            for (std::size_t r = 0; r < rows; ++r)
+                for (std::size_t c = 0; c < cols; ++c) {
+                    double d2 = 0.0;
+                    for (int w = 0; w < W; ++w) d2 += acc[r][c][w];
+                    for (std::size_t q = body; q < f; ++q) d2 = SqDiffOp::step<false>(d2, xr[r][q], yc[c][q]);
+                    out[(i + r) * k + j + c] = d2;
+                }
+        }
+    }
+}
+
+inline void rows_generic(const double* x, std::size_t n, const double* y, std::size_t k, std::size_t f,
+                         double* out, std::size_t j0, std::size_t j1) {
+    rows_kernel<2, 2, 2, false>(x, 0, n, y, k, f, out, j0, j1);
+}
+
 // v[j] = sqrt(max(v[j], 0)). Written with intrinsics because compilers keep sqrt scalar
 // (it may set errno) unless built with -fno-math-errno, which we cannot impose on LAMMPS.
 inline void sqrt_clamped_generic(double* v, std::size_t n) {
@@ -162,6 +211,18 @@ CLUSTERFORCE_TARGET_AVX2 void tile_avx2(const TileArgs& t) {
 template <class Op>
 CLUSTERFORCE_TARGET_AVX512 void tile_avx512(const TileArgs& t) {
     tile_kernel<12, 16, true, Op>(t);
+}
+CLUSTERFORCE_TARGET_AVX2 inline void rows_avx2(const double* x, std::size_t n, const double* y, std::size_t k,
+                                                std::size_t f, double* out, std::size_t j0, std::size_t j1) {
+    const std::size_t paired = n / 2 * 2;  // a lone last row gets a 1-row kernel, not a padded one
+    rows_kernel<2, 3, 4, true>(x, 0, paired, y, k, f, out, j0, j1);
+    rows_kernel<1, 6, 4, true>(x, paired, n, y, k, f, out, j0, j1);
+}
+CLUSTERFORCE_TARGET_AVX512 inline void rows_avx512(const double* x, std::size_t n, const double* y, std::size_t k,
+                                                   std::size_t f, double* out, std::size_t j0, std::size_t j1) {
+    const std::size_t quads = n / 4 * 4;  // leftover rows get a 1-row kernel, not padded ones
+    rows_kernel<4, 4, 8, true>(x, 0, quads, y, k, f, out, j0, j1);
+    rows_kernel<1, 8, 8, true>(x, quads, n, y, k, f, out, j0, j1);
 }
 CLUSTERFORCE_TARGET_AVX2 inline void sqrt_clamped_avx2(double* v, std::size_t n) {
     std::size_t j = 0;
@@ -188,15 +249,19 @@ struct TileKernels {
     void (*dot)(const TileArgs&);
     void (*sqdiff)(const TileArgs&);
     void (*sqrt_clamped)(double*, std::size_t);
+    void (*rows)(const double*, std::size_t, const double*, std::size_t, std::size_t, double*, std::size_t,
+                 std::size_t);
 };
 
 inline TileKernels tile_kernels(Isa requested) {
     switch (resolve_isa(requested)) {
 #if CLUSTERFORCE_X86_DISPATCH
-        case Isa::avx512: return {12, 16, &tile_avx512<DotOp>, &tile_avx512<SqDiffOp>, &sqrt_clamped_avx512};
-        case Isa::avx2: return {6, 8, &tile_avx2<DotOp>, &tile_avx2<SqDiffOp>, &sqrt_clamped_avx2};
+        case Isa::avx512: return {12, 16, &tile_avx512<DotOp>, &tile_avx512<SqDiffOp>, &sqrt_clamped_avx512,
+                                  &rows_avx512};
+        case Isa::avx2: return {6, 8, &tile_avx2<DotOp>, &tile_avx2<SqDiffOp>, &sqrt_clamped_avx2, &rows_avx2};
 #endif
-        default: return {4, 4, &tile_generic<DotOp>, &tile_generic<SqDiffOp>, &sqrt_clamped_generic};
+        default: return {4, 4, &tile_generic<DotOp>, &tile_generic<SqDiffOp>, &sqrt_clamped_generic,
+                &rows_generic};
     }
 }
 
@@ -319,18 +384,27 @@ void blocked_pairwise(const double* x, std::size_t n, const double* y, std::size
     }
 }
 
-// Few rows of X: every Y row is read once from memory, and all rows of X (in L1/L2) are
-// compared with it while it is in L1.
-inline void direct_pairwise(const double* x, std::size_t n, const double* y, std::size_t k,
-                            std::size_t f, double* out, bool squared) {
+// Few rows of X: threads split Y into contiguous column ranges; exact differences in both
+// modes (no norms needed, and no cancellation).
+inline void few_rows(const TileKernels& kernels, const double* x, std::size_t n, const double* y, std::size_t k,
+                     std::size_t f, double* out, bool squared) {
     const bool parallel = work(n, k, f) > kParallelWork;
     (void)parallel;
-    CLUSTERFORCE_PRAGMA(omp parallel for schedule(static) if (parallel))
-    for (std::int64_t jj = 0; jj < static_cast<std::int64_t>(k); ++jj) {
-        const auto j = static_cast<std::size_t>(jj);
-        for (std::size_t i = 0; i < n; ++i) {
-            const double d2 = squared_distance(x + i * f, y + j * f, f);
-            out[i * k + j] = squared ? d2 : std::sqrt(d2);
+    CLUSTERFORCE_PRAGMA(omp parallel if (parallel))
+    {
+#ifdef _OPENMP
+        const auto threads = static_cast<std::size_t>(omp_get_num_threads());
+        const auto me = static_cast<std::size_t>(omp_get_thread_num());
+#else
+        const std::size_t threads = 1, me = 0;
+#endif
+        const std::size_t chunk = round_up((k + threads - 1) / threads, 8);
+        const std::size_t j0 = std::min(k, me * chunk), j1 = std::min(k, j0 + chunk);
+        if (j0 < j1) {
+            kernels.rows(x, n, y, k, f, out, j0, j1);
+            if (!squared) {
+                for (std::size_t i = 0; i < n; ++i) kernels.sqrt_clamped(out + i * k + j0, j1 - j0);
+            }
         }
     }
 }
@@ -371,7 +445,7 @@ inline void euclidean_distances(const double* x, std::size_t n, const double* y,
     }
     const bool squared = options.squared;
     if (n < detail::kDirectRows) {
-        detail::direct_pairwise(x, n, y, k, f, out, squared);
+        detail::few_rows(kernels, x, n, y, k, f, out, squared);
         return;
     }
     if (options.mode == DistanceMode::exact) {
