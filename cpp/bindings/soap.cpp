@@ -3,7 +3,9 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <array>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -124,8 +126,24 @@ py::object center_values(const SoapGTO& soap, int center_species, const DoubleAr
 void clusterforce::bindings::bind_soap(py::module_& m) {
     py::class_<SoapGTO>(m, "SoapGTO",
                         "dscribe-compatible SOAP power spectrum (GTO radial basis) with sparse analytic gradients.")
-        .def(py::init<double, int, int, double, std::vector<int>>(), py::arg("r_cut"), py::arg("n_max"),
-             py::arg("l_max"), py::arg("sigma"), py::arg("species"))
+        .def(py::init([](double r_cut, int n_max, int l_max, double sigma, std::vector<int> species,
+                         std::optional<std::array<double, 3>> poly, std::optional<double> w0) {
+                 clusterforce::SoapWeighting weighting;
+                 if (poly) {
+                     weighting.poly = true;
+                     weighting.r0 = (*poly)[0];
+                     weighting.c = (*poly)[1];
+                     weighting.m = (*poly)[2];
+                 }
+                 if (w0) {
+                     weighting.has_w0 = true;
+                     weighting.w0 = *w0;
+                 }
+                 return SoapGTO(r_cut, n_max, l_max, sigma, std::move(species), weighting);
+             }),
+             py::arg("r_cut"), py::arg("n_max"), py::arg("l_max"), py::arg("sigma"), py::arg("species"),
+             py::arg("poly") = py::none(), py::arg("w0") = py::none(),
+             "poly = (r0, c, m) of dscribe's polynomial weighting, w0 = weight of the centre atom.")
         .def_property_readonly("r_cut", &SoapGTO::r_cut)
         .def_property_readonly("n_max", &SoapGTO::n_max)
         .def_property_readonly("l_max", &SoapGTO::l_max)

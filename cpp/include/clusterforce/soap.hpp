@@ -1,6 +1,7 @@
 // SOAP power spectrum with the GTO radial basis and real spherical harmonics, defined as
-// dscribe's SOAP (rbf="gto", average="off", compression "off", no weighting), with analytic
-// gradients returned per (centre, neighbour) pair.
+// dscribe's SOAP (rbf="gto", average="off", compression "off", periodic or not), with analytic
+// gradients returned per (centre, neighbour) pair.  dscribe's "poly" weighting (and w0) is
+// available as an option: it makes the descriptor smooth at the cutoff.
 //
 // Conventions (units: Angstrom):
 //   density of species s around a centre: rho_s(r) = sum_j exp(-|r - r_j|^2 / (2 sigma^2)),
@@ -170,6 +171,18 @@ class SolidHarmonics {
 
 }  // namespace soap_detail
 
+// Optional radial weighting of the density, as dscribe's weighting dict:
+//   poly: w(r) = c (1 + 2 (r/r0)^3 - 3 (r/r0)^2)^m for r <= r0, 0 beyond (Caro 2019); it goes
+//         to zero with zero slope at r0, so the descriptor becomes smooth at the cutoff.
+//   w0:   weight of an atom exactly at the centre (the centre atom itself), overriding w.
+// Default: no weighting (w = 1), dscribe's default.
+struct SoapWeighting {
+    bool poly = false;
+    double r0 = 0.0, c = 1.0, m = 1.0;
+    bool has_w0 = false;
+    double w0 = 1.0;
+};
+
 // SOAP descriptor with the GTO radial basis (see the file comment for the definition).
 class SoapGTO {
    public:
@@ -181,13 +194,15 @@ class SoapGTO {
         std::vector<double> dcoeff;     // (3, n_lm, n_max) for one neighbour
         std::vector<double> exps;       // (l_max+1, n_max)
         std::vector<double> block;      // (n_max, n_max)
+        std::vector<double> weights;    // per neighbour: w and (dw/dr)/r
         std::vector<int> inside;        // neighbours within the cutoff
         soap_detail::SolidHarmonics ylm{0};
     };
 
     // species: atomic numbers (any order, duplicates allowed); stored sorted and unique.
-    SoapGTO(double r_cut, int n_max, int l_max, double sigma, std::vector<int> species)
-        : r_cut_(r_cut), n_max_(n_max), l_max_(l_max), sigma_(sigma) {
+    SoapGTO(double r_cut, int n_max, int l_max, double sigma, std::vector<int> species,
+            SoapWeighting weighting = {})
+        : r_cut_(r_cut), n_max_(n_max), l_max_(l_max), sigma_(sigma), weighting_(weighting) {
         using soap_detail::kPi;
         if (!(sigma > 0.0) || !std::isfinite(sigma))
             throw std::invalid_argument("SOAP sigma must be > 0 Angstrom, got " + std::to_string(sigma));
@@ -199,6 +214,12 @@ class SoapGTO {
         if (!(r_cut > 1.0) || !std::isfinite(r_cut))
             throw std::invalid_argument(
                 "SOAP r_cut must be > 1 Angstrom for the GTO radial basis, got " + std::to_string(r_cut));
+        if (weighting.poly && !(weighting.r0 > 0.0 && weighting.c >= 0.0 && weighting.m >= 0.0))
+            throw std::invalid_argument("SOAP poly weighting needs r0 > 0, c >= 0, m >= 0, got r0=" +
+                                        std::to_string(weighting.r0) + ", c=" + std::to_string(weighting.c) +
+                                        ", m=" + std::to_string(weighting.m));
+        if (weighting.has_w0 && !(weighting.w0 >= 0.0))
+            throw std::invalid_argument("SOAP weighting w0 must be >= 0, got " + std::to_string(weighting.w0));
         if (species.empty()) throw std::invalid_argument("SOAP species list is empty");
         for (int z : species)
             if (z < 1)
@@ -254,6 +275,25 @@ class SoapGTO {
     // alphas (l_max+1, n_max) in 1/Angstrom^2 and betas (l_max+1, n_max, n_max) of the basis.
     const std::vector<double>& alphas() const { return alphas_; }
     const std::vector<double>& betas() const { return betas_; }
+    const SoapWeighting& weighting() const { return weighting_; }
+
+    // Density weight w(r) and (dw/dr)/r (so that grad w = that * r_vec) at distance r.
+    void weight(double r, double& w, double& dw_over_r) const {
+        dw_over_r = 0.0;
+        if (r == 0.0 && weighting_.has_w0) {
+            w = weighting_.w0;
+        } else if (!weighting_.poly) {
+            w = 1.0;
+        } else if (r >= weighting_.r0) {
+            w = 0.0;
+        } else {
+            const double x = r / weighting_.r0, base = 1.0 + 2.0 * x * x * x - 3.0 * x * x;
+            w = weighting_.c * std::pow(base, weighting_.m);
+            if (r > 0.0 && weighting_.m != 0.0)
+                dw_over_r = weighting_.c * weighting_.m * std::pow(base, weighting_.m - 1.0) * 6.0 * (x - 1.0) /
+                            (weighting_.r0 * weighting_.r0);
+        }
+    }
 
     // Index of an atomic number in species(), or -1 if it is not one of them.
     int species_index(int atomic_number) const {
@@ -307,6 +347,7 @@ class SoapGTO {
         grow(ws.radial, (n_in + 1) * radial_stride);
         grow(ws.harmonics, (n_in + 1) * harm_stride);
         grow(ws.exps, static_cast<std::size_t>(L1) * N);
+        grow(ws.weights, 2 * (n_in + 1));
         std::fill(ws.coeff.begin(), ws.coeff.begin() + static_cast<std::size_t>(S) * NLM * N, 0.0);
 
         // Expansion coefficients; the centre atom is entry n_in at r = 0.
@@ -322,13 +363,16 @@ class SoapGTO {
             }
             double* rad = ws.radial.data() + e * radial_stride;
             double* ylm = ws.harmonics.data() + e * harm_stride;
-            radial_functions(x * x + y * y + z * z, rad, want_grad ? rad + L1 * N : nullptr, ws.exps.data());
+            const double r2 = x * x + y * y + z * z;
+            radial_functions(r2, rad, want_grad ? rad + L1 * N : nullptr, ws.exps.data());
             ws.ylm.evaluate(x, y, z, ylm, want_grad ? ylm + NLM : nullptr);
+            double& w = ws.weights[2 * e];
+            weight(std::sqrt(r2), w, ws.weights[2 * e + 1]);
             double* c = ws.coeff.data() + static_cast<std::size_t>(s) * NLM * N;
             for (int l = 0; l < L1; ++l) {
                 const double* g = rad + l * N;
                 for (int lm = l * l; lm < (l + 1) * (l + 1); ++lm) {
-                    const double y_lm = ylm[lm];
+                    const double y_lm = w * ylm[lm];
                     double* cl = c + lm * N;
                     for (int n = 0; n < N; ++n) cl[n] += g[n] * y_lm;
                 }
@@ -349,13 +393,14 @@ class SoapGTO {
             const double* g = ws.radial.data() + e * radial_stride;
             const double* dg = g + L1 * N;
             const double* ylm = ws.harmonics.data() + e * harm_stride;
-            // d c_{sj,n,lm} / d r_j = 2 r dG_nl/dr^2 Y_lm + G_nl grad Y_lm
+            const double w = ws.weights[2 * e], dw = ws.weights[2 * e + 1];
+            // d (w c_{sj,n,lm}) / d r_j = w (2 r dG_nl/dr^2 Y_lm + G_nl grad Y_lm) + G_nl Y_lm grad w
             for (int d = 0; d < 3; ++d) {
                 const double* gy = ylm + NLM * (d + 1);
                 double* dc = ws.dcoeff.data() + static_cast<std::size_t>(d) * NLM * N;
                 for (int l = 0; l < L1; ++l) {
                     for (int lm = l * l; lm < (l + 1) * (l + 1); ++lm) {
-                        const double a = 2.0 * r[d] * ylm[lm], b = gy[lm];
+                        const double a = 2.0 * r[d] * w * ylm[lm], b = w * gy[lm] + dw * r[d] * ylm[lm];
                         for (int n = 0; n < N; ++n) dc[lm * N + n] = a * dg[l * N + n] + b * g[l * N + n];
                     }
                 }
@@ -499,6 +544,7 @@ class SoapGTO {
     double r_cut_;
     int n_max_, l_max_;
     double sigma_;
+    SoapWeighting weighting_;
     std::vector<int> species_;
     int n_lm_ = 0;
     double cutoff_ = 0.0;
