@@ -191,9 +191,10 @@ class SoapGTO {
         std::vector<double> coeff;      // (n_species, n_lm, n_max)
         std::vector<double> radial;     // per neighbour: G and dG/dr^2, (2, l_max+1, n_max)
         std::vector<double> harmonics;  // per neighbour: Y and grad Y, (4, n_lm)
-        std::vector<double> dcoeff;     // (3, n_lm, n_max) for one neighbour
+        std::vector<double> ab;         // (2, 3, n_lm) for one neighbour
+        std::vector<double> uv;         // (n_species, 2, 3, l_max+1, n_max) for one neighbour
         std::vector<double> exps;       // (l_max+1, n_max)
-        std::vector<double> block;      // (n_max, n_max)
+        std::vector<char> touched;      // neighbours whose gradient row has been written
         std::vector<double> weights;    // per neighbour: w and (dw/dr)/r
         std::vector<int> inside;        // neighbours within the cutoff
         soap_detail::SolidHarmonics ylm{0};
@@ -383,38 +384,52 @@ class SoapGTO {
         if (!want_grad) return;
 
         const std::size_t F = n_features_;
-        std::memset(gradients, 0, (n_neighbors + 1) * 3 * F * sizeof(double));
-        grow(ws.dcoeff, 3 * static_cast<std::size_t>(NLM) * N);
-        grow(ws.block, static_cast<std::size_t>(N) * N);
+        double* center_row = gradients;
+        std::memset(center_row, 0, 3 * F * sizeof(double));
+        grow(ws.ab, 6 * static_cast<std::size_t>(NLM));
+        grow(ws.uv, static_cast<std::size_t>(S) * 6 * L1 * N);
+        std::vector<char>& touched = ws.touched;
+        touched.assign(n_neighbors, 0);
         for (std::size_t e = 0; e < n_in; ++e) {
             const int j = ws.inside[e];
+            touched[j] = 1;
             const double r[3] = {rel[3 * j], rel[3 * j + 1], rel[3 * j + 2]};
-            const int sj = neighbor_species[j];
-            const double* g = ws.radial.data() + e * radial_stride;
-            const double* dg = g + L1 * N;
             const double* ylm = ws.harmonics.data() + e * harm_stride;
             const double w = ws.weights[2 * e], dw = ws.weights[2 * e + 1];
-            // d (w c_{sj,n,lm}) / d r_j = w (2 r dG_nl/dr^2 Y_lm + G_nl grad Y_lm) + G_nl Y_lm grad w
-            for (int d = 0; d < 3; ++d) {
-                const double* gy = ylm + NLM * (d + 1);
-                double* dc = ws.dcoeff.data() + static_cast<std::size_t>(d) * NLM * N;
-                for (int l = 0; l < L1; ++l) {
-                    for (int lm = l * l; lm < (l + 1) * (l + 1); ++lm) {
-                        const double a = 2.0 * r[d] * w * ylm[lm], b = w * gy[lm] + dw * r[d] * ylm[lm];
-                        for (int n = 0; n < N; ++n) dc[lm * N + n] = a * dg[l * N + n] + b * g[l * N + n];
-                    }
-                }
-            }
-            double* row = gradients + (j + 1) * 3 * F;
+            // d (w c_{sj,n,lm}) / d r_j,d = a_d,lm dG_nl/dr^2 + b_d,lm G_nl with
+            // a = 2 r_d w Y_lm and b = w dY_lm/dr_d + Y_lm dw/dr_d: rank two in (lm, n), so the
+            // contraction with c_s over m needs only u = sum_m a c_s and v = sum_m b c_s.
+            double* a = ws.ab.data();
+            double* b = a + 3 * NLM;
             for (int d = 0; d < 3; ++d)
-                power_spectrum_derivative(ws.coeff.data(), ws.dcoeff.data() + static_cast<std::size_t>(d) * NLM * N,
-                                          sj, ws.block.data(), row + d * F);
+                for (int lm = 0; lm < NLM; ++lm) {
+                    a[d * NLM + lm] = 2.0 * r[d] * w * ylm[lm];
+                    b[d * NLM + lm] = w * ylm[(d + 1) * NLM + lm] + dw * r[d] * ylm[lm];
+                }
+            for (int s = 0; s < S; ++s) {
+                const double* c = ws.coeff.data() + static_cast<std::size_t>(s) * NLM * N;
+                double* uv = ws.uv.data() + static_cast<std::size_t>(s) * 6 * L1 * N;
+                std::fill(uv, uv + 6 * L1 * N, 0.0);
+                for (int d = 0; d < 3; ++d)
+                    for (int l = 0; l < L1; ++l) {
+                        double* u = uv + (d * L1 + l) * N;
+                        double* v = uv + ((3 + d) * L1 + l) * N;
+                        for (int lm = l * l; lm < (l + 1) * (l + 1); ++lm) {
+                            const double al = a[d * NLM + lm], bl = b[d * NLM + lm];
+                            const double* cl = c + lm * N;
+                            for (int n = 0; n < N; ++n) {
+                                u[n] += al * cl[n];
+                                v[n] += bl * cl[n];
+                            }
+                        }
+                    }
+            }
+            const double* rad = ws.radial.data() + e * radial_stride;
+            gradient_row(rad, rad + L1 * N, ws.uv.data(), neighbor_species[j], gradients + (j + 1) * 3 * F,
+                         center_row);
         }
-        double* center_row = gradients;
-        for (std::size_t e = 0; e < n_in; ++e) {
-            const double* row = gradients + (ws.inside[e] + 1) * 3 * F;
-            for (std::size_t f = 0; f < 3 * F; ++f) center_row[f] -= row[f];
-        }
+        for (std::size_t j = 0; j < n_neighbors; ++j)
+            if (!touched[j]) std::memset(gradients + (j + 1) * 3 * F, 0, 3 * F * sizeof(double));
     }
 
    private:
@@ -503,41 +518,62 @@ class SoapGTO {
         }
     }
 
-    // Derivative of the power spectrum along one Cartesian direction when only the
-    // coefficients of species sj change by dcoeff (n_lm, n_max); writes the blocks that
-    // involve sj (the others stay zero).
-    void power_spectrum_derivative(const double* coeff, const double* dcoeff, int sj, double* block,
-                                   double* out) const {
-        const int S = n_species(), N = n_max_;
-        const std::size_t cs = static_cast<std::size_t>(n_lm_) * N;
-        for (int s = 0; s < S; ++s) {
-            const double* c = coeff + s * cs;
-            const int s1 = std::min(s, sj), s2 = std::max(s, sj);
-            double* p = out + block_offset_[s1 * S + s2];
-            for (int l = 0; l <= l_max_; ++l) {
-                // block[a][b] = sum_m dc[a] c_s[b]
-                std::fill(block, block + N * N, 0.0);
-                for (int lm = l * l; lm < (l + 1) * (l + 1); ++lm) {
-                    const double* dcl = dcoeff + lm * N;
-                    const double* cl = c + lm * N;
-                    for (int a = 0; a < N; ++a) {
-                        const double da = dcl[a];
-                        double* b_row = block + a * N;
-                        for (int b = 0; b < N; ++b) b_row[b] += da * cl[b];
+    // Gradient of the power spectrum with respect to one neighbour of species sj, from its
+    // radial functions g, dg (l_max+1, n_max) and uv (n_species, 2, 3, l_max+1, n_max) (see
+    // compute_center): writes the neighbour's row (3, n_features), zero outside the blocks
+    // that involve sj, and subtracts it from the centre's row.
+    void gradient_row(const double* g, const double* dg, const double* uv_all, int sj, double* row,
+                      double* center_row) const {
+        const int S = n_species(), N = n_max_, L1 = l_max_ + 1;
+        const std::size_t F = n_features_;
+        for (int d = 0; d < 3; ++d) {
+            double* out = row + d * F;
+            double* cen = center_row + d * F;
+            for (int s1 = 0; s1 < S; ++s1)
+                for (int s2 = s1; s2 < S; ++s2) {
+                    if (s1 != sj && s2 != sj) {
+                        std::fill(out + block_offset_[s1 * S + s2],
+                                  out + block_offset_[s1 * S + s2] + L1 * block_size(s1 == s2), 0.0);
+                        continue;
+                    }
+                    const int s = s1 == sj ? s2 : s1;  // the other species of the pair
+                    const double* uv = uv_all + static_cast<std::size_t>(s) * 6 * L1 * N;
+                    std::size_t f = block_offset_[s1 * S + s2];
+                    for (int l = 0; l < L1; ++l) {
+                        const double pre = prefactor_[l];
+                        const double* gl = g + l * N;
+                        const double* dgl = dg + l * N;
+                        const double* u = uv + (d * L1 + l) * N;
+                        const double* v = uv + ((3 + d) * L1 + l) * N;
+                        if (s1 == s2) {
+                            for (int n = 0; n < N; ++n)
+                                for (int n2 = n; n2 < N; ++n2, ++f) {
+                                    const double val =
+                                        pre * (dgl[n] * u[n2] + gl[n] * v[n2] + dgl[n2] * u[n] + gl[n2] * v[n]);
+                                    out[f] = val;
+                                    cen[f] -= val;
+                                }
+                        } else if (s1 == sj) {
+                            for (int n = 0; n < N; ++n) {
+                                const double pd = pre * dgl[n], pg = pre * gl[n];
+                                for (int n2 = 0; n2 < N; ++n2, ++f) {
+                                    const double val = pd * u[n2] + pg * v[n2];
+                                    out[f] = val;
+                                    cen[f] -= val;
+                                }
+                            }
+                        } else {
+                            for (int n = 0; n < N; ++n) {
+                                const double pu = pre * u[n], pv = pre * v[n];
+                                for (int n2 = 0; n2 < N; ++n2, ++f) {
+                                    const double val = dgl[n2] * pu + gl[n2] * pv;
+                                    out[f] = val;
+                                    cen[f] -= val;
+                                }
+                            }
+                        }
                     }
                 }
-                const double pre = prefactor_[l];
-                if (s == sj) {
-                    for (int n = 0; n < N; ++n)
-                        for (int n2 = n; n2 < N; ++n2) *p++ = pre * (block[n * N + n2] + block[n2 * N + n]);
-                } else if (sj < s) {
-                    for (int n = 0; n < N; ++n)
-                        for (int n2 = 0; n2 < N; ++n2) *p++ = pre * block[n * N + n2];
-                } else {
-                    for (int n = 0; n < N; ++n)
-                        for (int n2 = 0; n2 < N; ++n2) *p++ = pre * block[n2 * N + n];
-                }
-            }
         }
     }
 
