@@ -172,6 +172,31 @@ def test_gradients_match_finite_differences(case):
         assert np.abs(grad[k] - num).max() <= 1e-6 * np.abs(grad[rows]).max()
 
 
+@pytest.mark.parametrize("case", ["au4ring", "periodic"])
+def test_contracted_gradients_match_full_gradients(case):
+    if case == "periodic":
+        atoms, soap = rocksalt(), SOAP(species=["Na", "Cl"], r_cut=4.0, n_max=4, l_max=4, sigma=0.5, periodic=True)
+    else:
+        atoms, soap = au4_sch3_4_ring(), SOAP(species=AUSCH, r_cut=4.0, n_max=4, l_max=4, sigma=0.5)
+    centers = [0, 2, 3]
+    weights = np.random.default_rng(2).normal(size=(len(centers), soap.n_features))
+    _, grad, pc, pa = soap.compute_with_gradients(atoms, centers=centers)
+    expected = np.zeros((len(atoms), 3))
+    np.add.at(expected, pa, np.einsum("kaf,kf->ka", grad, weights[pc]))
+    out = soap.contract_gradients(atoms, weights, centers=centers)
+    np.testing.assert_allclose(out, expected, atol=1e-12 * np.abs(expected).max())
+    # ... and it is the gradient of sum(weights * values): a finite-difference check.
+    atom, eps = 1, 1e-5
+    for d in range(3):
+        plus, minus = atoms.copy(), atoms.copy()
+        plus.positions[atom, d] += eps
+        minus.positions[atom, d] -= eps
+        num = (weights * (soap.compute(plus, centers=centers) - soap.compute(minus, centers=centers))).sum() / (2 * eps)
+        assert abs(num - out[atom, d]) <= 1e-6 * np.abs(out).max()
+    with pytest.raises(ValueError, match=r"weights must have shape \(n_centers, n_features\)"):
+        soap.contract_gradients(atoms, weights[:, :-1], centers=centers)
+
+
 def test_core_entry_point_matches_structure():
     atoms = au4_sch3_4_ring()
     soap = SOAP(species=AUSCH, r_cut=4.0, n_max=4, l_max=4, sigma=0.5)

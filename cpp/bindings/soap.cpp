@@ -94,6 +94,29 @@ py::tuple structure_gradients(const SoapGTO& soap, const DoubleArray& positions,
     return py::make_tuple(values, gradients, pair_center, pair_atom);
 }
 
+py::tuple structure_contract(const SoapGTO& soap, const DoubleArray& positions, const IntArray& numbers,
+                             const Int64Array& centers, const DoubleArray& weights, const py::object& cell,
+                             const py::object& pbc) {
+    DoubleArray cell_arr;
+    BoolArray pbc_arr;
+    SoapStructure structure = make_structure(soap, positions, numbers, centers, cell, pbc, cell_arr, pbc_arr);
+    const auto n_centers = static_cast<py::ssize_t>(structure.n_centers());
+    const auto n_pairs = static_cast<py::ssize_t>(structure.n_pairs());
+    const auto F = static_cast<py::ssize_t>(soap.n_features());
+    if (weights.ndim() != 2 || weights.shape(0) != n_centers || weights.shape(1) != F)
+        throw py::value_error("weights must have shape (n_centers, n_features) = (" + std::to_string(n_centers) +
+                              ", " + std::to_string(F) + "), got " + shape_of(weights));
+    py::array_t<double> out({n_pairs, static_cast<py::ssize_t>(3)});
+    py::array_t<std::int64_t> pair_center(n_pairs), pair_atom(n_pairs);
+    structure.pairs(pair_center.mutable_data(), pair_atom.mutable_data());
+    double* o = out.mutable_data();
+    {
+        py::gil_scoped_release release;
+        structure.contract(weights.data(), nullptr, o);
+    }
+    return py::make_tuple(out, pair_center, pair_atom);
+}
+
 py::object center_values(const SoapGTO& soap, int center_species, const DoubleArray& rel,
                          const IntArray& neighbor_species, bool gradients) {
     if (rel.ndim() != 2 || rel.shape(1) != 3)
@@ -169,6 +192,10 @@ void clusterforce::bindings::bind_soap(py::module_& m) {
         .def("compute_with_gradients", &structure_gradients, py::arg("positions"), py::arg("numbers"),
              py::arg("centers"), py::arg("cell") = py::none(), py::arg("pbc") = py::none(),
              "(values, gradients (n_pairs, 3, n_features), pair_center, pair_atom) of a structure.")
+        .def("contract_gradients", &structure_contract, py::arg("positions"), py::arg("numbers"),
+             py::arg("centers"), py::arg("weights"), py::arg("cell") = py::none(), py::arg("pbc") = py::none(),
+             "(out (n_pairs, 3), pair_center, pair_atom): out[k] = weights[pair_center[k]] . d values / d "
+             "r[pair_atom[k]].")
         .def("compute_center", &center_values, py::arg("center_species"), py::arg("rel"),
              py::arg("neighbor_species"), py::arg("gradients") = false,
              "One centre from an explicit neighbour list (species as indices into species): values (F,) "

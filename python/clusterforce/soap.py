@@ -249,6 +249,42 @@ class SOAP:
         args = self._prepare(atoms_or_positions, numbers, centers)
         return self._kernel.compute_with_gradients(*args)
 
+    def contract_gradients(
+        self,
+        atoms_or_positions: Atoms | np.ndarray,
+        weights: np.ndarray,
+        numbers: np.ndarray | Sequence[int] | None = None,
+        centers: Sequence[int] | np.ndarray | None = None,
+    ) -> np.ndarray:
+        """Gradients contracted with per-centre weights, without forming them.
+
+        Returns ``sum_c sum_f weights[c, f] * d values[c, f] / d positions``: with
+        ``weights = dE/dp`` of a model ``E = sum_c e(p_c)`` this is ``-forces``. Much cheaper
+        than :meth:`compute_with_gradients` when only the contraction is needed.
+
+        Parameters
+        ----------
+        atoms_or_positions, numbers, centers
+            As in :meth:`compute`.
+        weights : array, shape (n_centers, n_features)
+            One weight vector per centre (per feature unit).
+
+        Returns
+        -------
+        numpy.ndarray, shape (n_atoms, 3)
+            Per Angstrom.
+        """
+        positions, z, c, cell, pbc = self._prepare(atoms_or_positions, numbers, centers)
+        w = np.asarray(weights, dtype=float)
+        if w.shape != (len(c), self.n_features):
+            raise ValueError(
+                f"weights must have shape (n_centers, n_features) = ({len(c)}, {self.n_features}), got {w.shape}"
+            )
+        out, _, pair_atom = self._kernel.contract_gradients(positions, z, c, w, cell, pbc)
+        total = np.zeros((len(positions), 3))
+        np.add.at(total, pair_atom, out)
+        return total
+
     def compute_environment(
         self,
         center_number: int,

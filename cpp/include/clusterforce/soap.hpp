@@ -195,6 +195,7 @@ class SoapGTO {
         std::vector<double> uv;         // (n_species, 2, 3, l_max+1, n_max) for one neighbour
         std::vector<double> exps;       // (l_max+1, n_max)
         std::vector<char> touched;      // neighbours whose gradient row has been written
+        std::vector<double> h;          // (n_species, n_lm, n_max): weights pulled back to c
         std::vector<double> weights;    // per neighbour: w and (dw/dr)/r
         std::vector<int> inside;        // neighbours within the cutoff
         soap_detail::SolidHarmonics ylm{0};
@@ -323,89 +324,28 @@ class SoapGTO {
     void compute_center(int center_species, std::size_t n_neighbors, const double* rel,
                         const int* neighbor_species, double* values, double* gradients,
                         Workspace& ws) const {
-        const int S = n_species();
-        if (center_species < 0 || center_species >= S)
-            throw std::out_of_range("SOAP centre species index " + std::to_string(center_species) +
-                                    " outside [0, " + std::to_string(S) + ")");
-        for (std::size_t j = 0; j < n_neighbors; ++j)
-            if (neighbor_species[j] < 0 || neighbor_species[j] >= S)
-                throw std::out_of_range("SOAP neighbour " + std::to_string(j) + " has species index " +
-                                        std::to_string(neighbor_species[j]) + " outside [0, " +
-                                        std::to_string(S) + ")");
         const bool want_grad = gradients != nullptr;
-        const int N = n_max_, L1 = l_max_ + 1, NLM = n_lm_;
+        expand(center_species, n_neighbors, rel, neighbor_species, want_grad, ws);
+        const int S = n_species(), N = n_max_, L1 = l_max_ + 1, NLM = n_lm_;
         const std::size_t radial_stride = 2 * static_cast<std::size_t>(L1) * N;
-        const std::size_t harm_stride = 4 * static_cast<std::size_t>(NLM);
-
-        ws.inside.clear();
-        const double cut2 = cutoff_ * cutoff_;
-        for (std::size_t j = 0; j < n_neighbors; ++j) {
-            const double* d = rel + 3 * j;
-            if (d[0] * d[0] + d[1] * d[1] + d[2] * d[2] <= cut2) ws.inside.push_back(static_cast<int>(j));
-        }
         const std::size_t n_in = ws.inside.size();
-        grow(ws.coeff, static_cast<std::size_t>(S) * NLM * N);
-        grow(ws.radial, (n_in + 1) * radial_stride);
-        grow(ws.harmonics, (n_in + 1) * harm_stride);
-        grow(ws.exps, static_cast<std::size_t>(L1) * N);
-        grow(ws.weights, 2 * (n_in + 1));
-        std::fill(ws.coeff.begin(), ws.coeff.begin() + static_cast<std::size_t>(S) * NLM * N, 0.0);
-
-        // Expansion coefficients; the centre atom is entry n_in at r = 0.
-        for (std::size_t e = 0; e <= n_in; ++e) {
-            double x = 0.0, y = 0.0, z = 0.0;
-            int s = center_species;
-            if (e < n_in) {
-                const int j = ws.inside[e];
-                x = rel[3 * j];
-                y = rel[3 * j + 1];
-                z = rel[3 * j + 2];
-                s = neighbor_species[j];
-            }
-            double* rad = ws.radial.data() + e * radial_stride;
-            double* ylm = ws.harmonics.data() + e * harm_stride;
-            const double r2 = x * x + y * y + z * z;
-            radial_functions(r2, rad, want_grad ? rad + L1 * N : nullptr, ws.exps.data());
-            ws.ylm.evaluate(x, y, z, ylm, want_grad ? ylm + NLM : nullptr);
-            double& w = ws.weights[2 * e];
-            weight(std::sqrt(r2), w, ws.weights[2 * e + 1]);
-            double* c = ws.coeff.data() + static_cast<std::size_t>(s) * NLM * N;
-            for (int l = 0; l < L1; ++l) {
-                const double* g = rad + l * N;
-                for (int lm = l * l; lm < (l + 1) * (l + 1); ++lm) {
-                    const double y_lm = w * ylm[lm];
-                    double* cl = c + lm * N;
-                    for (int n = 0; n < N; ++n) cl[n] += g[n] * y_lm;
-                }
-            }
-        }
-
         power_spectrum(ws.coeff.data(), values);
         if (!want_grad) return;
 
         const std::size_t F = n_features_;
         double* center_row = gradients;
         std::memset(center_row, 0, 3 * F * sizeof(double));
-        grow(ws.ab, 6 * static_cast<std::size_t>(NLM));
         grow(ws.uv, static_cast<std::size_t>(S) * 6 * L1 * N);
         std::vector<char>& touched = ws.touched;
         touched.assign(n_neighbors, 0);
         for (std::size_t e = 0; e < n_in; ++e) {
             const int j = ws.inside[e];
             touched[j] = 1;
-            const double r[3] = {rel[3 * j], rel[3 * j + 1], rel[3 * j + 2]};
-            const double* ylm = ws.harmonics.data() + e * harm_stride;
-            const double w = ws.weights[2 * e], dw = ws.weights[2 * e + 1];
-            // d (w c_{sj,n,lm}) / d r_j,d = a_d,lm dG_nl/dr^2 + b_d,lm G_nl with
-            // a = 2 r_d w Y_lm and b = w dY_lm/dr_d + Y_lm dw/dr_d: rank two in (lm, n), so the
-            // contraction with c_s over m needs only u = sum_m a c_s and v = sum_m b c_s.
-            double* a = ws.ab.data();
-            double* b = a + 3 * NLM;
-            for (int d = 0; d < 3; ++d)
-                for (int lm = 0; lm < NLM; ++lm) {
-                    a[d * NLM + lm] = 2.0 * r[d] * w * ylm[lm];
-                    b[d * NLM + lm] = w * ylm[(d + 1) * NLM + lm] + dw * r[d] * ylm[lm];
-                }
+            derivative_factors(e, rel + 3 * j, ws);
+            const double* a = ws.ab.data();
+            const double* b = a + 3 * NLM;
+            // The contraction of d c_sj / d r_j with c_s over m needs only u = sum_m a c_s and
+            // v = sum_m b c_s (see derivative_factors).
             for (int s = 0; s < S; ++s) {
                 const double* c = ws.coeff.data() + static_cast<std::size_t>(s) * NLM * N;
                 double* uv = ws.uv.data() + static_cast<std::size_t>(s) * 6 * L1 * N;
@@ -432,7 +372,76 @@ class SoapGTO {
             if (!touched[j]) std::memset(gradients + (j + 1) * 3 * F, 0, 3 * F * sizeof(double));
     }
 
+    // Contracted gradients of one centre (a vector-Jacobian product, e.g. forces from dE/dp)
+    // without forming d p / d r: out (n_neighbors + 1, 3) = sum_f weights_f d p_f / d r for
+    // the centre (row 0) and each neighbour (row 1 + j); values (n_features,) or nullptr.
+    // Arguments otherwise as compute_center.
+    void contract_center(int center_species, std::size_t n_neighbors, const double* rel,
+                         const int* neighbor_species, const double* weights, double* values, double* out,
+                         Workspace& ws) const {
+        expand(center_species, n_neighbors, rel, neighbor_species, true, ws);
+        if (values != nullptr) power_spectrum(ws.coeff.data(), values);
+        const int S = n_species(), N = n_max_, L1 = l_max_ + 1, NLM = n_lm_;
+        const std::size_t cs = static_cast<std::size_t>(NLM) * N;
+        const std::size_t radial_stride = 2 * static_cast<std::size_t>(L1) * N;
+        // h[s][lm][n] = d (sum_f weights_f p_f) / d c[s][lm][n]
+        grow(ws.h, S * cs);
+        double* h = ws.h.data();
+        std::fill(h, h + S * cs, 0.0);
+        const double* c = ws.coeff.data();
+        for (int s1 = 0; s1 < S; ++s1)
+            for (int s2 = s1; s2 < S; ++s2) {
+                const double* wf = weights + block_offset_[s1 * S + s2];
+                for (int l = 0; l < L1; ++l)
+                    for (int n = 0; n < N; ++n)
+                        for (int n2 = s1 == s2 ? n : 0; n2 < N; ++n2) {
+                            const double pw = prefactor_[l] * *wf++;
+                            for (int lm = l * l; lm < (l + 1) * (l + 1); ++lm) {
+                                h[s1 * cs + lm * N + n] += pw * c[s2 * cs + lm * N + n2];
+                                h[s2 * cs + lm * N + n2] += pw * c[s1 * cs + lm * N + n];
+                            }
+                        }
+            }
+        std::fill(out, out + 3 * (n_neighbors + 1), 0.0);
+        for (std::size_t e = 0; e < ws.inside.size(); ++e) {
+            const int j = ws.inside[e];
+            derivative_factors(e, rel + 3 * j, ws);
+            const double* a = ws.ab.data();
+            const double* b = a + 3 * NLM;
+            const double* g = ws.radial.data() + e * radial_stride;
+            const double* dg = g + L1 * N;
+            const double* hs = h + neighbor_species[j] * cs;
+            for (int l = 0; l < L1; ++l)
+                for (int lm = l * l; lm < (l + 1) * (l + 1); ++lm) {
+                    double hdg = 0.0, hg = 0.0;
+                    for (int n = 0; n < N; ++n) {
+                        hdg += hs[lm * N + n] * dg[l * N + n];
+                        hg += hs[lm * N + n] * g[l * N + n];
+                    }
+                    for (int d = 0; d < 3; ++d) out[3 * (j + 1) + d] += a[d * NLM + lm] * hdg + b[d * NLM + lm] * hg;
+                }
+            for (int d = 0; d < 3; ++d) out[d] -= out[3 * (j + 1) + d];
+        }
+    }
+
    private:
+    // d (w c_{s,n,lm}) / d r_d of neighbour entry e is a_{d,lm} dG_nl/dr^2 + b_{d,lm} G_nl with
+    // a = 2 r_d w Y_lm and b = w dY_lm/dr_d + Y_lm dw/dr_d: rank two in (lm, n).  Fills
+    // ws.ab = (a, b), each (3, n_lm).
+    void derivative_factors(std::size_t e, const double* r, Workspace& ws) const {
+        const int NLM = n_lm_;
+        grow(ws.ab, 6 * static_cast<std::size_t>(NLM));
+        const double* ylm = ws.harmonics.data() + e * 4 * static_cast<std::size_t>(NLM);
+        const double w = ws.weights[2 * e], dw = ws.weights[2 * e + 1];
+        double* a = ws.ab.data();
+        double* b = a + 3 * NLM;
+        for (int d = 0; d < 3; ++d)
+            for (int lm = 0; lm < NLM; ++lm) {
+                a[d * NLM + lm] = 2.0 * r[d] * w * ylm[lm];
+                b[d * NLM + lm] = w * ylm[(d + 1) * NLM + lm] + dw * r[d] * ylm[lm];
+            }
+    }
+
     static void grow(std::vector<double>& v, std::size_t n) {
         if (v.size() < n) v.resize(n);
     }
@@ -513,6 +522,68 @@ class SoapGTO {
                             *p++ = prefactor_[l] * sum;
                         }
                     }
+                }
+            }
+        }
+    }
+
+    // Validates the species and fills the workspace: neighbours within the cutoff, their
+    // radial functions, harmonics and weights (with derivatives if want_grad; the centre is
+    // the last entry, at r = 0) and the expansion coefficients (n_species, n_lm, n_max).
+    void expand(int center_species, std::size_t n_neighbors, const double* rel, const int* neighbor_species,
+                bool want_grad, Workspace& ws) const {
+        const int S = n_species();
+        if (center_species < 0 || center_species >= S)
+            throw std::out_of_range("SOAP centre species index " + std::to_string(center_species) +
+                                    " outside [0, " + std::to_string(S) + ")");
+        for (std::size_t j = 0; j < n_neighbors; ++j)
+            if (neighbor_species[j] < 0 || neighbor_species[j] >= S)
+                throw std::out_of_range("SOAP neighbour " + std::to_string(j) + " has species index " +
+                                        std::to_string(neighbor_species[j]) + " outside [0, " +
+                                        std::to_string(S) + ")");
+        const int N = n_max_, L1 = l_max_ + 1, NLM = n_lm_;
+        const std::size_t radial_stride = 2 * static_cast<std::size_t>(L1) * N;
+        const std::size_t harm_stride = 4 * static_cast<std::size_t>(NLM);
+
+        ws.inside.clear();
+        const double cut2 = cutoff_ * cutoff_;
+        for (std::size_t j = 0; j < n_neighbors; ++j) {
+            const double* d = rel + 3 * j;
+            if (d[0] * d[0] + d[1] * d[1] + d[2] * d[2] <= cut2) ws.inside.push_back(static_cast<int>(j));
+        }
+        const std::size_t n_in = ws.inside.size();
+        grow(ws.coeff, static_cast<std::size_t>(S) * NLM * N);
+        grow(ws.radial, (n_in + 1) * radial_stride);
+        grow(ws.harmonics, (n_in + 1) * harm_stride);
+        grow(ws.exps, static_cast<std::size_t>(L1) * N);
+        grow(ws.weights, 2 * (n_in + 1));
+        std::fill(ws.coeff.begin(), ws.coeff.begin() + static_cast<std::size_t>(S) * NLM * N, 0.0);
+
+        // Expansion coefficients; the centre atom is entry n_in at r = 0.
+        for (std::size_t e = 0; e <= n_in; ++e) {
+            double x = 0.0, y = 0.0, z = 0.0;
+            int s = center_species;
+            if (e < n_in) {
+                const int j = ws.inside[e];
+                x = rel[3 * j];
+                y = rel[3 * j + 1];
+                z = rel[3 * j + 2];
+                s = neighbor_species[j];
+            }
+            double* rad = ws.radial.data() + e * radial_stride;
+            double* ylm = ws.harmonics.data() + e * harm_stride;
+            const double r2 = x * x + y * y + z * z;
+            radial_functions(r2, rad, want_grad ? rad + L1 * N : nullptr, ws.exps.data());
+            ws.ylm.evaluate(x, y, z, ylm, want_grad ? ylm + NLM : nullptr);
+            double& w = ws.weights[2 * e];
+            weight(std::sqrt(r2), w, ws.weights[2 * e + 1]);
+            double* c = ws.coeff.data() + static_cast<std::size_t>(s) * NLM * N;
+            for (int l = 0; l < L1; ++l) {
+                const double* g = rad + l * N;
+                for (int lm = l * l; lm < (l + 1) * (l + 1); ++lm) {
+                    const double y_lm = w * ylm[lm];
+                    double* cl = c + lm * N;
+                    for (int n = 0; n < N; ++n) cl[n] += g[n] * y_lm;
                 }
             }
         }
@@ -880,6 +951,39 @@ class SoapStructure {
                     const double* src = scratch.data() + (e + 1) * 3 * F;
                     for (std::size_t f = 0; f < 3 * F; ++f) dst[f] += src[f];
                 }
+            }
+        }
+    }
+
+    // Contracted gradients: out (n_pairs, 3) = sum_f weights[c, f] d values[c, f] / d r_atom
+    // for every pair (c, atom); weights (n_centers, n_features); values nullptr or
+    // (n_centers, n_features), overwritten.  With weights = dE/dp, -out summed per atom are
+    // the forces.
+    void contract(const double* weights, double* values, double* out) const {
+        const std::size_t F = soap_.n_features();
+        const long n = static_cast<long>(n_centers_);
+#pragma omp parallel
+        {
+            SoapGTO::Workspace ws = soap_.make_workspace();
+            std::vector<double> scratch;
+#pragma omp for schedule(dynamic, 1)
+            for (long c = 0; c < n; ++c) {
+                const std::size_t begin = nb_.offsets[c], count = nb_.offsets[c + 1] - begin;
+                double* rows = out + 3 * pair_offsets_[c];
+                double* dst = rows;
+                if (!direct_[c]) {
+                    scratch.resize(3 * (count + 1));
+                    dst = scratch.data();
+                }
+                soap_.contract_center(species_[centers_[c]], count, nb_.rel.data() + 3 * begin,
+                                      entry_species_.data() + begin, weights + c * F,
+                                      values == nullptr ? nullptr : values + c * F, dst, ws);
+                if (direct_[c]) continue;
+                const std::size_t n_rows = pair_offsets_[c + 1] - pair_offsets_[c];
+                std::fill(rows, rows + 3 * n_rows, 0.0);
+                for (int d = 0; d < 3; ++d) rows[d] = scratch[d];
+                for (std::size_t e = 0; e < count; ++e)
+                    for (int d = 0; d < 3; ++d) rows[3 * entry_row_[begin + e] + d] += scratch[3 * (e + 1) + d];
             }
         }
     }
