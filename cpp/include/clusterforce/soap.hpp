@@ -14,12 +14,14 @@
 //   Atoms count as neighbours up to cutoff() = r_cut + sigma sqrt(-2 ln 1e-3), as in dscribe.
 //
 // Entry points:
-//   SoapGTO::compute_center  one centre with an explicit neighbour list (LAMMPS style);
-//   SoapStructure            a whole structure (cluster or periodic) built on top of it.
+//   SoapGTO::compute_center   one centre with an explicit neighbour list (LAMMPS style): values
+//                             and gradients per neighbour;
+//   SoapGTO::contract_center  the same centre's gradients contracted with a weight vector
+//                             (w . dp/dr, e.g. forces from dE/dp) without forming dp/dr;
+//   SoapStructure             a whole structure (cluster or periodic) built on top of them.
 #pragma once
 
 #include <algorithm>
-#include <array>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
@@ -27,10 +29,6 @@
 #include <stdexcept>
 #include <string>
 #include <vector>
-
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 
 namespace clusterforce {
 
@@ -189,10 +187,12 @@ class SoapGTO {
     // Per-thread scratch space for compute_center; grows on demand, never shrinks.
     struct Workspace {
         std::vector<double> coeff;      // (n_species, n_lm, n_max)
+        std::vector<double> raw;        // (n_species, n_lm, n_max) in the primitive GTO basis
         std::vector<double> radial;     // per neighbour: G and dG/dr^2, (2, l_max+1, n_max)
         std::vector<double> harmonics;  // per neighbour: Y and grad Y, (4, n_lm)
         std::vector<double> ab;         // (2, 3, n_lm) for one neighbour
         std::vector<double> uv;         // (n_species, 2, 3, l_max+1, n_max) for one neighbour
+        std::vector<double> contracted; // (4, l_max+1, n_max) for one neighbour and species
         std::vector<double> exps;       // (l_max+1, n_max)
         std::vector<char> touched;      // neighbours whose gradient row has been written
         std::vector<double> h;          // (n_species, n_lm, n_max): weights pulled back to c
@@ -250,6 +250,16 @@ class SoapGTO {
                     weight_[(l * n_max + n) * n_max + k] = betas_[(l * n_max + n) * n_max + k] * pre;
             }
         }
+        // Transposed copies (l, k, n) so that the basis change runs over contiguous n.
+        weight_t_.resize(weight_.size());
+        dweight_t_.resize(weight_.size());
+        for (int l = 0; l <= l_max; ++l)
+            for (int k = 0; k < n_max; ++k)
+                for (int n = 0; n < n_max; ++n) {
+                    const double w = weight_[(l * n_max + n) * n_max + k];
+                    weight_t_[(l * n_max + k) * n_max + n] = w;
+                    dweight_t_[(l * n_max + k) * n_max + n] = w * exponent_[l * n_max + k];
+                }
         prefactor_.resize(l_max + 1);
         for (int l = 0; l <= l_max; ++l) prefactor_[l] = kPi * std::sqrt(8.0 / (2.0 * l + 1.0));
 
@@ -328,6 +338,7 @@ class SoapGTO {
         expand(center_species, n_neighbors, rel, neighbor_species, want_grad, ws);
         const int S = n_species(), N = n_max_, L1 = l_max_ + 1, NLM = n_lm_;
         const std::size_t radial_stride = 2 * static_cast<std::size_t>(L1) * N;
+        const std::size_t harm_stride = 4 * static_cast<std::size_t>(NLM);
         const std::size_t n_in = ws.inside.size();
         power_spectrum(ws.coeff.data(), values);
         if (!want_grad) return;
@@ -336,33 +347,45 @@ class SoapGTO {
         double* center_row = gradients;
         std::memset(center_row, 0, 3 * F * sizeof(double));
         grow(ws.uv, static_cast<std::size_t>(S) * 6 * L1 * N);
+        grow(ws.contracted, 4 * static_cast<std::size_t>(L1) * N);
         std::vector<char>& touched = ws.touched;
         touched.assign(n_neighbors, 0);
         for (std::size_t e = 0; e < n_in; ++e) {
             const int j = ws.inside[e];
             touched[j] = 1;
-            derivative_factors(e, rel + 3 * j, ws);
-            const double* a = ws.ab.data();
-            const double* b = a + 3 * NLM;
-            // The contraction of d c_sj / d r_j with c_s over m needs only u = sum_m a c_s and
-            // v = sum_m b c_s (see derivative_factors).
+            // d (w c_sj) / d r_j,d = a_d dG + b_d G (see derivative_factors), so contracting it
+            // with c_s over m needs u_d = sum_m a_d c_s = 2 r_d w U and
+            // v_d = sum_m b_d c_s = w V_d + (dw/dr / r) r_d U, with U = sum_m Y c_s and
+            // V_d = sum_m dY/dr_d c_s.
+            const double* ylm = ws.harmonics.data() + e * harm_stride;
+            const double* r = rel + 3 * j;
+            const double w = ws.weights[2 * e], dw = ws.weights[2 * e + 1];
             for (int s = 0; s < S; ++s) {
                 const double* c = ws.coeff.data() + static_cast<std::size_t>(s) * NLM * N;
                 double* uv = ws.uv.data() + static_cast<std::size_t>(s) * 6 * L1 * N;
-                std::fill(uv, uv + 6 * L1 * N, 0.0);
-                for (int d = 0; d < 3; ++d)
+                double* big_u = ws.contracted.data();  // (4, l_max+1, n_max): U, V_x, V_y, V_z
+                std::fill(big_u, big_u + 4 * L1 * N, 0.0);
+                for (int q = 0; q < 4; ++q) {
+                    const double* yq = ylm + q * NLM;
                     for (int l = 0; l < L1; ++l) {
-                        double* u = uv + (d * L1 + l) * N;
-                        double* v = uv + ((3 + d) * L1 + l) * N;
+                        double* out = big_u + (q * L1 + l) * N;
                         for (int lm = l * l; lm < (l + 1) * (l + 1); ++lm) {
-                            const double al = a[d * NLM + lm], bl = b[d * NLM + lm];
+                            const double y = yq[lm];
                             const double* cl = c + lm * N;
-                            for (int n = 0; n < N; ++n) {
-                                u[n] += al * cl[n];
-                                v[n] += bl * cl[n];
-                            }
+                            for (int n = 0; n < N; ++n) out[n] += y * cl[n];
                         }
                     }
+                }
+                for (int d = 0; d < 3; ++d) {
+                    const double au = 2.0 * r[d] * w, bu = dw * r[d];
+                    double* u = uv + d * L1 * N;
+                    double* v = uv + (3 + d) * L1 * N;
+                    const double* vd = big_u + (d + 1) * L1 * N;
+                    for (int i = 0; i < L1 * N; ++i) {
+                        u[i] = au * big_u[i];
+                        v[i] = w * vd[i] + bu * big_u[i];
+                    }
+                }
             }
             const double* rad = ws.radial.data() + e * radial_stride;
             gradient_row(rad, rad + L1 * N, ws.uv.data(), neighbor_species[j], gradients + (j + 1) * 3 * F,
@@ -485,22 +508,23 @@ class SoapGTO {
         }
     }
 
-    // G_nl(r^2) and, if dg != nullptr, dG_nl/d(r^2), both (l_max+1, n_max).
-    void radial_functions(double r2, double* g, double* dg, double* exps) const {
+    // G_nl and dG_nl/d(r^2), both (l_max+1, n_max), from the primitive exponentials
+    // exps (l_max+1, n_max) at one distance.
+    void radial_functions(const double* exps, double* g, double* dg) const {
         const int N = n_max_, L1 = l_max_ + 1;
-        for (int i = 0; i < L1 * N; ++i) exps[i] = std::exp(exponent_[i] * r2);
+        std::fill(g, g + L1 * N, 0.0);
+        std::fill(dg, dg + L1 * N, 0.0);
         for (int l = 0; l < L1; ++l) {
-            const double* e = exps + l * N;
-            const double* ex = exponent_.data() + l * N;
-            for (int n = 0; n < N; ++n) {
-                const double* w = weight_.data() + (static_cast<std::size_t>(l) * N + n) * N;
-                double sum = 0.0, dsum = 0.0;
-                for (int k = 0; k < N; ++k) {
-                    sum += w[k] * e[k];
-                    dsum += w[k] * ex[k] * e[k];
+            double* gl = g + l * N;
+            double* dgl = dg + l * N;
+            for (int k = 0; k < N; ++k) {
+                const double ek = exps[l * N + k];
+                const double* wt = weight_t_.data() + (static_cast<std::size_t>(l) * N + k) * N;
+                const double* dwt = dweight_t_.data() + (static_cast<std::size_t>(l) * N + k) * N;
+                for (int n = 0; n < N; ++n) {
+                    gl[n] += wt[n] * ek;
+                    dgl[n] += dwt[n] * ek;
                 }
-                g[l * N + n] = sum;
-                if (dg != nullptr) dg[l * N + n] = dsum;
             }
         }
     }
@@ -552,14 +576,17 @@ class SoapGTO {
             if (d[0] * d[0] + d[1] * d[1] + d[2] * d[2] <= cut2) ws.inside.push_back(static_cast<int>(j));
         }
         const std::size_t n_in = ws.inside.size();
-        grow(ws.coeff, static_cast<std::size_t>(S) * NLM * N);
+        const std::size_t cs = static_cast<std::size_t>(NLM) * N;
+        grow(ws.coeff, S * cs);
+        grow(ws.raw, S * cs);
         grow(ws.radial, (n_in + 1) * radial_stride);
         grow(ws.harmonics, (n_in + 1) * harm_stride);
         grow(ws.exps, static_cast<std::size_t>(L1) * N);
         grow(ws.weights, 2 * (n_in + 1));
-        std::fill(ws.coeff.begin(), ws.coeff.begin() + static_cast<std::size_t>(S) * NLM * N, 0.0);
+        std::fill(ws.raw.begin(), ws.raw.begin() + S * cs, 0.0);
 
-        // Expansion coefficients; the centre atom is entry n_in at r = 0.
+        // Coefficients in the primitive GTO basis, raw[s][lm][k] = sum_j w Y_lm e^{-a_lk r_j^2}
+        // (the centre atom is entry n_in, at r = 0), orthonormalised once per centre below.
         for (std::size_t e = 0; e <= n_in; ++e) {
             double x = 0.0, y = 0.0, z = 0.0;
             int s = center_species;
@@ -570,23 +597,39 @@ class SoapGTO {
                 z = rel[3 * j + 2];
                 s = neighbor_species[j];
             }
-            double* rad = ws.radial.data() + e * radial_stride;
             double* ylm = ws.harmonics.data() + e * harm_stride;
             const double r2 = x * x + y * y + z * z;
-            radial_functions(r2, rad, want_grad ? rad + L1 * N : nullptr, ws.exps.data());
+            double* ex = ws.exps.data();
+            for (int i = 0; i < L1 * N; ++i) ex[i] = std::exp(exponent_[i] * r2);
+            if (want_grad) {
+                double* rad = ws.radial.data() + e * radial_stride;
+                radial_functions(ex, rad, rad + L1 * N);
+            }
             ws.ylm.evaluate(x, y, z, ylm, want_grad ? ylm + NLM : nullptr);
             double& w = ws.weights[2 * e];
             weight(std::sqrt(r2), w, ws.weights[2 * e + 1]);
-            double* c = ws.coeff.data() + static_cast<std::size_t>(s) * NLM * N;
+            double* raw = ws.raw.data() + s * cs;
             for (int l = 0; l < L1; ++l) {
-                const double* g = rad + l * N;
+                const double* el = ex + l * N;
                 for (int lm = l * l; lm < (l + 1) * (l + 1); ++lm) {
                     const double y_lm = w * ylm[lm];
-                    double* cl = c + lm * N;
-                    for (int n = 0; n < N; ++n) cl[n] += g[n] * y_lm;
+                    double* rl = raw + lm * N;
+                    for (int k = 0; k < N; ++k) rl[k] += el[k] * y_lm;
                 }
             }
         }
+        for (int s = 0; s < S; ++s)
+            for (int l = 0; l < L1; ++l)
+                for (int lm = l * l; lm < (l + 1) * (l + 1); ++lm) {
+                    const double* rl = ws.raw.data() + s * cs + lm * N;
+                    double* cl = ws.coeff.data() + s * cs + lm * N;
+                    std::fill(cl, cl + N, 0.0);
+                    for (int k = 0; k < N; ++k) {
+                        const double* wt = weight_t_.data() + (static_cast<std::size_t>(l) * N + k) * N;
+                        const double rk = rl[k];
+                        for (int n = 0; n < N; ++n) cl[n] += wt[n] * rk;
+                    }
+                }
     }
 
     // Gradient of the power spectrum with respect to one neighbour of species sj, from its
@@ -610,41 +653,58 @@ class SoapGTO {
                     const int s = s1 == sj ? s2 : s1;  // the other species of the pair
                     const double* uv = uv_all + static_cast<std::size_t>(s) * 6 * L1 * N;
                     std::size_t f = block_offset_[s1 * S + s2];
-                    for (int l = 0; l < L1; ++l) {
+                    for (int l = 0; l < L1; ++l, f += block_size(s1 == s2)) {
                         const double pre = prefactor_[l];
                         const double* gl = g + l * N;
                         const double* dgl = dg + l * N;
                         const double* u = uv + (d * L1 + l) * N;
                         const double* v = uv + ((3 + d) * L1 + l) * N;
-                        if (s1 == s2) {
-                            for (int n = 0; n < N; ++n)
-                                for (int n2 = n; n2 < N; ++n2, ++f) {
-                                    const double val =
-                                        pre * (dgl[n] * u[n2] + gl[n] * v[n2] + dgl[n2] * u[n] + gl[n2] * v[n]);
-                                    out[f] = val;
-                                    cen[f] -= val;
-                                }
-                        } else if (s1 == sj) {
-                            for (int n = 0; n < N; ++n) {
-                                const double pd = pre * dgl[n], pg = pre * gl[n];
-                                for (int n2 = 0; n2 < N; ++n2, ++f) {
-                                    const double val = pd * u[n2] + pg * v[n2];
-                                    out[f] = val;
-                                    cen[f] -= val;
-                                }
-                            }
-                        } else {
-                            for (int n = 0; n < N; ++n) {
-                                const double pu = pre * u[n], pv = pre * v[n];
-                                for (int n2 = 0; n2 < N; ++n2, ++f) {
-                                    const double val = dgl[n2] * pu + gl[n2] * pv;
-                                    out[f] = val;
-                                    cen[f] -= val;
-                                }
-                            }
-                        }
+                        if (s1 == s2)
+                            block_row_symmetric(N, pre, dgl, gl, u, v, out + f, cen + f);
+                        else if (s1 == sj)
+                            block_row(N, pre, dgl, gl, u, v, out + f, cen + f);
+                        else
+                            block_row(N, pre, u, v, dgl, gl, out + f, cen + f);
                     }
                 }
+        }
+    }
+
+    // out[n][n'] = pre (p[n] x[n'] + q[n] y[n']) for all n, n' (row-major), and cen -= out.
+    static void block_row(int N, double pre, const double* __restrict p, const double* __restrict q,
+                          const double* __restrict x, const double* __restrict y, double* __restrict out,
+                          double* __restrict cen) {
+        for (int n = 0; n < N; ++n) {
+            const double pp = pre * p[n], pq = pre * q[n];
+            double* __restrict o = out + n * N;
+            double* __restrict c = cen + n * N;
+            for (int n2 = 0; n2 < N; ++n2) {
+                const double val = pp * x[n2] + pq * y[n2];
+                o[n2] = val;
+                c[n2] -= val;
+            }
+        }
+    }
+
+    // The symmetrised version for n <= n' (packed upper triangle):
+    // out = pre (dg[n] u[n'] + g[n] v[n'] + dg[n'] u[n] + g[n'] v[n]), and cen -= out.
+    static void block_row_symmetric(int N, double pre, const double* __restrict dg, const double* __restrict g,
+                                    const double* __restrict u, const double* __restrict v,
+                                    double* __restrict out, double* __restrict cen) {
+        for (int n = 0; n < N; ++n) {
+            const double a = pre * dg[n], b = pre * g[n], c = pre * u[n], e = pre * v[n];
+            const int len = N - n;
+            const double* __restrict un = u + n;
+            const double* __restrict vn = v + n;
+            const double* __restrict dgn = dg + n;
+            const double* __restrict gn = g + n;
+            for (int i = 0; i < len; ++i) {
+                const double val = a * un[i] + b * vn[i] + c * dgn[i] + e * gn[i];
+                out[i] = val;
+                cen[i] -= val;
+            }
+            out += len;
+            cen += len;
         }
     }
 
@@ -658,6 +718,8 @@ class SoapGTO {
     std::vector<double> alphas_, betas_;
     std::vector<double> exponent_;  // (l_max+1, n_max): -alpha eta / (eta + alpha)
     std::vector<double> weight_;    // (l_max+1, n_max, n_max): beta pi^{3/2} eta^l/(eta+alpha)^{l+3/2}
+    std::vector<double> weight_t_;  // (l_max+1, k, n): weight_ transposed
+    std::vector<double> dweight_t_; // (l_max+1, k, n): weight_t_ times exponent_
     std::vector<double> prefactor_;
     std::vector<std::size_t> block_offset_;
     std::size_t n_features_ = 0;
