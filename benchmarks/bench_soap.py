@@ -6,8 +6,8 @@ Run from the repository root::
     python benchmarks/bench_soap.py --skip-grid                   # timings only
 
 Every (implementation, structure, parameters, mode) runs in a fresh subprocess so that its
-peak resident memory (``ru_maxrss`` above the level after imports and set-up) is its own;
-the time is the best of ``--repeat`` calls in that subprocess. Both implementations run on
+peak resident memory (VmHWM after resetting it, above the RSS before the call) is its own;
+the time is the best of ``--repeat`` calls in that subprocess (dscribe's derivatives: at most 2). Both implementations run on
 one thread (dscribe has no threading inside one structure). The accuracy grid compares values
 with dscribe over r_cut {3.5, 4, 5} x n_max {2, 4, 7} x l_max {0, 3, 4, 6} x sigma
 {0.25, 0.5, 1.0} on Na55 and Au38(SCH3)24, and gradients at the timed settings. The last
@@ -23,7 +23,6 @@ import itertools
 import json
 import os
 import platform
-import resource
 import subprocess
 import sys
 import time
@@ -79,8 +78,23 @@ def species_of(atoms) -> list[str]:
     return sorted(set(atoms.get_chemical_symbols()))
 
 
-def rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+def _status_mb(key: str) -> float:
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith(key + ":"):
+                return int(line.split()[1]) / 1024.0
+    raise RuntimeError(f"{key} missing from /proc/self/status")
+
+
+def reset_peak() -> float:
+    """Reset the peak-RSS mark (Linux clear_refs) and return the current RSS in MB."""
+    with open("/proc/self/clear_refs", "w") as fh:
+        fh.write("5")
+    return _status_mb("VmRSS")
+
+
+def peak_mb() -> float:
+    return _status_mb("VmHWM")
 
 
 def worker(impl: str, structure: str, params: str, mode: str, repeat: int) -> dict:
@@ -112,14 +126,15 @@ def worker(impl: str, structure: str, params: str, mode: str, repeat: int) -> di
         else:
             def call():
                 return soap.compute_with_gradients(atoms)
-    base = rss_mb()
-    best = np.inf
+    best, peak = np.inf, 0.0
     for _ in range(repeat):
+        base = reset_peak()
         t0 = time.perf_counter()
         out = call()
         best = min(best, time.perf_counter() - t0)
         del out
-    return {"time_s": best, "peak_mb": rss_mb() - base}
+        peak = max(peak, peak_mb() - base)
+    return {"time_s": best, "peak_mb": peak}
 
 
 def run_worker(impl, structure, params, mode, repeat) -> dict:
@@ -176,7 +191,7 @@ def accuracy_grid() -> dict:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--worker", nargs=4, metavar=("IMPL", "STRUCTURE", "PARAMS", "MODE"), help=argparse.SUPPRESS)
-    parser.add_argument("--repeat", type=int, default=3, help="calls per measurement, best time kept")
+    parser.add_argument("--repeat", type=int, default=5, help="calls per measurement, best time kept")
     parser.add_argument("--skip-grid", action="store_true", help="skip the 108-setting accuracy grid")
     args = parser.parse_args()
     if args.worker:
@@ -195,7 +210,7 @@ def main() -> int:
             row = {"structure": structure, "n_atoms": len(atoms), "params": params, **PARAMS[params],
                    "n_features": n_features, "mode": mode}
             for impl in ("dscribe", "clusterforce"):
-                repeat = 1 if (impl == "dscribe" and mode != "values") else args.repeat
+                repeat = min(args.repeat, 2) if (impl == "dscribe" and mode != "values") else args.repeat
                 row[impl] = run_worker(impl, structure, params, mode, repeat)
             if "error" not in row["dscribe"] and "error" not in row["clusterforce"]:
                 row["speedup"] = row["dscribe"]["time_s"] / row["clusterforce"]["time_s"]
@@ -209,15 +224,14 @@ def main() -> int:
             print(f"# {structure} {params} {mode}: {row}", file=sys.stderr)
 
     grid = {} if args.skip_grid else accuracy_grid()
-    import clusterforce
-    import dscribe
+    from importlib.metadata import version
 
     result = {
         "benchmark": "soap",
         "threads": 1,
         "machine": {"python": platform.python_version(), "platform": platform.platform(),
                     "cpu_count": os.cpu_count()},
-        "versions": {"clusterforce": clusterforce.__version__, "dscribe": dscribe.__version__},
+        "versions": {"clusterforce": version("clusterforce"), "dscribe": version("dscribe")},
         "timings": rows,
         "accuracy_grid": grid,
     }
