@@ -4,5 +4,7 @@
 #include <pybind11/pybind11.h>
 
 namespace clusterforce::bindings {
+void bind_distances(pybind11::module_& m);
+void bind_neighbors(pybind11::module_& m);
 void bind_soap(pybind11::module_& m);
 }  // namespace clusterforce::bindings
