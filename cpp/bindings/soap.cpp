@@ -11,6 +11,7 @@
 
 #include "bindings.hpp"
 #include "clusterforce/soap.hpp"
+#include "numpy_helpers.hpp"
 
 namespace py = pybind11;
 
@@ -18,16 +19,11 @@ namespace {
 
 using clusterforce::SoapGTO;
 using clusterforce::SoapStructure;
-using DoubleArray = py::array_t<double, py::array::c_style | py::array::forcecast>;
+using clusterforce::bindings::DoubleArray;
+using clusterforce::bindings::shape_of;
 using IntArray = py::array_t<int, py::array::c_style | py::array::forcecast>;
 using Int64Array = py::array_t<std::int64_t, py::array::c_style | py::array::forcecast>;
 using BoolArray = py::array_t<bool, py::array::c_style | py::array::forcecast>;
-
-std::string shape_of(const py::array& a) {
-    std::string s = "(";
-    for (py::ssize_t i = 0; i < a.ndim(); ++i) s += (i ? ", " : "") + std::to_string(a.shape(i));
-    return s + (a.ndim() == 1 ? ",)" : ")");
-}
 
 // Checks the structure arrays and builds the neighbour lists (GIL held: it may raise).
 SoapStructure make_structure(const SoapGTO& soap, const DoubleArray& positions, const IntArray& numbers,

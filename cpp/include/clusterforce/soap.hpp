@@ -22,6 +22,7 @@
 #pragma once
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
@@ -29,6 +30,8 @@
 #include <stdexcept>
 #include <string>
 #include <vector>
+
+#include "neighbors.hpp"
 
 namespace clusterforce {
 
@@ -725,184 +728,11 @@ class SoapGTO {
     std::size_t n_features_ = 0;
 };
 
-namespace soap_detail {
-
-// Neighbour entries of each centre: every atom (or periodic image of one) within the cutoff,
-// the centre itself excluded, sorted by atom index.  A minimal private cell list: the shared
-// neighbors.hpp had not landed when this was written.
-struct NeighborEntries {
-    std::vector<std::size_t> offsets;  // (n_centers + 1,)
-    std::vector<std::int64_t> atom;    // atom index of each entry
-    std::vector<double> rel;           // (n_entries, 3): image position minus centre position
-};
-
-inline void invert3(const double* m, double* inv) {
-    const double det = m[0] * (m[4] * m[8] - m[5] * m[7]) - m[1] * (m[3] * m[8] - m[5] * m[6]) +
-                       m[2] * (m[3] * m[7] - m[4] * m[6]);
-    const double scale = std::max({std::fabs(m[0]), std::fabs(m[1]), std::fabs(m[2]), std::fabs(m[3]),
-                                   std::fabs(m[4]), std::fabs(m[5]), std::fabs(m[6]), std::fabs(m[7]),
-                                   std::fabs(m[8])});
-    if (!(std::fabs(det) > 1e-12 * scale * scale * scale))
-        throw std::invalid_argument("periodic SOAP needs a cell with non-zero volume, got determinant " +
-                                    std::to_string(det));
-    inv[0] = (m[4] * m[8] - m[5] * m[7]) / det;
-    inv[1] = (m[2] * m[7] - m[1] * m[8]) / det;
-    inv[2] = (m[1] * m[5] - m[2] * m[4]) / det;
-    inv[3] = (m[5] * m[6] - m[3] * m[8]) / det;
-    inv[4] = (m[0] * m[8] - m[2] * m[6]) / det;
-    inv[5] = (m[2] * m[3] - m[0] * m[5]) / det;
-    inv[6] = (m[3] * m[7] - m[4] * m[6]) / det;
-    inv[7] = (m[1] * m[6] - m[0] * m[7]) / det;
-    inv[8] = (m[0] * m[4] - m[1] * m[3]) / det;
-}
-
-// cell: (3, 3) rows = lattice vectors, or nullptr; pbc: 3 flags, or nullptr (= none).
-inline NeighborEntries find_neighbors(const double* positions, std::size_t n_atoms, const std::int64_t* centers,
-                                      std::size_t n_centers, double cutoff, const double* cell,
-                                      const bool* pbc) {
-    // Images: (atom, position, is the original). Periodic directions replicate every atom over
-    // the shifts that can bring it within the cutoff of some centre.
-    NeighborEntries out;
-    out.offsets.assign(n_centers + 1, 0);
-    if (n_centers == 0) return out;
-    std::vector<std::int64_t> img_atom;
-    std::vector<double> img_pos;
-    std::vector<char> img_original;
-    double lo[3], hi[3];  // bounding box of the centres
-    for (int d = 0; d < 3; ++d) {
-        lo[d] = INFINITY;
-        hi[d] = -INFINITY;
-    }
-    for (std::size_t c = 0; c < n_centers; ++c)
-        for (int d = 0; d < 3; ++d) {
-            lo[d] = std::min(lo[d], positions[3 * centers[c] + d]);
-            hi[d] = std::max(hi[d], positions[3 * centers[c] + d]);
-        }
-    const bool periodic = cell != nullptr && pbc != nullptr && (pbc[0] || pbc[1] || pbc[2]);
-    int shift_lo[3] = {0, 0, 0}, shift_hi[3] = {0, 0, 0};
-    if (periodic) {
-        double inv[9];
-        invert3(cell, inv);
-        for (int i = 0; i < 3; ++i) {
-            if (!pbc[i]) continue;
-            // Distance between lattice planes i: 1 / |column i of inv(cell)|.
-            const double recip = std::sqrt(inv[i] * inv[i] + inv[3 + i] * inv[3 + i] + inv[6 + i] * inv[6 + i]);
-            double fmin = INFINITY, fmax = -INFINITY;
-            for (std::size_t a = 0; a < n_atoms; ++a) {
-                const double* p = positions + 3 * a;
-                const double f = p[0] * inv[i] + p[1] * inv[3 + i] + p[2] * inv[6 + i];
-                fmin = std::min(fmin, f);
-                fmax = std::max(fmax, f);
-            }
-            const double reach = cutoff * recip + (fmax - fmin);
-            shift_lo[i] = static_cast<int>(std::floor(-reach));
-            shift_hi[i] = static_cast<int>(std::ceil(reach));
-        }
-    }
-    const double cut2 = cutoff * cutoff;
-    for (int i = shift_lo[0]; i <= shift_hi[0]; ++i)
-        for (int j = shift_lo[1]; j <= shift_hi[1]; ++j)
-            for (int k = shift_lo[2]; k <= shift_hi[2]; ++k) {
-                double t[3] = {0.0, 0.0, 0.0};
-                if (periodic)
-                    for (int d = 0; d < 3; ++d) t[d] = i * cell[d] + j * cell[3 + d] + k * cell[6 + d];
-                const bool original = i == 0 && j == 0 && k == 0;
-                for (std::size_t a = 0; a < n_atoms; ++a) {
-                    double p[3], box2 = 0.0;
-                    for (int d = 0; d < 3; ++d) {
-                        p[d] = positions[3 * a + d] + t[d];
-                        const double out = std::max({lo[d] - p[d], 0.0, p[d] - hi[d]});
-                        box2 += out * out;
-                    }
-                    if (!original && box2 > cut2) continue;
-                    img_atom.push_back(static_cast<std::int64_t>(a));
-                    img_pos.insert(img_pos.end(), p, p + 3);
-                    img_original.push_back(original);
-                }
-            }
-
-    // Cell list over the images, bins at least one cutoff wide.
-    const std::size_t n_img = img_atom.size();
-    double blo[3], bhi[3];
-    for (int d = 0; d < 3; ++d) {
-        blo[d] = INFINITY;
-        bhi[d] = -INFINITY;
-    }
-    for (std::size_t m = 0; m < n_img; ++m)
-        for (int d = 0; d < 3; ++d) {
-            blo[d] = std::min(blo[d], img_pos[3 * m + d]);
-            bhi[d] = std::max(bhi[d], img_pos[3 * m + d]);
-        }
-    long nb[3];
-    double width[3];
-    const double max_bins = 8.0 * static_cast<double>(n_img) + 64.0;
-    double scale = 1.0;
-    for (;;) {
-        double total = 1.0;
-        for (int d = 0; d < 3; ++d) {
-            nb[d] = std::max(1L, static_cast<long>((bhi[d] - blo[d]) / (cutoff * scale)));
-            total *= static_cast<double>(nb[d]);
-        }
-        if (total <= max_bins) break;
-        scale *= 2.0;  // a sparse, spread-out system: fewer, wider bins
-    }
-    for (int d = 0; d < 3; ++d) width[d] = std::max(cutoff, (bhi[d] - blo[d]) / nb[d]);
-    auto bin_of = [&](const double* p, long* b) {
-        for (int d = 0; d < 3; ++d)
-            b[d] = std::min(nb[d] - 1, std::max(0L, static_cast<long>((p[d] - blo[d]) / width[d])));
-    };
-    const std::size_t n_bins = static_cast<std::size_t>(nb[0] * nb[1] * nb[2]);
-    std::vector<std::size_t> bin_start(n_bins + 1, 0), sorted(n_img);
-    std::vector<std::size_t> img_bin(n_img);
-    for (std::size_t m = 0; m < n_img; ++m) {
-        long b[3];
-        bin_of(&img_pos[3 * m], b);
-        img_bin[m] = static_cast<std::size_t>((b[0] * nb[1] + b[1]) * nb[2] + b[2]);
-        ++bin_start[img_bin[m] + 1];
-    }
-    for (std::size_t b = 0; b < n_bins; ++b) bin_start[b + 1] += bin_start[b];
-    {
-        std::vector<std::size_t> fill(bin_start.begin(), bin_start.end() - 1);
-        for (std::size_t m = 0; m < n_img; ++m) sorted[fill[img_bin[m]]++] = m;
-    }
-
-    std::vector<std::size_t> found;
-    for (std::size_t c = 0; c < n_centers; ++c) {
-        const std::int64_t ci = centers[c];
-        const double* pc = positions + 3 * ci;
-        long b[3];
-        bin_of(pc, b);
-        found.clear();
-        for (long i = std::max(0L, b[0] - 1); i <= std::min(nb[0] - 1, b[0] + 1); ++i)
-            for (long j = std::max(0L, b[1] - 1); j <= std::min(nb[1] - 1, b[1] + 1); ++j)
-                for (long k = std::max(0L, b[2] - 1); k <= std::min(nb[2] - 1, b[2] + 1); ++k) {
-                    const std::size_t bin = static_cast<std::size_t>((i * nb[1] + j) * nb[2] + k);
-                    for (std::size_t s = bin_start[bin]; s < bin_start[bin + 1]; ++s) {
-                        const std::size_t m = sorted[s];
-                        if (img_original[m] && img_atom[m] == ci) continue;
-                        const double dx = img_pos[3 * m] - pc[0], dy = img_pos[3 * m + 1] - pc[1],
-                                     dz = img_pos[3 * m + 2] - pc[2];
-                        if (dx * dx + dy * dy + dz * dz <= cut2) found.push_back(m);
-                    }
-                }
-        std::sort(found.begin(), found.end(), [&](std::size_t a, std::size_t b2) {
-            return img_atom[a] != img_atom[b2] ? img_atom[a] < img_atom[b2] : a < b2;
-        });
-        for (std::size_t m : found) {
-            out.atom.push_back(img_atom[m]);
-            for (int d = 0; d < 3; ++d) out.rel.push_back(img_pos[3 * m + d] - pc[d]);
-        }
-        out.offsets[c + 1] = out.atom.size();
-    }
-    return out;
-}
-
-}  // namespace soap_detail
-
 // SOAP of a whole structure (a cluster, or periodic along the directions flagged in pbc).
-// The constructor finds the neighbours and the gradient pairs; compute() fills caller-owned
-// outputs, one OpenMP task per centre.  Gradient pairs of a centre: first the centre itself,
-// then every other atom with an image within cutoff(), in increasing atom index.
+// The constructor finds the neighbours (neighbors.hpp) and the gradient pairs; compute() and
+// contract() fill caller-owned outputs, one OpenMP task per centre.  Gradient pairs of a
+// centre: first the centre itself, then every other atom with an image within cutoff(), in
+// increasing atom index (images of one atom, and of the centre, are summed into its row).
 class SoapStructure {
    public:
     //   positions (n_atoms, 3) Angstrom; numbers (n_atoms,) atomic numbers, all in soap.species();
@@ -914,9 +744,6 @@ class SoapStructure {
         : soap_(soap), n_centers_(n_centers) {
         species_.resize(n_atoms);
         for (std::size_t a = 0; a < n_atoms; ++a) {
-            for (int d = 0; d < 3; ++d)
-                if (!std::isfinite(positions[3 * a + d]))
-                    throw std::invalid_argument("position of atom " + std::to_string(a) + " is not finite");
             species_[a] = soap.species_index(numbers[a]);
             if (species_[a] < 0) {
                 std::string known;
@@ -932,30 +759,38 @@ class SoapStructure {
                 throw std::out_of_range("SOAP centre " + std::to_string(c) + " is atom index " +
                                         std::to_string(centers[c]) + ", outside [0, " + std::to_string(n_atoms) +
                                         ")");
-        nb_ = soap_detail::find_neighbors(positions, n_atoms, centers, n_centers, soap.cutoff(), cell, pbc);
-        entry_species_.resize(nb_.atom.size());
-        for (std::size_t e = 0; e < nb_.atom.size(); ++e) entry_species_[e] = species_[nb_.atom[e]];
+        std::array<bool, 3> periodic{false, false, false};
+        if (cell != nullptr && pbc != nullptr) periodic = {pbc[0], pbc[1], pbc[2]};
+        const bool any_periodic = periodic[0] || periodic[1] || periodic[2];
+        list_ = neighbor_list(positions, n_atoms, soap.cutoff(), any_periodic ? cell : nullptr, periodic);
 
-        // Rows of the gradient pairs: entry e of centre c adds to row entry_row_[e] of c.
-        pair_offsets_.assign(n_centers + 1, 0);
-        entry_row_.resize(nb_.atom.size());
-        direct_.assign(n_centers, 1);
-        for (std::size_t c = 0; c < n_centers; ++c) {
-            std::size_t rows = 1;
+        // The list is sorted by centre atom i, then neighbour j: atom a owns entries
+        // [atom_start_[a], atom_start_[a+1]).  Entry e adds to row entry_row_[e] of its centre.
+        const std::size_t n_entries = list_.size();
+        atom_start_.assign(n_atoms + 1, 0);
+        for (std::size_t e = 0; e < n_entries; ++e) ++atom_start_[list_.i[e] + 1];
+        for (std::size_t a = 0; a < n_atoms; ++a) atom_start_[a + 1] += atom_start_[a];
+        entry_species_.resize(n_entries);
+        entry_row_.resize(n_entries);
+        rows_.assign(n_atoms, 1);
+        direct_.assign(n_atoms, 1);
+        for (std::size_t a = 0; a < n_atoms; ++a) {
             std::int64_t last = -1;
-            for (std::size_t e = nb_.offsets[c]; e < nb_.offsets[c + 1]; ++e) {
-                const std::int64_t a = nb_.atom[e];
-                if (a == centers[c]) {
+            for (std::size_t e = atom_start_[a]; e < atom_start_[a + 1]; ++e) {
+                const std::int64_t j = list_.j[e];
+                entry_species_[e] = species_[j];
+                if (j == static_cast<std::int64_t>(a)) {
                     entry_row_[e] = 0;
                 } else {
-                    if (a != last) ++rows;
-                    entry_row_[e] = rows - 1;
-                    last = a;
+                    if (j != last) ++rows_[a];
+                    entry_row_[e] = rows_[a] - 1;
+                    last = j;
                 }
-                if (entry_row_[e] != e - nb_.offsets[c] + 1) direct_[c] = 0;
+                if (entry_row_[e] != e - atom_start_[a] + 1) direct_[a] = 0;
             }
-            pair_offsets_[c + 1] = pair_offsets_[c] + rows;
         }
+        pair_offsets_.assign(n_centers + 1, 0);
+        for (std::size_t c = 0; c < n_centers; ++c) pair_offsets_[c + 1] = pair_offsets_[c] + rows_[centers[c]];
     }
 
     std::size_t n_centers() const { return n_centers_; }
@@ -967,11 +802,12 @@ class SoapStructure {
     void pairs(std::int64_t* pair_center, std::int64_t* pair_atom) const {
         for (std::size_t c = 0; c < n_centers_; ++c) {
             const std::size_t base = pair_offsets_[c];
+            const std::int64_t a = centers_[c];
             pair_center[base] = static_cast<std::int64_t>(c);
-            pair_atom[base] = centers_[c];
-            for (std::size_t e = nb_.offsets[c]; e < nb_.offsets[c + 1]; ++e) {
+            pair_atom[base] = a;
+            for (std::size_t e = atom_start_[a]; e < atom_start_[a + 1]; ++e) {
                 pair_center[base + entry_row_[e]] = static_cast<std::int64_t>(c);
-                if (entry_row_[e] > 0) pair_atom[base + entry_row_[e]] = nb_.atom[e];
+                if (entry_row_[e] > 0) pair_atom[base + entry_row_[e]] = list_.j[e];
             }
         }
     }
@@ -980,41 +816,24 @@ class SoapStructure {
     // overwritten.  Gradient of each centre's p with respect to the positions of its pairs' atoms.
     void compute(double* values, double* gradients) const {
         const std::size_t F = soap_.n_features();
-        const long n = static_cast<long>(n_centers_);
-#pragma omp parallel
-        {
-            SoapGTO::Workspace ws = soap_.make_workspace();
-            std::vector<double> scratch;
-#pragma omp for schedule(dynamic, 1)
-            for (long c = 0; c < n; ++c) {
-                const std::size_t begin = nb_.offsets[c], count = nb_.offsets[c + 1] - begin;
-                const int center_species = species_[centers_[c]];
-                double* out_values = values + c * F;
-                if (gradients == nullptr) {
-                    soap_.compute_center(center_species, count, nb_.rel.data() + 3 * begin,
-                                         entry_species_.data() + begin, out_values, nullptr, ws);
-                    continue;
-                }
-                double* rows = gradients + pair_offsets_[c] * 3 * F;
-                if (direct_[c]) {
-                    soap_.compute_center(center_species, count, nb_.rel.data() + 3 * begin,
-                                         entry_species_.data() + begin, out_values, rows, ws);
-                    continue;
-                }
-                // Several images of one atom (periodic): add their rows together.
-                if (scratch.size() < (count + 1) * 3 * F) scratch.resize((count + 1) * 3 * F);
-                soap_.compute_center(center_species, count, nb_.rel.data() + 3 * begin,
-                                     entry_species_.data() + begin, out_values, scratch.data(), ws);
-                const std::size_t n_rows = pair_offsets_[c + 1] - pair_offsets_[c];
-                std::memcpy(rows, scratch.data(), 3 * F * sizeof(double));
-                std::memset(rows + 3 * F, 0, (n_rows - 1) * 3 * F * sizeof(double));
-                for (std::size_t e = 0; e < count; ++e) {
-                    double* dst = rows + entry_row_[begin + e] * 3 * F;
-                    const double* src = scratch.data() + (e + 1) * 3 * F;
-                    for (std::size_t f = 0; f < 3 * F; ++f) dst[f] += src[f];
-                }
+        for_each_center([&](std::size_t c, std::size_t begin, std::size_t count, SoapGTO::Workspace& ws,
+                            std::vector<double>& scratch) {
+            const std::int64_t a = centers_[c];
+            const double* rel = list_.D.data() + 3 * begin;
+            const int* sp = entry_species_.data() + begin;
+            if (gradients == nullptr) {
+                soap_.compute_center(species_[a], count, rel, sp, values + c * F, nullptr, ws);
+                return;
             }
-        }
+            double* rows = gradients + pair_offsets_[c] * 3 * F;
+            if (direct_[a]) {
+                soap_.compute_center(species_[a], count, rel, sp, values + c * F, rows, ws);
+                return;
+            }
+            scratch.resize((count + 1) * 3 * F);
+            soap_.compute_center(species_[a], count, rel, sp, values + c * F, scratch.data(), ws);
+            merge_rows(a, begin, count, 3 * F, scratch.data(), rows);
+        });
     }
 
     // Contracted gradients: out (n_pairs, 3) = sum_f weights[c, f] d values[c, f] / d r_atom
@@ -1023,6 +842,22 @@ class SoapStructure {
     // the forces.
     void contract(const double* weights, double* values, double* out) const {
         const std::size_t F = soap_.n_features();
+        for_each_center([&](std::size_t c, std::size_t begin, std::size_t count, SoapGTO::Workspace& ws,
+                            std::vector<double>& scratch) {
+            const std::int64_t a = centers_[c];
+            double* rows = out + 3 * pair_offsets_[c];
+            if (!direct_[a]) scratch.resize(3 * (count + 1));
+            double* dst = direct_[a] ? rows : scratch.data();
+            soap_.contract_center(species_[a], count, list_.D.data() + 3 * begin, entry_species_.data() + begin,
+                                  weights + c * F, values == nullptr ? nullptr : values + c * F, dst, ws);
+            if (!direct_[a]) merge_rows(a, begin, count, 3, scratch.data(), rows);
+        });
+    }
+
+   private:
+    // Runs task(c, first entry, entry count, workspace, scratch) for every centre, in parallel.
+    template <class Task>
+    void for_each_center(Task task) const {
         const long n = static_cast<long>(n_centers_);
 #pragma omp parallel
         {
@@ -1030,34 +865,34 @@ class SoapStructure {
             std::vector<double> scratch;
 #pragma omp for schedule(dynamic, 1)
             for (long c = 0; c < n; ++c) {
-                const std::size_t begin = nb_.offsets[c], count = nb_.offsets[c + 1] - begin;
-                double* rows = out + 3 * pair_offsets_[c];
-                double* dst = rows;
-                if (!direct_[c]) {
-                    scratch.resize(3 * (count + 1));
-                    dst = scratch.data();
-                }
-                soap_.contract_center(species_[centers_[c]], count, nb_.rel.data() + 3 * begin,
-                                      entry_species_.data() + begin, weights + c * F,
-                                      values == nullptr ? nullptr : values + c * F, dst, ws);
-                if (direct_[c]) continue;
-                const std::size_t n_rows = pair_offsets_[c + 1] - pair_offsets_[c];
-                std::fill(rows, rows + 3 * n_rows, 0.0);
-                for (int d = 0; d < 3; ++d) rows[d] = scratch[d];
-                for (std::size_t e = 0; e < count; ++e)
-                    for (int d = 0; d < 3; ++d) rows[3 * entry_row_[begin + e] + d] += scratch[3 * (e + 1) + d];
+                const std::int64_t a = centers_[c];
+                task(static_cast<std::size_t>(c), atom_start_[a], atom_start_[a + 1] - atom_start_[a], ws, scratch);
             }
         }
     }
 
-   private:
+    // Sums per-entry rows (entry e in scratch row e + 1, the centre in row 0) into the centre's
+    // pair rows, for atoms seen through several periodic images.
+    void merge_rows(std::int64_t a, std::size_t begin, std::size_t count, std::size_t width, const double* scratch,
+                    double* rows) const {
+        std::copy(scratch, scratch + width, rows);
+        std::fill(rows + width, rows + rows_[a] * width, 0.0);
+        for (std::size_t e = 0; e < count; ++e) {
+            double* dst = rows + entry_row_[begin + e] * width;
+            const double* src = scratch + (e + 1) * width;
+            for (std::size_t f = 0; f < width; ++f) dst[f] += src[f];
+        }
+    }
+
     const SoapGTO& soap_;
     std::size_t n_centers_;
     std::vector<int> species_;
     std::vector<std::int64_t> centers_;
-    soap_detail::NeighborEntries nb_;
+    NeighborList list_;
+    std::vector<std::size_t> atom_start_;
     std::vector<int> entry_species_;
-    std::vector<std::size_t> pair_offsets_, entry_row_;
+    std::vector<std::size_t> entry_row_, rows_;
+    std::vector<std::size_t> pair_offsets_;
     std::vector<char> direct_;
 };
 
