@@ -104,6 +104,14 @@ class SolidHarmonics {
             }
         }
         const std::size_t nq = static_cast<std::size_t>(l_max + 1) * (l_max + 1);
+        // Recurrence (l-m) Q_l^m = (2l-1) z Q_{l-1}^m - (l+m-1) r^2 Q_{l-2}^m, divided through.
+        ca_.assign(nq, 0.0);
+        cb_.assign(nq, 0.0);
+        for (int m = 0; m <= l_max; ++m)
+            for (int l = m + 2; l <= l_max; ++l) {
+                ca_[l * (l_max + 1) + m] = (2.0 * l - 1.0) / (l - m);
+                cb_[l * (l_max + 1) + m] = (l + m - 1.0) / (l - m);
+            }
         q_.resize(nq);
         qz_.resize(nq);
         qr_.resize(nq);
@@ -126,19 +134,21 @@ class SolidHarmonics {
         for (int m = 0; m <= L; ++m) {
             if (m > 0) dfact *= (2.0 * m - 1.0);
             q_[m * W + m] = dfact;
+            if (m + 1 <= L) q_[(m + 1) * W + m] = (2.0 * m + 1.0) * z * dfact;
+            for (int l = m + 2; l <= L; ++l)
+                q_[l * W + m] = ca_[l * W + m] * z * q_[(l - 1) * W + m] - cb_[l * W + m] * r2 * q_[(l - 2) * W + m];
+            if (grad == nullptr) continue;
+            // Partial derivatives of Q with respect to z and to r^2, by the same recurrence.
             qz_[m * W + m] = 0.0;
             qr_[m * W + m] = 0.0;
             if (m + 1 <= L) {
-                q_[(m + 1) * W + m] = (2.0 * m + 1.0) * z * dfact;
                 qz_[(m + 1) * W + m] = (2.0 * m + 1.0) * dfact;
                 qr_[(m + 1) * W + m] = 0.0;
             }
             for (int l = m + 2; l <= L; ++l) {
-                const double a = 2.0 * l - 1.0, b = l + m - 1.0, inv = 1.0 / (l - m);
-                const double q1 = q_[(l - 1) * W + m], q2 = q_[(l - 2) * W + m];
-                q_[l * W + m] = (a * z * q1 - b * r2 * q2) * inv;
-                qz_[l * W + m] = (a * (q1 + z * qz_[(l - 1) * W + m]) - b * r2 * qz_[(l - 2) * W + m]) * inv;
-                qr_[l * W + m] = (a * z * qr_[(l - 1) * W + m] - b * (q2 + r2 * qr_[(l - 2) * W + m])) * inv;
+                const double a = ca_[l * W + m], b = cb_[l * W + m];
+                qz_[l * W + m] = a * (q_[(l - 1) * W + m] + z * qz_[(l - 1) * W + m]) - b * r2 * qz_[(l - 2) * W + m];
+                qr_[l * W + m] = a * z * qr_[(l - 1) * W + m] - b * (q_[(l - 2) * W + m] + r2 * qr_[(l - 2) * W + m]);
             }
         }
         for (int l = 0; l <= L; ++l) {
@@ -167,7 +177,7 @@ class SolidHarmonics {
 
    private:
     int l_max_, n_lm_;
-    std::vector<double> norm_, q_, qz_, qr_, re_, im_;
+    std::vector<double> norm_, ca_, cb_, q_, qz_, qr_, re_, im_;
 };
 
 }  // namespace soap_detail
