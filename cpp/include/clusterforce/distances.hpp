@@ -319,9 +319,10 @@ inline double work(std::size_t n, std::size_t k, std::size_t f) {
     return static_cast<double>(n) * static_cast<double>(k) * static_cast<double>(f);
 }
 
-// Worksharing loop: called by every thread of a parallel region (or outside one).
+// Worksharing loop without a closing barrier: called by every thread of a parallel region
+// (or outside one); read out only after the region's next barrier.
 inline void row_norms_shared(const double* x, std::size_t n, std::size_t f, double* out) {
-    CLUSTERFORCE_PRAGMA(omp for schedule(static))
+    CLUSTERFORCE_PRAGMA(omp for schedule(static) nowait)
     for (std::int64_t ii = 0; ii < static_cast<std::int64_t>(n); ++ii) {
         const auto i = static_cast<std::size_t>(ii);
         out[i] = squared_norm(x + i * f, f);
@@ -335,8 +336,8 @@ inline void row_norms_shared(const double* x, std::size_t n, std::size_t f, doub
 // strip (whole strips are handed out together). The last pass hands the tile to
 // finish(i0, rows, j0, cols) while it is hot. Every output element sees the same operation
 // order whatever the thread count.
-// prepare() runs first on every thread of the region; it may hold worksharing loops whose
-// closing barrier completes it before any tile starts.
+// prepare() runs first on every thread of the region; what it writes may be read in
+// finish(), which always follows the barrier closing the first packing loop.
 template <class Prepare, class Finish>
 void blocked_pairwise(const double* x, std::size_t n, const double* y, std::size_t k, std::size_t f,
                       double* out, void (*tile)(const TileArgs&), std::size_t mr, std::size_t nr,
@@ -477,7 +478,8 @@ inline void euclidean_distances(const double* x, std::size_t n, const double* y,
                                  });
         return;
     }
-    // Missing norms are computed inside the kernel's parallel region (no second fork/join).
+    // Missing norms are computed inside the kernel's parallel region: no second fork/join,
+    // and no barrier of their own (they are first read in the epilogue).
     std::vector<double> own_x(x_sqnorms ? 0 : n), own_y(y_sqnorms ? 0 : k);
     if (!x_sqnorms) x_sqnorms = own_x.data();
     if (!y_sqnorms) y_sqnorms = own_y.data();
