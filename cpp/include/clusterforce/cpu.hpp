@@ -1,5 +1,5 @@
 // Portability helpers for the hot kernels: run-time choice of the SIMD instruction set,
-// forced inlining, and OpenMP pragmas that vanish in builds without OpenMP.
+// forced inlining, prefetch hints, and OpenMP pragmas that vanish in builds without OpenMP.
 //
 // The package is built once (often on a login node) and run elsewhere, so kernels are not
 // compiled with -march=native. Instead each hot kernel is instantiated for a few instruction
@@ -27,8 +27,10 @@
 
 #if defined(__GNUC__) || defined(__clang__)
 #define CLUSTERFORCE_ALWAYS_INLINE inline __attribute__((always_inline))
+#define CLUSTERFORCE_PREFETCH(address) __builtin_prefetch(address)  // never faults
 #else
 #define CLUSTERFORCE_ALWAYS_INLINE inline
+#define CLUSTERFORCE_PREFETCH(address) ((void)0)
 #endif
 
 namespace clusterforce {

@@ -41,13 +41,13 @@ struct DistanceOptions {
 
 namespace detail {
 
-// Blocking. A pass covers kKc feature columns: the packed Y chunk (kColChunk x kKc, 4 MiB)
-// is shared in L3, an X tile (kMc x kKc, 192 KiB) stays in L2, and a Y micro-panel
-// (kKc x NR, <= 32 KiB) in L1 while the micro-kernel sweeps the X tile.
+// Blocking. A pass covers kKc feature columns: an X block (kMc x kKc, 192 KiB) and the
+// output tile (kMc x kNc, 192 KiB) stay in L2, a Y micro-panel (kKc x NR, <= 32 KiB) in L1
+// while the micro-kernel sweeps the X block; the packed Y chunk (<= kPackedBytes) in L3.
 constexpr std::size_t kKc = 256;
 constexpr std::size_t kMc = 96;                 // rows of an output tile; multiple of every MR
 constexpr std::size_t kNc = 256;                // columns of an output tile; multiple of every NR
-constexpr std::size_t kColChunk = 8 * kNc;      // rows of Y packed and shared per pass
+constexpr std::size_t kPackedBytes = std::size_t{16} << 20;  // packed Y shared by the threads
 // Below this many rows of X, packing Y costs as much as the product it feeds: the rows are
 // compared unpacked, from differences (exact in both modes). Measured crossover: 16-32 rows.
 constexpr std::size_t kDirectRows = 32;
@@ -98,8 +98,12 @@ CLUSTERFORCE_ALWAYS_INLINE void tile_kernel(const TileArgs& t) {
     for (std::size_t jr = 0; jr < t.nc; jr += NR) {
         const double* bp = t.b + jr * t.kc;
         const std::size_t nr = std::min<std::size_t>(NR, t.nc - jr);
+        // Pull the next Y micro-panel from L3 during the first X micro-panel, and the next X
+        // micro-panel from L2 during the others (measured: ~4% here).
+        const double* b_next = jr + NR < t.nc ? bp + NR * t.kc : bp;
         for (std::size_t ir = 0; ir < t.mc; ir += MR) {
             const double* ap = t.a + ir * t.kc;
+            const double* ahead = ir == 0 ? b_next : ap + MR * t.kc;
             const std::size_t mr = std::min<std::size_t>(MR, t.mc - ir);
             double acc[MR][NR];
             for (int i = 0; i < MR; ++i) {
@@ -109,6 +113,8 @@ CLUSTERFORCE_ALWAYS_INLINE void tile_kernel(const TileArgs& t) {
             for (std::size_t q = 0; q < t.kc; ++q) {
                 const double* aq = ap + q * MR;
                 const double* bq = bp + q * NR;
+                CLUSTERFORCE_PREFETCH(ahead + 16 * q);  // 2 cache lines per step covers NR <= 16
+                CLUSTERFORCE_PREFETCH(ahead + 16 * q + 8);
                 for (int i = 0; i < MR; ++i) {
                     const double ai = aq[i];
                     CLUSTERFORCE_PRAGMA(omp simd)
@@ -313,72 +319,86 @@ inline double work(std::size_t n, std::size_t k, std::size_t f) {
     return static_cast<double>(n) * static_cast<double>(k) * static_cast<double>(f);
 }
 
-// Worksharing loop: called by every thread of a parallel region (or outside one).
+// Worksharing loop without a closing barrier: called by every thread of a parallel region
+// (or outside one); read out only after the region's next barrier.
 inline void row_norms_shared(const double* x, std::size_t n, std::size_t f, double* out) {
-    CLUSTERFORCE_PRAGMA(omp for schedule(static))
+    CLUSTERFORCE_PRAGMA(omp for schedule(static) nowait)
     for (std::int64_t ii = 0; ii < static_cast<std::int64_t>(n); ++ii) {
         const auto i = static_cast<std::size_t>(ii);
         out[i] = squared_norm(x + i * f, f);
     }
 }
 
-// Runs the blocked product c = sum_q op(x_iq, y_jq) with the BLIS loop order: for each
-// column chunk of Y and each pass over kKc features, the threads pack the Y slice once into
-// shared panels (read from L3 by everyone), then share the output tiles dynamically; a
-// thread packs the X slice of its tile (kept when its next tile has the same rows). The last
-// pass hands each tile to finish(i0, rows, j0, cols) while it is still in cache. Every
-// output element sees the same operation order whatever the thread count.
-// prepare() runs first on every thread of the region; it may hold worksharing loops whose
-// closing barrier completes it before any tile starts.
+// Runs the blocked product c = sum_q op(x_iq, y_jq). The threads pack a chunk of Y (all
+// features, pass by pass) once into shared panels, then take output tiles dynamically; a
+// tile runs all its feature passes back to back, so its accumulators stay in L2 instead of
+// travelling through memory once per pass. A thread packs the X strip of its tile once per
+// strip (whole strips are handed out together). The last pass hands the tile to
+// finish(i0, rows, j0, cols) while it is hot. Every output element sees the same operation
+// order whatever the thread count.
+// prepare() runs first on every thread of the region; what it writes may be read in
+// finish(), which always follows the barrier closing the first packing loop.
 template <class Prepare, class Finish>
 void blocked_pairwise(const double* x, std::size_t n, const double* y, std::size_t k, std::size_t f,
                       double* out, void (*tile)(const TileArgs&), std::size_t mr, std::size_t nr,
                       Prepare prepare, Finish finish) {
-    AlignedBuffer bpack(round_up(std::min(k, kColChunk), nr) * std::min(f, kKc));
+    // Columns per shared chunk: as many as the packing budget allows, in whole tiles.
+    const std::size_t budget_cols = kPackedBytes / (f * sizeof(double)) / kNc * kNc;
+    const std::size_t chunk = std::min(round_up(k, kNc), std::max(kNc, budget_cols));
+    const std::size_t padded_chunk = round_up(chunk, nr);
+    AlignedBuffer bpack(padded_chunk * f);
     const std::size_t tile_rows = (n + kMc - 1) / kMc;
+    const std::size_t passes = (f + kKc - 1) / kKc;
     const bool parallel = work(n, k, f) > kParallelWork;
     (void)parallel;
     CLUSTERFORCE_PRAGMA(omp parallel if (parallel))
     {
         prepare();
-        AlignedBuffer apack(kMc * kKc);
+        AlignedBuffer apack(kMc * f);
 #ifdef _OPENMP
         const auto threads = static_cast<std::size_t>(omp_get_num_threads());
 #else
         const std::size_t threads = 1;
 #endif
-        for (std::size_t j0 = 0; j0 < k; j0 += kColChunk) {
-            const std::size_t ncols = std::min(kColChunk, k - j0);
+        for (std::size_t j0 = 0; j0 < k; j0 += chunk) {
+            const std::size_t ncols = std::min(chunk, k - j0);
+            const std::size_t b_panels = (ncols + nr - 1) / nr;
+            const auto pack_jobs = static_cast<std::int64_t>(passes * b_panels);
+            CLUSTERFORCE_PRAGMA(omp for schedule(static))
+            for (std::int64_t job = 0; job < pack_jobs; ++job) {
+                const std::size_t p0 = static_cast<std::size_t>(job) / b_panels * kKc;
+                const std::size_t r = static_cast<std::size_t>(job) % b_panels * nr;
+                const std::size_t kc = std::min(kKc, f - p0);
+                pack_panel(y, f, j0 + r, std::min(nr, ncols - r), p0, kc, nr, bpack.data + p0 * padded_chunk + r * kc);
+            }
             const std::size_t tile_cols = (ncols + kNc - 1) / kNc;
             const auto tiles = static_cast<std::int64_t>(tile_rows * tile_cols);
             // Whole row strips per grab keep X packed; split strips when they are too few.
             const auto grab = static_cast<int>(
                 std::max<std::size_t>(1, std::min(tile_cols, tile_rows * tile_cols / (2 * threads))));
             (void)grab;  // unused without OpenMP
-            for (std::size_t p0 = 0; p0 < f; p0 += kKc) {
-                const std::size_t kc = std::min(kKc, f - p0);
-                const auto b_panels = static_cast<std::int64_t>((ncols + nr - 1) / nr);
-                CLUSTERFORCE_PRAGMA(omp for schedule(static))
-                for (std::int64_t q = 0; q < b_panels; ++q) {
-                    const std::size_t r = static_cast<std::size_t>(q) * nr;
-                    pack_panel(y, f, j0 + r, std::min(nr, ncols - r), p0, kc, nr, bpack.data + r * kc);
-                }
-                std::size_t packed_rows = n;  // none yet
-                CLUSTERFORCE_PRAGMA(omp for schedule(dynamic, grab))
-                for (std::int64_t t = 0; t < tiles; ++t) {
-                    const std::size_t i0 = static_cast<std::size_t>(t) / tile_cols * kMc;
-                    const std::size_t tj = static_cast<std::size_t>(t) % tile_cols * kNc;
-                    const std::size_t mc = std::min(kMc, n - i0), nc = std::min(kNc, ncols - tj);
-                    if (packed_rows != i0) {
+            std::size_t packed_rows = n;  // none yet
+            CLUSTERFORCE_PRAGMA(omp for schedule(dynamic, grab))
+            for (std::int64_t t = 0; t < tiles; ++t) {
+                const std::size_t i0 = static_cast<std::size_t>(t) / tile_cols * kMc;
+                const std::size_t tj = static_cast<std::size_t>(t) % tile_cols * kNc;
+                const std::size_t mc = std::min(kMc, n - i0), nc = std::min(kNc, ncols - tj);
+                if (packed_rows != i0) {
+                    for (std::size_t p0 = 0; p0 < f; p0 += kKc) {
+                        const std::size_t kc = std::min(kKc, f - p0);
                         for (std::size_t r = 0; r < mc; r += mr) {
-                            pack_panel(x, f, i0 + r, std::min(mr, mc - r), p0, kc, mr, apack.data + r * kc);
+                            pack_panel(x, f, i0 + r, std::min(mr, mc - r), p0, kc, mr, apack.data + p0 * kMc + r * kc);
                         }
-                        packed_rows = i0;
                     }
-                    double* c = out + i0 * k + j0 + tj;
-                    tile(TileArgs{mc, nc, kc, apack.data, bpack.data + tj * kc, c, k, p0 > 0});
-                    if (p0 + kc >= f) finish(i0, mc, j0 + tj, nc);
+                    packed_rows = i0;
                 }
+                double* c = out + i0 * k + j0 + tj;
+                for (std::size_t p0 = 0; p0 < f; p0 += kKc) {
+                    const std::size_t kc = std::min(kKc, f - p0);
+                    const double* b = bpack.data + p0 * padded_chunk + tj * kc;
+                    tile(TileArgs{mc, nc, kc, apack.data + p0 * kMc, b, c, k, p0 > 0});
+                }
+                finish(i0, mc, j0 + tj, nc);
             }
         }
     }
@@ -458,7 +478,8 @@ inline void euclidean_distances(const double* x, std::size_t n, const double* y,
                                  });
         return;
     }
-    // Missing norms are computed inside the kernel's parallel region (no second fork/join).
+    // Missing norms are computed inside the kernel's parallel region: no second fork/join,
+    // and no barrier of their own (they are first read in the epilogue).
     std::vector<double> own_x(x_sqnorms ? 0 : n), own_y(y_sqnorms ? 0 : k);
     if (!x_sqnorms) x_sqnorms = own_x.data();
     if (!y_sqnorms) y_sqnorms = own_y.data();
