@@ -31,7 +31,7 @@ from ase import Atoms, units
 from ase.calculators.singlepoint import SinglePointCalculator
 from ase.constraints import FixCom
 from ase.md.langevin import Langevin
-from ase.md.velocitydistribution import MaxwellBoltzmannDistribution, Stationary, ZeroRotation
+from ase.md.velocitydistribution import Stationary, ZeroRotation
 from tqdm.auto import tqdm
 
 from .builders import Structure
@@ -136,6 +136,8 @@ class StructureSummary:
         restarts (steps lost to an interruption are not counted).
     seconds : float
         Wall time spent on this structure, summed over resumed sessions.
+    cpu_seconds : float
+        CPU time of this process (all threads) spent on it, summed likewise.
     counts : dict
         Final :class:`~clusterforce.datagen.scf.ScfCounts` as a dict.
     """
@@ -144,11 +146,22 @@ class StructureSummary:
     frames: int = 0
     md_steps: int = 0
     seconds: float = 0.0
+    cpu_seconds: float = 0.0
     counts: dict[str, int] = field(default_factory=dict)
 
     @property
     def seconds_per_step(self) -> float:
+        """Wall time per MD step (s)."""
         return self.seconds / self.md_steps if self.md_steps else float("nan")
+
+    @property
+    def cpu_seconds_per_step(self) -> float:
+        """CPU time per MD step (s); on a shared machine a better cost measure than wall time."""
+        return self.cpu_seconds / self.md_steps if self.md_steps else float("nan")
+
+    def add_time(self, wall: float, cpu: float) -> None:
+        self.seconds += wall
+        self.cpu_seconds += cpu
 
 
 @dataclass
@@ -244,6 +257,9 @@ def generate(
     plan = set(record_steps(schedule.total_steps, schedule.frames, schedule.density_ratio).tolist())
     store = FrameStore(Path(output), run_config(jobs, schedule))
     saved = store.open(resume=resume, overwrite=overwrite)
+    if saved is None:
+        # A checkpoint from the start, so that a kill while the first frame is written resumes too.
+        store.save({"structure": 0, "complete": False, "finished": [], "md": None, "counts": None, "current": None})
     summaries = [StructureSummary(**s) for s in saved["finished"]] if saved else []
     if saved and saved["complete"]:
         logger.info("%s is complete (%d frames); nothing to resume", store.output, store.frames)
@@ -291,7 +307,7 @@ def _heat(
     forces = _load(atoms, rng, anchor)
     step = anchor.step
     stuck = 0  # restarts since the last recorded frame; a checkpoint is always taken at zero
-    started = time.perf_counter()
+    started = (time.perf_counter(), time.process_time())
     bar = tqdm(total=total, initial=step, desc=name, unit="step", disable=not progress, leave=False)
     try:
         while step < total:
@@ -332,17 +348,18 @@ def _heat(
             summary.frames += 1
             stuck = 0
             anchor = _MDState(step, atoms.positions.copy(), atoms.get_momenta(), forces.copy(), rng.bit_generator.state)
-            summary.seconds += time.perf_counter() - started
-            started = time.perf_counter()
+            summary.add_time(time.perf_counter() - started[0], time.process_time() - started[1])
+            started = (time.perf_counter(), time.process_time())
             summary.counts = counts.as_dict()
             _checkpoint(store, index, anchor, counts, summary, finished, schedule, total)
     finally:
         bar.close()
-    summary.seconds += time.perf_counter() - started
+    summary.add_time(time.perf_counter() - started[0], time.process_time() - started[1])
     summary.counts = counts.as_dict()
     logger.info(
-        "%s: %d frames, %d MD steps (%.3f s/step), SCF retries %d, hot steps %d, restarts %d, skipped frames %d",
-        name, summary.frames, summary.md_steps, summary.seconds_per_step,
+        "%s: %d frames, %d MD steps (%.3f s/step wall, %.3f s/step CPU), SCF retries %d, hot steps %d, "
+        "restarts %d, skipped frames %d",
+        name, summary.frames, summary.md_steps, summary.seconds_per_step, summary.cpu_seconds_per_step,
         counts.scf_retries, counts.hot_steps, counts.restarts, counts.skipped_frames,
     )  # fmt: skip
     return summary
@@ -384,7 +401,10 @@ def _fresh_start(
     """State at ``positions`` with Maxwell-Boltzmann velocities from stream (seed, index, restarts)."""
     rng = rng_stream(schedule.seed, MD_STREAM, index, restarts)
     atoms = Atoms(template.numbers, positions=positions)
-    MaxwellBoltzmannDistribution(atoms, temperature_K=schedule.temperature_at(step + 1), rng=rng)
+    # Maxwell-Boltzmann momenta, the same arithmetic as ase.md.velocitydistribution (whose
+    # function name changed in ASE 3.29).
+    kt = units.kB * schedule.temperature_at(step + 1)
+    atoms.set_momenta(rng.standard_normal((len(atoms), 3)) * np.sqrt(atoms.get_masses() * kt)[:, np.newaxis])
     Stationary(atoms)
     ZeroRotation(atoms)
     return _MDState(step, positions.copy(), atoms.get_momenta(), forces, rng.bit_generator.state)

@@ -37,7 +37,10 @@ class ScfCounts:
     restarts : int
         Segments restarted from the last recorded frame with fresh velocities.
     skipped_frames : int
-        Frames due for recording that were not written because their step was hot.
+        Times a frame due for recording was not written because its step was hot (a step
+        repeated after a restart can count again).
+
+    Steps repeated after a restart count again in every counter.
     """
 
     scf_retries: int = 0
