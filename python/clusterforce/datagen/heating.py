@@ -295,7 +295,7 @@ def _heat(
     atoms = Atoms(job.structure.atoms.numbers, positions=anchor.positions)
     calc = LadderCalculator(job.reference, counts, name)
     atoms.calc = calc
-    rng = rng_stream(schedule.seed, MD_STREAM, index, counts.restarts)
+    rng = np.random.Generator(np.random.PCG64())  # its state comes from the anchor, see _load
     dyn = Langevin(
         atoms,
         schedule.timestep * units.fs,
