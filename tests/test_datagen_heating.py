@@ -51,7 +51,7 @@ def test_emt_frames_carry_labels_and_provenance(tmp_path):
         assert frame.info["method"] == "emt" and frame.info["system"] == "Ag7Au6" and frame.info["seed"] == 7
         assert frame.info["temperature_K"] == (300.0 if frame.info["step"] <= 40 else 600.0)
         assert frame.info["temperature_instantaneous_K"] > 0
-        assert frame.info["scf_retries"] == 0
+        assert frame.info["scf_retries"] == 0 and frame.info["scf_rung"] == "normal"
         fresh = frame.copy()
         fresh.calc = EMT()
         # extxyz keeps 8 decimals of positions, hence the tolerance
@@ -114,6 +114,7 @@ def test_resume_reproduces_scf_recovery(tmp_path, flaky_reference):
     assert 30 - counts["skipped_frames"] <= len(frames) < 30
     assert {f.info["step"] for f in frames} <= set(record_steps(200, 30, 10.0).tolist())
     assert frames[-1].info["md_restarts"] == counts["restarts"]
+    assert {f.info["scf_rung"] for f in frames} == {"normal", "patient-scf"}
     assert frames[-1].info["scf_hot_steps"] <= counts["hot_steps"]
 
     calls = []

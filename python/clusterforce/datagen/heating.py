@@ -437,5 +437,6 @@ def _frame(
         scf_retries=counts.scf_retries,
         scf_hot_steps=counts.hot_steps,
         md_restarts=counts.restarts,
+        scf_rung=calc.rung.name,
     )
     return frame

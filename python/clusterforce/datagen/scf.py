@@ -31,7 +31,8 @@ class ScfCounts:
     Attributes
     ----------
     scf_retries : int
-        Evaluations repeated with a patient SCF after the normal SCF failed.
+        Evaluations repeated with the patient SCF (looser thresholds, more damping) after the
+        normal SCF failed.
     hot_steps : int
         MD steps finished at the fallback electronic temperature (never recorded).
     restarts : int
