@@ -1,13 +1,91 @@
-"""Shared fixtures: small structures and force-only model stand-ins made on the fly."""
+"""Shared fixtures: fast stand-in references and small structures made on the fly."""
 
 from __future__ import annotations
+
+import hashlib
 
 import numpy as np
 import pytest
 from ase import Atoms
 from ase.calculators.emt import EMT
 from ase.cluster import Icosahedron
+from ase.calculators.calculator import CalculationFailed, Calculator, all_changes
 
+from clusterforce.datagen import Reference, Rung
+
+
+class Morse(Calculator):
+    """All-pairs Morse potential (eV, Angstrom): a fast, exact stand-in reference for MD tests."""
+
+    implemented_properties = ["energy", "free_energy", "forces"]
+    nolabel = True
+
+    def __init__(self, depth=0.5, alpha=1.5, r0=2.9):
+        super().__init__()
+        self.depth, self.alpha, self.r0 = depth, alpha, r0
+
+    def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
+        super().calculate(atoms, properties, system_changes)
+        x = self.atoms.positions
+        diff = x[:, None, :] - x[None, :, :]
+        r = np.linalg.norm(diff, axis=-1) + np.eye(len(x))
+        e = np.exp(-self.alpha * (r - self.r0))
+        pair = self.depth * (e * e - 2 * e)
+        np.fill_diagonal(pair, 0.0)
+        dpair = self.depth * (-2 * self.alpha * e * e + 2 * self.alpha * e)
+        np.fill_diagonal(dpair, 0.0)
+        forces = -np.sum((dpair / r)[:, :, None] * diff, axis=1)
+        self.results = {"energy": 0.5 * pair.sum(), "free_energy": 0.5 * pair.sum(), "forces": forces}
+
+
+class FlakyMorse(Morse):
+    """Morse whose evaluations fail (CalculationFailed, like tblite's SCF) when ``fails(level, atoms)``."""
+
+    def __init__(self, level, fails):
+        super().__init__()
+        self.level = level
+        self.fails = fails
+
+    def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
+        if self.fails(self.level, atoms):
+            raise CalculationFailed("SCF not converged in 250 cycles (fake)")
+        super().calculate(atoms, properties, system_changes)
+
+
+@pytest.fixture()
+def morse_reference():
+    """A one-rung Morse reference; ``make(factory_hook)`` lets a test wrap calculator creation."""
+
+    def make(hook=None):
+        def factory():
+            if hook is not None:
+                hook()
+            return Morse()
+
+        return Reference("morse", factory)
+
+    return make
+
+
+@pytest.fixture()
+def flaky_reference():
+    """A Morse reference with GFN1-xTB's three rungs whose failures ``fails(level, atoms)`` decides."""
+
+    def make(fails):
+        rungs = (
+            Rung("normal", {"level": 0}),
+            Rung("patient-scf", {"level": 1}),
+            Rung("hot-electrons", {"level": 2}, recordable=False),
+        )
+        return Reference("morse", lambda level: FlakyMorse(level, fails), rungs)
+
+    return make
+
+
+def geometric_coin(atoms, level):
+    """Deterministic pseudo-random number in [0, 1) from the exact positions (history-independent, like SCF)."""
+    digest = hashlib.sha256(atoms.positions.tobytes() + bytes([level])).digest()
+    return int.from_bytes(digest[:4], "little") / 2**32
 
 class EMTForceModel:
     """A force-only 'model' whose forces are ASE EMT's: an independent, exact reference."""

@@ -1,0 +1,105 @@
+"""Evaluate structures through a reference's rung ladder, counting every SCF retry.
+
+Tight-binding SCF does not always converge on hot frames (GFN1-xTB fails on hot even-N
+sodium clusters). :class:`LadderCalculator` is the ASE calculator the MD integrator sees: it
+tries the reference's rungs in order and remembers which one succeeded, so the driver knows
+whether the frame may be recorded. When every rung fails it raises :class:`ScfFailure`, and
+the driver restarts the segment (see :mod:`clusterforce.datagen.heating`).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass
+
+from ase import Atoms
+from ase.calculators.calculator import CalculationFailed, Calculator, all_changes
+
+from .references import Reference, Rung
+
+logger = logging.getLogger(__name__)
+
+
+class ScfFailure(RuntimeError):
+    """Every rung of the reference failed to evaluate a structure."""
+
+
+@dataclass
+class ScfCounts:
+    """Counters of the recovery ladder for one structure (cumulative over its run).
+
+    Attributes
+    ----------
+    scf_retries : int
+        Evaluations repeated with the patient SCF (looser thresholds, more damping) after the
+        normal SCF failed.
+    hot_steps : int
+        MD steps finished at the fallback electronic temperature (never recorded).
+    restarts : int
+        Segments restarted from the last recorded frame with fresh velocities.
+    skipped_frames : int
+        Times a frame due for recording was not written because its step was hot (a step
+        repeated after a restart can count again).
+
+    Steps repeated after a restart count again in every counter.
+    """
+
+    scf_retries: int = 0
+    hot_steps: int = 0
+    restarts: int = 0
+    skipped_frames: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return asdict(self)
+
+
+class LadderCalculator(Calculator):
+    """ASE calculator evaluating energy (eV) and forces (eV/Angstrom) through a rung ladder.
+
+    Parameters
+    ----------
+    reference : Reference
+        Supplies one fresh calculator per rung and evaluation.
+    counts : ScfCounts
+        Updated in place on every retry and hot step.
+    label : str
+        Name of the structure, used in log messages.
+
+    Attributes
+    ----------
+    rung : Rung or None
+        Rung that produced the current results.
+    """
+
+    implemented_properties = ["energy", "free_energy", "forces"]
+    nolabel = True
+
+    def __init__(self, reference: Reference, counts: ScfCounts, label: str = "") -> None:
+        super().__init__()
+        self.reference = reference
+        self.counts = counts
+        self.system = label
+        self.rung: Rung | None = None
+
+    def calculate(self, atoms: Atoms | None = None, properties=("energy",), system_changes=all_changes) -> None:
+        super().calculate(atoms, properties, system_changes)
+        self.rung = None
+        errors = []
+        for position, rung in enumerate(self.reference.rungs):
+            if position == 1:
+                self.counts.scf_retries += 1
+            probe = Atoms(self.atoms.numbers, positions=self.atoms.positions)
+            probe.calc = self.reference.calculator(rung)
+            try:
+                energy = probe.get_potential_energy()
+                forces = probe.get_forces()
+            except CalculationFailed as exc:
+                errors.append(f"{rung.name}: {exc}")
+                logger.warning("%s: SCF failed with %s settings (%s)", self.system, rung.name, str(exc).strip())
+                continue
+            if not rung.recordable:
+                self.counts.hot_steps += 1
+            self.rung = rung
+            self.results = {"energy": energy, "free_energy": energy, "forces": forces}
+            return
+        raise ScfFailure(f"{self.system}: every evaluation rung failed: " + "; ".join(errors))
