@@ -4,4 +4,5 @@
 #include <pybind11/pybind11.h>
 
 namespace clusterforce::bindings {
+void bind_modelfile(pybind11::module_& m);
 }  // namespace clusterforce::bindings
