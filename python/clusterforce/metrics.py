@@ -103,3 +103,30 @@ def markdown_table(metrics: dict[str, Any]) -> str:
         )
     lines.append(f"\nforce RMSE (all components): {metrics['force_rmse']:.3f} eV/Å")
     return "\n".join(lines)
+
+
+def evaluate_model(model: Any, frames: Sequence[Any], *, progress: bool = True) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """Predict every frame with ``model`` and score it against the frames' reference forces.
+
+    ``model.predict(atoms)`` must return a dict with ``forces`` (n, 3) and ``classes`` (n,),
+    and may give ``directions`` (n, 3). Returns the :func:`class_metrics` dict (plus
+    ``n_frames``) and the concatenated per-atom arrays ``forces``, ``reference``,
+    ``directions``, ``classes``.
+    """
+    from tqdm.auto import tqdm
+
+    from .data import get_forces
+
+    parts: dict[str, list[np.ndarray]] = {"forces": [], "reference": [], "directions": [], "classes": []}
+    for atoms in tqdm(frames, desc="predicting", unit="frame", disable=not progress):
+        out = model.predict(atoms)
+        parts["forces"].append(out["forces"])
+        parts["reference"].append(get_forces(atoms))
+        parts["directions"].append(out.get("directions", out["forces"]))
+        parts["classes"].append(np.asarray(out["classes"]))
+    arrays = {key: np.concatenate(value) for key, value in parts.items()}
+    metrics = class_metrics(
+        arrays["forces"], arrays["reference"], arrays["classes"], predicted_directions=arrays["directions"]
+    )
+    metrics["n_frames"] = len(frames)
+    return metrics, arrays
