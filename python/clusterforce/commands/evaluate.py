@@ -5,24 +5,9 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import numpy as np
-
-from .. import modelfile
-
-
-def _load_dml(mf: modelfile.ModelFile):
-    from ..models.dml import DMLModel
-
-    return DMLModel.from_modelfile(mf)
-
-
-#: Model kind -> loader(ModelFile) returning a model whose ``predict(atoms)`` gives a dict with
-#: ``forces`` and ``classes`` (and optionally ``directions``).
-LOADERS: dict[str, Callable[[modelfile.ModelFile], Any]] = {"dml": _load_dml}
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -43,19 +28,17 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     from ..data import read_frames, validate_frames
     from ..metrics import angles_deg, evaluate_model, markdown_table
+    from ..models import load_model
 
     try:
-        mf = modelfile.load(args.model)
-        if mf.kind not in LOADERS:
-            raise modelfile.ModelFileError(f"{args.model}: model kind '{mf.kind}' cannot be evaluated (known: {', '.join(LOADERS)})")
-        model = LOADERS[mf.kind](mf)
+        model = load_model(args.model)
         frames = read_frames(args.data)
         validate_frames(frames, need_energy=False, need_forces=True)
         metrics, arrays = evaluate_model(model, frames, progress=not args.quiet)
     except ValueError as exc:
         print(f"clusterforce evaluate: error: {exc}", file=sys.stderr)
         return 1
-    report = {"kind": mf.kind, "classes": metrics["classes"], "force_rmse": metrics["force_rmse"], "n_frames": metrics["n_frames"]}
+    report = {"kind": model.kind, "classes": metrics["classes"], "force_rmse": metrics["force_rmse"], "n_frames": metrics["n_frames"]}
     print(markdown_table(metrics))
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=2) + "\n")

@@ -80,6 +80,10 @@ class DMLModel(BaseEstimator):
         Show tqdm progress bars while fitting.
     """
 
+    kind = KIND
+    #: Force-only: no energy is defined (DESIGN.md, kind ``dml``).
+    implemented_properties = ("forces",)
+
     def __init__(
         self,
         *,
@@ -186,6 +190,12 @@ class DMLModel(BaseEstimator):
         return ClassModel(scaler, emlm, oamlm), stats
 
     # ---------------------------------------------------------------- prediction
+    @property
+    def elements(self) -> list[str]:
+        """Chemical symbols the model was trained on."""
+        check_is_fitted(self, "models_")
+        return list(self.descriptor_.species_)
+
     @property
     def classes_(self) -> list[str]:
         """Atom classes with a trained model."""
