@@ -143,10 +143,10 @@ class DMLModel(BaseEstimator):
         X: dict[str, list[np.ndarray]] = {}
         F: dict[str, list[np.ndarray]] = {}
         envs: dict[str, list[Environments]] = {}
-        for atoms in tqdm(frames, desc="descriptors", unit="frame", disable=not self.progress):
+        for i, atoms in enumerate(tqdm(frames, desc="descriptors", unit="frame", disable=not self.progress)):
             desc = self.descriptor_.compute(atoms)
             forces = get_forces(atoms)
-            for name, env in extract_environments(atoms).items():
+            for name, env in extract_environments(atoms, frame=i).items():
                 X.setdefault(name, []).append(desc[env.indices])
                 F.setdefault(name, []).append(forces[env.indices])
                 envs.setdefault(name, []).append(env)
@@ -235,8 +235,10 @@ class DMLModel(BaseEstimator):
                 )
             Xs = model.scaler.transform(X[idx])
             norms[idx] = np.maximum(model.emlm.predict(Xs), 0.0)
-            directions[idx] = model.oamlm.predict(Xs, env)
-            uncertainty[idx] = model.oamlm.predict_uncertainty(Xs, env)
+            # One alignment pass gives the analytic direction and its uncertainty together.
+            diagnostics = model.oamlm.predict_diagnostics(Xs, env)
+            directions[idx] = diagnostics["v"] if model.oamlm.loss == "analytic" else model.oamlm.predict(Xs, env)
+            uncertainty[idx] = diagnostics["spread"]
             classes[idx] = name
         return {
             "forces": norms[:, None] * directions,
