@@ -5,4 +5,7 @@
 
 namespace clusterforce::bindings {
 void bind_modelfile(pybind11::module_& m);
+void bind_environments(pybind11::module_& m);
+void bind_align(pybind11::module_& m);
+void bind_oamlm(pybind11::module_& m);
 }  // namespace clusterforce::bindings
