@@ -9,7 +9,8 @@ import numpy as np
 from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from ._cdist import euclidean_distances
+from ..distances import euclidean_distances, squared_row_norms
+
 from ._solve import ridge_solve
 
 #: Paper default for the ridge parameter: the square root of machine epsilon.
@@ -31,6 +32,8 @@ class EMLM(RegressorMixin, BaseEstimator):
     Attributes
     ----------
     references_ : ndarray, shape (K, F)
+    reference_sqnorms_ : ndarray, shape (K,)
+        Squared norms of the references, reused by the distance kernel at every predict.
     coef_ : ndarray, shape (K,) or (K, n_outputs)
         ``W``; 1-D when ``y`` was 1-D.
     """
@@ -45,6 +48,7 @@ class EMLM(RegressorMixin, BaseEstimator):
         if not (beta >= 0 and np.isfinite(beta)):
             raise ValueError(f"EMLM: beta must be finite and >= 0, got {self.beta}")
         self.references_ = np.ascontiguousarray(X)
+        self.reference_sqnorms_ = squared_row_norms(self.references_)
         D = euclidean_distances(X, self.references_)
         n, k = D.shape
         self.coef_ = ridge_solve(D, y, beta * n / k)
@@ -54,7 +58,7 @@ class EMLM(RegressorMixin, BaseEstimator):
         """Predict targets for descriptors ``X`` (n, F), same units as ``y``."""
         check_is_fitted(self, "coef_")
         X = validate_data(self, X, reset=False, dtype=np.float64)
-        return euclidean_distances(X, self.references_) @ self.coef_
+        return euclidean_distances(X, self.references_, Y_sqnorms=self.reference_sqnorms_) @ self.coef_
 
     def state_dict(self) -> dict[str, np.ndarray]:
         """Learned arrays, for the model file."""
@@ -66,6 +70,7 @@ class EMLM(RegressorMixin, BaseEstimator):
         """Rebuild a fitted EMLM from :meth:`state_dict` output and :meth:`get_params` output."""
         model = cls(**dict(params or {}))
         model.references_ = np.ascontiguousarray(state["references"], dtype=np.float64)
+        model.reference_sqnorms_ = squared_row_norms(model.references_)
         model.coef_ = np.asarray(state["coef"], dtype=np.float64)
         if model.coef_.shape[0] != model.references_.shape[0]:
             raise ValueError(

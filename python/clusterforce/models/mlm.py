@@ -10,7 +10,8 @@ from scipy.optimize import least_squares
 from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from ._cdist import euclidean_distances
+from ..distances import euclidean_distances, squared_row_norms
+
 from ._solve import ridge_solve
 from .emlm import DEFAULT_BETA
 
@@ -34,6 +35,8 @@ class MLM(RegressorMixin, BaseEstimator):
     Attributes
     ----------
     references_ : ndarray, shape (K, F)
+    reference_sqnorms_ : ndarray, shape (K,)
+        Squared norms of the references, reused by the distance kernel at every predict.
         Input references ``Q``.
     output_references_ : ndarray, shape (K, n_outputs)
         Output references ``T``.
@@ -53,6 +56,7 @@ class MLM(RegressorMixin, BaseEstimator):
         self._y_1d = y.ndim == 1
         Y = y.reshape(len(y), -1)
         self.references_ = np.ascontiguousarray(X)
+        self.reference_sqnorms_ = squared_row_norms(self.references_)
         self.output_references_ = np.ascontiguousarray(Y)
         D_in = euclidean_distances(X, self.references_)
         D_out = euclidean_distances(Y, self.output_references_)
@@ -64,7 +68,7 @@ class MLM(RegressorMixin, BaseEstimator):
         """Predicted distances ``δ`` (n, K) from each output to the output references."""
         check_is_fitted(self, "coef_")
         X = validate_data(self, X, reset=False, dtype=np.float64)
-        return euclidean_distances(X, self.references_) @ self.coef_
+        return euclidean_distances(X, self.references_, Y_sqnorms=self.reference_sqnorms_) @ self.coef_
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         """Predict targets for inputs ``X`` (n, F) by multilateration."""
@@ -103,6 +107,7 @@ class MLM(RegressorMixin, BaseEstimator):
         """Rebuild a fitted MLM from :meth:`state_dict` output and :meth:`get_params` output."""
         model = cls(**dict(params or {}))
         model.references_ = np.ascontiguousarray(state["references"], dtype=np.float64)
+        model.reference_sqnorms_ = squared_row_norms(model.references_)
         model.output_references_ = np.ascontiguousarray(state["output_references"], dtype=np.float64)
         model.coef_ = np.asarray(state["coef"], dtype=np.float64)
         model._y_1d = bool(state["y_1d"])
