@@ -115,11 +115,14 @@ def evaluate_model(model: Any, frames: Sequence[Any], *, progress: bool = True) 
     """
     from tqdm.auto import tqdm
 
-    from .data import get_forces
+    from .data import frame_label, get_forces
 
     parts: dict[str, list[np.ndarray]] = {"forces": [], "reference": [], "directions": [], "classes": []}
-    for atoms in tqdm(frames, desc="predicting", unit="frame", disable=not progress):
-        out = model.predict(atoms)
+    for position, atoms in enumerate(tqdm(frames, desc="predicting", unit="frame", disable=not progress)):
+        try:
+            out = model.predict(atoms)
+        except ValueError as exc:
+            raise ValueError(f"{frame_label(atoms, position)}: {exc}") from None
         parts["forces"].append(out["forces"])
         parts["reference"].append(get_forces(atoms))
         parts["directions"].append(out.get("directions", out["forces"]))

@@ -87,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
     if not args.output:
         print("clusterforce train: error: no output file; give -o MODEL.cfm", file=sys.stderr)
         return 2
-    logger.info("clusterforce %s train: %s", __version__, json.dumps(vars(args), default=str, sort_keys=True))
+    logger.info("clusterforce %s train: %s", __version__, json.dumps({k: v for k, v in vars(args).items() if not k.startswith("_")}, default=str, sort_keys=True))
     try:
         frames = read_frames(args.data)
         model = TRAINERS[args.kind](frames, args)

@@ -47,6 +47,7 @@ DEFAULT_SIGMA2_OTHER = 0.5
 #: Training forces below this norm (eV/Angstrom) have no usable direction.
 ZERO_FORCE = 1e-6
 _LOSSES = ("analytic", "numeric")
+FORCES_HINT = "the dml kind trains on forces (eV/Angstrom) only — add them, or use a kind that trains on energies"
 
 
 @dataclass
@@ -114,7 +115,7 @@ class DMLModel(BaseEstimator):
         """Train on frames with reference forces (eV/Angstrom); energies are not used."""
         frames = list(frames)
         self._check_hyperparameters()
-        validate_frames(frames, need_energy=False, need_forces=True)
+        validate_frames(frames, need_energy=False, need_forces=True, hint=FORCES_HINT)
         self.descriptor_ = SoapDescriptor(
             r_cut=self.r_cut, n_max=self.n_max, l_max=self.l_max, sigma=self.sigma
         ).fit(frames)
