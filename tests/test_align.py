@@ -1,5 +1,9 @@
 """Atom classes, environment records and SVD alignment (OAMLM paper, section II C)."""
 
+import shutil
+import subprocess
+from pathlib import Path
+
 import numpy as np
 import pytest
 from align_structures import compact_cluster, metal_cluster, rotated, zoo
@@ -55,6 +59,19 @@ def test_kabsch_matches_numpy_and_recovers_rotations():
         np.testing.assert_allclose(R, R0, atol=1e-10)
         p = s @ R0.T + rng.normal(scale=0.3, size=s.shape)
         np.testing.assert_allclose(kabsch(p, s), numpy_kabsch(p, s), atol=1e-10)
+
+
+@pytest.mark.parametrize("sine", [1e-2, 1e-3, 1e-5])
+def test_kabsch_of_two_nearly_collinear_points(sine):
+    """Two points: closed form above sin = 1e-4 between them, SVD below; both exact on copies."""
+    rng = np.random.default_rng(4)
+    for seed in range(20):
+        a = rng.normal(size=3)
+        normal = np.cross(a, rng.normal(size=3))
+        b = 1.7 * a + sine * 1.7 * np.linalg.norm(a) * normal / np.linalg.norm(normal)
+        s = np.array([a, b])
+        R0 = Rotation.random(random_state=seed).as_matrix()
+        np.testing.assert_allclose(kabsch(s @ R0.T, s), R0, atol=1e-9 / sine)
 
 
 def test_kabsch_of_a_mirror_image_is_still_a_rotation():
@@ -270,3 +287,35 @@ def test_environments_from_arrays_names_the_bad_field():
     bad["scheme"][0] = 42
     with pytest.raises(ValueError, match="ids outside"):
         Environments.from_arrays(bad)
+
+
+# ---------------------------------------------------------------- the core without Python
+def test_core_runs_without_python_and_agrees_with_the_bindings(tmp_path):
+    """Compile the header-only core into a plain C++ program (as the LAMMPS plugin will)."""
+    compiler = shutil.which("c++") or shutil.which("g++") or shutil.which("clang++")
+    if compiler is None:
+        pytest.skip("no C++ compiler on PATH")
+    root = Path(__file__).resolve().parents[1]
+    exe = tmp_path / "align_standalone"
+    subprocess.run(
+        [compiler, "-std=c++17", "-O1", "-Wall", "-Wextra", "-Wno-unknown-pragmas",
+         f"-I{root / 'cpp' / 'include'}", str(root / "tests" / "cpp" / "align_standalone.cpp"), "-o", str(exe)],
+        check=True, capture_output=True,
+    )
+    rng = np.random.default_rng(40)
+    atoms = metal_cluster(rng, n=10)
+    copy, _, _ = rotated(atoms, seed=41, permute=False)
+    n = len(atoms)
+    B, T, d = rng.normal(size=(n, n)), rng.normal(size=(n, 3)), rng.uniform(size=(n, n))
+    T /= np.linalg.norm(T, axis=1, keepdims=True)
+    lines = [f"0 {n}"] + [f"{z} {x:.17g} {y:.17g} {w:.17g}" for z, (x, y, w) in zip(atoms.numbers, atoms.positions)]
+    lines += [" ".join(f"{v:.17g}" for v in row) for row in copy.positions]
+    lines += [" ".join(f"{v:.17g}" for v in a.ravel()) for a in (B, T, d)]
+    out = subprocess.run([str(exe)], input="\n".join(lines), capture_output=True, text=True, check=True).stdout
+    got = np.array([[float(v) for v in line.split()] for line in out.splitlines()])
+    refs, inputs = extract_environments(atoms)["Na"], extract_environments(copy)["Na"]
+    expected = _kernels.oamlm_predict(inputs.kernel_arrays(), refs.kernel_arrays(), d, B, None, T, 0.5)
+    g, _ = align(inputs, refs)
+    np.testing.assert_array_equal(got[:, 0], inputs.scheme)
+    np.testing.assert_allclose(got[:, 1], np.diag(g), atol=1e-12)
+    np.testing.assert_allclose(got[:, 2:], expected["v"], atol=1e-12)

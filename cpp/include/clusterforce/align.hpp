@@ -13,6 +13,7 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <limits>
 #include <stdexcept>
 #include <string>
 #include <utility>
@@ -137,18 +138,81 @@ struct KabschResult {
     std::array<double, 3> axis;  // reference-frame unit axis when rank == 1
 };
 
+namespace detail {
+
+// Two point pairs, each spanning a plane with the centre (the core / generic schemes' usual
+// case): the optimal rotation maps the reference's plane onto the input's, keeping or flipping
+// its normal, then turns in the plane by the closed-form 2-D Procrustes angle. Same result as
+// the SVD, a fraction of the cost. Returns false for (nearly) collinear points.
+inline bool kabsch_two(const double* p, const double* s, Mat3& R) {
+    double np_[3], ns_[3];
+    cross(p, p + 3, np_);
+    cross(s, s + 3, ns_);
+    const double lp = norm(p), ls = norm(s), nnp = norm(np_), nns = norm(ns_);
+    if (!(nnp > 1e-4 * lp * norm(p + 3)) || !(nns > 1e-4 * ls * norm(s + 3))) return false;
+    double P[3][3], S[3][3];  // columns: in-plane axis a, in-plane axis b, normal c
+    for (int i = 0; i < 3; ++i) {
+        P[i][0] = p[i] / lp;
+        P[i][2] = np_[i] / nnp;
+        S[i][0] = s[i] / ls;
+        S[i][2] = ns_[i] / nns;
+    }
+    for (int i = 0; i < 3; ++i) {
+        const int j = (i + 1) % 3, k = (i + 2) % 3;
+        P[i][1] = P[j][2] * P[k][0] - P[k][2] * P[j][0];
+        S[i][1] = S[j][2] * S[k][0] - S[k][2] * S[j][0];
+    }
+    double x[2][2], y[2][2];  // in-plane coordinates of p_k and s_k
+    for (int k = 0; k < 2; ++k)
+        for (int a = 0; a < 2; ++a) {
+            x[k][a] = p[3 * k] * P[0][a] + p[3 * k + 1] * P[1][a] + p[3 * k + 2] * P[2][a];
+            y[k][a] = s[3 * k] * S[0][a] + s[3 * k + 1] * S[1][a] + s[3 * k + 2] * S[2][a];
+        }
+    double best = -1.0, cb = 1.0, sb = 0.0, flip = 1.0;
+    for (const double f : {1.0, -1.0}) {  // f = -1: turn the reference plane over first
+        double C = 0, Sn = 0;
+        for (int k = 0; k < 2; ++k) {
+            C += x[k][0] * y[k][0] + x[k][1] * f * y[k][1];
+            Sn += x[k][1] * y[k][0] - x[k][0] * f * y[k][1];
+        }
+        const double h = std::hypot(C, Sn);
+        if (h > best) {
+            best = h;
+            cb = C / h;
+            sb = Sn / h;
+            flip = f;
+        }
+    }
+    // R = P M(theta) diag(1, flip, flip) S^T
+    const double M[3][3] = {{cb, -sb * flip, 0.0}, {sb, cb * flip, 0.0}, {0.0, 0.0, flip}};
+    for (int a = 0; a < 3; ++a)
+        for (int b = 0; b < 3; ++b) {
+            double r = 0;
+            for (int i = 0; i < 3; ++i)
+                for (int j = 0; j < 3; ++j) r += P[a][i] * M[i][j] * S[b][j];
+            R[static_cast<std::size_t>(3 * a + b)] = r;
+        }
+    return true;
+}
+
+}  // namespace detail
+
 // Proper rotation R (det +1) minimising sum_k |p_k - R s_k|^2 over m point pairs given
 // relative to the centre atom (no centroid shift: the centre atoms coincide). p = input, s =
 // reference, both m x 3 row-major. When the points are collinear with the centre (rank 1) the
 // spin about their axis is fixed deterministically by svd3's completion; see force_map.
 inline KabschResult kabsch_rotation(std::size_t m, const double* p, const double* s) {
+    KabschResult out{};
+    if (m == 2 && detail::kabsch_two(p, s, out.R)) {
+        out.rank = 2;
+        return out;
+    }
     Mat3 A{};
     for (std::size_t k = 0; k < m; ++k)
         for (int a = 0; a < 3; ++a)
             for (int b = 0; b < 3; ++b) A[static_cast<std::size_t>(3 * a + b)] += s[3 * k + a] * p[3 * k + b];
     const Svd3 d = svd3(A);
     const double sign = detail::det3(d.U) * detail::det3(d.V) < 0 ? -1.0 : 1.0;
-    KabschResult out{};
     for (int a = 0; a < 3; ++a)
         for (int b = 0; b < 3; ++b) {
             double r = 0;
@@ -242,7 +306,10 @@ inline double anchor_error(int m, const double (*p)[3], const double (*s)[3], co
 // eq. 13 with the paper's rule for clouds of different sizes: for every atom of the larger
 // cloud (the input's on a tie), the distance to the nearest atom of the other, aligned cloud
 // or to its centre atom (the common origin, so the distance is always defined).
-inline double cloud_error(const Environment& in, const Environment& ref, const Mat3& R) {
+// Stops early, returning a value above `bound`, once the partial sum shows the error exceeds
+// `bound` (the best error so far), which skips most of the work for poor candidates.
+inline double cloud_error(const Environment& in, const Environment& ref, const Mat3& R,
+                          double bound = std::numeric_limits<double>::infinity()) {
     double rot[kMaxCloud][3];
     for (int k = 0; k < ref.n_cloud; ++k) apply(R, ref.cloud[k], rot[k]);
     const bool input_larger = in.n_cloud >= ref.n_cloud;
@@ -250,6 +317,7 @@ inline double cloud_error(const Environment& in, const Environment& ref, const M
     const double (*O)[3] = input_larger ? rot : in.cloud;
     const int nL = input_larger ? in.n_cloud : ref.n_cloud;
     const int nO = input_larger ? ref.n_cloud : in.n_cloud;
+    const double limit = bound * (1.0 + nL) * bound * (1.0 + nL);
     double sum = 0;
     for (int a = 0; a < nL; ++a) {
         double best = dot(L[a], L[a]);
@@ -258,6 +326,7 @@ inline double cloud_error(const Environment& in, const Environment& ref, const M
             best = std::min(best, dot(d, d));
         }
         sum += best;
+        if (sum > limit) break;
     }
     return std::sqrt(sum) / (1.0 + nL);
 }
@@ -350,7 +419,7 @@ inline void try_cloud(const Environment& in, const Environment& ref, int m, cons
     for (int r = 0; r < m; ++r)
         for (int c = 0; c < 3; ++c) s[r][c] = ref.cloud[ref_rows[r]][c];
     const KabschResult rot = kabsch_rotation(static_cast<std::size_t>(m), &p[0][0], &s[0][0]);
-    const double g = cloud_error(in, ref, rot.R);
+    const double g = cloud_error(in, ref, rot.R, have ? best.g : std::numeric_limits<double>::infinity());
     if (!have || g < best.g) best = {rot, g};
     have = true;
 }
