@@ -100,3 +100,13 @@ def test_rs_maximin_edge_cases():
         rs_maximin(X, 0)
     with pytest.raises(ValueError, match="2-D array"):
         rs_maximin(np.zeros(4), 2)
+
+
+def test_distance_regression_chunks_match_one_shot(monkeypatch):
+    import clusterforce.models.emlm as emlm
+
+    X, y = _data(30)
+    model = EMLM().fit(X, y)
+    full = model.predict(X)
+    monkeypatch.setattr(emlm, "_CHUNK_ELEMENTS", 7 * len(X))  # 7 rows per chunk
+    np.testing.assert_allclose(model.predict(X), full, rtol=0, atol=1e-12)

@@ -15,6 +15,19 @@ from ._solve import ridge_solve
 
 #: Paper default for the ridge parameter: the square root of machine epsilon.
 DEFAULT_BETA = float(np.sqrt(np.finfo(np.float64).eps))
+#: Distance rows computed at once by :func:`distance_regression` (bounds memory to ~64 MB).
+_CHUNK_ELEMENTS = 2**23
+
+
+def distance_regression(X: np.ndarray, references: np.ndarray, sqnorms: np.ndarray, W: np.ndarray) -> np.ndarray:
+    """``D(X, references) @ W`` with distances from the compiled kernel, in row chunks so
+    that the (n, K) distance matrix never exists at once for large ``n``."""
+    rows = max(1, _CHUNK_ELEMENTS // max(1, len(references)))
+    out = np.empty((len(X),) + W.shape[1:])
+    for start in range(0, len(X), rows):
+        block = X[start : start + rows]
+        out[start : start + rows] = euclidean_distances(block, references, Y_sqnorms=sqnorms) @ W
+    return out
 
 
 class EMLM(RegressorMixin, BaseEstimator):
@@ -58,7 +71,7 @@ class EMLM(RegressorMixin, BaseEstimator):
         """Predict targets for descriptors ``X`` (n, F), same units as ``y``."""
         check_is_fitted(self, "coef_")
         X = validate_data(self, X, reset=False, dtype=np.float64)
-        return euclidean_distances(X, self.references_, Y_sqnorms=self.reference_sqnorms_) @ self.coef_
+        return distance_regression(X, self.references_, self.reference_sqnorms_, self.coef_)
 
     def state_dict(self) -> dict[str, np.ndarray]:
         """Learned arrays, for the model file."""

@@ -13,7 +13,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from ..distances import euclidean_distances, squared_row_norms
 
 from ._solve import ridge_solve
-from .emlm import DEFAULT_BETA
+from .emlm import DEFAULT_BETA, distance_regression
 
 
 class MLM(RegressorMixin, BaseEstimator):
@@ -68,7 +68,7 @@ class MLM(RegressorMixin, BaseEstimator):
         """Predicted distances ``δ`` (n, K) from each output to the output references."""
         check_is_fitted(self, "coef_")
         X = validate_data(self, X, reset=False, dtype=np.float64)
-        return euclidean_distances(X, self.references_, Y_sqnorms=self.reference_sqnorms_) @ self.coef_
+        return distance_regression(X, self.references_, self.reference_sqnorms_, self.coef_)
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         """Predict targets for inputs ``X`` (n, F) by multilateration."""
