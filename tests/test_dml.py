@@ -83,6 +83,10 @@ def test_dml_predict_errors_name_element_class_and_atom(ring_model, au_model):
     atoms += Atoms("Au", positions=[atoms.positions[0] * 1.0 + [0, 0, 2.8]])
     with pytest.raises(ValueError, match=r"atom 24 \(Au\) is of class Au_core, which had no training data"):
         ring_model.predict(atoms)
+    # The chemistry is fixed at training: bare gold is still thiolate-classified (core Au).
+    assert ring_model.chemistry_ == "thiolate" and au_model.chemistry_ == "generic"
+    with pytest.raises(ValueError, match="is of class Au_core, which had no training data"):
+        ring_model.predict(emt_frames(1)[0])
 
 
 def test_dml_fit_validation():

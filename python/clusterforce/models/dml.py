@@ -6,7 +6,8 @@ atom's aligned neighbourhood (oamlm paper, FIG. 2).
 
 Model file (kind ``"dml"``), read by :meth:`DMLModel.load` and by the C++ reader:
 
-- metadata: ``elements``, ``classes``, ``descriptor`` (:meth:`SoapDescriptor.params`),
+- metadata: ``elements``, ``chemistry`` (``"thiolate"`` or ``"generic"``, which fixes the
+  atom classes), ``classes``, ``descriptor`` (:meth:`SoapDescriptor.params`),
   ``hyperparameters`` (:meth:`DMLModel.get_params`), ``training`` (data hash, frame count,
   per-class counts and metrics), ``models`` (per class: ``emlm`` and ``oamlm`` parameters,
   ``n_references_norm``, ``n_references_direction``).
@@ -33,7 +34,7 @@ from tqdm.auto import tqdm
 from .. import modelfile
 from ..data import MinMaxScaler, dataset_hash, get_forces, validate_frames
 from ..descriptors import SoapDescriptor
-from ..environments import Environments, extract_environments
+from ..environments import Environments, detect_chemistry, extract_environments
 from ..sampling import rs_maximin
 from .emlm import EMLM
 from .oamlm import OAMLM
@@ -119,6 +120,9 @@ class DMLModel(BaseEstimator):
         self.descriptor_ = SoapDescriptor(
             r_cut=self.r_cut, n_max=self.n_max, l_max=self.l_max, sigma=self.sigma
         ).fit(frames)
+        # Classes follow from the chemistry of the whole training set, fixed here, so a
+        # structure without S is still classified like the thiolate data it is compared with.
+        self.chemistry_ = detect_chemistry(self.descriptor_.species_)
         X, F, envs = self._collect(frames)
         rng = check_random_state(self.random_state)
         self.models_: dict[str, ClassModel] = {}
@@ -147,7 +151,7 @@ class DMLModel(BaseEstimator):
         for i, atoms in enumerate(tqdm(frames, desc="descriptors", unit="frame", disable=not self.progress)):
             desc = self.descriptor_.compute(atoms)
             forces = get_forces(atoms)
-            for name, env in extract_environments(atoms, frame=i).items():
+            for name, env in extract_environments(atoms, chemistry=self.chemistry_, frame=i).items():
                 X.setdefault(name, []).append(desc[env.indices])
                 F.setdefault(name, []).append(forces[env.indices])
                 envs.setdefault(name, []).append(env)
@@ -226,7 +230,7 @@ class DMLModel(BaseEstimator):
         directions = np.zeros((n, 3))
         uncertainty = np.zeros(n)
         classes = np.empty(n, dtype=object)
-        for name, env in extract_environments(atoms).items():
+        for name, env in extract_environments(atoms, chemistry=self.chemistry_).items():
             idx = env.indices
             model = self.models_.get(name)
             if model is None:
@@ -272,6 +276,7 @@ class DMLModel(BaseEstimator):
             }
         metadata = {
             "elements": self.descriptor_.species_,
+            "chemistry": self.chemistry_,
             "classes": self.classes_,
             "descriptor": self.descriptor_.params(),
             "hyperparameters": self.get_params(),
@@ -292,6 +297,7 @@ class DMLModel(BaseEstimator):
         try:
             model = cls(**meta["hyperparameters"])
             model.descriptor_ = SoapDescriptor.from_params(meta["descriptor"])
+            model.chemistry_ = meta["chemistry"]
             model.training_ = meta["training"]
             model.models_ = {}
             for name in meta["classes"]:
