@@ -42,6 +42,8 @@ class MLM(RegressorMixin, BaseEstimator):
         Output references ``T``.
     coef_ : ndarray, shape (K, K)
         ``B``.
+    y_ndim_ : int
+        1 if ``y`` was 1-D (predictions are then 1-D too), else 2.
     """
 
     def __init__(self, *, beta: float | None = None) -> None:
@@ -53,7 +55,7 @@ class MLM(RegressorMixin, BaseEstimator):
         beta = DEFAULT_BETA if self.beta is None else float(self.beta)
         if not (beta >= 0 and np.isfinite(beta)):
             raise ValueError(f"MLM: beta must be finite and >= 0, got {self.beta}")
-        self._y_1d = y.ndim == 1
+        self.y_ndim_ = y.ndim
         Y = y.reshape(len(y), -1)
         self.references_ = np.ascontiguousarray(X)
         self.reference_sqnorms_ = squared_row_norms(self.references_)
@@ -90,7 +92,7 @@ class MLM(RegressorMixin, BaseEstimator):
                 method=method,
             )
             out[i] = fit.x
-        return out[:, 0] if self._y_1d else out
+        return out[:, 0] if self.y_ndim_ == 1 else out
 
     def state_dict(self) -> dict[str, np.ndarray]:
         """Learned arrays, for the model file."""
@@ -99,7 +101,7 @@ class MLM(RegressorMixin, BaseEstimator):
             "references": self.references_,
             "output_references": self.output_references_,
             "coef": self.coef_,
-            "y_1d": np.array(self._y_1d),
+            "y_ndim": np.array(self.y_ndim_),
         }
 
     @classmethod
@@ -110,7 +112,7 @@ class MLM(RegressorMixin, BaseEstimator):
         model.reference_sqnorms_ = squared_row_norms(model.references_)
         model.output_references_ = np.ascontiguousarray(state["output_references"], dtype=np.float64)
         model.coef_ = np.asarray(state["coef"], dtype=np.float64)
-        model._y_1d = bool(state["y_1d"])
+        model.y_ndim_ = int(state["y_ndim"])
         k = model.references_.shape[0]
         if model.coef_.shape != (k, k) or model.output_references_.shape[0] != k:
             raise ValueError(
