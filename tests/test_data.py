@@ -459,3 +459,12 @@ def test_shipped_dataset_is_valid_and_documented(name):
     validate_frames(frames, need_energy=True, need_forces=True)
     assert all({"method", "system"} <= set(f.info) for f in frames)
     assert datasets.card(name).strip()
+
+
+def test_read_frames_accepts_shipped_dataset_names():
+    name = datasets.available()[0]
+    frames = read_frames(f"dataset:{name}", index="0:2")
+    assert len(frames) == 2
+    assert frames[0].info["source_file"].endswith(f"{name}.extxyz.gz")
+    with pytest.raises(ValueError, match="unknown dataset 'nope'"):
+        read_frames("dataset:nope")

@@ -57,6 +57,10 @@ class DataError(ValueError):
 # --------------------------------------------------------------------------- reading
 
 
+#: Prefix that names a shipped data set instead of a file, e.g. ``dataset:rings``.
+DATASET_PREFIX = "dataset:"
+
+
 def read_frames(
     paths: str | os.PathLike | Iterable[str | os.PathLike],
     index: str | int | slice = ":",
@@ -69,6 +73,8 @@ def read_frames(
     ----------
     paths
         One path or a sequence of paths (extended XYZ, XYZ, ASE trajectory, ``.gz`` ...).
+        ``dataset:NAME`` names a data set shipped with the package (see
+        :mod:`clusterforce.datasets`).
     index
         Which frames of each file, in ASE syntax (``":"``, ``"-1"``, ``"::10"``, ``3``).
     format
@@ -95,6 +101,10 @@ def read_frames(
         selection = operator.index(selection)
     frames: list[Atoms] = []
     for path in paths:
+        if str(path).startswith(DATASET_PREFIX):
+            from . import datasets
+
+            path = datasets.path(str(path)[len(DATASET_PREFIX) :])
         file_frames = _read_file(str(path), selection, format)
         logger.info("read %d frames from %s", len(file_frames), path)
         frames.extend(file_frames)
