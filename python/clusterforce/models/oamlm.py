@@ -18,13 +18,13 @@ from collections.abc import Mapping
 
 import numpy as np
 from scipy.optimize import minimize
-from scipy.spatial.distance import cdist
 from sklearn.base import BaseEstimator
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
 from .. import _kernels
 from ..align import N_TRIANGLES, align, alignment_cosines
+from ..distances import euclidean_distances
 from ..environments import Environments
 from ._solve import ridge_solve
 
@@ -110,7 +110,7 @@ class OAMLM(BaseEstimator):
                 "leave such atoms out of direction training"
             )
         T = forces / norms[:, None]
-        D_in = cdist(X, X)
+        D_in = euclidean_distances(X)
         D_c, D_g = alignment_cosines(environments, environments, T, T)
         W = ridge_solve(D_in, np.hstack([D_c, D_g]), BETA)
         self.X_ref_ = X.copy()
@@ -143,7 +143,7 @@ class OAMLM(BaseEstimator):
         return _kernels.oamlm_predict(
             environments.kernel_arrays(),
             self.references_.kernel_arrays(),
-            cdist(X, self.X_ref_),
+            euclidean_distances(X, self.X_ref_),
             self.B_c_,
             self.B_g_,
             self.T_,
@@ -165,7 +165,7 @@ class OAMLM(BaseEstimator):
 
     def _numeric(self, X: np.ndarray, environments: Environments, v0: np.ndarray) -> np.ndarray:
         rng = check_random_state(self.random_state)
-        d_c = cdist(X, self.X_ref_) @ self.B_c_
+        d_c = euclidean_distances(X, self.X_ref_) @ self.B_c_
         K = len(self.T_)
         chunk = max(1, 2**21 // (9 * K))  # bounds the (chunk, K, 3, 3) rotations to ~16 MB
         out = np.empty_like(v0)
