@@ -47,6 +47,7 @@ PYBIND11_MODULE(_kernels, m) {
     m.def("build_info", &build_info,
           "Version, compiler, C++ standard, OpenMP support and thread count of the compiled core.");
     // One line per topic: clusterforce::bindings::bind_<topic>(m);
+    clusterforce::bindings::bind_modelfile(m);
     clusterforce::bindings::bind_nbody(m);
     clusterforce::bindings::bind_gap(m);
 }

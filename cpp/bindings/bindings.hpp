@@ -4,6 +4,7 @@
 #include <pybind11/pybind11.h>
 
 namespace clusterforce::bindings {
+void bind_modelfile(pybind11::module_& m);
 void bind_nbody(pybind11::module_& m);
 void bind_gap(pybind11::module_& m);
 }  // namespace clusterforce::bindings

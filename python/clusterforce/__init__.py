@@ -21,4 +21,6 @@ def build_info() -> dict:
     return dict(_kernels.build_info())
 
 
-__all__ = ["__version__", "build_info"]
+from .calculator import Calculator  # noqa: E402  (needs __version__ above via modelfile)
+
+__all__ = ["Calculator", "__version__", "build_info"]

@@ -1,0 +1,183 @@
+// Reader for the .cfm model file (safetensors layout), the C++ twin of clusterforce/modelfile.py.
+//
+// Layout: 8-byte little-endian header length, JSON header, raw little-endian float64/int64 data.
+// The header's "__metadata__" holds format_version, kind, clusterforce_version and "metadata"
+// (the JSON text of everything else). Every failure throws ModelFileError (a std::runtime_error) naming the file
+// and the field, so the LAMMPS pair style can pass the message on unchanged.
+#pragma once
+
+#include <cstdint>
+#include <cstring>
+#include <fstream>
+#include <map>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "json.hpp"
+
+namespace clusterforce {
+
+constexpr int kModelFormatVersion = 1;
+
+/// A model file that cannot be read or lacks what its reader needs; the message names the file.
+class ModelFileError : public std::runtime_error {
+ public:
+    using std::runtime_error::runtime_error;
+};
+
+struct Tensor {
+    std::string name;
+    std::string dtype;  // "F64" or "I64"
+    std::vector<int64_t> shape;
+    std::vector<double> f64;
+    std::vector<int64_t> i64;
+
+    int64_t numel() const {
+        int64_t n = 1;
+        for (int64_t s : shape) n *= s;
+        return n;
+    }
+};
+
+inline std::string shape_string(const std::vector<int64_t>& shape) {
+    std::string out = "(";
+    for (size_t i = 0; i < shape.size(); ++i) out += (i ? ", " : "") + std::to_string(shape[i]);
+    return out + (shape.size() == 1 ? ",)" : ")");
+}
+
+class ModelFile {
+ public:
+    static ModelFile read(const std::string& path) {
+        ModelFile mf;
+        mf.path_ = path;
+        std::ifstream in(path, std::ios::binary | std::ios::ate);
+        if (!in) throw ModelFileError(path + ": model file not found or not readable");
+        const auto size = static_cast<uint64_t>(in.tellg());
+        in.seekg(0);
+        if (size < 8) throw ModelFileError(path + ": truncated model file (" + std::to_string(size) + " bytes, not even a header length)");
+        unsigned char len_bytes[8];
+        in.read(reinterpret_cast<char*>(len_bytes), 8);
+        uint64_t n_header = 0;
+        for (int b = 7; b >= 0; --b) n_header = (n_header << 8) | len_bytes[b];
+        if (n_header > 100ull * 1024 * 1024)
+            throw ModelFileError(path + ": not a clusterforce model file (header length " + std::to_string(n_header) + " bytes is implausible)");
+        if (8 + n_header > size)
+            throw ModelFileError(path + ": truncated model file (header needs " + std::to_string(n_header) + " bytes, file has " + std::to_string(size - 8) + ")");
+        std::string header_text(n_header, '\0');
+        in.read(&header_text[0], static_cast<std::streamsize>(n_header));
+        const uint64_t data_size = size - 8 - n_header;
+
+        Json header;
+        try {
+            header = Json::parse(header_text);
+        } catch (const std::exception& e) {
+            throw ModelFileError(path + ": not a clusterforce model file (header: " + e.what() + ")");
+        }
+        if (!header.is_object() || !header.contains("__metadata__"))
+            throw ModelFileError(path + ": not a clusterforce model file (no __metadata__ in the header)");
+        const Json& meta = header.at("__metadata__");
+        if (!meta.contains("format_version") || !meta.contains("kind"))
+            throw ModelFileError(path + ": not a clusterforce model file (no format_version/kind in __metadata__)");
+        const std::string version_text = meta.at("format_version").as_string();
+        char* end = nullptr;
+        const long version = std::strtol(version_text.c_str(), &end, 10);
+        if (end == version_text.c_str() || *end != '\0')
+            throw ModelFileError(path + ": field 'format_version' is '" + version_text + "', not an integer");
+        if (version != kModelFormatVersion)
+            throw ModelFileError(path + ": unknown format_version " + version_text + "; this build reads format_version " +
+                                     std::to_string(kModelFormatVersion) + " - use the clusterforce version that wrote the file");
+        mf.format_version_ = static_cast<int>(version);
+        mf.kind_ = meta.at("kind").as_string();
+        if (meta.contains("clusterforce_version")) mf.package_version_ = meta.at("clusterforce_version").as_string();
+        try {
+            mf.metadata_ = meta.contains("metadata") ? Json::parse(meta.at("metadata").as_string()) : Json::parse("{}");
+        } catch (const std::exception& e) {
+            throw ModelFileError(path + ": field 'metadata' is not valid JSON (" + e.what() + ")");
+        }
+
+        const auto data_start = static_cast<std::streamoff>(8 + n_header);
+        for (const auto& [name, info] : header.items()) {
+            if (name == "__metadata__") continue;
+            Tensor t;
+            t.name = name;
+            uint64_t begin = 0, stop = 0;
+            try {
+                t.dtype = info.at("dtype").as_string();
+                const Json& shape = info.at("shape");
+                for (size_t i = 0; i < shape.size(); ++i) t.shape.push_back(shape.at(i).as_int());
+                begin = static_cast<uint64_t>(info.at("data_offsets").at(0).as_int());
+                stop = static_cast<uint64_t>(info.at("data_offsets").at(1).as_int());
+            } catch (const std::exception& e) {
+                throw ModelFileError(path + ": field '" + name + "' has a malformed header entry (" + e.what() + ")");
+            }
+            if (t.dtype != "F64" && t.dtype != "I64")
+                throw ModelFileError(path + ": field '" + name + "' has dtype " + t.dtype + "; only F64 and I64 are supported");
+            const uint64_t expected = static_cast<uint64_t>(t.numel()) * 8;
+            if (stop < begin || stop - begin != expected)
+                throw ModelFileError(path + ": field '" + name + "' holds " + std::to_string(stop - begin) + " bytes but shape " +
+                                         shape_string(t.shape) + " needs " + std::to_string(expected));
+            if (stop > data_size)
+                throw ModelFileError(path + ": truncated model file (field '" + name + "' ends at byte " + std::to_string(stop) +
+                                         " of a " + std::to_string(data_size) + "-byte data section)");
+            in.seekg(data_start + static_cast<std::streamoff>(begin));
+            // Little-endian on disk; every platform LAMMPS and CPython wheels target here is little-endian too.
+            if (t.dtype == "F64") {
+                t.f64.resize(static_cast<size_t>(t.numel()));
+                in.read(reinterpret_cast<char*>(t.f64.data()), static_cast<std::streamsize>(expected));
+            } else {
+                t.i64.resize(static_cast<size_t>(t.numel()));
+                in.read(reinterpret_cast<char*>(t.i64.data()), static_cast<std::streamsize>(expected));
+            }
+            if (!in) throw ModelFileError(path + ": read error in field '" + name + "'");
+            mf.tensors_.emplace(name, std::move(t));
+        }
+        return mf;
+    }
+
+    const std::string& path() const { return path_; }
+    const std::string& kind() const { return kind_; }
+    int format_version() const { return format_version_; }
+    const std::string& package_version() const { return package_version_; }
+    const Json& metadata() const { return metadata_; }
+    const std::map<std::string, Tensor>& tensors() const { return tensors_; }
+    bool has(const std::string& name) const { return tensors_.count(name) > 0; }
+
+    const Tensor& tensor(const std::string& name) const {
+        auto it = tensors_.find(name);
+        if (it == tensors_.end())
+            throw ModelFileError(path_ + ": field '" + name + "' is missing; the file was not written by this model kind or is damaged");
+        return it->second;
+    }
+
+    /// float64 data of `name`; `expected_shape` entries < 0 match any length.
+    const std::vector<double>& f64(const std::string& name, const std::vector<int64_t>& expected_shape = {}) const {
+        const Tensor& t = checked(name, "F64", expected_shape);
+        return t.f64;
+    }
+    const std::vector<int64_t>& i64(const std::string& name, const std::vector<int64_t>& expected_shape = {}) const {
+        const Tensor& t = checked(name, "I64", expected_shape);
+        return t.i64;
+    }
+
+ private:
+    std::string path_, kind_, package_version_;
+    int format_version_ = 0;
+    Json metadata_;
+    std::map<std::string, Tensor> tensors_;
+
+    const Tensor& checked(const std::string& name, const char* dtype, const std::vector<int64_t>& expected_shape) const {
+        const Tensor& t = tensor(name);
+        if (t.dtype != dtype) throw ModelFileError(path_ + ": field '" + name + "' has dtype " + t.dtype + ", expected " + dtype);
+        if (!expected_shape.empty()) {
+            bool ok = expected_shape.size() == t.shape.size();
+            for (size_t i = 0; ok && i < t.shape.size(); ++i) ok = expected_shape[i] < 0 || expected_shape[i] == t.shape[i];
+            if (!ok)
+                throw ModelFileError(path_ + ": field '" + name + "' has shape " + shape_string(t.shape) + ", expected " +
+                                         shape_string(expected_shape));
+        }
+        return t;
+    }
+};
+
+}  // namespace clusterforce

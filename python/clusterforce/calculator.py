@@ -1,0 +1,93 @@
+"""ASE calculator for trained clusterforce models (``atoms.calc = Calculator("model.cfm")``).
+
+Predictions go through the model's compiled path (the C++ core shared with LAMMPS).
+What the calculator offers depends on the model kind: ``dml`` models predict forces directly
+and define no energy (asking for one raises :class:`PropertyNotImplementedError` that says so);
+``gap`` models give energy, per-atom energies, forces and, for periodic cells, stress.
+Per-atom uncertainties land in ``calc.results["uncertainty"]`` when the model provides them.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import numpy as np
+from ase import Atoms
+from ase.calculators.calculator import Calculator as _AseCalculator
+from ase.calculators.calculator import PropertyNotImplementedError, all_changes
+
+_ENERGY_PROPERTIES = ("energy", "free_energy", "energies")
+
+
+class Calculator(_AseCalculator):
+    """ASE calculator driven by a trained clusterforce model.
+
+    Parameters
+    ----------
+    model
+        Path of a ``.cfm`` model file, or a loaded model (an object with ``kind``,
+        ``elements``, ``implemented_properties`` and ``predict(atoms) -> dict``).
+    """
+
+    default_parameters: dict[str, Any] = {}
+    nolabel = True
+
+    def __init__(self, model: str | os.PathLike | Any, **kwargs):
+        if isinstance(model, (str, os.PathLike)):
+            from .models import load_model
+
+            model = load_model(model)
+        self.model = model
+        self.implemented_properties = list(model.implemented_properties)
+        self._elements = set(model.elements)
+        self._checked_numbers: np.ndarray | None = None
+        super().__init__(**kwargs)
+
+    @property
+    def kind(self) -> str:
+        return self.model.kind
+
+    def get_property(self, name: str, atoms: Atoms | None = None, allow_calculation: bool = True):
+        if name in _ENERGY_PROPERTIES and name not in self.implemented_properties:
+            raise PropertyNotImplementedError(
+                f"this clusterforce model (kind '{self.kind}') is force-only: it predicts forces directly "
+                f"and defines no {name}; use an optimiser or MD integrator that needs only forces "
+                "(clusterforce.optimize.ForceOnlyOptimizer, ase.md.VelocityVerlet, ase.md.Langevin), "
+                "or train a 'gap' model for energies"
+            )
+        if name == "stress" and atoms is not None and not atoms.pbc.all():
+            raise PropertyNotImplementedError("stress is defined only for fully periodic cells; this structure is a finite cluster")
+        return super().get_property(name, atoms, allow_calculation)
+
+    def _check_elements(self, atoms: Atoms) -> None:
+        # Species are checked only when the atomic numbers change, as ASE calculators do.
+        if self._checked_numbers is not None and np.array_equal(self._checked_numbers, atoms.numbers):
+            return
+        symbols = atoms.get_chemical_symbols()
+        for index, symbol in enumerate(symbols):
+            if symbol not in self._elements:
+                raise ValueError(
+                    f"atom {index} is {symbol}, an element this model was not trained on "
+                    f"(it knows {', '.join(sorted(self._elements))}); retrain with data containing {symbol}"
+                )
+        self._checked_numbers = atoms.numbers.copy()
+
+    def calculate(self, atoms: Atoms | None = None, properties=("forces",), system_changes=all_changes) -> None:
+        super().calculate(atoms, properties, system_changes)
+        self._check_elements(self.atoms)
+        predicted = self.model.predict(self.atoms)
+        results: dict[str, Any] = {"forces": np.array(predicted["forces"], dtype=float)}
+        if "energy" in predicted:
+            results["energy"] = results["free_energy"] = float(predicted["energy"])
+        if "energies" in predicted:
+            results["energies"] = np.array(predicted["energies"], dtype=float)
+        if "virial" in predicted and self.atoms.pbc.all():
+            # Voigt order xx, yy, zz, yz, xz, xy; stress = -virial / volume (eV/Angstrom^3).
+            virial = np.asarray(predicted["virial"], dtype=float).reshape(3, 3)
+            stress = -virial / self.atoms.get_volume()
+            results["stress"] = stress.flat[[0, 4, 8, 5, 2, 1]]
+        for extra in ("uncertainty", "variance", "energy_variance"):
+            if extra in predicted:
+                results[extra] = np.array(predicted[extra], dtype=float)
+        self.results = results

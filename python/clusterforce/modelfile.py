@@ -1,0 +1,191 @@
+"""The ``.cfm`` model file: one portable file per trained model.
+
+Layout (safetensors): an 8-byte little-endian header length, a JSON header, then raw
+little-endian float64 / int64 arrays. The header's ``__metadata__`` holds string values only
+(a safetensors rule), so it carries ``format_version``, ``kind``, ``clusterforce_version`` and
+``metadata``: the JSON text of everything else (elements, classes, descriptor parameters,
+hyperparameters, training-data hash, training metrics). The same file is read by
+:mod:`clusterforce.modelfile` here and by ``cpp/include/clusterforce/modelfile.hpp`` in C++.
+
+Readers reject unknown format versions, truncated files and shape mismatches with a
+:class:`ModelFileError` that names the file and the field.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import struct
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import __version__
+
+FORMAT_VERSION = 1
+
+_DTYPES = {"F64": np.dtype("<f8"), "I64": np.dtype("<i8")}
+_MAX_HEADER_BYTES = 100 * 1024 * 1024
+
+
+class ModelFileError(ValueError):
+    """A model file that cannot be read or does not hold what its reader needs."""
+
+
+def _as_storable(name: str, value: np.ndarray) -> tuple[str, np.ndarray]:
+    array = np.asarray(value)
+    if array.dtype.kind == "f":
+        return "F64", np.asarray(array, dtype="<f8", order="C")
+    if array.dtype.kind in "iub":
+        return "I64", np.asarray(array, dtype="<i8", order="C")
+    raise TypeError(f"model array '{name}' has dtype {array.dtype}; only float and integer arrays can be stored")
+
+
+def save(
+    path: str | os.PathLike,
+    *,
+    kind: str,
+    arrays: Mapping[str, np.ndarray],
+    metadata: Mapping[str, Any],
+) -> None:
+    """Write a model file atomically (a temporary file renamed into place).
+
+    Parameters
+    ----------
+    path
+        Destination, conventionally ``*.cfm``.
+    kind
+        Model kind, e.g. ``"dml"`` or ``"gap"``.
+    arrays
+        Named arrays; float dtypes are stored as float64, integer and bool dtypes as int64.
+        Use ``/`` in names for hierarchy (``"classes/S/emlm/W"``).
+    metadata
+        JSON-serialisable description of the model. ``format_version`` and the package
+        version are added here.
+    """
+    path = Path(path)
+    header: dict[str, Any] = {}
+    blobs: list[bytes] = []
+    offset = 0
+    for name in sorted(arrays):
+        if name == "__metadata__":
+            raise ValueError("'__metadata__' is reserved and cannot name a model array")
+        dtype, array = _as_storable(name, arrays[name])
+        blob = array.tobytes()
+        header[name] = {"dtype": dtype, "shape": list(array.shape), "data_offsets": [offset, offset + len(blob)]}
+        blobs.append(blob)
+        offset += len(blob)
+    try:
+        metadata_text = json.dumps(dict(metadata), sort_keys=True, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"model metadata for {path} is not JSON-serialisable: {exc}") from None
+    header["__metadata__"] = {
+        "format_version": str(FORMAT_VERSION),
+        "kind": kind,
+        "clusterforce_version": __version__,
+        "metadata": metadata_text,
+    }
+    header_bytes = json.dumps(header, separators=(",", ":")).encode()
+    header_bytes += b" " * (-len(header_bytes) % 8)  # align the data section to 8 bytes
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as fh:
+        fh.write(struct.pack("<Q", len(header_bytes)))
+        fh.write(header_bytes)
+        for blob in blobs:
+            fh.write(blob)
+    os.replace(tmp, path)
+
+
+@dataclass
+class ModelFile:
+    """A model file read into memory."""
+
+    path: Path
+    kind: str
+    format_version: int
+    clusterforce_version: str
+    metadata: dict[str, Any]
+    arrays: dict[str, np.ndarray] = field(repr=False)
+
+    def array(self, name: str, *, shape: tuple[int | None, ...] | None = None, dtype: Any = None) -> np.ndarray:
+        """Return array ``name``, checking its shape (``None`` = any length on that axis) and dtype."""
+        if name not in self.arrays:
+            raise ModelFileError(f"{self.path}: field '{name}' is missing; the file was not written by this model kind or is damaged")
+        value = self.arrays[name]
+        if dtype is not None and value.dtype != np.dtype(dtype):
+            raise ModelFileError(f"{self.path}: field '{name}' has dtype {value.dtype}, expected {np.dtype(dtype)}")
+        if shape is not None and (
+            len(shape) != value.ndim or any(want is not None and want != got for want, got in zip(shape, value.shape))
+        ):
+            want = tuple("*" if s is None else s for s in shape)
+            raise ModelFileError(f"{self.path}: field '{name}' has shape {value.shape}, expected {want}")
+        return value
+
+
+def load(path: str | os.PathLike, *, kind: str | None = None) -> ModelFile:
+    """Read a model file, validating its header, format version, kind and array sizes."""
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise ModelFileError(f"{path}: model file not found") from None
+    except OSError as exc:
+        raise ModelFileError(f"{path}: cannot read model file: {exc.strerror}") from None
+    if len(raw) < 8:
+        raise ModelFileError(f"{path}: truncated model file ({len(raw)} bytes, not even a header length)")
+    (n_header,) = struct.unpack("<Q", raw[:8])
+    if n_header > _MAX_HEADER_BYTES:
+        raise ModelFileError(f"{path}: not a clusterforce model file (header length {n_header} bytes is implausible)")
+    if 8 + n_header > len(raw):
+        raise ModelFileError(f"{path}: truncated model file (header needs {n_header} bytes, file has {len(raw) - 8})")
+    try:
+        header = json.loads(raw[8 : 8 + n_header])
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ModelFileError(f"{path}: not a clusterforce model file (header is not JSON: {exc})") from None
+    if not isinstance(header, dict):
+        raise ModelFileError(f"{path}: not a clusterforce model file (header is not a JSON object)")
+    meta = header.pop("__metadata__", None)
+    if not isinstance(meta, dict) or "format_version" not in meta or "kind" not in meta:
+        raise ModelFileError(f"{path}: not a clusterforce model file (no format_version/kind in __metadata__)")
+    try:
+        version = int(meta["format_version"])
+    except ValueError:
+        raise ModelFileError(f"{path}: field 'format_version' is {meta['format_version']!r}, not an integer") from None
+    if version != FORMAT_VERSION:
+        raise ModelFileError(
+            f"{path}: unknown format_version {version}; this clusterforce ({__version__}) reads "
+            f"format_version {FORMAT_VERSION} — install the clusterforce version that wrote the file"
+        )
+    if kind is not None and meta["kind"] != kind:
+        raise ModelFileError(f"{path}: model kind is '{meta['kind']}', expected '{kind}'")
+    try:
+        metadata = json.loads(meta.get("metadata", "{}"))
+    except json.JSONDecodeError as exc:
+        raise ModelFileError(f"{path}: field 'metadata' is not valid JSON: {exc}") from None
+
+    data = memoryview(raw)[8 + n_header :]
+    arrays: dict[str, np.ndarray] = {}
+    for name, info in header.items():
+        try:
+            dtype = _DTYPES[info["dtype"]]
+            shape = tuple(int(s) for s in info["shape"])
+            begin, end = (int(o) for o in info["data_offsets"])
+        except (KeyError, TypeError, ValueError):
+            raise ModelFileError(f"{path}: field '{name}' has a malformed header entry {info!r}") from None
+        expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+        if end - begin != expected or begin < 0:
+            raise ModelFileError(f"{path}: field '{name}' holds {end - begin} bytes but shape {shape} needs {expected}")
+        if end > len(data):
+            raise ModelFileError(f"{path}: truncated model file (field '{name}' ends at byte {end} of a {len(data)}-byte data section)")
+        arrays[name] = np.frombuffer(data[begin:end], dtype=dtype).reshape(shape).astype(dtype.newbyteorder("="))
+    return ModelFile(
+        path=path,
+        kind=meta["kind"],
+        format_version=version,
+        clusterforce_version=meta.get("clusterforce_version", "unknown"),
+        metadata=metadata,
+        arrays=arrays,
+    )

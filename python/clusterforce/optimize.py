@@ -1,0 +1,259 @@
+"""Force-only structure optimisation: ASE's BFGS with what noisy ML forces need.
+
+Section II D and III D of the OAMLM paper optimise with ML forces alone (no energy), with a
+small maximum step (0.05–0.2 Angstrom), Hessian resets every N steps, and *partwise*
+optimisation: groups of atoms take turns (outer layer 24 steps with the core fixed, then
+the core 12 steps with the outer layer fixed). Each group keeps its own BFGS Hessian over its
+own coordinates, so the other group's moves never enter it; a reset returns every group's
+Hessian to its initial value.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+from collections.abc import Sequence
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from ase import Atoms
+from ase.constraints import FixAtoms
+from ase.io import Trajectory
+from ase.optimize import BFGS
+from ase.optimize.optimize import OptimizableAtoms
+from ase.utils.abc import Optimizable
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Part:
+    """A group of atoms optimised for ``steps`` consecutive steps per turn."""
+
+    name: str
+    indices: np.ndarray
+    steps: int
+
+
+class _SubsetOptimizable(Optimizable):
+    """The coordinates of ``indices`` only; forces come from the full structure."""
+
+    def __init__(self, atoms: Atoms, indices: np.ndarray):
+        self.atoms = atoms
+        self.indices = indices
+
+    def ndofs(self) -> int:
+        return 3 * len(self.indices)
+
+    def get_x(self) -> np.ndarray:
+        return self.atoms.positions[self.indices].ravel()
+
+    def set_x(self, x: np.ndarray) -> None:
+        positions = self.atoms.get_positions()
+        positions[self.indices] = x.reshape(-1, 3)
+        self.atoms.set_positions(positions)
+
+    def get_gradient(self) -> np.ndarray:
+        return -self.atoms.get_forces()[self.indices].ravel()
+
+    def get_value(self) -> float:
+        # BFGS steps never need the energy; force-only models do not define one.
+        raise NotImplementedError("force-only optimisation does not evaluate energies")
+
+    def iterimages(self):
+        return iter([self.atoms])
+
+
+class ForceOnlyAtoms(OptimizableAtoms):
+    """Let ASE's force-driven optimisers run a force-only model: ``BFGS(ForceOnlyAtoms(atoms))``.
+
+    ASE optimisers log an energy every step even when their steps use forces only (BFGS,
+    LBFGS, FIRE, MDMin); with a force-only model that energy is undefined, so it is reported
+    as NaN. Optimisers whose steps need energies (line searches) cannot use such a model.
+    """
+
+    def get_value(self) -> float:
+        return float("nan")
+
+
+def fixed_indices(atoms: Atoms) -> np.ndarray:
+    """Indices held fixed by :class:`ase.constraints.FixAtoms` constraints on ``atoms``."""
+    fixed = [c.index for c in atoms.constraints if isinstance(c, FixAtoms)]
+    return np.unique(np.concatenate(fixed)) if fixed else np.array([], dtype=int)
+
+
+def parse_partwise(spec: str, atoms: Atoms, classes: Sequence[str] | None = None) -> list[Part]:
+    """Parse a schedule such as ``"outer:24,core:12"`` into :class:`Part` objects.
+
+    A group is ``core`` (class ``Au_core``), ``outer`` (every other atom), ``all``, an atom
+    class name (``S``, ``Au_unit`` ...), an element symbol, or atom indices and ranges joined
+    by ``+`` (``0-11+20``). ``classes`` are the per-atom class names, needed for ``core``,
+    ``outer`` and class names.
+    """
+    parts = []
+    symbols = np.array(atoms.get_chemical_symbols())
+    n = len(atoms)
+    for item in spec.split(","):
+        name, sep, steps_text = item.strip().rpartition(":")
+        if not sep or not name or not steps_text.isdigit() or int(steps_text) < 1:
+            raise ValueError(f"partwise schedule '{spec}': '{item.strip()}' is not GROUP:STEPS with STEPS a positive integer")
+        if name in ("core", "outer") or (classes is not None and name in set(classes)):
+            if classes is None:
+                raise ValueError(f"partwise group '{name}' needs atom classes; give indices instead")
+            labels = np.asarray(classes)
+            if name == "core":
+                mask = labels == "Au_core"
+            elif name == "outer":
+                mask = labels != "Au_core"
+            else:
+                mask = labels == name
+            indices = np.flatnonzero(mask)
+        elif name == "all":
+            indices = np.arange(n)
+        elif name in set(symbols):
+            indices = np.flatnonzero(symbols == name)
+        elif re.fullmatch(r"\d+(-\d+)?(\+\d+(-\d+)?)*", name):
+            chosen: list[int] = []
+            for chunk in name.split("+"):
+                lo, _, hi = chunk.partition("-")
+                chosen.extend(range(int(lo), int(hi or lo) + 1))
+            indices = np.unique(chosen)
+            if indices.max() >= n:
+                raise ValueError(f"partwise group '{name}': atom index {indices.max()} is out of range for {n} atoms")
+        else:
+            known = sorted(set(classes or []) | set(symbols) | {"core", "outer", "all"})
+            raise ValueError(f"partwise group '{name}' is unknown; use one of {', '.join(known)} or atom indices like 0-11+20")
+        if len(indices) == 0:
+            raise ValueError(f"partwise group '{name}' selects no atoms in this structure")
+        parts.append(Part(name=name, indices=indices, steps=int(steps_text)))
+    return parts
+
+
+@dataclass
+class OptimizationResult:
+    """What happened in a :func:`ForceOnlyOptimizer.run`."""
+
+    converged: bool
+    nsteps: int
+    fmax: list[float] = field(default_factory=list)  # max force (eV/Angstrom) before each step and at the end
+    parts: list[str] = field(default_factory=list)  # which group moved at each step
+    resets: list[int] = field(default_factory=list)  # steps before which the Hessians were reset
+
+
+class ForceOnlyOptimizer:
+    """BFGS on forces only, with maximum step, Hessian resets and partwise turns.
+
+    Parameters
+    ----------
+    atoms
+        Structure with a calculator that provides forces (eV/Angstrom). ``FixAtoms``
+        constraints are honoured: fixed atoms never move and are excluded from every group.
+    maxstep
+        Largest displacement of any atom in one step (Angstrom); the paper uses 0.05–0.2.
+    reset_every
+        Reset the BFGS Hessian approximation(s) to their initial value every this many steps
+        (the paper resets every 36 steps, one round of outer 24 + core 12). ``None``: never.
+    parts
+        Groups that take turns (see :func:`parse_partwise`); ``None`` optimises all free
+        atoms together.
+    alpha
+        Initial Hessian guess (eV/Angstrom^2), as in :class:`ase.optimize.BFGS`.
+    trajectory, logfile
+        ASE trajectory path and a text log path (``"-"`` for stdout); either may be ``None``.
+    """
+
+    def __init__(
+        self,
+        atoms: Atoms,
+        *,
+        maxstep: float = 0.1,
+        reset_every: int | None = None,
+        parts: Sequence[Part] | None = None,
+        alpha: float = 70.0,
+        trajectory: str | Path | None = None,
+        logfile: str | Path | None = None,
+    ):
+        if maxstep <= 0:
+            raise ValueError(f"maxstep must be positive (Angstrom), got {maxstep}")
+        if reset_every is not None and reset_every < 1:
+            raise ValueError(f"reset_every must be a positive number of steps, got {reset_every}")
+        self.atoms = atoms
+        self.maxstep = maxstep
+        self.reset_every = reset_every
+        self.alpha = alpha
+        self.trajectory = trajectory
+        self.logfile = logfile
+        fixed = fixed_indices(atoms)
+        free = np.setdiff1d(np.arange(len(atoms)), fixed)
+        if parts is None:
+            parts = [Part(name="all", indices=free, steps=1)]
+        self.parts = [Part(p.name, np.setdiff1d(p.indices, fixed), p.steps) for p in parts]
+        for p in self.parts:
+            if len(p.indices) == 0:
+                raise ValueError(f"partwise group '{p.name}' has no free atoms (all are fixed by FixAtoms)")
+        self._free = np.unique(np.concatenate([p.indices for p in self.parts]))
+        self._optimizers = [
+            BFGS(_SubsetOptimizable(atoms, p.indices), maxstep=maxstep, alpha=alpha, logfile=None) for p in self.parts
+        ]
+
+    def reset_hessians(self) -> None:
+        """Return every group's Hessian approximation to its initial value."""
+        for opt in self._optimizers:
+            opt.initialize()
+
+    def _fmax(self) -> float:
+        forces = self.atoms.get_forces()[self._free]
+        return float(np.sqrt((forces**2).sum(axis=1)).max())
+
+    def _schedule(self):
+        while True:
+            for k, part in enumerate(self.parts):
+                for _ in range(part.steps):
+                    yield k
+
+    def run(self, fmax: float = 0.05, steps: int = 200) -> OptimizationResult:
+        """Optimise until the largest force on a free atom is ≤ ``fmax`` (eV/Angstrom) or ``steps`` steps."""
+        result = OptimizationResult(converged=False, nsteps=0)
+        with ExitStack() as stack:
+            traj = stack.enter_context(Trajectory(str(self.trajectory), "w", self.atoms)) if self.trajectory else None
+            if self.logfile == "-":
+                out = sys.stdout
+            elif self.logfile:
+                out = stack.enter_context(open(self.logfile, "w"))
+            else:
+                out = None
+            if out:
+                out.write(f"{'step':>5} {'group':>10} {'fmax/eV/A':>12} reset\n")
+            schedule = self._schedule()
+            for step in range(steps + 1):
+                current = self._fmax()
+                result.fmax.append(current)
+                if traj is not None:
+                    traj.write(self.atoms)
+                if current <= fmax:
+                    result.converged = True
+                    break
+                if step == steps:
+                    break
+                reset = self.reset_every is not None and step > 0 and step % self.reset_every == 0
+                if reset:
+                    self.reset_hessians()
+                    result.resets.append(step)
+                k = next(schedule)
+                if out:
+                    out.write(f"{step:5d} {self.parts[k].name:>10} {current:12.6f} {'*' if reset else ''}\n")
+                    out.flush()
+                self._optimizers[k].step()
+                result.parts.append(self.parts[k].name)
+                result.nsteps = step + 1
+        log.info(
+            "optimisation %s after %d steps, fmax %.4f eV/A, %d Hessian resets",
+            "converged" if result.converged else "stopped",
+            result.nsteps,
+            result.fmax[-1],
+            len(result.resets),
+        )
+        return result

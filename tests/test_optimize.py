@@ -1,0 +1,110 @@
+import numpy as np
+import pytest
+from ase.calculators.emt import EMT
+from ase.constraints import FixAtoms
+from ase.io import read
+
+from clusterforce import Calculator
+from clusterforce.optimize import ForceOnlyOptimizer, parse_partwise
+
+
+def emt_energy(atoms):
+    ref = atoms.copy()
+    ref.calc = EMT()
+    return ref.get_potential_energy()
+
+
+def test_force_only_bfgs_lowers_reference_energy(rattled_au13, emt_force_model, tmp_path):
+    atoms = rattled_au13
+    atoms.calc = Calculator(emt_force_model)
+    e0 = emt_energy(atoms)
+    opt = ForceOnlyOptimizer(atoms, maxstep=0.1, trajectory=tmp_path / "opt.traj", logfile=tmp_path / "opt.log")
+    result = opt.run(fmax=0.05, steps=100)
+    assert result.converged
+    assert result.fmax[-1] <= 0.05
+    assert emt_energy(atoms) < e0 - 0.1
+    frames = read(tmp_path / "opt.traj", ":")
+    assert len(frames) == result.nsteps + 1
+    assert "fmax" in (tmp_path / "opt.log").read_text()
+
+
+def test_maxstep_bounds_every_displacement(rattled_au13, emt_force_model):
+    atoms = rattled_au13
+    atoms.calc = Calculator(emt_force_model)
+    opt = ForceOnlyOptimizer(atoms, maxstep=0.02)
+    before = atoms.get_positions()
+    for _ in range(5):
+        opt.run(fmax=0.0, steps=1)
+        after = atoms.get_positions()
+        assert np.linalg.norm(after - before, axis=1).max() <= 0.02 + 1e-12
+        before = after
+
+
+def test_partwise_schedule_and_resets(rattled_au13, emt_force_model, tmp_path):
+    atoms = rattled_au13
+    atoms.calc = Calculator(emt_force_model)
+    parts = parse_partwise("0-5:4,6-12:2", atoms)
+    opt = ForceOnlyOptimizer(atoms, maxstep=0.05, parts=parts, reset_every=6, trajectory=tmp_path / "p.traj")
+    result = opt.run(fmax=0.0, steps=14)
+    assert result.nsteps == 14
+    assert result.parts == (["0-5"] * 4 + ["6-12"] * 2) * 2 + ["0-5"] * 2
+    assert result.resets == [6, 12]
+    frames = read(tmp_path / "p.traj", ":")
+    groups = {"0-5": set(range(6)), "6-12": set(range(6, 13))}
+    for before, after, part in zip(frames, frames[1:], result.parts):
+        moved = set(np.flatnonzero(np.linalg.norm(after.positions - before.positions, axis=1) > 0))
+        assert moved and moved <= groups[part]
+
+
+def test_hessian_reset_restores_initial_hessian(rattled_au13, emt_force_model):
+    atoms = rattled_au13
+    atoms.calc = Calculator(emt_force_model)
+    opt = ForceOnlyOptimizer(atoms, maxstep=0.05, alpha=70.0)
+    opt.run(fmax=0.0, steps=3)
+    bfgs = opt._optimizers[0]
+    assert not np.allclose(bfgs.H, 70.0 * np.eye(3 * len(atoms)))
+    opt.reset_hessians()
+    opt.run(fmax=0.0, steps=1)  # first step after a reset uses the initial Hessian
+    np.testing.assert_allclose(bfgs.H, 70.0 * np.eye(3 * len(atoms)))
+
+
+def test_fixed_atoms_never_move(rattled_au13, emt_force_model):
+    atoms = rattled_au13
+    atoms.set_constraint(FixAtoms(indices=[0, 1, 2]))
+    atoms.calc = Calculator(emt_force_model)
+    start = atoms.get_positions()
+    ForceOnlyOptimizer(atoms, maxstep=0.1).run(fmax=0.01, steps=20)
+    np.testing.assert_array_equal(atoms.get_positions()[:3], start[:3])
+    assert np.abs(atoms.get_positions()[3:] - start[3:]).max() > 0
+
+
+def test_partwise_by_class_names(rattled_au13):
+    classes = ["Au_core"] * 5 + ["Au_unit"] * 4 + ["S"] * 4
+    parts = parse_partwise("outer:24,core:12", rattled_au13, classes)
+    assert [p.name for p in parts] == ["outer", "core"]
+    np.testing.assert_array_equal(parts[0].indices, np.arange(5, 13))
+    np.testing.assert_array_equal(parts[1].indices, np.arange(5))
+    assert parts[0].steps == 24 and parts[1].steps == 12
+
+
+@pytest.mark.parametrize(
+    "spec, message",
+    [
+        ("outer", "is not GROUP:STEPS"),
+        ("0-3:0", "is not GROUP:STEPS"),
+        ("0-99:5", "atom index 99 is out of range for 13 atoms"),
+        ("Xx:5", "partwise group 'Xx' is unknown"),
+        ("core:5", "needs atom classes"),
+    ],
+)
+def test_partwise_errors(rattled_au13, spec, message):
+    with pytest.raises(ValueError, match=message):
+        parse_partwise(spec, rattled_au13)
+
+
+def test_bad_arguments(rattled_au13, emt_force_model):
+    rattled_au13.calc = Calculator(emt_force_model)
+    with pytest.raises(ValueError, match="maxstep must be positive"):
+        ForceOnlyOptimizer(rattled_au13, maxstep=0)
+    with pytest.raises(ValueError, match="reset_every must be a positive"):
+        ForceOnlyOptimizer(rattled_au13, reset_every=0)
