@@ -50,4 +50,5 @@ PYBIND11_MODULE(_kernels, m) {
     clusterforce::bindings::bind_modelfile(m);
     clusterforce::bindings::bind_nbody(m);
     clusterforce::bindings::bind_gap(m);
+    clusterforce::bindings::bind_soap(m);
 }

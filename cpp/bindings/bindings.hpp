@@ -7,4 +7,5 @@ namespace clusterforce::bindings {
 void bind_modelfile(pybind11::module_& m);
 void bind_nbody(pybind11::module_& m);
 void bind_gap(pybind11::module_& m);
+void bind_soap(pybind11::module_& m);
 }  // namespace clusterforce::bindings
