@@ -111,6 +111,23 @@ void bind_gap(py::module_& m) {
           },
           py::arg("channel"), py::arg("q"), "Kernel values and gradients dk/dq against the channel's sparse points.");
 
+  py::class_<SoapTerm, GapTerm, std::shared_ptr<SoapTerm>>(m, "SoapTerm",
+                                                           "SOAP GAP term: delta^2 (p_hat . p_hat_m)^zeta.")
+      .def(py::init([](const SoapGTO& soap, double delta, int zeta, const Array& sparse, const Int64Array& offsets,
+                       const std::optional<Array>& alpha) {
+             const auto f = static_cast<py::ssize_t>(soap.n_features());
+             if (sparse.ndim() != 2 || sparse.shape(1) != f) {
+               throw py::value_error("SOAP term: sparse must have shape (M, " + std::to_string(f) + ")");
+             }
+             if (offsets.ndim() != 1) throw py::value_error("offsets must be one-dimensional");
+             if (alpha && alpha->ndim() != 1) throw py::value_error("alpha must be one-dimensional");
+             return std::make_shared<SoapTerm>(soap, delta, zeta, to_vector(sparse),
+                                               std::vector<int64_t>(offsets.data(), offsets.data() + offsets.size()),
+                                               alpha ? to_vector(*alpha) : std::vector<double>());
+           }),
+           py::arg("soap"), py::arg("delta"), py::arg("zeta"), py::arg("sparse"), py::arg("offsets"),
+           py::arg("alpha") = py::none());
+
   py::class_<GapModel>(m, "GapModel", "A trained GAP: e0 plus terms; whole-structure and per-centre prediction.")
       .def(py::init([](int n_species, const Array& e0, std::vector<std::shared_ptr<GapTerm>> terms,
                        const std::optional<Array>& variance) {
@@ -118,6 +135,13 @@ void bind_gap(py::module_& m) {
              return GapModel(n_species, to_vector(e0), std::move(t), variance ? to_vector(*variance) : std::vector<double>());
            }),
            py::arg("n_species"), py::arg("e0"), py::arg("terms"), py::arg("variance") = py::none())
+      .def_static(
+          "read",
+          [](const std::string& path) {
+            py::gil_scoped_release release;
+            return read_gap_model(ModelFile::read(path));
+          },
+          py::arg("path"), "Load a .cfm model file of kind 'gap' with the C++ reader (as LAMMPS does).")
       .def_property_readonly("cutoff", &GapModel::cutoff)
       .def_property_readonly("n_sparse", &GapModel::n_sparse)
       .def_property_readonly("has_variance", &GapModel::has_variance)

@@ -17,7 +17,9 @@
 #include <utility>
 #include <vector>
 
+#include "modelfile.hpp"
 #include "nbody.hpp"
+#include "soap.hpp"
 
 namespace clusterforce {
 
@@ -293,6 +295,144 @@ class NBodyTerm : public GapTerm {
   std::vector<TripletSymmetry> symmetry_;
 };
 
+/// SOAP term: k(p, p') = delta^2 (p_hat . p'_hat)^zeta between normalised power spectra of
+/// centres of the same species (review eq. 16). Sparse points are stored normalised, grouped
+/// by centre species (offsets has n_species + 1 entries).
+class SoapTerm : public GapTerm {
+ public:
+  SoapTerm(SoapGTO soap, double delta, int zeta, std::vector<double> sparse, std::vector<int64_t> offsets,
+           std::vector<double> alpha)
+      : soap_(std::move(soap)), delta_(delta), zeta_(zeta), sparse_(std::move(sparse)), offsets_(std::move(offsets)),
+        alpha_(std::move(alpha)) {
+    const std::size_t f = soap_.n_features();
+    if (!(delta > 0.0)) throw std::invalid_argument("SOAP term: delta must be > 0, got " + std::to_string(delta));
+    if (zeta < 1) throw std::invalid_argument("SOAP term: zeta must be >= 1, got " + std::to_string(zeta));
+    if (sparse_.size() % f != 0) {
+      throw std::invalid_argument("SOAP term: sparse has " + std::to_string(sparse_.size()) +
+                                  " values, not a multiple of the " + std::to_string(f) + " SOAP features");
+    }
+    const int64_t m = static_cast<int64_t>(sparse_.size() / f);
+    if (offsets_.size() != static_cast<std::size_t>(soap_.n_species()) + 1 || offsets_.front() != 0 ||
+        offsets_.back() != m || !std::is_sorted(offsets_.begin(), offsets_.end())) {
+      throw std::invalid_argument("SOAP term: offsets must have n_species + 1 = " + std::to_string(soap_.n_species() + 1) +
+                                  " entries rising from 0 to the number of sparse points " + std::to_string(m));
+    }
+    if (!alpha_.empty() && static_cast<int64_t>(alpha_.size()) != m) {
+      throw std::invalid_argument("SOAP term: alpha has " + std::to_string(alpha_.size()) + " entries for " +
+                                  std::to_string(m) + " sparse points");
+    }
+  }
+
+  const SoapGTO& soap() const { return soap_; }
+  double delta() const { return delta_; }
+  int zeta() const { return zeta_; }
+  double r_cut() const override { return soap_.cutoff(); }
+  int n_sparse() const override { return static_cast<int>(sparse_.size() / soap_.n_features()); }
+
+  double centre_energy(int cs, const double* rel, const int* sp, int n, double* grad) const override {
+    if (alpha_.empty()) throw std::invalid_argument("SOAP term has no weights (alpha): train it first");
+    Centre c = centre(cs, rel, sp, n, grad != nullptr);
+    const std::size_t f = soap_.n_features();
+    const double d2 = delta_ * delta_;
+    // dE/dp_hat = delta^2 sum_m alpha_m zeta z_m^(zeta-1) p_hat_m
+    std::vector<double> u(f, 0.0);
+    double energy = 0.0;
+    for (int64_t m = offsets_[cs]; m < offsets_[cs + 1]; ++m) {
+      const double* pm = sparse_.data() + m * f;
+      const double z = dot(c.p.data(), pm, f);
+      energy += d2 * alpha_[m] * std::pow(z, zeta_);
+      if (grad == nullptr) continue;
+      const double coef = d2 * alpha_[m] * zeta_ * std::pow(z, zeta_ - 1);
+      for (std::size_t k = 0; k < f; ++k) u[k] += coef * pm[k];
+    }
+    if (grad == nullptr) return energy;
+    // Through the normalisation: dE/dp = (u - (u . p_hat) p_hat) / |p|.
+    const double up = dot(u.data(), c.p.data(), f);
+    for (std::size_t k = 0; k < f; ++k) u[k] = (u[k] - up * c.p[k]) / c.norm;
+    for (int j = 0; j < n; ++j) {
+      const double* g = c.grad.data() + (j + 1) * 3 * f;
+      for (int x = 0; x < 3; ++x) grad[3 * j + x] += dot(g + x * f, u.data(), f);
+    }
+    return energy;
+  }
+
+  void centre_rows(int cs, const double* rel, const int* sp, int n, double* row, double* grad_rows) const override {
+    Centre c = centre(cs, rel, sp, n, grad_rows != nullptr);
+    const std::size_t f = soap_.n_features();
+    const int64_t big_m = n_sparse();
+    const double d2 = delta_ * delta_;
+    for (int64_t m = offsets_[cs]; m < offsets_[cs + 1]; ++m) {
+      const double* pm = sparse_.data() + m * f;
+      const double z = dot(c.p.data(), pm, f);
+      row[m] += d2 * std::pow(z, zeta_);
+      if (grad_rows == nullptr) continue;
+      const double coef = d2 * zeta_ * std::pow(z, zeta_ - 1) / c.norm;
+      for (int j = 0; j < n; ++j) {
+        for (int x = 0; x < 3; ++x) {
+          const double* g = c.grad.data() + ((j + 1) * 3 + x) * f;
+          grad_rows[(3 * static_cast<int64_t>(j) + x) * big_m + m] += coef * (dot(g, pm, f) - z * dot(g, c.p.data(), f));
+        }
+      }
+    }
+  }
+
+  double centre_self_covariance(int, const double*, const int*, int) const override { return delta_ * delta_; }
+
+  double structure_self_covariance(const NeighborList& nl, const int* species, int n) const override {
+    const std::size_t f = soap_.n_features();
+    std::vector<std::vector<double>> p(n);
+    for (int i = 0; i < n; ++i) {
+      const int64_t o = nl.offsets[i];
+      p[i] = centre(species[i], nl.rel.data() + 3 * o, nl.species.data() + o, static_cast<int>(nl.offsets[i + 1] - o),
+                    false)
+                 .p;
+    }
+    double c = 0.0;
+    for (int i = 0; i < n; ++i)
+      for (int j = 0; j < n; ++j)
+        if (species[i] == species[j]) c += std::pow(dot(p[i].data(), p[j].data(), f), zeta_);
+    return delta_ * delta_ * c;
+  }
+
+  /// Normalised power spectrum of a centre (length n_features).
+  std::vector<double> normalised(int cs, const double* rel, const int* sp, int n) const {
+    return centre(cs, rel, sp, n, false).p;
+  }
+
+ private:
+  struct Centre {
+    std::vector<double> p;     // normalised power spectrum
+    double norm = 0.0;         // |p| before normalisation
+    std::vector<double> grad;  // (n + 1, 3, F) raw gradients, row 0 = centre
+  };
+
+  static double dot(const double* a, const double* b, std::size_t n) {
+    double s = 0.0;
+    for (std::size_t k = 0; k < n; ++k) s += a[k] * b[k];
+    return s;
+  }
+
+  Centre centre(int cs, const double* rel, const int* sp, int n, bool with_grad) const {
+    const std::size_t f = soap_.n_features();
+    Centre c;
+    c.p.resize(f);
+    if (with_grad) c.grad.resize((static_cast<std::size_t>(n) + 1) * 3 * f);
+    SoapGTO::Workspace ws = soap_.make_workspace();
+    soap_.compute_center(cs, static_cast<std::size_t>(n), rel, sp, c.p.data(), with_grad ? c.grad.data() : nullptr, ws);
+    c.norm = std::sqrt(dot(c.p.data(), c.p.data(), f));
+    if (!(c.norm > 0.0)) throw std::invalid_argument("SOAP power spectrum of a centre is zero; cannot normalise");
+    for (double& v : c.p) v /= c.norm;
+    return c;
+  }
+
+  SoapGTO soap_;
+  double delta_;
+  int zeta_;
+  std::vector<double> sparse_;
+  std::vector<int64_t> offsets_;
+  std::vector<double> alpha_;
+};
+
 /// Results for a whole structure. Forces = -dE/dr (eV/A); virial = -sum_pairs rel (x) dE/drel (eV),
 /// row-major 3 x 3; variances in eV^2 (empty / zero unless requested).
 struct GapResult {
@@ -487,6 +627,93 @@ inline void structure_rows(const GapTerm& term, const double* pos, const int* sp
       }
     }
   }
+}
+
+namespace gap_detail {
+
+inline const Json& field(const Json& obj, const std::string& key, const std::string& where) {
+  if (!obj.contains(key)) throw ModelFileError(where + ": metadata field '" + key + "' is missing");
+  return obj.at(key);
+}
+
+inline double number(const Json& obj, const std::string& key, const std::string& where) {
+  const Json& v = field(obj, key, where);
+  if (!v.is_number()) throw ModelFileError(where + ": metadata field '" + key + "' is not a number");
+  return v.as_double();
+}
+
+inline int integer(const Json& obj, const std::string& key, const std::string& where) {
+  const double v = number(obj, key, where);
+  if (v != static_cast<double>(static_cast<int>(v))) {
+    throw ModelFileError(where + ": metadata field '" + key + "' must be an integer, got " + std::to_string(v));
+  }
+  return static_cast<int>(v);
+}
+
+}  // namespace gap_detail
+
+/// Atomic numbers of a GAP model file's species, in species-index order (sorted).
+inline std::vector<int> gap_atomic_numbers(const ModelFile& mf) {
+  const std::string where = mf.path();
+  const Json& numbers = gap_detail::field(mf.metadata(), "atomic_numbers", where);
+  if (!numbers.is_array() || numbers.size() == 0) throw ModelFileError(where + ": 'atomic_numbers' must be a non-empty list");
+  std::vector<int> z;
+  for (std::size_t i = 0; i < numbers.size(); ++i) z.push_back(static_cast<int>(numbers.at(i).as_int()));
+  if (!std::is_sorted(z.begin(), z.end()) || std::adjacent_find(z.begin(), z.end()) != z.end()) {
+    throw ModelFileError(where + ": 'atomic_numbers' must be sorted and unique");
+  }
+  return z;
+}
+
+/// Build a GAP model from a .cfm file of kind "gap" (what the LAMMPS pair style calls).
+inline GapModel read_gap_model(const ModelFile& mf) {
+  const std::string& path = mf.path();
+  if (mf.kind() != "gap") throw ModelFileError(path + ": model kind is '" + mf.kind() + "', expected 'gap'");
+  const std::vector<int> z = gap_atomic_numbers(mf);
+  const int n_species = static_cast<int>(z.size());
+  const std::vector<double>& e0 = mf.f64("e0", {n_species});
+  const Json& terms = gap_detail::field(mf.metadata(), "terms", path);
+  if (!terms.is_array() || terms.size() == 0) throw ModelFileError(path + ": 'terms' must be a non-empty list");
+  std::vector<std::shared_ptr<const GapTerm>> built;
+  int64_t total = 0;
+  for (std::size_t i = 0; i < terms.size(); ++i) {
+    const Json& t = terms.at(i);
+    const std::string prefix = "terms/" + std::to_string(i) + "/";
+    const std::string where = path + ": term " + std::to_string(i);
+    const std::string kind = gap_detail::field(t, "kind", where).as_string();
+    const Tensor& sparse = mf.tensor(prefix + "sparse");
+    if (sparse.shape.size() != 2) throw ModelFileError(path + ": field '" + prefix + "sparse' must be two-dimensional");
+    const int64_t m = sparse.shape[0];
+    try {
+      if (kind == "2b" || kind == "3b") {
+        NBodyParams p;
+        p.order = kind == "2b" ? 2 : 3;
+        p.r_cut = gap_detail::number(t, "r_cut", where);
+        p.width = gap_detail::number(t, "width", where);
+        p.theta = gap_detail::number(t, "theta", where);
+        p.delta = gap_detail::number(t, "delta", where);
+        p.sparse = mf.f64(prefix + "sparse", {m, nbody_dim(p.order)});
+        p.offsets = mf.i64(prefix + "offsets", {nbody_n_channels(p.order, n_species) + 1});
+        p.alpha = mf.f64(prefix + "alpha", {m});
+        built.push_back(std::make_shared<NBodyTerm>(n_species, std::move(p)));
+      } else if (kind == "soap") {
+        SoapGTO soap(gap_detail::number(t, "r_cut", where), gap_detail::integer(t, "n_max", where),
+                     gap_detail::integer(t, "l_max", where), gap_detail::number(t, "atom_sigma", where), z);
+        const int64_t f = static_cast<int64_t>(soap.n_features());
+        built.push_back(std::make_shared<SoapTerm>(std::move(soap), gap_detail::number(t, "delta", where),
+                                                   gap_detail::integer(t, "zeta", where), mf.f64(prefix + "sparse", {m, f}),
+                                                   mf.i64(prefix + "offsets", {n_species + 1}), mf.f64(prefix + "alpha", {m})));
+      } else {
+        throw ModelFileError(where + ": unknown term kind '" + kind + "' (known: 2b, 3b, soap)");
+      }
+    } catch (const std::invalid_argument& e) {
+      throw ModelFileError(where + " (" + kind + "): " + e.what());
+    }
+    total += m;
+  }
+  std::vector<double> variance;
+  if (mf.has("variance")) variance = mf.f64("variance", {total, total});
+  return GapModel(n_species, e0, std::move(built), std::move(variance));
 }
 
 }  // namespace clusterforce
