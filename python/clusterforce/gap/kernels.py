@@ -169,8 +169,8 @@ class SoapKernel:
         self.set_sparse(np.concatenate(chosen), np.concatenate([[0], np.cumsum(counts)]))
 
     def set_sparse(self, sparse: np.ndarray, offsets: np.ndarray) -> None:
-        sparse = np.ascontiguousarray(sparse, dtype=float).reshape(-1, self.n_features)
-        self.sparse = sparse / np.linalg.norm(sparse, axis=1, keepdims=True)
+        """Sparse environments (M, F), already normalised, grouped by centre species."""
+        self.sparse = np.ascontiguousarray(sparse, dtype=float).reshape(-1, self.n_features)
         self.offsets = np.asarray(offsets, dtype=np.int64)
         self._sparse_species = np.repeat(np.arange(self.n_species), np.diff(self.offsets))
 

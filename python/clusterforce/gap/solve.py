@@ -116,14 +116,14 @@ def _equilibrate(c: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _cholesky(c_hat: np.ndarray, jitter: float, max_jitter: float) -> tuple[tuple, float] | None:
-    j = jitter
     eye = np.eye(len(c_hat))
+    j = jitter
     while j <= max_jitter:
         try:
             return scipy.linalg.cho_factor(c_hat + j * eye, lower=True, check_finite=False), j
         except np.linalg.LinAlgError:
             logger.info("Cholesky failed with relative jitter %.1e; increasing it", j)
-            j *= 100.0
+            j = max(100.0 * j, 1e-12)
     return None
 
 
