@@ -51,4 +51,7 @@ PYBIND11_MODULE(_kernels, m) {
     clusterforce::bindings::bind_nbody(m);
     clusterforce::bindings::bind_gap(m);
     clusterforce::bindings::bind_soap(m);
+    clusterforce::bindings::bind_environments(m);
+    clusterforce::bindings::bind_align(m);
+    clusterforce::bindings::bind_oamlm(m);
 }

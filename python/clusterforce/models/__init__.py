@@ -1,0 +1,1 @@
+"""Trainable models (scikit-learn style)."""
