@@ -10,7 +10,7 @@ from sklearn.base import clone
 from clusterforce import _kernels, modelfile
 from clusterforce.calculator import Calculator
 from clusterforce.gap import Soap, ThreeBody, TwoBody, term_from_dict
-from clusterforce.gap.kernels import NBodyKernel, SoapKernel
+from clusterforce.gap.kernels import Geometry, NBodyKernel, SoapKernel
 from clusterforce.gap.model import Sample, sample_rows
 from clusterforce.gap.solve import NormalEquations, solve, variance_matrix
 from clusterforce.gap.sparse import cur_rows, farthest_point_sampling, select_sparse, uniform_grid
@@ -55,16 +55,19 @@ def structure(seed=3):
     return a, species
 
 
+def geometry(atoms):
+    return Geometry(atoms.positions, (atoms.numbers == 47).astype(np.int32))
+
+
 # ---------------------------------------------------------------- kernel rows
 
 
 @pytest.mark.parametrize("term", TERMS, ids=lambda t: t.kind)
 def test_force_rows_are_minus_gradient_of_energy_row(term):
     a, species = structure()
-    structs = [(f.positions, (f.numbers == 47).astype(np.int32)) for f in emt_clusters(4, 1)]
     k = SoapKernel(term, [29, 47]) if isinstance(term, Soap) else NBodyKernel(term, 2)
-    k.select_sparse(structs)
-    e_row, f_rows = k.rows(a.positions, species)
+    k.select_sparse([geometry(f) for f in emt_clusters(4, 1)])
+    e_row, f_rows = k.rows(Geometry(a.positions, species))
     assert f_rows.shape == (13, 3, k.n_sparse)
     h = 1e-5
     for i in (0, 5):
@@ -72,7 +75,7 @@ def test_force_rows_are_minus_gradient_of_energy_row(term):
             p, m = a.positions.copy(), a.positions.copy()
             p[i, x] += h
             m[i, x] -= h
-            fd = -(k.rows(p, species)[0] - k.rows(m, species)[0]) / (2 * h)
+            fd = -(k.rows(Geometry(p, species))[0] - k.rows(Geometry(m, species))[0]) / (2 * h)
             np.testing.assert_allclose(f_rows[i, x], fd, atol=1e-6 * max(1.0, abs(f_rows).max()))
     # the rows the trainer builds (numpy for SOAP) equal the compiled predictor's rows
     e_cpp, f_cpp = k.predictor_term(None).rows(a.positions, species)
@@ -83,17 +86,18 @@ def test_force_rows_are_minus_gradient_of_energy_row(term):
 def test_sample_rows_scale_by_sigma():
     a, species = structure()
     k = NBodyKernel(TERMS[0], 2)
-    k.select_sparse([(a.positions, species)])
+    g = Geometry(a.positions, species)
+    k.select_sparse([g])
     forces = np.ones((13, 3))
-    s = Sample(a.positions, species, 2.0, forces, energy_sigma=0.5, force_sigma=np.full(13, 0.1))
+    s = Sample(g, 2.0, forces, energy_sigma=0.5, force_sigma=np.full(13, 0.1))
     rows, targets = sample_rows([k], s)
-    e_row, f_rows = k.rows(a.positions, species)
+    e_row, f_rows = k.rows(g)
     assert rows.shape == (1 + 39, k.n_sparse)
     np.testing.assert_allclose(rows[0], e_row / 0.5)
     np.testing.assert_allclose(rows[1:], f_rows.reshape(39, -1) / 0.1)
     np.testing.assert_allclose(targets, np.concatenate([[4.0], np.full(39, 10.0)]))
     with pytest.raises(ValueError, match="neither an energy nor forces"):
-        sample_rows([k], Sample(a.positions, species, None, None, 1.0, np.ones(13), label="frame 7"))
+        sample_rows([k], Sample(g, None, None, 1.0, np.ones(13), label="frame 7"))
 
 
 # ---------------------------------------------------------------- solver
@@ -317,14 +321,47 @@ def test_validation_messages(model, train_frames):
         GAPModel(terms=TERMS[:1], sigma_force=0.0).fit(train_frames)
     with pytest.raises(ValueError, match="'e0' lacks an isolated-atom energy for Ag"):
         GAPModel(terms=TERMS[:1], e0={"Cu": 0.0}, progress=False).fit(train_frames)
-    periodic = train_frames[0].copy()
-    periodic.pbc = True
-    periodic.cell = [20, 20, 20]
-    with pytest.raises(ValueError, match="periodic boundaries"):
-        GAPModel(terms=TERMS[:1], progress=False).fit([periodic])
     gold = train_frames[0].copy()
     gold.numbers[3] = 79
     with pytest.raises(ValueError, match="atom 3 is Au, an element this model was not trained on"):
         model.predict(gold)
     with pytest.raises(ValueError, match="unknown field"):
         term_from_dict({"kind": "2b", "cutoff": 5.0})
+
+
+def test_periodic_forces_and_virial_are_energy_derivatives():
+    from ase.build import bulk
+
+    rng = np.random.default_rng(4)
+    frames = []
+    for _ in range(6):
+        a = bulk("Cu", "fcc", a=3.6, cubic=True).repeat((2, 1, 1))
+        a.positions += rng.normal(scale=0.08, size=a.positions.shape)
+        a.calc = EMT()
+        e, f = a.get_potential_energy(), a.get_forces()
+        a.calc = SinglePointCalculator(a, energy=e, forces=f)
+        frames.append(a)
+    model = GAPModel(terms=(TERMS[0], TERMS[1], TERMS[2]), progress=False).fit(frames)
+    a = frames[0].copy()
+    a.positions[0] += [0.05, -0.03, 0.02]
+    p = model.predict(a)
+    h = 1e-5
+    for x in range(3):
+        b = a.copy()
+        b.positions[1, x] += h
+        ep = model.predict(b)["energy"]
+        b.positions[1, x] -= 2 * h
+        em = model.predict(b)["energy"]
+        assert p["forces"][1, x] == pytest.approx(-(ep - em) / (2 * h), abs=1e-6)
+    # virial W = -dE/d(strain): E(cell (1 + eps)) with atoms following the strain
+    for i, j in ((0, 0), (0, 1), (2, 1)):
+        eps = np.zeros((3, 3))
+        eps[i, j] = h
+        energies = []
+        for sign in (1, -1):
+            b = a.copy()
+            b.set_cell(a.cell[:] @ (np.eye(3) + sign * eps).T, scale_atoms=True)
+            energies.append(model.predict(b)["energy"])
+        assert p["virial"][i, j] == pytest.approx(-(energies[0] - energies[1]) / (2 * h), abs=1e-6)
+    a.calc = Calculator(model)
+    np.testing.assert_allclose(a.get_stress(voigt=False), -p["virial"] / a.get_volume(), atol=1e-12)

@@ -3,6 +3,7 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <array>
 #include <memory>
 #include <optional>
 #include <string>
@@ -31,6 +32,31 @@ void check_structure(const Array& pos, const IntArray& species) {
   }
 }
 
+// Keeps the numpy buffers alive while the Geometry points into them.
+struct GeometryArgs {
+  Array positions;
+  IntArray species;
+  Array cell;
+  Geometry g;
+};
+
+GeometryArgs geometry(const Array& pos, const IntArray& species, const std::optional<Array>& cell,
+                      const std::optional<std::array<bool, 3>>& pbc) {
+  check_structure(pos, species);
+  if (cell.has_value() != pbc.has_value()) throw py::value_error("give both cell and pbc, or neither");
+  GeometryArgs a{pos, species, Array(), Geometry()};
+  a.g.positions = a.positions.data();
+  a.g.species = a.species.data();
+  a.g.n = static_cast<int>(pos.shape(0));
+  if (cell) {
+    if (cell->ndim() != 2 || cell->shape(0) != 3 || cell->shape(1) != 3) throw py::value_error("cell must have shape (3, 3)");
+    a.cell = *cell;
+    a.g.cell = a.cell.data();
+    a.g.pbc = *pbc;
+  }
+  return a;
+}
+
 std::vector<double> to_vector(const Array& a) { return std::vector<double>(a.data(), a.data() + a.size()); }
 
 std::shared_ptr<NBodyTerm> make_nbody(int n_species, int order, double r_cut, double width, double theta, double delta,
@@ -55,27 +81,52 @@ std::shared_ptr<NBodyTerm> make_nbody(int n_species, int order, double r_cut, do
   return std::make_shared<NBodyTerm>(n_species, std::move(p));
 }
 
-py::tuple term_rows(const GapTerm& term, const Array& pos, const IntArray& species) {
-  check_structure(pos, species);
+py::tuple term_rows(const GapTerm& term, const Array& pos, const IntArray& species, const std::optional<Array>& cell,
+                    const std::optional<std::array<bool, 3>>& pbc) {
+  const GeometryArgs a = geometry(pos, species, cell, pbc);
   const py::ssize_t n = pos.shape(0), m = term.n_sparse();
   py::array_t<double> energy_row(m), force_rows({n, py::ssize_t(3), m});
   double* er = energy_row.mutable_data();
   double* fr = force_rows.mutable_data();
   {
     py::gil_scoped_release release;
-    structure_rows(term, pos.data(), species.data(), static_cast<int>(n), er, fr);
+    structure_rows(term, a.g, er, fr);
   }
   return py::make_tuple(energy_row, force_rows);
 }
 
 }  // namespace
 
+py::dict instances_to_dict(const std::vector<NBodyInstance>& inst, int order);  // nbody.cpp
+
 void bind_gap(py::module_& m) {
+  m.def(
+      "nbody_structure_descriptors",
+      [](int order, double r_cut, double width, int n_species, const Array& pos, const IntArray& species,
+         const std::optional<Array>& cell, const std::optional<std::array<bool, 3>>& pbc) {
+        const GeometryArgs a = geometry(pos, species, cell, pbc);
+        nbody_dim(order);
+        const CosineCutoff cut(r_cut, width);
+        std::vector<NBodyInstance> inst;
+        std::vector<int> centre;
+        {
+          py::gil_scoped_release release;
+          structure_nbody_instances(order, cut, n_species, a.g, inst, centre);
+        }
+        py::dict out = instances_to_dict(inst, order);
+        out["centre"] = py::array_t<int>(static_cast<py::ssize_t>(centre.size()), centre.data());
+        return out;
+      },
+      py::arg("order"), py::arg("r_cut"), py::arg("width"), py::arg("n_species"), py::arg("positions"),
+      py::arg("species"), py::arg("cell") = py::none(), py::arg("pbc") = py::none(),
+      "Pair or triplet descriptors (weight = cutoff fc) of every centre of a structure.");
+
   py::class_<GapTerm, std::shared_ptr<GapTerm>>(m, "GapTerm", "One additive term of a GAP energy.")
       .def_property_readonly("n_sparse", &GapTerm::n_sparse)
       .def_property_readonly("r_cut", &GapTerm::r_cut)
-      .def("rows", &term_rows, py::arg("positions"), py::arg("species"),
-           "Kernel rows of a free structure: (energy_row (M,), force_rows (n, 3, M)); "
+      .def("rows", &term_rows, py::arg("positions"), py::arg("species"), py::arg("cell") = py::none(),
+           py::arg("pbc") = py::none(),
+           "Kernel rows of a structure: (energy_row (M,), force_rows (n, 3, M)); "
            "force_rows = -d energy_row / d positions.");
 
   py::class_<NBodyTerm, GapTerm, std::shared_ptr<NBodyTerm>>(m, "NBodyTerm",
@@ -147,12 +198,13 @@ void bind_gap(py::module_& m) {
       .def_property_readonly("has_variance", &GapModel::has_variance)
       .def(
           "compute",
-          [](const GapModel& model, const Array& pos, const IntArray& species, bool with_variance) {
-            check_structure(pos, species);
+          [](const GapModel& model, const Array& pos, const IntArray& species, bool with_variance,
+             const std::optional<Array>& cell, const std::optional<std::array<bool, 3>>& pbc) {
+            const GeometryArgs a = geometry(pos, species, cell, pbc);
             GapResult r;
             {
               py::gil_scoped_release release;
-              r = model.compute(pos.data(), species.data(), static_cast<int>(pos.shape(0)), with_variance);
+              r = model.compute(a.g, with_variance);
             }
             const py::ssize_t n = pos.shape(0);
             py::dict out;
@@ -166,7 +218,8 @@ void bind_gap(py::module_& m) {
             }
             return out;
           },
-          py::arg("positions"), py::arg("species"), py::arg("with_variance") = false,
+          py::arg("positions"), py::arg("species"), py::arg("with_variance") = false, py::arg("cell") = py::none(),
+          py::arg("pbc") = py::none(),
           "Energy (eV), per-atom energies, forces (eV/A), virial (eV) and optionally variances (eV^2).")
       .def(
           "centre_energy",

@@ -6,7 +6,6 @@
 #include <vector>
 
 #include "bindings.hpp"
-#include "clusterforce/gap.hpp"
 #include "clusterforce/nbody.hpp"
 
 namespace py = pybind11;
@@ -28,7 +27,10 @@ void check_positions(const Array& pos, const IntArray& species, const char* what
   }
 }
 
+}  // namespace
+
 // Instances -> numpy arrays; dq/dw have one slot per involved neighbour (order - 1).
+// Also used by the structure-level binding in gap.cpp.
 py::dict instances_to_dict(const std::vector<NBodyInstance>& inst, int order) {
   const py::ssize_t t = static_cast<py::ssize_t>(inst.size());
   const int dim = nbody_dim(order), na = order - 1;
@@ -65,8 +67,6 @@ py::dict instances_to_dict(const std::vector<NBodyInstance>& inst, int order) {
   return out;
 }
 
-}  // namespace
-
 void bind_nbody(py::module_& m) {
   m.def(
       "nbody_centre_descriptors",
@@ -86,25 +86,6 @@ void bind_nbody(py::module_& m) {
       py::arg("order"), py::arg("r_cut"), py::arg("width"), py::arg("n_species"), py::arg("centre_species"),
       py::arg("rel"), py::arg("species"),
       "Pair (order 2) or triplet (order 3) descriptors of one centre from its neighbours' relative positions.");
-  m.def(
-      "nbody_structure_descriptors",
-      [](int order, double r_cut, double width, int n_species, const Array& pos, const IntArray& species) {
-        check_positions(pos, species, "positions");
-        nbody_dim(order);
-        const CosineCutoff cut(r_cut, width);
-        std::vector<NBodyInstance> inst;
-        std::vector<int> centre;
-        {
-          py::gil_scoped_release release;
-          structure_nbody_instances(order, cut, n_species, pos.data(), species.data(), static_cast<int>(pos.shape(0)),
-                                    inst, centre);
-        }
-        py::dict out = instances_to_dict(inst, order);
-        out["centre"] = py::array_t<int>(static_cast<py::ssize_t>(centre.size()), centre.data());
-        return out;
-      },
-      py::arg("order"), py::arg("r_cut"), py::arg("width"), py::arg("n_species"), py::arg("positions"),
-      py::arg("species"), "Pair or triplet descriptors of every centre of a free structure.");
   m.def("n_nbody_channels", &nbody_n_channels, py::arg("order"), py::arg("n_species"),
         "Number of species channels of an n-body order.");
 }

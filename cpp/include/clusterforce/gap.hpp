@@ -9,6 +9,7 @@
 #pragma once
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstdint>
 #include <memory>
@@ -19,6 +20,7 @@
 
 #include "modelfile.hpp"
 #include "nbody.hpp"
+#include "neighbors.hpp"
 #include "soap.hpp"
 
 namespace clusterforce {
@@ -34,36 +36,39 @@ struct NBodyParams {
   std::vector<double> alpha;      // M weights (eV / delta^2 units folded in); empty before training
 };
 
-/// Full neighbour list in CSR form: neighbours of i are index[offsets[i] .. offsets[i+1]) with
-/// relative positions rel (3 per neighbour, r_j - r_i) and species.
-struct NeighborList {
-  std::vector<int64_t> offsets;
-  std::vector<int> index;
-  std::vector<double> rel;
-  std::vector<int> species;
+/// A structure as the whole-structure entry points take it: positions (n x 3, Angstrom),
+/// species indices (n), and a cell (3 x 3, rows = lattice vectors) with periodic flags;
+/// cell may be null for a free cluster.
+struct Geometry {
+  const double* positions = nullptr;
+  const int* species = nullptr;
+  int n = 0;
+  const double* cell = nullptr;
+  std::array<bool, 3> pbc = {false, false, false};
 };
 
-/// All-pairs neighbour list of a free (non-periodic) structure.
-inline NeighborList free_neighbor_list(const double* pos, const int* species, int n, double cutoff) {
-  NeighborList nl;
-  nl.offsets.assign(1, 0);
-  const double rc2 = cutoff * cutoff;
-  for (int i = 0; i < n; ++i) {
-    for (int j = 0; j < n; ++j) {
-      if (j == i) continue;
-      double d[3], r2 = 0.0;
-      for (int x = 0; x < 3; ++x) {
-        d[x] = pos[3 * j + x] - pos[3 * i + x];
-        r2 += d[x] * d[x];
-      }
-      if (r2 >= rc2) continue;
-      nl.index.push_back(j);
-      nl.rel.insert(nl.rel.end(), d, d + 3);
-      nl.species.push_back(species[j]);
-    }
-    nl.offsets.push_back(static_cast<int64_t>(nl.index.size()));
-  }
-  return nl;
+/// Neighbours of every centre in CSR form: centre i sees index[offsets[i] .. offsets[i+1])
+/// (atom indices, periodic images included) at relative positions rel (r_j + shift - r_i)
+/// with species.
+struct CentreNeighbors {
+  std::vector<int64_t> offsets;
+  std::vector<int64_t> index;
+  std::vector<double> rel;
+  std::vector<int> species;
+  int count(int i) const { return static_cast<int>(offsets[i + 1] - offsets[i]); }
+};
+
+inline CentreNeighbors centre_neighbors(const Geometry& g, double cutoff) {
+  const NeighborList pairs = neighbor_list(g.positions, static_cast<std::size_t>(g.n), cutoff, g.cell, g.pbc);
+  CentreNeighbors out;
+  out.offsets.assign(static_cast<std::size_t>(g.n) + 1, 0);
+  for (std::size_t p = 0; p < pairs.size(); ++p) ++out.offsets[pairs.i[p] + 1];
+  for (int i = 0; i < g.n; ++i) out.offsets[i + 1] += out.offsets[i];
+  out.index = pairs.j;  // pairs come sorted by centre
+  out.rel = pairs.D;
+  out.species.resize(pairs.size());
+  for (std::size_t p = 0; p < pairs.size(); ++p) out.species[p] = g.species[pairs.j[p]];
+  return out;
 }
 
 /// One additive term of the GAP energy, seen from one centre at a time.
@@ -79,7 +84,7 @@ class GapTerm {
   /// Prior covariance of the local energy of one centre with itself (eV^2).
   virtual double centre_self_covariance(int cs, const double* rel, const int* sp, int n) const = 0;
   /// Prior variance of the summed local energies of a whole structure (eV^2).
-  virtual double structure_self_covariance(const NeighborList& nl, const int* species, int n) const = 0;
+  virtual double structure_self_covariance(const CentreNeighbors& nl, const int* species, int n) const = 0;
 };
 
 class NBodyTerm : public GapTerm {
@@ -252,11 +257,11 @@ class NBodyTerm : public GapTerm {
     return self_covariance(inst);
   }
 
-  double structure_self_covariance(const NeighborList& nl, const int* species, int n) const override {
+  double structure_self_covariance(const CentreNeighbors& nl, const int* species, int n) const override {
     std::vector<NBodyInstance> inst;
     for (int i = 0; i < n; ++i) {
       const int64_t o = nl.offsets[i];
-      instances(species[i], nl.rel.data() + 3 * o, nl.species.data() + o, static_cast<int>(nl.offsets[i + 1] - o), inst);
+      instances(species[i], nl.rel.data() + 3 * o, nl.species.data() + o, nl.count(i), inst);
     }
     return self_covariance(inst);
   }
@@ -378,14 +383,12 @@ class SoapTerm : public GapTerm {
 
   double centre_self_covariance(int, const double*, const int*, int) const override { return delta_ * delta_; }
 
-  double structure_self_covariance(const NeighborList& nl, const int* species, int n) const override {
+  double structure_self_covariance(const CentreNeighbors& nl, const int* species, int n) const override {
     const std::size_t f = soap_.n_features();
     std::vector<std::vector<double>> p(n);
     for (int i = 0; i < n; ++i) {
       const int64_t o = nl.offsets[i];
-      p[i] = centre(species[i], nl.rel.data() + 3 * o, nl.species.data() + o, static_cast<int>(nl.offsets[i + 1] - o),
-                    false)
-                 .p;
+      p[i] = centre(species[i], nl.rel.data() + 3 * o, nl.species.data() + o, nl.count(i), false).p;
     }
     double c = 0.0;
     for (int i = 0; i < n; ++i)
@@ -492,14 +495,16 @@ class GapModel {
     for (std::size_t t = 0; t < terms_.size(); ++t) terms_[t]->centre_rows(cs, rel, sp, n, row + term_offsets_[t], nullptr);
   }
 
-  /// Energy, per-atom energies, forces and virial of a free structure; variances if asked.
-  GapResult compute(const double* pos, const int* species, int n, bool with_variance) const {
+  /// Energy, per-atom energies, forces and virial of a structure; variances if asked.
+  GapResult compute(const Geometry& g, bool with_variance) const {
+    const int n = g.n;
+    const int* species = g.species;
     if (n < 0) throw std::invalid_argument("number of atoms must be >= 0, got " + std::to_string(n));
     for (int i = 0; i < n; ++i) check_species(species[i], n_species_, "atom");
     if (with_variance && variance_.empty()) {
       throw std::invalid_argument("this GAP model carries no variance matrix (trained without variance)");
     }
-    const NeighborList nl = free_neighbor_list(pos, species, n, cutoff_);
+    const CentreNeighbors nl = centre_neighbors(g, cutoff_);
     GapResult res;
     res.atom_energies.assign(n, 0.0);
     res.forces.assign(3 * static_cast<std::size_t>(n), 0.0);
@@ -510,12 +515,12 @@ class GapModel {
 #pragma omp for schedule(dynamic)
       for (int i = 0; i < n; ++i) {
         const int64_t o = nl.offsets[i];
-        const int nn = static_cast<int>(nl.offsets[i + 1] - o);
+        const int nn = nl.count(i);
         const double* rel = nl.rel.data() + 3 * o;
         grad.assign(3 * static_cast<std::size_t>(nn), 0.0);
         res.atom_energies[i] = centre_energy(species[i], rel, nl.species.data() + o, nn, grad.data());
         for (int j = 0; j < nn; ++j) {
-          const int a = nl.index[o + j];
+          const int64_t a = nl.index[o + j];
           for (int x = 0; x < 3; ++x) {
             forces[3 * a + x] -= grad[3 * j + x];
             forces[3 * i + x] += grad[3 * j + x];
@@ -536,7 +541,7 @@ class GapModel {
 
  private:
   // var = prior - k^T V k, for each atom's local energy and for the total energy.
-  void variances(const NeighborList& nl, const int* species, int n, GapResult& res) const {
+  void variances(const CentreNeighbors& nl, const int* species, int n, GapResult& res) const {
     const int64_t m = n_sparse();
     res.atom_variances.assign(n, 0.0);
     std::vector<double> total_row(m, 0.0);
@@ -546,7 +551,7 @@ class GapModel {
 #pragma omp for schedule(dynamic)
       for (int i = 0; i < n; ++i) {
         const int64_t o = nl.offsets[i];
-        const int nn = static_cast<int>(nl.offsets[i + 1] - o);
+        const int nn = nl.count(i);
         const double* rel = nl.rel.data() + 3 * o;
         const int* sp = nl.species.data() + o;
         std::fill(row.begin(), row.end(), 0.0);
@@ -584,34 +589,33 @@ class GapModel {
   double cutoff_ = 0.0;
 };
 
-/// Unweighted-by-term descriptor instances (cutoff weight fc) of every centre of a free structure;
-/// centre[t] is the centre atom of instance t.
-inline void structure_nbody_instances(int order, const CosineCutoff& cut, int n_species, const double* pos,
-                                      const int* species, int n, std::vector<NBodyInstance>& out,
-                                      std::vector<int>& centre) {
-  for (int i = 0; i < n; ++i) check_species(species[i], n_species, "atom");
-  const NeighborList nl = free_neighbor_list(pos, species, n, cut.r_cut());
-  for (int i = 0; i < n; ++i) {
+/// Descriptor instances (weight = cutoff fc, without the term's pair factor) of every centre of
+/// a structure; centre[t] is the centre atom of instance t.
+inline void structure_nbody_instances(int order, const CosineCutoff& cut, int n_species, const Geometry& g,
+                                      std::vector<NBodyInstance>& out, std::vector<int>& centre) {
+  for (int i = 0; i < g.n; ++i) check_species(g.species[i], n_species, "atom");
+  const CentreNeighbors nl = centre_neighbors(g, cut.r_cut());
+  for (int i = 0; i < g.n; ++i) {
     const int64_t o = nl.offsets[i];
     const std::size_t before = out.size();
-    nbody_instances(order, cut, species[i], nl.rel.data() + 3 * o, nl.species.data() + o,
-                    static_cast<int>(nl.offsets[i + 1] - o), n_species, out);
+    nbody_instances(order, cut, g.species[i], nl.rel.data() + 3 * o, nl.species.data() + o, nl.count(i), n_species, out);
     centre.insert(centre.end(), out.size() - before, i);
   }
 }
 
-/// Kernel rows of one term for a whole free structure, as training needs them:
+/// Kernel rows of one term for a whole structure, as training needs them:
 /// energy_row[m] = d E / d alpha_m and force_rows[(a*3 + x)*M + m] = -d^2 E / d alpha_m d r_a[x].
-inline void structure_rows(const GapTerm& term, const double* pos, const int* species, int n, double* energy_row,
-                           double* force_rows) {
+inline void structure_rows(const GapTerm& term, const Geometry& g, double* energy_row, double* force_rows) {
   const int64_t m = term.n_sparse();
-  const NeighborList nl = free_neighbor_list(pos, species, n, term.r_cut());
+  const int n = g.n;
+  const int* species = g.species;
+  const CentreNeighbors nl = centre_neighbors(g, term.r_cut());
   std::fill(energy_row, energy_row + m, 0.0);
   std::fill(force_rows, force_rows + 3 * static_cast<int64_t>(n) * m, 0.0);
   std::vector<double> grad_rows;
   for (int i = 0; i < n; ++i) {
     const int64_t o = nl.offsets[i];
-    const int nn = static_cast<int>(nl.offsets[i + 1] - o);
+    const int nn = nl.count(i);
     grad_rows.assign(3 * static_cast<std::size_t>(nn) * m, 0.0);
     term.centre_rows(species[i], nl.rel.data() + 3 * o, nl.species.data() + o, nn, energy_row, grad_rows.data());
     for (int j = 0; j < nn; ++j) {

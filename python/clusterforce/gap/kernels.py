@@ -2,11 +2,11 @@
 
 Every term object offers the same small interface, used by :mod:`clusterforce.gap.model`:
 
-``select_sparse(structures)``
-    choose the sparse points from an iterable of ``(positions, species)``;
+``select_sparse(geometries)``
+    choose the sparse points from an iterable of :class:`Geometry`;
 ``n_sparse``, ``sparse_covariance()``
     number of sparse points M and their kernel matrix (M x M, eV^2);
-``rows(positions, species)``
+``rows(geometry)``
     ``(energy_row (M,), force_rows (n, 3, M))`` with force_rows = -d energy_row / d positions,
     so that a structure's energy is ``energy_row @ alpha`` and its forces ``force_rows @ alpha``;
 ``predictor_term(alpha)``
@@ -18,6 +18,7 @@ Every term object offers the same small interface, used by :mod:`clusterforce.ga
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from typing import NamedTuple
 
 import numpy as np
 import scipy.sparse
@@ -26,7 +27,16 @@ from .. import _kernels
 from .sparse import select_sparse
 from .terms import Soap, ThreeBody, TwoBody
 
-Structure = tuple[np.ndarray, np.ndarray]
+
+
+class Geometry(NamedTuple):
+    """A structure for the kernels: positions (n, 3) Angstrom, species indices (n,) int32 in
+    model order, and for periodic structures the cell (3, 3; rows = lattice vectors) and pbc (3,)."""
+
+    positions: np.ndarray
+    species: np.ndarray
+    cell: np.ndarray | None = None
+    pbc: tuple[bool, bool, bool] | None = None
 
 # Working-memory target for blocks of SOAP gradient rows (bytes).
 _BLOCK_BYTES = 64 * 2**20
@@ -52,16 +62,16 @@ class NBodyKernel:
     def n_sparse(self) -> int:
         return 0 if self.sparse is None else len(self.sparse)
 
-    def descriptors(self, positions: np.ndarray, species: np.ndarray) -> dict[str, np.ndarray]:
+    def descriptors(self, g: Geometry) -> dict[str, np.ndarray]:
         """Pair or triplet descriptors of every centre (see ``_kernels.nbody_structure_descriptors``)."""
         t = self.term
-        return _kernels.nbody_structure_descriptors(t.order, t.r_cut, t.width, self.n_species, positions, species)
+        return _kernels.nbody_structure_descriptors(t.order, t.r_cut, t.width, self.n_species, *g)
 
-    def select_sparse(self, structures: Iterable[Structure]) -> None:
+    def select_sparse(self, geometries: Iterable[Geometry]) -> None:
         """Uniform-grid sparse points, ``term.n_sparse`` per species channel present in the data."""
         per_channel: list[list[np.ndarray]] = [[] for _ in range(self.n_channels)]
-        for positions, species in structures:
-            d = self.descriptors(positions, species)
+        for g in geometries:
+            d = self.descriptors(g)
             for c in np.unique(d["channel"]):
                 per_channel[c].append(d["q"][d["channel"] == c])
         chosen, counts = [], []
@@ -89,8 +99,8 @@ class NBodyKernel:
     def sparse_covariance(self) -> np.ndarray:
         return self._term().sparse_covariance()
 
-    def rows(self, positions: np.ndarray, species: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        return self._term().rows(positions, species)
+    def rows(self, g: Geometry) -> tuple[np.ndarray, np.ndarray]:
+        return self._term().rows(*g)
 
     def predictor_term(self, alpha: np.ndarray | None) -> _kernels.NBodyTerm:
         t = self.term
@@ -135,12 +145,15 @@ class SoapKernel:
     def n_features(self) -> int:
         return int(self.soap.n_features)
 
-    def normalised(self, positions: np.ndarray, species: np.ndarray) -> np.ndarray:
-        """Normalised power spectra (n, F) of every atom of a free structure."""
-        p = self.soap.compute(positions, self._numbers[species], np.arange(len(species), dtype=np.int64))
+    def _soap_args(self, g: Geometry) -> tuple:
+        return g.positions, self._numbers[g.species], np.arange(len(g.species), dtype=np.int64), g.cell, g.pbc
+
+    def normalised(self, g: Geometry) -> np.ndarray:
+        """Normalised power spectra (n, F) of every atom of a structure."""
+        p = self.soap.compute(*self._soap_args(g))
         return p / np.linalg.norm(p, axis=1, keepdims=True)
 
-    def select_sparse(self, structures: Iterable[Structure]) -> None:
+    def select_sparse(self, geometries: Iterable[Geometry]) -> None:
         """``term.n_sparse`` environments per centre species by CUR or FPS among the candidates.
 
         At most ``max_candidates`` environments per species are kept as candidates (a uniform
@@ -148,12 +161,11 @@ class SoapKernel:
         """
         rng = np.random.default_rng(self.seed)
         pools: list[list[np.ndarray]] = [[] for _ in range(self.n_species)]
-        seen = np.zeros(self.n_species, dtype=np.int64)
-        for positions, species in structures:
-            p = self.normalised(positions, species)
+        for g in geometries:
+            species = g.species
+            p = self.normalised(g)
             for s in np.unique(species):
                 pools[s].append(p[species == s])
-                seen[s] += int(np.sum(species == s))
                 if sum(len(x) for x in pools[s]) > 2 * self.max_candidates:
                     pools[s] = [_subsample(np.concatenate(pools[s]), self.max_candidates, rng)]
         chosen, counts = [], []
@@ -183,13 +195,12 @@ class SoapKernel:
         same = self._sparse_species[:, None] == self._sparse_species[None, :]
         return self.term.delta**2 * np.where(same, self.sparse @ self.sparse.T, 0.0) ** self.term.zeta
 
-    def rows(self, positions: np.ndarray, species: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def rows(self, g: Geometry) -> tuple[np.ndarray, np.ndarray]:
         self._check()
+        species = g.species
         n, m, f = len(species), self.n_sparse, self.n_features
         d2, zeta = self.term.delta**2, self.term.zeta
-        values, grads, pair_centre, pair_atom = self.soap.compute_with_gradients(
-            positions, self._numbers[species], np.arange(n, dtype=np.int64)
-        )
+        values, grads, pair_centre, pair_atom = self.soap.compute_with_gradients(*self._soap_args(g))
         norm = np.linalg.norm(values, axis=1)
         p = values / norm[:, None]
         same = species[:, None] == self._sparse_species[None, :]

@@ -14,7 +14,7 @@ import numpy as np
 import scipy.linalg
 from tqdm.auto import tqdm
 
-from .kernels import NBodyKernel, SoapKernel
+from .kernels import Geometry, NBodyKernel, SoapKernel
 from .solve import NormalEquations
 from .terms import Soap, Term
 
@@ -32,8 +32,7 @@ class Sample:
     force_sigma (n,) the noise of each atom's force components (eV/A).
     """
 
-    positions: np.ndarray
-    species: np.ndarray
+    geometry: Geometry
     energy: float | None
     forces: np.ndarray | None
     energy_sigma: float
@@ -52,15 +51,15 @@ def make_kernels(terms: Sequence[Term], atomic_numbers: list[int], *, seed: int 
     return out
 
 
-def _structures(samples: Sequence[Sample], progress: bool, desc: str) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+def _geometries(samples: Sequence[Sample], progress: bool, desc: str) -> Iterator[Geometry]:
     for s in tqdm(samples, desc=desc, disable=not progress, leave=False):
-        yield s.positions, s.species
+        yield s.geometry
 
 
 def select_sparse_points(kernels: Sequence[TermKernel], samples: Sequence[Sample], *, progress: bool = True) -> None:
     """Choose every term's sparse points from the training structures."""
     for k in kernels:
-        k.select_sparse(_structures(samples, progress, f"sparse points ({k.term.kind})"))
+        k.select_sparse(_geometries(samples, progress, f"sparse points ({k.term.kind})"))
         logger.info("%s term: %d sparse points", k.term.kind, k.n_sparse)
 
 
@@ -72,13 +71,13 @@ def sparse_covariance(kernels: Sequence[TermKernel]) -> np.ndarray:
 def sample_rows(kernels: Sequence[TermKernel], sample: Sample) -> tuple[np.ndarray, np.ndarray]:
     """Noise-weighted design rows and targets of one structure: energy row first (if any),
     then the 3n force components (if any)."""
-    parts = [k.rows(sample.positions, sample.species) for k in kernels]
+    parts = [k.rows(sample.geometry) for k in kernels]
     blocks, targets = [], []
     if sample.energy is not None:
         blocks.append(np.concatenate([p[0] for p in parts])[None, :] / sample.energy_sigma)
         targets.append(np.array([sample.energy / sample.energy_sigma]))
     if sample.forces is not None:
-        n = len(sample.species)
+        n = len(sample.geometry.species)
         f_rows = np.concatenate([p[1].reshape(3 * n, -1) for p in parts], axis=1)
         w = np.repeat(1.0 / sample.force_sigma, 3)
         blocks.append(f_rows * w[:, None])

@@ -34,7 +34,7 @@ from tqdm.auto import tqdm
 from .. import _kernels, modelfile
 from ..data import dataset_hash, frame_label, get_energy, get_forces, validate_frames
 from ..gap import model as gp
-from ..gap.kernels import NBodyKernel, SoapKernel
+from ..gap.kernels import Geometry, NBodyKernel, SoapKernel
 from ..gap.metrics import energy_force_metrics
 from ..gap.solve import solve, variance_matrix
 from ..gap.terms import Soap, Term, default_terms, term_from_dict
@@ -79,7 +79,8 @@ class GAPModel(BaseEstimator):
     """
 
     kind = KIND
-    implemented_properties = ("energy", "free_energy", "energies", "forces")
+    # stress only for fully periodic cells (the ASE Calculator refuses it for clusters)
+    implemented_properties = ("energy", "free_energy", "energies", "forces", "stress")
 
     def __init__(
         self,
@@ -115,7 +116,7 @@ class GAPModel(BaseEstimator):
         Parameters
         ----------
         frames
-            Free clusters (no periodic boundaries); each needs an energy, forces, or both.
+            Clusters or periodic structures; each needs an energy, forces, or both.
         comm
             Optional mpi4py communicator: every rank passes the same frames, each builds the
             rows of its share and the normal equations are Allreduced.
@@ -182,11 +183,6 @@ class GAPModel(BaseEstimator):
     @staticmethod
     def _check_frames(frames: list[Atoms]) -> None:
         for i, a in enumerate(frames):
-            if a.pbc.any():
-                raise ValueError(
-                    f"{frame_label(a, i)}: periodic boundaries (pbc={a.pbc.tolist()}) are not supported by the gap "
-                    "model yet; give free clusters (pbc=False)"
-                )
             if get_energy(a) is None and get_forces(a) is None:
                 raise ValueError(f"{frame_label(a, i)}: frame has neither a reference energy nor forces")
 
@@ -242,9 +238,14 @@ class GAPModel(BaseEstimator):
             out[i] = lookup[int(z)]
         return out
 
+    def _geometry(self, atoms: Atoms, label: str) -> Geometry:
+        species = self._species_indices(atoms, label)
+        if not atoms.pbc.any():
+            return Geometry(atoms.positions.astype(float), species)
+        return Geometry(atoms.positions.astype(float), species, np.array(atoms.cell[:], dtype=float), tuple(bool(p) for p in atoms.pbc))
+
     def _sample(self, atoms: Atoms, index: int) -> gp.Sample:
         label = frame_label(atoms, index)
-        species = self._species_indices(atoms, label)
         n = len(atoms)
         energy = get_energy(atoms)
         if energy is not None:
@@ -255,7 +256,7 @@ class GAPModel(BaseEstimator):
             sigma_f = np.asarray(atoms.arrays["force_atom_sigma"], dtype=float).reshape(n)
         if not (sigma_e > 0 and np.all(sigma_f > 0)):
             raise ValueError(f"{label}: energy_sigma / force_sigma / force_atom_sigma must be positive")
-        return gp.Sample(atoms.positions.astype(float), species, energy, get_forces(atoms), sigma_e, sigma_f, label)
+        return gp.Sample(self._geometry(atoms, label), energy, get_forces(atoms), sigma_e, sigma_f, label)
 
     def _build_predictor(self) -> None:
         e0 = np.array([self.e0_[s] for s in self.element_list_])
@@ -270,7 +271,7 @@ class GAPModel(BaseEstimator):
         return list(self.element_list_)
 
     def predict(self, atoms: Atoms, *, variance: bool = False) -> dict[str, Any]:
-        """Energy and forces of one free structure through the compiled predictor.
+        """Energy and forces of one structure (cluster or periodic) through the compiled predictor.
 
         Returns
         -------
@@ -282,11 +283,10 @@ class GAPModel(BaseEstimator):
         """
         check_is_fitted(self, "predictor_")
         label = atoms.info.get("source_file", "structure")
-        if atoms.pbc.any():
-            raise ValueError(f"{label}: periodic boundaries are not supported by the gap model yet; use pbc=False")
         if variance and self.variance_ is None:
             raise ValueError("this gap model was trained with variance=False and cannot give variances")
-        out = self.predictor_.compute(atoms.positions, self._species_indices(atoms, label), variance)
+        g = self._geometry(atoms, label)
+        out = self.predictor_.compute(g.positions, g.species, variance, g.cell, g.pbc)
         result: dict[str, Any] = {
             "energy": out["energy"],
             "free_energy": out["energy"],
