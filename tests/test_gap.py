@@ -365,3 +365,53 @@ def test_periodic_forces_and_virial_are_energy_derivatives():
         assert p["virial"][i, j] == pytest.approx(-(energies[0] - energies[1]) / (2 * h), abs=1e-6)
     a.calc = Calculator(model)
     np.testing.assert_allclose(a.get_stress(voigt=False), -p["virial"] / a.get_volume(), atol=1e-12)
+
+
+# ---------------------------------------------------------------- command line
+
+
+def gap_parser():
+    import argparse
+
+    from clusterforce.gap.cli import add_gap_arguments
+
+    p = argparse.ArgumentParser()
+    p.add_argument("--config")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--quiet", action="store_true")
+    p.add_argument("--plots")
+    p.set_defaults(command="train")
+    return add_gap_arguments(p)
+
+
+def test_train_and_evaluate_from_flags_and_config(tmp_path, train_frames):
+    from clusterforce.cli import apply_config
+    from clusterforce.gap.cli import evaluate_gap, terms_from_args, train_gap
+
+    config = tmp_path / "gap.yaml"
+    config.write_text("terms: [2b, soap]\nn_sparse_soap: 25\nn_max_soap: 3\nl_max_soap: 2\nr_cut_soap: 4.0\nr_cut_2b: 5.0\n")
+    argv = ["--config", str(config), "--quiet", "--n-sparse-soap", "30", "--plots", str(tmp_path / "plots")]
+    parser = gap_parser()
+    args = parser.parse_args(argv)
+    apply_config(parser, args, argv)
+    terms = terms_from_args(args)
+    assert [t.kind for t in terms] == ["2b", "soap"]
+    assert terms[1].n_sparse == 30 and terms[1].n_max == 3 and terms[0].r_cut == 5.0  # flag beats config
+    model = train_gap(train_frames[:10], args)
+    report = evaluate_gap(model, train_frames[10:15], args)
+    assert set(report) == {"kind", "energy_rmse_mev_per_atom", "energy_mae_mev_per_atom", "force_rmse", "force_mae", "n_frames"}
+    assert report["kind"] == "gap" and report["n_frames"] == 5
+    assert 0 < report["force_mae"] <= report["force_rmse"]
+    assert (tmp_path / "plots" / "energy_parity.png").stat().st_size > 0
+    assert (tmp_path / "plots" / "force_parity.png").stat().st_size > 0
+
+
+def test_bad_flags_are_named():
+    from clusterforce.gap.cli import terms_from_args, train_gap
+
+    args = gap_parser().parse_args(["--theta-3b", "0", "--terms", "3b"])
+    with pytest.raises(ValueError, match="3b term: 'theta' must be a positive number"):
+        terms_from_args(args)
+    args = gap_parser().parse_args(["--e0", "Cu:1.0", "--terms", "2b"])
+    with pytest.raises(ValueError, match="--e0 expects ELEMENT=EV"):
+        train_gap([], args)

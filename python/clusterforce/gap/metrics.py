@@ -3,8 +3,30 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
+from ase import Atoms
+from tqdm.auto import tqdm
+
+from ..data import get_energy, get_forces
+
+
+def collect_predictions(model: Any, frames: Sequence[Atoms], *, progress: bool = True) -> tuple[list, list, list, list, list]:
+    """Predict every frame; returns (pred_energy, ref_energy, n_atoms, pred_forces, ref_forces)
+    over the frames that carry a reference energy / forces."""
+    pred_e, ref_e, n_atoms, pred_f, ref_f = [], [], [], [], []
+    for a in tqdm(frames, desc="predicting", disable=not progress, leave=False):
+        p = model.predict(a)
+        e, f = get_energy(a), get_forces(a)
+        if e is not None:
+            pred_e.append(p["energy"])
+            ref_e.append(e)
+            n_atoms.append(len(a))
+        if f is not None:
+            pred_f.append(p["forces"])
+            ref_f.append(f)
+    return pred_e, ref_e, n_atoms, pred_f, ref_f
 
 
 def energy_force_metrics(

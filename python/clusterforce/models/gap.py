@@ -29,13 +29,12 @@ from ase.data import atomic_numbers as _Z
 from ase.data import chemical_symbols
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
-from tqdm.auto import tqdm
 
 from .. import _kernels, modelfile
 from ..data import dataset_hash, frame_label, get_energy, get_forces, validate_frames
 from ..gap import model as gp
 from ..gap.kernels import Geometry, NBodyKernel, SoapKernel
-from ..gap.metrics import energy_force_metrics
+from ..gap.metrics import collect_predictions, energy_force_metrics
 from ..gap.solve import solve, variance_matrix
 from ..gap.terms import Soap, Term, default_terms, term_from_dict
 
@@ -303,18 +302,7 @@ class GAPModel(BaseEstimator):
     def score_frames(self, frames: Sequence[Atoms]) -> dict[str, Any]:
         """Energy (meV/atom) and force (eV/Angstrom) errors on frames with references."""
         check_is_fitted(self, "predictor_")
-        pred_e, ref_e, n_atoms, pred_f, ref_f = [], [], [], [], []
-        for a in tqdm(frames, desc="predicting", disable=not self.progress, leave=False):
-            p = self.predict(a)
-            e, f = get_energy(a), get_forces(a)
-            if e is not None:
-                pred_e.append(p["energy"])
-                ref_e.append(e)
-                n_atoms.append(len(a))
-            if f is not None:
-                pred_f.append(p["forces"])
-                ref_f.append(f)
-        return energy_force_metrics(pred_e, ref_e, n_atoms, pred_f, ref_f)
+        return energy_force_metrics(*collect_predictions(self, frames, progress=self.progress))
 
     # -------------------------------------------------------------- model file
     def save(self, path: str | os.PathLike) -> None:
