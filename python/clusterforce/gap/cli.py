@@ -1,0 +1,190 @@
+"""Command-line pieces of the ``gap`` kind, for ``clusterforce train`` and ``clusterforce evaluate``.
+
+``add_gap_arguments(parser)`` adds the gap flags (every one may also come from ``--config
+gap.yaml``, keys = flag names with ``_``); ``train_gap(frames, args)`` returns a fitted
+:class:`~clusterforce.models.gap.GAPModel`; ``evaluate_gap(model, frames, args)`` returns the
+metrics dict and writes parity plots when ``args.plots`` names a directory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from ase import Atoms
+
+from .metrics import collect_predictions, energy_force_metrics
+from .terms import TERM_TYPES, Soap, ThreeBody, TwoBody
+
+logger = logging.getLogger(__name__)
+
+# Term fields exposed as --FIELD-KIND flags (kind suffix keeps them apart from other kinds' flags).
+_FLAG_HELP = {
+    "delta": "energy scale (eV)",
+    "r_cut": "cutoff radius (Angstrom)",
+    "width": "cutoff transition width (Angstrom)",
+    "theta": "kernel length scale (Angstrom)",
+    "n_sparse": "sparse points per species channel",
+    "n_max": "radial order",
+    "l_max": "angular order",
+    "atom_sigma": "atomic Gaussian width (Angstrom)",
+    "zeta": "power of the normalised dot product",
+    "sparse_method": "sparse-point selection",
+}
+_SUFFIX = {"2b": "2b", "3b": "3b", "soap": "soap"}
+
+
+def _flag(field: str, kind: str) -> str:
+    return f"--{field.replace('_', '-')}-{_SUFFIX[kind]}"
+
+
+def _dest(field: str, kind: str) -> str:
+    return f"{field}_{_SUFFIX[kind]}"
+
+
+def add_gap_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Add the gap-specific flags (as an argument group) to a ``train`` parser."""
+    g = parser.add_argument_group("gap options (2b + 3b + SOAP sparse Gaussian process)")
+    g.add_argument(
+        "--terms", nargs="+", choices=sorted(TERM_TYPES), default=["2b", "3b", "soap"], help="terms of the model (default: 2b 3b soap)"
+    )
+    for cls in (TwoBody, ThreeBody, Soap):
+        for f in dataclasses.fields(cls):
+            choices = ("cur", "fps") if (f.name == "sparse_method" and cls is Soap) else None
+            if f.name == "sparse_method" and cls is not Soap:
+                continue  # 2b/3b always use the uniform grid
+            g.add_argument(
+                _flag(f.name, cls.kind),
+                dest=_dest(f.name, cls.kind),
+                type=type(f.default),
+                choices=choices,
+                default=f.default,
+                help=f"{cls.kind} {_FLAG_HELP[f.name]} (default: {f.default})",
+            )
+    g.add_argument("--sigma-energy", type=float, default=0.001, help="energy noise per atom, eV/atom (default: 0.001)")
+    g.add_argument("--sigma-force", type=float, default=0.02, help="force noise, eV/Angstrom (default: 0.02)")
+    g.add_argument("--e0", nargs="+", metavar="EL=EV", help="isolated-atom energies, e.g. Na=-0.21 (default: from data)")
+    g.add_argument("--jitter", type=float, default=1e-10, help="relative Cholesky jitter (default: 1e-10)")
+    g.add_argument("--no-variance", action="store_true", help="skip the posterior matrix (no predictive variances)")
+    g.add_argument("--max-chunk-mb", type=float, default=256.0, help="memory for buffered design rows, MB (default: 256)")
+    return parser
+
+
+def _e0(values: Any) -> dict[str, float] | None:
+    """``--e0 Na=-0.21 Au=-3.1`` (or a YAML mapping) to a dict."""
+    if not values:
+        return None
+    if isinstance(values, dict):
+        return {str(k): float(v) for k, v in values.items()}
+    out = {}
+    for item in values:
+        name, sep, value = str(item).partition("=")
+        try:
+            out[name] = float(value)
+        except ValueError:
+            sep = ""
+        if not sep or not name:
+            raise ValueError(f"--e0 expects ELEMENT=EV items such as Na=-0.21, got '{item}'")
+    return out
+
+
+def terms_from_args(args: argparse.Namespace) -> tuple:
+    """The term objects the flags describe, in the order of ``--terms``."""
+    out = []
+    for kind in args.terms:
+        cls = TERM_TYPES[kind]
+        values = {f.name: getattr(args, _dest(f.name, kind)) for f in dataclasses.fields(cls) if hasattr(args, _dest(f.name, kind))}
+        term = cls(**values)
+        term.validate()
+        out.append(term)
+    return tuple(out)
+
+
+def train_gap(frames: Sequence[Atoms], args: argparse.Namespace):
+    """Fit a GAP model on ``frames`` with the hyperparameters in ``args``; returns the model."""
+    from ..models.gap import GAPModel
+
+    model = GAPModel(
+        terms=terms_from_args(args),
+        e0=_e0(args.e0),
+        sigma_energy=args.sigma_energy,
+        sigma_force=args.sigma_force,
+        jitter=args.jitter,
+        variance=not args.no_variance,
+        max_chunk_mb=args.max_chunk_mb,
+        random_state=getattr(args, "seed", 0),
+        progress=not getattr(args, "quiet", False),
+    )
+    params = {k: v for k, v in model.get_params().items() if k != "terms"}
+    params["terms"] = [t.to_dict() for t in model.terms]
+    logger.info("gap hyperparameters: %s", json.dumps(params, default=str))
+    model.fit(frames)
+    t = model.training_
+    logger.info(
+        "gap fit: %d frames, %s sparse points, %.1f s; training energy RMSE %.3f meV/atom, force RMSE %.4f eV/A",
+        t["n_frames"],
+        t["n_sparse"],
+        t["fit_seconds"],
+        t["metrics"]["energy_rmse_mev_per_atom"] or float("nan"),
+        t["metrics"]["force_rmse"] or float("nan"),
+    )
+    return model
+
+
+def evaluate_gap(model, frames: Sequence[Atoms], args: argparse.Namespace) -> dict[str, Any]:
+    """Energy and force errors of a GAP model on reference frames.
+
+    Returns ``{"kind": "gap", "energy_rmse_mev_per_atom", "energy_mae_mev_per_atom",
+    "force_rmse", "force_mae", "n_frames"}`` (forces in eV/Angstrom; a metric without
+    reference data is None). With ``args.plots`` set, writes ``energy_parity.png`` and
+    ``force_parity.png`` there.
+    """
+    pred_e, ref_e, n_atoms, pred_f, ref_f = collect_predictions(model, frames, progress=not getattr(args, "quiet", False))
+    m = energy_force_metrics(pred_e, ref_e, n_atoms, pred_f, ref_f)
+    if getattr(args, "plots", None):
+        parity_plots(Path(args.plots), pred_e, ref_e, n_atoms, pred_f, ref_f)
+    return {
+        "kind": "gap",
+        "energy_rmse_mev_per_atom": m["energy_rmse_mev_per_atom"],
+        "energy_mae_mev_per_atom": m["energy_mae_mev_per_atom"],
+        "force_rmse": m["force_rmse"],
+        "force_mae": m["force_mae"],
+        "n_frames": len(frames),
+    }
+
+
+def parity_plots(out: Path, pred_e, ref_e, n_atoms, pred_f, ref_f) -> list[Path]:
+    """Predicted vs reference energy per atom (eV/atom) and force components (eV/Angstrom)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    panels = []
+    if ref_e:
+        n = np.asarray(n_atoms, dtype=float)
+        panels.append(("energy_parity.png", np.asarray(ref_e) / n, np.asarray(pred_e) / n, "energy (eV/atom)"))
+    if ref_f:
+        panels.append(
+            ("force_parity.png", np.concatenate([np.ravel(f) for f in ref_f]), np.concatenate([np.ravel(f) for f in pred_f]), "force component (eV/Å)")
+        )
+    for name, ref, pred, label in panels:
+        fig, ax = plt.subplots(figsize=(4.5, 4.5))
+        ax.scatter(ref, pred, s=4, alpha=0.5, linewidths=0)
+        lo, hi = float(min(ref.min(), pred.min())), float(max(ref.max(), pred.max()))
+        ax.plot([lo, hi], [lo, hi], color="k", lw=0.8)
+        rmse = float(np.sqrt(np.mean((pred - ref) ** 2)))
+        ax.set(xlabel=f"reference {label}", ylabel=f"GAP {label}", title=f"RMSE {rmse:.4g}")
+        fig.tight_layout()
+        fig.savefig(out / name, dpi=120)
+        plt.close(fig)
+        written.append(out / name)
+    return written
