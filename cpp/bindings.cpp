@@ -56,5 +56,4 @@ PYBIND11_MODULE(_kernels, m) {
     clusterforce::bindings::bind_oamlm(m);
     clusterforce::bindings::bind_distances(m);
     clusterforce::bindings::bind_neighbors(m);
-    clusterforce::bindings::bind_soap(m);
 }
