@@ -48,6 +48,9 @@ PYBIND11_MODULE(_kernels, m) {
           "Version, compiler, C++ standard, OpenMP support and thread count of the compiled core.");
     // One line per topic: clusterforce::bindings::bind_<topic>(m);
     clusterforce::bindings::bind_modelfile(m);
+    clusterforce::bindings::bind_nbody(m);
+    clusterforce::bindings::bind_gap(m);
+    clusterforce::bindings::bind_soap(m);
     clusterforce::bindings::bind_environments(m);
     clusterforce::bindings::bind_align(m);
     clusterforce::bindings::bind_oamlm(m);

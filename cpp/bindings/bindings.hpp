@@ -5,6 +5,9 @@
 
 namespace clusterforce::bindings {
 void bind_modelfile(pybind11::module_& m);
+void bind_nbody(pybind11::module_& m);
+void bind_gap(pybind11::module_& m);
+void bind_soap(pybind11::module_& m);
 void bind_environments(pybind11::module_& m);
 void bind_align(pybind11::module_& m);
 void bind_oamlm(pybind11::module_& m);

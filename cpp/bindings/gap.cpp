@@ -1,0 +1,190 @@
+// Bindings for the GAP terms and model (cpp/include/clusterforce/gap.hpp).
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "bindings.hpp"
+#include "clusterforce/gap.hpp"
+
+namespace py = pybind11;
+
+namespace clusterforce::bindings {
+
+namespace {
+
+using Array = py::array_t<double, py::array::c_style | py::array::forcecast>;
+using IntArray = py::array_t<int, py::array::c_style | py::array::forcecast>;
+using Int64Array = py::array_t<int64_t, py::array::c_style | py::array::forcecast>;
+
+void check_structure(const Array& pos, const IntArray& species) {
+  if (pos.ndim() != 2 || pos.shape(1) != 3) {
+    throw py::value_error("positions must have shape (n, 3), got ndim " + std::to_string(pos.ndim()) +
+                          (pos.ndim() == 2 ? " and shape[1] " + std::to_string(pos.shape(1)) : std::string()));
+  }
+  if (species.ndim() != 1 || species.shape(0) != pos.shape(0)) {
+    throw py::value_error("species must have shape (" + std::to_string(pos.shape(0)) + ",) to match positions");
+  }
+}
+
+std::vector<double> to_vector(const Array& a) { return std::vector<double>(a.data(), a.data() + a.size()); }
+
+std::shared_ptr<NBodyTerm> make_nbody(int n_species, int order, double r_cut, double width, double theta, double delta,
+                                      const Array& sparse, const Int64Array& offsets, const std::optional<Array>& alpha) {
+  const int dim = nbody_dim(order);
+  if (sparse.ndim() != 2 || sparse.shape(1) != dim) {
+    throw py::value_error(std::to_string(order) + "b term: sparse must have shape (M, " + std::to_string(dim) + ")");
+  }
+  if (offsets.ndim() != 1) throw py::value_error("offsets must be one-dimensional");
+  NBodyParams p;
+  p.order = order;
+  p.r_cut = r_cut;
+  p.width = width;
+  p.theta = theta;
+  p.delta = delta;
+  p.sparse = to_vector(sparse);
+  p.offsets.assign(offsets.data(), offsets.data() + offsets.size());
+  if (alpha) {
+    if (alpha->ndim() != 1) throw py::value_error("alpha must be one-dimensional");
+    p.alpha = to_vector(*alpha);
+  }
+  return std::make_shared<NBodyTerm>(n_species, std::move(p));
+}
+
+py::tuple term_rows(const GapTerm& term, const Array& pos, const IntArray& species) {
+  check_structure(pos, species);
+  const py::ssize_t n = pos.shape(0), m = term.n_sparse();
+  py::array_t<double> energy_row(m), force_rows({n, py::ssize_t(3), m});
+  double* er = energy_row.mutable_data();
+  double* fr = force_rows.mutable_data();
+  {
+    py::gil_scoped_release release;
+    structure_rows(term, pos.data(), species.data(), static_cast<int>(n), er, fr);
+  }
+  return py::make_tuple(energy_row, force_rows);
+}
+
+}  // namespace
+
+void bind_gap(py::module_& m) {
+  py::class_<GapTerm, std::shared_ptr<GapTerm>>(m, "GapTerm", "One additive term of a GAP energy.")
+      .def_property_readonly("n_sparse", &GapTerm::n_sparse)
+      .def_property_readonly("r_cut", &GapTerm::r_cut)
+      .def("rows", &term_rows, py::arg("positions"), py::arg("species"),
+           "Kernel rows of a free structure: (energy_row (M,), force_rows (n, 3, M)); "
+           "force_rows = -d energy_row / d positions.");
+
+  py::class_<NBodyTerm, GapTerm, std::shared_ptr<NBodyTerm>>(m, "NBodyTerm",
+                                                             "2-body or 3-body squared-exponential GAP term.")
+      .def(py::init(&make_nbody), py::arg("n_species"), py::arg("order"), py::arg("r_cut"), py::arg("width"),
+           py::arg("theta"), py::arg("delta"), py::arg("sparse"), py::arg("offsets"), py::arg("alpha") = py::none())
+      .def("sparse_covariance",
+           [](const NBodyTerm& t) {
+             const py::ssize_t mm = t.n_sparse();
+             py::array_t<double> out({mm, mm});
+             double* o = out.mutable_data();
+             {
+               py::gil_scoped_release release;
+               t.sparse_covariance(o);
+             }
+             return out;
+           },
+           "Kernel matrix K_mm between the sparse points (eV^2).")
+      .def(
+          "kernel",
+          [](const NBodyTerm& t, int channel, const Array& q) {
+            if (channel < 0 || channel >= nbody_n_channels(t.order(), t.n_species())) {
+              throw py::index_error("channel " + std::to_string(channel) + " out of range");
+            }
+            if (q.ndim() != 1 || q.shape(0) != t.dim()) {
+              throw py::value_error("q must have shape (" + std::to_string(t.dim()) + ",)");
+            }
+            const auto& off = t.params().offsets;
+            const py::ssize_t mc = off[channel + 1] - off[channel];
+            py::array_t<double> k(mc), dk({mc, static_cast<py::ssize_t>(t.dim())});
+            t.kernel(channel, q.data(), k.mutable_data(), dk.mutable_data());
+            return py::make_tuple(k, dk);
+          },
+          py::arg("channel"), py::arg("q"), "Kernel values and gradients dk/dq against the channel's sparse points.");
+
+  py::class_<SoapTerm, GapTerm, std::shared_ptr<SoapTerm>>(m, "SoapTerm",
+                                                           "SOAP GAP term: delta^2 (p_hat . p_hat_m)^zeta.")
+      .def(py::init([](const SoapGTO& soap, double delta, int zeta, const Array& sparse, const Int64Array& offsets,
+                       const std::optional<Array>& alpha) {
+             const auto f = static_cast<py::ssize_t>(soap.n_features());
+             if (sparse.ndim() != 2 || sparse.shape(1) != f) {
+               throw py::value_error("SOAP term: sparse must have shape (M, " + std::to_string(f) + ")");
+             }
+             if (offsets.ndim() != 1) throw py::value_error("offsets must be one-dimensional");
+             if (alpha && alpha->ndim() != 1) throw py::value_error("alpha must be one-dimensional");
+             return std::make_shared<SoapTerm>(soap, delta, zeta, to_vector(sparse),
+                                               std::vector<int64_t>(offsets.data(), offsets.data() + offsets.size()),
+                                               alpha ? to_vector(*alpha) : std::vector<double>());
+           }),
+           py::arg("soap"), py::arg("delta"), py::arg("zeta"), py::arg("sparse"), py::arg("offsets"),
+           py::arg("alpha") = py::none());
+
+  py::class_<GapModel>(m, "GapModel", "A trained GAP: e0 plus terms; whole-structure and per-centre prediction.")
+      .def(py::init([](int n_species, const Array& e0, std::vector<std::shared_ptr<GapTerm>> terms,
+                       const std::optional<Array>& variance) {
+             std::vector<std::shared_ptr<const GapTerm>> t(terms.begin(), terms.end());
+             return GapModel(n_species, to_vector(e0), std::move(t), variance ? to_vector(*variance) : std::vector<double>());
+           }),
+           py::arg("n_species"), py::arg("e0"), py::arg("terms"), py::arg("variance") = py::none())
+      .def_static(
+          "read",
+          [](const std::string& path) {
+            py::gil_scoped_release release;
+            return read_gap_model(ModelFile::read(path));
+          },
+          py::arg("path"), "Load a .cfm model file of kind 'gap' with the C++ reader (as LAMMPS does).")
+      .def_property_readonly("cutoff", &GapModel::cutoff)
+      .def_property_readonly("n_sparse", &GapModel::n_sparse)
+      .def_property_readonly("has_variance", &GapModel::has_variance)
+      .def(
+          "compute",
+          [](const GapModel& model, const Array& pos, const IntArray& species, bool with_variance) {
+            check_structure(pos, species);
+            GapResult r;
+            {
+              py::gil_scoped_release release;
+              r = model.compute(pos.data(), species.data(), static_cast<int>(pos.shape(0)), with_variance);
+            }
+            const py::ssize_t n = pos.shape(0);
+            py::dict out;
+            out["energy"] = r.energy;
+            out["energies"] = py::array_t<double>(n, r.atom_energies.data());
+            out["forces"] = py::array_t<double>({n, py::ssize_t(3)}, r.forces.data());
+            out["virial"] = py::array_t<double>({py::ssize_t(3), py::ssize_t(3)}, r.virial.data());
+            if (with_variance) {
+              out["energies_variance"] = py::array_t<double>(n, r.atom_variances.data());
+              out["energy_variance"] = r.energy_variance;
+            }
+            return out;
+          },
+          py::arg("positions"), py::arg("species"), py::arg("with_variance") = false,
+          "Energy (eV), per-atom energies, forces (eV/A), virial (eV) and optionally variances (eV^2).")
+      .def(
+          "centre_energy",
+          [](const GapModel& model, int centre_species, const Array& rel, const IntArray& species) {
+            check_structure(rel, species);
+            const py::ssize_t n = rel.shape(0);
+            py::array_t<double> grad({n, py::ssize_t(3)});
+            double* g = grad.mutable_data();
+            std::fill(g, g + 3 * n, 0.0);
+            double e;
+            {
+              py::gil_scoped_release release;
+              e = model.centre_energy(centre_species, rel.data(), species.data(), static_cast<int>(n), g);
+            }
+            return py::make_tuple(e, grad);
+          },
+          py::arg("centre_species"), py::arg("rel"), py::arg("species"),
+          "Local energy of one centre (eV) and its gradient w.r.t. the neighbours' relative positions (eV/A).");
+}
+
+}  // namespace clusterforce::bindings

@@ -1,0 +1,187 @@
+"""Hyperparameters of the GAP terms: the one schema shared by estimator, model file and LAMMPS.
+
+Each term is a frozen dataclass; ``to_dict`` is what goes into the ``.cfm`` metadata (``kind``
+plus the fields) and ``term_from_dict`` reads it back. Defaults follow Table 1 of the
+gap-sodium paper (model M1 for Na55), with the SOAP sparse set cut from 6000 to 1000 points
+so a fit runs on a workstation (the paper's fit needed 180 GB).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar, Union
+
+from .sparse import METHODS
+
+
+def _check_positive(term: str, **values: float) -> None:
+    for name, value in values.items():
+        if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+            raise ValueError(f"{term} term: '{name}' must be a positive number, got {value!r}")
+
+
+def _check_cutoff(term: str, r_cut: float, width: float) -> None:
+    _check_positive(term, r_cut=r_cut, width=width)
+    if width > r_cut:
+        raise ValueError(f"{term} term: transition 'width' ({width} A) must not exceed 'r_cut' ({r_cut} A)")
+
+
+def _check_n_sparse(term: str, n_sparse: int) -> None:
+    if not isinstance(n_sparse, int) or isinstance(n_sparse, bool) or n_sparse < 1:
+        raise ValueError(f"{term} term: 'n_sparse' must be a positive integer, got {n_sparse!r}")
+
+
+@dataclass(frozen=True)
+class TwoBody:
+    """Pair term: squared exponential in the pair distance (review eq. 17).
+
+    Parameters
+    ----------
+    delta : float
+        Energy scale of the term (eV).
+    r_cut, width : float
+        Cutoff radius and cosine transition width (Angstrom).
+    theta : float
+        Kernel length scale (Angstrom): k = delta^2 exp(-(r - r')^2 / (2 theta^2)).
+    n_sparse : int
+        Sparse points per species pair, on a uniform grid of distances.
+    """
+
+    kind: ClassVar[str] = "2b"
+    delta: float = 0.5
+    r_cut: float = 12.9
+    width: float = 1.0
+    theta: float = 0.6
+    n_sparse: int = 20
+    sparse_method: str = "uniform"
+
+    @property
+    def order(self) -> int:
+        return 2
+
+    def validate(self) -> None:
+        _check_positive("2b", delta=self.delta, theta=self.theta)
+        _check_cutoff("2b", self.r_cut, self.width)
+        _check_n_sparse("2b", self.n_sparse)
+        if self.sparse_method != "uniform":
+            raise ValueError(f"2b term: 'sparse_method' must be 'uniform', got {self.sparse_method!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, **dataclasses.asdict(self)}
+
+
+@dataclass(frozen=True)
+class ThreeBody:
+    """Triplet term: squared exponential on the triangle's side lengths, summed over the
+    species-preserving permutations of the triangle (review eq. 18).
+
+    Parameters
+    ----------
+    delta : float
+        Energy scale of the term (eV).
+    r_cut, width : float
+        Cutoff radius of the centre's two legs and cosine transition width (Angstrom).
+    theta : float
+        Kernel length scale (Angstrom).
+    n_sparse : int
+        Sparse points per species triple, on a uniform grid of occupied triangle space.
+    """
+
+    kind: ClassVar[str] = "3b"
+    delta: float = 0.05
+    r_cut: float = 4.5
+    width: float = 1.0
+    theta: float = 0.6
+    n_sparse: int = 100
+    sparse_method: str = "uniform"
+
+    @property
+    def order(self) -> int:
+        return 3
+
+    def validate(self) -> None:
+        _check_positive("3b", delta=self.delta, theta=self.theta)
+        _check_cutoff("3b", self.r_cut, self.width)
+        _check_n_sparse("3b", self.n_sparse)
+        if self.sparse_method != "uniform":
+            raise ValueError(f"3b term: 'sparse_method' must be 'uniform', got {self.sparse_method!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, **dataclasses.asdict(self)}
+
+
+@dataclass(frozen=True)
+class Soap:
+    """Many-body term: normalised SOAP power spectrum, kernel delta^2 (p.p')^zeta (review eq. 16).
+
+    Parameters
+    ----------
+    delta : float
+        Energy scale of the term (eV).
+    r_cut : float
+        SOAP cutoff radius (Angstrom).
+    n_max, l_max : int
+        Radial and angular expansion orders.
+    atom_sigma : float
+        Width of the atomic Gaussians (Angstrom).
+    zeta : int
+        Power of the normalised dot product.
+    n_sparse : int
+        Sparse environments per centre species.
+    sparse_method : {"cur", "fps"}
+        How the sparse environments are chosen.
+    """
+
+    kind: ClassVar[str] = "soap"
+    delta: float = 0.04
+    r_cut: float = 6.0
+    n_max: int = 8
+    l_max: int = 4
+    atom_sigma: float = 0.6
+    zeta: int = 4
+    n_sparse: int = 1000
+    sparse_method: str = "cur"
+
+    def validate(self) -> None:
+        _check_positive("soap", delta=self.delta, r_cut=self.r_cut, atom_sigma=self.atom_sigma)
+        _check_n_sparse("soap", self.n_sparse)
+        for name in ("n_max", "l_max", "zeta"):
+            value = getattr(self, name)
+            low = 0 if name == "l_max" else 1
+            if not isinstance(value, int) or isinstance(value, bool) or value < low:
+                raise ValueError(f"soap term: '{name}' must be an integer >= {low}, got {value!r}")
+        if self.sparse_method not in ("cur", "fps"):
+            raise ValueError(f"soap term: 'sparse_method' must be 'cur' or 'fps', got {self.sparse_method!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, **dataclasses.asdict(self)}
+
+
+Term = Union[TwoBody, ThreeBody, Soap]
+TERM_TYPES: dict[str, type] = {"2b": TwoBody, "3b": ThreeBody, "soap": Soap}
+
+
+def term_from_dict(d: Mapping[str, Any]) -> Term:
+    """Rebuild a term from its ``to_dict`` form; unknown kinds or fields raise ValueError."""
+    kind = d.get("kind")
+    if kind not in TERM_TYPES:
+        raise ValueError(f"GAP term kind must be one of {', '.join(TERM_TYPES)}, got {kind!r}")
+    cls = TERM_TYPES[kind]
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(d) - names - {"kind"})
+    if unknown:
+        raise ValueError(f"{kind} term: unknown field(s) {', '.join(unknown)}; known: {', '.join(sorted(names))}")
+    term = cls(**{k: v for k, v in d.items() if k != "kind"})
+    term.validate()
+    return term
+
+
+def default_terms() -> tuple[Term, ...]:
+    """2b + 3b + SOAP with the package defaults."""
+    return (TwoBody(), ThreeBody(), Soap())
+
+
+__all__ = ["METHODS", "Soap", "Term", "ThreeBody", "TwoBody", "default_terms", "term_from_dict"]

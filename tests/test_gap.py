@@ -1,0 +1,330 @@
+"""GAP sparse GP: kernel rows, solver, training on EMT clusters, forces, variances, model file."""
+
+import numpy as np
+import pytest
+from ase.calculators.emt import EMT
+from ase.calculators.singlepoint import SinglePointCalculator
+from ase.cluster import Icosahedron
+from sklearn.base import clone
+
+from clusterforce import _kernels, modelfile
+from clusterforce.calculator import Calculator
+from clusterforce.gap import Soap, ThreeBody, TwoBody, term_from_dict
+from clusterforce.gap.kernels import NBodyKernel, SoapKernel
+from clusterforce.gap.model import Sample, sample_rows
+from clusterforce.gap.solve import NormalEquations, solve, variance_matrix
+from clusterforce.gap.sparse import cur_rows, farthest_point_sampling, select_sparse, uniform_grid
+from clusterforce.models.gap import GAPModel
+
+TERMS = (
+    TwoBody(delta=1.0, r_cut=5.0, width=1.0, theta=0.6, n_sparse=15),
+    ThreeBody(delta=0.1, r_cut=3.8, width=1.0, theta=0.8, n_sparse=40),
+    Soap(delta=0.1, r_cut=4.0, n_max=4, l_max=3, atom_sigma=0.6, zeta=2, n_sparse=40),
+)
+
+
+def emt_clusters(n, seed, amplitude=0.08, alloy=True, scale=1.0):
+    """Rattled 13-atom icosahedra (Cu, with Ag on two surface sites when alloy) with EMT labels."""
+    rng = np.random.default_rng(seed)
+    frames = []
+    for _ in range(n):
+        atoms = Icosahedron("Cu", 2)
+        if alloy:
+            atoms.numbers[rng.choice(np.arange(1, 13), size=2, replace=False)] = 47
+        atoms.positions = atoms.positions * scale + rng.normal(scale=amplitude, size=(13, 3))
+        atoms.calc = EMT()
+        energy, forces = atoms.get_potential_energy(), atoms.get_forces()
+        atoms.calc = SinglePointCalculator(atoms, energy=energy, forces=forces)
+        frames.append(atoms)
+    return frames
+
+
+@pytest.fixture(scope="module")
+def train_frames():
+    return emt_clusters(30, seed=0)
+
+
+@pytest.fixture(scope="module")
+def model(train_frames):
+    return GAPModel(terms=TERMS, progress=False).fit(train_frames)
+
+
+def structure(seed=3):
+    a = emt_clusters(1, seed)[0]
+    species = (a.numbers == 47).astype(np.int32)  # Cu -> 0, Ag -> 1 (sorted by Z)
+    return a, species
+
+
+# ---------------------------------------------------------------- kernel rows
+
+
+@pytest.mark.parametrize("term", TERMS, ids=lambda t: t.kind)
+def test_force_rows_are_minus_gradient_of_energy_row(term):
+    a, species = structure()
+    structs = [(f.positions, (f.numbers == 47).astype(np.int32)) for f in emt_clusters(4, 1)]
+    k = SoapKernel(term, [29, 47]) if isinstance(term, Soap) else NBodyKernel(term, 2)
+    k.select_sparse(structs)
+    e_row, f_rows = k.rows(a.positions, species)
+    assert f_rows.shape == (13, 3, k.n_sparse)
+    h = 1e-5
+    for i in (0, 5):
+        for x in range(3):
+            p, m = a.positions.copy(), a.positions.copy()
+            p[i, x] += h
+            m[i, x] -= h
+            fd = -(k.rows(p, species)[0] - k.rows(m, species)[0]) / (2 * h)
+            np.testing.assert_allclose(f_rows[i, x], fd, atol=1e-6 * max(1.0, abs(f_rows).max()))
+    # the rows the trainer builds (numpy for SOAP) equal the compiled predictor's rows
+    e_cpp, f_cpp = k.predictor_term(None).rows(a.positions, species)
+    np.testing.assert_allclose(e_cpp, e_row, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(f_cpp, f_rows, rtol=1e-10, atol=1e-13)
+
+
+def test_sample_rows_scale_by_sigma():
+    a, species = structure()
+    k = NBodyKernel(TERMS[0], 2)
+    k.select_sparse([(a.positions, species)])
+    forces = np.ones((13, 3))
+    s = Sample(a.positions, species, 2.0, forces, energy_sigma=0.5, force_sigma=np.full(13, 0.1))
+    rows, targets = sample_rows([k], s)
+    e_row, f_rows = k.rows(a.positions, species)
+    assert rows.shape == (1 + 39, k.n_sparse)
+    np.testing.assert_allclose(rows[0], e_row / 0.5)
+    np.testing.assert_allclose(rows[1:], f_rows.reshape(39, -1) / 0.1)
+    np.testing.assert_allclose(targets, np.concatenate([[4.0], np.full(39, 10.0)]))
+    with pytest.raises(ValueError, match="neither an energy nor forces"):
+        sample_rows([k], Sample(a.positions, species, None, None, 1.0, np.ones(13), label="frame 7"))
+
+
+# ---------------------------------------------------------------- solver
+
+
+def test_chunked_normal_equations_equal_dense():
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(size=(103, 11)), rng.normal(size=103)
+    eq = NormalEquations(11, chunk_rows=7)
+    for lo in range(0, 103, 10):  # pieces that do not line up with the chunks
+        eq.add(a[lo : lo + 10], b[lo : lo + 10])
+    np.testing.assert_allclose(eq.ata, a.T @ a, rtol=1e-12)
+    np.testing.assert_allclose(eq.atb, a.T @ b, rtol=1e-12)
+    assert eq.n_rows == 103
+
+
+def test_solve_matches_dense_solution_and_falls_back_on_singular_matrices():
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(8, 5))
+    k_mm = x.T @ x + np.eye(5)
+    a, b = rng.normal(size=(40, 5)), rng.normal(size=40)
+    sol = solve(k_mm, a.T @ a, a.T @ b, jitter=1e-14)
+    assert sol.method == "cholesky"
+    np.testing.assert_allclose(sol.alpha, np.linalg.solve(k_mm + a.T @ a, a.T @ b), rtol=1e-9)
+    # rank-deficient (a sparse point repeated, no data on it): Cholesky succeeds once jittered
+    k_sing = np.ones((3, 3))
+    sol = solve(k_sing, np.zeros((3, 3)), np.ones(3), jitter=0.0, max_jitter=1e-6)
+    assert sol.method == "cholesky" and sol.jitter > 0
+    np.testing.assert_allclose(k_sing @ sol.alpha, np.ones(3), rtol=1e-6)
+    # indefinite beyond any allowed jitter: eigen solve in the positive subspace
+    sol = solve(np.array([[1.0, 2.0], [2.0, 1.0]]), np.zeros((2, 2)), np.ones(2), max_jitter=1e-6)
+    assert sol.method == "eigen"
+    np.testing.assert_allclose(sol.alpha, [1 / 3, 1 / 3])
+    with pytest.raises(ValueError, match="non-positive diagonal"):
+        solve(np.zeros((2, 2)), np.zeros((2, 2)), np.zeros(2))
+
+
+def test_variance_matrix_is_prior_minus_posterior_precision():
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(6, 4))
+    k_mm = x.T @ x + 0.5 * np.eye(4)
+    ata = np.diag([3.0, 1.0, 0.0, 2.0])
+    v = variance_matrix(k_mm, ata, jitter=0.0)
+    np.testing.assert_allclose(v, np.linalg.inv(k_mm) - np.linalg.inv(k_mm + ata), atol=1e-10)
+
+
+# ---------------------------------------------------------------- sparse points
+
+
+def test_uniform_grid_covers_the_occupied_range():
+    rng = np.random.default_rng(0)
+    r = rng.uniform(2.0, 5.0, size=(500, 1))
+    pts = uniform_grid(r, 10)
+    np.testing.assert_allclose(np.sort(pts[:, 0]), 2.0 + (np.arange(10) + 0.5) * 0.3, atol=0.01)
+    # triangles fill part of their box: every point lies in an occupied region
+    tri = np.sort(rng.uniform(2.0, 4.0, size=(2000, 3)), axis=1)
+    pts = uniform_grid(tri, 30)
+    assert len(pts) == 30
+    assert np.all(np.diff(pts, axis=1) > -0.5)  # near the sorted (canonical) wedge
+    with pytest.raises(ValueError, match="n_sparse must be >= 1"):
+        uniform_grid(r, 0)
+
+
+def test_cur_and_fps_pick_distinct_informative_rows():
+    rng = np.random.default_rng(3)
+    x = np.repeat(rng.normal(size=(5, 8)), 20, axis=0)  # 5 distinct environments, many copies
+    for method in ("cur", "fps"):
+        pts = select_sparse(x, 5, method)
+        assert len(np.unique(pts, axis=0)) == 5
+    assert len(farthest_point_sampling(x, 3)) == 3
+    assert len(set(cur_rows(rng.normal(size=(50, 6)), 10))) == 10
+    with pytest.raises(ValueError, match="unknown sparse method 'random'"):
+        select_sparse(x, 2, "random")
+
+
+# ---------------------------------------------------------------- trained model
+
+
+def test_forces_are_minus_energy_gradient(model):
+    a, _ = structure(seed=11)
+    p = model.predict(a)
+    h = 1e-5
+    for i in (0, 4, 12):
+        for x in range(3):
+            b = a.copy()
+            b.positions[i, x] += h
+            ep = model.predict(b)["energy"]
+            b.positions[i, x] -= 2 * h
+            em = model.predict(b)["energy"]
+            assert p["forces"][i, x] == pytest.approx(-(ep - em) / (2 * h), abs=1e-6)
+    assert p["energies"].sum() == pytest.approx(p["energy"], abs=1e-10)
+    np.testing.assert_allclose(p["forces"].sum(axis=0), 0.0, atol=1e-10)
+
+
+def test_invariances(model):
+    a, _ = structure(seed=12)
+    p = model.predict(a)
+    rot, _ = np.linalg.qr(np.random.default_rng(0).normal(size=(3, 3)))
+    b = a.copy()
+    b.positions = a.positions @ rot.T + np.array([1.0, -2.0, 3.0])
+    pb = model.predict(b)
+    assert pb["energy"] == pytest.approx(p["energy"], abs=1e-10)
+    np.testing.assert_allclose(pb["forces"], p["forces"] @ rot.T, atol=1e-10)
+    perm = np.random.default_rng(1).permutation(len(a))
+    pc = model.predict(a[perm])
+    assert pc["energy"] == pytest.approx(p["energy"], abs=1e-10)
+    np.testing.assert_allclose(pc["forces"], p["forces"][perm], atol=1e-10)
+
+
+def test_reproduces_held_out_emt(model):
+    test = emt_clusters(10, seed=99)
+    m = model.score_frames(test)
+    ref_f = np.concatenate([f.get_forces().ravel() for f in test])
+    ref_e = np.array([f.get_potential_energy() / 13 for f in test]) * 1000
+    assert m["force_rmse"] < 0.25 * ref_f.std()
+    assert m["energy_rmse_mev_per_atom"] < 0.25 * ref_e.std()
+
+
+def test_variance_small_at_training_points_and_large_far_away(model, train_frames):
+    # 2b only: its sparse grid resolves the pair space, so the variance is the GP posterior's
+    # (with 3b/SOAP the Nystrom residual of a small sparse set adds to it)
+    pair = GAPModel(terms=TERMS[:1], progress=False).fit(train_frames)
+    stretched = train_frames[0].copy()
+    stretched.positions *= 1.35
+    near, far = pair.predict(train_frames[0], variance=True), pair.predict(stretched, variance=True)
+    sigma_e2 = (pair.sigma_energy * np.sqrt(13)) ** 2
+    assert near["energy_variance"] < sigma_e2  # the fitted energy pins the total down
+    assert far["energy_variance"] > 100 * near["energy_variance"]
+    assert np.median(far["variance"]) > 2 * np.median(near["variance"])
+    full_near, full_far = model.predict(train_frames[0], variance=True), model.predict(stretched, variance=True)
+    assert np.all(full_near["variance"] >= 0) and full_far["energy_variance"] > 5 * full_near["energy_variance"]
+    np.testing.assert_allclose(full_near["uncertainty"] ** 2, full_near["variance"])
+
+
+def test_centre_entry_point_matches_whole_structure(model):
+    a, species = structure(seed=13)
+    whole = model.predict(a)
+    forces = np.zeros((13, 3))
+    for i in range(13):
+        rel = np.delete(a.positions - a.positions[i], i, axis=0)
+        nb = np.delete(np.arange(13), i)
+        e, grad = model.predictor_.centre_energy(int(species[i]), rel, species[nb])
+        assert e == pytest.approx(whole["energies"][i], abs=1e-12)
+        forces[nb] -= grad
+        forces[i] += grad.sum(axis=0)
+    np.testing.assert_allclose(forces, whole["forces"], atol=1e-12)
+
+
+def test_save_load_gives_identical_predictions(model, tmp_path):
+    path = tmp_path / "m.cfm"
+    model.save(path)
+    a, species = structure(seed=14)
+    p = model.predict(a, variance=True)
+    loaded = GAPModel.load(path)
+    q = loaded.predict(a, variance=True)
+    for key in ("energy", "forces", "energies", "variance", "energy_variance"):
+        np.testing.assert_array_equal(q[key], p[key])
+    cpp = _kernels.GapModel.read(str(path)).compute(a.positions, species, True)
+    np.testing.assert_array_equal(cpp["forces"], p["forces"])
+    assert cpp["energy"] == p["energy"]
+    meta = modelfile.load(path).metadata
+    assert [term_from_dict(t) for t in meta["terms"]] == list(TERMS)
+    assert meta["elements"] == ["Cu", "Ag"] and meta["training"]["n_frames"] == 30
+    assert set(meta["training"]["metrics"]) >= {"energy_rmse_mev_per_atom", "force_rmse"}
+
+
+def test_damaged_model_file_is_rejected(model, tmp_path):
+    path = tmp_path / "m.cfm"
+    model.save(path)
+    mf = modelfile.load(path)
+    arrays = dict(mf.arrays)
+    arrays["terms/1/alpha"] = arrays["terms/1/alpha"][:-1]
+    bad = tmp_path / "bad.cfm"
+    modelfile.save(bad, kind="gap", arrays=arrays, metadata=mf.metadata)
+    with pytest.raises(modelfile.ModelFileError, match="terms/1/alpha"):
+        GAPModel.load(bad)
+    with pytest.raises(ValueError, match="terms/1/alpha"):
+        _kernels.GapModel.read(str(bad))
+
+
+def test_calculator_serves_energy_and_forces(model):
+    a, _ = structure(seed=15)
+    p = model.predict(a)
+    a.calc = Calculator(model)
+    assert a.get_potential_energy() == pytest.approx(p["energy"])
+    np.testing.assert_allclose(a.get_forces(), p["forces"])
+
+
+# ---------------------------------------------------------------- options and validation
+
+
+def test_e0_from_isolated_atoms_and_sigma_overrides():
+    frames = emt_clusters(12, seed=5, alloy=False)
+    atom = Icosahedron("Cu", 1)[:1]
+    atom.calc = SinglePointCalculator(atom, energy=-1.5, forces=np.zeros((1, 3)))
+    terms = (TwoBody(delta=1.0, r_cut=5.0, n_sparse=10),)
+    base = GAPModel(terms=terms, progress=False).fit(frames + [atom])
+    assert base.e0_ == {"Cu": -1.5}
+    # a frame with a wrong energy but huge energy_sigma barely changes the fit
+    wrong = frames[0].copy()
+    wrong.calc = SinglePointCalculator(wrong, energy=frames[0].get_potential_energy() + 50.0, forces=frames[0].get_forces())
+    wrong.info["energy_sigma"] = 1e6
+    robust = GAPModel(terms=terms, progress=False).fit(frames + [atom, wrong])
+    a = frames[1]
+    assert robust.predict(a)["energy"] == pytest.approx(base.predict(a)["energy"], abs=1e-3)
+
+
+def test_clone_round_trip(model):
+    params = model.get_params()
+    copy = clone(model)
+    assert copy.get_params() == params
+    assert not hasattr(copy, "predictor_")
+
+
+def test_validation_messages(model, train_frames):
+    with pytest.raises(ValueError, match="'theta' must be a positive number"):
+        GAPModel(terms=(TwoBody(theta=-1.0),)).fit(train_frames)
+    with pytest.raises(ValueError, match="'width' .* must not exceed 'r_cut'"):
+        GAPModel(terms=(ThreeBody(r_cut=2.0, width=3.0),)).fit(train_frames)
+    with pytest.raises(ValueError, match="'sigma_force' must be a positive number"):
+        GAPModel(terms=TERMS[:1], sigma_force=0.0).fit(train_frames)
+    with pytest.raises(ValueError, match="'e0' lacks an isolated-atom energy for Ag"):
+        GAPModel(terms=TERMS[:1], e0={"Cu": 0.0}, progress=False).fit(train_frames)
+    periodic = train_frames[0].copy()
+    periodic.pbc = True
+    periodic.cell = [20, 20, 20]
+    with pytest.raises(ValueError, match="periodic boundaries"):
+        GAPModel(terms=TERMS[:1], progress=False).fit([periodic])
+    gold = train_frames[0].copy()
+    gold.numbers[3] = 79
+    with pytest.raises(ValueError, match="atom 3 is Au, an element this model was not trained on"):
+        model.predict(gold)
+    with pytest.raises(ValueError, match="unknown field"):
+        term_from_dict({"kind": "2b", "cutoff": 5.0})
