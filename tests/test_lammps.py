@@ -266,3 +266,14 @@ def test_mpirun_two_ranks_equals_serial(tmp_path, gap_file):
     mid = 0.5 * (start.min() + start.max())
     crossed = np.sign(serial_dump[:, :, 1] - mid) != np.sign(start - mid)
     assert crossed.any()
+
+
+# ---------------------------------------------------------------------- lammps-check
+def test_lammps_check_finds_and_loads_the_plugin(capsys):
+    from clusterforce.cli import main
+
+    assert main(["lammps-check", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["plugin"] == str(plugin_path())
+    assert report["autoload"] and report["plugin_load"] and not report["problems"]
+    assert report["lammps_version"] == lammps.__version__
