@@ -1,0 +1,53 @@
+"""``clusterforce evaluate``: score a model file on reference frames (tables, JSON, plots)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    p = subparsers.add_parser(
+        "evaluate",
+        help="score a model on reference data",
+        description="Predict forces for reference frames and report per-class norm RMSE, "
+        "|F|²-weighted and plain mean angles, and the overall force RMSE.",
+    )
+    p.add_argument("model", metavar="MODEL.cfm", help="model file written by 'clusterforce train'")
+    p.add_argument("data", nargs="+", metavar="DATA", help="frames with reference forces")
+    p.add_argument("--plots", metavar="DIR", help="write norms.png and angles.png density plots here")
+    p.add_argument("--json", metavar="OUT.json", help="write the metrics as JSON")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    return p
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..data import read_frames, validate_frames
+    from ..metrics import angles_deg, evaluate_model, markdown_table
+    from ..models import load_model
+
+    try:
+        model = load_model(args.model)
+        frames = read_frames(args.data)
+        validate_frames(frames, need_energy=False, need_forces=True)
+        metrics, arrays = evaluate_model(model, frames, progress=not args.quiet)
+    except ValueError as exc:
+        print(f"clusterforce evaluate: error: {exc}", file=sys.stderr)
+        return 1
+    report = {"kind": model.kind, "classes": metrics["classes"], "force_rmse": metrics["force_rmse"], "n_frames": metrics["n_frames"]}
+    print(markdown_table(metrics))
+    if args.json:
+        Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
+    if args.plots:
+        from ..plots import plot_angle_vs_norm, plot_norm_parity
+
+        out = Path(args.plots)
+        out.mkdir(parents=True, exist_ok=True)
+        ref_norms = np.linalg.norm(arrays["reference"], axis=1)
+        plot_norm_parity(ref_norms, np.linalg.norm(arrays["forces"], axis=1), arrays["classes"], out / "norms.png")
+        plot_angle_vs_norm(ref_norms, angles_deg(arrays["directions"], arrays["reference"]), arrays["classes"], out / "angles.png")
+    return 0

@@ -1,0 +1,151 @@
+"""Per-atom descriptors behind one small interface.
+
+Models only call :meth:`SoapDescriptor.compute` and store :meth:`SoapDescriptor.params` in
+their model file, so the dscribe-backed SOAP used here can be replaced by the native C++ SOAP
+without touching the models.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import numpy as np
+from ase import Atoms
+
+#: Name written into model files; a reader refuses descriptors it does not implement.
+SOAP_BACKEND = "dscribe-soap-gto"
+
+
+class SoapDescriptor:
+    """SOAP power spectrum per atom (dscribe, GTO radial basis, species resolved, no averaging).
+
+    Parameters
+    ----------
+    r_cut : float
+        Cutoff radius in Angstrom (paper default 4.0).
+    n_max, l_max : int
+        Radial and angular expansion orders (paper defaults 7 and 4).
+    sigma : float
+        Width of the atomic Gaussians in Angstrom (paper default 0.25).
+    species : sequence of str, optional
+        Chemical symbols the descriptor resolves. ``None`` means "take them from the training
+        frames in :meth:`fit`". The list is stored sorted.
+    """
+
+    def __init__(
+        self,
+        *,
+        r_cut: float = 4.0,
+        n_max: int = 7,
+        l_max: int = 4,
+        sigma: float = 0.25,
+        species: Sequence[str] | None = None,
+    ) -> None:
+        self.r_cut = r_cut
+        self.n_max = n_max
+        self.l_max = l_max
+        self.sigma = sigma
+        self.species = species
+
+    def fit(self, frames: Iterable[Atoms]) -> SoapDescriptor:
+        """Fix the species list (from ``species`` or the elements present in ``frames``)."""
+        if not (float(self.r_cut) > 0 and float(self.sigma) > 0):
+            raise ValueError(f"SOAP needs r_cut > 0 and sigma > 0 (Angstrom), got r_cut={self.r_cut}, sigma={self.sigma}")
+        if int(self.n_max) < 1 or int(self.l_max) < 0:
+            raise ValueError(f"SOAP needs n_max >= 1 and l_max >= 0, got n_max={self.n_max}, l_max={self.l_max}")
+        if self.species is not None:
+            species = set(self.species)
+        else:
+            species = set()
+            for atoms in frames:
+                species.update(atoms.get_chemical_symbols())
+        if not species:
+            raise ValueError("SOAP descriptor: no species given and the training frames contain no atoms")
+        self.species_ = sorted(species)
+        self._soap: dict[bool, Any] = {}
+        return self
+
+    @property
+    def n_features(self) -> int:
+        """Length F of one descriptor vector."""
+        return int(self._dscribe(False).get_number_of_features())
+
+    def params(self) -> dict[str, Any]:
+        """JSON-serialisable parameters that :meth:`from_params` turns back into this descriptor."""
+        self._check_fitted()
+        return {
+            "backend": SOAP_BACKEND,
+            "r_cut": float(self.r_cut),
+            "n_max": int(self.n_max),
+            "l_max": int(self.l_max),
+            "sigma": float(self.sigma),
+            "species": list(self.species_),
+        }
+
+    @classmethod
+    def from_params(cls, params: dict[str, Any]) -> SoapDescriptor:
+        """Rebuild a fitted descriptor from :meth:`params` output (e.g. read from a model file)."""
+        backend = params.get("backend")
+        if backend != SOAP_BACKEND:
+            raise ValueError(f"descriptor backend '{backend}' is not supported (expected '{SOAP_BACKEND}')")
+        desc = cls(
+            r_cut=params["r_cut"],
+            n_max=params["n_max"],
+            l_max=params["l_max"],
+            sigma=params["sigma"],
+            species=params["species"],
+        )
+        return desc.fit([])
+
+    def compute(self, atoms: Atoms, centers: Sequence[int] | np.ndarray | None = None) -> np.ndarray:
+        """SOAP vectors of the atoms ``centers`` (all atoms if ``None``).
+
+        Returns
+        -------
+        ndarray, shape (n_centers, n_features)
+
+        Raises
+        ------
+        ValueError
+            If an atom's element is not in ``species_`` (names the element and atom index).
+        """
+        self._check_fitted()
+        symbols = atoms.get_chemical_symbols()
+        allowed = set(self.species_)
+        for index, symbol in enumerate(symbols):
+            if symbol not in allowed:
+                raise ValueError(
+                    f"atom {index} is {symbol}, an element the descriptor was not fitted on "
+                    f"(species {self.species_}); retrain with data containing {symbol}"
+                )
+        if centers is None:
+            centers = np.arange(len(atoms))
+        centers = np.asarray(centers, dtype=int).ravel()
+        if centers.size == 0:
+            return np.empty((0, self.n_features))
+        if centers.min() < 0 or centers.max() >= len(atoms):
+            raise ValueError(f"center index out of range for {len(atoms)} atoms: {centers.min()}..{centers.max()}")
+        soap = self._dscribe(bool(np.any(atoms.pbc)))
+        out = soap.create(atoms, centers=centers.tolist())
+        return np.ascontiguousarray(np.asarray(out, dtype=np.float64).reshape(centers.size, -1))
+
+    def _dscribe(self, periodic: bool):
+        self._check_fitted()
+        if periodic not in self._soap:
+            from dscribe.descriptors import SOAP
+
+            self._soap[periodic] = SOAP(
+                r_cut=float(self.r_cut),
+                n_max=int(self.n_max),
+                l_max=int(self.l_max),
+                sigma=float(self.sigma),
+                rbf="gto",
+                species=self.species_,
+                periodic=periodic,
+            )
+        return self._soap[periodic]
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "species_"):
+            raise RuntimeError("SoapDescriptor is not fitted: call fit(frames) or use from_params(params)")

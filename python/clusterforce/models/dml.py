@@ -1,0 +1,324 @@
+"""The ``dml`` model kind: per atom class, EMLM force norms and OAMLM force directions.
+
+Forces are predicted directly (no energy): ``F = |F| * v̂`` with ``|F|`` from an EMLM on
+min-max scaled SOAP vectors and ``v̂`` from an OAMLM on the same scaled vectors plus the
+atom's aligned neighbourhood (oamlm paper, FIG. 2).
+
+Model file (kind ``"dml"``), read by :meth:`DMLModel.load` and by the C++ reader:
+
+- metadata: ``elements``, ``chemistry`` (``"thiolate"`` or ``"generic"``, which fixes the
+  atom classes), ``classes``, ``descriptor`` (:meth:`SoapDescriptor.params`),
+  ``hyperparameters`` (:meth:`DMLModel.get_params`), ``training`` (data hash, frame count,
+  per-class counts and metrics), ``models`` (per class: ``emlm`` and ``oamlm`` parameters,
+  ``n_references_norm``, ``n_references_direction``).
+- arrays, per class ``C``: ``classes/C/scaler/*`` (MinMaxScaler state),
+  ``classes/C/emlm/*`` (EMLM state: ``references`` (K, F), ``coef`` (K,)) and
+  ``classes/C/oamlm/*`` (OAMLM state, including the reference environments).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from ase import Atoms
+from sklearn.base import BaseEstimator
+from sklearn.utils import check_random_state
+from sklearn.utils.validation import check_is_fitted
+from tqdm.auto import tqdm
+
+from .. import modelfile
+from ..data import MinMaxScaler, dataset_hash, get_forces, validate_frames
+from ..descriptors import SoapDescriptor
+from ..environments import Environments, detect_chemistry, extract_environments
+from ..sampling import rs_maximin
+from .emlm import EMLM
+from .oamlm import OAMLM
+
+logger = logging.getLogger(__name__)
+
+KIND = "dml"
+#: Paper III A: sigma2 = 0.25 for unit gold, 0.5 for every other class.
+DEFAULT_SIGMA2: Mapping[str, float] = {"Au_unit": 0.25}
+DEFAULT_SIGMA2_OTHER = 0.5
+#: Training forces below this norm (eV/Angstrom) have no usable direction.
+ZERO_FORCE = 1e-6
+_LOSSES = ("analytic", "numeric")
+FORCES_HINT = "the dml kind trains on forces (eV/Angstrom) only — add them, or use a kind that trains on energies"
+
+
+@dataclass
+class ClassModel:
+    """The fitted pieces for one atom class."""
+
+    scaler: MinMaxScaler
+    emlm: EMLM
+    oamlm: OAMLM
+
+
+class DMLModel(BaseEstimator):
+    """Direct force model of kind ``dml`` (EMLM norms + OAMLM directions per atom class).
+
+    Parameters
+    ----------
+    r_cut, n_max, l_max, sigma
+        SOAP parameters (Angstrom for ``r_cut`` and ``sigma``); paper defaults.
+    n_references_norm : int
+        Training points (= references) per class for the EMLM, chosen by RS-maximin (paper 5000).
+    n_references_direction : int
+        Training points (= references) per class for the OAMLM (paper 2500).
+    sigma2 : mapping of class name to float, optional
+        OAMLM alignment-weight width per class; classes not listed use 0.5, and ``Au_unit``
+        defaults to 0.25 (paper III A).
+    loss : {"analytic", "numeric"}
+        OAMLM direction estimate: eq. 15-17 or eq. 14.
+    random_state : int or None
+        Seeds RS-maximin.
+    progress : bool
+        Show tqdm progress bars while fitting.
+    """
+
+    kind = KIND
+    #: Force-only: no energy is defined (DESIGN.md, kind ``dml``).
+    implemented_properties = ("forces",)
+
+    def __init__(
+        self,
+        *,
+        r_cut: float = 4.0,
+        n_max: int = 7,
+        l_max: int = 4,
+        sigma: float = 0.25,
+        n_references_norm: int = 5000,
+        n_references_direction: int = 2500,
+        sigma2: Mapping[str, float] | None = None,
+        loss: str = "analytic",
+        random_state: int | None = None,
+        progress: bool = True,
+    ) -> None:
+        self.r_cut = r_cut
+        self.n_max = n_max
+        self.l_max = l_max
+        self.sigma = sigma
+        self.n_references_norm = n_references_norm
+        self.n_references_direction = n_references_direction
+        self.sigma2 = sigma2
+        self.loss = loss
+        self.random_state = random_state
+        self.progress = progress
+
+    # ------------------------------------------------------------------ training
+    def fit(self, frames: Iterable[Atoms]) -> DMLModel:
+        """Train on frames with reference forces (eV/Angstrom); energies are not used."""
+        frames = list(frames)
+        self._check_hyperparameters()
+        validate_frames(frames, need_energy=False, need_forces=True, hint=FORCES_HINT)
+        self.descriptor_ = SoapDescriptor(
+            r_cut=self.r_cut, n_max=self.n_max, l_max=self.l_max, sigma=self.sigma
+        ).fit(frames)
+        # Classes follow from the chemistry of the whole training set, fixed here, so a
+        # structure without S is still classified like the thiolate data it is compared with.
+        self.chemistry_ = detect_chemistry(self.descriptor_.species_)
+        X, F, envs = self._collect(frames)
+        rng = check_random_state(self.random_state)
+        self.models_: dict[str, ClassModel] = {}
+        stats: dict[str, dict[str, Any]] = {}
+        for name in tqdm(sorted(X), desc="fitting classes", disable=not self.progress):
+            self.models_[name], stats[name] = self._fit_class(name, X[name], F[name], envs[name], rng)
+        self.training_ = {"data_hash": dataset_hash(frames), "n_frames": len(frames), "classes": stats}
+        return self
+
+    def _check_hyperparameters(self) -> None:
+        for key in ("n_references_norm", "n_references_direction"):
+            value = getattr(self, key)
+            if not isinstance(value, (int, np.integer)) or value < 1:
+                raise ValueError(f"DMLModel: {key} must be a positive integer, got {value!r}")
+        if self.loss not in _LOSSES:
+            raise ValueError(f"DMLModel: loss must be one of {_LOSSES}, got {self.loss!r}")
+        for name, value in (self.sigma2 or {}).items():
+            if not float(value) > 0:
+                raise ValueError(f"DMLModel: sigma2 for class {name} must be > 0, got {value!r}")
+
+    def _collect(self, frames: list[Atoms]):
+        """Descriptors, forces and environments of every atom, grouped by class."""
+        X: dict[str, list[np.ndarray]] = {}
+        F: dict[str, list[np.ndarray]] = {}
+        envs: dict[str, list[Environments]] = {}
+        for i, atoms in enumerate(tqdm(frames, desc="descriptors", unit="frame", disable=not self.progress)):
+            desc = self.descriptor_.compute(atoms)
+            forces = get_forces(atoms)
+            for name, env in extract_environments(atoms, chemistry=self.chemistry_, frame=i).items():
+                X.setdefault(name, []).append(desc[env.indices])
+                F.setdefault(name, []).append(forces[env.indices])
+                envs.setdefault(name, []).append(env)
+        return (
+            {k: np.concatenate(v) for k, v in X.items()},
+            {k: np.concatenate(v) for k, v in F.items()},
+            {k: Environments.concatenate(v) for k, v in envs.items()},
+        )
+
+    def _sigma2(self, name: str) -> float:
+        given = dict(self.sigma2 or {})
+        return float(given.get(name, DEFAULT_SIGMA2.get(name, DEFAULT_SIGMA2_OTHER)))
+
+    def _fit_class(self, name, X, F, env, rng) -> tuple[ClassModel, dict[str, Any]]:
+        scaler = MinMaxScaler().fit(X)
+        Xs = scaler.transform(X)
+        norms = np.linalg.norm(F, axis=1)
+
+        ref_norm = rs_maximin(Xs, self.n_references_norm, random_state=rng)
+        emlm = EMLM().fit(Xs[ref_norm], norms[ref_norm])
+
+        usable = np.flatnonzero(norms > ZERO_FORCE)
+        n_zero = len(norms) - len(usable)
+        if n_zero:
+            logger.info("class %s: %d atoms with |F| <= %g eV/Å left out of direction training", name, n_zero, ZERO_FORCE)
+        if len(usable) == 0:
+            raise ValueError(f"class {name}: every training force is zero, so no force direction can be learned")
+        ref_dir = usable[rs_maximin(Xs[usable], self.n_references_direction, random_state=rng)]
+        oamlm = OAMLM(sigma2=self._sigma2(name), loss=self.loss, random_state=int(rng.randint(2**31 - 1)))
+        oamlm.fit(Xs[ref_dir], env[ref_dir], F[ref_dir])
+
+        pred = np.maximum(emlm.predict(Xs), 0.0)
+        stats = {
+            "n_atoms": int(len(X)),
+            "n_references_norm": int(len(ref_norm)),
+            "n_references_direction": int(len(ref_dir)),
+            "n_zero_force_excluded": int(n_zero),
+            "norm_rmse_train": float(np.sqrt(np.mean((pred - norms) ** 2))),
+        }
+        logger.info("class %s: %s", name, stats)
+        return ClassModel(scaler, emlm, oamlm), stats
+
+    # ---------------------------------------------------------------- prediction
+    @property
+    def elements(self) -> list[str]:
+        """Chemical symbols the model was trained on."""
+        check_is_fitted(self, "models_")
+        return list(self.descriptor_.species_)
+
+    @property
+    def classes_(self) -> list[str]:
+        """Atom classes with a trained model."""
+        check_is_fitted(self, "models_")
+        return sorted(self.models_)
+
+    def predict(self, atoms: Atoms) -> dict[str, np.ndarray]:
+        """Predict forces for one structure.
+
+        Returns
+        -------
+        dict
+            ``forces`` (n, 3) eV/Angstrom; ``norms`` (n,) eV/Angstrom; ``directions`` (n, 3)
+            unit vectors; ``uncertainty`` (n,) OAMLM direction uncertainty (dimensionless);
+            ``classes`` (n,) class name per atom.
+
+        Raises
+        ------
+        ValueError
+            An element the model was not trained on, or an atom whose class had no training
+            data (names the atom index and the element or class).
+        """
+        check_is_fitted(self, "models_")
+        n = len(atoms)
+        X = self.descriptor_.compute(atoms)
+        norms = np.zeros(n)
+        directions = np.zeros((n, 3))
+        uncertainty = np.zeros(n)
+        classes = np.empty(n, dtype=object)
+        for name, env in extract_environments(atoms, chemistry=self.chemistry_).items():
+            idx = env.indices
+            model = self.models_.get(name)
+            if model is None:
+                raise ValueError(
+                    f"atom {idx[0]} ({atoms.get_chemical_symbols()[idx[0]]}) is of class {name}, which had no "
+                    f"training data (trained classes: {', '.join(self.classes_)}); add training frames with {name} atoms"
+                )
+            Xs = model.scaler.transform(X[idx])
+            norms[idx] = np.maximum(model.emlm.predict(Xs), 0.0)
+            # One alignment pass gives the analytic direction and its uncertainty together.
+            diagnostics = model.oamlm.predict_diagnostics(Xs, env)
+            directions[idx] = diagnostics["v"] if model.oamlm.loss == "analytic" else model.oamlm.predict(Xs, env)
+            uncertainty[idx] = diagnostics["spread"]
+            classes[idx] = name
+        return {
+            "forces": norms[:, None] * directions,
+            "norms": norms,
+            "directions": directions,
+            "uncertainty": uncertainty,
+            "classes": classes.astype(str),
+        }
+
+    def predict_forces(self, atoms: Atoms) -> np.ndarray:
+        """Forces (n, 3) in eV/Angstrom for one structure."""
+        return self.predict(atoms)["forces"]
+
+    # -------------------------------------------------------------- model file
+    def save(self, path: str | os.PathLike) -> None:
+        """Write the model as a ``.cfm`` file of kind ``"dml"``."""
+        check_is_fitted(self, "models_")
+        arrays: dict[str, np.ndarray] = {}
+        models: dict[str, Any] = {}
+        for name, m in self.models_.items():
+            for part, state in (("scaler", m.scaler.state_dict()), ("emlm", m.emlm.state_dict()), ("oamlm", m.oamlm.state_dict())):
+                for key, value in state.items():
+                    arrays[f"classes/{name}/{part}/{key}"] = value
+            stats = self.training_["classes"][name]
+            models[name] = {
+                "emlm": m.emlm.get_params(),
+                "oamlm": m.oamlm.get_params(),
+                "n_references_norm": stats["n_references_norm"],
+                "n_references_direction": stats["n_references_direction"],
+            }
+        metadata = {
+            "elements": self.descriptor_.species_,
+            "chemistry": self.chemistry_,
+            "classes": self.classes_,
+            "descriptor": self.descriptor_.params(),
+            "hyperparameters": self.get_params(),
+            "training": self.training_,
+            "models": models,
+        }
+        modelfile.save(path, kind=KIND, arrays=arrays, metadata=metadata)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> DMLModel:
+        """Read a model written by :meth:`save`."""
+        return cls.from_modelfile(modelfile.load(path, kind=KIND))
+
+    @classmethod
+    def from_modelfile(cls, mf: modelfile.ModelFile) -> DMLModel:
+        """Build a fitted model from an already loaded model file of kind ``"dml"``."""
+        meta = mf.metadata
+        try:
+            model = cls(**meta["hyperparameters"])
+            model.descriptor_ = SoapDescriptor.from_params(meta["descriptor"])
+            model.chemistry_ = meta["chemistry"]
+            model.training_ = meta["training"]
+            model.models_ = {}
+            for name in meta["classes"]:
+                params = meta["models"][name]
+                prefix = f"classes/{name}/"
+                state = {
+                    part: {k[len(prefix) + len(part) + 1 :]: v for k, v in mf.arrays.items() if k.startswith(f"{prefix}{part}/")}
+                    for part in ("scaler", "emlm", "oamlm")
+                }
+                for part, values in state.items():
+                    if not values:
+                        raise modelfile.ModelFileError(f"{mf.path}: fields '{prefix}{part}/*' are missing")
+                model.models_[name] = ClassModel(
+                    MinMaxScaler.from_state_dict(state["scaler"]),
+                    EMLM.from_state_dict(state["emlm"], params["emlm"]),
+                    OAMLM.from_state_dict(state["oamlm"], params["oamlm"]),
+                )
+        except KeyError as exc:
+            raise modelfile.ModelFileError(f"{mf.path}: field {exc} is missing from the dml model") from None
+        except (TypeError, ValueError) as exc:
+            if isinstance(exc, modelfile.ModelFileError):
+                raise
+            raise modelfile.ModelFileError(f"{mf.path}: inconsistent dml model: {exc}") from None
+        return model

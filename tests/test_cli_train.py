@@ -1,0 +1,74 @@
+import json
+
+import pytest
+from ase.io import write
+
+from _frames import emt_frames, ring_frames
+from clusterforce.cli import main
+
+SMALL = ["--n-max", "3", "--l-max", "2", "--n-references-norm", "30", "--n-references-direction", "20", "--quiet"]
+
+
+@pytest.fixture()
+def data(tmp_path):
+    train, test = tmp_path / "train.extxyz", tmp_path / "test.extxyz"
+    write(train, emt_frames(4, seed=0))
+    write(test, emt_frames(2, seed=1))
+    return train, test
+
+
+def test_train_then_evaluate_writes_json_schema_and_plots(tmp_path, data, capsys):
+    train, test = data
+    model = tmp_path / "au.cfm"
+    assert main(["train", "--kind", "dml", str(train), "-o", str(model), *SMALL]) == 0
+    out_json = tmp_path / "metrics.json"
+    plots = tmp_path / "plots"
+    assert main(["evaluate", str(model), str(test), "--json", str(out_json), "--plots", str(plots), "--quiet"]) == 0
+    assert "| Au | 26 |" in capsys.readouterr().out
+    report = json.loads(out_json.read_text())
+    assert set(report) == {"kind", "classes", "force_rmse", "n_frames"}
+    assert report["kind"] == "dml" and report["n_frames"] == 2
+    assert set(report["classes"]) == {"Au"}
+    assert set(report["classes"]["Au"]) == {"n", "norm_rmse", "weighted_angle_deg", "mean_angle_deg"}
+    assert report["classes"]["Au"]["n"] == 26 and report["force_rmse"] > 0
+    assert (plots / "norms.png").stat().st_size > 0 and (plots / "angles.png").stat().st_size > 0
+
+
+def test_train_reads_config_and_flags_override_it(tmp_path, data):
+    train, _ = data
+    config = tmp_path / "cfg.yaml"
+    config.write_text("n-references-norm: 25\nn-references-direction: 7\nsigma2: {Au: 0.4}\n")
+    model = tmp_path / "au.cfm"
+    args = ["train", str(train), "-o", str(model), "--config", str(config), *SMALL[:4], "--n-references-direction", "9", "--quiet"]
+    assert main(args) == 0
+    from clusterforce.models import load_model
+
+    loaded = load_model(model)
+    stats = loaded.training_["classes"]["Au"]
+    assert (stats["n_references_norm"], stats["n_references_direction"]) == (25, 9)
+    assert loaded.models_["Au"].oamlm.sigma2 == 0.4
+
+
+def test_bad_input_gives_one_clear_line(tmp_path, data, capsys):
+    train, test = data
+    no_forces = tmp_path / "noforces.xyz"
+    write(no_forces, [a.copy() for a in emt_frames(2)])
+    assert main(["train", str(no_forces), "-o", str(tmp_path / "m.cfm"), *SMALL]) == 1
+    err = capsys.readouterr().err
+    assert "noforces.xyz" in err and "frame 0" in err and "no forces" in err
+    model = tmp_path / "au.cfm"
+    assert main(["train", str(train), "-o", str(model), *SMALL]) == 0
+    cut = tmp_path / "cut.cfm"
+    cut.write_bytes(model.read_bytes()[:100])
+    assert main(["evaluate", str(cut), str(test), "--quiet"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("clusterforce evaluate: error:") and "cut.cfm" in err and "truncated" in err
+    assert len(err.splitlines()) == 1
+    rings = tmp_path / "rings.extxyz"
+    write(rings, ring_frames(4, 1))
+    assert main(["evaluate", str(model), str(rings), "--quiet"]) == 1
+    assert "rings.extxyz, frame 0: atom 1 is S" in capsys.readouterr().err
+    assert main(["train", str(train), *SMALL]) == 2
+    assert "give -o MODEL.cfm" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["train", "--kind", "nonsense", str(train), "-o", str(model)])

@@ -1,0 +1,118 @@
+import numpy as np
+import pytest
+from ase import Atoms
+from ase.calculators.singlepoint import SinglePointCalculator
+from sklearn.base import clone
+
+from _frames import emt_frames, ring, ring_frames
+from clusterforce.data import DataError
+from clusterforce.metrics import class_metrics
+from clusterforce.modelfile import ModelFileError
+from clusterforce.models import DMLModel, load_model
+
+SMALL = dict(n_max=4, l_max=3, n_references_norm=60, n_references_direction=40, random_state=0, progress=False)
+
+
+@pytest.fixture(scope="module")
+def au_model():
+    return DMLModel(**SMALL).fit(emt_frames(8, seed=0))
+
+
+@pytest.fixture(scope="module")
+def ring_model():
+    return DMLModel(**SMALL).fit(ring_frames(4, 5) + ring_frames(5, 5, seed=1))
+
+
+def test_dml_learns_emt_forces(au_model):
+    test = emt_frames(4, seed=1)
+    out = [au_model.predict(a) for a in test]
+    forces = np.concatenate([o["forces"] for o in out])
+    reference = np.concatenate([a.get_forces() for a in test])
+    metrics = class_metrics(forces, reference, np.concatenate([o["classes"] for o in out]))["classes"]["Au"]
+    assert metrics["norm_rmse"] < 0.3 * np.linalg.norm(reference, axis=1).std() + 0.2
+    assert metrics["weighted_angle_deg"] < 25.0
+    o = out[0]
+    assert o["forces"].shape == (13, 3) and o["uncertainty"].shape == (13,)
+    assert np.all(o["norms"] >= 0)
+    np.testing.assert_allclose(np.linalg.norm(o["directions"], axis=1), 1.0, atol=1e-12)
+    np.testing.assert_allclose(au_model.predict_forces(test[0]), o["forces"])
+    assert au_model.elements == ["Au"] and au_model.classes_ == ["Au"]
+
+
+def test_dml_forces_rotate_with_the_structure(ring_model):
+    atoms = ring_frames(6, 1, seed=3)[0]
+    forces = ring_model.predict_forces(atoms)
+    rotated = atoms.copy()
+    rotated.rotate(71, (0.3, -1, 2), center=(0.4, 0.1, -0.2))
+    R = rotated.get_positions() - rotated.get_positions()[0]
+    P = atoms.get_positions() - atoms.get_positions()[0]
+    rotation, *_ = np.linalg.lstsq(P, R, rcond=None)  # R = P @ rotation
+    np.testing.assert_allclose(ring_model.predict_forces(rotated), forces @ rotation, atol=1e-8)
+
+
+def test_dml_ring_classes_and_save_load_identical(ring_model, tmp_path):
+    assert ring_model.classes_ == ["Au_unit", "C", "H", "S"]
+    path = tmp_path / "ring.cfm"
+    ring_model.save(path)
+    loaded = load_model(path)
+    assert isinstance(loaded, DMLModel)
+    atoms = ring_frames(6, 1, seed=4)[0]
+    a, b = ring_model.predict(atoms), loaded.predict(atoms)
+    for key in ("forces", "norms", "directions", "uncertainty"):
+        np.testing.assert_array_equal(a[key], b[key])
+    np.testing.assert_array_equal(a["classes"], b["classes"])
+    meta = loaded.training_
+    assert meta["n_frames"] == 10 and meta["classes"]["S"]["n_references_direction"] == 40
+    assert loaded.get_params() == ring_model.get_params()
+
+
+def test_dml_load_rejects_damaged_files(ring_model, tmp_path):
+    path = tmp_path / "ring.cfm"
+    ring_model.save(path)
+    raw = path.read_bytes()
+    (tmp_path / "cut.cfm").write_bytes(raw[: len(raw) // 2])
+    with pytest.raises(ModelFileError, match="cut.cfm: truncated model file"):
+        DMLModel.load(tmp_path / "cut.cfm")
+
+
+def test_dml_predict_errors_name_element_class_and_atom(ring_model, au_model):
+    with pytest.raises(ValueError, match="atom 1 is S, an element the descriptor was not fitted on"):
+        au_model.predict(ring(4))
+    atoms = ring(4)
+    # An extra Au bonded only to a ring Au: a core Au, a class the ring model never saw.
+    atoms += Atoms("Au", positions=[atoms.positions[0] * 1.0 + [0, 0, 2.8]])
+    with pytest.raises(ValueError, match=r"atom 24 \(Au\) is of class Au_core, which had no training data"):
+        ring_model.predict(atoms)
+    # The chemistry is fixed at training: bare gold is still thiolate-classified (core Au).
+    assert ring_model.chemistry_ == "thiolate" and au_model.chemistry_ == "generic"
+    with pytest.raises(ValueError, match="is of class Au_core, which had no training data"):
+        ring_model.predict(emt_frames(1)[0])
+
+
+def test_dml_fit_validation():
+    frames = emt_frames(2)
+    bare = frames[1].copy()  # a copy has no calculator: no forces
+    with pytest.raises(DataError, match="frame 1.*no forces"):
+        DMLModel(**SMALL).fit([frames[0], bare])
+    with pytest.raises(ValueError, match="n_references_norm must be a positive integer"):
+        DMLModel(**{**SMALL, "n_references_norm": 0}).fit(frames)
+    with pytest.raises(ValueError, match="loss must be one of"):
+        DMLModel(**{**SMALL, "loss": "cubic"}).fit(frames)
+
+
+def test_dml_leaves_zero_forces_out_of_direction_training():
+    frames = emt_frames(3)
+    forces = frames[0].get_forces().copy()
+    forces[:4] = 0.0
+    frames[0].calc = SinglePointCalculator(frames[0], energy=0.0, forces=forces)
+    model = DMLModel(**SMALL).fit(frames)
+    stats = model.training_["classes"]["Au"]
+    assert stats["n_zero_force_excluded"] == 4
+    assert stats["n_references_direction"] == 35
+
+
+def test_dml_clone_and_params():
+    model = DMLModel(**{**SMALL, "sigma2": {"S": 0.3}})
+    twin = clone(model)
+    assert twin.get_params() == model.get_params()
+    assert twin._sigma2("S") == 0.3 and twin._sigma2("Au_unit") == 0.25 and twin._sigma2("H") == 0.5
