@@ -10,6 +10,7 @@
 #include "update.h"
 #include "utils.h"
 
+#include "clusterforce/dml_predictor.hpp"
 #include "clusterforce/gap.hpp"
 #include "clusterforce/modelfile.hpp"
 
@@ -68,6 +69,7 @@ void PairClusterforce::read_model(const std::string &path)
 {
   std::string message;
   std::unique_ptr<clusterforce::GapModel> gap;
+  std::unique_ptr<clusterforce::DmlPredictor> dml;
   std::string kind, version;
   std::vector<std::string> elements;
   double cutoff = 0.0;
@@ -87,9 +89,14 @@ void PairClusterforce::read_model(const std::string &path)
         throw clusterforce::ModelFileError(path + ": metadata lists " + std::to_string(elements.size()) +
                                            " elements but the model has " + std::to_string(gap->n_species()) +
                                            " species");
+    } else if (kind == "dml") {
+      dml = std::make_unique<clusterforce::DmlPredictor>(clusterforce::DmlPredictor::from_modelfile(mf));
+      cutoff = dml->cutoff();
+      if (elements != dml->elements())
+        throw clusterforce::ModelFileError(path + ": metadata 'elements' disagree with the descriptor species");
     } else {
       throw clusterforce::ModelFileError(path + ": model kind '" + kind +
-                                         "' is not supported by pair_style clusterforce (supported: gap)");
+                                         "' is not supported by pair_style clusterforce (supported: gap, dml)");
     }
   } catch (const std::exception &e) {
     message = e.what();
@@ -106,6 +113,7 @@ void PairClusterforce::read_model(const std::string &path)
   model_elements_ = elements;
   cutoff_ = cutoff;
   gap_ = std::move(gap);
+  dml_ = std::move(dml);
 }
 
 void PairClusterforce::coeff(int narg, char **arg)
@@ -138,6 +146,9 @@ void PairClusterforce::coeff(int narg, char **arg)
       types += fmt::format(" {}->{}", t, map[t] < 0 ? std::string("NULL") : model_elements_[species_of_type_[t]]);
     utils::logmesg(lmp, "clusterforce: model {} (kind {}, written by clusterforce {}), cutoff {} A, types{}\n",
                    model_path_, kind_, model_version_.empty() ? "unknown" : model_version_, cutoff_, types);
+    if (dml_)
+      utils::logmesg(lmp, "clusterforce: model kind 'dml' is force-only (direct, non-conservative forces): potential "
+                          "energy, per-atom energy and virial are reported as 0\n");
   }
 }
 
@@ -188,16 +199,19 @@ void PairClusterforce::compute(int eflag, int vflag)
   ev_init(eflag, vflag);
   const int nall = atom->nlocal + atom->nghost;
   double **fout = atom->f;
-  // With newton_pair off LAMMPS does not return ghost forces to their owners, so they are
+  // With newton_pair off LAMMPS does not return ghost forces to their owners, so gap forces are
   // collected here and sent home by reverse_comm below.
-  const bool own_reverse = force->newton_pair == 0;
+  const bool own_reverse = force->newton_pair == 0 && gap_;
   if (own_reverse) {
     fghost_.assign(3 * static_cast<std::size_t>(nall), 0.0);
     fghost_rows_.resize(nall);
     for (int k = 0; k < nall; k++) fghost_rows_[k] = fghost_.data() + 3 * static_cast<std::size_t>(k);
     fout = fghost_rows_.data();
   }
-  compute_gap(eflag, fout);
+  if (gap_)
+    compute_gap(eflag, fout);
+  else
+    compute_dml();
   if (own_reverse) {
     comm->reverse_comm(this);
     double **f = atom->f;
@@ -246,6 +260,30 @@ void PairClusterforce::compute_gap(int eflag, double **fout)
         if (vflag_atom)
           for (int m = 0; m < 6; m++) vatom[i][m] += v[m];
       }
+    }
+  }
+}
+
+// Direct forces: each local atom's force comes from its own neighbourhood, nothing lands on ghosts.
+void PairClusterforce::compute_dml()
+{
+  double **f = atom->f;
+  const int *type = atom->type;
+  const int inum = list->inum;
+  const int *ilist = list->ilist;
+  const int *numneigh = list->numneigh;
+  int **firstneigh = list->firstneigh;
+  clusterforce::DmlPredictor::Workspace ws = dml_->make_workspace();
+  for (int ii = 0; ii < inum; ii++) {
+    const int i = ilist[ii];
+    const int si = species_of_type_[type[i]];
+    if (si < 0) continue;
+    const int n = gather(i, firstneigh[i], numneigh[i]);
+    try {
+      const clusterforce::DmlCentre r = dml_->centre(si, rel_.data(), species_.data(), n, ws);
+      for (int x = 0; x < 3; x++) f[i][x] += r.force[x];
+    } catch (const std::exception &ex) {
+      error->one(FLERR, fmt::format("pair clusterforce: atom {}: {}", atom->tag ? atom->tag[i] : i, ex.what()));
     }
   }
 }

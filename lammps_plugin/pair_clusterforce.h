@@ -13,6 +13,7 @@
 
 namespace clusterforce {
 class GapModel;
+class DmlPredictor;
 }
 
 namespace LAMMPS_NS {
@@ -37,12 +38,14 @@ class PairClusterforce : public Pair {
   // Neighbours of local atom i inside the model cutoff: relative positions, species, indices.
   int gather(int i, int *jlist, int jnum);
   void compute_gap(int eflag, double **fout);
+  void compute_dml();
 
   std::string model_path_, kind_, model_version_;
   std::vector<std::string> model_elements_;  // species order of the model
   std::vector<int> species_of_type_;         // LAMMPS type -> model species, -1 for NULL
   double cutoff_ = 0.0;
   std::unique_ptr<clusterforce::GapModel> gap_;
+  std::unique_ptr<clusterforce::DmlPredictor> dml_;
 
   // Grow-only per-step buffers.
   std::vector<double> rel_, grad_, fghost_;

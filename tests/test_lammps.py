@@ -277,3 +277,76 @@ def test_lammps_check_finds_and_loads_the_plugin(capsys):
     assert report["plugin"] == str(plugin_path())
     assert report["autoload"] and report["plugin_load"] and not report["problems"]
     assert report["lammps_version"] == lammps.__version__
+
+
+# ------------------------------------------------------------------------------- dml
+DML_SMALL = dict(n_max=4, l_max=3, n_references_norm=60, n_references_direction=40, random_state=0, progress=False)
+
+
+@pytest.fixture(scope="module")
+def dml_file(tmp_path_factory) -> Path:
+    from _frames import emt_frames
+
+    from clusterforce.models.dml import DMLModel
+
+    path = tmp_path_factory.mktemp("dml") / "au13.cfm"
+    DMLModel(**DML_SMALL).fit(emt_frames(8, seed=0)).save(path)
+    return path
+
+
+def au13(seed: int) -> Atoms:
+    atoms = Icosahedron("Au", 2)
+    atoms.positions += np.random.default_rng(seed).normal(0.0, 0.12, atoms.positions.shape)
+    return atoms
+
+
+def compiled_dml(path: Path, atoms: Atoms) -> dict:
+    from clusterforce import _kernels
+
+    predictor = _kernels.DmlPredictor(str(path))
+    index = {symbol: k for k, symbol in enumerate(predictor.elements)}
+    return predictor.compute(atoms.positions, np.array([index[s] for s in atoms.get_chemical_symbols()]))
+
+
+@pytest.mark.parametrize("newton", ["on", "off"])
+@pytest.mark.parametrize("periodic", [False, True], ids=["fixed-box", "periodic-vacuum-box"])
+def test_dml_forces_match_compiled_predictor(dml_file, newton, periodic):
+    atoms = au13(3)
+    if periodic:
+        atoms.center(vacuum=10.0)
+    ref = compiled_dml(dml_file, atoms)
+    assert np.abs(ref["forces"]).max() > 0.05
+    got = lammps_results(atoms, dml_file, periodic=periodic, newton=newton, elements=("Au",))
+    np.testing.assert_allclose(got["forces"], ref["forces"], rtol=0, atol=1e-9)
+    assert got["energy"] == 0.0 and not got["energies"].any() and not got["virial"].any()
+
+
+def test_dml_compiled_predictor_matches_python_model(dml_file):
+    from clusterforce.models.dml import DMLModel
+
+    atoms = au13(4)
+    python = DMLModel.load(dml_file).predict(atoms)
+    compiled = compiled_dml(dml_file, atoms)
+    np.testing.assert_allclose(compiled["norms"], python["norms"], rtol=0, atol=1e-8)
+    np.testing.assert_allclose(compiled["forces"], python["forces"], rtol=0, atol=1e-8)
+    np.testing.assert_allclose(compiled["uncertainty"], python["uncertainty"], rtol=0, atol=1e-8)
+
+
+def test_dml_runs_md_and_minimisation_and_says_it_is_force_only(dml_file, tmp_path):
+    log = tmp_path / "log.lammps"
+    lmp = lammps.lammps(cmdargs=["-log", str(log), "-screen", "none", "-nocite"])
+    try:
+        lmp.commands_string(setup_commands(au13(5), dml_file, periodic=False, elements=("Au",)).replace("mass * 63.5", "mass * 196.97"))
+        lmp.commands_string(
+            "velocity all create 300 12345 mom yes rot yes\ntimestep 0.002\nthermo 5\n"
+            "fix nve all nve\nrun 10\nunfix nve\n"
+            "fix lang all langevin 300 300 0.1 4321\nfix nve all nve\nrun 10\nunfix lang\nunfix nve\n"
+            "min_style fire\nminimize 0.0 1.0e-3 20 200\nmin_style quickmin\nminimize 0.0 1.0e-3 20 200\n"
+        )
+        n = lmp.extract_global("nlocal")
+        x = np.array(lmp.numpy.extract_atom("x"))[:n]
+        assert n == 13 and np.isfinite(x).all() and lmp.get_thermo("pe") == 0.0
+    finally:
+        lmp.close()
+    text = log.read_text()
+    assert text.count("model kind 'dml' is force-only") == 1
