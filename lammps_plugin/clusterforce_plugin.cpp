@@ -1,5 +1,6 @@
 // Entry point LAMMPS calls after dlopen(): registers pair_style clusterforce.
 #include "lammpsplugin_abi.h"
+#include "compute_clusterforce_uncertainty_atom.h"
 #include "pair_clusterforce.h"
 
 #ifndef CLUSTERFORCE_LAMMPS_VERSION
@@ -13,6 +14,11 @@ namespace {
 
 void *create_pair(void *lmp) { return new LAMMPS_NS::PairClusterforce(static_cast<LAMMPS_NS::LAMMPS *>(lmp)); }
 
+void *create_uncertainty(void *lmp, int narg, char **arg)
+{
+  return new LAMMPS_NS::ComputeClusterforceUncertaintyAtom(static_cast<LAMMPS_NS::LAMMPS *>(lmp), narg, arg);
+}
+
 }  // namespace
 
 extern "C" void lammpsplugin_init(void *lmp, void *handle, void *regfunc) {
@@ -24,5 +30,11 @@ extern "C" void lammpsplugin_init(void *lmp, void *handle, void *regfunc) {
   plugin.author = "clusterforce developers";
   plugin.creator.v1 = &create_pair;
   plugin.handle = handle;
+  reinterpret_cast<clusterforce_lmp_regfunc>(regfunc)(&plugin, lmp);
+
+  plugin.style = "compute";
+  plugin.name = "clusterforce/uncertainty/atom";
+  plugin.info = "per-atom uncertainty of pair_style clusterforce v" CLUSTERFORCE_VERSION;
+  plugin.creator.v2 = &create_uncertainty;
   reinterpret_cast<clusterforce_lmp_regfunc>(regfunc)(&plugin, lmp);
 }

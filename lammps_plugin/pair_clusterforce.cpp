@@ -274,6 +274,7 @@ void PairClusterforce::compute_dml()
   const int *numneigh = list->numneigh;
   int **firstneigh = list->firstneigh;
   clusterforce::DmlPredictor::Workspace ws = dml_->make_workspace();
+  uncertainty_.assign(atom->nlocal, 0.0);
   for (int ii = 0; ii < inum; ii++) {
     const int i = ilist[ii];
     const int si = species_of_type_[type[i]];
@@ -282,6 +283,7 @@ void PairClusterforce::compute_dml()
     try {
       const clusterforce::DmlCentre r = dml_->centre(si, rel_.data(), species_.data(), n, ws);
       for (int x = 0; x < 3; x++) f[i][x] += r.force[x];
+      uncertainty_[i] = r.uncertainty;
     } catch (const std::exception &ex) {
       error->one(FLERR, fmt::format("pair clusterforce: atom {}: {}", atom->tag ? atom->tag[i] : i, ex.what()));
     }
@@ -306,7 +308,7 @@ void PairClusterforce::unpack_reverse_comm(int n, int *list, double *buf)
 double PairClusterforce::memory_usage()
 {
   double bytes = Pair::memory_usage();
-  bytes += sizeof(double) * (rel_.capacity() + grad_.capacity() + fghost_.capacity());
+  bytes += sizeof(double) * (rel_.capacity() + grad_.capacity() + fghost_.capacity() + uncertainty_.capacity());
   bytes += sizeof(int) * (species_.capacity() + index_.capacity());
   return bytes;
 }

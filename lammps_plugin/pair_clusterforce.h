@@ -32,6 +32,12 @@ class PairClusterforce : public Pair {
   void unpack_reverse_comm(int n, int *list, double *buf) override;
   double memory_usage() override;
 
+  bool has_uncertainty() const { return dml_ != nullptr; }
+  /// Per local atom, from the last compute(); 0 for atoms of NULL types.
+  const std::vector<double> &uncertainty() const { return uncertainty_; }
+  const std::string &model_path() const { return model_path_; }
+  const std::string &model_kind() const { return kind_; }
+
  private:
   void allocate();
   void read_model(const std::string &path);
@@ -48,7 +54,7 @@ class PairClusterforce : public Pair {
   std::unique_ptr<clusterforce::DmlPredictor> dml_;
 
   // Grow-only per-step buffers.
-  std::vector<double> rel_, grad_, fghost_;
+  std::vector<double> rel_, grad_, fghost_, uncertainty_;
   std::vector<double *> fghost_rows_;
   std::vector<int> species_, index_;
 };

@@ -350,3 +350,21 @@ def test_dml_runs_md_and_minimisation_and_says_it_is_force_only(dml_file, tmp_pa
         lmp.close()
     text = log.read_text()
     assert text.count("model kind 'dml' is force-only") == 1
+
+
+def test_uncertainty_compute_gives_the_dml_spread(dml_file, gap_file):
+    atoms = au13(6)
+    lmp = new_lammps()
+    try:
+        lmp.commands_string(setup_commands(atoms, dml_file, periodic=False, elements=("Au",)))
+        lmp.commands_string("compute u all clusterforce/uncertainty/atom\nrun 0")
+        n = lmp.extract_global("nlocal")
+        order = np.argsort(np.array(lmp.numpy.extract_atom("id"))[:n])
+        got = np.array(lmp.numpy.extract_compute("u", 1, 1))[:n][order]
+    finally:
+        lmp.close()
+    expected = compiled_dml(dml_file, atoms)["uncertainty"]
+    assert expected.max() > 0
+    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-12)
+    message = lammps_error(error_setup(gap_file).replace("run 0", "compute u all clusterforce/uncertainty/atom\nrun 0"))
+    assert "provides no per-atom uncertainty" in message
