@@ -368,3 +368,28 @@ def test_uncertainty_compute_gives_the_dml_spread(dml_file, gap_file):
     np.testing.assert_allclose(got, expected, rtol=0, atol=1e-12)
     message = lammps_error(error_setup(gap_file).replace("run 0", "compute u all clusterforce/uncertainty/atom\nrun 0"))
     assert "provides no per-atom uncertainty" in message
+
+
+def test_null_type_under_hybrid_sees_only_mapped_atoms(gap_file):
+    # Type 2 atoms are NULL for clusterforce: the Cu atoms must feel exactly the Cu-only cluster.
+    atoms = rattled_cluster(12)
+    cu = atoms[[s == "Cu" for s in atoms.get_chemical_symbols()]]
+    commands = setup_commands(atoms, gap_file, periodic=False).replace(
+        f"pair_style clusterforce {gap_file}\npair_coeff * * Cu Ag",
+        f"pair_style hybrid clusterforce {gap_file} zero 5.0\npair_coeff * * clusterforce Cu NULL\n"
+        "pair_coeff 1 2 zero\npair_coeff 2 2 zero",
+    )
+    lmp = new_lammps()
+    try:
+        lmp.commands_string(commands + "\nrun 0")
+        n = lmp.extract_global("nlocal")
+        ids = np.array(lmp.numpy.extract_atom("id"))[:n]
+        forces = np.array(lmp.numpy.extract_atom("f"))[:n][np.argsort(ids)]
+        energy = lmp.get_thermo("pe")
+    finally:
+        lmp.close()
+    is_cu = np.array([s == "Cu" for s in atoms.get_chemical_symbols()])
+    ref = GAPModel.load(gap_file).predict(cu)
+    np.testing.assert_allclose(forces[is_cu], ref["forces"], rtol=0, atol=1e-9)
+    assert not forces[~is_cu].any()
+    assert energy == pytest.approx(ref["energy"], abs=1e-9)
