@@ -393,3 +393,22 @@ def test_null_type_under_hybrid_sees_only_mapped_atoms(gap_file):
     np.testing.assert_allclose(forces[is_cu], ref["forces"], rtol=0, atol=1e-9)
     assert not forces[~is_cu].any()
     assert energy == pytest.approx(ref["energy"], abs=1e-9)
+
+
+def test_dml_thiolate_classes_match_in_lammps_and_python(tmp_path):
+    from _frames import ring, ring_frames
+
+    from clusterforce.models.dml import DMLModel
+
+    path = tmp_path / "rings.cfm"
+    model = DMLModel(**DML_SMALL).fit(ring_frames(4, 5) + ring_frames(5, 5, seed=1))
+    model.save(path)
+    atoms = ring(5)
+    atoms.positions += np.random.default_rng(8).normal(0.0, 0.03, atoms.positions.shape)
+    python = model.predict(atoms)
+    compiled = compiled_dml(path, atoms)
+    assert {"Au_unit", "S", "C", "H"} <= set(python["classes"])
+    np.testing.assert_allclose(compiled["forces"], python["forces"], rtol=0, atol=1e-8)
+    elements = tuple(model.elements)
+    got = lammps_results(atoms, path, periodic=False, elements=elements)
+    np.testing.assert_allclose(got["forces"], compiled["forces"], rtol=0, atol=1e-9)
