@@ -105,10 +105,15 @@ def main() -> int:
         print(f"{start_file} is missing: give --start with a file holding a 55-atom Na cluster")
         return 1
     start = next(a for a in read(start_file, index=":") if len(a) == 55 and set(a.get_chemical_symbols()) == {"Na"})
+    start.pbc = False  # a free cluster, whatever cell the file carries
     outdir = Path(args.outdir)
     outdir.mkdir(parents=True, exist_ok=True)
-    frames = reference_frames(start, args.frames, args.rattle, seed=0)
-    write(outdir / "na55_train.extxyz", frames)
+    data = outdir / "na55_train.extxyz"
+    if data.is_file():  # labelled by an earlier run: the xTB calls are the slow part
+        frames = read(data, index=":")
+    else:
+        frames = reference_frames(start, args.frames, args.rattle, seed=0)
+        write(data, frames)
     model = outdir / "na55.cfm"
     train(frames, model)
     result = run_md(model, start, outdir, args.nvt_ps, args.nve_ps, args.dt_fs)
