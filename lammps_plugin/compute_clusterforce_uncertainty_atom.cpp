@@ -29,7 +29,8 @@ void ComputeClusterforceUncertaintyAtom::init()
     error->all(FLERR, "compute clusterforce/uncertainty/atom requires pair_style clusterforce");
   if (!pair_->has_uncertainty())
     error->all(FLERR, "compute clusterforce/uncertainty/atom: model {} (kind {}) provides no per-atom uncertainty "
-                      "in LAMMPS (available for kind dml)", pair_->model_path(), pair_->model_kind());
+                      "(dml models do; gap models only when trained with variance=True)", pair_->model_path(),
+               pair_->model_kind());
 }
 
 void ComputeClusterforceUncertaintyAtom::compute_peratom()
@@ -41,11 +42,10 @@ void ComputeClusterforceUncertaintyAtom::compute_peratom()
     memory->create(values_, nmax_, "clusterforce/uncertainty/atom:values");
     vector_atom = values_;
   }
-  const int nlocal = atom->nlocal;
+  pair_->uncertainty(values_);
   const int *mask = atom->mask;
-  const std::vector<double> &u = pair_->uncertainty();
-  for (int i = 0; i < nlocal; i++)
-    values_[i] = (mask[i] & groupbit) && i < static_cast<int>(u.size()) ? u[i] : 0.0;
+  for (int i = 0; i < atom->nlocal; i++)
+    if (!(mask[i] & groupbit)) values_[i] = 0.0;
 }
 
 double ComputeClusterforceUncertaintyAtom::memory_usage()

@@ -1,8 +1,9 @@
 // compute ID group clusterforce/uncertainty/atom
 //
-// Per-atom uncertainty of the last force evaluation of pair_style clusterforce: for dml
+// Per-atom uncertainty at the last force evaluation of pair_style clusterforce: for dml
 // models the OAMLM direction spread (dimensionless, 0 = the aligned references agree,
-// 1 = they cancel). Atoms outside the group, and atoms of NULL types, get 0.
+// 1 = they cancel); for gap models saved with variances the predictive standard deviation of
+// the atom's local energy (eV). Atoms outside the group, and atoms of NULL types, get 0.
 #pragma once
 
 #include "compute.h"

@@ -17,6 +17,7 @@
 #include <mpi.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <exception>
 
@@ -286,6 +287,35 @@ void PairClusterforce::compute_dml()
       uncertainty_[i] = r.uncertainty;
     } catch (const std::exception &ex) {
       error->one(FLERR, fmt::format("pair clusterforce: atom {}: {}", atom->tag ? atom->tag[i] : i, ex.what()));
+    }
+  }
+}
+
+bool PairClusterforce::has_uncertainty() const
+{
+  return dml_ != nullptr || (gap_ && gap_->has_variance());
+}
+
+void PairClusterforce::uncertainty(double *out)
+{
+  const int nlocal = atom->nlocal;
+  std::fill(out, out + nlocal, 0.0);
+  if (dml_) {
+    std::copy(uncertainty_.begin(), uncertainty_.begin() + std::min<std::size_t>(nlocal, uncertainty_.size()), out);
+    return;
+  }
+  // gap: variances are costly (M x M quadratic form per atom), so they are computed only when
+  // asked, from the neighbour list and positions the forces of this step were computed with.
+  const int *type = atom->type;
+  for (int ii = 0; ii < list->inum; ii++) {
+    const int i = list->ilist[ii];
+    const int si = species_of_type_[type[i]];
+    if (si < 0 || i >= nlocal) continue;
+    const int n = gather(i, list->firstneigh[i], list->numneigh[i]);
+    try {
+      out[i] = std::sqrt(gap_->centre_variance(si, rel_.data(), species_.data(), n));
+    } catch (const std::exception &ex) {
+      error->one(FLERR, fmt::format("compute clusterforce/uncertainty/atom: atom {}: {}", atom->tag ? atom->tag[i] : i, ex.what()));
     }
   }
 }

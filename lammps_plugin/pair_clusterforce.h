@@ -32,9 +32,10 @@ class PairClusterforce : public Pair {
   void unpack_reverse_comm(int n, int *list, double *buf) override;
   double memory_usage() override;
 
-  bool has_uncertainty() const { return dml_ != nullptr; }
-  /// Per local atom, from the last compute(); 0 for atoms of NULL types.
-  const std::vector<double> &uncertainty() const { return uncertainty_; }
+  bool has_uncertainty() const;
+  /// Per local atom at the positions of the last compute(), 0 for NULL types: dml, the OAMLM
+  /// spread (dimensionless); gap, the predictive standard deviation of the local energy (eV).
+  void uncertainty(double *out);
   const std::string &model_path() const { return model_path_; }
   const std::string &model_kind() const { return kind_; }
 
