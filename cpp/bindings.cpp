@@ -54,6 +54,7 @@ PYBIND11_MODULE(_kernels, m) {
     clusterforce::bindings::bind_environments(m);
     clusterforce::bindings::bind_align(m);
     clusterforce::bindings::bind_oamlm(m);
+    clusterforce::bindings::bind_dml(m);
     clusterforce::bindings::bind_distances(m);
     clusterforce::bindings::bind_neighbors(m);
 }

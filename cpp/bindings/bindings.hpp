@@ -11,6 +11,7 @@ void bind_soap(pybind11::module_& m);
 void bind_environments(pybind11::module_& m);
 void bind_align(pybind11::module_& m);
 void bind_oamlm(pybind11::module_& m);
+void bind_dml(pybind11::module_& m);
 void bind_distances(pybind11::module_& m);
 void bind_neighbors(pybind11::module_& m);
 }  // namespace clusterforce::bindings

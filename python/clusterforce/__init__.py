@@ -22,5 +22,9 @@ def build_info() -> dict:
 
 
 from .calculator import Calculator  # noqa: E402  (needs __version__ above via modelfile)
+from .lammps import add_to_plugin_path as _add_to_plugin_path  # noqa: E402
+
+# lammps.lammps() instances created after `import clusterforce` find pair_style clusterforce.
+_add_to_plugin_path()
 
 __all__ = ["Calculator", "__version__", "build_info"]

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from . import __version__
 
 #: Subcommand modules, in the order ``--help`` lists them.
-COMMANDS: tuple[str, ...] = ("datagen", "train", "evaluate", "optimize")
+COMMANDS: tuple[str, ...] = ("datagen", "train", "evaluate", "optimize", "lammps_check")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -495,6 +495,18 @@ class GapModel {
     for (std::size_t t = 0; t < terms_.size(); ++t) terms_[t]->centre_rows(cs, rel, sp, n, row + term_offsets_[t], nullptr);
   }
 
+  /// Predictive variance (eV^2) of one centre's local energy, prior - k^T V k (the LAMMPS
+  /// uncertainty compute calls this per atom; needs a model saved with variances).
+  double centre_variance(int cs, const double* rel, const int* sp, int n) const {
+    check_species(cs, n_species_, "centre");
+    if (variance_.empty()) throw std::invalid_argument("this GAP model carries no variance matrix (trained without variance)");
+    std::vector<double> row(static_cast<std::size_t>(n_sparse()), 0.0);
+    centre_kernel_row(cs, rel, sp, n, row.data());
+    double prior = 0.0;
+    for (const auto& t : terms_) prior += t->centre_self_covariance(cs, rel, sp, n);
+    return std::max(0.0, prior - quadratic_form(row));
+  }
+
   /// Energy, per-atom energies, forces and virial of a structure; variances if asked.
   GapResult compute(const Geometry& g, bool with_variance) const {
     const int n = g.n;

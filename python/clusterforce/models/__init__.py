@@ -8,11 +8,12 @@ from typing import Any
 from .. import modelfile
 from .dml import DMLModel
 from .emlm import EMLM
+from .gap import GAPModel
 from .mlm import MLM
 from .oamlm import OAMLM
 
 #: Model kind -> class with ``from_modelfile(ModelFile)``; a new kind adds one entry.
-MODEL_KINDS: dict[str, Any] = {"dml": DMLModel}
+MODEL_KINDS: dict[str, Any] = {"dml": DMLModel, "gap": GAPModel}
 
 
 def load_model(path: str | os.PathLike) -> Any:
@@ -31,4 +32,4 @@ def load_model(path: str | os.PathLike) -> Any:
     return MODEL_KINDS[mf.kind].from_modelfile(mf)
 
 
-__all__ = ["DMLModel", "EMLM", "MLM", "MODEL_KINDS", "OAMLM", "load_model"]
+__all__ = ["DMLModel", "EMLM", "GAPModel", "MLM", "MODEL_KINDS", "OAMLM", "load_model"]

