@@ -72,3 +72,18 @@ def test_bad_input_gives_one_clear_line(tmp_path, data, capsys):
     assert "give -o MODEL.cfm" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["train", "--kind", "nonsense", str(train), "-o", str(model)])
+
+
+def test_gap_train_then_evaluate_through_the_cli(tmp_path, data, capsys):
+    train, test = data
+    model = tmp_path / "au_gap.cfm"
+    flags = ["--terms", "2b", "soap", "--n-max-soap", "3", "--l-max-soap", "2", "--n-sparse-soap", "20", "--quiet"]
+    assert main(["train", "--kind", "gap", str(train), "-o", str(model), *flags]) == 0
+    out_json = tmp_path / "gap.json"
+    assert main(["evaluate", str(model), str(test), "--json", str(out_json), "--plots", str(tmp_path / "p"), "--quiet"]) == 0
+    assert "| force_rmse |" in capsys.readouterr().out
+    report = json.loads(out_json.read_text())
+    assert set(report) == {"kind", "energy_rmse_mev_per_atom", "energy_mae_mev_per_atom", "force_rmse", "force_mae", "n_frames"}
+    assert report["kind"] == "gap" and report["n_frames"] == 2
+    assert 0 < report["force_mae"] <= report["force_rmse"]
+    assert (tmp_path / "p" / "force_parity.png").stat().st_size > 0

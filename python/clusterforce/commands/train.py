@@ -11,6 +11,8 @@ from typing import Any
 
 from ase import Atoms
 
+from ..gap.cli import add_gap_arguments, train_gap
+
 logger = logging.getLogger(__name__)
 
 
@@ -52,7 +54,7 @@ def _train_dml(frames: list[Atoms], args: argparse.Namespace):
 
 
 #: Model kind -> trainer(frames, args) returning a fitted model with ``save(path)``.
-TRAINERS: dict[str, Callable[[list[Atoms], argparse.Namespace], Any]] = {"dml": _train_dml}
+TRAINERS: dict[str, Callable[[list[Atoms], argparse.Namespace], Any]] = {"dml": _train_dml, "gap": train_gap}
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -77,6 +79,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     dml.add_argument("--sigma", type=float, default=0.25, help="SOAP Gaussian width in Angstrom (default: 0.25)")
     dml.add_argument("--sigma2", nargs="+", metavar="CLASS=VALUE", help="OAMLM sigma2 per class (default: Au_unit=0.25, others 0.5)")
     dml.add_argument("--loss", choices=("analytic", "numeric"), default="analytic", help="OAMLM direction loss (default: analytic)")
+    add_gap_arguments(p)
     return p
 
 
