@@ -177,8 +177,9 @@ class DmlPredictor {
     const std::string name = class_name(env);
     const auto it = std::find(classes_.begin(), classes_.end(), name);
     if (it == classes_.end())
-      throw std::invalid_argument("atom of element " + elements_[element] + " is of class " + name +
-                                  ", which had no training data (trained classes: " + joined(classes_) + ")");
+      throw std::invalid_argument("element " + elements_[element] + " is of class " + name +
+                                  ", which had no training data (trained classes: " + joined(classes_) +
+                                  "); add training frames with " + name + " atoms");
     const ClassModel& m = *models_[it - classes_.begin()];
     const std::size_t F = soap_->n_features();
     soap_->compute_center(soap_index_[element], static_cast<std::size_t>(n), rel, ws.soap_species.data(), ws.p.data(),
