@@ -7,7 +7,7 @@ from sklearn.base import clone
 from _frames import emt_frames, ring, ring_frames
 from clusterforce.data import DataError
 from clusterforce.metrics import class_metrics
-from clusterforce.modelfile import ModelFileError
+from clusterforce.modelfile import ModelFileError, to_bytes
 from clusterforce.models import DMLModel, load_model
 
 SMALL = dict(n_max=4, l_max=3, n_references_norm=60, n_references_direction=40, random_state=0, progress=False)
@@ -81,7 +81,7 @@ def test_dml_predict_errors_name_element_class_and_atom(ring_model, au_model):
     atoms = ring(4)
     # An extra Au bonded only to a ring Au: a core Au, a class the ring model never saw.
     atoms += Atoms("Au", positions=[atoms.positions[0] * 1.0 + [0, 0, 2.8]])
-    with pytest.raises(ValueError, match=r"atom 24 \(Au\) is of class Au_core, which had no training data"):
+    with pytest.raises(ValueError, match=r"atom 24: element Au is of class Au_core, which had no training data"):
         ring_model.predict(atoms)
     # The chemistry is fixed at training: bare gold is still thiolate-classified (core Au).
     assert ring_model.chemistry_ == "thiolate" and au_model.chemistry_ == "generic"
@@ -116,3 +116,52 @@ def test_dml_clone_and_params():
     twin = clone(model)
     assert twin.get_params() == model.get_params()
     assert twin._sigma2("S") == 0.3 and twin._sigma2("Au_unit") == 0.25 and twin._sigma2("H") == 0.5
+
+
+def test_dml_predict_is_the_compiled_predictor(ring_model, tmp_path):
+    from clusterforce import _kernels
+
+    atoms = ring_frames(6, 1, seed=5)[0]
+    path = tmp_path / "ring.cfm"
+    ring_model.save(path)
+    predictor = _kernels.DmlPredictor(str(path))
+    index = {symbol: k for k, symbol in enumerate(predictor.elements)}
+    ref = predictor.compute(atoms.positions, np.array([index[s] for s in atoms.get_chemical_symbols()]))
+    got = ring_model.predict(atoms)  # fitted, never loaded: the predictor comes from its bytes
+    np.testing.assert_array_equal(got["forces"], ref["forces"])
+    np.testing.assert_array_equal(got["norms"], ref["norms"])
+    np.testing.assert_array_equal(got["uncertainty"], ref["uncertainty"])
+    np.testing.assert_array_equal(got["classes"], np.array(predictor.classes)[ref["class_index"]])
+    loaded = DMLModel.load(path).predict(atoms)
+    for key in ("forces", "norms", "directions", "uncertainty", "classes"):
+        np.testing.assert_array_equal(loaded[key], got[key])
+    # The Python path (numeric loss, periodic cells) agrees with the compiled one to round-off.
+    python = ring_model._predict_python(atoms)
+    np.testing.assert_allclose(python["forces"], got["forces"], rtol=0, atol=1e-9)
+    np.testing.assert_array_equal(python["classes"], got["classes"])
+
+
+def test_dml_predictor_cache_follows_fit_clone_and_pickle(tmp_path):
+    import pickle
+
+    frames = emt_frames(6, seed=2)
+    model = DMLModel(**SMALL).fit(frames[:3])
+    atoms = frames[5]
+    first = model.predict_forces(atoms)
+    assert "_compiled" not in model.get_params() and not hasattr(clone(model), "_compiled")
+    again = pickle.loads(pickle.dumps(model))
+    np.testing.assert_array_equal(again.predict_forces(atoms), first)
+    # Refitting on other data must not reuse the predictor built for the first fit.
+    refit = model.fit(frames[3:])
+    np.testing.assert_array_equal(refit.predict_forces(atoms), DMLModel(**SMALL).fit(frames[3:]).predict_forces(atoms))
+    assert not np.array_equal(refit.predict_forces(atoms), first)
+
+
+def test_dml_predictor_from_bytes_names_the_source(ring_model):
+    from clusterforce import _kernels
+
+    arrays, metadata = ring_model._serialise()
+    data = to_bytes(kind="dml", arrays=arrays, metadata=metadata)
+    assert _kernels.DmlPredictor.from_bytes(data).classes == ring_model.classes_
+    with pytest.raises(ValueError, match="mine.cfm: truncated model file"):
+        _kernels.DmlPredictor.from_bytes(data[: len(data) // 2], "mine.cfm")

@@ -4,6 +4,7 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -55,6 +56,17 @@ void bind_dml(py::module_& m) {
                              "Compiled dml prediction (SOAP, scaling, EMLM norms, OAMLM directions) of a .cfm file.")
         .def(py::init([](const std::string& path) { return DmlPredictor::from_modelfile(ModelFile::read(path)); }),
              py::arg("path"))
+        .def_static(
+            "from_bytes",
+            [](const py::bytes& data, const std::string& name) {
+                // Copy out of the Python object with the GIL held; parsing needs no Python.
+                std::string bytes = data;
+                py::gil_scoped_release release;
+                // A unique_ptr (the holder), since the predictor is move-only.
+                return std::make_unique<DmlPredictor>(DmlPredictor::from_modelfile(ModelFile::from_bytes(bytes, name)));
+            },
+            py::arg("data"), py::arg("name") = "<bytes>",
+            "Build from the bytes of a .cfm file (clusterforce.modelfile.to_bytes); `name` labels error messages.")
         .def_property_readonly("elements", &DmlPredictor::elements)
         .def_property_readonly("classes", &DmlPredictor::classes)
         .def_property_readonly("cutoff", &DmlPredictor::cutoff)

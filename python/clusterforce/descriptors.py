@@ -1,8 +1,9 @@
 """Per-atom descriptors behind one small interface.
 
 Models only call :meth:`SoapDescriptor.compute` and store :meth:`SoapDescriptor.params` in
-their model file, so the dscribe-backed SOAP used here can be replaced by the native C++ SOAP
-without touching the models.
+their model file. The values come from the compiled SOAP (:class:`clusterforce.soap.SOAP`),
+the same code the compiled predictors and the LAMMPS pair style run, so training and
+prediction see identical descriptors.
 """
 
 from __future__ import annotations
@@ -13,12 +14,16 @@ from typing import Any
 import numpy as np
 from ase import Atoms
 
-#: Name written into model files; a reader refuses descriptors it does not implement.
+from .soap import SOAP
+
+#: Name written into model files; a reader refuses descriptors it does not implement. It names
+#: the descriptor's definition (dscribe's GTO SOAP, which the compiled SOAP reproduces to
+#: round-off), not the library that computes it, so files stay readable either way.
 SOAP_BACKEND = "dscribe-soap-gto"
 
 
 class SoapDescriptor:
-    """SOAP power spectrum per atom (dscribe, GTO radial basis, species resolved, no averaging).
+    """SOAP power spectrum per atom (dscribe's definition: GTO radial basis, species resolved, no averaging).
 
     Parameters
     ----------
@@ -63,13 +68,14 @@ class SoapDescriptor:
         if not species:
             raise ValueError("SOAP descriptor: no species given and the training frames contain no atoms")
         self.species_ = sorted(species)
-        self._soap: dict[bool, Any] = {}
+        self._soap: dict[bool, SOAP] = {}
+        self._soap_for(False)  # rejects parameters the compiled SOAP cannot use, at fit time
         return self
 
     @property
     def n_features(self) -> int:
         """Length F of one descriptor vector."""
-        return int(self._dscribe(False).get_number_of_features())
+        return int(self._soap_for(False).n_features)
 
     def params(self) -> dict[str, Any]:
         """JSON-serialisable parameters that :meth:`from_params` turns back into this descriptor."""
@@ -126,25 +132,25 @@ class SoapDescriptor:
             return np.empty((0, self.n_features))
         if centers.min() < 0 or centers.max() >= len(atoms):
             raise ValueError(f"center index out of range for {len(atoms)} atoms: {centers.min()}..{centers.max()}")
-        soap = self._dscribe(bool(np.any(atoms.pbc)))
-        out = soap.create(atoms, centers=centers.tolist())
-        return np.ascontiguousarray(np.asarray(out, dtype=np.float64).reshape(centers.size, -1))
+        soap = self._soap_for(bool(np.any(atoms.pbc)))
+        return np.ascontiguousarray(soap.compute(atoms, centers=centers), dtype=np.float64)
 
-    def _dscribe(self, periodic: bool):
+    def _soap_for(self, periodic: bool) -> SOAP:
         self._check_fitted()
         if periodic not in self._soap:
-            from dscribe.descriptors import SOAP
-
             self._soap[periodic] = SOAP(
+                species=self.species_,
                 r_cut=float(self.r_cut),
                 n_max=int(self.n_max),
                 l_max=int(self.l_max),
                 sigma=float(self.sigma),
-                rbf="gto",
-                species=self.species_,
                 periodic=periodic,
             )
         return self._soap[periodic]
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Compiled SOAP objects cannot be pickled; they are rebuilt on first use.
+        return {**self.__dict__, "_soap": {}}
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "species_"):

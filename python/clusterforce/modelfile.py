@@ -44,19 +44,16 @@ def _as_storable(name: str, value: np.ndarray) -> tuple[str, np.ndarray]:
     raise TypeError(f"model array '{name}' has dtype {array.dtype}; only float and integer arrays can be stored")
 
 
-def save(
-    path: str | os.PathLike,
+def to_bytes(
     *,
     kind: str,
     arrays: Mapping[str, np.ndarray],
     metadata: Mapping[str, Any],
-) -> None:
-    """Write a model file atomically (a temporary file renamed into place).
+) -> bytes:
+    """The bytes of a model file, as :func:`save` writes them.
 
     Parameters
     ----------
-    path
-        Destination, conventionally ``*.cfm``.
     kind
         Model kind, e.g. ``"dml"`` or ``"gap"``.
     arrays
@@ -66,7 +63,6 @@ def save(
         JSON-serialisable description of the model. ``format_version`` and the package
         version are added here.
     """
-    path = Path(path)
     header: dict[str, Any] = {}
     blobs: list[bytes] = []
     offset = 0
@@ -81,7 +77,7 @@ def save(
     try:
         metadata_text = json.dumps(dict(metadata), sort_keys=True, allow_nan=False)
     except (TypeError, ValueError) as exc:
-        raise ValueError(f"model metadata for {path} is not JSON-serialisable: {exc}") from None
+        raise ValueError(f"model metadata of kind '{kind}' is not JSON-serialisable: {exc}") from None
     header["__metadata__"] = {
         "format_version": str(FORMAT_VERSION),
         "kind": kind,
@@ -90,12 +86,32 @@ def save(
     }
     header_bytes = json.dumps(header, separators=(",", ":")).encode()
     header_bytes += b" " * (-len(header_bytes) % 8)  # align the data section to 8 bytes
+    return b"".join([struct.pack("<Q", len(header_bytes)), header_bytes, *blobs])
+
+
+def save(
+    path: str | os.PathLike,
+    *,
+    kind: str,
+    arrays: Mapping[str, np.ndarray],
+    metadata: Mapping[str, Any],
+) -> None:
+    """Write a model file atomically (a temporary file renamed into place).
+
+    Parameters
+    ----------
+    path
+        Destination, conventionally ``*.cfm``.
+    kind, arrays, metadata
+        As for :func:`to_bytes`.
+    """
+    path = Path(path)
+    try:
+        data = to_bytes(kind=kind, arrays=arrays, metadata=metadata)
+    except ValueError as exc:
+        raise ValueError(f"{path}: {exc}") from None
     tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as fh:
-        fh.write(struct.pack("<Q", len(header_bytes)))
-        fh.write(header_bytes)
-        for blob in blobs:
-            fh.write(blob)
+    tmp.write_bytes(data)
     os.replace(tmp, path)
 
 

@@ -165,53 +165,24 @@ class DmlPredictor {
   /// Force on a centre of element index `element` (into elements()) from its neighbours'
   /// relative positions rel (n x 3, Angstrom) and element indices.
   DmlCentre centre(int element, const double* rel, const int* neighbour_elements, int n, Workspace& ws) const {
-    check_element(element, "centre");
-    ws.soap_species.resize(n);
-    ws.z.resize(n);
-    for (int j = 0; j < n; ++j) {
-      check_element(neighbour_elements[j], "neighbour");
-      ws.soap_species[j] = soap_index_[neighbour_elements[j]];
-      ws.z[j] = z_[neighbour_elements[j]];
-    }
-    const Environment env = build_environment(chemistry_, z_[element], static_cast<std::size_t>(n), ws.z.data(), rel);
-    const std::string name = class_name(env);
-    const auto it = std::find(classes_.begin(), classes_.end(), name);
-    if (it == classes_.end())
-      throw std::invalid_argument("atom of element " + elements_[element] + " is of class " + name +
-                                  ", which had no training data (trained classes: " + joined(classes_) + ")");
-    const ClassModel& m = *models_[it - classes_.begin()];
-    const std::size_t F = soap_->n_features();
-    soap_->compute_center(soap_index_[element], static_cast<std::size_t>(n), rel, ws.soap_species.data(), ws.p.data(),
-                          nullptr, ws.soap);
-    for (std::size_t f = 0; f < F; ++f) ws.p[f] = (ws.p[f] - m.data_min[f]) * m.scale[f];
-
+    Environment env;
+    const int c = describe(element, rel, neighbour_elements, n, ws, ws.p.data(), env);
     DmlCentre out;
-    out.class_index = static_cast<int>(it - classes_.begin());
-    const std::size_t ke = m.emlm_coef.size();
-    double norm = 0.0;
-    for (std::size_t k = 0; k < ke; ++k) norm += distance(ws.p.data(), m.emlm_refs.data() + k * F, F) * m.emlm_coef[k];
-    out.norm = std::max(norm, 0.0);
-
-    const std::size_t K = m.refs->size();
-    ws.d.resize(K);
-    ws.dc.resize(K);
-    ws.gh.resize(K);
-    ws.scratch.resize(4 * K);
-    for (std::size_t k = 0; k < K; ++k) ws.d[k] = distance(ws.p.data(), m.x_ref.data() + k * F, F);
-    project_distances(ws.d.data(), 1, K, m.B_c.data(), ws.dc.data());
-    project_distances(ws.d.data(), 1, K, m.B_g.data(), ws.gh.data());
-    check_compatible(&env, 1, *m.refs, m.oamlm.options);
-    const OamlmResult r = oamlm_direction(m.oamlm, env, ws.dc.data(), ws.gh.data(), ws.scratch.data());
-    for (int x = 0; x < 3; ++x) out.force[x] = out.norm * r.v[x];
-    out.uncertainty = r.spread;
+    predict_block(c, ws.p.data(), &env, 1, &out, ws);
     return out;
   }
 
   /// Every atom of a free (non-periodic) structure: positions (n x 3), element indices (n).
+  /// Same arithmetic as centre() per atom, but the atoms of a class share each pass over the
+  /// references (which do not fit in cache for thousands of references).
   std::vector<DmlCentre> compute(const double* pos, const int* element, int n) const {
     for (int i = 0; i < n; ++i) check_element(element[i], "atom");
     const double rc2 = cutoff() * cutoff();
+    const std::size_t F = soap_->n_features();
     std::vector<DmlCentre> out(static_cast<std::size_t>(n));
+    std::vector<double> P(static_cast<std::size_t>(n) * F);
+    std::vector<Environment> envs(static_cast<std::size_t>(n));
+    std::vector<std::vector<int>> members(classes_.size());
     Workspace ws = make_workspace();
     std::vector<double> rel;
     std::vector<int> nb;
@@ -230,15 +201,95 @@ class DmlPredictor {
         nb.push_back(element[j]);
       }
       try {
-        out[i] = centre(element[i], rel.data(), nb.data(), static_cast<int>(nb.size()), ws);
+        const int c = describe(element[i], rel.data(), nb.data(), static_cast<int>(nb.size()), ws,
+                               P.data() + static_cast<std::size_t>(i) * F, envs[static_cast<std::size_t>(i)]);
+        members[static_cast<std::size_t>(c)].push_back(i);
       } catch (const std::invalid_argument& e) {
         throw std::invalid_argument("atom " + std::to_string(i) + ": " + e.what());
       }
+    }
+    std::vector<double> Pc;
+    std::vector<Environment> envc;
+    std::vector<DmlCentre> outc;
+    for (std::size_t c = 0; c < classes_.size(); ++c) {
+      const std::vector<int>& idx = members[c];
+      if (idx.empty()) continue;
+      Pc.resize(idx.size() * F);
+      envc.resize(idx.size());
+      outc.resize(idx.size());
+      for (std::size_t r = 0; r < idx.size(); ++r) {
+        const auto i = static_cast<std::size_t>(idx[r]);
+        std::copy(P.begin() + static_cast<std::ptrdiff_t>(i * F), P.begin() + static_cast<std::ptrdiff_t>((i + 1) * F),
+                  Pc.begin() + static_cast<std::ptrdiff_t>(r * F));
+        envc[r] = envs[i];
+      }
+      predict_block(static_cast<int>(c), Pc.data(), envc.data(), idx.size(), outc.data(), ws);
+      for (std::size_t r = 0; r < idx.size(); ++r) out[static_cast<std::size_t>(idx[r])] = outc[r];
     }
     return out;
   }
 
  private:
+  /// Environment, class index and min-max scaled SOAP vector p (F) of one centre.
+  int describe(int element, const double* rel, const int* neighbour_elements, int n, Workspace& ws, double* p,
+               Environment& env) const {
+    check_element(element, "centre");
+    ws.soap_species.resize(n);
+    ws.z.resize(n);
+    for (int j = 0; j < n; ++j) {
+      check_element(neighbour_elements[j], "neighbour");
+      ws.soap_species[j] = soap_index_[neighbour_elements[j]];
+      ws.z[j] = z_[neighbour_elements[j]];
+    }
+    env = build_environment(chemistry_, z_[element], static_cast<std::size_t>(n), ws.z.data(), rel);
+    const std::string name = class_name(env);
+    const auto it = std::find(classes_.begin(), classes_.end(), name);
+    if (it == classes_.end())
+      throw std::invalid_argument("element " + elements_[element] + " is of class " + name +
+                                  ", which had no training data (trained classes: " + joined(classes_) +
+                                  "); add training frames with " + name + " atoms");
+    const ClassModel& m = *models_[it - classes_.begin()];
+    const std::size_t F = soap_->n_features();
+    soap_->compute_center(soap_index_[element], static_cast<std::size_t>(n), rel, ws.soap_species.data(), p, nullptr,
+                          ws.soap);
+    for (std::size_t f = 0; f < F; ++f) p[f] = (p[f] - m.data_min[f]) * m.scale[f];
+    return static_cast<int>(it - classes_.begin());
+  }
+
+  /// Norms and directions of `count` centres of class c from their scaled SOAP vectors P
+  /// (count x F) and environments; reference rows are the outer loop so each is read once.
+  void predict_block(int c, const double* P, const Environment* envs, std::size_t count, DmlCentre* out,
+                     Workspace& ws) const {
+    const ClassModel& m = *models_[static_cast<std::size_t>(c)];
+    const std::size_t F = soap_->n_features();
+    const std::size_t ke = m.emlm_coef.size();
+    const std::size_t K = m.refs->size();
+    // Distances to the norm references (count x ke), then to the direction references (count x K).
+    ws.d.resize(count * std::max(ke, K));
+    for (std::size_t k = 0; k < ke; ++k)
+      for (std::size_t i = 0; i < count; ++i) ws.d[i * ke + k] = distance(P + i * F, m.emlm_refs.data() + k * F, F);
+    for (std::size_t i = 0; i < count; ++i) {
+      double norm = 0.0;
+      for (std::size_t k = 0; k < ke; ++k) norm += ws.d[i * ke + k] * m.emlm_coef[k];
+      out[i] = DmlCentre{};
+      out[i].class_index = c;
+      out[i].norm = std::max(norm, 0.0);
+    }
+    for (std::size_t k = 0; k < K; ++k)
+      for (std::size_t i = 0; i < count; ++i) ws.d[i * K + k] = distance(P + i * F, m.x_ref.data() + k * F, F);
+    ws.dc.resize(K);
+    ws.gh.resize(K);
+    ws.scratch.resize(4 * K);
+    check_compatible(envs, count, *m.refs, m.oamlm.options);
+    for (std::size_t i = 0; i < count; ++i) {
+      project_distances(ws.d.data() + i * K, 1, K, m.B_c.data(), ws.dc.data());
+      project_distances(ws.d.data() + i * K, 1, K, m.B_g.data(), ws.gh.data());
+      const OamlmResult r = oamlm_direction(m.oamlm, envs[i], ws.dc.data(), ws.gh.data(), ws.scratch.data());
+      for (int x = 0; x < 3; ++x) out[i].force[x] = out[i].norm * r.v[x];
+      out[i].uncertainty = r.spread;
+    }
+  }
+
   struct ClassModel {
     std::string name;
     std::vector<double> data_min, scale, emlm_refs, emlm_coef, x_ref, B_c, B_g, T;
@@ -251,10 +302,15 @@ class DmlPredictor {
     return obj.at(key);
   }
 
+  // Four independent partial sums: one running sum is bound by the add latency, and these
+  // distances (F ~ 10^3 features x all references, per centre) dominate a prediction.
   static double distance(const double* a, const double* b, std::size_t n) {
-    double s = 0.0;
-    for (std::size_t k = 0; k < n; ++k) s += (a[k] - b[k]) * (a[k] - b[k]);
-    return std::sqrt(s);
+    double s[4] = {0.0, 0.0, 0.0, 0.0};
+    std::size_t k = 0;
+    for (; k + 4 <= n; k += 4)
+      for (int u = 0; u < 4; ++u) s[u] += (a[k + u] - b[k + u]) * (a[k + u] - b[k + u]);
+    for (; k < n; ++k) s[0] += (a[k] - b[k]) * (a[k] - b[k]);
+    return std::sqrt((s[0] + s[1]) + (s[2] + s[3]));
   }
 
   static std::string joined(const std::vector<std::string>& v) {

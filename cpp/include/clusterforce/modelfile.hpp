@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <cstring>
 #include <fstream>
+#include <iterator>
 #include <map>
 #include <stdexcept>
 #include <string>
@@ -48,26 +49,32 @@ inline std::string shape_string(const std::vector<int64_t>& shape) {
 
 class ModelFile {
  public:
+    /// Read the file at `path` (all of it, then parse it with from_bytes).
     static ModelFile read(const std::string& path) {
+        std::ifstream in(path, std::ios::binary);
+        if (!in) throw ModelFileError(path + ": model file not found or not readable");
+        std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+        if (in.bad()) throw ModelFileError(path + ": read error");
+        return from_bytes(bytes, path);
+    }
+
+    /// Parse a model file held in memory (e.g. read on one MPI rank and broadcast); `source`
+    /// names the file (or where the bytes came from) in every error message.
+    static ModelFile from_bytes(const std::string& bytes, const std::string& source) {
+        const std::string& path = source;
         ModelFile mf;
         mf.path_ = path;
-        std::ifstream in(path, std::ios::binary | std::ios::ate);
-        if (!in) throw ModelFileError(path + ": model file not found or not readable");
-        const auto size = static_cast<uint64_t>(in.tellg());
-        in.seekg(0);
+        const auto size = static_cast<uint64_t>(bytes.size());
         if (size < 8) throw ModelFileError(path + ": truncated model file (" + std::to_string(size) + " bytes, not even a header length)");
-        unsigned char len_bytes[8];
-        in.read(reinterpret_cast<char*>(len_bytes), 8);
         uint64_t n_header = 0;
-        for (int b = 7; b >= 0; --b) n_header = (n_header << 8) | len_bytes[b];
+        for (int b = 7; b >= 0; --b) n_header = (n_header << 8) | static_cast<unsigned char>(bytes[static_cast<size_t>(b)]);
         if (n_header > 100ull * 1024 * 1024)
             throw ModelFileError(path + ": not a clusterforce model file (header length " + std::to_string(n_header) + " bytes is implausible)");
         if (8 + n_header > size)
             throw ModelFileError(path + ": truncated model file (header needs " + std::to_string(n_header) + " bytes, file has " + std::to_string(size - 8) + ")");
-        std::string header_text(n_header, '\0');
-        in.read(&header_text[0], static_cast<std::streamsize>(n_header));
+        const std::string header_text = bytes.substr(8, static_cast<size_t>(n_header));
         const uint64_t data_size = size - 8 - n_header;
-
+        const char* data = bytes.data() + 8 + n_header;
         Json header;
         try {
             header = Json::parse(header_text);
@@ -96,7 +103,6 @@ class ModelFile {
             throw ModelFileError(path + ": field 'metadata' is not valid JSON (" + e.what() + ")");
         }
 
-        const auto data_start = static_cast<std::streamoff>(8 + n_header);
         for (const auto& [name, info] : header.items()) {
             if (name == "__metadata__") continue;
             Tensor t;
@@ -120,16 +126,14 @@ class ModelFile {
             if (stop > data_size)
                 throw ModelFileError(path + ": truncated model file (field '" + name + "' ends at byte " + std::to_string(stop) +
                                          " of a " + std::to_string(data_size) + "-byte data section)");
-            in.seekg(data_start + static_cast<std::streamoff>(begin));
             // Little-endian on disk; every platform LAMMPS and CPython wheels target here is little-endian too.
             if (t.dtype == "F64") {
                 t.f64.resize(static_cast<size_t>(t.numel()));
-                in.read(reinterpret_cast<char*>(t.f64.data()), static_cast<std::streamsize>(expected));
+                if (expected) std::memcpy(t.f64.data(), data + begin, static_cast<size_t>(expected));
             } else {
                 t.i64.resize(static_cast<size_t>(t.numel()));
-                in.read(reinterpret_cast<char*>(t.i64.data()), static_cast<std::streamsize>(expected));
+                if (expected) std::memcpy(t.i64.data(), data + begin, static_cast<size_t>(expected));
             }
-            if (!in) throw ModelFileError(path + ": read error in field '" + name + "'");
             mf.tensors_.emplace(name, std::move(t));
         }
         return mf;

@@ -116,6 +116,7 @@ class DMLModel(BaseEstimator):
         """Train on frames with reference forces (eV/Angstrom); energies are not used."""
         frames = list(frames)
         self._check_hyperparameters()
+        self._compiled = None
         validate_frames(frames, need_energy=False, need_forces=True, hint=FORCES_HINT)
         self.descriptor_ = SoapDescriptor(
             r_cut=self.r_cut, n_max=self.n_max, l_max=self.l_max, sigma=self.sigma
@@ -214,8 +215,8 @@ class DMLModel(BaseEstimator):
         -------
         dict
             ``forces`` (n, 3) eV/Angstrom; ``norms`` (n,) eV/Angstrom; ``directions`` (n, 3)
-            unit vectors; ``uncertainty`` (n,) OAMLM direction uncertainty (dimensionless);
-            ``classes`` (n,) class name per atom.
+            unit vectors (zero where the norm is zero); ``uncertainty`` (n,) OAMLM direction
+            uncertainty (dimensionless); ``classes`` (n,) class name per atom.
 
         Raises
         ------
@@ -224,6 +225,49 @@ class DMLModel(BaseEstimator):
             data (names the atom index and the element or class).
         """
         check_is_fitted(self, "models_")
+        # The compiled predictor (the LAMMPS one) implements the analytic loss on free
+        # structures; numeric-loss models and periodic cells keep the Python path.
+        if self.loss != "analytic" or np.any(atoms.pbc):
+            return self._predict_python(atoms)
+        predictor = self._predictor()
+        index = {symbol: k for k, symbol in enumerate(predictor.elements)}
+        symbols = atoms.get_chemical_symbols()
+        unknown = next((i for i, s in enumerate(symbols) if s not in index), None)
+        if unknown is not None:
+            raise ValueError(
+                f"atom {unknown} is {symbols[unknown]}, an element the descriptor was not fitted on "
+                f"(species {self.elements}); retrain with data containing {symbols[unknown]}"
+            )
+        out = predictor.compute(atoms.positions, np.array([index[s] for s in symbols], dtype=np.int32))
+        norms = out["norms"]
+        directions = np.divide(out["forces"], norms[:, None], out=np.zeros_like(out["forces"]), where=norms[:, None] > 0)
+        return {
+            "forces": out["forces"],
+            "norms": norms,
+            "directions": directions,
+            "uncertainty": out["uncertainty"],
+            "classes": np.asarray(predictor.classes, dtype=str)[out["class_index"]],
+        }
+
+    def _predictor(self):
+        """The compiled predictor of this model, built once from its serialised bytes."""
+        if getattr(self, "_compiled", None) is None:
+            from .. import _kernels
+
+            arrays, metadata = self._serialise()
+            self._compiled = _kernels.DmlPredictor.from_bytes(
+                modelfile.to_bytes(kind=KIND, arrays=arrays, metadata=metadata), "<DMLModel in memory>"
+            )
+        return self._compiled
+
+    def __getstate__(self) -> dict[str, Any]:
+        # The compiled predictor cannot be pickled; it is rebuilt on first use.
+        state = super().__getstate__()
+        state.pop("_compiled", None)
+        return state
+
+    def _predict_python(self, atoms: Atoms) -> dict[str, np.ndarray]:
+        """:meth:`predict` with the Python descriptor and OAMLM (numeric loss, periodic cells)."""
         n = len(atoms)
         X = self.descriptor_.compute(atoms)
         norms = np.zeros(n)
@@ -235,7 +279,7 @@ class DMLModel(BaseEstimator):
             model = self.models_.get(name)
             if model is None:
                 raise ValueError(
-                    f"atom {idx[0]} ({atoms.get_chemical_symbols()[idx[0]]}) is of class {name}, which had no "
+                    f"atom {idx[0]}: element {atoms.get_chemical_symbols()[idx[0]]} is of class {name}, which had no "
                     f"training data (trained classes: {', '.join(self.classes_)}); add training frames with {name} atoms"
                 )
             Xs = model.scaler.transform(X[idx])
@@ -260,6 +304,11 @@ class DMLModel(BaseEstimator):
     # -------------------------------------------------------------- model file
     def save(self, path: str | os.PathLike) -> None:
         """Write the model as a ``.cfm`` file of kind ``"dml"``."""
+        arrays, metadata = self._serialise()
+        modelfile.save(path, kind=KIND, arrays=arrays, metadata=metadata)
+
+    def _serialise(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        """The arrays and metadata of the model file (:meth:`save`, the compiled predictor)."""
         check_is_fitted(self, "models_")
         arrays: dict[str, np.ndarray] = {}
         models: dict[str, Any] = {}
@@ -283,7 +332,7 @@ class DMLModel(BaseEstimator):
             "training": self.training_,
             "models": models,
         }
-        modelfile.save(path, kind=KIND, arrays=arrays, metadata=metadata)
+        return arrays, metadata
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> DMLModel:
