@@ -40,7 +40,7 @@ def test_gfn1_settings_are_resolved_from_the_structure():
     assert [r.recordable for r in ref.rungs] == [True, True, False]
     assert ref.rungs[2].overrides["electronic_temperature"] == 5000.0
     calc = ref.calculator(ref.rungs[1])
-    assert calc.parameters["max_iterations"] > 250 and calc.parameters["electronic_temperature"] == 2000.0
+    assert calc.parameters["electronic_temperature"] == 2000.0
     assert calc.parameters["mixer_damping"] < 0.4 and calc.parameters["accuracy"] == 10.0
     ring = make_reference("gfn1-xtb", gold_thiolate_ring(4), electronic_temperature=400.0, charge=-2)
     assert ring.frame_info() == {"method": "gfn1-xtb", "electronic_temperature_K": 400.0, "charge": -2, "uhf": 0}
