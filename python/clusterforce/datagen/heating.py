@@ -12,10 +12,10 @@ the integrator carries, the generator state, the counters). ``resume=True`` cont
 and produces the same file, byte for byte, as a run that was never interrupted.
 
 SCF recovery (GFN1-xTB): the calculator retries with a patient SCF (10x looser thresholds,
-more damping), then finishes the step at a
-higher electronic temperature without recording it; if even that fails the run goes back to
-the last recorded frame (or the start) with Maxwell-Boltzmann velocities from a new stream and
-continues; it gives up when ``max_restarts`` restarts in a row fail to reach a new frame.
+more damping), then finishes the step at a higher electronic temperature without recording
+it; if even that fails the run goes back to the last recorded frame (or the start) with
+Maxwell-Boltzmann velocities from a new stream and continues; it gives up when
+``max_restarts`` restarts in a row fail to reach a new frame.
 """
 
 from __future__ import annotations
