@@ -108,3 +108,15 @@ def test_ladder_raises_when_every_rung_fails(flaky_reference):
     atoms.calc = LadderCalculator(flaky_reference(fails), ScfCounts(), "Ag7Au6")
     with pytest.raises(ScfFailure, match="Ag7Au6: every evaluation rung failed: normal: SCF not converged"):
         atoms.get_potential_energy()
+
+
+def test_ladder_started_higher_falls_back_to_lower_rungs(flaky_reference):
+    fails, calls = failing_calls(0)  # the hot rung, tried first, fails
+    counts = ScfCounts()
+    atoms = build("agau", [13])[0].atoms
+    atoms.calc = LadderCalculator(flaky_reference(fails), counts, "Ag7Au6")
+    atoms.calc.first_rung = 2
+    atoms.get_forces()
+    assert calls == [2, 0]
+    assert (atoms.calc.rung.name, atoms.calc.rung_index) == ("normal", 0)
+    assert (counts.scf_retries, counts.hot_steps) == (0, 0)
