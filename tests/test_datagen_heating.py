@@ -204,3 +204,23 @@ def test_kill_minus_nine_and_resume_from_cli(tmp_path):
     proc.wait()
     assert main([*args, "-o", str(killed), "--resume"]) == 0
     assert_same_frames(whole, killed)
+
+
+def test_failure_stretch_retries_normal_settings_only_at_recording_steps(tmp_path, flaky_reference):
+    attempts = {0: 0, 1: 0, 2: 0}
+
+    def fails(level, atoms):
+        attempts[level] += 1
+        return level < 2  # a long stretch: only the hot rung converges
+
+    schedule = HeatingSchedule(temperatures=(300.0,), steps_per_temperature=50, frames=10)
+    plan = record_steps(50, 10, 10.0).tolist()
+    summary = generate([Job(build("agau", [13])[0], flaky_reference(fails))], schedule, tmp_path / "x.extxyz",
+                       progress=False)[0]  # fmt: skip
+    # the first Langevin step evaluates twice (start and end); after it, only steps due for
+    # recording go back to the normal settings
+    first_step_normal = 2 if 1 not in plan else 1
+    assert attempts[0] == first_step_normal + len([s for s in plan if s > 1]) + (1 in plan)
+    assert attempts[1] == attempts[0] == summary.counts["scf_retries"]
+    assert attempts[2] == 51 == summary.counts["hot_steps"]
+    assert summary.frames == 0 and summary.counts["skipped_frames"] == 10

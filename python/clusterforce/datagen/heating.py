@@ -11,10 +11,14 @@ each recorded frame the checkpoint stores the exact MD state (positions, momenta
 the integrator carries, the generator state, the counters). ``resume=True`` continues from it
 and produces the same file, byte for byte, as a run that was never interrupted.
 
-SCF recovery (GFN1-xTB): the calculator retries with a patient SCF, then finishes the step at a
-higher electronic temperature without recording it; if even that fails the run goes back to
-the last recorded frame (or the start) with Maxwell-Boltzmann velocities from a new stream and
-continues; it gives up when ``max_restarts`` restarts in a row fail to reach a new frame.
+SCF recovery (GFN1-xTB): the calculator retries with a patient SCF (10x looser thresholds,
+more damping), then finishes the step at a higher electronic temperature without recording
+it; if even that fails the run goes back to the last recorded frame (or the start) with
+Maxwell-Boltzmann velocities from a new stream and continues; it gives up when
+``max_restarts`` restarts in a row fail to reach a new frame. SCF failures come in stretches
+of tens of steps (Na clusters at 2000 K), so after a step needed a higher rung, the following
+steps that are not due for recording start at that rung; every step due for recording starts
+again from the normal settings.
 """
 
 from __future__ import annotations
@@ -307,11 +311,13 @@ def _heat(
     forces = _load(atoms, rng, anchor)
     step = anchor.step
     stuck = 0  # restarts since the last recorded frame; a checkpoint is always taken at zero
+    sticky = 0  # rung of the last step; zero at every checkpoint and restart
     started = (time.perf_counter(), time.process_time())
     bar = tqdm(total=total, initial=step, desc=name, unit="step", disable=not progress, leave=False)
     try:
         while step < total:
             dyn.set_temperature(temperature_K=schedule.temperature_at(step + 1))
+            calc.first_rung = 0 if step + 1 in plan else sticky
             try:
                 forces = dyn.step(forces)
             except ScfFailure as exc:
@@ -332,10 +338,12 @@ def _heat(
                 )
                 forces = _load(atoms, rng, anchor)
                 step = anchor.step
+                sticky = 0
                 bar.n = step
                 bar.refresh()
                 continue
             step += 1
+            sticky = calc.rung_index
             summary.md_steps += 1
             bar.update(1)
             if step not in plan:
@@ -346,7 +354,7 @@ def _heat(
                 continue
             store.append(_frame(atoms, calc, job, schedule, step, counts))
             summary.frames += 1
-            stuck = 0
+            stuck = sticky = 0
             anchor = _MDState(step, atoms.positions.copy(), atoms.get_momenta(), forces.copy(), rng.bit_generator.state)
             summary.add_time(time.perf_counter() - started[0], time.process_time() - started[1])
             started = (time.perf_counter(), time.process_time())

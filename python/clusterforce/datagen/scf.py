@@ -34,7 +34,8 @@ class ScfCounts:
         Evaluations repeated with the patient SCF (looser thresholds, more damping) after the
         normal SCF failed.
     hot_steps : int
-        MD steps finished at the fallback electronic temperature (never recorded).
+        MD steps finished at the fallback electronic temperature (never recorded), including
+        unrecorded steps of a failure stretch that started there directly.
     restarts : int
         Segments restarted from the last recorded frame with fresh velocities.
     skipped_frames : int
@@ -67,8 +68,15 @@ class LadderCalculator(Calculator):
 
     Attributes
     ----------
+    first_rung : int
+        Index of the rung the next evaluation starts at (0: normal settings; the lower rungs
+        are tried after the higher ones fail). The MD driver raises it inside a stretch of SCF
+        failures so that steps which will not be recorded do not repeat attempts that just
+        failed.
     rung : Rung or None
         Rung that produced the current results.
+    rung_index : int
+        Its index in ``reference.rungs``.
     """
 
     implemented_properties = ["energy", "free_energy", "forces"]
@@ -79,14 +87,19 @@ class LadderCalculator(Calculator):
         self.reference = reference
         self.counts = counts
         self.system = label
+        self.first_rung = 0
         self.rung: Rung | None = None
+        self.rung_index = 0
 
     def calculate(self, atoms: Atoms | None = None, properties=("energy",), system_changes=all_changes) -> None:
         super().calculate(atoms, properties, system_changes)
         self.rung = None
         errors = []
-        for position, rung in enumerate(self.reference.rungs):
-            if position == 1:
+        failed: set[int] = set()
+        rungs = list(enumerate(self.reference.rungs))
+        # Start at first_rung; the lower rungs are still tried before giving up.
+        for position, rung in rungs[self.first_rung :] + rungs[: self.first_rung]:
+            if position == 1 and 0 in failed:
                 self.counts.scf_retries += 1
             probe = Atoms(self.atoms.numbers, positions=self.atoms.positions)
             probe.calc = self.reference.calculator(rung)
@@ -94,12 +107,14 @@ class LadderCalculator(Calculator):
                 energy = probe.get_potential_energy()
                 forces = probe.get_forces()
             except CalculationFailed as exc:
+                failed.add(position)
                 errors.append(f"{rung.name}: {exc}")
                 logger.warning("%s: SCF failed with %s settings (%s)", self.system, rung.name, str(exc).strip())
                 continue
             if not rung.recordable:
                 self.counts.hot_steps += 1
             self.rung = rung
+            self.rung_index = position
             self.results = {"energy": energy, "free_energy": energy, "forces": forces}
             return
         raise ScfFailure(f"{self.system}: every evaluation rung failed: " + "; ".join(errors))
