@@ -12,6 +12,7 @@ import importlib
 import logging
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from . import __version__
 
@@ -32,6 +33,27 @@ def build_parser() -> argparse.ArgumentParser:
         p = module.add_parser(sub)
         p.set_defaults(_run=module.run)
     return parser
+
+
+def parse_assignments(values: Any, *, usage: str) -> dict[str, float] | None:
+    """``NAME=NUMBER`` items of a flag (or the YAML mapping that replaced them) as a dict.
+
+    ``usage`` starts the error for a malformed item, e.g. ``"--e0 expects ELEMENT=EV items such as Na=-0.21"``.
+    """
+    if not values:
+        return None
+    if isinstance(values, dict):
+        return {str(k): float(v) for k, v in values.items()}
+    out = {}
+    for item in values:
+        name, sep, value = str(item).partition("=")
+        try:
+            out[name] = float(value)
+        except ValueError:
+            sep = ""
+        if not sep or not name:
+            raise ValueError(f"{usage}, got '{item}'")
+    return out
 
 
 def apply_config(parser: argparse.ArgumentParser, args: argparse.Namespace, argv: Sequence[str]) -> None:

@@ -11,6 +11,7 @@ from typing import Any
 
 from ase import Atoms
 
+from ..cli import parse_assignments
 from ..gap.cli import add_gap_arguments, train_gap
 
 logger = logging.getLogger(__name__)
@@ -18,20 +19,7 @@ logger = logging.getLogger(__name__)
 
 def _sigma2(values: Any) -> dict[str, float] | None:
     """``--sigma2 Au_unit=0.25 S=0.5`` (or a YAML mapping) to a dict."""
-    if not values:
-        return None
-    if isinstance(values, dict):
-        return {str(k): float(v) for k, v in values.items()}
-    out = {}
-    for item in values:
-        name, sep, value = str(item).partition("=")
-        try:
-            out[name] = float(value)
-        except ValueError:
-            sep = ""
-        if not sep or not name:
-            raise ValueError(f"--sigma2 expects CLASS=VALUE items such as Au_unit=0.25, got '{item}'")
-    return out
+    return parse_assignments(values, usage="--sigma2 expects CLASS=VALUE items such as Au_unit=0.25")
 
 
 def _train_dml(frames: list[Atoms], args: argparse.Namespace):

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 from ase import Atoms
 
+from ..cli import parse_assignments
 from .metrics import collect_predictions, energy_force_metrics
 from .terms import TERM_TYPES, Soap, ThreeBody, TwoBody
 
@@ -78,20 +79,7 @@ def add_gap_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParse
 
 def _e0(values: Any) -> dict[str, float] | None:
     """``--e0 Na=-0.21 Au=-3.1`` (or a YAML mapping) to a dict."""
-    if not values:
-        return None
-    if isinstance(values, dict):
-        return {str(k): float(v) for k, v in values.items()}
-    out = {}
-    for item in values:
-        name, sep, value = str(item).partition("=")
-        try:
-            out[name] = float(value)
-        except ValueError:
-            sep = ""
-        if not sep or not name:
-            raise ValueError(f"--e0 expects ELEMENT=EV items such as Na=-0.21, got '{item}'")
-    return out
+    return parse_assignments(values, usage="--e0 expects ELEMENT=EV items such as Na=-0.21")
 
 
 def terms_from_args(args: argparse.Namespace) -> tuple:
