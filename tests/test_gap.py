@@ -415,3 +415,33 @@ def test_bad_flags_are_named():
     args = gap_parser().parse_args(["--e0", "Cu:1.0", "--terms", "2b"])
     with pytest.raises(ValueError, match="--e0 expects ELEMENT=EV"):
         train_gap([], args)
+
+
+def test_mpi_ranks_share_the_normal_equations(tmp_path):
+    import os
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    pytest.importorskip("mpi4py")
+    mpiexec = shutil.which("mpiexec", path=str(Path(sys.executable).parent)) or shutil.which("mpiexec")
+    if mpiexec is None:
+        pytest.skip("no mpiexec")
+    script = tmp_path / "fit.py"
+    script.write_text(
+        "import sys, numpy as np\n"
+        f"sys.path.insert(0, {str(Path(__file__).parent)!r})\n"
+        "from mpi4py import MPI\n"
+        "from test_gap import emt_clusters, TERMS\n"
+        "from clusterforce.models.gap import GAPModel\n"
+        "frames = emt_clusters(8, 0)\n"
+        "m = GAPModel(terms=TERMS, progress=False).fit(frames, comm=MPI.COMM_WORLD)\n"
+        "if MPI.COMM_WORLD.Get_rank() == 0:\n"
+        f"    np.save({str(tmp_path / 'forces.npy')!r}, m.predict(frames[3])['forces'])\n"
+    )
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run([mpiexec, "-n", "2", sys.executable, str(script)], capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    serial = GAPModel(terms=TERMS, progress=False).fit(emt_clusters(8, 0))
+    np.testing.assert_allclose(np.load(tmp_path / "forces.npy"), serial.predict(emt_clusters(8, 0)[3])["forces"], atol=1e-5)

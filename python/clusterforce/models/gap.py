@@ -134,7 +134,7 @@ class GAPModel(BaseEstimator):
         self.kernels_ = gp.make_kernels(
             terms, self.atomic_numbers_, seed=self.random_state, max_candidates=self.max_candidates
         )
-        gp.select_sparse_points(self.kernels_, samples, progress=self.progress)
+        gp.select_sparse_points(self.kernels_, samples, progress=self.progress, comm=comm)
         k_mm = gp.sparse_covariance(self.kernels_)
         m = len(k_mm)
         eq = gp.accumulate(
