@@ -445,3 +445,57 @@ def test_mpi_ranks_share_the_normal_equations(tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     serial = GAPModel(terms=TERMS, progress=False).fit(emt_clusters(8, 0))
     np.testing.assert_allclose(np.load(tmp_path / "forces.npy"), serial.predict(emt_clusters(8, 0)[3])["forces"], atol=1e-5)
+
+
+def test_plain_cpp_program_reads_the_model_file(model, tmp_path):
+    """The header-only core compiles without Python and reproduces the Python prediction
+    through the per-centre (LAMMPS-style) entry point."""
+    import shutil
+    import subprocess
+    from pathlib import Path
+
+    cxx = shutil.which("g++") or shutil.which("c++")
+    if cxx is None:
+        pytest.skip("no C++ compiler")
+    include = Path(__file__).resolve().parents[1] / "cpp" / "include"
+    source = tmp_path / "main.cpp"
+    source.write_text(
+        r"""
+#include <cstdio>
+#include <vector>
+#include "clusterforce/gap.hpp"
+using namespace clusterforce;
+int main(int argc, char** argv) {
+  GapModel model = read_gap_model(ModelFile::read(argv[1]));
+  int n; std::scanf("%d", &n);
+  std::vector<double> pos(3 * n); std::vector<int> sp(n);
+  for (int i = 0; i < n; ++i) std::scanf("%d %lf %lf %lf", &sp[i], &pos[3 * i], &pos[3 * i + 1], &pos[3 * i + 2]);
+  std::vector<double> forces(3 * n, 0.0);
+  double energy = 0.0;
+  for (int i = 0; i < n; ++i) {  // full neighbour list by hand, as a pair style would pass it
+    std::vector<double> rel; std::vector<int> nsp, idx;
+    for (int j = 0; j < n; ++j) {
+      if (j == i) continue;
+      for (int x = 0; x < 3; ++x) rel.push_back(pos[3 * j + x] - pos[3 * i + x]);
+      nsp.push_back(sp[j]); idx.push_back(j);
+    }
+    std::vector<double> grad(rel.size(), 0.0);
+    energy += model.centre_energy(sp[i], rel.data(), nsp.data(), (int)idx.size(), grad.data());
+    for (std::size_t k = 0; k < idx.size(); ++k)
+      for (int x = 0; x < 3; ++x) { forces[3 * idx[k] + x] -= grad[3 * k + x]; forces[3 * i + x] += grad[3 * k + x]; }
+  }
+  std::printf("%.17g\n", energy);
+  for (double f : forces) std::printf("%.17g\n", f);
+}
+"""
+    )
+    exe = tmp_path / "gap_predict"
+    subprocess.run([cxx, "-std=c++17", "-O1", "-Wno-unknown-pragmas", f"-I{include}", str(source), "-o", str(exe)], check=True)
+    path = tmp_path / "m.cfm"
+    model.save(path)
+    a, species = structure(seed=16)
+    stdin = f"{len(a)}\n" + "".join(f"{s} {x:.17g} {y:.17g} {z:.17g}\n" for s, (x, y, z) in zip(species, a.positions))
+    out = np.array(subprocess.run([str(exe), str(path)], input=stdin, capture_output=True, text=True, check=True).stdout.split(), dtype=float)
+    p = model.predict(a)
+    assert out[0] == pytest.approx(p["energy"], abs=1e-10)
+    np.testing.assert_allclose(out[1:].reshape(-1, 3), p["forces"], atol=1e-10)
