@@ -12,7 +12,7 @@ from clusterforce.calculator import Calculator
 from clusterforce.gap import Soap, ThreeBody, TwoBody, term_from_dict
 from clusterforce.gap.kernels import Geometry, NBodyKernel, SoapKernel
 from clusterforce.gap.model import Sample, sample_rows
-from clusterforce.gap.solve import NormalEquations, solve, variance_matrix
+from clusterforce.gap.solve import NormalEquations, _symmetrise_upper, solve, variance_matrix
 from clusterforce.gap.sparse import cur_rows, farthest_point_sampling, select_sparse, uniform_grid
 from clusterforce.models.gap import GAPModel
 
@@ -109,9 +109,13 @@ def test_chunked_normal_equations_equal_dense():
     eq = NormalEquations(11, chunk_rows=7)
     for lo in range(0, 103, 10):  # pieces that do not line up with the chunks
         eq.add(a[lo : lo + 10], b[lo : lo + 10])
-    np.testing.assert_allclose(eq.ata, a.T @ a, rtol=1e-12)
-    np.testing.assert_allclose(eq.atb, a.T @ b, rtol=1e-12)
+    ata, atb = eq.finish()
     assert eq.n_rows == 103
+    upper = np.triu(rng.normal(size=(10, 10)))
+    _symmetrise_upper(upper, block=3)  # several column blocks
+    np.testing.assert_array_equal(upper, upper.T)
+    np.testing.assert_allclose(ata, a.T @ a, rtol=1e-12)
+    np.testing.assert_allclose(atb, a.T @ b, rtol=1e-12)
 
 
 def test_solve_matches_dense_solution_and_falls_back_on_singular_matrices():
