@@ -12,7 +12,7 @@ from clusterforce.calculator import Calculator
 from clusterforce.gap import Soap, ThreeBody, TwoBody, term_from_dict
 from clusterforce.gap.kernels import Geometry, NBodyKernel, SoapKernel
 from clusterforce.gap.model import Sample, sample_rows
-from clusterforce.gap.solve import NormalEquations, solve, variance_matrix
+from clusterforce.gap.solve import NormalEquations, _symmetrise_upper, solve, variance_matrix
 from clusterforce.gap.sparse import cur_rows, farthest_point_sampling, select_sparse, uniform_grid
 from clusterforce.models.gap import GAPModel
 
@@ -109,9 +109,13 @@ def test_chunked_normal_equations_equal_dense():
     eq = NormalEquations(11, chunk_rows=7)
     for lo in range(0, 103, 10):  # pieces that do not line up with the chunks
         eq.add(a[lo : lo + 10], b[lo : lo + 10])
-    np.testing.assert_allclose(eq.ata, a.T @ a, rtol=1e-12)
-    np.testing.assert_allclose(eq.atb, a.T @ b, rtol=1e-12)
+    ata, atb = eq.finish()
     assert eq.n_rows == 103
+    upper = np.triu(rng.normal(size=(10, 10)))
+    _symmetrise_upper(upper, block=3)  # several column blocks
+    np.testing.assert_array_equal(upper, upper.T)
+    np.testing.assert_allclose(ata, a.T @ a, rtol=1e-12)
+    np.testing.assert_allclose(atb, a.T @ b, rtol=1e-12)
 
 
 def test_solve_matches_dense_solution_and_falls_back_on_singular_matrices():
@@ -420,3 +424,87 @@ def test_bad_flags_are_named():
     args = gap_parser().parse_args(["--e0", "Cu:1.0", "--terms", "2b"])
     with pytest.raises(ValueError, match="--e0 expects ELEMENT=EV"):
         train_gap([], args)
+
+
+def test_mpi_ranks_share_the_normal_equations(tmp_path):
+    import os
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    pytest.importorskip("mpi4py")
+    mpiexec = shutil.which("mpiexec", path=str(Path(sys.executable).parent)) or shutil.which("mpiexec")
+    if mpiexec is None:
+        pytest.skip("no mpiexec")
+    script = tmp_path / "fit.py"
+    script.write_text(
+        "import sys, numpy as np\n"
+        f"sys.path.insert(0, {str(Path(__file__).parent)!r})\n"
+        "from mpi4py import MPI\n"
+        "from test_gap import emt_clusters, TERMS\n"
+        "from clusterforce.models.gap import GAPModel\n"
+        "frames = emt_clusters(8, 0)\n"
+        "m = GAPModel(terms=TERMS, progress=False).fit(frames, comm=MPI.COMM_WORLD)\n"
+        "if MPI.COMM_WORLD.Get_rank() == 0:\n"
+        f"    np.save({str(tmp_path / 'forces.npy')!r}, m.predict(frames[3])['forces'])\n"
+    )
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run([mpiexec, "-n", "2", sys.executable, str(script)], capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    serial = GAPModel(terms=TERMS, progress=False).fit(emt_clusters(8, 0))
+    np.testing.assert_allclose(np.load(tmp_path / "forces.npy"), serial.predict(emt_clusters(8, 0)[3])["forces"], atol=1e-5)
+
+
+def test_plain_cpp_program_reads_the_model_file(model, tmp_path):
+    """The header-only core compiles without Python and reproduces the Python prediction
+    through the per-centre (LAMMPS-style) entry point."""
+    import shutil
+    import subprocess
+    from pathlib import Path
+
+    cxx = shutil.which("g++") or shutil.which("c++")
+    if cxx is None:
+        pytest.skip("no C++ compiler")
+    include = Path(__file__).resolve().parents[1] / "cpp" / "include"
+    source = tmp_path / "main.cpp"
+    source.write_text(
+        r"""
+#include <cstdio>
+#include <vector>
+#include "clusterforce/gap.hpp"
+using namespace clusterforce;
+int main(int argc, char** argv) {
+  GapModel model = read_gap_model(ModelFile::read(argv[1]));
+  int n; std::scanf("%d", &n);
+  std::vector<double> pos(3 * n); std::vector<int> sp(n);
+  for (int i = 0; i < n; ++i) std::scanf("%d %lf %lf %lf", &sp[i], &pos[3 * i], &pos[3 * i + 1], &pos[3 * i + 2]);
+  std::vector<double> forces(3 * n, 0.0);
+  double energy = 0.0;
+  for (int i = 0; i < n; ++i) {  // full neighbour list by hand, as a pair style would pass it
+    std::vector<double> rel; std::vector<int> nsp, idx;
+    for (int j = 0; j < n; ++j) {
+      if (j == i) continue;
+      for (int x = 0; x < 3; ++x) rel.push_back(pos[3 * j + x] - pos[3 * i + x]);
+      nsp.push_back(sp[j]); idx.push_back(j);
+    }
+    std::vector<double> grad(rel.size(), 0.0);
+    energy += model.centre_energy(sp[i], rel.data(), nsp.data(), (int)idx.size(), grad.data());
+    for (std::size_t k = 0; k < idx.size(); ++k)
+      for (int x = 0; x < 3; ++x) { forces[3 * idx[k] + x] -= grad[3 * k + x]; forces[3 * i + x] += grad[3 * k + x]; }
+  }
+  std::printf("%.17g\n", energy);
+  for (double f : forces) std::printf("%.17g\n", f);
+}
+"""
+    )
+    exe = tmp_path / "gap_predict"
+    subprocess.run([cxx, "-std=c++17", "-O1", "-Wno-unknown-pragmas", f"-I{include}", str(source), "-o", str(exe)], check=True)
+    path = tmp_path / "m.cfm"
+    model.save(path)
+    a, species = structure(seed=16)
+    stdin = f"{len(a)}\n" + "".join(f"{s} {x:.17g} {y:.17g} {z:.17g}\n" for s, (x, y, z) in zip(species, a.positions))
+    out = np.array(subprocess.run([str(exe), str(path)], input=stdin, capture_output=True, text=True, check=True).stdout.split(), dtype=float)
+    p = model.predict(a)
+    assert out[0] == pytest.approx(p["energy"], abs=1e-10)
+    np.testing.assert_allclose(out[1:].reshape(-1, 3), p["forces"], atol=1e-10)

@@ -112,7 +112,7 @@ def train_gap(frames: Sequence[Atoms], args: argparse.Namespace):
     params = {k: v for k, v in model.get_params().items() if k != "terms"}
     params["terms"] = [t.to_dict() for t in model.terms]
     logger.info("gap hyperparameters: %s", json.dumps(params, default=str))
-    model.fit(frames)
+    model.fit(frames, comm=_mpi_comm())
     t = model.training_
     logger.info(
         "gap fit: %d frames, %s sparse points, %.1f s; training energy RMSE %.3f meV/atom, force RMSE %.4f eV/A",
@@ -123,6 +123,17 @@ def train_gap(frames: Sequence[Atoms], args: argparse.Namespace):
         t["metrics"]["force_rmse"] or float("nan"),
     )
     return model
+
+
+def _mpi_comm():
+    """COMM_WORLD when started by an MPI launcher with more than one rank, else None."""
+    import os
+
+    if int(os.environ.get("PMI_SIZE", os.environ.get("OMPI_COMM_WORLD_SIZE", "1"))) <= 1:
+        return None
+    from mpi4py import MPI
+
+    return MPI.COMM_WORLD if MPI.COMM_WORLD.Get_size() > 1 else None
 
 
 def evaluate_gap(model, frames: Sequence[Atoms], args: argparse.Namespace) -> dict[str, Any]:

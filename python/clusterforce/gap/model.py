@@ -56,11 +56,17 @@ def _geometries(samples: Sequence[Sample], progress: bool, desc: str) -> Iterato
         yield s.geometry
 
 
-def select_sparse_points(kernels: Sequence[TermKernel], samples: Sequence[Sample], *, progress: bool = True) -> None:
-    """Choose every term's sparse points from the training structures."""
+def select_sparse_points(kernels: Sequence[TermKernel], samples: Sequence[Sample], *, progress: bool = True, comm=None) -> None:
+    """Choose every term's sparse points from the training structures (on rank 0 of ``comm``,
+    then broadcast, so every rank solves the same problem)."""
+    rank = 0 if comm is None else comm.Get_rank()
     for k in kernels:
-        k.select_sparse(_geometries(samples, progress, f"sparse points ({k.term.kind})"))
-        logger.info("%s term: %d sparse points", k.term.kind, k.n_sparse)
+        if rank == 0:
+            k.select_sparse(_geometries(samples, progress, f"sparse points ({k.term.kind})"))
+            logger.info("%s term: %d sparse points", k.term.kind, k.n_sparse)
+        if comm is not None:
+            sparse, offsets = comm.bcast((k.sparse, k.offsets) if rank == 0 else None, root=0)
+            k.set_sparse(sparse, offsets)
 
 
 def sparse_covariance(kernels: Sequence[TermKernel]) -> np.ndarray:

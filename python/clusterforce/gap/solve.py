@@ -74,18 +74,16 @@ class NormalEquations:
         self.n_rows += self._fill
         self._fill = 0
 
-    @property
-    def ata(self) -> np.ndarray:
-        """``A^T A`` (M x M, symmetric)."""
-        self.flush()
-        upper = np.triu(self._ata)
-        return upper + np.triu(upper, 1).T
+    def finish(self) -> tuple[np.ndarray, np.ndarray]:
+        """``A^T A`` (M x M, symmetric) and ``A^T b`` (M,) once all rows are in.
 
-    @property
-    def atb(self) -> np.ndarray:
-        """``A^T b`` (M,)."""
+        The returned matrix is the accumulator itself, completed in place (no copy), and the
+        row buffer is released; no rows can be added afterwards.
+        """
         self.flush()
-        return self._atb.copy()
+        _symmetrise_upper(self._ata)
+        self._buf = self._rhs = None
+        return self._ata, self._atb
 
     def allreduce(self, comm) -> None:
         """Sum the partial products over the ranks of an MPI communicator (mpi4py)."""
@@ -98,6 +96,17 @@ class NormalEquations:
         self.n_rows = comm.allreduce(self.n_rows, op=MPI.SUM)
 
 
+def _symmetrise_upper(a: np.ndarray, block: int = 512) -> None:
+    """Copy the upper triangle onto the lower one, in place, a block of columns at a time."""
+    n = len(a)
+    for lo in range(0, n, block):
+        hi = min(lo + block, n)
+        sub = a[lo:hi, lo:]  # rows lo:hi, upper part to the right
+        a[lo:, lo:hi] = np.where(
+            np.arange(lo, n)[:, None] > np.arange(lo, hi)[None, :], sub.T, a[lo:, lo:hi]
+        )
+
+
 @dataclass
 class Solution:
     """Weights and how they were obtained."""
@@ -107,24 +116,33 @@ class Solution:
     jitter: float  # relative jitter added to the equilibrated diagonal
 
 
-def _equilibrate(c: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    d = np.sqrt(np.diag(c))
+def _equilibrate(c: np.ndarray) -> np.ndarray:
+    """Scale ``c`` in place to unit diagonal; returns the scale d (c_old = D c D)."""
+    d = np.sqrt(np.diag(c)).copy()
     if not np.all(d > 0):
         bad = np.flatnonzero(~(d > 0))[:5]
         raise ValueError(f"normal matrix has non-positive diagonal at sparse point(s) {bad.tolist()}; check delta > 0")
-    return c / np.outer(d, d), d
+    c /= d[:, None]
+    c /= d[None, :]
+    return d
 
 
 def _cholesky(c_hat: np.ndarray, jitter: float, max_jitter: float) -> tuple[tuple, float] | None:
-    eye = np.eye(len(c_hat))
+    """Lower Cholesky factor (a new array) of c_hat + j I for the smallest j that works."""
+    diag = np.diag(c_hat).copy()
+    idx = np.diag_indices_from(c_hat)
     j = jitter
-    while j <= max_jitter:
-        try:
-            return scipy.linalg.cho_factor(c_hat + j * eye, lower=True, check_finite=False), j
-        except np.linalg.LinAlgError:
-            logger.info("Cholesky failed with relative jitter %.1e; increasing it", j)
-            j = max(100.0 * j, 1e-12)
-    return None
+    try:
+        while j <= max_jitter:
+            c_hat[idx] = diag + j
+            try:
+                return scipy.linalg.cho_factor(c_hat, lower=True, check_finite=False), j
+            except np.linalg.LinAlgError:
+                logger.info("Cholesky failed with relative jitter %.1e; increasing it", j)
+                j = max(100.0 * j, 1e-12)
+        return None
+    finally:
+        c_hat[idx] = diag
 
 
 def solve(k_mm: np.ndarray, ata: np.ndarray, atb: np.ndarray, *, jitter: float = 1e-10, max_jitter: float = 1e-4) -> Solution:
@@ -135,7 +153,8 @@ def solve(k_mm: np.ndarray, ata: np.ndarray, atb: np.ndarray, *, jitter: float =
     symmetric eigen-decomposition is used and directions with eigenvalues below
     ``max_jitter`` (relative to the largest) are dropped.
     """
-    c_hat, d = _equilibrate(k_mm + ata)
+    c_hat = k_mm + ata
+    d = _equilibrate(c_hat)
     rhs = atb / d
     chol = _cholesky(c_hat, jitter, max_jitter)
     if chol is not None:
@@ -149,20 +168,29 @@ def solve(k_mm: np.ndarray, ata: np.ndarray, atb: np.ndarray, *, jitter: float =
 
 
 def _inverse(c: np.ndarray, *, jitter: float, max_jitter: float) -> np.ndarray:
-    c_hat, d = _equilibrate(c)
-    chol = _cholesky(c_hat, jitter, max_jitter)
+    """Inverse of the symmetric positive (semi)definite ``c``, which is overwritten."""
+    d = _equilibrate(c)
+    chol = _cholesky(c, jitter, max_jitter)
     if chol is not None:
-        inv = scipy.linalg.cho_solve(chol[0], np.eye(len(c)), check_finite=False)
+        del c  # the caller's array is scratch from here on; the factor holds what we need
+        inv, info = scipy.linalg.lapack.dpotri(chol[0][0], lower=1, overwrite_c=1)
+        if info != 0:
+            raise np.linalg.LinAlgError(f"dpotri failed (info={info})")
+        inv = np.ascontiguousarray(inv.T)  # lower triangle filled -> upper of the transpose
+        _symmetrise_upper(inv)
     else:
-        w, v = scipy.linalg.eigh(c_hat, check_finite=False)
+        w, v = scipy.linalg.eigh(c, check_finite=False)
         keep = w > max_jitter * w.max()
         inv = (v[:, keep] / w[keep]) @ v[:, keep].T
-    return inv / np.outer(d, d)
+    inv /= d[:, None]
+    inv /= d[None, :]
+    return inv
 
 
 def variance_matrix(k_mm: np.ndarray, ata: np.ndarray, *, jitter: float = 1e-8, max_jitter: float = 1e-4) -> np.ndarray:
     """``K_mm^-1 - (K_mm + A^T A)^-1``: predictive variance of a local energy with kernel row k is
     ``k(x, x) - k^T V k`` (projected process, no noise term)."""
-    v = _inverse(k_mm, jitter=jitter, max_jitter=max_jitter)
+    v = _inverse(np.array(k_mm, order="C"), jitter=jitter, max_jitter=max_jitter)
     v -= _inverse(k_mm + ata, jitter=jitter, max_jitter=max_jitter)
-    return 0.5 * (v + v.T)
+    _symmetrise_upper(v)
+    return v

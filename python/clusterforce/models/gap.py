@@ -134,15 +134,17 @@ class GAPModel(BaseEstimator):
         self.kernels_ = gp.make_kernels(
             terms, self.atomic_numbers_, seed=self.random_state, max_candidates=self.max_candidates
         )
-        gp.select_sparse_points(self.kernels_, samples, progress=self.progress)
+        gp.select_sparse_points(self.kernels_, samples, progress=self.progress, comm=comm)
         k_mm = gp.sparse_covariance(self.kernels_)
         m = len(k_mm)
         eq = gp.accumulate(
             self.kernels_, samples, chunk_rows=gp.chunk_rows_for(m, self.max_chunk_mb), progress=self.progress, comm=comm
         )
-        ata = eq.ata
-        solution = solve(k_mm, ata, eq.atb, jitter=self.jitter)
-        logger.info("solved %d x %d normal equations (%d rows) by %s, jitter %.1e", m, m, eq.n_rows, solution.method, solution.jitter)
+        ata, atb = eq.finish()
+        n_rows = eq.n_rows
+        del eq
+        solution = solve(k_mm, ata, atb, jitter=self.jitter)
+        logger.info("solved %d x %d normal equations (%d rows) by %s, jitter %.1e", m, m, n_rows, solution.method, solution.jitter)
         self.variance_ = variance_matrix(k_mm, ata) if self.variance else None
         del ata, k_mm
         bounds = np.cumsum([0] + [k.n_sparse for k in self.kernels_])
@@ -152,7 +154,7 @@ class GAPModel(BaseEstimator):
         self.training_ = {
             "data_hash": dataset_hash(frames),
             "n_frames": len(frames),
-            "n_rows": int(eq.n_rows),
+            "n_rows": int(n_rows),
             "n_sparse": [k.n_sparse for k in self.kernels_],
             "solver": solution.method,
             "solver_jitter": solution.jitter,

@@ -1,0 +1,153 @@
+// GAP SOAP term: delta^2 (p_hat . p_hat_m)^zeta on normalised power spectra (review eq. 16).
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "gap_term.hpp"
+#include "soap.hpp"
+
+namespace clusterforce {
+
+/// SOAP term: k(p, p') = delta^2 (p_hat . p'_hat)^zeta between normalised power spectra of
+/// centres of the same species (review eq. 16). Sparse points are stored normalised, grouped
+/// by centre species (offsets has n_species + 1 entries).
+class SoapTerm : public GapTerm {
+ public:
+  SoapTerm(SoapGTO soap, double delta, int zeta, std::vector<double> sparse, std::vector<int64_t> offsets,
+           std::vector<double> alpha)
+      : soap_(std::move(soap)), delta_(delta), zeta_(zeta), sparse_(std::move(sparse)), offsets_(std::move(offsets)),
+        alpha_(std::move(alpha)) {
+    const std::size_t f = soap_.n_features();
+    if (!(delta > 0.0)) throw std::invalid_argument("SOAP term: delta must be > 0, got " + std::to_string(delta));
+    if (zeta < 1) throw std::invalid_argument("SOAP term: zeta must be >= 1, got " + std::to_string(zeta));
+    if (sparse_.size() % f != 0) {
+      throw std::invalid_argument("SOAP term: sparse has " + std::to_string(sparse_.size()) +
+                                  " values, not a multiple of the " + std::to_string(f) + " SOAP features");
+    }
+    const int64_t m = static_cast<int64_t>(sparse_.size() / f);
+    if (offsets_.size() != static_cast<std::size_t>(soap_.n_species()) + 1 || offsets_.front() != 0 ||
+        offsets_.back() != m || !std::is_sorted(offsets_.begin(), offsets_.end())) {
+      throw std::invalid_argument("SOAP term: offsets must have n_species + 1 = " + std::to_string(soap_.n_species() + 1) +
+                                  " entries rising from 0 to the number of sparse points " + std::to_string(m));
+    }
+    if (!alpha_.empty() && static_cast<int64_t>(alpha_.size()) != m) {
+      throw std::invalid_argument("SOAP term: alpha has " + std::to_string(alpha_.size()) + " entries for " +
+                                  std::to_string(m) + " sparse points");
+    }
+  }
+
+  const SoapGTO& soap() const { return soap_; }
+  double delta() const { return delta_; }
+  int zeta() const { return zeta_; }
+  double r_cut() const override { return soap_.cutoff(); }
+  int n_sparse() const override { return static_cast<int>(sparse_.size() / soap_.n_features()); }
+
+  double centre_energy(int cs, const double* rel, const int* sp, int n, double* grad) const override {
+    if (alpha_.empty()) throw std::invalid_argument("SOAP term has no weights (alpha): train it first");
+    Centre c = centre(cs, rel, sp, n, grad != nullptr);
+    const std::size_t f = soap_.n_features();
+    const double d2 = delta_ * delta_;
+    // dE/dp_hat = delta^2 sum_m alpha_m zeta z_m^(zeta-1) p_hat_m
+    std::vector<double> u(f, 0.0);
+    double energy = 0.0;
+    for (int64_t m = offsets_[cs]; m < offsets_[cs + 1]; ++m) {
+      const double* pm = sparse_.data() + m * f;
+      const double z = dot(c.p.data(), pm, f);
+      energy += d2 * alpha_[m] * std::pow(z, zeta_);
+      if (grad == nullptr) continue;
+      const double coef = d2 * alpha_[m] * zeta_ * std::pow(z, zeta_ - 1);
+      for (std::size_t k = 0; k < f; ++k) u[k] += coef * pm[k];
+    }
+    if (grad == nullptr) return energy;
+    // Through the normalisation: dE/dp = (u - (u . p_hat) p_hat) / |p|.
+    const double up = dot(u.data(), c.p.data(), f);
+    for (std::size_t k = 0; k < f; ++k) u[k] = (u[k] - up * c.p[k]) / c.norm;
+    for (int j = 0; j < n; ++j) {
+      const double* g = c.grad.data() + (j + 1) * 3 * f;
+      for (int x = 0; x < 3; ++x) grad[3 * j + x] += dot(g + x * f, u.data(), f);
+    }
+    return energy;
+  }
+
+  void centre_rows(int cs, const double* rel, const int* sp, int n, double* row, double* grad_rows) const override {
+    Centre c = centre(cs, rel, sp, n, grad_rows != nullptr);
+    const std::size_t f = soap_.n_features();
+    const int64_t big_m = n_sparse();
+    const double d2 = delta_ * delta_;
+    for (int64_t m = offsets_[cs]; m < offsets_[cs + 1]; ++m) {
+      const double* pm = sparse_.data() + m * f;
+      const double z = dot(c.p.data(), pm, f);
+      row[m] += d2 * std::pow(z, zeta_);
+      if (grad_rows == nullptr) continue;
+      const double coef = d2 * zeta_ * std::pow(z, zeta_ - 1) / c.norm;
+      for (int j = 0; j < n; ++j) {
+        for (int x = 0; x < 3; ++x) {
+          const double* g = c.grad.data() + ((j + 1) * 3 + x) * f;
+          grad_rows[(3 * static_cast<int64_t>(j) + x) * big_m + m] += coef * (dot(g, pm, f) - z * dot(g, c.p.data(), f));
+        }
+      }
+    }
+  }
+
+  double centre_self_covariance(int, const double*, const int*, int) const override { return delta_ * delta_; }
+
+  double structure_self_covariance(const CentreNeighbors& nl, const int* species, int n) const override {
+    const std::size_t f = soap_.n_features();
+    std::vector<std::vector<double>> p(n);
+    for (int i = 0; i < n; ++i) {
+      const int64_t o = nl.offsets[i];
+      p[i] = centre(species[i], nl.rel.data() + 3 * o, nl.species.data() + o, nl.count(i), false).p;
+    }
+    double c = 0.0;
+    for (int i = 0; i < n; ++i)
+      for (int j = 0; j < n; ++j)
+        if (species[i] == species[j]) c += std::pow(dot(p[i].data(), p[j].data(), f), zeta_);
+    return delta_ * delta_ * c;
+  }
+
+  /// Normalised power spectrum of a centre (length n_features).
+  std::vector<double> normalised(int cs, const double* rel, const int* sp, int n) const {
+    return centre(cs, rel, sp, n, false).p;
+  }
+
+ private:
+  struct Centre {
+    std::vector<double> p;     // normalised power spectrum
+    double norm = 0.0;         // |p| before normalisation
+    std::vector<double> grad;  // (n + 1, 3, F) raw gradients, row 0 = centre
+  };
+
+  static double dot(const double* a, const double* b, std::size_t n) {
+    double s = 0.0;
+    for (std::size_t k = 0; k < n; ++k) s += a[k] * b[k];
+    return s;
+  }
+
+  Centre centre(int cs, const double* rel, const int* sp, int n, bool with_grad) const {
+    const std::size_t f = soap_.n_features();
+    Centre c;
+    c.p.resize(f);
+    if (with_grad) c.grad.resize((static_cast<std::size_t>(n) + 1) * 3 * f);
+    SoapGTO::Workspace ws = soap_.make_workspace();
+    soap_.compute_center(cs, static_cast<std::size_t>(n), rel, sp, c.p.data(), with_grad ? c.grad.data() : nullptr, ws);
+    c.norm = std::sqrt(dot(c.p.data(), c.p.data(), f));
+    if (!(c.norm > 0.0)) throw std::invalid_argument("SOAP power spectrum of a centre is zero; cannot normalise");
+    for (double& v : c.p) v /= c.norm;
+    return c;
+  }
+
+  SoapGTO soap_;
+  double delta_;
+  int zeta_;
+  std::vector<double> sparse_;
+  std::vector<int64_t> offsets_;
+  std::vector<double> alpha_;
+};
+
+}  // namespace clusterforce
