@@ -60,8 +60,8 @@ class _SubsetOptimizable(Optimizable):
         return -self.atoms.get_forces()[self.indices].ravel()
 
     def get_value(self) -> float:
-        # BFGS steps never need the energy; force-only models do not define one.
-        raise NotImplementedError("force-only optimisation does not evaluate energies")
+        # BFGS steps never need the energy and force-only models define none (as ForceOnlyAtoms).
+        return float("nan")
 
     def iterimages(self):
         return iter([self.atoms])
