@@ -165,3 +165,17 @@ def test_dml_predictor_from_bytes_names_the_source(ring_model):
     assert _kernels.DmlPredictor.from_bytes(data).classes == ring_model.classes_
     with pytest.raises(ValueError, match="mine.cfm: truncated model file"):
         _kernels.DmlPredictor.from_bytes(data[: len(data) // 2], "mine.cfm")
+
+
+def test_dml_norms_stay_in_the_training_range_off_the_data(ring_model):
+    # A ring squeezed to 60 % of its size is far from every training environment; the linear
+    # EMLM would extrapolate its norms, the predictor clamps them per class (compiled and Python).
+    atoms = ring_frames(5, 1, seed=6)[0]
+    atoms.positions = atoms.positions.mean(axis=0) + 0.6 * (atoms.positions - atoms.positions.mean(axis=0))
+    got = ring_model.predict(atoms)
+    for name in ring_model.classes_:
+        low, high = ring_model.models_[name].emlm.output_range_
+        norms = got["norms"][got["classes"] == name]
+        assert np.all((norms >= max(low, 0.0) - 1e-12) & (norms <= high + 1e-12)), name
+    assert np.any(np.isclose(got["norms"], [ring_model.models_[c].emlm.output_range_[1] for c in got["classes"]]))
+    np.testing.assert_allclose(ring_model._predict_python(atoms)["norms"], got["norms"], rtol=0, atol=1e-9)

@@ -42,10 +42,20 @@ def test_emlm_interpolates_training_points_and_generalises():
     assert np.sqrt(np.mean((pred - yt) ** 2)) < 0.1 * yt.std()
 
 
+def test_emlm_clips_to_training_range_far_from_data():
+    X, y = _data(100)
+    far = X[:3] + 50.0  # distances to every reference grow, so d.W leaves the data's range
+    raw = EMLM(clip=False).fit(X, y).predict(far)
+    clipped = EMLM().fit(X, y).predict(far)
+    assert np.any((raw < y.min()) | (raw > y.max()))
+    np.testing.assert_allclose(clipped, np.clip(raw, y.min(), y.max()))
+    np.testing.assert_allclose(EMLM().fit(X, y).predict(X), EMLM(clip=False).fit(X, y).predict(X), atol=1e-4)
+
+
 def test_emlm_clone_get_params_and_state_round_trip():
     X, y = _data(50)
     model = EMLM(beta=1e-6)
-    assert clone(model).get_params() == {"beta": 1e-6}
+    assert clone(model).get_params() == {"beta": 1e-6, "clip": True}
     model.fit(X, y)
     assert not hasattr(clone(model), "coef_")
     again = EMLM.from_state_dict(model.state_dict(), model.get_params())

@@ -1,7 +1,7 @@
 // Whole prediction path of the "dml" model kind, per centre atom (oamlm paper, FIG. 2):
-// native SOAP -> min-max scaling -> EMLM norm |F| = max(d . W, 0) from Euclidean distances to
-// the norm references -> OAMLM direction from distances to the direction references (d_c =
-// d B_c) and the aligned neighbourhood -> F = |F| v. Per class (Au_core, S, ... or the element
+// native SOAP -> min-max scaling -> EMLM norm |F| = d . W from Euclidean distances to the norm
+// references, clamped to the training norm range -> OAMLM direction from distances to the
+// direction references (d_c = d B_c) and the aligned neighbourhood -> F = |F| v. Per class (Au_core, S, ... or the element
 // for generic chemistry), read from a .cfm file of kind "dml". The LAMMPS pair style calls
 // DmlPredictor::centre with its neighbour list; the Python binding calls compute() on a free
 // structure, which runs the same centre() for every atom.
@@ -11,6 +11,7 @@
 #include <array>
 #include <cmath>
 #include <cstdint>
+#include <limits>
 #include <map>
 #include <memory>
 #include <stdexcept>
@@ -118,6 +119,12 @@ class DmlPredictor {
       const int64_t ke = er.shape[0];
       m->emlm_refs = mf.f64(pre + "emlm/references", {ke, F});
       m->emlm_coef = mf.f64(pre + "emlm/coef", {ke});
+      // Older files have no output range: their norms are only bounded below.
+      if (mf.has(pre + "emlm/output_range")) {
+        const std::vector<double> range = mf.f64(pre + "emlm/output_range", {2});
+        m->norm_min = std::max(range[0], 0.0);
+        m->norm_max = range[1];
+      }
       const Tensor& xr = mf.tensor(pre + "oamlm/X_ref");
       if (xr.shape.size() != 2 || xr.shape[1] != F)
         throw ModelFileError(where + ": field '" + pre + "oamlm/X_ref' has shape " + shape_string(xr.shape) +
@@ -273,7 +280,7 @@ class DmlPredictor {
       for (std::size_t k = 0; k < ke; ++k) norm += ws.d[i * ke + k] * m.emlm_coef[k];
       out[i] = DmlCentre{};
       out[i].class_index = c;
-      out[i].norm = std::max(norm, 0.0);
+      out[i].norm = std::clamp(norm, m.norm_min, m.norm_max);
     }
     for (std::size_t k = 0; k < K; ++k)
       for (std::size_t i = 0; i < count; ++i) ws.d[i * K + k] = distance(P + i * F, m.x_ref.data() + k * F, F);
@@ -293,6 +300,9 @@ class DmlPredictor {
   struct ClassModel {
     std::string name;
     std::vector<double> data_min, scale, emlm_refs, emlm_coef, x_ref, B_c, B_g, T;
+    // EMLM norms are clamped to the training range (eV/Angstrom): d . W is linear in the
+    // distances and grows without bound away from the data.
+    double norm_min = 0.0, norm_max = std::numeric_limits<double>::infinity();
     std::unique_ptr<ReferenceSet> refs;
     OamlmModel oamlm;
   };

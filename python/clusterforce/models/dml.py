@@ -12,7 +12,8 @@ Model file (kind ``"dml"``), read by :meth:`DMLModel.load` and by the C++ reader
   per-class counts and metrics), ``models`` (per class: ``emlm`` and ``oamlm`` parameters,
   ``n_references_norm``, ``n_references_direction``).
 - arrays, per class ``C``: ``classes/C/scaler/*`` (MinMaxScaler state),
-  ``classes/C/emlm/*`` (EMLM state: ``references`` (K, F), ``coef`` (K,)) and
+  ``classes/C/emlm/*`` (EMLM state: ``references`` (K, F), ``coef`` (K,), ``output_range`` (2,),
+  the training norm range predictions are clipped to) and
   ``classes/C/oamlm/*`` (OAMLM state, including the reference environments).
 """
 
