@@ -54,15 +54,19 @@ class FlakyMorse(Morse):
 
 @pytest.fixture()
 def morse_reference():
-    """A one-rung Morse reference; ``make(factory_hook)`` lets a test wrap calculator creation."""
+    """A one-rung Morse reference; ``make(hook)`` calls ``hook()`` before every evaluation."""
+
+    class HookedMorse(Morse):
+        def __init__(self, hook):
+            super().__init__()
+            self.hook = hook
+
+        def calculate(self, *args, **kwargs):
+            self.hook()
+            super().calculate(*args, **kwargs)
 
     def make(hook=None):
-        def factory():
-            if hook is not None:
-                hook()
-            return Morse()
-
-        return Reference("morse", factory)
+        return Reference("morse", lambda: Morse() if hook is None else HookedMorse(hook))
 
     return make
 

@@ -1,3 +1,4 @@
+import dataclasses
 import sys
 
 import numpy as np
@@ -120,3 +121,24 @@ def test_ladder_started_higher_falls_back_to_lower_rungs(flaky_reference):
     assert calls == [2, 0]
     assert (atoms.calc.rung.name, atoms.calc.rung_index) == ("normal", 0)
     assert (counts.scf_retries, counts.hot_steps) == (0, 0)
+
+
+def test_ladder_keeps_a_converged_calculator_and_drops_a_failed_one(flaky_reference):
+    # Keeping the calculator lets GFN1-xTB start the next SCF from the last density.
+    made = []
+    failing = {"now": False}
+    flaky = flaky_reference(lambda level, atoms: failing["now"] and level == 0)
+    reference = dataclasses.replace(flaky, factory=lambda level: made.append(level) or flaky.factory(level))
+    atoms = build("agau", [13])[0].atoms
+    atoms.calc = LadderCalculator(reference, ScfCounts(), "Ag7Au6")
+    for step in range(3):
+        atoms.positions[0, 0] += 0.01
+        atoms.get_forces()
+    assert made == [0]
+    failing["now"] = True
+    atoms.positions[0, 0] += 0.01
+    atoms.get_forces()
+    failing["now"] = False
+    atoms.positions[0, 0] += 0.01
+    atoms.get_forces()
+    assert made == [0, 1, 0]

@@ -77,8 +77,8 @@ class Reference:
     method : str
         ``"gfn1-xtb"`` or ``"emt"``; written to ``info['method']``.
     factory : callable
-        ``factory(**overrides)`` returns a fresh ASE calculator; one is made per evaluation so
-        that results never depend on an earlier SCF (resumed runs repeat them bit for bit).
+        ``factory(**overrides)`` returns a fresh ASE calculator (LadderCalculator keeps one per
+        rung while it converges, see there).
     rungs : tuple of Rung
         Evaluation ladder, normal settings first.
     electronic_temperature : float or None

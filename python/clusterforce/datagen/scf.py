@@ -60,7 +60,12 @@ class LadderCalculator(Calculator):
     Parameters
     ----------
     reference : Reference
-        Supplies one fresh calculator per rung and evaluation.
+        Supplies one calculator per rung. A rung's calculator is kept after it succeeds, so the
+        next evaluation starts its SCF from the last converged density (GFN1-xTB on
+        Au38(SCH3)24: ~6 s per MD step instead of ~35 s from the default guess); it is dropped
+        when its SCF fails, so a retry starts from the default guess. A run resumed from a
+        checkpoint starts from the default guess too, so its frames agree with an uninterrupted
+        run to the SCF tolerance, not bit for bit.
     counts : ScfCounts
         Updated in place on every retry and hot step.
     label : str
@@ -90,6 +95,7 @@ class LadderCalculator(Calculator):
         self.first_rung = 0
         self.rung: Rung | None = None
         self.rung_index = 0
+        self._calculators: dict[int, Calculator] = {}
 
     def calculate(self, atoms: Atoms | None = None, properties=("energy",), system_changes=all_changes) -> None:
         super().calculate(atoms, properties, system_changes)
@@ -102,7 +108,7 @@ class LadderCalculator(Calculator):
             if position == 1 and 0 in failed:
                 self.counts.scf_retries += 1
             probe = Atoms(self.atoms.numbers, positions=self.atoms.positions)
-            probe.calc = self.reference.calculator(rung)
+            probe.calc = self._calculators.pop(position, None) or self.reference.calculator(rung)
             try:
                 energy = probe.get_potential_energy()
                 forces = probe.get_forces()
@@ -111,6 +117,7 @@ class LadderCalculator(Calculator):
                 errors.append(f"{rung.name}: {exc}")
                 logger.warning("%s: SCF failed with %s settings (%s)", self.system, rung.name, str(exc).strip())
                 continue
+            self._calculators[position] = probe.calc
             if not rung.recordable:
                 self.counts.hot_steps += 1
             self.rung = rung
