@@ -11,7 +11,11 @@ For gold-thiolate rings [Au(SCH3)]n, n = 4, 5, 6 and the unseen n = 7, built lik
 4. compare: reference energy decrease along the ML path, final ML energy minus the reference
    minimum, heavy-atom RMSD (Au, S, C after optimal superposition) between the two finals.
 
-Writes ``benchmarks/results/ring_optimization.{json,md,png}``. Needs tblite
+Each ring's result is written to ``WORKDIR/ringN.json`` as soon as it is done and reused on
+the next run (delete it to redo that ring), so an interrupted run continues where it stopped.
+``--train-data`` picks the training set: the shipped ``rings`` (default) or ``au38`` as in the
+paper (its ring model never saw a ring), or both. Writes
+``benchmarks/results/ring_optimization[-TAG].{json,md,png}``. Needs tblite
 (``pip install "clusterforce[xtb]"``); reads no files outside the package.
 """
 
@@ -67,13 +71,12 @@ def reference_energy(atoms: Atoms, label: str) -> float:
         return float("nan")
 
 
-def train_model(path: Path, quiet: bool) -> DMLModel:
+def train_model(path: Path, data: list[str], quiet: bool) -> None:
+    """Fit the dml model on the shipped data sets ``data`` (paper K) unless ``path`` exists."""
     if path.exists():
-        return DMLModel.load(path)
-    model = DMLModel(random_state=0, progress=not quiet)
-    model.fit(datasets.load("rings"))
-    model.save(path)
-    return model
+        return
+    frames = [frame for name in data for frame in datasets.load(name)]
+    DMLModel(random_state=0, progress=not quiet).fit(frames).save(path)
 
 
 def run_ring(n: int, model_path: Path, args: argparse.Namespace, workdir: Path) -> dict:
@@ -83,9 +86,9 @@ def run_ring(n: int, model_path: Path, args: argparse.Namespace, workdir: Path) 
     ml = start.copy()
     ml.calc = Calculator(model_path)
     t0 = time.perf_counter()
-    ml_result = ForceOnlyOptimizer(ml, maxstep=args.ml_maxstep, trajectory=workdir / f"ring{n}_ml.traj").run(
-        fmax=args.ml_fmax, steps=args.steps
-    )
+    ml_result = ForceOnlyOptimizer(
+        ml, maxstep=args.ml_maxstep, reset_every=args.reset_every, trajectory=workdir / f"ring{n}_ml.traj"
+    ).run(fmax=args.ml_fmax, steps=args.steps)
     ml_seconds = time.perf_counter() - t0
 
     from ase.io import read
@@ -110,10 +113,11 @@ def run_ring(n: int, model_path: Path, args: argparse.Namespace, workdir: Path) 
     return {
         "n": n,
         "n_atoms": len(start),
-        "in_training_data": n in (4, 5, 6),
+        "in_training_data": "rings" in args.train_data and n in (4, 5, 6),
         "ml_steps": ml_result.nsteps,
         "ml_converged": ml_result.converged,
         "ml_final_fmax": ml_result.fmax[-1],
+        "ml_max_fmax": max(ml_result.fmax),
         "ml_seconds": ml_seconds,
         "ref_steps": opt.nsteps,
         "ref_converged": bool(ref_converged),
@@ -152,14 +156,16 @@ def plot(rows: list[dict], path: Path) -> None:
 
 def markdown(rows: list[dict]) -> str:
     lines = [
-        "| ring | atoms | ML steps | ΔE ML path (eV) | ΔE GFN1 BFGS (eV) | E_ML − E_ref final (eV) | heavy-atom RMSD (Å) |",
-        "|---|---:|---:|---:|---:|---:|---:|",
+        "| ring | atoms | ML steps | ΔE ML path final (lowest) eV | ΔE GFN1 BFGS eV (steps) | E_ML − E_ref final eV "
+        "| heavy-atom RMSD Å | ML fmax end (max) eV/Å |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
         name = f"n={r['n']}" + ("" if r["in_training_data"] else " (unseen)")
         lines.append(
-            f"| {name} | {r['n_atoms']} | {r['ml_steps']} | {-r['ml_energy_decrease']:.3f} | "
-            f"{-r['ref_energy_decrease']:.3f} | {r['final_difference']:+.3f} | {r['heavy_atom_rmsd']:.3f} |"
+            f"| {name} | {r['n_atoms']} | {r['ml_steps']} | {-r['ml_energy_decrease']:+.3f} ({-r['ml_lowest_decrease']:+.3f}) | "
+            f"{-r['ref_energy_decrease']:+.3f} ({r['ref_steps']}) | {r['final_difference']:+.3f} | {r['heavy_atom_rmsd']:.3f} | "
+            f"{r['ml_final_fmax']:.2f} ({r['ml_max_fmax']:.2f}) |"
         )
     return "\n".join(lines)
 
@@ -170,6 +176,9 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=200, help="ML BFGS steps (paper: 200)")
     parser.add_argument("--ml-maxstep", type=float, default=0.1)
     parser.add_argument("--ml-fmax", type=float, default=0.1)
+    parser.add_argument("--reset-every", type=int, default=None, help="reset the ML BFGS Hessian every N steps")
+    parser.add_argument("--train-data", nargs="+", default=["rings"], help="shipped data sets to train on")
+    parser.add_argument("--tag", default="", help="suffix of the result files (e.g. au38)")
     parser.add_argument("--ref-maxstep", type=float, default=0.2)
     parser.add_argument("--ref-fmax", type=float, default=0.05)
     parser.add_argument("--ref-steps", type=int, default=300)
@@ -178,16 +187,24 @@ def main() -> None:
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO)
 
-    args.workdir.mkdir(parents=True, exist_ok=True)
-    model_path = args.workdir / "rings.cfm"
-    train_model(model_path, args.quiet)
-    rows = [run_ring(n, model_path, args, args.workdir) for n in args.sizes]
+    stem = "ring_optimization" + (f"-{args.tag}" if args.tag else "")
+    workdir = args.workdir / (args.tag or "rings")
+    workdir.mkdir(parents=True, exist_ok=True)
+    model_path = workdir / ("-".join(args.train_data) + ".cfm")
+    train_model(model_path, args.train_data, args.quiet)
+    rows = []
+    for n in args.sizes:
+        done = workdir / f"ring{n}.json"
+        if not done.exists():
+            row = run_ring(n, model_path, args, workdir)
+            row["settings"] = {k: v for k, v in vars(args).items() if k != "workdir"}
+            done.write_text(json.dumps(row, indent=1))
+        rows.append(json.loads(done.read_text()))
 
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "ring_optimization.json").write_text(json.dumps(rows, indent=1))
+    (RESULTS / f"{stem}.json").write_text(json.dumps(rows, indent=1))
     table = markdown(rows)
-    (RESULTS / "ring_optimization.md").write_text(table + "\n")
-    plot(rows, RESULTS / "ring_optimization.png")
+    (RESULTS / f"{stem}.md").write_text(table + "\n")
+    plot(rows, RESULTS / f"{stem}.png")
     print(table)
 
 

@@ -84,6 +84,12 @@ def test_read_frames_gzip_and_trajectory(tmp_path):
     for f, g, t in zip(frames, got_gz, got_traj):
         np.testing.assert_allclose(get_forces(g), get_forces(f), atol=1e-7)
         np.testing.assert_allclose(get_forces(t), get_forces(f))
+    (second,) = read_frames(tmp_path / "f.extxyz.gz", index="1:")
+    np.testing.assert_array_equal(second.positions, got_gz[1].positions)
+    truncated = tmp_path / "cut.extxyz.gz"
+    truncated.write_bytes((tmp_path / "f.extxyz.gz").read_bytes()[:-40])
+    with pytest.raises(DataError, match=r"cut\.extxyz\.gz: could not parse"):
+        read_frames(truncated)
 
 
 def test_read_frames_missing_file(tmp_path):

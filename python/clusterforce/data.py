@@ -17,7 +17,9 @@ only results it already holds for the frame's current geometry count.
 
 from __future__ import annotations
 
+import gzip
 import hashlib
+import io
 import logging
 import math
 import operator
@@ -29,7 +31,7 @@ from typing import Any
 import ase.io
 import numpy as np
 from ase import Atoms
-from ase.io.formats import string2index
+from ase.io.formats import filetype, string2index
 from ase.neighborlist import neighbor_list
 from scipy.spatial import cKDTree
 from sklearn.base import BaseEstimator
@@ -111,6 +113,19 @@ def read_frames(
     return frames
 
 
+def _decompressed(path: str, format: str | None) -> tuple[str | io.StringIO, str | None]:
+    """``(source, format)`` for ase.io.read; gzip text is decompressed into memory first,
+    because ase.io seeks backwards in a gzip stream and reading becomes quadratic in the
+    number of frames (the shipped ``na`` set: 5.6 s instead of 0.2 s)."""
+    if not path.endswith(".gz"):
+        return path, format
+    format = format or filetype(path, read=False)
+    if format in ("traj", "bundletrajectory"):  # binary formats keep their own reader
+        return path, format
+    with gzip.open(path, "rt") as fh:
+        return io.StringIO(fh.read()), format
+
+
 def _read_file(path: str, selection: int | slice, format: str | None) -> list[Atoms]:
     if not Path(path).exists():
         raise DataError(f"{path}: file not found; check the path and the working directory")
@@ -123,7 +138,8 @@ def _read_file(path: str, selection: int | slice, format: str | None) -> list[At
             selection.step is None or selection.step > 0
         )
     try:
-        read = ase.io.read(path, index=selection if from_start else ":", format=format)
+        source, format = _decompressed(path, format)
+        read = ase.io.read(source, index=selection if from_start else ":", format=format)
     except StopIteration:  # ase.io's way of saying an integer index is past the end
         raise DataError(f"{path}: frame index {selection} is out of range; check the index") from None
     except PermissionError as exc:
