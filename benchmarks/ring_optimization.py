@@ -34,7 +34,14 @@ from ase.optimize import BFGS
 
 from clusterforce import Calculator, datasets
 from clusterforce.align import kabsch
-from clusterforce.datagen import LadderCalculator, ScfCounts, ScfFailure, gold_thiolate_ring, make_reference
+from clusterforce.datagen import (
+    LadderCalculator,
+    ScfCounts,
+    ScfFailure,
+    gold_thiolate_ring,
+    make_reference,
+    single_point_energies,
+)
 from clusterforce.models.dml import DMLModel
 from clusterforce.optimize import ForceOnlyOptimizer
 
@@ -61,16 +68,6 @@ def reference_calculator(atoms: Atoms, label: str) -> LadderCalculator:
     return LadderCalculator(ref, ScfCounts(), label)
 
 
-def reference_energy(atoms: Atoms, label: str) -> float:
-    """GFN1-xTB energy (eV), NaN when no SCF rung converges."""
-    probe = atoms.copy()
-    probe.calc = reference_calculator(atoms, label)
-    try:
-        return float(probe.get_potential_energy())
-    except ScfFailure:
-        return float("nan")
-
-
 def train_model(path: Path, data: list[str], quiet: bool) -> None:
     """Fit the dml model on the shipped data sets ``data`` (paper K) unless ``path`` exists."""
     if path.exists():
@@ -94,7 +91,7 @@ def run_ring(n: int, model_path: Path, args: argparse.Namespace, workdir: Path) 
     from ase.io import read
 
     ml_path = read(workdir / f"ring{n}_ml.traj", ":")
-    ml_energies = [reference_energy(frame, f"ring{n} ML step {k}") for k, frame in enumerate(ml_path)]
+    ml_energies = single_point_energies(ml_path, make_reference("gfn1-xtb", start), f"ring{n} ML path").tolist()
 
     ref = start.copy()
     ref.calc = reference_calculator(ref, f"ring{n} GFN1-xTB BFGS")

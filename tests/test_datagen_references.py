@@ -16,6 +16,7 @@ from clusterforce.datagen import (
     gold_thiolate_ring,
     make_reference,
     rng_stream,
+    single_point_energies,
 )
 
 
@@ -142,3 +143,17 @@ def test_ladder_keeps_a_converged_calculator_and_drops_a_failed_one(flaky_refere
     atoms.positions[0, 0] += 0.01
     atoms.get_forces()
     assert made == [0, 1, 0]
+
+
+def test_single_point_energies_skip_unrecordable_rungs_and_mark_failures(flaky_reference):
+    frames = [build("agau", [13])[0].atoms for _ in range(3)]
+    for k, frame in enumerate(frames):
+        frame.positions *= 1.0 + 0.02 * k
+    # Frame 1 fails on the recordable rungs: the hot rung would converge but must not be used.
+    reference = flaky_reference(lambda level, atoms: level < 2 and np.isclose(atoms.positions, frames[1].positions).all())
+    energies = single_point_energies(frames, reference, "Ag7Au6")
+    assert np.isnan(energies[1]) and np.isfinite(energies[[0, 2]]).all()
+    for k in (0, 2):
+        expected = frames[k].copy()
+        expected.calc = Morse()
+        assert energies[k] == pytest.approx(expected.get_potential_energy())

@@ -11,7 +11,7 @@ from .builders import SHAPES, SYSTEMS, Structure, build, from_file, gold_thiolat
 from .heating import BUILD_STREAM, HeatingSchedule, Job, StructureSummary, generate, rng_stream
 from .references import METHODS, Reference, Rung, default_electronic_temperature, make_reference
 from .sampling import record_steps
-from .scf import LadderCalculator, ScfCounts, ScfFailure
+from .scf import LadderCalculator, ScfCounts, ScfFailure, single_point_energies
 
 __all__ = [
     "BUILD_STREAM",
@@ -35,4 +35,5 @@ __all__ = [
     "make_reference",
     "record_steps",
     "rng_stream",
+    "single_point_energies",
 ]

@@ -10,7 +10,10 @@ the driver restarts the segment (see :mod:`clusterforce.datagen.heating`).
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict, dataclass
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, replace
+
+import numpy as np
 
 from ase import Atoms
 from ase.calculators.calculator import CalculationFailed, Calculator, all_changes
@@ -125,3 +128,22 @@ class LadderCalculator(Calculator):
             self.results = {"energy": energy, "free_energy": energy, "forces": forces}
             return
         raise ScfFailure(f"{self.system}: every evaluation rung failed: " + "; ".join(errors))
+
+
+def single_point_energies(frames: Sequence[Atoms], reference: Reference, label: str = "") -> np.ndarray:
+    """Reference energies (eV) of ``frames``, e.g. along an optimisation trajectory.
+
+    Only the recordable rungs are tried (a hotter electronic temperature would change the
+    physics), so every energy is comparable; a frame no rung converges on gets NaN. One
+    ladder is reused, so each SCF starts from the previous frame's density.
+    """
+    ladder = LadderCalculator(replace(reference, rungs=tuple(r for r in reference.rungs if r.recordable)), ScfCounts(), label)
+    energies = np.full(len(frames), np.nan)
+    for k, frame in enumerate(frames):
+        probe = Atoms(frame.numbers, positions=frame.positions)
+        probe.calc = ladder
+        try:
+            energies[k] = probe.get_potential_energy()
+        except ScfFailure as exc:
+            logger.warning("%s frame %d: %s", label, k, exc)
+    return energies
