@@ -179,3 +179,18 @@ def test_dml_norms_stay_in_the_training_range_off_the_data(ring_model):
         assert np.all((norms >= max(low, 0.0) - 1e-12) & (norms <= high + 1e-12)), name
     assert np.any(np.isclose(got["norms"], [ring_model.models_[c].emlm.output_range_[1] for c in got["classes"]]))
     np.testing.assert_allclose(ring_model._predict_python(atoms)["norms"], got["norms"], rtol=0, atol=1e-9)
+
+
+def test_dml_flags_atoms_closer_than_the_training_data(ring_model, tmp_path):
+    atoms = ring_frames(5, 1, seed=7)[0]
+    assert not ring_model.predict(atoms)["extrapolating"].any()
+    shortest = ring_model.training_["shortest_pairs"]
+    assert set(shortest) >= {"Au-S", "S-C", "C-H"} and 1.9 < shortest["Au-S"] < 2.4
+    au = int(np.flatnonzero(atoms.numbers == 79)[0])
+    s = int(np.argmin(np.where(atoms.numbers == 16, atoms.get_distances(au, range(len(atoms))), np.inf)))
+    atoms.set_distance(au, s, shortest["Au-S"] - 0.3, fix=0.5)
+    flags = ring_model.predict(atoms)["extrapolating"]
+    assert flags[au] and flags[s] and flags.sum() >= 2
+    path = tmp_path / "ring.cfm"
+    ring_model.save(path)
+    np.testing.assert_array_equal(DMLModel.load(path).predict(atoms)["extrapolating"], flags)

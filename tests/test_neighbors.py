@@ -141,3 +141,23 @@ def test_cluster_cell_is_ignored_without_pbc():
 def test_bad_input_is_rejected_with_a_clear_message(args, kwargs, message):
     with pytest.raises(ValueError, match=message):
         neighbor_list(*args, **kwargs)
+
+
+def test_shortest_pair_distances_match_brute_force():
+    from ase.build import molecule
+    from ase.data import atomic_numbers
+
+    from clusterforce.neighbors import shortest_pair_distances
+
+    atoms = molecule("CH3CH2SH")
+    got = shortest_pair_distances(atoms, 2.5)
+    D = atoms.get_all_distances()
+    expected = {}
+    for i in range(len(atoms)):
+        for j in range(i + 1, len(atoms)):
+            if D[i, j] < 2.5:
+                a, b = sorted((atoms[i].symbol, atoms[j].symbol), key=atomic_numbers.get, reverse=True)
+                expected[f"{a}-{b}"] = min(expected.get(f"{a}-{b}", np.inf), D[i, j])
+    assert got.keys() == expected.keys() and "S-C" in got and "C-H" in got
+    for key, value in expected.items():
+        assert got[key] == pytest.approx(value, abs=1e-12)

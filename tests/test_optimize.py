@@ -4,6 +4,8 @@ from ase.calculators.emt import EMT
 from ase.constraints import FixAtoms
 from ase.io import read
 
+from conftest import EMTForceModel
+
 from clusterforce import Calculator
 from clusterforce.optimize import ForceOnlyOptimizer, parse_partwise
 
@@ -108,3 +110,35 @@ def test_bad_arguments(rattled_au13, emt_force_model):
         ForceOnlyOptimizer(rattled_au13, maxstep=0)
     with pytest.raises(ValueError, match="reset_every must be a positive"):
         ForceOnlyOptimizer(rattled_au13, reset_every=0)
+
+
+class _SqueezingModel(EMTForceModel):
+    """EMT forces plus a pull between atoms 0 and 1, flagged as extrapolating below 2.4 Angstrom
+    (how a dml model reports a pair closer than its training data)."""
+
+    def predict(self, atoms):
+        out = super().predict(atoms)
+        bond = atoms.positions[1] - atoms.positions[0]
+        d = np.linalg.norm(bond)
+        out["forces"][0] += 3.0 * bond / d
+        out["forces"][1] -= 3.0 * bond / d
+        out["extrapolating"] = np.zeros(len(atoms), dtype=bool)
+        out["extrapolating"][[0, 1]] = d < 2.4
+        return out
+
+
+def test_stop_when_extrapolating(rattled_au13, tmp_path):
+    atoms = rattled_au13.copy()
+    atoms.calc = Calculator(_SqueezingModel())
+    result = ForceOnlyOptimizer(atoms, maxstep=0.05, stop_when_extrapolating=True).run(fmax=0.01, steps=100)
+    assert not result.converged and result.stopped.startswith(f"step {result.nsteps}: atoms 0 (Au), 1 (Au)")
+    assert atoms.get_distance(0, 1) < 2.4 and atoms.calc.results["extrapolating"][[0, 1]].all()
+    assert 0 < result.nsteps < 100
+    # Without the flag the pull goes on; flags on fixed atoms do not stop a run.
+    free_run = rattled_au13.copy()
+    free_run.calc = Calculator(_SqueezingModel())
+    assert ForceOnlyOptimizer(free_run, maxstep=0.05).run(fmax=0.01, steps=result.nsteps + 5).stopped == ""
+    fixed = rattled_au13.copy()
+    fixed.set_constraint(FixAtoms(indices=[0, 1]))
+    fixed.calc = Calculator(_SqueezingModel())
+    assert ForceOnlyOptimizer(fixed, maxstep=0.05, stop_when_extrapolating=True).run(fmax=0.05, steps=60).stopped == ""

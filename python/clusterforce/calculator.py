@@ -4,7 +4,8 @@ Predictions go through the model's compiled path (the C++ core shared with LAMMP
 What the calculator offers depends on the model kind: ``dml`` models predict forces directly
 and define no energy (asking for one raises :class:`PropertyNotImplementedError` that says so);
 ``gap`` models give energy, per-atom energies, forces and, for periodic cells, stress.
-Per-atom uncertainties land in ``calc.results["uncertainty"]`` when the model provides them.
+Per-atom uncertainties land in ``calc.results["uncertainty"]`` when the model provides them,
+and ``dml`` models flag atoms outside their training distances in ``calc.results["extrapolating"]``.
 """
 
 from __future__ import annotations
@@ -90,4 +91,6 @@ class Calculator(_AseCalculator):
         for extra in ("uncertainty", "variance", "energy_variance"):
             if extra in predicted:
                 results[extra] = np.array(predicted[extra], dtype=float)
+        if "extrapolating" in predicted:
+            results["extrapolating"] = np.array(predicted["extrapolating"], dtype=bool)
         self.results = results

@@ -17,7 +17,7 @@ from . import _kernels
 if TYPE_CHECKING:
     from ase import Atoms
 
-__all__ = ["NeighborList", "neighbor_list", "neighbor_list_atoms"]
+__all__ = ["NeighborList", "neighbor_list", "neighbor_list_atoms", "pair_key", "shortest_pair_distances"]
 
 
 @dataclass(frozen=True)
@@ -109,3 +109,21 @@ def neighbor_list_atoms(atoms: Atoms, cutoff: float) -> NeighborList:
         Pair cutoff in Angstrom.
     """
     return neighbor_list(atoms.positions, cutoff, cell=atoms.cell.array, pbc=atoms.pbc)
+
+
+def pair_key(a: int, b: int) -> str:
+    """Element-pair label ``"Au-S"`` (lighter element last, so each pair has one label)."""
+    from ase.data import chemical_symbols
+
+    first, second = sorted((int(a), int(b)), reverse=True)
+    return f"{chemical_symbols[first]}-{chemical_symbols[second]}"
+
+
+def shortest_pair_distances(atoms: Atoms, cutoff: float) -> dict[str, float]:
+    """Shortest distance (Angstrom) of every element pair closer than ``cutoff`` in ``atoms``."""
+    nl = neighbor_list_atoms(atoms, cutoff)
+    zi, zj = atoms.numbers[nl.i], atoms.numbers[nl.j]
+    codes, inverse = np.unique(np.maximum(zi, zj) * 256 + np.minimum(zi, zj), return_inverse=True)
+    shortest = np.full(len(codes), np.inf)
+    np.minimum.at(shortest, inverse, nl.d)
+    return {pair_key(c // 256, c % 256): float(d) for c, d in zip(codes, shortest)}

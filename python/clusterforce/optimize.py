@@ -141,6 +141,7 @@ class OptimizationResult:
     fmax: list[float] = field(default_factory=list)  # max force (eV/Angstrom) before each step and at the end
     parts: list[str] = field(default_factory=list)  # which group moved at each step
     resets: list[int] = field(default_factory=list)  # steps before which the Hessians were reset
+    stopped: str = ""  # why the run ended early without converging ("" otherwise)
 
 
 class ForceOnlyOptimizer:
@@ -163,6 +164,11 @@ class ForceOnlyOptimizer:
         Initial Hessian guess (eV/Angstrom^2), as in :class:`ase.optimize.BFGS`.
     trajectory, logfile
         ASE trajectory path and a text log path (``"-"`` for stdout); either may be ``None``.
+    stop_when_extrapolating
+        Stop (not converged) as soon as the calculator flags a free atom in
+        ``results["extrapolating"]`` (dml models: a pair closer than the training data had),
+        before the model's forces there move the structure further; the reason is in
+        :attr:`OptimizationResult.stopped`.
     """
 
     def __init__(
@@ -175,6 +181,7 @@ class ForceOnlyOptimizer:
         alpha: float = 70.0,
         trajectory: str | Path | None = None,
         logfile: str | Path | None = None,
+        stop_when_extrapolating: bool = False,
     ):
         if maxstep <= 0:
             raise ValueError(f"maxstep must be positive (Angstrom), got {maxstep}")
@@ -186,6 +193,7 @@ class ForceOnlyOptimizer:
         self.alpha = alpha
         self.trajectory = trajectory
         self.logfile = logfile
+        self.stop_when_extrapolating = stop_when_extrapolating
         fixed = fixed_indices(atoms)
         free = np.setdiff1d(np.arange(len(atoms)), fixed)
         if parts is None:
@@ -207,6 +215,13 @@ class ForceOnlyOptimizer:
     def _fmax(self) -> float:
         forces = self.atoms.get_forces()[self._free]
         return float(np.sqrt((forces**2).sum(axis=1)).max())
+
+    def _extrapolating(self) -> np.ndarray:
+        """Free atoms the calculator flags as outside its training data (none if it cannot tell)."""
+        flags = getattr(self.atoms.calc, "results", {}).get("extrapolating")
+        if flags is None:
+            return np.zeros(0, dtype=int)
+        return self._free[np.asarray(flags, dtype=bool)[self._free]]
 
     def _schedule(self):
         while True:
@@ -238,6 +253,12 @@ class ForceOnlyOptimizer:
                     break
                 if step == steps:
                     break
+                outside = self._extrapolating()
+                if self.stop_when_extrapolating and len(outside):
+                    symbols = self.atoms.get_chemical_symbols()
+                    atoms_text = ", ".join(f"{i} ({symbols[i]})" for i in outside[:6]) + (" ..." if len(outside) > 6 else "")
+                    result.stopped = f"step {step}: atoms {atoms_text} are closer to a neighbour than any pair in the training data"
+                    break
                 reset = self.reset_every is not None and step > 0 and step % self.reset_every == 0
                 if reset:
                     self.reset_hessians()
@@ -249,6 +270,8 @@ class ForceOnlyOptimizer:
                 self._optimizers[k].step()
                 result.parts.append(self.parts[k].name)
                 result.nsteps = step + 1
+        if result.stopped:
+            log.warning("optimisation stopped outside the training data at %s", result.stopped)
         log.info(
             "optimisation %s after %d steps, fmax %.4f eV/A, %d Hessian resets",
             "converged" if result.converged else "stopped",

@@ -34,6 +34,11 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--fix", default=None, help="atoms held fixed (same group syntax, e.g. core or 0-22)")
     p.add_argument("--fmax", type=float, default=0.05, help="converged when every free atom's force is below this, eV/Angstrom")
     p.add_argument("--steps", type=int, default=200, help="maximum number of BFGS steps")
+    p.add_argument(
+        "--stop-when-extrapolating",
+        action="store_true",
+        help="stop when an atom comes closer to a neighbour than any pair of those elements in the training data",
+    )
     p.add_argument("--log", default="-", help="step log file ('-' = stdout)")
     p.add_argument("--json", default=None, help="write a summary (converged, steps, fmax per step, resets) as JSON")
     p.add_argument("--quiet", action="store_true", help="no step log on stdout")
@@ -61,7 +66,13 @@ def run(args: argparse.Namespace) -> int:
     parts = parse_partwise(args.partwise, atoms, classes) if args.partwise else None
     logfile = None if (args.quiet and args.log == "-") else args.log
     optimizer = ForceOnlyOptimizer(
-        atoms, maxstep=args.maxstep, reset_every=args.reset_every, parts=parts, trajectory=args.output, logfile=logfile
+        atoms,
+        maxstep=args.maxstep,
+        reset_every=args.reset_every,
+        parts=parts,
+        trajectory=args.output,
+        logfile=logfile,
+        stop_when_extrapolating=args.stop_when_extrapolating,
     )
     result = optimizer.run(fmax=args.fmax, steps=args.steps)
     if args.final:
@@ -73,6 +84,7 @@ def run(args: argparse.Namespace) -> int:
         "fmax": result.fmax,
         "parts": result.parts,
         "resets": result.resets,
+        "stopped": result.stopped,
         "trajectory": args.output,
     }
     if args.json:
@@ -81,5 +93,6 @@ def run(args: argparse.Namespace) -> int:
     print(
         f"{'converged' if result.converged else 'not converged'} after {result.nsteps} steps; "
         f"max force {result.fmax[-1]:.4f} eV/A; {len(result.resets)} Hessian resets; trajectory {args.output}"
+        + (f"; stopped at {result.stopped}" if result.stopped else "")
     )
     return 0

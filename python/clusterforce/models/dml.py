@@ -37,6 +37,7 @@ from ..data import MinMaxScaler, dataset_hash, get_forces, validate_frames
 from ..descriptors import SoapDescriptor
 from ..environments import Environments, detect_chemistry, extract_environments
 from ..sampling import rs_maximin
+from ..neighbors import neighbor_list_atoms, pair_key, shortest_pair_distances
 from .emlm import EMLM
 from .oamlm import OAMLM
 
@@ -48,6 +49,9 @@ DEFAULT_SIGMA2: Mapping[str, float] = {"Au_unit": 0.25}
 DEFAULT_SIGMA2_OTHER = 0.5
 #: Training forces below this norm (eV/Angstrom) have no usable direction.
 ZERO_FORCE = 1e-6
+#: Slack (Angstrom) below the shortest training distance of an element pair before an atom
+#: counts as extrapolating (thermal data rarely samples the very shortest approach).
+EXTRAPOLATION_TOLERANCE = 0.05
 _LOSSES = ("analytic", "numeric")
 FORCES_HINT = "the dml kind trains on forces (eV/Angstrom) only — add them, or use a kind that trains on energies"
 
@@ -131,7 +135,16 @@ class DMLModel(BaseEstimator):
         stats: dict[str, dict[str, Any]] = {}
         for name in tqdm(sorted(X), desc="fitting classes", disable=not self.progress):
             self.models_[name], stats[name] = self._fit_class(name, X[name], F[name], envs[name], rng)
-        self.training_ = {"data_hash": dataset_hash(frames), "n_frames": len(frames), "classes": stats}
+        shortest: dict[str, float] = {}
+        for atoms in frames:
+            for key, d in shortest_pair_distances(atoms, self.r_cut).items():
+                shortest[key] = min(d, shortest.get(key, np.inf))
+        self.training_ = {
+            "data_hash": dataset_hash(frames),
+            "n_frames": len(frames),
+            "classes": stats,
+            "shortest_pairs": shortest,
+        }
         return self
 
     def _check_hyperparameters(self) -> None:
@@ -217,7 +230,8 @@ class DMLModel(BaseEstimator):
         dict
             ``forces`` (n, 3) eV/Angstrom; ``norms`` (n,) eV/Angstrom; ``directions`` (n, 3)
             unit vectors (zero where the norm is zero); ``uncertainty`` (n,) OAMLM direction
-            uncertainty (dimensionless); ``classes`` (n,) class name per atom.
+            uncertainty (dimensionless); ``classes`` (n,) class name per atom;
+            ``extrapolating`` (n,) bool, see :meth:`extrapolating`.
 
         Raises
         ------
@@ -228,8 +242,32 @@ class DMLModel(BaseEstimator):
         check_is_fitted(self, "models_")
         # The compiled predictor (the LAMMPS one) implements the analytic loss on free
         # structures; numeric-loss models and periodic cells keep the Python path.
-        if self.loss != "analytic" or np.any(atoms.pbc):
-            return self._predict_python(atoms)
+        out = self._predict_python(atoms) if self.loss != "analytic" or np.any(atoms.pbc) else self._predict_compiled(atoms)
+        out["extrapolating"] = self.extrapolating(atoms)
+        return out
+
+    def extrapolating(self, atoms: Atoms, tolerance: float = EXTRAPOLATION_TOLERANCE) -> np.ndarray:
+        """Per atom (bool): is it in a pair closer than any pair of the same two elements in
+        the training data (by more than ``tolerance`` Angstrom), or in a pair of elements that
+        never came within the SOAP cutoff there?
+
+        Distance-based models have no physics outside their data: a bond compressed beyond
+        the training range gets forces borrowed from other geometries, which need not push
+        the atoms apart. Models saved before this check existed report False everywhere.
+        """
+        check_is_fitted(self, "models_")
+        flags = np.zeros(len(atoms), dtype=bool)
+        shortest = self.training_.get("shortest_pairs")
+        if shortest is None:
+            return flags
+        nl = neighbor_list_atoms(atoms, self.r_cut)
+        limits = np.array([shortest.get(pair_key(a, b), self.r_cut) for a, b in zip(atoms.numbers[nl.i], atoms.numbers[nl.j])])
+        close = nl.d < limits - tolerance
+        flags[nl.i[close]] = True
+        flags[nl.j[close]] = True
+        return flags
+
+    def _predict_compiled(self, atoms: Atoms) -> dict[str, np.ndarray]:
         predictor = self._predictor()
         index = {symbol: k for k, symbol in enumerate(predictor.elements)}
         symbols = atoms.get_chemical_symbols()
