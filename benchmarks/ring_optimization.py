@@ -131,6 +131,16 @@ def run_ring(n: int, model_path: Path, args: argparse.Namespace, workdir: Path) 
     }
 
 
+def first_extrapolating_step(model: DMLModel, trajectory: Path) -> int | None:
+    """First ML step whose structure has a pair closer than any in the training data."""
+    from ase.io import read
+
+    for step, frame in enumerate(read(trajectory, ":")):
+        if model.extrapolating(frame).any():
+            return step
+    return None
+
+
 def plot(rows: list[dict], path: Path) -> None:
     import matplotlib
 
@@ -141,7 +151,13 @@ def plot(rows: list[dict], path: Path) -> None:
     for ax, row in zip(axes[0], rows):
         e0 = row["e_start"]
         ax.plot(np.array(row["ref_energies"]) - e0, label="GFN1-xTB BFGS")
-        ax.plot(np.array(row["ml_energies"]) - e0, label="ML BFGS (GFN1-xTB energy)")
+        ml = np.array(row["ml_energies"]) - e0
+        ax.plot(ml, label="ML BFGS (GFN1-xTB energy)")
+        first = row.get("first_extrapolating_step")
+        if first is not None:
+            ax.axvline(first, color="0.5", ls=":", lw=1, label="ML path leaves training distances")
+        # Diverged paths reach hundreds of eV; keep the physically interesting range visible.
+        ax.set_ylim(min(np.nanmin(ml), min(np.array(row["ref_energies"]) - e0)) - 0.2, 2.0)
         ax.set_title(f"[Au(SCH3)]{row['n']}" + ("" if row["in_training_data"] else " (unseen)"))
         ax.set_xlabel("optimisation step")
         ax.set_ylabel("E − E(start) / eV")
@@ -154,15 +170,15 @@ def plot(rows: list[dict], path: Path) -> None:
 def markdown(rows: list[dict]) -> str:
     lines = [
         "| ring | atoms | ML steps | ΔE ML path final (lowest) eV | ΔE GFN1 BFGS eV (steps) | E_ML − E_ref final eV "
-        "| heavy-atom RMSD Å | ML fmax end (max) eV/Å |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| heavy-atom RMSD Å | ML fmax end (max) eV/Å | first step outside training distances |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
         name = f"n={r['n']}" + ("" if r["in_training_data"] else " (unseen)")
         lines.append(
             f"| {name} | {r['n_atoms']} | {r['ml_steps']} | {-r['ml_energy_decrease']:+.3f} ({-r['ml_lowest_decrease']:+.3f}) | "
             f"{-r['ref_energy_decrease']:+.3f} ({r['ref_steps']}) | {r['final_difference']:+.3f} | {r['heavy_atom_rmsd']:.3f} | "
-            f"{r['ml_final_fmax']:.2f} ({r['ml_max_fmax']:.2f}) |"
+            f"{r['ml_final_fmax']:.2f} ({r['ml_max_fmax']:.2f}) | {r.get('first_extrapolating_step')} |"
         )
     return "\n".join(lines)
 
@@ -190,13 +206,18 @@ def main() -> None:
     model_path = workdir / ("-".join(args.train_data) + ".cfm")
     train_model(model_path, args.train_data, args.quiet)
     rows = []
+    model = DMLModel.load(model_path)
     for n in args.sizes:
         done = workdir / f"ring{n}.json"
         if not done.exists():
             row = run_ring(n, model_path, args, workdir)
             row["settings"] = {k: v for k, v in vars(args).items() if k != "workdir"}
             done.write_text(json.dumps(row, indent=1))
-        rows.append(json.loads(done.read_text()))
+        row = json.loads(done.read_text())
+        if "first_extrapolating_step" not in row:
+            row["first_extrapolating_step"] = first_extrapolating_step(model, workdir / f"ring{n}_ml.traj")
+            done.write_text(json.dumps(row, indent=1))
+        rows.append(row)
 
     (RESULTS / f"{stem}.json").write_text(json.dumps(rows, indent=1))
     table = markdown(rows)

@@ -20,7 +20,8 @@ Reference sizes (K) default to what this 2-core machine predicts in reasonable t
 2500 per isomer for the cross test, 5000 norm / 2500 direction references for the full model);
 pass ``--k-norm/--k-direction`` for more. Needs the shipped ``au38`` and ``au25`` data sets
 and, for ``au25``, tblite (``pip install "clusterforce[xtb]"``). Writes
-``benchmarks/results/au_thiolate/`` (JSON, markdown, PNG); models go to ``--workdir``.
+``benchmarks/results/au_thiolate/`` (JSON, markdown, PNG; ``--results``); models and
+trajectories go to ``--workdir``.
 """
 
 from __future__ import annotations
@@ -63,7 +64,7 @@ PAPER = {
 
 def isomer_frames() -> dict[str, list[Atoms]]:
     frames = datasets.load("au38")
-    return {iso: [f for f in frames if f.info["system"] == iso] for iso in ISOMERS}
+    return {iso: [f for f in frames if f.info["system"] == f"Au38_{iso}"] for iso in ISOMERS}
 
 
 def gold_counts(atoms: Atoms) -> dict[str, int]:
@@ -84,7 +85,7 @@ def stage_classes(frames: dict[str, list[Atoms]], out: Path) -> dict:
     result: dict = {}
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.6), sharey=True)
     for ax, iso in zip(axes, ISOMERS):
-        rows = [gold_counts(f) | {"T_K": f.info["temperature_instantaneous_K"], "step": f.info["step"]} for f in frames[iso]]
+        rows = [gold_counts(f) | {"T_K": float(f.info["temperature_instantaneous_K"]), "step": int(f.info["step"])} for f in frames[iso]]
         result[iso] = {
             "frames": len(rows),
             "totals": {k: int(sum(r[k] for r in rows)) for k in ("core", "unit", "half_unit")},
@@ -266,31 +267,33 @@ def main() -> None:
     parser.add_argument("--au25-steps", type=int, default=144, help="ML BFGS steps (4 rounds of outer 24 + core 12)")
     parser.add_argument("--au25-maxstep", type=float, default=0.05)
     parser.add_argument("--energy-every", type=int, default=3, help="GFN1-xTB single point every N steps")
-    parser.add_argument("--workdir", type=Path, default=RESULTS / "work")
+    parser.add_argument("--results", type=Path, default=RESULTS, help="where JSON, markdown and PNG go")
+    parser.add_argument("--workdir", type=Path, default=RESULTS / "work", help="models and trajectories")
     parser.add_argument("--quiet", action="store_true")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="%(asctime)s %(message)s")
 
     args.workdir.mkdir(parents=True, exist_ok=True)
+    args.results.mkdir(parents=True, exist_ok=True)
     frames = isomer_frames()
     results = {}
     for stage in ("classes", "cross", "both", "au25"):
-        done = RESULTS / f"{stage}.json"
+        done = args.results / f"{stage}.json"
         if stage in args.stages and not done.exists():
             if stage == "classes":
-                result = stage_classes(frames, RESULTS)
+                result = stage_classes(frames, args.results)
             elif stage == "cross":
                 result = stage_cross(frames, args)
             elif stage == "both":
-                result = stage_both(frames, args, RESULTS)
+                result = stage_both(frames, args, args.results)
             else:
-                result = stage_au25(args, RESULTS)
+                result = stage_au25(args, args.results)
             result["settings"] = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}
             done.write_text(json.dumps(result, indent=1))
         if done.exists():
             results[stage] = json.loads(done.read_text())
     text = markdown(results)
-    (RESULTS / "au_thiolate.md").write_text(text)
+    (args.results / "au_thiolate.md").write_text(text)
     print(text)
 
 
