@@ -91,7 +91,10 @@ def run_ring(n: int, model_path: Path, args: argparse.Namespace, workdir: Path) 
     from ase.io import read
 
     ml_path = read(workdir / f"ring{n}_ml.traj", ":")
-    ml_energies = single_point_energies(ml_path, make_reference("gfn1-xtb", start), f"ring{n} ML path").tolist()
+    ml_steps = list(range(0, len(ml_path), args.energy_every))
+    if ml_steps[-1] != len(ml_path) - 1:
+        ml_steps.append(len(ml_path) - 1)
+    ml_energies = single_point_energies([ml_path[k] for k in ml_steps], make_reference("gfn1-xtb", start), f"ring{n} ML path").tolist()
 
     ref = start.copy()
     ref.calc = reference_calculator(ref, f"ring{n} GFN1-xTB BFGS")
@@ -110,7 +113,7 @@ def run_ring(n: int, model_path: Path, args: argparse.Namespace, workdir: Path) 
     return {
         "n": n,
         "n_atoms": len(start),
-        "in_training_data": "rings" in args.train_data and n in (4, 5, 6),
+        "in_training_data": args.model is None and "rings" in args.train_data and n in (4, 5, 6),
         "ml_steps": ml_result.nsteps,
         "ml_converged": ml_result.converged,
         "ml_final_fmax": ml_result.fmax[-1],
@@ -127,6 +130,7 @@ def run_ring(n: int, model_path: Path, args: argparse.Namespace, workdir: Path) 
         "final_difference": ml_energies[-1] - ref_energies[-1],
         "heavy_atom_rmsd": heavy_atom_rmsd(ml, ref),
         "ml_energies": ml_energies,
+        "ml_energy_steps": ml_steps,
         "ref_energies": ref_energies,
     }
 
@@ -152,7 +156,7 @@ def plot(rows: list[dict], path: Path) -> None:
         e0 = row["e_start"]
         ax.plot(np.array(row["ref_energies"]) - e0, label="GFN1-xTB BFGS")
         ml = np.array(row["ml_energies"]) - e0
-        ax.plot(ml, label="ML BFGS (GFN1-xTB energy)")
+        ax.plot(row.get("ml_energy_steps", range(len(ml))), ml, label="ML BFGS (GFN1-xTB energy)")
         first = row.get("first_extrapolating_step")
         if first is not None:
             ax.axvline(first, color="0.5", ls=":", lw=1, label="ML path leaves training distances")
@@ -191,7 +195,9 @@ def main() -> None:
     parser.add_argument("--ml-fmax", type=float, default=0.1)
     parser.add_argument("--reset-every", type=int, default=None, help="reset the ML BFGS Hessian every N steps")
     parser.add_argument("--train-data", nargs="+", default=["rings"], help="shipped data sets to train on")
+    parser.add_argument("--model", type=Path, help="use this trained dml model instead (e.g. the au_thiolate 'both' model)")
     parser.add_argument("--tag", default="", help="suffix of the result files (e.g. au38)")
+    parser.add_argument("--energy-every", type=int, default=1, help="GFN1-xTB single point every N ML steps")
     parser.add_argument("--ref-maxstep", type=float, default=0.2)
     parser.add_argument("--ref-fmax", type=float, default=0.05)
     parser.add_argument("--ref-steps", type=int, default=300)
@@ -203,15 +209,18 @@ def main() -> None:
     stem = "ring_optimization" + (f"-{args.tag}" if args.tag else "")
     workdir = args.workdir / (args.tag or "rings")
     workdir.mkdir(parents=True, exist_ok=True)
-    model_path = workdir / ("-".join(args.train_data) + ".cfm")
-    train_model(model_path, args.train_data, args.quiet)
+    if args.model:
+        model_path = args.model
+    else:
+        model_path = workdir / ("-".join(args.train_data) + ".cfm")
+        train_model(model_path, args.train_data, args.quiet)
     rows = []
     model = DMLModel.load(model_path)
     for n in args.sizes:
         done = workdir / f"ring{n}.json"
         if not done.exists():
             row = run_ring(n, model_path, args, workdir)
-            row["settings"] = {k: v for k, v in vars(args).items() if k != "workdir"}
+            row["settings"] = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}
             done.write_text(json.dumps(row, indent=1))
         row = json.loads(done.read_text())
         if "first_extrapolating_step" not in row:

@@ -87,3 +87,35 @@ def test_gap_train_then_evaluate_through_the_cli(tmp_path, data, capsys):
     assert report["kind"] == "gap" and report["n_frames"] == 2
     assert 0 < report["force_mae"] <= report["force_rmse"]
     assert (tmp_path / "p" / "force_parity.png").stat().st_size > 0
+
+
+def test_optimize_cli_partwise_fix_json_and_extrapolation_stop(tmp_path, capsys):
+    from ase.io import read
+
+    train = tmp_path / "rings.extxyz"
+    write(train, ring_frames(4, 4) + ring_frames(5, 4, seed=1))
+    model = tmp_path / "rings.cfm"
+    assert main(["train", "--kind", "dml", str(train), "-o", str(model), *SMALL]) == 0
+    start = ring_frames(5, 1, seed=2)[0]
+    write(tmp_path / "start.xyz", start)
+    summary = tmp_path / "opt.json"
+    args = ["optimize", str(model), str(tmp_path / "start.xyz"), "--steps", "6", "--fmax", "0.001", "--maxstep", "0.05",
+            "--partwise", "S:2,C:1", "--fix", "H", "--reset-every", "3", "-o", str(tmp_path / "opt.traj"),
+            "--json", str(summary), "--quiet"]  # fmt: skip
+    assert main(args) == 0
+    report = json.loads(summary.read_text())
+    assert report["nsteps"] == 6 and report["parts"] == ["S", "S", "C", "S", "S", "C"] and report["resets"] == [3]
+    assert report["stopped"] == "" and not report["converged"]
+    path = read(tmp_path / "opt.traj", ":")
+    h = start.numbers == 1
+    assert len(path) == 7 and (path[-1].positions[h] == path[0].positions[h]).all()
+    assert "not converged after 6 steps" in capsys.readouterr().out
+
+    squeezed = start.copy()
+    squeezed.positions = squeezed.positions.mean(axis=0) + 0.7 * (squeezed.positions - squeezed.positions.mean(axis=0))
+    write(tmp_path / "squeezed.xyz", squeezed)
+    assert main(["optimize", str(model), str(tmp_path / "squeezed.xyz"), "--steps", "6", "--stop-when-extrapolating",
+                 "-o", str(tmp_path / "sq.traj"), "--json", str(summary), "--quiet"]) == 0  # fmt: skip
+    report = json.loads(summary.read_text())
+    assert report["nsteps"] == 0 and report["stopped"].startswith("step 0: atoms ")
+    assert "stopped at step 0" in capsys.readouterr().out
