@@ -37,7 +37,7 @@ from ase import Atoms
 from ase.constraints import FixAtoms
 
 from clusterforce import Calculator, datasets
-from clusterforce.datagen import make_reference, single_point_energies
+from clusterforce.datagen import Reference, make_reference, single_point_energies
 from clusterforce.environments import SCHEME_IDS, classify, extract_environments
 from clusterforce.metrics import evaluate_model, markdown_table
 from clusterforce.models.dml import DMLModel
@@ -159,44 +159,67 @@ def stage_both(frames: dict[str, list[Atoms]], args: argparse.Namespace, out: Pa
     return result
 
 
-def stage_au25(args: argparse.Namespace, out: Path) -> dict:
+def stage_au25(args: argparse.Namespace, out: Path) -> dict | None:
+    """Run the schemes in ``args.schemes`` (each saved to WORKDIR/au25_<scheme>.json as it
+    finishes, so several processes can share the work); ``None`` until all four are done."""
     start = datasets.load("au25")[-1]
     start = Atoms(start.numbers, positions=start.positions)
     classes = classify(start)
     reference = make_reference("gfn1-xtb", start, charge=-1)
     result: dict = {"start": {"system": "[Au25(SCH3)18]-", "classes": {c: int((classes == c).sum()) for c in set(classes)}}}
     for name, (schedule, fix_core, reset_every) in SCHEMES.items():
-        atoms = start.copy()
-        if fix_core:
-            atoms.set_constraint(FixAtoms(indices=np.flatnonzero(classes == "Au_core")))
-        atoms.calc = Calculator(args.workdir / "both.cfm")
-        parts = parse_partwise(schedule, atoms, classes) if schedule else None
-        traj = args.workdir / f"au25_{name.replace(' ', '_').replace('+', 'reset')}.traj"
-        t0 = time.perf_counter()
-        run = ForceOnlyOptimizer(atoms, maxstep=args.au25_maxstep, reset_every=reset_every, parts=parts, trajectory=traj).run(
-            fmax=0.0, steps=args.au25_steps
-        )
-        ml_seconds = time.perf_counter() - t0
-        from ase.io import read
-
-        path = read(traj, ":")
-        steps = list(range(0, len(path), args.energy_every))
-        if steps[-1] != len(path) - 1:
-            steps.append(len(path) - 1)
-        energies = single_point_energies([path[k] for k in steps], reference, f"Au25 {name}")
-        result[name] = {
-            "steps": steps,
-            "energies": energies.tolist(),
-            "resets": run.resets,
-            "parts": run.parts,
-            "fmax": run.fmax,
-            "ml_seconds": ml_seconds,
-            "energy_change": float(energies[-1] - energies[0]),
-            "lowest_change": float(np.nanmin(energies) - energies[0]),
-        }
-        logging.info("Au25 %s: ΔE final %+.3f eV, lowest %+.3f eV", name, result[name]["energy_change"], result[name]["lowest_change"])
+        slug = name.replace(" + ", "_").replace(" ", "_")
+        done = args.workdir / f"au25_{slug}.json"
+        if not done.exists() and name in args.schemes:
+            done.write_text(json.dumps(optimise_au25(start, classes, reference, schedule, fix_core, reset_every, slug, args)))
+        if done.exists():
+            result[name] = json.loads(done.read_text())
+            logging.info("Au25 %s: ΔE final %+.3f eV, lowest %+.3f eV", name, result[name]["energy_change"], result[name]["lowest_change"])
+    if not all(name in result for name in SCHEMES):
+        return None
     plot_au25(result, out / "fig10_au25.png")
     return result
+
+
+def optimise_au25(
+    start: Atoms,
+    classes: np.ndarray,
+    reference: Reference,
+    schedule: str | None,
+    fix_core: bool,
+    reset_every: int | None,
+    slug: str,
+    args: argparse.Namespace,
+) -> dict:
+    """One ML BFGS scheme from ``start`` and GFN1-xTB energies along its trajectory."""
+    from ase.io import read
+
+    atoms = start.copy()
+    if fix_core:
+        atoms.set_constraint(FixAtoms(indices=np.flatnonzero(classes == "Au_core")))
+    atoms.calc = Calculator(args.workdir / "both.cfm")
+    parts = parse_partwise(schedule, atoms, classes) if schedule else None
+    traj = args.workdir / f"au25_{slug}.traj"
+    t0 = time.perf_counter()
+    run = ForceOnlyOptimizer(atoms, maxstep=args.au25_maxstep, reset_every=reset_every, parts=parts, trajectory=traj).run(
+        fmax=0.0, steps=args.au25_steps
+    )
+    ml_seconds = time.perf_counter() - t0
+    path = read(traj, ":")
+    steps = list(range(0, len(path), args.energy_every))
+    if steps[-1] != len(path) - 1:
+        steps.append(len(path) - 1)
+    energies = single_point_energies([path[k] for k in steps], reference, f"Au25 {slug}")
+    return {
+        "steps": steps,
+        "energies": energies.tolist(),
+        "resets": run.resets,
+        "parts": run.parts,
+        "fmax": run.fmax,
+        "ml_seconds": ml_seconds,
+        "energy_change": float(energies[-1] - energies[0]),
+        "lowest_change": float(np.nanmin(energies) - energies[0]),
+    }
 
 
 def plot_au25(result: dict, path: Path) -> None:
@@ -266,6 +289,7 @@ def main() -> None:
     parser.add_argument("--test-fraction", type=float, default=0.2, help="both: frames held out per isomer")
     parser.add_argument("--au25-steps", type=int, default=144, help="ML BFGS steps (4 rounds of outer 24 + core 12)")
     parser.add_argument("--au25-maxstep", type=float, default=0.05)
+    parser.add_argument("--schemes", nargs="+", default=list(SCHEMES), choices=list(SCHEMES), help="au25 schemes this process runs")
     parser.add_argument("--energy-every", type=int, default=3, help="GFN1-xTB single point every N steps")
     parser.add_argument("--results", type=Path, default=RESULTS, help="where JSON, markdown and PNG go")
     parser.add_argument("--workdir", type=Path, default=RESULTS / "work", help="models and trajectories")
@@ -288,6 +312,8 @@ def main() -> None:
                 result = stage_both(frames, args, args.results)
             else:
                 result = stage_au25(args, args.results)
+            if result is None:
+                continue
             result["settings"] = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}
             done.write_text(json.dumps(result, indent=1))
         if done.exists():
