@@ -474,3 +474,12 @@ def test_read_frames_accepts_shipped_dataset_names():
     assert frames[0].info["source_file"].endswith(f"{name}.extxyz.gz")
     with pytest.raises(ValueError, match="unknown dataset 'nope'"):
         read_frames("dataset:nope")
+
+
+def test_au_thiolate_datasets_carry_isomer_tags_and_charge():
+    au38 = datasets.load("au38")
+    systems = [f.info["system"] for f in au38]
+    assert systems.count("Au38_Q") == systems.count("Au38_T") == 100
+    assert all(len(f) == 158 and f.get_chemical_formula(mode="metal") == "Au38C24H72S24" for f in au38)
+    au25 = datasets.load("au25")
+    assert all(len(f) == 115 and f.info["charge"] == -1 for f in au25)
