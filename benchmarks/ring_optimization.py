@@ -42,7 +42,7 @@ from clusterforce.datagen import (
     make_reference,
     single_point_energies,
 )
-from clusterforce.models.dml import DMLModel
+from clusterforce.models.dml import DMLModel, shortest_pairs_of
 from clusterforce.optimize import ForceOnlyOptimizer
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -145,6 +145,16 @@ def first_extrapolating_step(model: DMLModel, trajectory: Path) -> int | None:
     return None
 
 
+def lowest_inside_training(row: dict) -> float:
+    """Lowest GFN1-xTB energy change (eV) along the ML path before it leaves the training
+    distances (after that, collapsed geometries give meaningless tight-binding energies)."""
+    steps = np.array(row.get("ml_energy_steps", range(len(row["ml_energies"]))))
+    energies = np.array(row["ml_energies"]) - row["e_start"]
+    first = row.get("first_extrapolating_step")
+    inside = energies[steps < first] if first is not None else energies
+    return float(np.nanmin(inside))
+
+
 def plot(rows: list[dict], path: Path) -> None:
     import matplotlib
 
@@ -161,7 +171,7 @@ def plot(rows: list[dict], path: Path) -> None:
         if first is not None:
             ax.axvline(first, color="0.5", ls=":", lw=1, label="ML path leaves training distances")
         # Diverged paths reach hundreds of eV; keep the physically interesting range visible.
-        ax.set_ylim(min(np.nanmin(ml), min(np.array(row["ref_energies"]) - e0)) - 0.2, 2.0)
+        ax.set_ylim(min(lowest_inside_training(row), min(np.array(row["ref_energies"]) - e0)) - 0.3, 2.0)
         ax.set_title(f"[Au(SCH3)]{row['n']}" + ("" if row["in_training_data"] else " (unseen)"))
         ax.set_xlabel("optimisation step")
         ax.set_ylabel("E − E(start) / eV")
@@ -174,15 +184,17 @@ def plot(rows: list[dict], path: Path) -> None:
 def markdown(rows: list[dict]) -> str:
     lines = [
         "| ring | atoms | ML steps | ΔE ML path final (lowest) eV | ΔE GFN1 BFGS eV (steps) | E_ML − E_ref final eV "
-        "| heavy-atom RMSD Å | ML fmax end (max) eV/Å | first step outside training distances |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| heavy-atom RMSD Å | ML fmax end (max) eV/Å | first step outside training distances "
+        "| ΔE lowest before that step eV |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
         name = f"n={r['n']}" + ("" if r["in_training_data"] else " (unseen)")
         lines.append(
             f"| {name} | {r['n_atoms']} | {r['ml_steps']} | {-r['ml_energy_decrease']:+.3f} ({-r['ml_lowest_decrease']:+.3f}) | "
             f"{-r['ref_energy_decrease']:+.3f} ({r['ref_steps']}) | {r['final_difference']:+.3f} | {r['heavy_atom_rmsd']:.3f} | "
-            f"{r['ml_final_fmax']:.2f} ({r['ml_max_fmax']:.2f}) | {r.get('first_extrapolating_step')} |"
+            f"{r['ml_final_fmax']:.2f} ({r['ml_max_fmax']:.2f}) | {r.get('first_extrapolating_step')} | "
+            f"{lowest_inside_training(r):+.3f} |"
         )
     return "\n".join(lines)
 
@@ -216,6 +228,10 @@ def main() -> None:
         train_model(model_path, args.train_data, args.quiet)
     rows = []
     model = DMLModel.load(model_path)
+    if "shortest_pairs" not in model.training_:  # saved before models recorded them
+        model.training_["shortest_pairs"] = shortest_pairs_of(
+            [frame for name in args.train_data for frame in datasets.load(name)], model.r_cut
+        )
     for n in args.sizes:
         done = workdir / f"ring{n}.json"
         if not done.exists():

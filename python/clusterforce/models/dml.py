@@ -65,6 +65,16 @@ class ClassModel:
     oamlm: OAMLM
 
 
+def shortest_pairs_of(frames: Iterable[Atoms], cutoff: float) -> dict[str, float]:
+    """Shortest distance (Angstrom) of every element pair within ``cutoff`` over ``frames``:
+    the training distances :meth:`DMLModel.extrapolating` compares with."""
+    shortest: dict[str, float] = {}
+    for atoms in frames:
+        for key, d in shortest_pair_distances(atoms, cutoff).items():
+            shortest[key] = min(d, shortest.get(key, np.inf))
+    return shortest
+
+
 class DMLModel(BaseEstimator):
     """Direct force model of kind ``dml`` (EMLM norms + OAMLM directions per atom class).
 
@@ -135,10 +145,7 @@ class DMLModel(BaseEstimator):
         stats: dict[str, dict[str, Any]] = {}
         for name in tqdm(sorted(X), desc="fitting classes", disable=not self.progress):
             self.models_[name], stats[name] = self._fit_class(name, X[name], F[name], envs[name], rng)
-        shortest: dict[str, float] = {}
-        for atoms in frames:
-            for key, d in shortest_pair_distances(atoms, self.r_cut).items():
-                shortest[key] = min(d, shortest.get(key, np.inf))
+        shortest = shortest_pairs_of(frames, self.r_cut)
         self.training_ = {
             "data_hash": dataset_hash(frames),
             "n_frames": len(frames),
