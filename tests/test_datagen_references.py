@@ -157,3 +157,18 @@ def test_single_point_energies_skip_unrecordable_rungs_and_mark_failures(flaky_r
         expected = frames[k].copy()
         expected.calc = Morse()
         assert energies[k] == pytest.approx(expected.get_potential_energy())
+
+
+def test_single_point_energies_give_up_after_failures_in_a_row(flaky_reference):
+    frames = [build("agau", [13])[0].atoms for _ in range(5)]
+    for k, frame in enumerate(frames):
+        frame.positions *= 1.0 + 0.02 * k
+    tried = []
+
+    def fails(level, atoms):
+        tried.append(level)
+        return level < 2 and not np.isclose(atoms.positions, frames[0].positions).all()
+
+    energies = single_point_energies(frames, flaky_reference(fails), "Ag7Au6", give_up_after=2)
+    assert np.isfinite(energies[0]) and np.isnan(energies[1:]).all()
+    assert len(tried) == 1 + 2 * 2  # frame 0 once; frames 1 and 2 on both recordable rungs; 3, 4 never

@@ -206,11 +206,16 @@ def optimise_au25(
     )
     ml_seconds = time.perf_counter() - t0
     path = read(traj, ":")
+    # Energies only up to the first structure outside the training distances would hide the
+    # collapse; all steps are evaluated and that step is reported next to them.
+    model = atoms.calc.model
+    first_outside = next((k for k, frame in enumerate(path) if model.extrapolating(frame).any()), None)
     steps = list(range(0, len(path), args.energy_every))
     if steps[-1] != len(path) - 1:
         steps.append(len(path) - 1)
-    energies = single_point_energies([path[k] for k in steps], reference, f"Au25 {slug}")
+    energies = single_point_energies([path[k] for k in steps], reference, f"Au25 {slug}", give_up_after=2)
     return {
+        "first_extrapolating_step": first_outside,
         "steps": steps,
         "energies": energies.tolist(),
         "resets": run.resets,
@@ -270,11 +275,17 @@ def markdown(results: dict) -> str:
                 lines += [f"### {key} ({metrics['n_frames']} test frames, predicted in {metrics['predict_s']:.0f} s)\n", markdown_table(metrics), ""]
     if "au25" in results:
         lines += ["\n## [Au25(SCH3)18]- snapshot, ML BFGS (max step 0.05 Å), GFN1-xTB energies\n",
-                  "| scheme | steps | ΔE final (eV) | ΔE lowest (eV) | resets | ML time (s) |", "|---|---:|---:|---:|---:|---:|"]  # fmt: skip
+                  "| scheme | ML steps | ΔE final (eV) | ΔE lowest (eV, at step) | last step with a converged SCF | "
+                  "first step outside training distances | resets | ML time (s) |",
+                  "|---|---:|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
         for name in SCHEMES:
             r = results["au25"][name]
+            e = np.array(r["energies"], dtype=float) - r["energies"][0]
+            ok = np.flatnonzero(np.isfinite(e))
+            lowest = int(np.nanargmin(e))
             lines.append(
-                f"| {name} | {r['steps'][-1]} | {r['energy_change']:+.3f} | {r['lowest_change']:+.3f} | {len(r['resets'])} | {r['ml_seconds']:.0f} |"
+                f"| {name} | {r['steps'][-1]} | {e[-1]:+.3f} | {e[lowest]:+.3f} ({r['steps'][lowest]}) | {r['steps'][ok[-1]]} | "
+                f"{r.get('first_extrapolating_step')} | {len(r['resets'])} | {r['ml_seconds']:.0f} |"
             )
     return "\n".join(lines) + "\n"
 

@@ -130,20 +130,30 @@ class LadderCalculator(Calculator):
         raise ScfFailure(f"{self.system}: every evaluation rung failed: " + "; ".join(errors))
 
 
-def single_point_energies(frames: Sequence[Atoms], reference: Reference, label: str = "") -> np.ndarray:
+def single_point_energies(
+    frames: Sequence[Atoms], reference: Reference, label: str = "", *, give_up_after: int | None = None
+) -> np.ndarray:
     """Reference energies (eV) of ``frames``, e.g. along an optimisation trajectory.
 
     Only the recordable rungs are tried (a hotter electronic temperature would change the
     physics), so every energy is comparable; a frame no rung converges on gets NaN. One
-    ladder is reused, so each SCF starts from the previous frame's density.
+    ladder is reused, so each SCF starts from the previous frame's density. After
+    ``give_up_after`` failures in a row the remaining frames get NaN without a try (a path
+    that has broken the structure fails every SCF, at minutes per failure for 100+ atoms).
     """
     ladder = LadderCalculator(replace(reference, rungs=tuple(r for r in reference.rungs if r.recordable)), ScfCounts(), label)
     energies = np.full(len(frames), np.nan)
+    in_a_row = 0
     for k, frame in enumerate(frames):
+        if give_up_after is not None and in_a_row >= give_up_after:
+            logger.warning("%s: %d SCF failures in a row; frames %d-%d left as NaN", label, in_a_row, k, len(frames) - 1)
+            break
         probe = Atoms(frame.numbers, positions=frame.positions)
         probe.calc = ladder
         try:
             energies[k] = probe.get_potential_energy()
+            in_a_row = 0
         except ScfFailure as exc:
+            in_a_row += 1
             logger.warning("%s frame %d: %s", label, k, exc)
     return energies
