@@ -17,7 +17,7 @@ from . import _kernels
 if TYPE_CHECKING:
     from ase import Atoms
 
-__all__ = ["NeighborList", "neighbor_list", "neighbor_list_atoms", "pair_key", "shortest_pair_distances"]
+__all__ = ["NeighborList", "neighbor_list", "element_pairs", "neighbor_list_atoms", "pair_key", "shortest_pair_distances"]
 
 
 @dataclass(frozen=True)
@@ -119,11 +119,18 @@ def pair_key(a: int, b: int) -> str:
     return f"{chemical_symbols[first]}-{chemical_symbols[second]}"
 
 
+def element_pairs(atoms: Atoms, nl: NeighborList) -> tuple[list[str], np.ndarray]:
+    """The distinct element-pair labels (:func:`pair_key`) of the pairs in ``nl``, and for
+    each pair the index of its label in that list."""
+    zi, zj = atoms.numbers[nl.i], atoms.numbers[nl.j]
+    codes, inverse = np.unique(np.maximum(zi, zj) * 256 + np.minimum(zi, zj), return_inverse=True)
+    return [pair_key(c // 256, c % 256) for c in codes], inverse
+
+
 def shortest_pair_distances(atoms: Atoms, cutoff: float) -> dict[str, float]:
     """Shortest distance (Angstrom) of every element pair closer than ``cutoff`` in ``atoms``."""
     nl = neighbor_list_atoms(atoms, cutoff)
-    zi, zj = atoms.numbers[nl.i], atoms.numbers[nl.j]
-    codes, inverse = np.unique(np.maximum(zi, zj) * 256 + np.minimum(zi, zj), return_inverse=True)
-    shortest = np.full(len(codes), np.inf)
+    keys, inverse = element_pairs(atoms, nl)
+    shortest = np.full(len(keys), np.inf)
     np.minimum.at(shortest, inverse, nl.d)
-    return {pair_key(c // 256, c % 256): float(d) for c, d in zip(codes, shortest)}
+    return {key: float(d) for key, d in zip(keys, shortest)}

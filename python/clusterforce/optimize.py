@@ -253,8 +253,8 @@ class ForceOnlyOptimizer:
                     break
                 if step == steps:
                     break
-                outside = self._extrapolating()
-                if self.stop_when_extrapolating and len(outside):
+                outside = self._extrapolating() if self.stop_when_extrapolating else ()
+                if len(outside):
                     symbols = self.atoms.get_chemical_symbols()
                     atoms_text = ", ".join(f"{i} ({symbols[i]})" for i in outside[:6]) + (" ..." if len(outside) > 6 else "")
                     result.stopped = f"step {step}: atoms {atoms_text} are closer to a neighbour than any pair in the training data"

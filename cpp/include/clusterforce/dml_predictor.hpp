@@ -1,10 +1,10 @@
 // Whole prediction path of the "dml" model kind, per centre atom (oamlm paper, FIG. 2):
 // native SOAP -> min-max scaling -> EMLM norm |F| = d . W from Euclidean distances to the norm
 // references, clamped to the training norm range -> OAMLM direction from distances to the
-// direction references (d_c = d B_c) and the aligned neighbourhood -> F = |F| v. Per class (Au_core, S, ... or the element
-// for generic chemistry), read from a .cfm file of kind "dml". The LAMMPS pair style calls
-// DmlPredictor::centre with its neighbour list; the Python binding calls compute() on a free
-// structure, which runs the same centre() for every atom.
+// direction references (d_c = d B_c) and the aligned neighbourhood -> F = |F| v. Per class
+// (Au_core, S, ... or the element for generic chemistry), read from a .cfm file of kind "dml".
+// The LAMMPS pair style calls DmlPredictor::centre with its neighbour list; the Python binding
+// calls compute() on a free structure, which runs the same centre() for every atom.
 #pragma once
 
 #include <algorithm>

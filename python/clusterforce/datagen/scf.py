@@ -65,7 +65,7 @@ class LadderCalculator(Calculator):
     reference : Reference
         Supplies one calculator per rung. A rung's calculator is kept after it succeeds, so the
         next evaluation starts its SCF from the last converged density (GFN1-xTB on
-        Au38(SCH3)24: ~6 s per MD step instead of ~35 s from the default guess); it is dropped
+        Au38(SCH3)24 heating MD: 16 CPU s per step instead of ~35 s from the default guess); it is dropped
         when its SCF fails, so a retry starts from the default guess. A run resumed from a
         checkpoint starts from the default guess too, so its frames agree with an uninterrupted
         run to the SCF tolerance, not bit for bit.

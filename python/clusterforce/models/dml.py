@@ -37,7 +37,7 @@ from ..data import MinMaxScaler, dataset_hash, get_forces, validate_frames
 from ..descriptors import SoapDescriptor
 from ..environments import Environments, detect_chemistry, extract_environments
 from ..sampling import rs_maximin
-from ..neighbors import neighbor_list_atoms, pair_key, shortest_pair_distances
+from ..neighbors import element_pairs, neighbor_list_atoms, shortest_pair_distances
 from .emlm import EMLM
 from .oamlm import OAMLM
 
@@ -268,7 +268,8 @@ class DMLModel(BaseEstimator):
         if shortest is None:
             return flags
         nl = neighbor_list_atoms(atoms, self.r_cut)
-        limits = np.array([shortest.get(pair_key(a, b), self.r_cut) for a, b in zip(atoms.numbers[nl.i], atoms.numbers[nl.j])])
+        keys, inverse = element_pairs(atoms, nl)
+        limits = np.array([shortest.get(key, self.r_cut) for key in keys])[inverse]
         close = nl.d < limits - tolerance
         flags[nl.i[close]] = True
         flags[nl.j[close]] = True
