@@ -30,8 +30,8 @@ import numpy as np
 import clusterforce
 from clusterforce import datasets
 from clusterforce.data import read_frames
-from clusterforce.metrics import evaluate_model, markdown_table
-from clusterforce.models import DMLModel
+from clusterforce.dml.metrics import evaluate_model, markdown_table
+from clusterforce.dml import DMLModel
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT / ".." / "shared"

@@ -92,7 +92,7 @@ def terms_from(spec: list[dict]):
 
 def prediction_timing(model, frames, repeats: int = 3) -> dict:
     """Seconds per atom: compiled predictor vs numpy design rows contracted with alpha."""
-    from clusterforce.gap.model import Sample, sample_rows
+    from clusterforce.gap.design import Sample, sample_rows
 
     atoms_total = sum(len(a) for a in frames)
     t = time.perf_counter()
@@ -115,7 +115,7 @@ def prediction_timing(model, frames, repeats: int = 3) -> dict:
 
 def child_gap(task: dict) -> dict:
     from clusterforce.data import get_energy
-    from clusterforce.models.gap import GAPModel
+    from clusterforce.gap.model import GAPModel
 
     train, test = load_split(task)
     n_train_atoms = sum(len(a) for a in train)

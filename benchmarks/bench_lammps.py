@@ -41,8 +41,8 @@ def potentials_dir() -> Path:
 
 def train_models(workdir: Path, quick: bool) -> dict[str, dict]:
     from clusterforce.gap.terms import Soap, ThreeBody, TwoBody
-    from clusterforce.models.dml import DMLModel
-    from clusterforce.models.gap import GAPModel
+    from clusterforce.dml.model import DMLModel
+    from clusterforce.gap.model import GAPModel
 
     rng = np.random.default_rng(0)
     frames = []

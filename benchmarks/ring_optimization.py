@@ -33,7 +33,7 @@ from ase import Atoms
 from ase.optimize import BFGS
 
 from clusterforce import Calculator, datasets
-from clusterforce.align import kabsch
+from clusterforce.dml.align import kabsch
 from clusterforce.datagen import (
     LadderCalculator,
     ScfCounts,
@@ -42,7 +42,7 @@ from clusterforce.datagen import (
     make_reference,
     single_point_energies,
 )
-from clusterforce.models.dml import DMLModel, shortest_pairs_of
+from clusterforce.dml.model import DMLModel, shortest_pairs_of
 from clusterforce.optimize import ForceOnlyOptimizer
 
 RESULTS = Path(__file__).resolve().parent / "results"

@@ -21,7 +21,7 @@ from ase.io import read
 
 from clusterforce import Calculator, datasets
 from clusterforce.datagen import gold_thiolate_ring
-from clusterforce.models.dml import DMLModel
+from clusterforce.dml.model import DMLModel
 from clusterforce.optimize import ForceOnlyOptimizer
 
 

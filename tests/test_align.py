@@ -11,8 +11,8 @@ from ase import Atoms
 from scipy.spatial.transform import Rotation
 
 from clusterforce import _kernels
-from clusterforce.align import align, alignment_cosines, kabsch, svd3
-from clusterforce.environments import (
+from clusterforce.dml.align import align, alignment_cosines, kabsch, svd3
+from clusterforce.dml.environments import (
     FLAG_MISSING,
     FLAG_SPARSE_CLOUD,
     FLAG_STRETCHED,

@@ -41,7 +41,7 @@ def test_train_reads_config_and_flags_override_it(tmp_path, data):
     model = tmp_path / "au.cfm"
     args = ["train", str(train), "-o", str(model), "--config", str(config), *SMALL[:4], "--n-references-direction", "9", "--quiet"]
     assert main(args) == 0
-    from clusterforce.models import load_model
+    from clusterforce.kinds import load_model
 
     loaded = load_model(model)
     stats = loaded.training_["classes"]["Au"]

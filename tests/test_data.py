@@ -9,9 +9,10 @@ from ase.calculators.singlepoint import SinglePointCalculator
 from sklearn.base import clone
 
 from clusterforce import datasets
+from clusterforce.data import io as data_io
+from clusterforce.dml.scaler import MinMaxScaler
 from clusterforce.data import (
     DataError,
-    MinMaxScaler,
     by_size,
     dataset_hash,
     frame_label,
@@ -434,7 +435,7 @@ def data_dir(tmp_path, monkeypatch):
         ase.io.write(fh, frames, format="extxyz")
     (tmp_path / "tiny.md").write_text("# tiny\nTwo Au4 frames for tests.\n")
     (tmp_path / "nocard.extxyz.gz").write_bytes((tmp_path / "tiny.extxyz.gz").read_bytes())
-    monkeypatch.setattr(datasets, "DATA_DIR", tmp_path)
+    monkeypatch.setattr(data_io, "DATASETS_DIR", tmp_path)
     return tmp_path
 
 
@@ -454,7 +455,7 @@ def test_datasets_errors(data_dir, monkeypatch, tmp_path):
         datasets.card("nocard")
     empty = tmp_path / "empty"
     empty.mkdir()
-    monkeypatch.setattr(datasets, "DATA_DIR", empty)
+    monkeypatch.setattr(data_io, "DATASETS_DIR", empty)
     with pytest.raises(ValueError, match=r"unknown dataset 'na'; available: none \(no \*\.extxyz\.gz files in"):
         datasets.path("na")
 

@@ -3,7 +3,7 @@ import pytest
 from ase import Atoms
 from ase.cluster import Icosahedron
 
-from clusterforce.descriptors import SoapDescriptor
+from clusterforce.dml.descriptor import SoapDescriptor
 
 
 def _cluster():
@@ -38,7 +38,7 @@ def test_soap_params_round_trip_and_paper_defaults():
 def test_soap_errors_name_element_and_atom():
     desc = SoapDescriptor(n_max=2, l_max=1, species=["Au"]).fit([])
     atoms = Atoms("Au2S", positions=[[0, 0, 0], [2.8, 0, 0], [0, 2.4, 0]])
-    with pytest.raises(ValueError, match="atom 2 is S, an element the descriptor was not fitted on"):
+    with pytest.raises(ValueError, match="atom 2 is S, an element this model was not trained on"):
         desc.compute(atoms)
     with pytest.raises(ValueError, match="center index out of range"):
         desc.compute(atoms[:2], centers=[5])

@@ -6,9 +6,10 @@ from sklearn.base import clone
 
 from _frames import emt_frames, ring, ring_frames
 from clusterforce.data import DataError
-from clusterforce.metrics import class_metrics
+from clusterforce.dml.metrics import class_metrics
 from clusterforce.modelfile import ModelFileError, to_bytes
-from clusterforce.models import DMLModel, load_model
+from clusterforce.dml import DMLModel
+from clusterforce.kinds import load_model
 
 SMALL = dict(n_max=4, l_max=3, n_references_norm=60, n_references_direction=40, random_state=0, progress=False)
 
@@ -76,7 +77,7 @@ def test_dml_load_rejects_damaged_files(ring_model, tmp_path):
 
 
 def test_dml_predict_errors_name_element_class_and_atom(ring_model, au_model):
-    with pytest.raises(ValueError, match="atom 1 is S, an element the descriptor was not fitted on"):
+    with pytest.raises(ValueError, match="atom 1 is S, an element this model was not trained on"):
         au_model.predict(ring(4))
     atoms = ring(4)
     # An extra Au bonded only to a ring Au: a core Au, a class the ring model never saw.

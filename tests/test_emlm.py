@@ -5,9 +5,9 @@ import pytest
 from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 
-from clusterforce.models._solve import ridge_solve
-from clusterforce.models.emlm import DEFAULT_BETA, EMLM
-from clusterforce.sampling import rs_maximin
+from clusterforce.dml.ridge import ridge_solve
+from clusterforce.dml.emlm import DEFAULT_BETA, EMLM
+from clusterforce.selection import rs_maximin
 
 
 def _smooth(X):
@@ -80,7 +80,7 @@ def test_ridge_solve_falls_back_when_singular(caplog):
     A = rng.normal(size=(30, 5))
     D = np.c_[A, A[:, :2]]  # duplicated columns: DᵀD is exactly singular
     Y = rng.normal(size=(30, 2))
-    with caplog.at_level(logging.INFO, logger="clusterforce.models._solve"):
+    with caplog.at_level(logging.INFO, logger="clusterforce.dml.ridge"):
         W = ridge_solve(D, Y, 0.0)
     assert "SVD least squares" in caplog.text
     np.testing.assert_allclose(W, np.linalg.lstsq(D, Y, rcond=None)[0], atol=1e-10)
@@ -113,7 +113,7 @@ def test_rs_maximin_edge_cases():
 
 
 def test_distance_regression_chunks_match_one_shot(monkeypatch):
-    import clusterforce.models.emlm as emlm
+    import clusterforce.dml.emlm as emlm
 
     X, y = _data(30)
     model = EMLM().fit(X, y)

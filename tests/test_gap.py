@@ -11,10 +11,11 @@ from clusterforce import _kernels, modelfile
 from clusterforce.calculator import Calculator
 from clusterforce.gap import Soap, ThreeBody, TwoBody, term_from_dict
 from clusterforce.gap.kernels import Geometry, NBodyKernel, SoapKernel
-from clusterforce.gap.model import Sample, sample_rows
+from clusterforce.gap.design import Sample, sample_rows
 from clusterforce.gap.solve import NormalEquations, _symmetrise_upper, solve, variance_matrix
-from clusterforce.gap.sparse import cur_rows, farthest_point_sampling, select_sparse, uniform_grid
-from clusterforce.models.gap import GAPModel
+from clusterforce.gap.sparse import select_sparse, uniform_grid
+from clusterforce.selection import cur_rows, farthest_point_sampling
+from clusterforce.gap.model import GAPModel
 
 TERMS = (
     TwoBody(delta=1.0, r_cut=5.0, width=1.0, theta=0.6, n_sparse=15),
@@ -382,7 +383,7 @@ def test_periodic_forces_and_virial_are_energy_derivatives():
 def gap_parser():
     import argparse
 
-    from clusterforce.gap.cli import add_gap_arguments
+    from clusterforce.gap.kind import add_arguments
 
     p = argparse.ArgumentParser()
     p.add_argument("--config")
@@ -390,12 +391,13 @@ def gap_parser():
     p.add_argument("--quiet", action="store_true")
     p.add_argument("--plots")
     p.set_defaults(command="train")
-    return add_gap_arguments(p)
+    add_arguments(p)
+    return p
 
 
 def test_train_and_evaluate_from_flags_and_config(tmp_path, train_frames):
     from clusterforce.cli import apply_config
-    from clusterforce.gap.cli import evaluate_gap, terms_from_args, train_gap
+    from clusterforce.gap.kind import evaluate, terms_from_args, train
 
     config = tmp_path / "gap.yaml"
     config.write_text("terms: [2b, soap]\nn_sparse_soap: 25\nn_max_soap: 3\nl_max_soap: 2\nr_cut_soap: 4.0\nr_cut_2b: 5.0\n")
@@ -406,8 +408,8 @@ def test_train_and_evaluate_from_flags_and_config(tmp_path, train_frames):
     terms = terms_from_args(args)
     assert [t.kind for t in terms] == ["2b", "soap"]
     assert terms[1].n_sparse == 30 and terms[1].n_max == 3 and terms[0].r_cut == 5.0  # flag beats config
-    model = train_gap(train_frames[:10], args)
-    report = evaluate_gap(model, train_frames[10:15], args)
+    model = train(train_frames[:10], args)
+    report = evaluate(model, train_frames[10:15], args)
     assert set(report) == {"kind", "energy_rmse_mev_per_atom", "energy_mae_mev_per_atom", "force_rmse", "force_mae", "n_frames"}
     assert report["kind"] == "gap" and report["n_frames"] == 5
     assert 0 < report["force_mae"] <= report["force_rmse"]
@@ -416,14 +418,14 @@ def test_train_and_evaluate_from_flags_and_config(tmp_path, train_frames):
 
 
 def test_bad_flags_are_named():
-    from clusterforce.gap.cli import terms_from_args, train_gap
+    from clusterforce.gap.kind import terms_from_args, train
 
     args = gap_parser().parse_args(["--theta-3b", "0", "--terms", "3b"])
     with pytest.raises(ValueError, match="3b term: 'theta' must be a positive number"):
         terms_from_args(args)
     args = gap_parser().parse_args(["--e0", "Cu:1.0", "--terms", "2b"])
     with pytest.raises(ValueError, match="--e0 expects ELEMENT=EV"):
-        train_gap([], args)
+        train([], args)
 
 
 def test_mpi_ranks_share_the_normal_equations(tmp_path):
@@ -443,7 +445,7 @@ def test_mpi_ranks_share_the_normal_equations(tmp_path):
         f"sys.path.insert(0, {str(Path(__file__).parent)!r})\n"
         "from mpi4py import MPI\n"
         "from test_gap import emt_clusters, TERMS\n"
-        "from clusterforce.models.gap import GAPModel\n"
+        "from clusterforce.gap.model import GAPModel\n"
         "frames = emt_clusters(8, 0)\n"
         "m = GAPModel(terms=TERMS, progress=False).fit(frames, comm=MPI.COMM_WORLD)\n"
         "if MPI.COMM_WORLD.Get_rank() == 0:\n"

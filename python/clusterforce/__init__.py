@@ -1,17 +1,17 @@
 """clusterforce: machine-learned force fields for metal and ligand-protected nanoclusters.
 
 Training and workflows are Python (numpy, scipy, scikit-learn, ASE); every prediction path
-is compiled C++ in ``clusterforce._kernels``, shared with the LAMMPS pair style.
+is compiled C++ in ``clusterforce._kernels``, shared with the LAMMPS pair style. The model
+kinds live in subpackages (:mod:`clusterforce.dml`, :mod:`clusterforce.gap`) registered in
+:mod:`clusterforce.kinds`; ``docs/`` in the source tree describes the architecture.
 """
 
 from __future__ import annotations
 
-from importlib.metadata import PackageNotFoundError, version
-
-try:
-    __version__ = version("clusterforce")
-except PackageNotFoundError:  # running from a source tree without an install
-    __version__ = "0.0.0+unknown"
+from ._version import __version__
+from .calculator import Calculator
+from .kinds import load_model
+from .lammps import add_to_plugin_path as _add_to_plugin_path
 
 
 def build_info() -> dict:
@@ -21,10 +21,7 @@ def build_info() -> dict:
     return dict(_kernels.build_info())
 
 
-from .calculator import Calculator  # noqa: E402  (needs __version__ above via modelfile)
-from .lammps import add_to_plugin_path as _add_to_plugin_path  # noqa: E402
-
 # lammps.lammps() instances created after `import clusterforce` find pair_style clusterforce.
 _add_to_plugin_path()
 
-__all__ = ["Calculator", "__version__", "build_info"]
+__all__ = ["Calculator", "__version__", "build_info", "load_model"]

@@ -18,6 +18,8 @@ from ase import Atoms
 from ase.calculators.calculator import Calculator as _AseCalculator
 from ase.calculators.calculator import PropertyNotImplementedError, all_changes
 
+from .data import species_indices
+
 _ENERGY_PROPERTIES = ("energy", "free_energy", "energies")
 
 
@@ -36,12 +38,11 @@ class Calculator(_AseCalculator):
 
     def __init__(self, model: str | os.PathLike | Any, **kwargs):
         if isinstance(model, (str, os.PathLike)):
-            from .models import load_model
+            from .kinds import load_model
 
             model = load_model(model)
         self.model = model
         self.implemented_properties = list(model.implemented_properties)
-        self._elements = set(model.elements)
         self._checked_numbers: np.ndarray | None = None
         super().__init__(**kwargs)
 
@@ -61,22 +62,13 @@ class Calculator(_AseCalculator):
             raise PropertyNotImplementedError("stress is defined only for fully periodic cells; this structure is a finite cluster")
         return super().get_property(name, atoms, allow_calculation)
 
-    def _check_elements(self, atoms: Atoms) -> None:
-        # Species are checked only when the atomic numbers change, as ASE calculators do.
-        if self._checked_numbers is not None and np.array_equal(self._checked_numbers, atoms.numbers):
-            return
-        symbols = atoms.get_chemical_symbols()
-        for index, symbol in enumerate(symbols):
-            if symbol not in self._elements:
-                raise ValueError(
-                    f"atom {index} is {symbol}, an element this model was not trained on "
-                    f"(it knows {', '.join(sorted(self._elements))}); retrain with data containing {symbol}"
-                )
-        self._checked_numbers = atoms.numbers.copy()
-
     def calculate(self, atoms: Atoms | None = None, properties=("forces",), system_changes=all_changes) -> None:
         super().calculate(atoms, properties, system_changes)
-        self._check_elements(self.atoms)
+        # Species are checked only when the atomic numbers change, as ASE calculators do; the
+        # model's own predict checks them too, but a duck-typed model need not.
+        if self._checked_numbers is None or not np.array_equal(self._checked_numbers, self.atoms.numbers):
+            species_indices(self.atoms, self.model.elements)
+            self._checked_numbers = self.atoms.numbers.copy()
         predicted = self.model.predict(self.atoms)
         results: dict[str, Any] = {"forces": np.array(predicted["forces"], dtype=float)}
         if "energy" in predicted:

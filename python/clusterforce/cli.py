@@ -11,10 +11,10 @@ import argparse
 import importlib
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-from . import __version__
+from ._version import __version__
 
 #: Subcommand modules, in the order ``--help`` lists them.
 COMMANDS: tuple[str, ...] = ("datagen", "train", "evaluate", "optimize", "lammps_check")
@@ -54,6 +54,47 @@ def parse_assignments(values: Any, *, usage: str) -> dict[str, float] | None:
         if not sep or not name:
             raise ValueError(f"{usage}, got '{item}'")
     return out
+
+
+def add_parameter_flags(
+    group: argparse._ArgumentGroup,
+    defaults: Mapping[str, Any],
+    help: Mapping[str, str],
+    *,
+    suffix: str = "",
+    choices: Mapping[str, Sequence[Any]] | None = None,
+) -> None:
+    """One flag per estimator parameter: ``--NAME[-SUFFIX]`` with the default's type.
+
+    Parameters
+    ----------
+    group
+        Argument group of the kind (``clusterforce train --help`` lists it under the kind).
+    defaults
+        Parameter name -> default value (an int, float, str or bool); the flag's type follows it.
+    help
+        Parameter name -> help text (units included); the default is appended.
+    suffix
+        Appended to the flag (``--r-cut-2b``) and to the destination (``r_cut_2b``), to keep
+        apart parameters of the same name in different terms.
+    choices
+        Parameter name -> allowed values, where they are limited.
+    """
+    for name, default in defaults.items():
+        tail = f"-{suffix}" if suffix else ""
+        group.add_argument(
+            f"--{name.replace('_', '-')}{tail}",
+            dest=parameter_dest(name, suffix),
+            type=type(default),
+            default=default,
+            choices=(choices or {}).get(name),
+            help=f"{help[name]} (default: {default})",
+        )
+
+
+def parameter_dest(name: str, suffix: str = "") -> str:
+    """Attribute of the parsed arguments that holds parameter ``name`` (see :func:`add_parameter_flags`)."""
+    return f"{name}_{suffix}" if suffix else name
 
 
 def apply_config(parser: argparse.ArgumentParser, args: argparse.Namespace, argv: Sequence[str]) -> None:

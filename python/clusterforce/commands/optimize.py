@@ -49,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
     from ase.constraints import FixAtoms
 
     from ..calculator import Calculator
-    from ..environments import classify
+    from ..dml.environments import classify
     from ..optimize import ForceOnlyOptimizer, parse_partwise
 
     calc = Calculator(args.model)

@@ -2,11 +2,11 @@
 
 Each data set ``NAME`` is a gzipped extended-XYZ file ``NAME.extxyz.gz`` in this directory
 (energies in eV in ``info``, forces in eV/Angstrom in ``arrays``) with a data card ``NAME.md``
-beside it saying how it was made.
+beside it saying how it was made. On the command line a data set is ``dataset:NAME``.
 
 >>> from clusterforce import datasets
 >>> datasets.available()                     # doctest: +SKIP
-['na', 'rings']
+['au25', 'au38', 'na', 'rings']
 >>> frames = datasets.load("rings")          # doctest: +SKIP
 """
 
@@ -16,42 +16,27 @@ from pathlib import Path
 
 from ase import Atoms
 
-from ..data import DataError, read_frames
-
-#: Directory holding the shipped data files.
-DATA_DIR: Path = Path(__file__).resolve().parent
-
-_SUFFIX = ".extxyz.gz"
+from ..data.io import DataError, dataset_names, dataset_path, read_frames
 
 
 def available() -> list[str]:
     """Names of the data sets shipped in this installation, sorted."""
-    return sorted(p.name[: -len(_SUFFIX)] for p in DATA_DIR.glob(f"*{_SUFFIX}"))
+    return dataset_names()
 
 
 def path(name: str) -> Path:
-    """Path of the data file of data set ``name``.
-
-    Raises
-    ------
-    ValueError
-        If no data set of that name is shipped; the message lists the available ones.
-    """
-    names = available()
-    if name not in names:
-        listing = ", ".join(names) if names else f"none (no *{_SUFFIX} files in {DATA_DIR})"
-        raise ValueError(f"unknown dataset {name!r}; available: {listing}")
-    return DATA_DIR / f"{name}{_SUFFIX}"
+    """Path of the data file of data set ``name`` (:class:`DataError`, a ValueError, if unknown)."""
+    return dataset_path(name)
 
 
 def load(name: str) -> list[Atoms]:
     """All frames of data set ``name`` (see :func:`clusterforce.data.read_frames`)."""
-    return read_frames(path(name))
+    return read_frames(dataset_path(name))
 
 
 def card(name: str) -> str:
     """The data card (markdown) of data set ``name``: source, method, units, licence."""
-    card_path = path(name).with_name(f"{name}.md")
+    card_path = dataset_path(name).with_name(f"{name}.md")
     try:
         return card_path.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -60,4 +45,4 @@ def card(name: str) -> str:
         ) from None
 
 
-__all__ = ["DATA_DIR", "available", "card", "load", "path"]
+__all__ = ["available", "card", "load", "path"]

@@ -1,121 +1,354 @@
-"""Training pipeline of the sparse GP on plain arrays: sparse points, K_mm, streamed normal equations.
+"""The ``gap`` model kind: GAP-style sparse Gaussian process (2b + 3b + SOAP), energy-conserving.
 
-:class:`clusterforce.models.gap.GAPModel` turns frames into :class:`Sample` objects and calls
-these functions; nothing here knows about ASE.
+Training (:meth:`GAPModel.fit`) follows gap_fit: total energies and forces with per-frame
+noise, isolated-atom energies e0, sparse points per term, projected-process solve of normal
+equations streamed chunk by chunk. Prediction (:meth:`GAPModel.predict`) is the compiled
+``clusterforce._kernels.GapModel`` -- the code the LAMMPS pair style runs.
+
+Model file (kind ``"gap"``), read by :meth:`GAPModel.load` and by C++ ``read_gap_model``:
+
+- metadata: ``elements``, ``atomic_numbers`` (species order, sorted by Z), ``terms`` (each
+  term's hyperparameters, :mod:`clusterforce.gap.terms`), ``e0`` (eV per element),
+  ``hyperparameters`` (the estimator's other parameters), ``training`` (data hash, frame
+  count, solver, metrics);
+- arrays: ``e0`` (n_species,), per term i ``terms/i/sparse`` (M_i, D), ``terms/i/offsets``
+  (channels + 1,), ``terms/i/alpha`` (M_i,), and ``variance`` (M, M) when saved with variances.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+import os
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
-import scipy.linalg
-from tqdm.auto import tqdm
+from ase import Atoms
+from ase.data import atomic_numbers as _Z
+from ase.data import chemical_symbols
+from sklearn.base import BaseEstimator
+from sklearn.utils.validation import check_is_fitted
 
+from .. import _kernels, modelfile
+from ..data import dataset_hash, frame_label, get_energy, get_forces, species_indices, validate_frames
+from . import design as gp
 from .kernels import Geometry, NBodyKernel, SoapKernel
-from .solve import NormalEquations
-from .terms import Soap, Term
+from ..metrics import collect_predictions, energy_force_metrics
+from .solve import solve, variance_matrix
+from .terms import Soap, Term, default_terms, term_from_dict
 
 logger = logging.getLogger(__name__)
 
-TermKernel = NBodyKernel | SoapKernel
+KIND = "gap"
 
 
-@dataclass
-class Sample:
-    """One training structure.
+class GAPModel(BaseEstimator):
+    """Sparse GP force field of kind ``gap``: E = sum_i e0[s_i] + sum of 2b, 3b and SOAP terms.
 
-    energy is the reference total energy minus the isolated-atom energies (eV) or None;
-    forces (n, 3) eV/A or None; energy_sigma is the noise of the total energy (eV);
-    force_sigma (n,) the noise of each atom's force components (eV/A).
+    Parameters
+    ----------
+    terms : sequence of TwoBody, ThreeBody, Soap, optional
+        The additive terms and their hyperparameters (default: :func:`default_terms`).
+    species : sequence of str, optional
+        Chemical symbols to model; default: every element in the training frames.
+    e0 : mapping of symbol to eV, optional
+        Isolated-atom energies. Default: the energies of single-atom frames in the data if
+        every element has one (as gap_fit), otherwise a least-squares fit of the frame
+        energies to the composition.
+    sigma_energy : float
+        Energy noise per atom (eV/atom); a frame's total-energy noise is sigma_energy *
+        sqrt(n_atoms). Overridden per frame by ``info["energy_sigma"]`` (eV/atom).
+    sigma_force : float
+        Force noise (eV/Angstrom). Overridden per frame by ``info["force_sigma"]`` and per
+        atom by ``arrays["force_atom_sigma"]``.
+    jitter : float
+        Relative diagonal jitter of the Cholesky solve (raised x100 on failure).
+    variance : bool
+        Also compute the posterior matrix needed for predictive variances (costs two M x M
+        inversions and M^2 numbers in the model file).
+    max_chunk_mb : float
+        Memory for buffered design rows (MB); bounds the training memory with O(M^2).
+    max_candidates : int
+        SOAP environments per species considered for sparse selection.
+    random_state : int
+        Seed of the candidate subsampling.
+    progress : bool
+        Show tqdm progress bars while fitting.
     """
 
-    geometry: Geometry
-    energy: float | None
-    forces: np.ndarray | None
-    energy_sigma: float
-    force_sigma: np.ndarray
-    label: str = ""
+    kind = KIND
+    # stress only for fully periodic cells (the ASE Calculator refuses it for clusters)
+    implemented_properties = ("energy", "free_energy", "energies", "forces", "stress")
 
+    def __init__(
+        self,
+        *,
+        terms: Sequence[Term] | None = None,
+        species: Sequence[str] | None = None,
+        e0: Mapping[str, float] | None = None,
+        sigma_energy: float = 0.001,
+        sigma_force: float = 0.02,
+        jitter: float = 1e-10,
+        variance: bool = True,
+        max_chunk_mb: float = 256.0,
+        max_candidates: int = 20000,
+        random_state: int = 0,
+        progress: bool = True,
+    ) -> None:
+        self.terms = terms
+        self.species = species
+        self.e0 = e0
+        self.sigma_energy = sigma_energy
+        self.sigma_force = sigma_force
+        self.jitter = jitter
+        self.variance = variance
+        self.max_chunk_mb = max_chunk_mb
+        self.max_candidates = max_candidates
+        self.random_state = random_state
+        self.progress = progress
 
-def make_kernels(terms: Sequence[Term], atomic_numbers: list[int], *, seed: int = 0, max_candidates: int = 20000) -> list[TermKernel]:
-    """Training-side objects of the terms, in order."""
-    out: list[TermKernel] = []
-    for term in terms:
-        if isinstance(term, Soap):
-            out.append(SoapKernel(term, atomic_numbers, max_candidates=max_candidates, seed=seed))
-        else:
-            out.append(NBodyKernel(term, len(atomic_numbers)))
-    return out
+    # ------------------------------------------------------------------ training
+    def fit(self, frames: Iterable[Atoms], *, comm=None) -> GAPModel:
+        """Train on frames with reference energies (eV) and/or forces (eV/Angstrom).
 
+        Parameters
+        ----------
+        frames
+            Clusters or periodic structures; each needs an energy, forces, or both.
+        comm
+            Optional mpi4py communicator: every rank passes the same frames, each builds the
+            rows of its share and the normal equations are Allreduced.
+        """
+        start = time.perf_counter()
+        frames = list(frames)
+        terms = self._check_hyperparameters()
+        if not frames:
+            raise ValueError("no training frames given")
+        validate_frames(frames, need_energy=False, need_forces=False)
+        self._check_frames(frames)
+        self.atomic_numbers_ = self._species(frames)
+        self.element_list_ = [chemical_symbols[z] for z in self.atomic_numbers_]
+        self.e0_ = self._isolated_energies(frames)
+        samples = [self._sample(a, i) for i, a in enumerate(frames)]
+        self.kernels_ = gp.make_kernels(
+            terms, self.atomic_numbers_, seed=self.random_state, max_candidates=self.max_candidates
+        )
+        gp.select_sparse_points(self.kernels_, samples, progress=self.progress, comm=comm)
+        k_mm = gp.sparse_covariance(self.kernels_)
+        m = len(k_mm)
+        eq = gp.accumulate(
+            self.kernels_, samples, chunk_rows=gp.chunk_rows_for(m, self.max_chunk_mb), progress=self.progress, comm=comm
+        )
+        ata, atb = eq.finish()
+        n_rows = eq.n_rows
+        del eq
+        solution = solve(k_mm, ata, atb, jitter=self.jitter)
+        logger.info("solved %d x %d normal equations (%d rows) by %s, jitter %.1e", m, m, n_rows, solution.method, solution.jitter)
+        self.variance_ = variance_matrix(k_mm, ata) if self.variance else None
+        del ata, k_mm
+        bounds = np.cumsum([0] + [k.n_sparse for k in self.kernels_])
+        self.alpha_ = [solution.alpha[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
+        self._build_predictor()
+        fit_seconds = time.perf_counter() - start
+        self.training_ = {
+            "data_hash": dataset_hash(frames),
+            "n_frames": len(frames),
+            "n_rows": int(n_rows),
+            "n_sparse": [k.n_sparse for k in self.kernels_],
+            "solver": solution.method,
+            "solver_jitter": solution.jitter,
+            "fit_seconds": fit_seconds,
+            "metrics": self.score_frames(frames),
+        }
+        return self
 
-def _geometries(samples: Sequence[Sample], progress: bool, desc: str) -> Iterator[Geometry]:
-    for s in tqdm(samples, desc=desc, disable=not progress, leave=False):
-        yield s.geometry
+    def _check_hyperparameters(self) -> list[Term]:
+        terms = list(default_terms() if self.terms is None else self.terms)
+        if not terms:
+            raise ValueError("GAPModel needs at least one term (TwoBody, ThreeBody or Soap)")
+        for t in terms:
+            if not hasattr(t, "validate"):
+                raise ValueError(f"GAP terms must be TwoBody, ThreeBody or Soap objects, got {t!r}")
+            t.validate()
+        if sum(isinstance(t, Soap) for t in terms) > 1:
+            raise ValueError("GAPModel takes at most one Soap term")
+        for name in ("sigma_energy", "sigma_force", "jitter", "max_chunk_mb"):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and np.isfinite(value) and value > 0):
+                raise ValueError(f"GAPModel: '{name}' must be a positive number, got {value!r}")
+        if not isinstance(self.max_candidates, int) or self.max_candidates < 1:
+            raise ValueError(f"GAPModel: 'max_candidates' must be a positive integer, got {self.max_candidates!r}")
+        return terms
 
+    @staticmethod
+    def _check_frames(frames: list[Atoms]) -> None:
+        for i, a in enumerate(frames):
+            if get_energy(a) is None and get_forces(a) is None:
+                raise ValueError(f"{frame_label(a, i)}: frame has neither a reference energy nor forces")
 
-def select_sparse_points(kernels: Sequence[TermKernel], samples: Sequence[Sample], *, progress: bool = True, comm=None) -> None:
-    """Choose every term's sparse points from the training structures (on rank 0 of ``comm``,
-    then broadcast, so every rank solves the same problem)."""
-    rank = 0 if comm is None else comm.Get_rank()
-    for k in kernels:
-        if rank == 0:
-            k.select_sparse(_geometries(samples, progress, f"sparse points ({k.term.kind})"))
-            logger.info("%s term: %d sparse points", k.term.kind, k.n_sparse)
-        if comm is not None:
-            sparse, offsets = comm.bcast((k.sparse, k.offsets) if rank == 0 else None, root=0)
-            k.set_sparse(sparse, offsets)
+    def _species(self, frames: list[Atoms]) -> list[int]:
+        present = sorted({int(z) for a in frames for z in a.numbers})
+        if self.species is None:
+            return present
+        unknown = [s for s in self.species if s not in _Z]
+        if unknown:
+            raise ValueError(f"GAPModel: 'species' has unknown chemical symbol(s) {unknown}")
+        chosen = sorted({_Z[s] for s in self.species})
+        missing = sorted(set(present) - set(chosen))
+        if missing:
+            raise ValueError(
+                f"training frames contain {', '.join(chemical_symbols[z] for z in missing)}, which 'species' "
+                f"({', '.join(self.species)}) leaves out"
+            )
+        return chosen
 
+    def _isolated_energies(self, frames: list[Atoms]) -> dict[str, float]:
+        symbols = self.element_list_
+        if self.e0 is not None:
+            missing = [s for s in symbols if s not in self.e0]
+            if missing:
+                raise ValueError(f"GAPModel: 'e0' lacks an isolated-atom energy for {', '.join(missing)}")
+            return {s: float(self.e0[s]) for s in symbols}
+        isolated = {}
+        for a in frames:
+            energy = get_energy(a)
+            if len(a) == 1 and energy is not None:
+                isolated.setdefault(a.get_chemical_symbols()[0], energy)
+        if all(s in isolated for s in symbols):
+            logger.info("e0 from single-atom frames: %s", isolated)
+            return {s: isolated[s] for s in symbols}
+        with_energy = [(a, get_energy(a)) for a in frames if get_energy(a) is not None]
+        if not with_energy:
+            raise ValueError("no frame has an energy, so e0 cannot be fitted; pass e0={element: eV}")
+        counts = np.array([[np.sum(a.numbers == z) for z in self.atomic_numbers_] for a, _ in with_energy], dtype=float)
+        energies = np.array([e for _, e in with_energy])
+        e0 = np.linalg.lstsq(counts, energies, rcond=None)[0]
+        logger.info("e0 by least squares over %d frames: %s", len(energies), dict(zip(symbols, e0.round(6))))
+        return {s: float(v) for s, v in zip(symbols, e0)}
 
-def sparse_covariance(kernels: Sequence[TermKernel]) -> np.ndarray:
-    """Block-diagonal K_mm over all terms (eV^2)."""
-    return scipy.linalg.block_diag(*[k.sparse_covariance() for k in kernels])
+    def _geometry(self, atoms: Atoms, label: str) -> Geometry:
+        species = species_indices(atoms, self.element_list_, label=label)
+        if not atoms.pbc.any():
+            return Geometry(atoms.positions.astype(float), species)
+        return Geometry(atoms.positions.astype(float), species, np.array(atoms.cell[:], dtype=float), tuple(bool(p) for p in atoms.pbc))
 
+    def _sample(self, atoms: Atoms, index: int) -> gp.Sample:
+        label = frame_label(atoms, index)
+        n = len(atoms)
+        energy = get_energy(atoms)
+        if energy is not None:
+            energy -= sum(self.e0_[s] for s in atoms.get_chemical_symbols())
+        sigma_e = float(atoms.info.get("energy_sigma", self.sigma_energy)) * np.sqrt(n)
+        sigma_f = np.full(n, float(atoms.info.get("force_sigma", self.sigma_force)))
+        if "force_atom_sigma" in atoms.arrays:
+            sigma_f = np.asarray(atoms.arrays["force_atom_sigma"], dtype=float).reshape(n)
+        if not (sigma_e > 0 and np.all(sigma_f > 0)):
+            raise ValueError(f"{label}: energy_sigma / force_sigma / force_atom_sigma must be positive")
+        return gp.Sample(self._geometry(atoms, label), energy, get_forces(atoms), sigma_e, sigma_f, label)
 
-def sample_rows(kernels: Sequence[TermKernel], sample: Sample) -> tuple[np.ndarray, np.ndarray]:
-    """Noise-weighted design rows and targets of one structure: energy row first (if any),
-    then the 3n force components (if any)."""
-    parts = [k.rows(sample.geometry) for k in kernels]
-    blocks, targets = [], []
-    if sample.energy is not None:
-        blocks.append(np.concatenate([p[0] for p in parts])[None, :] / sample.energy_sigma)
-        targets.append(np.array([sample.energy / sample.energy_sigma]))
-    if sample.forces is not None:
-        n = len(sample.geometry.species)
-        f_rows = np.concatenate([p[1].reshape(3 * n, -1) for p in parts], axis=1)
-        w = np.repeat(1.0 / sample.force_sigma, 3)
-        blocks.append(f_rows * w[:, None])
-        targets.append(sample.forces.reshape(-1) * w)
-    if not blocks:
-        raise ValueError(f"{sample.label}: frame has neither an energy nor forces to fit")
-    return np.concatenate(blocks), np.concatenate(targets)
+    def _build_predictor(self) -> None:
+        e0 = np.array([self.e0_[s] for s in self.element_list_])
+        terms = [k.predictor_term(a) for k, a in zip(self.kernels_, self.alpha_)]
+        self.predictor_ = _kernels.GapModel(len(e0), e0, terms, self.variance_)
 
+    # ---------------------------------------------------------------- prediction
+    @property
+    def elements(self) -> list[str]:
+        """Chemical symbols the model knows, in species order (sorted by atomic number)."""
+        check_is_fitted(self, "predictor_")
+        return list(self.element_list_)
 
-def accumulate(
-    kernels: Sequence[TermKernel],
-    samples: Sequence[Sample],
-    *,
-    chunk_rows: int,
-    progress: bool = True,
-    comm=None,
-) -> NormalEquations:
-    """Stream the samples through the normal equations; with an MPI communicator each rank
-    takes every size-th sample and the partial sums are Allreduced."""
-    m = sum(k.n_sparse for k in kernels)
-    eq = NormalEquations(m, chunk_rows=chunk_rows)
-    rank, size = (0, 1) if comm is None else (comm.Get_rank(), comm.Get_size())
-    mine = samples[rank::size]
-    for sample in tqdm(mine, desc="normal equations", disable=not progress or rank != 0, leave=False):
-        eq.add(*sample_rows(kernels, sample))
-    if comm is not None and size > 1:
-        eq.allreduce(comm)
-    else:
-        eq.flush()
-    return eq
+    def predict(self, atoms: Atoms, *, variance: bool = False) -> dict[str, Any]:
+        """Energy and forces of one structure (cluster or periodic) through the compiled predictor.
 
+        Returns
+        -------
+        dict
+            ``energy`` (eV), ``free_energy`` (same), ``energies`` (n,) per-atom energies (eV),
+            ``forces`` (n, 3) eV/Angstrom, ``virial`` (3, 3) eV; with ``variance=True`` also
+            ``variance`` (n,) predictive variance of each local energy (eV^2),
+            ``uncertainty`` (n,) its square root (eV) and ``energy_variance`` (eV^2) of the total.
+        """
+        check_is_fitted(self, "predictor_")
+        label = atoms.info.get("source_file", "structure")
+        if variance and self.variance_ is None:
+            raise ValueError("this gap model was trained with variance=False and cannot give variances")
+        g = self._geometry(atoms, label)
+        out = self.predictor_.compute(g.positions, g.species, variance, g.cell, g.pbc)
+        result: dict[str, Any] = {
+            "energy": out["energy"],
+            "free_energy": out["energy"],
+            "energies": out["energies"],
+            "forces": out["forces"],
+            "virial": out["virial"],
+        }
+        if variance:
+            result["variance"] = out["energies_variance"]
+            result["uncertainty"] = np.sqrt(out["energies_variance"])
+            result["energy_variance"] = out["energy_variance"]
+        return result
 
-def chunk_rows_for(n_sparse: int, max_chunk_mb: float) -> int:
-    """Rows per chunk so the chunk buffer stays within ``max_chunk_mb`` megabytes."""
-    return max(64, int(max_chunk_mb * 2**20 // (8 * max(n_sparse, 1))))
+    def score_frames(self, frames: Sequence[Atoms]) -> dict[str, Any]:
+        """Energy (meV/atom) and force (eV/Angstrom) errors on frames with references."""
+        check_is_fitted(self, "predictor_")
+        return energy_force_metrics(*collect_predictions(self, frames, progress=self.progress))
+
+    # -------------------------------------------------------------- model file
+    def save(self, path: str | os.PathLike) -> None:
+        """Write the model as a ``.cfm`` file of kind ``"gap"``."""
+        check_is_fitted(self, "predictor_")
+        arrays: dict[str, np.ndarray] = {"e0": np.array([self.e0_[s] for s in self.element_list_])}
+        for i, (k, a) in enumerate(zip(self.kernels_, self.alpha_)):
+            for name, value in k.arrays().items():
+                arrays[f"terms/{i}/{name}"] = value
+            arrays[f"terms/{i}/alpha"] = a
+        if self.variance_ is not None:
+            arrays["variance"] = self.variance_
+        params = self.get_params()
+        params.pop("terms")
+        metadata = {
+            "elements": self.element_list_,
+            "atomic_numbers": self.atomic_numbers_,
+            "terms": [k.term.to_dict() for k in self.kernels_],
+            "e0": self.e0_,
+            "hyperparameters": params,
+            "training": self.training_,
+        }
+        modelfile.save(path, kind=KIND, arrays=arrays, metadata=metadata)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> GAPModel:
+        """Read a model written by :meth:`save`."""
+        return cls.from_modelfile(modelfile.load(path, kind=KIND))
+
+    @classmethod
+    def from_modelfile(cls, mf: modelfile.ModelFile) -> GAPModel:
+        """Build a fitted model from an already loaded model file of kind ``"gap"``."""
+        meta = mf.metadata
+        try:
+            terms = [term_from_dict(t) for t in meta["terms"]]
+            model = cls(terms=terms, **meta["hyperparameters"])
+            model.atomic_numbers_ = [int(z) for z in meta["atomic_numbers"]]
+            model.element_list_ = list(meta["elements"])
+            model.e0_ = {s: float(v) for s, v in meta["e0"].items()}
+            model.training_ = meta["training"]
+            model.kernels_, model.alpha_ = [], []
+            for i, term in enumerate(terms):
+                m = len(mf.array(f"terms/{i}/sparse"))
+                arrays = {"sparse": mf.array(f"terms/{i}/sparse"), "offsets": mf.array(f"terms/{i}/offsets")}
+                if isinstance(term, Soap):
+                    model.kernels_.append(SoapKernel.from_arrays(term, model.atomic_numbers_, arrays))
+                else:
+                    model.kernels_.append(NBodyKernel.from_arrays(term, len(model.atomic_numbers_), arrays))
+                model.alpha_.append(mf.array(f"terms/{i}/alpha", shape=(m,)))
+            n_sparse = sum(k.n_sparse for k in model.kernels_)
+            model.variance_ = mf.array("variance", shape=(n_sparse, n_sparse)) if "variance" in mf.arrays else None
+            model._build_predictor()
+        except KeyError as exc:
+            raise modelfile.ModelFileError(f"{mf.path}: field {exc} is missing from the gap model") from None
+        except (TypeError, ValueError) as exc:
+            if isinstance(exc, modelfile.ModelFileError):
+                raise
+            raise modelfile.ModelFileError(f"{mf.path}: inconsistent gap model: {exc}") from None
+        return model

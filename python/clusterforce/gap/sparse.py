@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..selection import cur_rows, farthest_point_sampling
+
 #: Sparse-point selection methods accepted by :func:`select_sparse`.
 METHODS = ("uniform", "cur", "fps")
 
@@ -48,42 +50,6 @@ def uniform_grid(points: np.ndarray, n_sparse: int) -> np.ndarray:
     if len(centres) > n_sparse:
         centres = centres[farthest_point_sampling(centres, n_sparse)]
     return lo + centres * span
-
-
-def farthest_point_sampling(x: np.ndarray, n_select: int, start: int = 0) -> np.ndarray:
-    """Indices of ``n_select`` rows of ``x`` chosen greedily to be farthest (Euclidean) from the chosen."""
-    x = np.asarray(x, dtype=float)
-    n = len(x)
-    if not 1 <= n_select <= n:
-        raise ValueError(f"cannot select {n_select} of {n} points by farthest-point sampling")
-    chosen = np.empty(n_select, dtype=np.int64)
-    chosen[0] = start
-    sq = np.einsum("ij,ij->i", x, x)
-    d2 = sq + sq[start] - 2.0 * x @ x[start]
-    for k in range(1, n_select):
-        nxt = int(np.argmax(d2))
-        chosen[k] = nxt
-        d2 = np.minimum(d2, sq + sq[nxt] - 2.0 * x @ x[nxt])
-    return chosen
-
-
-def cur_rows(x: np.ndarray, n_select: int) -> np.ndarray:
-    """Indices of the ``n_select`` rows of ``x`` with the largest CUR leverage scores.
-
-    The leverage of row i is the squared norm of row i of the top-k left singular vectors
-    (k = min(n_select, rank)), i.e. how much that environment contributes to the dominant
-    subspace of the descriptor matrix (Mahoney & Drineas 2009, as gap_fit's CUR).
-    """
-    x = np.asarray(x, dtype=float)
-    n = len(x)
-    if not 1 <= n_select <= n:
-        raise ValueError(f"cannot select {n_select} of {n} rows by CUR")
-    u, s, _ = np.linalg.svd(x, full_matrices=False)
-    rank = int(np.sum(s > s[0] * max(x.shape) * np.finfo(float).eps)) if s.size and s[0] > 0 else 0
-    k = max(1, min(n_select, rank))
-    leverage = np.einsum("ij,ij->i", u[:, :k], u[:, :k])
-    # stable order so ties (e.g. identical environments) resolve reproducibly
-    return np.sort(np.argsort(-leverage, kind="stable")[:n_select])
 
 
 def select_sparse(x: np.ndarray, n_sparse: int, method: str) -> np.ndarray:

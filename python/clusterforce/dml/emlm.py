@@ -11,7 +11,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ..distances import euclidean_distances, squared_row_norms
 
-from ._solve import ridge_solve
+from .ridge import ridge_solve
 
 #: Paper default for the ridge parameter: the square root of machine epsilon.
 DEFAULT_BETA = float(np.sqrt(np.finfo(np.float64).eps))

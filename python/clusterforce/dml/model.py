@@ -33,13 +33,14 @@ from sklearn.utils.validation import check_is_fitted
 from tqdm.auto import tqdm
 
 from .. import modelfile
-from ..data import MinMaxScaler, dataset_hash, get_forces, validate_frames
-from ..descriptors import SoapDescriptor
-from ..environments import Environments, detect_chemistry, extract_environments
-from ..sampling import rs_maximin
+from ..data import dataset_hash, get_forces, species_indices, validate_frames
+from .descriptor import SoapDescriptor
+from .environments import Environments, detect_chemistry, extract_environments
+from ..selection import rs_maximin
 from ..neighbors import element_pairs, neighbor_list_atoms, shortest_pair_distances
 from .emlm import EMLM
 from .oamlm import OAMLM
+from .scaler import MinMaxScaler
 
 logger = logging.getLogger(__name__)
 
@@ -52,7 +53,7 @@ ZERO_FORCE = 1e-6
 #: Slack (Angstrom) below the shortest training distance of an element pair before an atom
 #: counts as extrapolating (thermal data rarely samples the very shortest approach).
 EXTRAPOLATION_TOLERANCE = 0.05
-_LOSSES = ("analytic", "numeric")
+LOSSES = ("analytic", "numeric")
 FORCES_HINT = "the dml kind trains on forces (eV/Angstrom) only — add them, or use a kind that trains on energies"
 
 
@@ -159,8 +160,8 @@ class DMLModel(BaseEstimator):
             value = getattr(self, key)
             if not isinstance(value, (int, np.integer)) or value < 1:
                 raise ValueError(f"DMLModel: {key} must be a positive integer, got {value!r}")
-        if self.loss not in _LOSSES:
-            raise ValueError(f"DMLModel: loss must be one of {_LOSSES}, got {self.loss!r}")
+        if self.loss not in LOSSES:
+            raise ValueError(f"DMLModel: loss must be one of {LOSSES}, got {self.loss!r}")
         for name, value in (self.sigma2 or {}).items():
             if not float(value) > 0:
                 raise ValueError(f"DMLModel: sigma2 for class {name} must be > 0, got {value!r}")
@@ -277,15 +278,7 @@ class DMLModel(BaseEstimator):
 
     def _predict_compiled(self, atoms: Atoms) -> dict[str, np.ndarray]:
         predictor = self._predictor()
-        index = {symbol: k for k, symbol in enumerate(predictor.elements)}
-        symbols = atoms.get_chemical_symbols()
-        unknown = next((i for i, s in enumerate(symbols) if s not in index), None)
-        if unknown is not None:
-            raise ValueError(
-                f"atom {unknown} is {symbols[unknown]}, an element the descriptor was not fitted on "
-                f"(species {self.elements}); retrain with data containing {symbols[unknown]}"
-            )
-        out = predictor.compute(atoms.positions, np.array([index[s] for s in symbols], dtype=np.int32))
+        out = predictor.compute(atoms.positions, species_indices(atoms, predictor.elements))
         norms = out["norms"]
         directions = np.divide(out["forces"], norms[:, None], out=np.zeros_like(out["forces"]), where=norms[:, None] > 0)
         return {

@@ -12,7 +12,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ..distances import euclidean_distances, squared_row_norms
 
-from ._solve import ridge_solve
+from .ridge import ridge_solve
 from .emlm import DEFAULT_BETA, distance_regression
 
 

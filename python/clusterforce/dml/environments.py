@@ -38,7 +38,7 @@ from ase import Atoms
 from ase.data import chemical_symbols
 from ase.neighborlist import neighbor_list
 
-from . import _kernels
+from .. import _kernels
 
 logger = logging.getLogger(__name__)
 

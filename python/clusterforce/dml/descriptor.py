@@ -14,7 +14,8 @@ from typing import Any
 import numpy as np
 from ase import Atoms
 
-from .soap import SOAP
+from ..data import species_indices
+from ..soap import SOAP
 
 #: Name written into model files; a reader refuses descriptors it does not implement. It names
 #: the descriptor's definition (dscribe's GTO SOAP, which the compiled SOAP reproduces to
@@ -117,14 +118,7 @@ class SoapDescriptor:
             If an atom's element is not in ``species_`` (names the element and atom index).
         """
         self._check_fitted()
-        symbols = atoms.get_chemical_symbols()
-        allowed = set(self.species_)
-        for index, symbol in enumerate(symbols):
-            if symbol not in allowed:
-                raise ValueError(
-                    f"atom {index} is {symbol}, an element the descriptor was not fitted on "
-                    f"(species {self.species_}); retrain with data containing {symbol}"
-                )
+        species_indices(atoms, self.species_)
         if centers is None:
             centers = np.arange(len(atoms))
         centers = np.asarray(centers, dtype=int).ravel()

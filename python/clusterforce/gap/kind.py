@@ -1,9 +1,7 @@
-"""Command-line pieces of the ``gap`` kind, for ``clusterforce train`` and ``clusterforce evaluate``.
+"""The ``gap`` kind's record (see :mod:`clusterforce.kinds`): its ``clusterforce train`` flags,
+training from those flags, and evaluation.
 
-``add_gap_arguments(parser)`` adds the gap flags (every one may also come from ``--config
-gap.yaml``, keys = flag names with ``_``); ``train_gap(frames, args)`` returns a fitted
-:class:`~clusterforce.models.gap.GAPModel`; ``evaluate_gap(model, frames, args)`` returns the
-metrics dict and writes parity plots when ``args.plots`` names a directory.
+Every flag may also come from ``--config gap.yaml`` (keys = flag names with ``_``).
 """
 
 from __future__ import annotations
@@ -16,16 +14,20 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from ase import Atoms
 
-from ..cli import parse_assignments
-from .metrics import collect_predictions, energy_force_metrics
+from ..cli import add_parameter_flags, parameter_dest, parse_assignments
+from ..metrics import collect_predictions, energy_force_metrics, print_table
+from ..plots import parity_plots
+from .model import GAPModel
 from .terms import TERM_TYPES, Soap, ThreeBody, TwoBody
+
+ESTIMATOR = GAPModel
+SUMMARY = "GAP-style sparse Gaussian process (2b + 3b + SOAP), energies and forces"
 
 logger = logging.getLogger(__name__)
 
-# Term fields exposed as --FIELD-KIND flags (kind suffix keeps them apart from other kinds' flags).
+# Term fields exposed as --FIELD-KIND flags (the kind suffix keeps them apart from other kinds' flags).
 _FLAG_HELP = {
     "delta": "energy scale (eV)",
     "r_cut": "cutoff radius (Angstrom)",
@@ -38,43 +40,26 @@ _FLAG_HELP = {
     "zeta": "power of the normalised dot product",
     "sparse_method": "sparse-point selection",
 }
-_SUFFIX = {"2b": "2b", "3b": "3b", "soap": "soap"}
 
 
-def _flag(field: str, kind: str) -> str:
-    return f"--{field.replace('_', '-')}-{_SUFFIX[kind]}"
-
-
-def _dest(field: str, kind: str) -> str:
-    return f"{field}_{_SUFFIX[kind]}"
-
-
-def add_gap_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    """Add the gap-specific flags (as an argument group) to a ``train`` parser."""
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the gap flags (one argument group) to a ``train`` parser."""
     g = parser.add_argument_group("gap options (2b + 3b + SOAP sparse Gaussian process)")
     g.add_argument(
         "--terms", nargs="+", choices=sorted(TERM_TYPES), default=["2b", "3b", "soap"], help="terms of the model (default: 2b 3b soap)"
     )
     for cls in (TwoBody, ThreeBody, Soap):
-        for f in dataclasses.fields(cls):
-            choices = ("cur", "fps") if (f.name == "sparse_method" and cls is Soap) else None
-            if f.name == "sparse_method" and cls is not Soap:
-                continue  # 2b/3b always use the uniform grid
-            g.add_argument(
-                _flag(f.name, cls.kind),
-                dest=_dest(f.name, cls.kind),
-                type=type(f.default),
-                choices=choices,
-                default=f.default,
-                help=f"{cls.kind} {_FLAG_HELP[f.name]} (default: {f.default})",
-            )
+        # 2b/3b always use the uniform grid, so only SOAP exposes its sparse method.
+        defaults = {f.name: f.default for f in dataclasses.fields(cls) if f.name != "sparse_method" or cls is Soap}
+        add_parameter_flags(
+            g, defaults, {k: f"{cls.kind} {v}" for k, v in _FLAG_HELP.items()}, suffix=cls.kind, choices={"sparse_method": ("cur", "fps")}
+        )
     g.add_argument("--sigma-energy", type=float, default=0.001, help="energy noise per atom, eV/atom (default: 0.001)")
     g.add_argument("--sigma-force", type=float, default=0.02, help="force noise, eV/Angstrom (default: 0.02)")
     g.add_argument("--e0", nargs="+", metavar="EL=EV", help="isolated-atom energies, e.g. Na=-0.21 (default: from data)")
     g.add_argument("--jitter", type=float, default=1e-10, help="relative Cholesky jitter (default: 1e-10)")
     g.add_argument("--no-variance", action="store_true", help="skip the posterior matrix (no predictive variances)")
     g.add_argument("--max-chunk-mb", type=float, default=256.0, help="memory for buffered design rows, MB (default: 256)")
-    return parser
 
 
 def _e0(values: Any) -> dict[str, float] | None:
@@ -87,17 +72,15 @@ def terms_from_args(args: argparse.Namespace) -> tuple:
     out = []
     for kind in args.terms:
         cls = TERM_TYPES[kind]
-        values = {f.name: getattr(args, _dest(f.name, kind)) for f in dataclasses.fields(cls) if hasattr(args, _dest(f.name, kind))}
+        values = {f.name: getattr(args, parameter_dest(f.name, kind)) for f in dataclasses.fields(cls) if hasattr(args, parameter_dest(f.name, kind))}
         term = cls(**values)
         term.validate()
         out.append(term)
     return tuple(out)
 
 
-def train_gap(frames: Sequence[Atoms], args: argparse.Namespace):
+def train(frames: Sequence[Atoms], args: argparse.Namespace) -> GAPModel:
     """Fit a GAP model on ``frames`` with the hyperparameters in ``args``; returns the model."""
-    from ..models.gap import GAPModel
-
     model = GAPModel(
         terms=terms_from_args(args),
         e0=_e0(args.e0),
@@ -136,8 +119,8 @@ def _mpi_comm():
     return MPI.COMM_WORLD if MPI.COMM_WORLD.Get_size() > 1 else None
 
 
-def evaluate_gap(model, frames: Sequence[Atoms], args: argparse.Namespace) -> dict[str, Any]:
-    """Energy and force errors of a GAP model on reference frames.
+def evaluate(model: GAPModel, frames: Sequence[Atoms], args: argparse.Namespace) -> dict[str, Any]:
+    """Energy and force errors of a GAP model on reference frames, printed as a table.
 
     Returns ``{"kind": "gap", "energy_rmse_mev_per_atom", "energy_mae_mev_per_atom",
     "force_rmse", "force_mae", "n_frames"}`` (forces in eV/Angstrom; a metric without
@@ -147,8 +130,8 @@ def evaluate_gap(model, frames: Sequence[Atoms], args: argparse.Namespace) -> di
     pred_e, ref_e, n_atoms, pred_f, ref_f = collect_predictions(model, frames, progress=not getattr(args, "quiet", False))
     m = energy_force_metrics(pred_e, ref_e, n_atoms, pred_f, ref_f)
     if getattr(args, "plots", None):
-        parity_plots(Path(args.plots), pred_e, ref_e, n_atoms, pred_f, ref_f)
-    return {
+        parity_plots(Path(args.plots), pred_e, ref_e, n_atoms, pred_f, ref_f, model_name="GAP")
+    report = {
         "kind": "gap",
         "energy_rmse_mev_per_atom": m["energy_rmse_mev_per_atom"],
         "energy_mae_mev_per_atom": m["energy_mae_mev_per_atom"],
@@ -156,34 +139,5 @@ def evaluate_gap(model, frames: Sequence[Atoms], args: argparse.Namespace) -> di
         "force_mae": m["force_mae"],
         "n_frames": len(frames),
     }
-
-
-def parity_plots(out: Path, pred_e, ref_e, n_atoms, pred_f, ref_f) -> list[Path]:
-    """Predicted vs reference energy per atom (eV/atom) and force components (eV/Angstrom)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    out.mkdir(parents=True, exist_ok=True)
-    written = []
-    panels = []
-    if ref_e:
-        n = np.asarray(n_atoms, dtype=float)
-        panels.append(("energy_parity.png", np.asarray(ref_e) / n, np.asarray(pred_e) / n, "energy (eV/atom)"))
-    if ref_f:
-        panels.append(
-            ("force_parity.png", np.concatenate([np.ravel(f) for f in ref_f]), np.concatenate([np.ravel(f) for f in pred_f]), "force component (eV/Å)")
-        )
-    for name, ref, pred, label in panels:
-        fig, ax = plt.subplots(figsize=(4.5, 4.5))
-        ax.scatter(ref, pred, s=4, alpha=0.5, linewidths=0)
-        lo, hi = float(min(ref.min(), pred.min())), float(max(ref.max(), pred.max()))
-        ax.plot([lo, hi], [lo, hi], color="k", lw=0.8)
-        rmse = float(np.sqrt(np.mean((pred - ref) ** 2)))
-        ax.set(xlabel=f"reference {label}", ylabel=f"GAP {label}", title=f"RMSE {rmse:.4g}")
-        fig.tight_layout()
-        fig.savefig(out / name, dpi=120)
-        plt.close(fig)
-        written.append(out / name)
-    return written
+    print_table(report)
+    return report

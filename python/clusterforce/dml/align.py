@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import _kernels
+from .. import _kernels
 from .environments import Environments
 
 #: Triangles kept by the eq. 18 prefilter before SVD in the pair-search schemes (paper: 10).

@@ -1,0 +1,27 @@
+"""Reference data: reading frames (:mod:`.io`), checking them (:mod:`.validate`), splitting
+them for held-out tests (:mod:`.split`) and fingerprinting them (:mod:`.fingerprint`).
+
+Frames are :class:`ase.Atoms`; positions in Angstrom, energies in eV, forces in eV/Angstrom.
+"""
+
+from .fingerprint import dataset_hash
+from .io import DATASET_PREFIX, DataError, dataset_names, dataset_path, frame_label, get_energy, get_forces, read_frames
+from .split import by_size, group_split, train_test_split_frames
+from .validate import species_indices, validate_frames
+
+__all__ = [
+    "DATASET_PREFIX",
+    "DataError",
+    "by_size",
+    "species_indices",
+    "dataset_hash",
+    "dataset_names",
+    "dataset_path",
+    "frame_label",
+    "get_energy",
+    "get_forces",
+    "group_split",
+    "read_frames",
+    "train_test_split_frames",
+    "validate_frames",
+]
