@@ -36,9 +36,9 @@ from dataclasses import dataclass
 import numpy as np
 from ase import Atoms
 from ase.data import chemical_symbols
-from ase.neighborlist import neighbor_list
 
 from .. import _kernels
+from ..neighbors import neighbor_list_atoms
 
 logger = logging.getLogger(__name__)
 
@@ -208,7 +208,8 @@ def _class_name(scheme: int, element: int) -> str:
 
 
 def _build(atoms: Atoms, indices: np.ndarray, chemistry: int) -> dict[str, np.ndarray]:
-    i, j, d = neighbor_list("ijD", atoms, ENVIRONMENT_CUTOFF)
+    nl = neighbor_list_atoms(atoms, ENVIRONMENT_CUTOFF)
+    i, j, d = nl.i, nl.j, nl.D
     keep = np.isin(i, indices)
     i, j, d = i[keep], j[keep], d[keep]
     # CSR in the order of `indices` (centres may repeat or come in any order)
