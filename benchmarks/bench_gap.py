@@ -159,7 +159,7 @@ def child_baselines(task: dict) -> dict:
     train, test = load_split(task)
     soap_spec = next(t for t in task["terms"] if t["kind"] == "soap")
     numbers = sorted({int(z) for a in train + test for z in a.numbers})
-    soap = _kernels.SoapGTO(soap_spec["r_cut"], soap_spec["n_max"], soap_spec["l_max"], soap_spec["atom_sigma"], numbers)
+    soap = _kernels.SoapGTO(soap_spec["r_cut"], soap_spec["n_max"], soap_spec["l_max"], soap_spec["sigma"], numbers)
 
     def features(frames):
         return np.array([soap.compute(a.positions, a.numbers.astype(np.int32), np.arange(len(a), dtype=np.int64)).sum(0) for a in frames])
@@ -226,7 +226,7 @@ def run_child(task: dict, threads: int) -> dict:
 
 
 def soap_term(**kw) -> dict:
-    base = {"kind": "soap", "delta": 1.0, "r_cut": 6.0, "n_max": 8, "l_max": 4, "atom_sigma": 0.6, "zeta": 4, "n_sparse": 1000, "sparse_method": "cur"}
+    base = {"kind": "soap", "delta": 1.0, "r_cut": 6.0, "n_max": 8, "l_max": 4, "sigma": 0.6, "zeta": 4, "n_sparse": 1000, "sparse_method": "cur"}
     return {**base, **kw}
 
 

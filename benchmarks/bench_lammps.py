@@ -57,7 +57,7 @@ def train_models(workdir: Path, quick: bool) -> dict[str, dict]:
     terms = [
         TwoBody(delta=1.0, r_cut=6.0, width=1.0, theta=0.6, n_sparse=20),
         ThreeBody(delta=0.1, r_cut=4.5, width=1.0, theta=0.8, n_sparse=50),
-        Soap(delta=0.1, r_cut=4.5, n_max=6, l_max=4, atom_sigma=0.5, zeta=2, n_sparse=n_sparse),
+        Soap(delta=0.1, r_cut=4.5, n_max=6, l_max=4, sigma=0.5, zeta=2, n_sparse=n_sparse),
     ]
     gap_path, dml_path = workdir / "au_gap.cfm", workdir / "au_dml.cfm"
     GAPModel(terms=terms, progress=False).fit(frames).save(gap_path)

@@ -44,5 +44,7 @@ def test_soap_errors_name_element_and_atom():
         desc.compute(atoms[:2], centers=[5])
     with pytest.raises(RuntimeError, match="not fitted"):
         SoapDescriptor().compute(atoms)
-    with pytest.raises(ValueError, match="r_cut > 0 and sigma > 0"):
+    with pytest.raises(ValueError, match="SOAP descriptor: r_cut must be > 1 Angstrom, got -1"):
         SoapDescriptor(r_cut=-1).fit([atoms])
+    with pytest.raises(ValueError, match=r"SOAP descriptor: l_max must be in \[0, 20\], got 21"):
+        SoapDescriptor(l_max=21).fit([atoms])

@@ -20,7 +20,7 @@ from clusterforce.gap.model import GAPModel
 TERMS = (
     TwoBody(delta=1.0, r_cut=5.0, width=1.0, theta=0.6, n_sparse=15),
     ThreeBody(delta=0.1, r_cut=3.8, width=1.0, theta=0.8, n_sparse=40),
-    Soap(delta=0.1, r_cut=4.0, n_max=4, l_max=3, atom_sigma=0.6, zeta=2, n_sparse=40),
+    Soap(delta=0.1, r_cut=4.0, n_max=4, l_max=3, sigma=0.6, zeta=2, n_sparse=40),
 )
 
 
@@ -510,3 +510,18 @@ int main(int argc, char** argv) {
     p = model.predict(a)
     assert out[0] == pytest.approx(p["energy"], abs=1e-10)
     np.testing.assert_allclose(out[1:].reshape(-1, 3), p["forces"], atol=1e-10)
+
+
+def test_soap_term_shares_the_soap_schema():
+    from clusterforce.gap.terms import term_from_dict
+    from clusterforce.soap import SoapParams
+
+    with pytest.raises(ValueError, match=r"soap term: sigma must be > 0 Angstrom"):
+        Soap(sigma=0.0).validate()
+    with pytest.raises(ValueError, match=r"soap term: l_max must be in \[0, 20\]"):
+        Soap(l_max=21).validate()
+    # files written before SOAP settings had one schema call the width atom_sigma
+    legacy = {**Soap().to_dict(), "atom_sigma": 0.45}
+    del legacy["sigma"]
+    assert term_from_dict(legacy).sigma == 0.45
+    assert Soap(r_cut=5.0, n_max=8, l_max=6, sigma=0.5).soap_params == SoapParams(5.0, 8, 6, 0.5)

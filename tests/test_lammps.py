@@ -35,9 +35,9 @@ NKTV2P_METAL = 1.6021765e6  # LAMMPS metal units: pressure (bar) = virial (eV) /
 TERMS = [
     TwoBody(delta=1.0, r_cut=4.5, width=1.0, theta=0.6, n_sparse=10),
     ThreeBody(delta=0.1, r_cut=3.6, width=1.0, theta=0.8, n_sparse=15),
-    Soap(delta=0.1, r_cut=3.0, n_max=3, l_max=2, atom_sigma=0.4, zeta=2, n_sparse=15),
+    Soap(delta=0.1, r_cut=3.0, n_max=3, l_max=2, sigma=0.4, zeta=2, n_sparse=15),
 ]
-CUTOFF = 4.5  # 2b r_cut; SOAP reaches r_cut + 3.72 atom_sigma = 4.49
+CUTOFF = 4.5  # 2b r_cut; SOAP reaches r_cut + 3.72 sigma = 4.49
 
 
 def rattled_cluster(seed: int, amplitude: float = 0.1) -> Atoms:

@@ -45,7 +45,7 @@ def train(frames, path: Path) -> None:
     terms = [
         TwoBody(delta=0.5, r_cut=7.0, width=1.0, theta=0.6, n_sparse=20),
         ThreeBody(delta=0.05, r_cut=5.0, width=1.0, theta=0.8, n_sparse=60),
-        Soap(delta=0.05, r_cut=5.5, n_max=6, l_max=4, atom_sigma=0.5, zeta=2, n_sparse=200),
+        Soap(delta=0.05, r_cut=5.5, n_max=6, l_max=4, sigma=0.5, zeta=2, n_sparse=200),
     ]
     GAPModel(terms=terms, sigma_energy=0.001, sigma_force=0.05, progress=False).fit(frames).save(path)
 

@@ -22,8 +22,11 @@ Example
 
 from __future__ import annotations
 
+import math
 import numbers as _numbers
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from ase import Atoms
@@ -32,7 +35,59 @@ from ase.data import chemical_symbols as _chemical_symbols
 
 from . import _kernels
 
-__all__ = ["SOAP"]
+__all__ = ["SOAP", "SoapParams"]
+
+
+@dataclass(frozen=True)
+class SoapParams:
+    """The SOAP settings every kind shares, validated in this one place.
+
+    Parameters
+    ----------
+    r_cut : float
+        Radial cutoff of the GTO basis, Angstrom, > 1 (dscribe's lower bound).
+    n_max : int
+        Number of radial basis functions, >= 1.
+    l_max : int
+        Maximum degree of the spherical harmonics, 0 <= l_max <= 20.
+    sigma : float
+        Width of the atomic Gaussians, Angstrom, > 0 (GAP's ``atom_sigma``).
+    """
+
+    r_cut: float
+    n_max: int
+    l_max: int
+    sigma: float
+
+    def validate(self, owner: str = "SOAP") -> SoapParams:
+        """Raise ValueError naming ``owner`` and the bad setting; returns self."""
+        for name in ("r_cut", "sigma"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, _numbers.Real) or not math.isfinite(value):
+                raise ValueError(f"{owner}: {name} must be a number in Angstrom, got {value!r}")
+        for name in ("n_max", "l_max"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, _numbers.Integral):
+                raise ValueError(f"{owner}: {name} must be an integer, got {value!r}")
+        if not self.r_cut > 1:
+            raise ValueError(f"{owner}: r_cut must be > 1 Angstrom, got {self.r_cut!r}")
+        if not self.sigma > 0:
+            raise ValueError(f"{owner}: sigma must be > 0 Angstrom, got {self.sigma!r}")
+        if self.n_max < 1:
+            raise ValueError(f"{owner}: n_max must be >= 1, got {self.n_max!r}")
+        if not 0 <= self.l_max <= 20:
+            raise ValueError(f"{owner}: l_max must be in [0, 20], got {self.l_max!r}")
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"r_cut": float(self.r_cut), "n_max": int(self.n_max), "l_max": int(self.l_max), "sigma": float(self.sigma)}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> SoapParams:
+        """Read the settings from a mapping (model-file metadata); ``atom_sigma`` is read as
+        ``sigma`` for gap files written before the two names became one."""
+        sigma = d["sigma"] if "sigma" in d else d["atom_sigma"]
+        return cls(r_cut=d["r_cut"], n_max=d["n_max"], l_max=d["l_max"], sigma=sigma)
 
 
 def _species_numbers(species: Sequence[str | int]) -> list[int]:
@@ -49,12 +104,6 @@ def _species_numbers(species: Sequence[str | int]) -> list[int]:
         else:
             raise ValueError(f"species entry {s!r} is neither a chemical symbol nor an atomic number >= 1")
     return sorted(set(out))
-
-
-def _integer(name: str, value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, _numbers.Integral):
-        raise ValueError(f"SOAP {name} must be an integer, got {value!r}")
-    return int(value)
 
 
 def _weighting_arguments(weighting: dict | None) -> dict:
@@ -134,14 +183,12 @@ class SOAP:
         self.periodic = periodic
         self.weighting = weighting
         numbers = _species_numbers(species)
-        for name, value in (("r_cut", r_cut), ("sigma", sigma)):
-            if isinstance(value, bool) or not isinstance(value, _numbers.Real):
-                raise ValueError(f"SOAP {name} must be a number in Angstrom, got {value!r}")
+        params = SoapParams(r_cut=r_cut, n_max=n_max, l_max=l_max, sigma=sigma).validate()
         self._kernel = _kernels.SoapGTO(
-            float(r_cut),
-            _integer("n_max", n_max),
-            _integer("l_max", l_max),
-            float(sigma),
+            float(params.r_cut),
+            int(params.n_max),
+            int(params.l_max),
+            float(params.sigma),
             numbers,
             **_weighting_arguments(weighting),
         )

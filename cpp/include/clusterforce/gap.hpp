@@ -288,8 +288,10 @@ inline GapModel read_gap_model(const ModelFile& mf) {
         p.alpha = mf.f64(prefix + "alpha", {m});
         built.push_back(std::make_shared<NBodyTerm>(n_species, std::move(p)));
       } else if (kind == "soap") {
+        // "atom_sigma" is the width's name in files written before SOAP settings had one schema.
+        const char* sigma_key = t.contains("sigma") ? "sigma" : "atom_sigma";
         SoapGTO soap(gap_detail::number(t, "r_cut", where), gap_detail::integer(t, "n_max", where),
-                     gap_detail::integer(t, "l_max", where), gap_detail::number(t, "atom_sigma", where), z);
+                     gap_detail::integer(t, "l_max", where), gap_detail::number(t, sigma_key, where), z);
         const int64_t f = static_cast<int64_t>(soap.n_features());
         built.push_back(std::make_shared<SoapTerm>(std::move(soap), gap_detail::number(t, "delta", where),
                                                    gap_detail::integer(t, "zeta", where), mf.f64(prefix + "sparse", {m, f}),

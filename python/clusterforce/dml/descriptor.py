@@ -15,7 +15,7 @@ import numpy as np
 from ase import Atoms
 
 from ..data import species_indices
-from ..soap import SOAP
+from ..soap import SOAP, SoapParams
 
 #: Name written into model files; a reader refuses descriptors it does not implement. It names
 #: the descriptor's definition (dscribe's GTO SOAP, which the compiled SOAP reproduces to
@@ -56,10 +56,7 @@ class SoapDescriptor:
 
     def fit(self, frames: Iterable[Atoms]) -> SoapDescriptor:
         """Fix the species list (from ``species`` or the elements present in ``frames``)."""
-        if not (float(self.r_cut) > 0 and float(self.sigma) > 0):
-            raise ValueError(f"SOAP needs r_cut > 0 and sigma > 0 (Angstrom), got r_cut={self.r_cut}, sigma={self.sigma}")
-        if int(self.n_max) < 1 or int(self.l_max) < 0:
-            raise ValueError(f"SOAP needs n_max >= 1 and l_max >= 0, got n_max={self.n_max}, l_max={self.l_max}")
+        self.soap_params.validate("SOAP descriptor")
         if self.species is not None:
             species = set(self.species)
         else:
@@ -70,8 +67,12 @@ class SoapDescriptor:
             raise ValueError("SOAP descriptor: no species given and the training frames contain no atoms")
         self.species_ = sorted(species)
         self._soap: dict[bool, SOAP] = {}
-        self._soap_for(False)  # rejects parameters the compiled SOAP cannot use, at fit time
         return self
+
+    @property
+    def soap_params(self) -> SoapParams:
+        """The SOAP settings (shared schema of every kind)."""
+        return SoapParams(r_cut=self.r_cut, n_max=self.n_max, l_max=self.l_max, sigma=self.sigma)
 
     @property
     def n_features(self) -> int:
@@ -81,14 +82,7 @@ class SoapDescriptor:
     def params(self) -> dict[str, Any]:
         """JSON-serialisable parameters that :meth:`from_params` turns back into this descriptor."""
         self._check_fitted()
-        return {
-            "backend": SOAP_BACKEND,
-            "r_cut": float(self.r_cut),
-            "n_max": int(self.n_max),
-            "l_max": int(self.l_max),
-            "sigma": float(self.sigma),
-            "species": list(self.species_),
-        }
+        return {"backend": SOAP_BACKEND, **self.soap_params.to_dict(), "species": list(self.species_)}
 
     @classmethod
     def from_params(cls, params: dict[str, Any]) -> SoapDescriptor:
@@ -96,14 +90,7 @@ class SoapDescriptor:
         backend = params.get("backend")
         if backend != SOAP_BACKEND:
             raise ValueError(f"descriptor backend '{backend}' is not supported (expected '{SOAP_BACKEND}')")
-        desc = cls(
-            r_cut=params["r_cut"],
-            n_max=params["n_max"],
-            l_max=params["l_max"],
-            sigma=params["sigma"],
-            species=params["species"],
-        )
-        return desc.fit([])
+        return cls(**SoapParams.from_dict(params).to_dict(), species=params["species"]).fit([])
 
     def compute(self, atoms: Atoms, centers: Sequence[int] | np.ndarray | None = None) -> np.ndarray:
         """SOAP vectors of the atoms ``centers`` (all atoms if ``None``).

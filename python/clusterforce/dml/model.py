@@ -54,6 +54,8 @@ ZERO_FORCE = 1e-6
 #: counts as extrapolating (thermal data rarely samples the very shortest approach).
 EXTRAPOLATION_TOLERANCE = 0.05
 LOSSES = ("analytic", "numeric")
+#: DMLModel parameters that are SOAP settings (stored once in the model file, as the descriptor's).
+_SOAP_FIELDS = ("r_cut", "n_max", "l_max", "sigma")
 FORCES_HINT = "the dml kind trains on forces (eV/Angstrom) only — add them, or use a kind that trains on energies"
 
 
@@ -368,7 +370,8 @@ class DMLModel(BaseEstimator):
             "chemistry": self.chemistry_,
             "classes": self.classes_,
             "descriptor": self.descriptor_.params(),
-            "hyperparameters": self.get_params(),
+            # SOAP settings are stored once, under "descriptor" (the C++ reader takes them there).
+            "hyperparameters": {k: v for k, v in self.get_params().items() if k not in _SOAP_FIELDS},
             "training": self.training_,
             "models": models,
         }
@@ -384,8 +387,9 @@ class DMLModel(BaseEstimator):
         """Build a fitted model from an already loaded model file of kind ``"dml"``."""
         meta = mf.metadata
         try:
-            model = cls(**meta["hyperparameters"])
-            model.descriptor_ = SoapDescriptor.from_params(meta["descriptor"])
+            descriptor = SoapDescriptor.from_params(meta["descriptor"])
+            model = cls(**{**meta["hyperparameters"], **descriptor.soap_params.to_dict()})
+            model.descriptor_ = descriptor
             model.chemistry_ = meta["chemistry"]
             model.training_ = meta["training"]
             model.models_ = {}

@@ -121,8 +121,9 @@ class NBodyKernel:
 class SoapKernel:
     """The SOAP term: normalised power spectra of sparse environments per centre species.
 
-    Rows are built here with numpy (one BLAS product per structure against all sparse
-    points); prediction runs the same formulas in C++ (``_kernels.SoapTerm``).
+    Training needs kernel rows as a design matrix, so they are built here with numpy (one
+    BLAS product per structure against all sparse points); prediction never uses them: it
+    runs the same formulas in C++ (``_kernels.SoapTerm``, shared with LAMMPS).
     """
 
     def __init__(self, term: Soap, atomic_numbers: list[int], *, max_candidates: int = 20000, seed: int = 0) -> None:
@@ -132,7 +133,7 @@ class SoapKernel:
         self.n_species = len(atomic_numbers)
         self.max_candidates = max_candidates
         self.seed = seed
-        self.soap = _kernels.SoapGTO(term.r_cut, term.n_max, term.l_max, term.atom_sigma, self.atomic_numbers)
+        self.soap = _kernels.SoapGTO(term.r_cut, term.n_max, term.l_max, term.sigma, self.atomic_numbers)
         self.sparse: np.ndarray | None = None
         self.offsets: np.ndarray | None = None
         self._numbers = np.asarray(self.atomic_numbers, dtype=np.int32)

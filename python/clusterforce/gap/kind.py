@@ -36,7 +36,7 @@ _FLAG_HELP = {
     "n_sparse": "sparse points per species channel",
     "n_max": "radial order",
     "l_max": "angular order",
-    "atom_sigma": "atomic Gaussian width (Angstrom)",
+    "sigma": "atomic Gaussian width (Angstrom)",
     "zeta": "power of the normalised dot product",
     "sparse_method": "sparse-point selection",
 }

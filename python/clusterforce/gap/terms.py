@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, Union
 
+from ..soap import SoapParams
 from .sparse import METHODS
 
 
@@ -128,8 +129,8 @@ class Soap:
         SOAP cutoff radius (Angstrom).
     n_max, l_max : int
         Radial and angular expansion orders.
-    atom_sigma : float
-        Width of the atomic Gaussians (Angstrom).
+    sigma : float
+        Width of the atomic Gaussians (Angstrom; GAP's ``atom_sigma``).
     zeta : int
         Power of the normalised dot product.
     n_sparse : int
@@ -143,21 +144,24 @@ class Soap:
     r_cut: float = 12.9
     n_max: int = 12
     l_max: int = 6
-    atom_sigma: float = 0.6
+    sigma: float = 0.6
     zeta: int = 4
     n_sparse: int = 1000
     sparse_method: str = "cur"
 
     def validate(self) -> None:
-        _check_positive("soap", delta=self.delta, r_cut=self.r_cut, atom_sigma=self.atom_sigma)
+        _check_positive("soap", delta=self.delta)
+        self.soap_params.validate("soap term")
         _check_n_sparse("soap", self.n_sparse)
-        for name in ("n_max", "l_max", "zeta"):
-            value = getattr(self, name)
-            low = 0 if name == "l_max" else 1
-            if not isinstance(value, int) or isinstance(value, bool) or value < low:
-                raise ValueError(f"soap term: '{name}' must be an integer >= {low}, got {value!r}")
+        if not isinstance(self.zeta, int) or isinstance(self.zeta, bool) or self.zeta < 1:
+            raise ValueError(f"soap term: 'zeta' must be an integer >= 1, got {self.zeta!r}")
         if self.sparse_method not in ("cur", "fps"):
             raise ValueError(f"soap term: 'sparse_method' must be 'cur' or 'fps', got {self.sparse_method!r}")
+
+    @property
+    def soap_params(self) -> SoapParams:
+        """The SOAP settings (shared schema of every kind)."""
+        return SoapParams(r_cut=self.r_cut, n_max=self.n_max, l_max=self.l_max, sigma=self.sigma)
 
     def to_dict(self) -> dict[str, Any]:
         return {"kind": self.kind, **dataclasses.asdict(self)}
@@ -173,6 +177,8 @@ def term_from_dict(d: Mapping[str, Any]) -> Term:
     if kind not in TERM_TYPES:
         raise ValueError(f"GAP term kind must be one of {', '.join(TERM_TYPES)}, got {kind!r}")
     cls = TERM_TYPES[kind]
+    if kind == "soap" and "atom_sigma" in d and "sigma" not in d:  # files written before the two names became one
+        d = {("sigma" if k == "atom_sigma" else k): v for k, v in d.items()}
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(d) - names - {"kind"})
     if unknown:
