@@ -9,6 +9,8 @@ from ase.calculators.lj import LennardJones
 from ase.calculators.singlepoint import SinglePointCalculator
 from ase.cluster import Icosahedron
 
+from clusterforce.datagen import gold_thiolate_ring as ring
+
 
 def _label(atoms: Atoms, calc) -> Atoms:
     atoms.calc = calc
@@ -30,31 +32,8 @@ def emt_frames(n_frames: int, *, seed: int = 0, rattle: float = 0.15) -> list[At
     return frames
 
 
-def ring(n_units: int) -> Atoms:
-    """[Au(SCH3)]n ring: Au and S alternate on a polygon, S ±1 Angstrom out of plane, CH3 on S."""
-    symbols, positions = [], []
-    # Au and S on one circle; in-plane Au-S distance sqrt(2.3² - 1²) so that Au-S = 2.3 Angstrom.
-    radius = np.sqrt(2.3**2 - 1.0) / (2 * np.sin(np.pi / (2 * n_units)))
-    for k in range(n_units):
-        phi_au = 2 * np.pi * k / n_units
-        phi_s = phi_au + np.pi / n_units
-        z = 1.0 if k % 2 == 0 else -1.0
-        radial = np.array([np.cos(phi_s), np.sin(phi_s), 0.0])
-        s = radius * radial + [0, 0, z]
-        au = radius * np.array([np.cos(phi_au), np.sin(phi_au), 0.0])
-        c = s + 1.82 * (0.6 * radial + 0.8 * np.array([0, 0, np.sign(z)]))
-        axis = (c - s) / np.linalg.norm(c - s)
-        perp = np.cross(axis, [0, 0, 1.0]) if abs(axis[2]) < 0.9 else np.cross(axis, [1.0, 0, 0])
-        perp /= np.linalg.norm(perp)
-        other = np.cross(axis, perp)
-        hs = [c + 1.09 * (0.34 * axis + 0.94 * (np.cos(a) * perp + np.sin(a) * other)) for a in (0, 2.09, 4.19)]
-        symbols += ["Au", "S", "C", "H", "H", "H"]
-        positions += [au, s, c, *hs]
-    return Atoms(symbols, positions=positions)
-
-
 def ring_frames(n_units: int, n_frames: int, *, seed: int = 0, rattle: float = 0.05) -> list[Atoms]:
-    """Rattled rings with smooth toy forces (Lennard-Jones, rotation-equivariant)."""
+    """Rattled [Au(SCH3)]n rings (the datagen builder) with smooth toy forces (Lennard-Jones, rotation-equivariant)."""
     rng = np.random.default_rng(seed)
     base = ring(n_units)
     frames = []

@@ -6,6 +6,8 @@ import numpy as np
 from ase import Atoms
 from scipy.spatial.transform import Rotation
 
+from clusterforce.datagen import gold_thiolate_ring
+
 AU_S, S_C, C_H, AU_AU = 2.40, 1.82, 1.09, 2.85
 
 
@@ -21,27 +23,6 @@ def _methyl(s: np.ndarray, direction: np.ndarray, rng: np.random.Generator) -> t
         phi = 2 * np.pi * k / 3
         hs.append(c + C_H * (np.cos(np.radians(70.5)) * u + np.sin(np.radians(70.5)) * (np.cos(phi) * a + np.sin(phi) * b)))
     return ["C", "H", "H", "H"], [c, *hs]
-
-
-def ring(n: int, rng: np.random.Generator) -> Atoms:
-    """[Au(SCH3)]_n ring, S 0.8 A above / below the plane in turns: every Au is a unit gold."""
-    radius = 2.35 / (2 * np.sin(np.pi / (2 * n)))
-    symbols, positions = [], []
-    for k in range(2 * n):
-        phi = np.pi * k / n
-        p = np.array([radius * np.cos(phi), radius * np.sin(phi), 0.0])
-        if k % 2 == 0:
-            symbols.append("Au")
-            positions.append(p)
-        else:
-            p[2] = 0.8 if k % 4 == 1 else -0.8
-            symbols.append("S")
-            positions.append(p)
-            out = np.array([np.cos(phi), np.sin(phi), np.sign(p[2])])
-            syms, pos = _methyl(p, out, rng)
-            symbols += syms
-            positions += pos
-    return Atoms(symbols, positions=positions)
 
 
 def bridge(rng: np.random.Generator) -> Atoms:
@@ -65,7 +46,7 @@ def tetrahedron_with_thiolate(rng: np.random.Generator) -> Atoms:
 
 def zoo(rng: np.random.Generator, noise: float = 0.05) -> Atoms:
     """Ring, bridge and tetrahedron 20 A apart, with small random displacements (no symmetry)."""
-    parts = [ring(4, rng), bridge(rng), tetrahedron_with_thiolate(rng)]
+    parts = [gold_thiolate_ring(4), bridge(rng), tetrahedron_with_thiolate(rng)]
     atoms = Atoms()
     for k, part in enumerate(parts):
         part.translate([20.0 * k, 0.0, 0.0])

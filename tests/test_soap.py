@@ -9,6 +9,7 @@ from ase.build import bulk
 from dscribe.descriptors import SOAP as DscribeSOAP
 from scipy.spatial.transform import Rotation
 
+from clusterforce.datagen import gold_thiolate_ring
 from clusterforce.soap import SOAP
 
 AUSCH = ["Au", "S", "C", "H"]
@@ -26,35 +27,6 @@ def na_cluster(n_atoms: int = 16, seed: int = 7) -> Atoms:
     return Atoms(f"Na{n_atoms}", positions=np.array(pos))
 
 
-def au4_sch3_4_ring() -> Atoms:
-    """Hand-built puckered [Au(SCH3)]4 ring: Au-S 2.3 A, S-C 1.82 A, C-H 1.09 A."""
-    ring_radius = 2.3 / (2 * np.sin(np.pi / 8))
-    symbols, positions = [], []
-    for k in range(8):
-        phi = k * np.pi / 4
-        radial = np.array([np.cos(phi), np.sin(phi), 0.0])
-        if k % 2 == 0:
-            symbols.append("Au")
-            positions.append(ring_radius * radial)
-            continue
-        s = ring_radius * radial + [0, 0, 0.45 * (-1) ** (k // 2)]
-        c = s + 1.82 * (0.8 * radial + [0, 0, 0.6 * (-1) ** (k // 2)])
-        symbols += ["S", "C"]
-        positions += [s, c]
-        axis = (c - s) / np.linalg.norm(c - s)
-        ortho = np.cross(axis, [0.0, 0.0, 1.0])
-        ortho /= np.linalg.norm(ortho)
-        third = np.cross(axis, ortho)
-        for t in range(3):
-            ang = 2 * np.pi * t / 3
-            direction = np.cos(np.radians(70.5)) * axis + np.sin(np.radians(70.5)) * (
-                np.cos(ang) * ortho + np.sin(ang) * third
-            )
-            symbols.append("H")
-            positions.append(c + 1.09 * direction)
-    return Atoms(symbols, positions=np.array(positions))
-
-
 def rocksalt() -> Atoms:
     atoms = bulk("NaCl", "rocksalt", a=5.64, cubic=True)
     atoms.positions += np.random.default_rng(3).normal(scale=0.08, size=atoms.positions.shape)
@@ -62,7 +34,7 @@ def rocksalt() -> Atoms:
     return atoms
 
 
-STRUCTURES = {"na16": (na_cluster, ["Na"]), "au4ring": (au4_sch3_4_ring, AUSCH)}
+STRUCTURES = {"na16": (na_cluster, ["Na"]), "au4ring": (lambda: gold_thiolate_ring(4), AUSCH)}
 
 # A sub-grid touching every value of r_cut {3.5, 4, 5}, n_max {2, 4, 7}, l_max {0, 3, 4, 6},
 # sigma {0.25, 0.5, 1}; the benchmark runs the full grid.
@@ -126,7 +98,7 @@ def test_periodic_values_match_dscribe(r_cut, n_max, l_max, sigma):
 
 
 def test_poly_weighting_values_match_dscribe():
-    atoms = au4_sch3_4_ring()
+    atoms = gold_thiolate_ring(4)
     weighting = {"function": "poly", "r0": 4.2, "c": 1.5, "m": 2.0, "w0": 0.5}
     params = dict(species=AUSCH, r_cut=4.0, n_max=4, l_max=4, sigma=0.4)
     ref = DscribeSOAP(**params, weighting=dict(weighting)).create(atoms)
@@ -177,7 +149,7 @@ def test_contracted_gradients_match_full_gradients(case):
     if case == "periodic":
         atoms, soap = rocksalt(), SOAP(species=["Na", "Cl"], r_cut=4.0, n_max=4, l_max=4, sigma=0.5, periodic=True)
     else:
-        atoms, soap = au4_sch3_4_ring(), SOAP(species=AUSCH, r_cut=4.0, n_max=4, l_max=4, sigma=0.5)
+        atoms, soap = gold_thiolate_ring(4), SOAP(species=AUSCH, r_cut=4.0, n_max=4, l_max=4, sigma=0.5)
     centers = [0, 2, 3]
     weights = np.random.default_rng(2).normal(size=(len(centers), soap.n_features))
     _, grad, pc, pa = soap.compute_with_gradients(atoms, centers=centers)
@@ -198,7 +170,7 @@ def test_contracted_gradients_match_full_gradients(case):
 
 
 def test_core_entry_point_matches_structure():
-    atoms = au4_sch3_4_ring()
+    atoms = gold_thiolate_ring(4)
     soap = SOAP(species=AUSCH, r_cut=4.0, n_max=4, l_max=4, sigma=0.5)
     values, grad, pc, pa = soap.compute_with_gradients(atoms)
     center = 5
@@ -220,7 +192,7 @@ def test_core_entry_point_matches_structure():
 
 
 def test_rotation_translation_permutation_invariance():
-    atoms = au4_sch3_4_ring()
+    atoms = gold_thiolate_ring(4)
     soap = SOAP(species=AUSCH, r_cut=5.0, n_max=4, l_max=6, sigma=0.5)
     values, grad, pc, pa = soap.compute_with_gradients(atoms)
     rot = Rotation.random(random_state=11).as_matrix()
@@ -289,7 +261,7 @@ def test_get_location_matches_dscribe():
 
 
 def test_params_round_trip_and_inputs_unchanged():
-    atoms = au4_sch3_4_ring()
+    atoms = gold_thiolate_ring(4)
     before = atoms.positions.copy()
     soap = SOAP(species=["H", "C", 16, "Au"], r_cut=4.0, n_max=3, l_max=2, sigma=0.5)
     again = SOAP(**soap.get_params())

@@ -468,7 +468,7 @@ def test_plain_cpp_program_reads_the_model_file(model, tmp_path):
     cxx = shutil.which("g++") or shutil.which("c++")
     if cxx is None:
         pytest.skip("no C++ compiler")
-    include = Path(__file__).resolve().parents[1] / "cpp" / "include"
+    include = Path(__file__).resolve().parents[2] / "cpp" / "include"
     source = tmp_path / "main.cpp"
     source.write_text(
         r"""

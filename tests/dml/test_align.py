@@ -295,7 +295,7 @@ def test_core_runs_without_python_and_agrees_with_the_bindings(tmp_path):
     compiler = shutil.which("c++") or shutil.which("g++") or shutil.which("clang++")
     if compiler is None:
         pytest.skip("no C++ compiler on PATH")
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     exe = tmp_path / "align_standalone"
     subprocess.run(
         [compiler, "-std=c++17", "-O1", "-Wall", "-Wextra", "-Wno-unknown-pragmas",
