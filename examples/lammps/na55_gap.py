@@ -1,7 +1,7 @@
 """Na55 with a gap model in LAMMPS: train, NVT, then NVE, and report the energy drift.
 
 1. Reference data: rattled copies of the low-energy Na55 (../shared/structures, or --start),
-   labelled with GFN1-xTB at 2000 K electronic temperature (tblite), as DESIGN.md fixes.
+   labelled with GFN1-xTB at 2000 K electronic temperature (tblite), as docs/data.md fixes.
 2. A small gap model (2b + 3b + SOAP) is trained and written to na55.cfm.
 3. LAMMPS (pair_style clusterforce na55.cfm) runs NVT (Nose-Hoover, 300 K), then NVE;
    the NVE total-energy drift is fitted (meV/atom/ps) and written to na55_gap.json.

@@ -1,6 +1,6 @@
 """Reference methods that label heating-MD frames with energies (eV) and forces (eV/Angstrom).
 
-The reference is fixed so that data made in different places can be mixed (DESIGN.md):
+The reference is fixed so that data made in different places can be mixed (docs/data.md, "The reference is fixed"):
 GFN1-xTB through tblite with electronic temperature 300 K for gapped Au-S-C-H systems and
 2000 K for bare metal clusters, and ASE's EMT for Ag-Au alloys and scale tests.
 
@@ -23,7 +23,7 @@ from ase.data import atomic_numbers, chemical_symbols
 #: Reference methods selectable with ``--reference``.
 METHODS = ("gfn1-xtb", "emt")
 
-#: Electronic temperatures (K) chosen from the elements (DESIGN.md, "Reference data").
+#: Electronic temperatures (K) chosen from the elements (docs/data.md, "The reference is fixed").
 GAPPED_ELECTRONIC_TEMPERATURE = 300.0
 METAL_ELECTRONIC_TEMPERATURE = 2000.0
 #: Lowest electronic temperature (K) of the last-resort rung that only finishes an MD step.

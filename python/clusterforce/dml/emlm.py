@@ -34,7 +34,7 @@ class EMLM(RegressorMixin, BaseEstimator):
     """EMLM regressor: ``y(x) = d(x)ᵀ W`` with ``d`` the distances from ``x`` to K references.
 
     Every training point becomes a reference (K = N), as in the paper, where the caller picks
-    the training points with :func:`clusterforce.sampling.rs_maximin`. ``W`` minimises
+    the training points with :func:`clusterforce.selection.rs_maximin`. ``W`` minimises
     eq. 6, ``1/(2N) Σ|dᵢᵀW − yᵢ|² + β/(2K) Σ W²``, i.e. ``(DᵀD + βN/K I) W = DᵀY``.
 
     Parameters

@@ -101,7 +101,7 @@ class DMLModel(BaseEstimator):
     """
 
     kind = KIND
-    #: Force-only: no energy is defined (DESIGN.md, kind ``dml``).
+    #: Force-only: no energy is defined (docs/architecture.md, model kinds).
     implemented_properties = ("forces",)
 
     def __init__(

@@ -1,6 +1,6 @@
 """Training pipeline of the sparse GP on plain arrays: sparse points, K_mm, streamed normal equations.
 
-:class:`clusterforce.models.gap.GAPModel` turns frames into :class:`Sample` objects and calls
+:class:`clusterforce.gap.model.GAPModel` turns frames into :class:`Sample` objects and calls
 these functions; nothing here knows about ASE.
 """
 
