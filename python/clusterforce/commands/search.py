@@ -1,0 +1,97 @@
+"""``clusterforce search START --method ...``: isomer search with any calculator."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import time
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+METHODS = ("basin-hopping", "minima-hopping", "md-quench")
+
+
+def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    p = sub.add_parser(
+        "search",
+        help="find low-energy isomers: basin hopping, minima hopping or MD with quenches",
+        description="Isomer search with a trained model or a reference calculator. Every distinct minimum "
+        "(energy window plus structural distance after rotation, permutation and reflection) goes to an ASE "
+        "database with its energy and the search that found it.",
+    )
+    p.add_argument("start", help="start structure (any format ASE reads; last frame) or random:N[:ELEMENT] for a random cluster")
+    p.add_argument("--method", choices=METHODS, default="basin-hopping")
+    p.add_argument("--reference", required=True, help="calculator: gfn1-xtb, emt, lj (epsilon = sigma = 1), a model file (.cfm) or module:factory")
+    p.add_argument("--steps", type=int, default=1000, help="basin-hopping moves, minima-hopping minima, or MD steps")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--kt", type=float, default=None, help="basin-hopping Metropolis temperature, energy units (default 0.8 for lj, 0.1 eV otherwise)")
+    p.add_argument("--step-size", type=float, default=None, help="basin-hopping move, Angstrom (default 0.36 sigma for lj, 0.4 Angstrom otherwise)")
+    p.add_argument("--temperature", type=float, default=600.0, help="MD / minima-hopping temperature, K")
+    p.add_argument("--quench-every", type=int, default=100, help="md-quench: MD steps between quenches")
+    p.add_argument("--fmax", type=float, default=1e-3, help="local minima converged below this force component (eV/Angstrom)")
+    p.add_argument("--energy-tol", type=float, default=1e-3, help="minima closer in energy than this may be the same (eV)")
+    p.add_argument("--rmsd-tol", type=float, default=0.05, help="same minimum below this RMSD after alignment (Angstrom)")
+    p.add_argument("--target", type=float, default=None, help="stop basin hopping once this energy is reached")
+    p.add_argument("--db", default="minima.db", help="ASE database of the distinct minima")
+    p.add_argument("--json", default=None, help="summary: lowest_energy, n_minima, energies, CPU time")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    return p
+
+
+def _start(spec: str, reference: str, seed: int):
+    from ase.io import read
+
+    from ..search import LJ_NEAREST, random_cluster
+
+    if spec.startswith("random:"):
+        fields = spec.split(":")
+        try:
+            n = int(fields[1])
+        except (IndexError, ValueError):
+            raise ValueError(f"START '{spec}': expected random:N or random:N:ELEMENT, e.g. random:38") from None
+        symbol = fields[2] if len(fields) > 2 else "Ar"
+        return random_cluster(n, symbol, nearest=LJ_NEAREST if reference == "lj" else None, seed=seed)
+    if not Path(spec).is_file():
+        raise FileNotFoundError(f"START {spec}: no such file (or give random:N[:ELEMENT])")
+    return read(spec, index=-1)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..calculators import resolve
+    from ..isomers import MinimaStore
+    from ..search import basin_hopping, md_quench, minima_hopping
+
+    start = _start(args.start, args.reference, args.seed)
+    calc = resolve(args.reference, start)
+    store = MinimaStore(energy_tol=args.energy_tol, rmsd_tol=args.rmsd_tol)
+    lj = args.reference == "lj"
+    cpu = time.process_time()
+    if args.method == "basin-hopping":
+        kt = args.kt if args.kt is not None else (0.8 if lj else 0.1)
+        step = args.step_size if args.step_size is not None else (0.36 if lj else 0.4)
+        basin_hopping(start, calc, steps=args.steps, kt=kt, step_size=step, seed=args.seed, fmax=args.fmax, store=store, target=args.target, progress=not args.quiet)
+    elif args.method == "minima-hopping":
+        minima_hopping(start, calc, steps=args.steps, temperature=args.temperature, fmax=args.fmax, store=store)
+    else:
+        md_quench(start, calc, steps=args.steps, temperature=args.temperature, quench_every=args.quench_every, seed=args.seed, fmax=args.fmax, store=store, progress=not args.quiet)
+    cpu = time.process_time() - cpu
+    store.write_db(args.db, reference=args.reference)
+    lowest = store.lowest
+    print(f"{len(store.minima)} distinct minima; lowest {lowest.energy:.6f} (found at step {lowest.step}); CPU {cpu:.1f} s; written to {args.db}")
+    if args.json:
+        summary = {
+            "method": args.method,
+            "reference": args.reference,
+            "seed": args.seed,
+            "steps": args.steps,
+            "lowest_energy": lowest.energy,
+            "lowest_found_at_step": lowest.step,
+            "n_minima": len(store.minima),
+            "energies": [m.energy for m in store.minima],
+            "cpu_seconds": cpu,
+            "db": str(args.db),
+        }
+        Path(args.json).write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    return 0

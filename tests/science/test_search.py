@@ -1,0 +1,117 @@
+"""Isomer search: Lennard-Jones global minima, deduplication, the search command."""
+
+import json
+
+import numpy as np
+import pytest
+from ase import Atoms
+from ase.build import molecule
+from scipy.spatial.transform import Rotation
+
+from clusterforce.calculators import LennardJones, resolve
+from clusterforce.cli import main
+from clusterforce.isomers import MinimaStore, relax, structure_distance
+from clusterforce.search import LJ_NEAREST, basin_hopping, random_cluster, screen
+
+LJ13 = -44.326801  # Cambridge Cluster Database, epsilon
+
+
+def test_lennard_jones_forces_are_minus_energy_gradient():
+    atoms = random_cluster(7, "Ar", nearest=LJ_NEAREST, seed=1)
+    atoms.calc = LennardJones()
+    f = atoms.get_forces()
+    h = 1e-6
+    for i, k in [(0, 0), (3, 1), (6, 2)]:
+        p = atoms.positions.copy()
+        atoms.positions[i, k] += h
+        e_plus = atoms.get_potential_energy()
+        atoms.positions = p
+        atoms.positions[i, k] -= h
+        e_minus = atoms.get_potential_energy()
+        atoms.positions = p
+        assert f[i, k] == pytest.approx(-(e_plus - e_minus) / (2 * h), abs=1e-6)
+    dimer = Atoms("Ar2", positions=[[0, 0, 0], [0, 0, LJ_NEAREST]])
+    dimer.calc = LennardJones()
+    assert dimer.get_potential_energy() == pytest.approx(-1.0)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_basin_hopping_finds_lj13_icosahedron(seed):
+    start = random_cluster(13, "Ar", nearest=LJ_NEAREST, seed=seed)
+    store = basin_hopping(start, LennardJones(), steps=300, kt=0.8, step_size=0.36, seed=seed, target=LJ13, progress=False)
+    assert store.lowest.energy == pytest.approx(LJ13, abs=1e-5)
+
+
+@pytest.fixture(scope="module")
+def lj13_minimum():
+    rng = np.random.default_rng(0)
+    start = random_cluster(13, "Ar", nearest=LJ_NEAREST, seed=0)
+    store = basin_hopping(start, LennardJones(), steps=300, kt=0.8, step_size=0.36, seed=0, target=LJ13, progress=False)
+    return store.lowest.atoms, rng
+
+
+def test_dedup_merges_permuted_rotated_mirrored_copies(lj13_minimum):
+    ico, rng = lj13_minimum
+    copy = ico.copy()
+    perm = rng.permutation(len(copy))
+    copy.positions = (ico.positions[perm] @ Rotation.random(random_state=3).as_matrix().T) * np.array([1, 1, -1]) + [5.0, -2.0, 1.0]
+    assert structure_distance(ico, copy) < 1e-6
+    store = MinimaStore()
+    _, new_first = store.add(ico, LJ13, "test")
+    _, new_copy = store.add(copy, LJ13 + 1e-7, "test")
+    assert new_first and not new_copy and store.minima[0].hits == 2
+
+
+def test_dedup_keeps_distinct_minima(lj13_minimum):
+    ico, rng = lj13_minimum
+    # Move one surface atom to a hollow site: a different minimum of the same cluster.
+    store = MinimaStore()
+    store.add(ico, LJ13, "test")
+    found = 0
+    for seed in range(5):
+        moved = ico.copy()
+        moved.positions[int(np.argmax(np.linalg.norm(moved.positions - moved.positions.mean(0), axis=1)))] += np.random.default_rng(seed).normal(size=3) * 0.8
+        relaxed, energy, _ = relax(moved, LennardJones())
+        if energy > LJ13 + 0.1:
+            found += store.add(relaxed, energy, "test")[1]
+    assert found >= 1 and len(store.minima) == 1 + found
+    assert all(structure_distance(store.minima[0].atoms, m.atoms) > 0.05 for m in store.minima[1:])
+
+
+def test_distance_of_different_compositions_is_infinite():
+    assert structure_distance(molecule("H2O"), molecule("NH3")) == np.inf
+
+
+def test_screen_picks_lowest_frame_per_energy_bin():
+    energies = [5.0, 1.0, 1.5, 9.0, 8.5, 0.9]
+    frames = [Atoms("H", info={"e": e}) for e in energies]
+    reps = screen(frames, lambda a: a.info["e"], bins=3)
+    assert reps == [5, 0, 4]
+
+
+def test_force_only_calculator_is_refused():
+    class ForcesOnly(LennardJones):
+        implemented_properties = ["forces"]
+
+    with pytest.raises(ValueError, match="gives no energy"):
+        relax(random_cluster(3, "Ar", nearest=LJ_NEAREST), ForcesOnly())
+
+
+def test_resolve_names():
+    assert isinstance(resolve("lj"), LennardJones)
+    assert isinstance(resolve("clusterforce.calculators:LennardJones"), LennardJones)
+    with pytest.raises(ValueError, match="unknown reference 'nope'"):
+        resolve("nope")
+
+
+def test_search_command_writes_db_and_json(tmp_path):
+    out, db = tmp_path / "s.json", tmp_path / "m.db"
+    assert main(["search", "random:13", "--reference", "lj", "--steps", "200", "--seed", "1", "--target", str(LJ13),
+                 "--db", str(db), "--json", str(out), "--quiet"]) == 0
+    summary = json.loads(out.read_text())
+    assert summary["lowest_energy"] == pytest.approx(LJ13, abs=1e-5)
+    assert summary["n_minima"] >= 1
+    from ase.db import connect
+
+    rows = list(connect(str(db)).select())
+    assert len(rows) == summary["n_minima"] and min(r.energy for r in rows) == pytest.approx(LJ13, abs=1e-5)
