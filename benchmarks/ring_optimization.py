@@ -33,6 +33,7 @@ from ase import Atoms
 from ase.optimize import BFGS
 
 from clusterforce import Calculator, datasets
+from clusterforce.calculators import resolve
 from clusterforce.dml.align import kabsch
 from clusterforce.datagen import (
     LadderCalculator,
@@ -57,15 +58,9 @@ def heavy_atom_rmsd(a: Atoms, b: Atoms) -> float:
     return float(np.sqrt(((p - q @ rotation.T) ** 2).sum(axis=1).mean()))
 
 
-def reference_calculator(atoms: Atoms, label: str) -> LadderCalculator:
-    """GFN1-xTB with the data set's settings (300 K electronic temperature).
-
-    SCF failures are retried with more cycles and damping (the datagen ladder); rungs that
-    change the physics (hotter electrons) are left out, so every energy is comparable.
-    """
-    ref = make_reference("gfn1-xtb", atoms)
-    ref = dataclasses.replace(ref, rungs=tuple(r for r in ref.rungs if r.recordable))
-    return LadderCalculator(ref, ScfCounts(), label)
+def reference_calculator(atoms: Atoms) -> LadderCalculator:
+    """GFN1-xTB with the data set's settings (300 K electronic temperature), SCF failures retried."""
+    return resolve("gfn1-xtb", atoms)
 
 
 def train_model(path: Path, data: list[str], quiet: bool) -> None:
@@ -97,7 +92,7 @@ def run_ring(n: int, model_path: Path, args: argparse.Namespace, workdir: Path) 
     ml_energies = single_point_energies([ml_path[k] for k in ml_steps], make_reference("gfn1-xtb", start), f"ring{n} ML path").tolist()
 
     ref = start.copy()
-    ref.calc = reference_calculator(ref, f"ring{n} GFN1-xTB BFGS")
+    ref.calc = reference_calculator(ref)
     ref_energies: list[float] = []
     opt = BFGS(ref, maxstep=args.ref_maxstep, logfile=None)
     opt.attach(lambda: ref_energies.append(float(ref.get_potential_energy())))

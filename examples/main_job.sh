@@ -3,7 +3,8 @@
 #   1. reference data: GFN1-xTB heating MD of an unseen ring size, [Au(SCH3)]7 (resumable);
 #   2. train a dml force model (EMLM norms + OAMLM directions) on the shipped `rings` data;
 #   3. evaluate it on the new ring7 frames (per-class table, JSON, density plots);
-#   4. optimise a fresh ring7 with the model (force-only BFGS), then report its GFN1-xTB energy drop.
+#   4. optimise a fresh ring7 with the model checked by GFN1-xTB (hybrid optimisation: model steps, a
+#      reference single point every few steps, uphill segments rejected) and report the GFN1-xTB energy drop.
 # Usage: bash examples/main_job.sh [OUTPUT_DIR]      (needs: pip install ".[xtb]")
 set -euo pipefail
 out=${1:-clusterforce-main-job}
@@ -19,19 +20,16 @@ clusterforce train --kind dml dataset:rings -o rings.cfm --n-references-norm 200
 clusterforce evaluate rings.cfm ring7.extxyz --plots plots --json ring7_metrics.json
 
 python -c "from clusterforce.datagen import gold_thiolate_ring; a = gold_thiolate_ring(7); a.center(vacuum=8.0); a.write('ring7_start.xyz')"
-clusterforce optimize rings.cfm ring7_start.xyz --maxstep 0.1 --fmax 0.1 --steps 100 \
-    -o ring7_opt.traj --final ring7_opt.extxyz --json ring7_opt.json --quiet
+clusterforce optimize rings.cfm ring7_start.xyz --reference gfn1-xtb --maxstep 0.1 --fmax 0.05 --steps 150 \
+    -o ring7_opt.traj --final ring7_opt.extxyz --reference-frames ring7_opt_reference.extxyz --json ring7_opt.json --quiet
 python - <<'PY'
-from ase.io import read
-from clusterforce.datagen import make_reference
+import json
 
-def energy(atoms):
-    ref = make_reference("gfn1-xtb", atoms)
-    atoms = atoms.copy()
-    atoms.calc = ref.calculator(ref.rungs[0])
-    return atoms.get_potential_energy()
-
-start, final = read("ring7_start.xyz"), read("ring7_opt.extxyz")
-print(f"GFN1-xTB energy of ring7: start {energy(start):.3f} eV, after ML optimisation {energy(final):.3f} eV")
+s = json.load(open("ring7_opt.json"))
+drop = s["final_energy"] - s["start_energy"]
+print(f"GFN1-xTB energy of ring7: start {s['start_energy']:.3f} eV, after hybrid optimisation {s['final_energy']:.3f} eV "
+      f"({drop:+.3f} eV) with {s['nsteps']} model steps and {s['reference_calls']} GFN1-xTB calls")
+if drop > 0:
+    raise SystemExit("the optimisation ended above its start: this is a bug, please report it")
 PY
-echo "outputs in $(pwd): ring7.extxyz rings.cfm ring7_metrics.json plots/ ring7_opt.traj"
+echo "outputs in $(pwd): ring7.extxyz rings.cfm ring7_metrics.json plots/ ring7_opt.traj ring7_opt.json"

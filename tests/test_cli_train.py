@@ -101,7 +101,7 @@ def test_optimize_cli_partwise_fix_json_and_extrapolation_stop(tmp_path, capsys)
     summary = tmp_path / "opt.json"
     args = ["optimize", str(model), str(tmp_path / "start.xyz"), "--steps", "6", "--fmax", "0.001", "--maxstep", "0.05",
             "--partwise", "S:2,C:1", "--fix", "H", "--reset-every", "3", "-o", str(tmp_path / "opt.traj"),
-            "--json", str(summary), "--quiet"]  # fmt: skip
+            "--json", str(summary), "--no-stop-when-extrapolating", "--quiet"]  # fmt: skip
     assert main(args) == 0
     report = json.loads(summary.read_text())
     assert report["nsteps"] == 6 and report["parts"] == ["S", "S", "C", "S", "S", "C"] and report["resets"] == [3]
@@ -119,3 +119,27 @@ def test_optimize_cli_partwise_fix_json_and_extrapolation_stop(tmp_path, capsys)
     report = json.loads(summary.read_text())
     assert report["nsteps"] == 0 and report["stopped"].startswith("step 0: atoms ")
     assert "stopped at step 0" in capsys.readouterr().out
+
+
+def test_optimize_cli_hybrid_with_reference(tmp_path, data, capsys):
+    from ase.calculators.emt import EMT
+    from ase.io import read
+
+    train, test = data
+    model = tmp_path / "au_gap.cfm"
+    flags = ["--terms", "2b", "--quiet"]
+    assert main(["train", "--kind", "gap", str(train), "-o", str(model), *flags]) == 0
+    start = read(test, index=0)
+    start.rattle(0.1, seed=5)
+    write(tmp_path / "start.xyz", start)
+    summary, frames = tmp_path / "hyb.json", tmp_path / "ref.extxyz"
+    assert main(["optimize", str(model), str(tmp_path / "start.xyz"), "--reference", "emt", "--steps", "30", "--fmax", "0.05",
+                 "--final", str(tmp_path / "final.extxyz"), "--reference-frames", str(frames), "--json", str(summary),
+                 "-o", str(tmp_path / "h.traj"), "--quiet"]) == 0  # fmt: skip
+    report = json.loads(summary.read_text())
+    assert report["reference_calls"] == len(report["reference_energies"]) == len(read(frames, ":"))
+    assert report["final_energy"] <= report["start_energy"]
+    final = read(tmp_path / "final.extxyz")
+    final.calc = EMT()
+    assert final.get_potential_energy() == pytest.approx(report["final_energy"], abs=1e-6)  # extxyz rounding
+    assert "emt calls" in capsys.readouterr().out

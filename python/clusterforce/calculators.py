@@ -9,6 +9,7 @@ returns an ASE calculator.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import inspect
 from pathlib import Path
@@ -62,10 +63,15 @@ def resolve(name: str, atoms: Atoms | None = None) -> Calculator:
         return LennardJones()
     if name in ("gfn1-xtb", "emt"):
         from .datagen.references import make_reference
+        from .datagen.scf import LadderCalculator, ScfCounts
 
         if atoms is None:
             raise ValueError(f"--reference {name} needs the structure to choose its settings")
-        return make_reference(name, atoms).factory()
+        ref = make_reference(name, atoms)
+        # SCF failures are retried with a patient SCF (the datagen ladder); the rung that heats the
+        # electrons changes the physics, so it is left out and every energy stays comparable.
+        ref = dataclasses.replace(ref, rungs=tuple(r for r in ref.rungs if r.recordable))
+        return LadderCalculator(ref, ScfCounts(), atoms.get_chemical_formula())
     if name.endswith(".cfm") or Path(name).is_file():
         from .calculator import Calculator as ModelCalculator
 

@@ -36,9 +36,26 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--steps", type=int, default=200, help="maximum number of BFGS steps")
     p.add_argument(
         "--stop-when-extrapolating",
-        action="store_true",
-        help="stop when an atom comes closer to a neighbour than any pair of those elements in the training data",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="without --reference: stop when an atom comes closer to a neighbour than any pair of those elements "
+        "in the training data (default; --no-stop-when-extrapolating runs on regardless)",
     )
+    hybrid = p.add_argument_group(
+        "hybrid optimisation",
+        "with --reference, model steps are checked by reference single points: a segment that raises the reference "
+        "energy is rejected and the trust radius halved, and model forces are corrected by the last reference forces",
+    )
+    hybrid.add_argument("--reference", default=None, help="reference calculator: gfn1-xtb, emt, a model file (.cfm) or module:factory")
+    hybrid.add_argument("--check-every", type=int, default=8, help="reference check after at most this many model steps")
+    hybrid.add_argument("--trust-radius", type=float, default=0.3, help="initial largest move of an atom between checks, Angstrom")
+    hybrid.add_argument(
+        "--uncertainty-threshold",
+        type=float,
+        default=None,
+        help="also check as soon as an atom's model uncertainty exceeds this (the model's uncertainty units)",
+    )
+    hybrid.add_argument("--reference-frames", default=None, help="write every reference-labelled structure here (extxyz, for training)")
     p.add_argument("--log", default="-", help="step log file ('-' = stdout)")
     p.add_argument("--json", default=None, help="write a summary (converged, steps, fmax per step, resets) as JSON")
     p.add_argument("--quiet", action="store_true", help="no step log on stdout")
@@ -63,8 +80,10 @@ def run(args: argparse.Namespace) -> int:
         fixed = parse_partwise(f"{args.fix}:1", atoms, classes)[0].indices
         atoms.set_constraint(FixAtoms(indices=fixed))
         log.info("fixed %d atoms (%s)", len(fixed), args.fix)
-    parts = parse_partwise(args.partwise, atoms, classes) if args.partwise else None
     logfile = None if (args.quiet and args.log == "-") else args.log
+    if args.reference:
+        return _run_hybrid(args, atoms, calc, logfile)
+    parts = parse_partwise(args.partwise, atoms, classes) if args.partwise else None
     optimizer = ForceOnlyOptimizer(
         atoms,
         maxstep=args.maxstep,
@@ -86,13 +105,66 @@ def run(args: argparse.Namespace) -> int:
         "resets": result.resets,
         "stopped": result.stopped,
         "trajectory": args.output,
+        "reference_calls": 0,
+        "reference_energies": [],
     }
-    if args.json:
-        with open(args.json, "w") as fh:
-            json.dump(summary, fh, indent=1)
+    _write_json(args.json, summary)
     print(
         f"{'converged' if result.converged else 'not converged'} after {result.nsteps} steps; "
         f"max force {result.fmax[-1]:.4f} eV/A; {len(result.resets)} Hessian resets; trajectory {args.output}"
-        + (f"; stopped at {result.stopped}" if result.stopped else "")
+        + (f"; stopped at {result.stopped} (--reference NAME checks such steps with a reference; "
+           "--no-stop-when-extrapolating runs on)" if result.stopped else "")
+    )
+    return 0
+
+
+def _write_json(path: str | None, summary: dict) -> None:
+    if path:
+        with open(path, "w") as fh:
+            json.dump(summary, fh, indent=1)
+
+
+def _run_hybrid(args: argparse.Namespace, atoms, calc, logfile) -> int:
+    from ..calculators import resolve
+    from ..hybrid import HybridOptimizer
+
+    if args.partwise or args.reset_every:
+        raise SystemExit("clusterforce optimize: --partwise and --reset-every apply to model-only runs, not with --reference")
+    reference = resolve(args.reference, atoms)
+    optimizer = HybridOptimizer(
+        atoms,
+        calc,
+        reference,
+        maxstep=args.maxstep,
+        check_every=args.check_every,
+        trust_radius=args.trust_radius,
+        uncertainty_threshold=args.uncertainty_threshold,
+        trajectory=args.output,
+        logfile=logfile,
+    )
+    result = optimizer.run(fmax=args.fmax, steps=args.steps)
+    if args.final:
+        write(args.final, atoms)
+    if args.reference_frames:
+        write(args.reference_frames, result.frames, format="extxyz")
+    summary = {
+        "converged": result.converged,
+        "nsteps": result.model_steps,
+        "reference": args.reference,
+        "reference_calls": result.reference_calls,
+        "reference_energies": result.reference_energies,
+        "accepted": result.accepted,
+        "reference_fmax": result.reference_fmax,
+        "start_energy": result.start_energy,
+        "final_energy": result.final_energy,
+        "stopped": result.stopped,
+        "trajectory": args.output,
+    }
+    _write_json(args.json, summary)
+    print(
+        f"hybrid optimisation {'converged' if result.converged else 'not converged'}: {result.model_steps} model steps, "
+        f"{result.reference_calls} {args.reference} calls ({sum(result.accepted)} accepted); reference energy "
+        f"{result.start_energy:.4f} -> {result.final_energy:.4f} eV ({result.final_energy - result.start_energy:+.4f} eV)"
+        + (f"; {result.stopped}" if result.stopped else "")
     )
     return 0

@@ -1,0 +1,260 @@
+"""Hybrid optimisation: model steps where the model can be trusted, reference single points to
+check and correct them (the optimisation the OAMLM paper's conclusion proposes).
+
+The optimiser keeps a *checkpoint*: the last structure whose reference energy E_ref and forces
+F_ref are known. From it, it takes quasi-Newton steps on the corrected model force
+
+    F(x) = F_model(x) + (F_ref(x_c) - F_model(x_c)),
+
+which equals the reference force at the checkpoint x_c and takes its variation from the model;
+the BFGS Hessian is built from model force differences only (the correction is constant within a
+segment). A segment ends after ``check_every`` model steps, when it leaves the trust radius
+around the checkpoint, when the model flags an atom as extrapolating (or its per-atom
+uncertainty passes ``uncertainty_threshold``), or when the corrected forces are converged. Then
+one reference single point decides:
+
+- lower reference energy: the new structure becomes the checkpoint and the trust radius grows;
+- higher: the segment is rejected, the structure returns to the checkpoint and the trust radius
+  is halved.
+
+So the reference energy of the checkpoints never rises, and the optimisation converges on the
+reference forces (fmax is checked on F_ref). Reference frames are kept for adding to the model.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Callable
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from ase import Atoms
+from ase.calculators.calculator import Calculator
+from ase.calculators.singlepoint import SinglePointCalculator
+from ase.io import Trajectory
+
+from .optimize import fixed_indices
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class HybridResult:
+    """What a :meth:`HybridOptimizer.run` did; energies in eV, forces in eV/Angstrom."""
+
+    converged: bool = False
+    model_steps: int = 0
+    reference_calls: int = 0
+    reference_energies: list[float] = field(default_factory=list)  # per reference call
+    accepted: list[bool] = field(default_factory=list)  # per reference call after the first
+    reference_fmax: list[float] = field(default_factory=list)  # per reference call
+    trust_radius: list[float] = field(default_factory=list)  # Angstrom, before each segment
+    frames: list[Atoms] = field(default_factory=list)  # every reference-labelled structure
+    stopped: str = ""
+
+    @property
+    def start_energy(self) -> float:
+        return self.reference_energies[0]
+
+    @property
+    def final_energy(self) -> float:
+        """Reference energy of the final structure (the last accepted checkpoint)."""
+        best = self.reference_energies[0]
+        for e, ok in zip(self.reference_energies[1:], self.accepted):
+            if ok:
+                best = e
+        return best
+
+
+class HybridOptimizer:
+    """Optimise ``atoms`` with a model calculator, checked and corrected by a reference calculator.
+
+    Parameters
+    ----------
+    atoms
+        Structure to optimise (moved in place; ``FixAtoms`` constraints honoured).
+    model
+        Calculator giving forces (eV/Angstrom) cheaply, e.g. :class:`clusterforce.Calculator`;
+        may flag atoms in ``results["extrapolating"]`` and give ``results["uncertainty"]``.
+    reference
+        Calculator giving energy (eV) and forces, e.g. GFN1-xTB.
+    maxstep
+        Largest displacement of an atom per model step (Angstrom).
+    check_every
+        Model steps between reference checks at most.
+    trust_radius
+        Initial largest displacement of an atom from the checkpoint within a segment (Angstrom);
+        grows by 1.5 on accepted segments up to ``max_trust_radius`` and halves on rejected ones.
+    uncertainty_threshold
+        End a segment when an atom's ``results["uncertainty"]`` passes this value (the model's
+        uncertainty units); ``None`` ignores the uncertainty.
+    alpha
+        Initial Hessian guess (eV/Angstrom^2), as ASE's BFGS.
+    on_reference
+        Called with every reference-labelled structure (a copy carrying energy and forces), e.g.
+        to add it to the model's data.
+    """
+
+    def __init__(
+        self,
+        atoms: Atoms,
+        model: Calculator,
+        reference: Calculator,
+        *,
+        maxstep: float = 0.1,
+        check_every: int = 8,
+        trust_radius: float = 0.3,
+        max_trust_radius: float = 1.0,
+        uncertainty_threshold: float | None = None,
+        alpha: float = 70.0,
+        trajectory: str | Path | None = None,
+        logfile: str | Path | None = None,
+        on_reference: Callable[[Atoms], None] | None = None,
+    ):
+        if maxstep <= 0 or trust_radius <= 0 or check_every < 1:
+            raise ValueError("maxstep and trust_radius (Angstrom) must be positive and check_every at least 1")
+        self.atoms = atoms
+        self.model = model
+        self.reference = reference
+        self.maxstep = maxstep
+        self.check_every = check_every
+        self.radius = trust_radius
+        self.max_radius = max_trust_radius
+        self.uncertainty_threshold = uncertainty_threshold
+        self.alpha = alpha
+        self.trajectory = trajectory
+        self.logfile = logfile
+        self.on_reference = on_reference
+        self.free = np.setdiff1d(np.arange(len(atoms)), fixed_indices(atoms))
+
+    def _model_forces(self, positions: np.ndarray) -> tuple[np.ndarray, str]:
+        """Model forces on the free atoms (flattened) and why the model is unsure there ('' if it is not)."""
+        probe = self.atoms.copy()
+        probe.set_constraint()
+        probe.positions = positions
+        probe.calc = self.model
+        forces = probe.get_forces()[self.free].ravel()
+        results = self.model.results
+        flags = results.get("extrapolating")
+        if flags is not None and np.any(np.asarray(flags, dtype=bool)[self.free]):
+            return forces, "extrapolating"
+        unc = results.get("uncertainty")
+        if self.uncertainty_threshold is not None and unc is not None and np.max(np.asarray(unc)[self.free]) > self.uncertainty_threshold:
+            return forces, "uncertain"
+        return forces, ""
+
+    def _reference(self, positions: np.ndarray, result: HybridResult) -> tuple[float, np.ndarray]:
+        probe = self.atoms.copy()
+        probe.set_constraint()
+        probe.positions = positions
+        probe.calc = self.reference
+        energy = float(probe.get_potential_energy())
+        forces = probe.get_forces()
+        frame = probe.copy()
+        frame.calc = SinglePointCalculator(frame, energy=energy, forces=forces)
+        result.frames.append(frame)
+        result.reference_calls += 1
+        result.reference_energies.append(energy)
+        fmax = float(np.sqrt((forces[self.free] ** 2).sum(axis=1)).max())
+        result.reference_fmax.append(fmax)
+        if self.on_reference is not None:
+            self.on_reference(frame)
+        return energy, forces[self.free].ravel()
+
+    def _step(self, hessian: np.ndarray, force: np.ndarray) -> np.ndarray:
+        """Quasi-Newton step (free coordinates, flattened) scaled so no atom moves more than maxstep."""
+        omega, v = np.linalg.eigh(hessian)
+        dx = v @ ((force @ v) / np.abs(omega))
+        longest = np.sqrt((dx.reshape(-1, 3) ** 2).sum(axis=1)).max()
+        return dx * (self.maxstep / longest) if longest > self.maxstep else dx
+
+    def run(self, fmax: float = 0.05, steps: int = 150) -> HybridResult:
+        """Optimise until the reference max force is <= ``fmax`` (eV/Angstrom) or ``steps`` model steps."""
+        result = HybridResult()
+        with ExitStack() as stack:
+            traj = stack.enter_context(Trajectory(str(self.trajectory), "w")) if self.trajectory else None
+            out = sys.stdout if self.logfile == "-" else (stack.enter_context(open(self.logfile, "w")) if self.logfile else None)
+            if out:
+                out.write(f"{'call':>4} {'model steps':>11} {'E_ref/eV':>14} {'fmax_ref':>9} {'radius/A':>8} verdict\n")
+            x = self.atoms.positions.copy()
+            free = self.free
+            energy, f_ref = self._reference(x, result)
+            checkpoint_fmax = result.reference_fmax[-1]
+            f_model, _ = self._model_forces(x)
+            hessian = np.eye(3 * len(free)) * self.alpha
+            if out:
+                out.write(f"{1:4d} {0:11d} {energy:14.6f} {result.reference_fmax[-1]:9.4f} {self.radius:8.3f} start\n")
+            while True:
+                if checkpoint_fmax <= fmax:
+                    result.converged = True
+                    break
+                if result.model_steps >= steps:
+                    break
+                result.trust_radius.append(self.radius)
+                correction = f_ref - f_model
+                xs, fm = x.copy(), f_model
+                why = "checked"
+                for _ in range(self.check_every):
+                    dx = self._step(hessian, fm + correction)
+                    trial = xs.copy()
+                    trial[free] += dx.reshape(-1, 3)
+                    # Stay within the trust radius of the checkpoint: scale the step back onto it.
+                    reach = np.sqrt(((trial[free] - x[free]) ** 2).sum(axis=1)).max()
+                    hit_boundary = reach >= self.radius
+                    if hit_boundary:
+                        trial[free] = x[free] + (trial[free] - x[free]) * (self.radius / reach)
+                        dx = (trial[free] - xs[free]).ravel()
+                    fm_new, unsure = self._model_forces(trial)
+                    result.model_steps += 1
+                    y = fm - fm_new  # gradient difference (model part only)
+                    if dx @ y > 1e-12:
+                        hs = hessian @ dx
+                        hessian += np.outer(y, y) / (dx @ y) - np.outer(hs, hs) / (dx @ hs)
+                    xs, fm = trial, fm_new
+                    if traj is not None:
+                        frame = self.atoms.copy()
+                        frame.positions = xs
+                        traj.write(frame)
+                    done = np.sqrt(((fm + correction).reshape(-1, 3) ** 2).sum(axis=1)).max() <= 0.5 * fmax
+                    if unsure or hit_boundary or done or result.model_steps >= steps:
+                        why = unsure or ("trust radius" if hit_boundary else ("model converged" if done else "step budget"))
+                        break
+                try:
+                    e_new, f_new = self._reference(xs, result)
+                except Exception as exc:  # a reference failure (e.g. SCF) at a trial structure rejects it
+                    log.warning("reference failed at the trial structure after model step %d (%s); rejected", result.model_steps, exc)
+                    e_new, f_new = np.inf, f_ref
+                    result.reference_calls += 1
+                    result.reference_energies.append(np.nan)
+                    result.reference_fmax.append(np.nan)
+                    why = f"reference failed: {exc}"
+                accepted = e_new < energy
+                result.accepted.append(accepted)
+                if accepted:
+                    x, energy, f_ref, f_model = xs, e_new, f_new, fm
+                    checkpoint_fmax = result.reference_fmax[-1]
+                    self.radius = min(self.radius * 1.5, self.max_radius)
+                else:
+                    self.radius *= 0.5
+                    # The model's curvature led uphill: start the next segment from the initial guess.
+                    hessian = np.eye(3 * len(free)) * self.alpha
+                if out:
+                    verdict = "accepted" if accepted else "rejected"
+                    out.write(f"{result.reference_calls:4d} {result.model_steps:11d} {e_new:14.6f} {result.reference_fmax[-1]:9.4f} {self.radius:8.3f} {verdict} ({why})\n")
+                    out.flush()
+                if self.radius < 1e-3:
+                    result.stopped = "trust radius below 0.001 Angstrom: the model gives no downhill direction here"
+                    break
+            self.atoms.positions = x
+        log.info(
+            "hybrid optimisation %s: %d model steps, %d reference calls, reference energy %.4f -> %.4f eV",
+            "converged" if result.converged else "stopped",
+            result.model_steps,
+            result.reference_calls,
+            result.start_energy,
+            result.final_energy,
+        )
+        return result

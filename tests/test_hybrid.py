@@ -1,0 +1,85 @@
+"""Hybrid optimisation: model steps checked and corrected by reference single points."""
+
+import numpy as np
+import pytest
+from ase.calculators.emt import EMT
+from ase.calculators.lj import LennardJones
+from ase.cluster import Icosahedron
+from ase.optimize import BFGS
+
+from clusterforce.hybrid import HybridOptimizer
+
+
+@pytest.fixture
+def rattled_cu13():
+    atoms = Icosahedron("Cu", 2)
+    atoms.positions += np.random.default_rng(0).normal(scale=0.25, size=atoms.positions.shape)
+    return atoms
+
+
+def _checkpoint_energies(result):
+    energies = [result.reference_energies[0]]
+    energies += [e for e, ok in zip(result.reference_energies[1:], result.accepted) if ok]
+    return np.array(energies)
+
+
+def test_converges_on_reference_forces_with_a_poor_model(rattled_cu13):
+    atoms = rattled_cu13.copy()
+    # Lennard-Jones with made-up parameters: the wrong forces, only roughly the right shape.
+    result = HybridOptimizer(atoms, LennardJones(sigma=2.3, epsilon=0.4, rc=6.0), EMT()).run(fmax=0.05, steps=150)
+    assert result.converged and result.reference_fmax[-1] <= 0.05
+    atoms.calc = EMT()
+    assert atoms.get_potential_energy() == pytest.approx(result.final_energy, abs=1e-9)
+    assert np.sqrt((atoms.get_forces() ** 2).sum(axis=1)).max() <= 0.05
+    assert np.all(np.diff(_checkpoint_energies(result)) < 0)
+    plain = rattled_cu13.copy()
+    plain.calc = EMT()
+    bfgs = BFGS(plain, maxstep=0.1, logfile=None)
+    bfgs.run(fmax=0.05, steps=150)
+    # Same minimum as a plain reference BFGS.
+    assert result.final_energy == pytest.approx(plain.get_potential_energy(), abs=5e-3)
+
+
+def test_noisy_model_is_rejected_and_energy_never_rises(rattled_cu13):
+    class Noisy(EMT):
+        """EMT plus fresh 3 eV/Angstrom noise on every call: many model steps go uphill."""
+
+        rng = np.random.default_rng(1)
+
+        def calculate(self, *args, **kwargs):
+            super().calculate(*args, **kwargs)
+            self.results["forces"] = self.results["forces"] + self.rng.normal(scale=3.0, size=self.results["forces"].shape)
+
+    atoms = rattled_cu13.copy()
+    result = HybridOptimizer(atoms, Noisy(), EMT(), check_every=4).run(fmax=0.05, steps=40)
+    assert not all(result.accepted)
+    assert np.all(np.diff(_checkpoint_energies(result)) < 0)
+    assert result.final_energy <= result.start_energy
+    atoms.calc = EMT()
+    assert atoms.get_potential_energy() == pytest.approx(result.final_energy, abs=1e-9)
+
+
+def test_reference_failure_at_a_trial_structure_is_a_rejection(rattled_cu13):
+    class Flaky(EMT):
+        calls = 0
+
+        def calculate(self, *args, **kwargs):
+            Flaky.calls += 1
+            if Flaky.calls == 2:
+                raise RuntimeError("SCF did not converge")
+            super().calculate(*args, **kwargs)
+
+    result = HybridOptimizer(rattled_cu13.copy(), LennardJones(sigma=2.3, epsilon=0.4, rc=6.0), Flaky()).run(fmax=0.05, steps=60)
+    assert result.accepted[0] is False and np.isnan(result.reference_energies[1])
+    assert result.final_energy < result.start_energy
+
+
+def test_extrapolation_flag_ends_a_segment(rattled_cu13):
+    class Flagging(LennardJones):
+        def calculate(self, *args, **kwargs):
+            super().calculate(*args, **kwargs)
+            self.results["extrapolating"] = np.ones(len(self.atoms), dtype=bool)
+
+    result = HybridOptimizer(rattled_cu13.copy(), Flagging(sigma=2.3, epsilon=0.4, rc=6.0), EMT(), check_every=8).run(fmax=0.05, steps=10)
+    # Every segment is one model step long: one reference call per model step.
+    assert result.reference_calls == result.model_steps + 1
