@@ -48,7 +48,7 @@ def test_is_a_safetensors_file(model_path):
 def test_cpp_reader_agrees_with_python(model_path):
     path, arrays, metadata = model_path
     got = _kernels.read_model_file(str(path))
-    assert got["kind"] == "dml" and got["format_version"] == 1
+    assert got["kind"] == "dml" and got["format_version"] == modelfile.FORMAT_VERSION
     assert got["clusterforce_version"] == __version__
     assert got["metadata"]["elements"] == ["Au", "S"]
     assert got["metadata"]["descriptor"] == {"r_cut": 4.0, "n_max": 7.0}

@@ -38,7 +38,7 @@ py::dict read_model_file(const std::string& path) {
     py::dict arrays;
     for (const auto& [name, t] : mf.tensors()) {
         std::vector<py::ssize_t> shape(t.shape.begin(), t.shape.end());
-        if (t.dtype == "F64") {
+        if (t.dtype == "F64" || t.dtype == "F32") {
             py::array_t<double> a(shape);
             std::copy(t.f64.begin(), t.f64.end(), a.mutable_data());
             arrays[py::str(name)] = a;

@@ -1,21 +1,29 @@
 """The ``.cfm`` model file: one portable file per trained model.
 
 Layout (safetensors): an 8-byte little-endian header length, a JSON header, then raw
-little-endian float64 / int64 arrays. The header's ``__metadata__`` holds string values only
-(a safetensors rule), so it carries ``format_version``, ``kind``, ``clusterforce_version`` and
-``metadata``: the JSON text of everything else (elements, classes, descriptor parameters,
-hyperparameters, training-data hash, training metrics). The same file is read by
+little-endian float64 / float32 / int64 arrays. The header's ``__metadata__`` holds string values
+only (a safetensors rule), so it carries ``format_version``, ``kind``, ``clusterforce_version``,
+``checksum`` and ``metadata``: the JSON text of everything else (elements, classes, descriptor
+parameters, hyperparameters, training-data hash, training metrics). The same file is read by
 :mod:`clusterforce.modelfile` here and by ``cpp/include/clusterforce/modelfile.hpp`` in C++.
 
-Readers reject unknown format versions, truncated files and shape mismatches with a
-:class:`ModelFileError` that names the file and the field.
+``checksum`` (format_version 2) is ``"crc32:XXXXXXXX"``: the CRC-32 (zlib's) of the whole file
+computed with those eight hex digits written as ``00000000``, so header and payload are both
+covered and a damaged copy is refused instead of predicting different numbers. Arrays a kind
+stores as float32 (F32) are returned as float64. Format version 1 files (no checksum, float64
+only) still load. See docs/model-file.md.
+
+Readers reject unknown format versions, truncated files, checksum mismatches and shape mismatches
+with a :class:`ModelFileError` that names the file and the field.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import struct
+import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,9 +33,16 @@ import numpy as np
 
 from ._version import __version__
 
-FORMAT_VERSION = 1
+log = logging.getLogger(__name__)
 
-_DTYPES = {"F64": np.dtype("<f8"), "I64": np.dtype("<i8")}
+FORMAT_VERSION = 2
+#: Versions this reader accepts: 1 (no checksum) and the current one.
+READABLE_VERSIONS = (1, 2)
+
+_DTYPES = {"F64": np.dtype("<f8"), "F32": np.dtype("<f4"), "I64": np.dtype("<i8")}
+#: The checksum field as it appears in the header bytes, followed by 8 hex digits.
+_CHECKSUM_KEY = b'"checksum":"crc32:'
+_CHECKSUM_PLACEHOLDER = "crc32:00000000"
 _MAX_HEADER_BYTES = 100 * 1024 * 1024
 
 
@@ -37,6 +52,8 @@ class ModelFileError(ValueError):
 
 def _as_storable(name: str, value: np.ndarray) -> tuple[str, np.ndarray]:
     array = np.asarray(value)
+    if array.dtype == np.float32:
+        return "F32", np.asarray(array, dtype="<f4", order="C")
     if array.dtype.kind == "f":
         return "F64", np.asarray(array, dtype="<f8", order="C")
     if array.dtype.kind in "iub":
@@ -57,7 +74,8 @@ def to_bytes(
     kind
         Model kind, e.g. ``"dml"`` or ``"gap"``.
     arrays
-        Named arrays; float dtypes are stored as float64, integer and bool dtypes as int64.
+        Named arrays; float32 arrays are stored as float32 (for arrays whose precision the
+        predictions do not need), other float dtypes as float64, integer and bool dtypes as int64.
         Use ``/`` in names for hierarchy (``"classes/S/emlm/W"``).
     metadata
         JSON-serialisable description of the model. ``format_version`` and the package
@@ -83,10 +101,38 @@ def to_bytes(
         "kind": kind,
         "clusterforce_version": __version__,
         "metadata": metadata_text,
+        "checksum": _CHECKSUM_PLACEHOLDER,
     }
     header_bytes = json.dumps(header, separators=(",", ":")).encode()
     header_bytes += b" " * (-len(header_bytes) % 8)  # align the data section to 8 bytes
-    return b"".join([struct.pack("<Q", len(header_bytes)), header_bytes, *blobs])
+    raw = bytearray(b"".join([struct.pack("<Q", len(header_bytes)), header_bytes, *blobs]))
+    digits = _checksum_digits(raw)
+    raw[digits : digits + 8] = b"%08x" % zlib.crc32(raw)
+    return bytes(raw)
+
+
+def _checksum_digits(raw: bytes | bytearray) -> int:
+    """Offset of the checksum's 8 hex digits in a file's bytes (-1 if the header has none).
+
+    The key is searched in the header only; in the header JSON the metadata text is escaped, so the
+    unescaped key can only be the checksum field itself.
+    """
+    (n_header,) = struct.unpack("<Q", raw[:8])
+    at = bytes(raw[8 : 8 + n_header]).find(_CHECKSUM_KEY)
+    return -1 if at < 0 else 8 + at + len(_CHECKSUM_KEY)
+
+
+def _verify_checksum(path: Path, raw: bytes, stored: str) -> None:
+    """Raise ModelFileError unless the CRC-32 of ``raw`` (its checksum digits zeroed) equals ``stored``."""
+    digits = _checksum_digits(raw)
+    if not stored.startswith("crc32:") or len(stored) != 14 or digits < 0 or raw[digits : digits + 8].decode("ascii", "replace") != stored[6:]:
+        raise ModelFileError(f"{path}: field 'checksum' is damaged ({stored!r}); the file is damaged: copy it again or retrain")
+    crc = zlib.crc32(b"00000000", zlib.crc32(memoryview(raw)[:digits]))
+    crc = zlib.crc32(memoryview(raw)[digits + 8 :], crc)
+    if f"{crc:08x}" != stored[6:]:
+        raise ModelFileError(
+            f"{path}: checksum mismatch (stored {stored[6:]}, computed {crc:08x}): the file is damaged; copy it again or retrain"
+        )
 
 
 def save(
@@ -95,8 +141,8 @@ def save(
     kind: str,
     arrays: Mapping[str, np.ndarray],
     metadata: Mapping[str, Any],
-) -> None:
-    """Write a model file atomically (a temporary file renamed into place).
+) -> int:
+    """Write a model file atomically (a temporary file renamed into place); returns its size in bytes.
 
     Parameters
     ----------
@@ -113,6 +159,16 @@ def save(
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_bytes(data)
     os.replace(tmp, path)
+    log.info("wrote %s (%s, kind %s)", path, human_size(len(data)), kind)
+    return len(data)
+
+
+def human_size(n_bytes: int) -> str:
+    """``n_bytes`` as kB/MB/GB (powers of 1000), e.g. ``"48.2 MB"``."""
+    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if n_bytes >= scale:
+            return f"{n_bytes / scale:.1f} {unit}"
+    return f"{n_bytes} B"
 
 
 @dataclass
@@ -125,6 +181,8 @@ class ModelFile:
     clusterforce_version: str
     metadata: dict[str, Any]
     arrays: dict[str, np.ndarray] = field(repr=False)
+    stored_dtypes: dict[str, str] = field(default_factory=dict, repr=False)  # on disk: F64, F32 or I64
+    size: int = 0  # bytes
 
     def array(self, name: str, *, shape: tuple[int | None, ...] | None = None, dtype: Any = None) -> np.ndarray:
         """Return array ``name``, checking its shape (``None`` = any length on that axis) and dtype."""
@@ -170,11 +228,13 @@ def load(path: str | os.PathLike, *, kind: str | None = None) -> ModelFile:
         version = int(meta["format_version"])
     except ValueError:
         raise ModelFileError(f"{path}: field 'format_version' is {meta['format_version']!r}, not an integer") from None
-    if version != FORMAT_VERSION:
+    if version not in READABLE_VERSIONS:
         raise ModelFileError(
             f"{path}: unknown format_version {version}; this clusterforce ({__version__}) reads "
-            f"format_version {FORMAT_VERSION} — install the clusterforce version that wrote the file"
+            f"format_version {', '.join(map(str, READABLE_VERSIONS))} — install the clusterforce version that wrote the file"
         )
+    if version >= 2 and not isinstance(meta.get("checksum"), str):
+        raise ModelFileError(f"{path}: no checksum in a format_version {version} file; the file is damaged: copy it again or retrain")
     if kind is not None and meta["kind"] != kind:
         raise ModelFileError(f"{path}: model kind is '{meta['kind']}', expected '{kind}'")
     try:
@@ -183,7 +243,7 @@ def load(path: str | os.PathLike, *, kind: str | None = None) -> ModelFile:
         raise ModelFileError(f"{path}: field 'metadata' is not valid JSON: {exc}") from None
 
     data = memoryview(raw)[8 + n_header :]
-    arrays: dict[str, np.ndarray] = {}
+    spans: dict[str, tuple[np.dtype, tuple[int, ...], int, int]] = {}
     for name, info in header.items():
         try:
             dtype = _DTYPES[info["dtype"]]
@@ -196,7 +256,13 @@ def load(path: str | os.PathLike, *, kind: str | None = None) -> ModelFile:
             raise ModelFileError(f"{path}: field '{name}' holds {end - begin} bytes but shape {shape} needs {expected}")
         if end > len(data):
             raise ModelFileError(f"{path}: truncated model file (field '{name}' ends at byte {end} of a {len(data)}-byte data section)")
-        arrays[name] = np.frombuffer(data[begin:end], dtype=dtype).reshape(shape).astype(dtype.newbyteorder("="))
+        spans[name] = (dtype, shape, begin, end)
+    if version >= 2:
+        _verify_checksum(path, raw, meta["checksum"])
+    arrays: dict[str, np.ndarray] = {}
+    for name, (dtype, shape, begin, end) in spans.items():
+        array = np.frombuffer(data[begin:end], dtype=dtype).reshape(shape)
+        arrays[name] = array.astype(np.float64 if dtype.kind == "f" else dtype.newbyteorder("="))
     return ModelFile(
         path=path,
         kind=meta["kind"],
@@ -204,4 +270,6 @@ def load(path: str | os.PathLike, *, kind: str | None = None) -> ModelFile:
         clusterforce_version=meta.get("clusterforce_version", "unknown"),
         metadata=metadata,
         arrays=arrays,
+        stored_dtypes={name: next(k for k, v in _DTYPES.items() if v == dt) for name, (dt, *_rest) in spans.items()},
+        size=len(raw),
     )

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <map>
 #include <memory>
@@ -203,7 +204,13 @@ class Json {
                         append_utf8(out, cp);
                         break;
                     }
-                    default: fail(std::string("unknown escape '\\") + e + "'");
+                    default: {
+                        // The byte in hex: a damaged file can hold bytes that are not text, and the
+                        // message must stay valid UTF-8 for Python and the LAMMPS log.
+                        char code[8];
+                        std::snprintf(code, sizeof code, "0x%02X", static_cast<unsigned char>(e));
+                        fail(std::string("unknown escape (backslash then byte ") + code + ")");
+                    }
                 }
             }
         }

@@ -1,12 +1,16 @@
 // Reader for the .cfm model file (safetensors layout), the C++ twin of clusterforce/modelfile.py.
 //
-// Layout: 8-byte little-endian header length, JSON header, raw little-endian float64/int64 data.
-// The header's "__metadata__" holds format_version, kind, clusterforce_version and "metadata"
-// (the JSON text of everything else). Every failure throws ModelFileError (a std::runtime_error) naming the file
-// and the field, so the LAMMPS pair style can pass the message on unchanged.
+// Layout: 8-byte little-endian header length, JSON header, raw little-endian float64/float32/int64
+// data. The header's "__metadata__" holds format_version, kind, clusterforce_version, checksum and
+// "metadata" (the JSON text of everything else). The checksum (format_version 2) is "crc32:XXXXXXXX",
+// the zlib CRC-32 of the whole file with those 8 hex digits read as "00000000" (docs/model-file.md).
+// float32 arrays are widened to double on reading. Every failure throws ModelFileError (a
+// std::runtime_error) naming the file and the field, so the LAMMPS pair style can pass the message on.
 #pragma once
 
+#include <array>
 #include <cstdint>
+#include <cstdio>
 #include <cstring>
 #include <fstream>
 #include <iterator>
@@ -19,7 +23,24 @@
 
 namespace clusterforce {
 
-constexpr int kModelFormatVersion = 1;
+constexpr int kModelFormatVersion = 2;
+constexpr int kOldestModelFormatVersion = 1;  // no checksum, float64 only
+
+/// zlib's CRC-32 (polynomial 0xEDB88320) of `size` bytes, continuing from `crc`.
+inline uint32_t crc32(const char* data, size_t size, uint32_t crc = 0) {
+  static const std::array<uint32_t, 256> table = [] {
+    std::array<uint32_t, 256> t{};
+    for (uint32_t i = 0; i < 256; ++i) {
+      uint32_t c = i;
+      for (int k = 0; k < 8; ++k) c = (c & 1u) ? 0xEDB88320u ^ (c >> 1) : c >> 1;
+      t[i] = c;
+    }
+    return t;
+  }();
+  crc = ~crc;
+  for (size_t i = 0; i < size; ++i) crc = table[(crc ^ static_cast<unsigned char>(data[i])) & 0xFFu] ^ (crc >> 8);
+  return ~crc;
+}
 
 /// A model file that cannot be read or lacks what its reader needs; the message names the file.
 class ModelFileError : public std::runtime_error {
@@ -29,7 +50,7 @@ class ModelFileError : public std::runtime_error {
 
 struct Tensor {
     std::string name;
-    std::string dtype;  // "F64" or "I64"
+    std::string dtype;  // "F64", "F32" (widened into f64 on reading) or "I64"
     std::vector<int64_t> shape;
     std::vector<double> f64;
     std::vector<int64_t> i64;
@@ -91,9 +112,13 @@ class ModelFile {
         const long version = std::strtol(version_text.c_str(), &end, 10);
         if (end == version_text.c_str() || *end != '\0')
             throw ModelFileError(path + ": field 'format_version' is '" + version_text + "', not an integer");
-        if (version != kModelFormatVersion)
+        if (version < kOldestModelFormatVersion || version > kModelFormatVersion)
             throw ModelFileError(path + ": unknown format_version " + version_text + "; this build reads format_version " +
-                                     std::to_string(kModelFormatVersion) + " - use the clusterforce version that wrote the file");
+                                     std::to_string(kOldestModelFormatVersion) + " to " + std::to_string(kModelFormatVersion) +
+                                     " - use the clusterforce version that wrote the file");
+        if (version >= 2 && !meta.contains("checksum"))
+            throw ModelFileError(path + ": no checksum in a format_version " + version_text +
+                                     " file; the file is damaged: copy it again or retrain");
         mf.format_version_ = static_cast<int>(version);
         mf.kind_ = meta.at("kind").as_string();
         if (meta.contains("clusterforce_version")) mf.package_version_ = meta.at("clusterforce_version").as_string();
@@ -103,6 +128,7 @@ class ModelFile {
             throw ModelFileError(path + ": field 'metadata' is not valid JSON (" + e.what() + ")");
         }
 
+        std::map<std::string, std::pair<uint64_t, uint64_t>> spans;  // name -> (offset, bytes) in the data section
         for (const auto& [name, info] : header.items()) {
             if (name == "__metadata__") continue;
             Tensor t;
@@ -117,26 +143,53 @@ class ModelFile {
             } catch (const std::exception& e) {
                 throw ModelFileError(path + ": field '" + name + "' has a malformed header entry (" + e.what() + ")");
             }
-            if (t.dtype != "F64" && t.dtype != "I64")
-                throw ModelFileError(path + ": field '" + name + "' has dtype " + t.dtype + "; only F64 and I64 are supported");
-            const uint64_t expected = static_cast<uint64_t>(t.numel()) * 8;
+            if (t.dtype != "F64" && t.dtype != "F32" && t.dtype != "I64")
+                throw ModelFileError(path + ": field '" + name + "' has dtype " + t.dtype + "; only F64, F32 and I64 are supported");
+            const uint64_t expected = static_cast<uint64_t>(t.numel()) * (t.dtype == "F32" ? 4 : 8);
             if (stop < begin || stop - begin != expected)
                 throw ModelFileError(path + ": field '" + name + "' holds " + std::to_string(stop - begin) + " bytes but shape " +
                                          shape_string(t.shape) + " needs " + std::to_string(expected));
             if (stop > data_size)
                 throw ModelFileError(path + ": truncated model file (field '" + name + "' ends at byte " + std::to_string(stop) +
                                          " of a " + std::to_string(data_size) + "-byte data section)");
+            spans.emplace(name, std::make_pair(begin, expected));
+            mf.tensors_.emplace(name, std::move(t));
+        }
+        if (version >= 2) verify_checksum(bytes, n_header, meta.at("checksum").as_string(), path);
+        for (auto& [name, t] : mf.tensors_) {
+            const auto [begin, expected] = spans.at(name);
             // Little-endian on disk; every platform LAMMPS and CPython wheels target here is little-endian too.
             if (t.dtype == "F64") {
                 t.f64.resize(static_cast<size_t>(t.numel()));
                 if (expected) std::memcpy(t.f64.data(), data + begin, static_cast<size_t>(expected));
+            } else if (t.dtype == "F32") {
+                std::vector<float> narrow(static_cast<size_t>(t.numel()));
+                if (expected) std::memcpy(narrow.data(), data + begin, static_cast<size_t>(expected));
+                t.f64.assign(narrow.begin(), narrow.end());
             } else {
                 t.i64.resize(static_cast<size_t>(t.numel()));
                 if (expected) std::memcpy(t.i64.data(), data + begin, static_cast<size_t>(expected));
             }
-            mf.tensors_.emplace(name, std::move(t));
         }
         return mf;
+    }
+
+    /// Throw unless the CRC-32 of `bytes`, with the checksum's 8 hex digits read as '0', equals `stored`.
+    static void verify_checksum(const std::string& bytes, uint64_t n_header, const std::string& stored, const std::string& path) {
+        static const std::string key = "\"checksum\":\"crc32:";
+        const size_t at = bytes.substr(8, static_cast<size_t>(n_header)).find(key);
+        const size_t digits = at == std::string::npos ? std::string::npos : 8 + at + key.size();
+        if (stored.size() != 14 || stored.compare(0, 6, "crc32:") != 0 || digits == std::string::npos ||
+            bytes.compare(digits, 8, stored, 6, 8) != 0)
+            throw ModelFileError(path + ": field 'checksum' is damaged ('" + stored + "'); the file is damaged: copy it again or retrain");
+        uint32_t crc = crc32(bytes.data(), digits);
+        crc = crc32("00000000", 8, crc);
+        crc = crc32(bytes.data() + digits + 8, bytes.size() - digits - 8, crc);
+        char computed[9];
+        std::snprintf(computed, sizeof computed, "%08x", crc);
+        if (stored.compare(6, 8, computed) != 0)
+            throw ModelFileError(path + ": checksum mismatch (stored " + stored.substr(6) + ", computed " + computed +
+                                 "): the file is damaged; copy it again or retrain");
     }
 
     const std::string& path() const { return path_; }
@@ -172,7 +225,8 @@ class ModelFile {
 
     const Tensor& checked(const std::string& name, const char* dtype, const std::vector<int64_t>& expected_shape) const {
         const Tensor& t = tensor(name);
-        if (t.dtype != dtype) throw ModelFileError(path_ + ": field '" + name + "' has dtype " + t.dtype + ", expected " + dtype);
+        const bool widened = t.dtype == "F32" && std::strcmp(dtype, "F64") == 0;  // float32 on disk, double here
+        if (t.dtype != dtype && !widened) throw ModelFileError(path_ + ": field '" + name + "' has dtype " + t.dtype + ", expected " + dtype);
         if (!expected_shape.empty()) {
             bool ok = expected_shape.size() == t.shape.size();
             for (size_t i = 0; ok && i < t.shape.size(); ++i) ok = expected_shape[i] < 0 || expected_shape[i] == t.shape[i];
