@@ -11,6 +11,7 @@ import os
 import shutil
 import subprocess
 import sys
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -165,13 +166,16 @@ def test_gap_periodic_crystal_matches_replicated_cluster(gap_file, newton):
 
 # ----------------------------------------------------------------------------- errors
 def with_header(src: Path, dst: Path, **metadata_changes: str) -> Path:
-    """Copy a .cfm file, overriding entries of its safetensors __metadata__."""
+    """Copy a .cfm file, overriding entries of its safetensors __metadata__ (checksum made valid again)."""
     raw = src.read_bytes()
     n = int.from_bytes(raw[:8], "little")
     header = json.loads(raw[8 : 8 + n])
-    header["__metadata__"].update(metadata_changes)
-    text = json.dumps(header).encode()
-    dst.write_bytes(len(text).to_bytes(8, "little") + text + raw[8 + n :])
+    header["__metadata__"].update(metadata_changes, checksum="crc32:00000000")
+    text = json.dumps(header, separators=(",", ":")).encode()
+    data = bytearray(len(text).to_bytes(8, "little") + text + raw[8 + n :])
+    at = data.find(b'"checksum":"crc32:') + len(b'"checksum":"crc32:')
+    data[at : at + 8] = b"%08x" % zlib.crc32(data)
+    dst.write_bytes(bytes(data))
     return dst
 
 

@@ -146,7 +146,7 @@ void clusterforce::bindings::bind_soap(py::module_& m) {
     py::class_<SoapGTO>(m, "SoapGTO",
                         "dscribe-compatible SOAP power spectrum (GTO radial basis) with sparse analytic gradients.")
         .def(py::init([](double r_cut, int n_max, int l_max, double sigma, std::vector<int> species,
-                         std::optional<std::array<double, 3>> poly, std::optional<double> w0) {
+                         std::optional<std::array<double, 3>> poly, std::optional<double> w0, double cutoff_width) {
                  clusterforce::SoapWeighting weighting;
                  if (poly) {
                      weighting.poly = true;
@@ -158,16 +158,18 @@ void clusterforce::bindings::bind_soap(py::module_& m) {
                      weighting.has_w0 = true;
                      weighting.w0 = *w0;
                  }
+                 weighting.cosine_width = cutoff_width;
                  return SoapGTO(r_cut, n_max, l_max, sigma, std::move(species), weighting);
              }),
              py::arg("r_cut"), py::arg("n_max"), py::arg("l_max"), py::arg("sigma"), py::arg("species"),
-             py::arg("poly") = py::none(), py::arg("w0") = py::none(),
-             "poly = (r0, c, m) of dscribe's polynomial weighting, w0 = weight of the centre atom.")
+             py::arg("poly") = py::none(), py::arg("w0") = py::none(), py::arg("cutoff_width") = 0.0,
+             "poly = (r0, c, m) of dscribe's polynomial weighting, w0 = weight of the centre atom, cutoff_width = "
+             "width (Angstrom) of a cosine transition of neighbour weights to 0 at r_cut (GAP's).")
         .def_property_readonly("r_cut", &SoapGTO::r_cut)
         .def_property_readonly("n_max", &SoapGTO::n_max)
         .def_property_readonly("l_max", &SoapGTO::l_max)
         .def_property_readonly("sigma", &SoapGTO::sigma)
-        .def_property_readonly("cutoff", &SoapGTO::cutoff, "Neighbour cutoff r_cut + sigma*sqrt(-2 ln 1e-3), Angstrom.")
+        .def_property_readonly("cutoff", &SoapGTO::cutoff, "Neighbour cutoff, Angstrom: r_cut with a cutoff transition, else r_cut + sigma*sqrt(-2 ln 1e-3).")
         .def_property_readonly("species", &SoapGTO::species, "Sorted unique atomic numbers.")
         .def_property_readonly("n_features", &SoapGTO::n_features)
         .def_property_readonly("alphas",

@@ -290,8 +290,10 @@ inline GapModel read_gap_model(const ModelFile& mf) {
       } else if (kind == "soap") {
         // "atom_sigma" is the width's name in files written before SOAP settings had one schema.
         const char* sigma_key = t.contains("sigma") ? "sigma" : "atom_sigma";
+        SoapWeighting smooth;  // files written before r_cut_width existed have no transition
+        if (t.contains("r_cut_width")) smooth.cosine_width = gap_detail::number(t, "r_cut_width", where);
         SoapGTO soap(gap_detail::number(t, "r_cut", where), gap_detail::integer(t, "n_max", where),
-                     gap_detail::integer(t, "l_max", where), gap_detail::number(t, sigma_key, where), z);
+                     gap_detail::integer(t, "l_max", where), gap_detail::number(t, sigma_key, where), z, smooth);
         const int64_t f = static_cast<int64_t>(soap.n_features());
         built.push_back(std::make_shared<SoapTerm>(std::move(soap), gap_detail::number(t, "delta", where),
                                                    gap_detail::integer(t, "zeta", where), mf.f64(prefix + "sparse", {m, f}),

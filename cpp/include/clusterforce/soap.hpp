@@ -186,12 +186,16 @@ class SolidHarmonics {
 //   poly: w(r) = c (1 + 2 (r/r0)^3 - 3 (r/r0)^2)^m for r <= r0, 0 beyond (Caro 2019); it goes
 //         to zero with zero slope at r0, so the descriptor becomes smooth at the cutoff.
 //   w0:   weight of an atom exactly at the centre (the centre atom itself), overriding w.
+//   cosine transition (GAP's cutoff_transition_width): w(r) = 1 up to r_cut - width, then
+//         (1 + cos(pi (r - r_cut + width) / width)) / 2 down to 0 at r_cut, where the neighbour
+//         list ends; energy and forces are then continuous when an atom crosses the cutoff.
 // Default: no weighting (w = 1), dscribe's default.
 struct SoapWeighting {
     bool poly = false;
     double r0 = 0.0, c = 1.0, m = 1.0;
     bool has_w0 = false;
     double w0 = 1.0;
+    double cosine_width = 0.0;  // Angstrom; 0 = no transition
 };
 
 // SOAP descriptor with the GTO radial basis (see the file comment for the definition).
@@ -245,7 +249,12 @@ class SoapGTO {
         species_ = std::move(species);
         const int S = n_species();
         n_lm_ = (l_max + 1) * (l_max + 1);
-        cutoff_ = r_cut + sigma * std::sqrt(-2.0 * std::log(soap_detail::kDecayThreshold));
+        if (weighting.cosine_width < 0.0 || !(weighting.cosine_width < r_cut) || (weighting.cosine_width > 0.0 && weighting.poly))
+            throw std::invalid_argument("SOAP cutoff transition width must be in [0, r_cut) Angstrom and not combined with poly "
+                                        "weighting, got " + std::to_string(weighting.cosine_width));
+        // With a transition every neighbour beyond r_cut has weight 0, so the list can stop there.
+        cutoff_ = weighting.cosine_width > 0.0 ? r_cut
+                                               : r_cut + sigma * std::sqrt(-2.0 * std::log(soap_detail::kDecayThreshold));
 
         build_basis();
         const double eta = 1.0 / (2.0 * sigma * sigma);
@@ -292,7 +301,8 @@ class SoapGTO {
     int n_max() const { return n_max_; }
     int l_max() const { return l_max_; }
     double sigma() const { return sigma_; }
-    // Neighbour cutoff: r_cut plus the distance at which a density Gaussian decays to 1e-3.
+    // Neighbour cutoff: r_cut with a cosine transition, else r_cut plus the distance at which a
+    // density Gaussian decays to 1e-3 (dscribe).
     double cutoff() const { return cutoff_; }
     const std::vector<int>& species() const { return species_; }
     int n_species() const { return static_cast<int>(species_.size()); }
@@ -307,6 +317,17 @@ class SoapGTO {
         dw_over_r = 0.0;
         if (r == 0.0 && weighting_.has_w0) {
             w = weighting_.w0;
+        } else if (weighting_.cosine_width > 0.0) {
+            const double start = r_cut_ - weighting_.cosine_width;
+            if (r <= start) {
+                w = 1.0;
+            } else if (r >= r_cut_) {
+                w = 0.0;
+            } else {
+                const double phase = soap_detail::kPi * (r - start) / weighting_.cosine_width;
+                w = 0.5 * (1.0 + std::cos(phase));
+                dw_over_r = -0.5 * soap_detail::kPi / weighting_.cosine_width * std::sin(phase) / r;
+            }
         } else if (!weighting_.poly) {
             w = 1.0;
         } else if (r >= weighting_.r0) {

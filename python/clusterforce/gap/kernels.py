@@ -133,7 +133,7 @@ class SoapKernel:
         self.n_species = len(atomic_numbers)
         self.max_candidates = max_candidates
         self.seed = seed
-        self.soap = _kernels.SoapGTO(term.r_cut, term.n_max, term.l_max, term.sigma, self.atomic_numbers)
+        self.soap = _kernels.SoapGTO(term.r_cut, term.n_max, term.l_max, term.sigma, self.atomic_numbers, cutoff_width=term.r_cut_width)
         self.sparse: np.ndarray | None = None
         self.offsets: np.ndarray | None = None
         self._numbers = np.asarray(self.atomic_numbers, dtype=np.int32)

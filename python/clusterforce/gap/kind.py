@@ -37,6 +37,7 @@ _FLAG_HELP = {
     "n_max": "radial order",
     "l_max": "angular order",
     "sigma": "atomic Gaussian width (Angstrom)",
+    "r_cut_width": "SOAP cutoff transition width (Angstrom; 0 = abrupt)",
     "zeta": "power of the normalised dot product",
     "sparse_method": "sparse-point selection",
 }

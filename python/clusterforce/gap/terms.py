@@ -131,6 +131,11 @@ class Soap:
         Radial and angular expansion orders.
     sigma : float
         Width of the atomic Gaussians (Angstrom; GAP's ``atom_sigma``).
+    r_cut_width : float
+        Width (Angstrom) of the cosine transition that takes a neighbour's weight from 1 at
+        ``r_cut - r_cut_width`` to 0 at ``r_cut`` (GAP's ``cutoff_transition_width``), so energy and
+        forces are continuous when an atom crosses the cutoff. 0 gives the old abrupt cutoff at
+        ``r_cut`` plus the Gaussian tail (files written before this field load that way).
     zeta : int
         Power of the normalised dot product.
     n_sparse : int
@@ -145,6 +150,7 @@ class Soap:
     n_max: int = 12
     l_max: int = 6
     sigma: float = 0.6
+    r_cut_width: float = 1.0
     zeta: int = 4
     n_sparse: int = 1000
     sparse_method: str = "cur"
@@ -152,6 +158,8 @@ class Soap:
     def validate(self) -> None:
         _check_positive("soap", delta=self.delta)
         self.soap_params.validate("soap term")
+        if not 0.0 <= self.r_cut_width < self.r_cut:
+            raise ValueError(f"soap term: 'r_cut_width' must be in [0, r_cut) Angstrom, got {self.r_cut_width!r}")
         _check_n_sparse("soap", self.n_sparse)
         if not isinstance(self.zeta, int) or isinstance(self.zeta, bool) or self.zeta < 1:
             raise ValueError(f"soap term: 'zeta' must be an integer >= 1, got {self.zeta!r}")
@@ -179,6 +187,8 @@ def term_from_dict(d: Mapping[str, Any]) -> Term:
     cls = TERM_TYPES[kind]
     if kind == "soap" and "atom_sigma" in d and "sigma" not in d:  # files written before the two names became one
         d = {("sigma" if k == "atom_sigma" else k): v for k, v in d.items()}
+    if kind == "soap" and "r_cut_width" not in d:  # files written before the smooth cutoff predict as they did
+        d = {**d, "r_cut_width": 0.0}
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(d) - names - {"kind"})
     if unknown:
