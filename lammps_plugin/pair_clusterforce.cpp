@@ -17,6 +17,8 @@
 #include <mpi.h>
 
 #include <algorithm>
+#include <fstream>
+#include <iterator>
 #include <cmath>
 #include <cstring>
 #include <exception>
@@ -64,18 +66,49 @@ void PairClusterforce::settings(int narg, char **arg)
   read_model(arg[0]);
 }
 
-// Every rank reads the file (it is small); a failure on any rank stops all of them with the
-// reader's message, which names the file and the field.
+// Rank 0 reads the file and broadcasts its bytes (one read of a ~100 MB file instead of one per
+// rank); every rank then parses them, checksum included. A failure on any rank stops all of them
+// with the reader's message, which names the file and the field.
+static std::string read_on_rank0(const std::string &path, MPI_Comm world, std::string &message)
+{
+  int rank = 0;
+  MPI_Comm_rank(world, &rank);
+  std::string bytes;
+  long long size = -1;  // -1: rank 0 could not read the file
+  if (rank == 0) {
+    std::ifstream in(path, std::ios::binary);
+    if (in) {
+      bytes.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+      if (!in.bad()) size = static_cast<long long>(bytes.size());
+    }
+  }
+  MPI_Bcast(&size, 1, MPI_LONG_LONG, 0, world);
+  if (size < 0) {
+    message = path + ": model file not found or not readable (on MPI rank 0)";
+    return {};
+  }
+  bytes.resize(static_cast<std::size_t>(size));
+  // MPI counts are int: send in chunks of at most 1 GiB.
+  for (long long done = 0; done < size;) {
+    const int chunk = static_cast<int>(std::min<long long>(size - done, 1LL << 30));
+    MPI_Bcast(&bytes[static_cast<std::size_t>(done)], chunk, MPI_CHAR, 0, world);
+    done += chunk;
+  }
+  return bytes;
+}
+
 void PairClusterforce::read_model(const std::string &path)
 {
   std::string message;
+  const std::string bytes = read_on_rank0(path, world, message);
   std::unique_ptr<clusterforce::GapModel> gap;
   std::unique_ptr<clusterforce::DmlPredictor> dml;
   std::string kind, version;
   std::vector<std::string> elements;
   double cutoff = 0.0;
   try {
-    const clusterforce::ModelFile mf = clusterforce::ModelFile::read(path);
+    if (!message.empty()) throw clusterforce::ModelFileError(message);
+    const clusterforce::ModelFile mf = clusterforce::ModelFile::from_bytes(bytes, path);
     kind = mf.kind();
     version = mf.package_version();
     const clusterforce::Json &meta = mf.metadata();
