@@ -143,3 +143,24 @@ def test_optimize_cli_hybrid_with_reference(tmp_path, data, capsys):
     final.calc = EMT()
     assert final.get_potential_energy() == pytest.approx(report["final_energy"], abs=1e-6)  # extxyz rounding
     assert "emt calls" in capsys.readouterr().out
+
+
+def test_train_with_validation_split_by_group(tmp_path, capsys):
+    from clusterforce import modelfile
+
+    frames = emt_frames(3, seed=0) + emt_frames(3, seed=1)
+    for i, atoms in enumerate(frames):
+        atoms.info["trajectory"] = f"md{i // 3}"
+    data = tmp_path / "train.extxyz"
+    write(data, frames)
+    model, metrics = tmp_path / "v.cfm", tmp_path / "v.json"
+    flags = ["--kind", "gap", "--terms", "2b", "--quiet", "--valid-fraction", "0.3", "--group-by", "trajectory"]
+    assert main(["train", str(data), "-o", str(model), "--metrics-json", str(metrics), *flags]) == 0
+    report = json.loads(metrics.read_text())
+    assert report["split"]["n_train"] == 3 and report["split"]["n_valid"] == 3
+    assert report["validation"]["force_rmse"] > 0 and report["train"]["force_rmse"] > 0
+    assert modelfile.load(model).metadata["training"]["validation"]["split"]["group_by"] == "trajectory"
+    out = capsys.readouterr().out
+    assert "validation split (3 frames, groups by trajectory)" in out
+    assert main(["train", str(data), "-o", str(model), "--kind", "gap", "--terms", "2b", "--quiet", "--valid-fraction", "0.3", "--group-by", "nokey"]) == 1
+    assert "frame 0 has no info['nokey']" in capsys.readouterr().err

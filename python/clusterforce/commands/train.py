@@ -7,6 +7,8 @@ import json
 import logging
 import sys
 
+import numpy as np
+
 from .. import kinds
 from .._version import __version__
 
@@ -27,6 +29,22 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--config", metavar="CFG.yaml", help="YAML file whose keys are flag names (flags override it)")
     p.add_argument("--seed", type=int, default=0, help="random seed for reference/sparse-point selection (default: 0)")
     p.add_argument("--quiet", action="store_true", help="no progress bars, warnings only")
+    p.add_argument(
+        "--valid-fraction",
+        type=float,
+        default=None,
+        metavar="F",
+        help="hold out this fraction of the frames (or of the groups, with --group-by) for validation; metrics of "
+        "both splits are logged, stored in the model file and written to --metrics-json",
+    )
+    p.add_argument(
+        "--group-by",
+        default=None,
+        metavar="KEY",
+        help="hold out whole groups: an atoms.info key (e.g. system, trajectory) or 'size' (number of atoms), so "
+        "validation measures generalisation to unseen trajectories, conformers or sizes",
+    )
+    p.add_argument("--metrics-json", default=None, metavar="OUT.json", help="write the train/validation metrics here")
     for name in kinds.KINDS:
         kinds.get(name).add_arguments(p)
     return p
@@ -41,10 +59,57 @@ def run(args: argparse.Namespace) -> int:
     logger.info("clusterforce %s train: %s", __version__, json.dumps({k: v for k, v in vars(args).items() if not k.startswith("_")}, default=str, sort_keys=True))
     try:
         frames = read_frames(args.data)
-        model = kinds.get(args.kind).train(frames, args)
+        train, valid = _split(frames, args)
+        record = kinds.get(args.kind)
+        model = record.train(train, args)
+        if valid:
+            quiet = argparse.Namespace(**{**vars(args), "plots": None})
+            print(f"training split ({len(train)} frames):")
+            metrics = {"train": record.evaluate(model, train, quiet)}
+            print(f"validation split ({len(valid)} frames{', groups by ' + args.group_by if args.group_by else ''}):")
+            metrics["validation"] = record.evaluate(model, valid, quiet)
+            metrics["split"] = {"valid_fraction": args.valid_fraction, "group_by": args.group_by, "seed": args.seed,
+                                "n_train": len(train), "n_valid": len(valid)}  # fmt: skip
+            model.training_["validation"] = metrics
+            if args.metrics_json:
+                with open(args.metrics_json, "w") as fh:
+                    json.dump(metrics, fh, indent=1)
         model.save(args.output)
     except ValueError as exc:
         print(f"clusterforce train: error: {exc}", file=sys.stderr)
         return 1
-    logger.info("wrote %s (%s model, %d frames)", args.output, args.kind, len(frames))
+    logger.info("wrote %s (%s model, %d frames)", args.output, args.kind, len(train))
     return 0
+
+
+def _split(frames, args: argparse.Namespace) -> tuple[list, list]:
+    """(train, validation) frames as --valid-fraction and --group-by ask; no validation without them."""
+    from ..data.split import by_size, group_split, train_test_split_frames
+
+    fraction = args.valid_fraction
+    if fraction is None:
+        if args.group_by or args.metrics_json:
+            raise ValueError("--group-by and --metrics-json need --valid-fraction")
+        return list(frames), []
+    if not 0.0 < fraction < 1.0:
+        raise ValueError(f"--valid-fraction must be in (0, 1), got {fraction}")
+    if not args.group_by:
+        return train_test_split_frames(frames, test_size=fraction, seed=args.seed)
+    key = by_size if args.group_by == "size" else args.group_by
+    groups = [key(a) if callable(key) else a.info.get(key) for a in frames]
+    if any(g is None for g in groups):
+        missing = next(i for i, g in enumerate(groups) if g is None)
+        raise ValueError(f"--group-by {args.group_by}: frame {missing} has no info['{args.group_by}']; name a key every frame has, or 'size'")
+    unique = sorted(set(groups), key=str)
+    if len(unique) < 2:
+        raise ValueError(f"--group-by {args.group_by}: all frames are in one group ({unique[0]!r}); nothing to hold out")
+    # Whole groups, in a seeded random order, until the fraction of frames is reached.
+    order = [unique[i] for i in np.random.default_rng(args.seed).permutation(len(unique))]
+    held, n_held = [], 0
+    for g in order[:-1]:
+        if n_held >= fraction * len(frames):
+            break
+        held.append(g)
+        n_held += groups.count(g)
+    logger.info("validation groups (%s): %s", args.group_by, held)
+    return group_split(frames, group=key, test_groups=held)
