@@ -437,6 +437,9 @@ def test_uncertainty_compute_gives_the_gap_standard_deviation(gap_file, tmp_path
     assert expected.max() > 0
     # prior - k^T V k cancels and V is ill-conditioned: neighbour order alone moves it ~1e-7.
     np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-9)
+    # The ASE calculator gives the same number through get_property.
+    through_ase = Calculator(str(path)).get_property("uncertainty", atoms)
+    np.testing.assert_allclose(through_ase, expected, rtol=0, atol=1e-12)
 
     frames = [rattled_cluster(0)]
     frames[0].calc = EMT()

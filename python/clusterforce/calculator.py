@@ -4,7 +4,9 @@ Predictions go through the model's compiled path (the C++ core shared with LAMMP
 What the calculator offers depends on the model kind: ``dml`` models predict forces directly
 and define no energy (asking for one raises :class:`PropertyNotImplementedError` that says so);
 ``gap`` models give energy, per-atom energies, forces and, for periodic cells, stress.
-Per-atom uncertainties land in ``calc.results["uncertainty"]`` when the model provides them,
+Per-atom uncertainties land in ``calc.results["uncertainty"]`` when the model provides them
+(``calc.get_property("uncertainty", atoms)``; gap: the predictive standard deviation of each local
+energy in eV, computed only when asked for; dml: the OAMLM direction spread, dimensionless),
 and ``dml`` models flag atoms outside their training distances in ``calc.results["extrapolating"]``.
 """
 
@@ -43,6 +45,8 @@ class Calculator(_AseCalculator):
             model = load_model(model)
         self.model = model
         self.implemented_properties = list(model.implemented_properties)
+        if getattr(model, "provides_uncertainty", False):
+            self.implemented_properties.append("uncertainty")
         self._checked_numbers: np.ndarray | None = None
         super().__init__(**kwargs)
 
@@ -69,7 +73,9 @@ class Calculator(_AseCalculator):
         if self._checked_numbers is None or not np.array_equal(self._checked_numbers, self.atoms.numbers):
             species_indices(self.atoms, self.model.elements)
             self._checked_numbers = self.atoms.numbers.copy()
-        predicted = self.model.predict(self.atoms)
+        # gap variances cost a second pass over the sparse points: computed only when asked for.
+        wants_variance = "uncertainty" in properties and self.kind == "gap"
+        predicted = self.model.predict(self.atoms, variance=True) if wants_variance else self.model.predict(self.atoms)
         results: dict[str, Any] = {"forces": np.array(predicted["forces"], dtype=float)}
         if "energy" in predicted:
             results["energy"] = results["free_energy"] = float(predicted["energy"])

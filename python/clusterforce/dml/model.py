@@ -103,6 +103,8 @@ class DMLModel(BaseEstimator):
     kind = KIND
     #: Force-only: no energy is defined (docs/architecture.md, model kinds).
     implemented_properties = ("forces",)
+    #: predict() always gives the OAMLM direction spread as ``uncertainty`` (dimensionless).
+    provides_uncertainty = True
 
     def __init__(
         self,

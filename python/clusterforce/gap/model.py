@@ -259,6 +259,11 @@ class GAPModel(BaseEstimator):
         check_is_fitted(self, "predictor_")
         return list(self.element_list_)
 
+    @property
+    def provides_uncertainty(self) -> bool:
+        """Whether ``predict(..., variance=True)`` can give per-atom uncertainties (trained with variances)."""
+        return getattr(self, "variance_", None) is not None
+
     def predict(self, atoms: Atoms, *, variance: bool = False) -> dict[str, Any]:
         """Energy and forces of one structure (cluster or periodic) through the compiled predictor.
 
