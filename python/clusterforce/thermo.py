@@ -207,11 +207,13 @@ def block_bootstrap(
     n_boot: int = 100,
     n_blocks: int = 20,
     seed: int = 0,
-) -> tuple[np.ndarray, np.ndarray]:
+    return_samples: bool = False,
+) -> tuple[np.ndarray, ...]:
     """Heat capacity (k_B) on ``grid`` and its standard error from a block bootstrap over time.
 
     Each replica's time series is cut into ``n_blocks`` contiguous blocks; a bootstrap sample draws
-    blocks with replacement, so correlations shorter than a block are kept.
+    blocks with replacement, so correlations shorter than a block are kept. With
+    ``return_samples`` the bootstrap curves (n_boot, grid) come third, e.g. for the spread of the peak.
     """
     rng = np.random.default_rng(seed)
     temps = np.asarray(temperatures, dtype=float)
@@ -224,6 +226,8 @@ def block_bootstrap(
             blocks = np.array_split(e, min(n_blocks, e.size // 2))
             resampled.append(np.concatenate([blocks[i] for i in rng.integers(len(blocks), size=len(blocks))]))
         samples[b] = MultipleHistogram(resampled, temps).fit().heat_capacity(grid)
+    if return_samples:
+        return best, samples.std(axis=0, ddof=1), samples
     return best, samples.std(axis=0, ddof=1)
 
 

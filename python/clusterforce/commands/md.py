@@ -1,0 +1,49 @@
+"""``clusterforce md MODEL START``: replica MD of a free cluster over a temperature ladder."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    from ..replicas import ENGINES, THERMOSTATS, ReplicaSettings
+
+    d = ReplicaSettings()
+    p = sub.add_parser(
+        "md",
+        help="replica MD at a ladder of temperatures (LAMMPS or ASE), energies for heat capacities",
+        description="Canonical MD of a free cluster with a trained model at each temperature, centre-of-mass and "
+        "angular momentum removed, evaporation detected, resumable from checkpoints. Potential energies go to "
+        "OUT/T<temperature>/energies.dat; `clusterforce heat-capacity OUT` turns them into Cv(T).",
+    )
+    p.add_argument("model", help="trained model file (.cfm; an energy model such as gap)")
+    p.add_argument("start", help="start structure (any format ASE reads; last frame), e.g. the lowest-energy isomer")
+    p.add_argument("--temperatures", type=float, nargs="+", required=True, help="replica temperatures, K")
+    p.add_argument("-o", "--output", default="replicas", help="output directory (rerun to resume)")
+    p.add_argument("--steps", type=int, default=d.steps, help=f"MD steps per replica (default {d.steps})")
+    p.add_argument("--timestep", type=float, default=d.timestep, help=f"fs (default {d.timestep})")
+    p.add_argument("--sample-every", type=int, default=d.sample_every, help=f"steps between recorded energies (default {d.sample_every})")
+    p.add_argument("--thermostat", choices=THERMOSTATS, default=d.thermostat)
+    p.add_argument("--damping", type=float, default=d.damping, help=f"thermostat time constant, fs (default {d.damping})")
+    p.add_argument("--evaporation-distance", type=float, default=d.evaporation_distance, help="Angstrom; an atom without a neighbour this close stops its replica")
+    p.add_argument("--checkpoint-every", type=int, default=d.checkpoint_every, help="steps between checkpoints")
+    p.add_argument("--engine", choices=ENGINES, default=d.engine, help="lammps (plugin, default) or ase")
+    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--quiet", action="store_true")
+    return p
+
+
+def run(args: argparse.Namespace) -> int:
+    from ase.io import read
+
+    from ..replicas import ReplicaSettings, run_replicas
+
+    settings = ReplicaSettings(
+        steps=args.steps, timestep=args.timestep, sample_every=args.sample_every, thermostat=args.thermostat, damping=args.damping,
+        evaporation_distance=args.evaporation_distance, checkpoint_every=args.checkpoint_every, engine=args.engine, seed=args.seed,
+    )  # fmt: skip
+    settings.validate()
+    status = run_replicas(args.model, read(args.start, index=-1), args.temperatures, settings, args.output, progress=not args.quiet)
+    for t, s in status.items():
+        print(f"{t:8.2f} K: {s}")
+    return 0 if all(s == "done" for s in status.values()) else 3
