@@ -20,16 +20,15 @@ import platform
 import time
 from pathlib import Path
 
+import clusterforce
 import numpy as np
-import sklearn
 import scipy
+import sklearn
+from clusterforce import _kernels
+from clusterforce.distances import euclidean_distances
 from scipy.spatial.distance import cdist
 from sklearn.metrics import pairwise_distances
 from threadpoolctl import threadpool_info, threadpool_limits
-
-import clusterforce
-from clusterforce import _kernels
-from clusterforce.distances import euclidean_distances
 
 RESULTS = Path(__file__).resolve().parent / "results" / "distances.json"
 # A method whose first call takes longer than this is not repeated (scipy's cdist at the
@@ -113,8 +112,7 @@ def markdown(rows: list[dict]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1,
-                        help="threads for BLAS and OpenMP alike (default: all cores)")
+    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="threads for BLAS and OpenMP alike (default: all cores)")
     parser.add_argument("--repeat", type=int, default=3, help="timed calls per method; the best is kept")
     parser.add_argument("--quick", action="store_true", help="small sizes only (N=K=1000, F=252)")
     parser.add_argument("--output", type=Path, default=RESULTS, help="JSON result file")

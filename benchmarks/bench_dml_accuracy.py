@@ -25,13 +25,12 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-
 import clusterforce
+import numpy as np
 from clusterforce import datasets
 from clusterforce.data import read_frames
-from clusterforce.dml.metrics import evaluate_model, markdown_table
 from clusterforce.dml import DMLModel
+from clusterforce.dml.metrics import evaluate_model, markdown_table
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT / ".." / "shared"

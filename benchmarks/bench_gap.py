@@ -148,13 +148,12 @@ def child_gap(task: dict) -> dict:
 
 def child_baselines(task: dict) -> dict:
     """KernelRidge (RBF) and linear ridge on per-structure summed SOAP, energies only."""
+    from clusterforce import _kernels
+    from clusterforce.data import get_energy
     from sklearn.kernel_ridge import KernelRidge
     from sklearn.linear_model import RidgeCV
     from sklearn.model_selection import GridSearchCV
     from sklearn.preprocessing import StandardScaler
-
-    from clusterforce import _kernels
-    from clusterforce.data import get_energy
 
     train, test = load_split(task)
     soap_spec = next(t for t in task["terms"] if t["kind"] == "soap")
@@ -214,9 +213,7 @@ def load_split(task: dict):
 
 def run_child(task: dict, threads: int) -> dict:
     env = dict(os.environ, OMP_NUM_THREADS=str(threads), OPENBLAS_NUM_THREADS=str(threads))
-    proc = subprocess.run(
-        [sys.executable, __file__, "--child", json.dumps(task)], capture_output=True, text=True, env=env, check=False
-    )
+    proc = subprocess.run([sys.executable, __file__, "--child", json.dumps(task)], capture_output=True, text=True, env=env, check=False)
     if proc.returncode != 0:
         raise RuntimeError(f"benchmark child {task['name']} failed:\n{proc.stderr[-3000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
@@ -226,7 +223,17 @@ def run_child(task: dict, threads: int) -> dict:
 
 
 def soap_term(**kw) -> dict:
-    base = {"kind": "soap", "delta": 1.0, "r_cut": 6.0, "n_max": 8, "l_max": 4, "sigma": 0.6, "zeta": 4, "n_sparse": 1000, "sparse_method": "cur"}
+    base = {
+        "kind": "soap",
+        "delta": 1.0,
+        "r_cut": 6.0,
+        "n_max": 8,
+        "l_max": 4,
+        "sigma": 0.6,
+        "zeta": 4,
+        "n_sparse": 1000,
+        "sparse_method": "cur",
+    }
     return {**base, **kw}
 
 
@@ -242,18 +249,46 @@ def tasks(args) -> list[dict]:
     ]
     out = []
     if "na" in args.only:
-        na = {"data": "na", "na_path": args.na, "test_size": 0.2, "seed": 0, "terms": defaults, "sigma_energy": 0.001, "sigma_force": 0.02, "max_frames": 300 if quick else None}
+        na = {
+            "data": "na",
+            "na_path": args.na,
+            "test_size": 0.2,
+            "seed": 0,
+            "terms": defaults,
+            "sigma_energy": 0.001,
+            "sigma_force": 0.02,
+            "max_frames": 300 if quick else None,
+        }
         out += [{"name": "na_gap", "kind": "gap", **na}, {"name": "na_baselines", "kind": "baselines", **na}]
     if "au" in args.only:
-        au = {"data": "au", "shared": args.shared, "train_per_size": 60 if quick else args.au_train_per_size, "test_per_size": 30 if quick else 200, "seed": 0, "terms": au_terms, "sigma_energy": 0.002, "sigma_force": 0.05}
+        au = {
+            "data": "au",
+            "shared": args.shared,
+            "train_per_size": 60 if quick else args.au_train_per_size,
+            "test_per_size": 30 if quick else 200,
+            "seed": 0,
+            "terms": au_terms,
+            "sigma_energy": 0.002,
+            "sigma_force": 0.05,
+        }
         out += [{"name": "au_gap", "kind": "gap", **au}, {"name": "au_baselines", "kind": "baselines", **au}]
     if "m6000" in args.only:
         m = 1000 if quick else 6000
-        for per_size in ((120, 240) if quick else (120, 240)):
-            out.append({
-                "name": f"m{m}_{per_size * 6}frames", "kind": "gap", "data": "au", "shared": args.shared, "train_per_size": per_size, "test_per_size": 0, "seed": 0,
-                "terms": [soap_term(n_sparse=m)], "sigma_energy": 0.002, "sigma_force": 0.05,
-            })
+        for per_size in (120, 240) if quick else (120, 240):
+            out.append(
+                {
+                    "name": f"m{m}_{per_size * 6}frames",
+                    "kind": "gap",
+                    "data": "au",
+                    "shared": args.shared,
+                    "train_per_size": per_size,
+                    "test_per_size": 0,
+                    "seed": 0,
+                    "terms": [soap_term(n_sparse=m)],
+                    "sigma_energy": 0.002,
+                    "sigma_force": 0.05,
+                }
+            )
     return out
 
 
@@ -265,27 +300,46 @@ def fmt(x, digits=3):
 
 
 def report(results: dict) -> str:
-    lines = ["## GAP accuracy (held-out test sets)", "",
-             "| data | model | energy RMSE (meV/atom) | energy MAE (meV/atom) | force RMSE (meV/A) | fit (s) | peak RSS (MB) |",
-             "|---|---|---|---|---|---|---|"]
+    lines = [
+        "## GAP accuracy (held-out test sets)",
+        "",
+        "| data | model | energy RMSE (meV/atom) | energy MAE (meV/atom) | force RMSE (meV/A) | fit (s) | peak RSS (MB) |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for data in ("na", "au"):
         g = results.get(f"{data}_gap")
         if g is None:
             continue
         t = g["test"]
-        lines.append(f"| {data} | GAP {g['n_sparse']} | {fmt(t['energy_rmse_mev_per_atom'])} | {fmt(t['energy_mae_mev_per_atom'])} | "
-                     f"{fmt(1000 * t['force_rmse'], 1)} | {g['fit_seconds']:.1f} | {g['peak_rss_mb']:.0f} |")
+        lines.append(
+            f"| {data} | GAP {g['n_sparse']} | {fmt(t['energy_rmse_mev_per_atom'])} | {fmt(t['energy_mae_mev_per_atom'])} | "
+            f"{fmt(1000 * t['force_rmse'], 1)} | {g['fit_seconds']:.1f} | {g['peak_rss_mb']:.0f} |"
+        )
         b = results.get(f"{data}_baselines", {})
         for name in ("kernel_ridge_rbf", "linear_ridge"):
             if name in b:
                 r = b[name]
-                lines.append(f"| {data} | {name} (summed SOAP, energies only) | {fmt(r['energy_rmse_mev_per_atom'])} | "
-                             f"{fmt(r['energy_mae_mev_per_atom'])} | n/a | {r['fit_seconds']:.1f} | - |")
-    lines += ["", "## Memory with many SOAP sparse points", "", "| run | frames | sparse points | fit (s) | peak RSS (MB) |", "|---|---|---|---|---|"]
+                lines.append(
+                    f"| {data} | {name} (summed SOAP, energies only) | {fmt(r['energy_rmse_mev_per_atom'])} | "
+                    f"{fmt(r['energy_mae_mev_per_atom'])} | n/a | {r['fit_seconds']:.1f} | - |"
+                )
+    lines += [
+        "",
+        "## Memory with many SOAP sparse points",
+        "",
+        "| run | frames | sparse points | fit (s) | peak RSS (MB) |",
+        "|---|---|---|---|---|",
+    ]
     for name, r in results.items():
         if name.startswith("m") and "frames" in name:
             lines.append(f"| {name} | {r['n_train']} | {r['n_sparse']} | {r['fit_seconds']:.0f} | {r['peak_rss_mb']:.0f} |")
-    lines += ["", "## Prediction time per atom (1 thread)", "", "| data | compiled (us/atom) | numpy rows (us/atom) | speedup |", "|---|---|---|---|"]
+    lines += [
+        "",
+        "## Prediction time per atom (1 thread)",
+        "",
+        "| data | compiled (us/atom) | numpy rows (us/atom) | speedup |",
+        "|---|---|---|---|",
+    ]
     for data in ("na", "au"):
         g = results.get(f"{data}_gap")
         if g and "prediction" in g:
@@ -302,7 +356,9 @@ def main() -> int:
     p.add_argument("--shared", default=str(SHARED), help="the shared directory with data/au-clusters-dft (default: ../shared)")
     p.add_argument("--au-train-per-size", type=int, default=500, help="Au10-15 frames per size for training")
     p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--tasks", nargs="+", metavar="NAME", help="run only these tasks (e.g. au_baselines), keeping the other results in the JSON")
+    p.add_argument(
+        "--tasks", nargs="+", metavar="NAME", help="run only these tasks (e.g. au_baselines), keeping the other results in the JSON"
+    )
     p.add_argument("--child", help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.child:

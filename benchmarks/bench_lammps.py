@@ -40,9 +40,9 @@ def potentials_dir() -> Path:
 
 
 def train_models(workdir: Path, quick: bool) -> dict[str, dict]:
-    from clusterforce.gap.terms import Soap, ThreeBody, TwoBody
     from clusterforce.dml.model import DMLModel
     from clusterforce.gap.model import GAPModel
+    from clusterforce.gap.terms import Soap, ThreeBody, TwoBody
 
     rng = np.random.default_rng(0)
     frames = []
@@ -92,13 +92,18 @@ def run_case(workdir: Path, style: str, n_atoms: int, ranks: int, steps: int, mo
     )
     launcher = [shutil.which("mpirun", path=str(Path(sys.executable).parent)) or "mpirun", "-np", str(ranks)] if ranks > 1 else []
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    out = subprocess.run(launcher + LMP + ["-in", str(script), "-log", "none", "-nocite"], cwd=workdir,
-                         capture_output=True, text=True, env=env)
+    out = subprocess.run(
+        launcher + LMP + ["-in", str(script), "-log", "none", "-nocite"], cwd=workdir, capture_output=True, text=True, env=env
+    )
     if out.returncode != 0:
         raise RuntimeError(f"{style} {n_atoms} atoms np {ranks} failed:\n{out.stdout[-1500:]}{out.stderr[-1500:]}")
     loop = float(re.findall(r"Loop time of ([0-9.eE+-]+) on", out.stdout)[-1])
     return {
-        "style": style, "atoms": n_atoms, "ranks": ranks, "steps": steps, "seconds": loop,
+        "style": style,
+        "atoms": n_atoms,
+        "ranks": ranks,
+        "steps": steps,
+        "seconds": loop,
         "atom_steps_per_s": n_atoms * steps / loop,
         "ms_per_atom_step_per_core": 1e3 * loop * ranks / (n_atoms * steps),
     }
@@ -140,7 +145,9 @@ def main() -> int:
     print("|---|---:|---:|---:|---:|---:|")
     for r in rows:
         ratio = f"{r['time_per_step_vs_eam']:.1f}x" if r["time_per_step_vs_eam"] else "-"
-        print(f"| {r['style']} | {r['atoms']} | {r['ranks']} | {r['atom_steps_per_s']:.4g} | {r['ms_per_atom_step_per_core']:.4g} | {ratio} |")
+        print(
+            f"| {r['style']} | {r['atoms']} | {r['ranks']} | {r['atom_steps_per_s']:.4g} | {r['ms_per_atom_step_per_core']:.4g} | {ratio} |"
+        )
     out = Path(args.output)
     out.parent.mkdir(parents=True, exist_ok=True)
     sizes = {k: v["size"] for k, v in models.items()}

@@ -19,7 +19,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-
 from clusterforce.calculators import LennardJones
 from clusterforce.search import LJ_NEAREST, basin_hopping, random_cluster
 
@@ -30,9 +29,25 @@ ROOT = Path(__file__).resolve().parent
 
 def ours(n: int, seed: int, steps: int) -> dict:
     cpu = time.process_time()
-    store = basin_hopping(random_cluster(n, "Ar", nearest=LJ_NEAREST, seed=seed), LennardJones(), steps=steps, kt=0.8, step_size=0.36, seed=seed, target=GLOBAL_MINIMA[n], progress=False)
+    store = basin_hopping(
+        random_cluster(n, "Ar", nearest=LJ_NEAREST, seed=seed),
+        LennardJones(),
+        steps=steps,
+        kt=0.8,
+        step_size=0.36,
+        seed=seed,
+        target=GLOBAL_MINIMA[n],
+        progress=False,
+    )
     hit = store.lowest.energy <= GLOBAL_MINIMA[n] + 1e-5
-    return {"seed": seed, "found": hit, "lowest": store.lowest.energy, "step": store.lowest.step if hit else None, "cpu_s": time.process_time() - cpu, "n_minima": len(store.minima)}
+    return {
+        "seed": seed,
+        "found": hit,
+        "lowest": store.lowest.energy,
+        "step": store.lowest.step if hit else None,
+        "cpu_s": time.process_time() - cpu,
+        "n_minima": len(store.minima),
+    }
 
 
 def ase_basin_hopping(n: int, seed: int, steps: int) -> dict:
@@ -43,6 +58,7 @@ def ase_basin_hopping(n: int, seed: int, steps: int) -> dict:
     atoms.calc = LennardJones()
     np.random.seed(seed)  # ASE's BasinHopping draws from numpy's global generator
     cpu = time.process_time()
+
     def quiet_bfgs(a, **kwargs):
         return BFGS(a, **{**kwargs, "logfile": None})
 
@@ -53,13 +69,23 @@ def ase_basin_hopping(n: int, seed: int, steps: int) -> dict:
         if bh.get_minimum()[0] <= GLOBAL_MINIMA[n] + 1e-5:
             first = step
             break
-    return {"seed": seed, "found": first is not None, "lowest": float(bh.get_minimum()[0]), "step": first, "cpu_s": time.process_time() - cpu}
+    return {
+        "seed": seed,
+        "found": first is not None,
+        "lowest": float(bh.get_minimum()[0]),
+        "step": first,
+        "cpu_s": time.process_time() - cpu,
+    }
 
 
 def summarise(runs: list[dict]) -> dict:
     steps = [r["step"] for r in runs if r["found"]]
-    return {"success": f"{len(steps)}/{len(runs)}", "median_step": float(np.median(steps)) if steps else None,
-            "cpu_s_total": round(sum(r["cpu_s"] for r in runs), 1), "best": min(r["lowest"] for r in runs)}
+    return {
+        "success": f"{len(steps)}/{len(runs)}",
+        "median_step": float(np.median(steps)) if steps else None,
+        "cpu_s_total": round(sum(r["cpu_s"] for r in runs), 1),
+        "best": min(r["lowest"] for r in runs),
+    }
 
 
 def main() -> None:
@@ -79,7 +105,10 @@ def main() -> None:
         for name, runs in rows.items():
             summary = summarise(runs)
             result[f"LJ{n} {name}"] = {"summary": summary, "runs": runs, "global_minimum": GLOBAL_MINIMA[n]}
-            print(f"{f'LJ{n} {name}':<22}{summary['success']:>9}{str(summary['median_step']):>13}{summary['cpu_s_total']:>9}{summary['best']:>13.6f}")
+            print(
+                f"{f'LJ{n} {name}':<22}{summary['success']:>9}{str(summary['median_step']):>13}"
+                f"{summary['cpu_s_total']:>9}{summary['best']:>13.6f}"
+            )
     Path(args.output).parent.mkdir(parents=True, exist_ok=True)
     Path(args.output).write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     print(f"written to {args.output}")

@@ -109,9 +109,11 @@ def worker(impl: str, structure: str, params: str, mode: str, repeat: int) -> di
 
         soap = DscribeSOAP(**p)
         if mode == "values":
+
             def call():
                 return soap.create(atoms)
         else:
+
             def call():
                 return soap.derivatives(atoms, attach=True, method="analytical")
     else:
@@ -119,6 +121,7 @@ def worker(impl: str, structure: str, params: str, mode: str, repeat: int) -> di
 
         soap = SOAP(**p)
         if mode == "values":
+
             def call():
                 return soap.compute(atoms)
         elif mode == "contracted":
@@ -127,8 +130,10 @@ def worker(impl: str, structure: str, params: str, mode: str, repeat: int) -> di
             def call():
                 return soap.compute(atoms), soap.contract_gradients(atoms, weights)
         else:
+
             def call():
                 return soap.compute_with_gradients(atoms)
+
     best_wall, best_cpu, peak, spent, calls = np.inf, np.inf, 0.0, 0.0, 0
     # At least `repeat` calls, more for fast ones (up to ~0.5 s or 30 calls), best kept.
     while calls < repeat or (spent < 0.5 and calls < 30):
@@ -160,9 +165,8 @@ def rel_dev(ours, ref) -> float:
 
 def gradient_deviation(structure: str, params: str) -> float:
     """Max over centres of max|ours - dscribe| / max|dscribe| for the full derivative tensor."""
-    from dscribe.descriptors import SOAP as DscribeSOAP
-
     from clusterforce.soap import SOAP
+    from dscribe.descriptors import SOAP as DscribeSOAP
 
     atoms = load_structure(structure)
     p = dict(PARAMS[params], species=species_of(atoms))
@@ -178,9 +182,8 @@ def gradient_deviation(structure: str, params: str) -> float:
 
 
 def accuracy_grid() -> dict:
-    from dscribe.descriptors import SOAP as DscribeSOAP
-
     from clusterforce.soap import SOAP
+    from dscribe.descriptors import SOAP as DscribeSOAP
 
     out = {}
     for structure in ("Na55", "Au38(SCH3)24"):
@@ -214,8 +217,14 @@ def main() -> int:
 
         n_features = SOAP(**PARAMS[params], species=species_of(atoms)).n_features
         for mode in ("values", "values+gradients"):
-            row = {"structure": structure, "n_atoms": len(atoms), "params": params, **PARAMS[params],
-                   "n_features": n_features, "mode": mode}
+            row = {
+                "structure": structure,
+                "n_atoms": len(atoms),
+                "params": params,
+                **PARAMS[params],
+                "n_features": n_features,
+                "mode": mode,
+            }
             for impl in ("dscribe", "clusterforce"):
                 slow = impl == "dscribe" and mode != "values" and (params == "gap-na" or n_features > 1000)
                 repeat = min(args.repeat, 2) if slow else args.repeat
@@ -226,8 +235,7 @@ def main() -> int:
                 row["memory_ratio"] = row["dscribe"]["peak_mb"] / max(row["clusterforce"]["peak_mb"], 1e-3)
             if mode != "values":
                 # Forces of a model E = sum_c e(p_c) need only w . dp/dr: our contracted path.
-                row["clusterforce_contracted"] = run_worker("clusterforce", structure, params, "contracted",
-                                                            args.repeat)
+                row["clusterforce_contracted"] = run_worker("clusterforce", structure, params, "contracted", args.repeat)
                 row["gradient_max_rel_dev"] = gradient_deviation(structure, params)
             rows.append(row)
             print(f"# {structure} {params} {mode}: {row}", file=sys.stderr)
@@ -238,8 +246,7 @@ def main() -> int:
     result = {
         "benchmark": "soap",
         "threads": 1,
-        "machine": {"python": platform.python_version(), "platform": platform.platform(),
-                    "cpu_count": os.cpu_count()},
+        "machine": {"python": platform.python_version(), "platform": platform.platform(), "cpu_count": os.cpu_count()},
         "versions": {"clusterforce": version("clusterforce"), "dscribe": version("dscribe")},
         "timings": rows,
         "accuracy_grid": grid,
@@ -247,23 +254,28 @@ def main() -> int:
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(result, indent=2) + "\n")
 
-    print("| structure | atoms | params | F | mode | dscribe CPU s | ours CPU s | speed-up (wall) | dscribe MB "
-          "| ours MB | grad dev | ours values+contracted CPU s |")
+    print(
+        "| structure | atoms | params | F | mode | dscribe CPU s | ours CPU s | speed-up (wall) | dscribe MB "
+        "| ours MB | grad dev | ours values+contracted CPU s |"
+    )
     print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         d, o = r["dscribe"], r["clusterforce"]
         fmt = lambda m, k, f: (f % m[k]) if k in m else m.get("error", "-")  # noqa: E731
+        speedup = f"{r['speedup']:.1f}x ({r['speedup_wall']:.1f}x)" if "speedup" in r else "-"
+        deviation = f"{r['gradient_max_rel_dev']:.1e}" if "gradient_max_rel_dev" in r else ""
         print(
             f"| {r['structure']} | {r['n_atoms']} | {r['params']} | {r['n_features']} | {r['mode']} "
-            f"| {fmt(d, 'cpu_s', '%.4f')} | {fmt(o, 'cpu_s', '%.4f')} | "
-            f"{'%.1fx (%.1fx)' % (r['speedup'], r['speedup_wall']) if 'speedup' in r else '-'} | "
+            f"| {fmt(d, 'cpu_s', '%.4f')} | {fmt(o, 'cpu_s', '%.4f')} | {speedup} | "
             f"{fmt(d, 'peak_mb', '%.0f')} | "
-            f"{fmt(o, 'peak_mb', '%.0f')} | {'%.1e' % r['gradient_max_rel_dev'] if 'gradient_max_rel_dev' in r else ''} "
+            f"{fmt(o, 'peak_mb', '%.0f')} | {deviation} "
             f"| {fmt(r['clusterforce_contracted'], 'cpu_s', '%.4f') if 'clusterforce_contracted' in r else ''} |"
         )
     for structure, g in grid.items():
-        print(f"\naccuracy grid {structure}: {g['n_settings']} settings, max relative deviation from dscribe "
-              f"{g['max_rel_dev']:.2e} (at {g['worst_at']})")
+        print(
+            f"\naccuracy grid {structure}: {g['n_settings']} settings, max relative deviation from dscribe "
+            f"{g['max_rel_dev']:.2e} (at {g['worst_at']})"
+        )
     print(f"\nJSON: {RESULTS.relative_to(ROOT)}")
     return 0
 

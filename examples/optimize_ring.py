@@ -18,7 +18,6 @@ from pathlib import Path
 
 import numpy as np
 from ase.io import read
-
 from clusterforce import Calculator, datasets
 from clusterforce.datagen import gold_thiolate_ring
 from clusterforce.dml.model import DMLModel

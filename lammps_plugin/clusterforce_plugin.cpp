@@ -1,6 +1,6 @@
 // Entry point LAMMPS calls after dlopen(): registers pair_style clusterforce.
-#include "lammpsplugin_abi.h"
 #include "compute_clusterforce_uncertainty_atom.h"
+#include "lammpsplugin_abi.h"
 #include "pair_clusterforce.h"
 
 #ifndef CLUSTERFORCE_LAMMPS_VERSION
@@ -12,16 +12,17 @@
 
 namespace {
 
-void *create_pair(void *lmp) { return new LAMMPS_NS::PairClusterforce(static_cast<LAMMPS_NS::LAMMPS *>(lmp)); }
+void* create_pair(void* lmp) {
+  return new LAMMPS_NS::PairClusterforce(static_cast<LAMMPS_NS::LAMMPS*>(lmp));
+}
 
-void *create_uncertainty(void *lmp, int narg, char **arg)
-{
-  return new LAMMPS_NS::ComputeClusterforceUncertaintyAtom(static_cast<LAMMPS_NS::LAMMPS *>(lmp), narg, arg);
+void* create_uncertainty(void* lmp, int narg, char** arg) {
+  return new LAMMPS_NS::ComputeClusterforceUncertaintyAtom(static_cast<LAMMPS_NS::LAMMPS*>(lmp), narg, arg);
 }
 
 }  // namespace
 
-extern "C" void lammpsplugin_init(void *lmp, void *handle, void *regfunc) {
+extern "C" void lammpsplugin_init(void* lmp, void* handle, void* regfunc) {
   clusterforce_lmp_plugin_t plugin;
   plugin.version = CLUSTERFORCE_LAMMPS_VERSION;
   plugin.style = "pair";

@@ -9,32 +9,31 @@
 
 using namespace LAMMPS_NS;
 
-ComputeClusterforceUncertaintyAtom::ComputeClusterforceUncertaintyAtom(LAMMPS *lmp, int narg, char **arg) :
-    Compute(lmp, narg, arg)
-{
-  if (narg != 3) error->all(FLERR, "compute clusterforce/uncertainty/atom takes no arguments: compute ID group clusterforce/uncertainty/atom");
+ComputeClusterforceUncertaintyAtom::ComputeClusterforceUncertaintyAtom(LAMMPS* lmp, int narg, char** arg)
+    : Compute(lmp, narg, arg) {
+  if (narg != 3)
+    error->all(
+        FLERR,
+        "compute clusterforce/uncertainty/atom takes no arguments: compute ID group clusterforce/uncertainty/atom");
   peratom_flag = 1;
   size_peratom_cols = 0;
 }
 
-ComputeClusterforceUncertaintyAtom::~ComputeClusterforceUncertaintyAtom()
-{
+ComputeClusterforceUncertaintyAtom::~ComputeClusterforceUncertaintyAtom() {
   memory->destroy(values_);
 }
 
-void ComputeClusterforceUncertaintyAtom::init()
-{
-  pair_ = dynamic_cast<PairClusterforce *>(force->pair_match("^clusterforce", 0));
-  if (pair_ == nullptr)
-    error->all(FLERR, "compute clusterforce/uncertainty/atom requires pair_style clusterforce");
+void ComputeClusterforceUncertaintyAtom::init() {
+  pair_ = dynamic_cast<PairClusterforce*>(force->pair_match("^clusterforce", 0));
+  if (pair_ == nullptr) error->all(FLERR, "compute clusterforce/uncertainty/atom requires pair_style clusterforce");
   if (!pair_->has_uncertainty())
-    error->all(FLERR, "compute clusterforce/uncertainty/atom: model {} (kind {}) provides no per-atom uncertainty "
-                      "(dml models do; gap models only when trained with variance=True)", pair_->model_path(),
-               pair_->model_kind());
+    error->all(FLERR,
+               "compute clusterforce/uncertainty/atom: model {} (kind {}) provides no per-atom uncertainty "
+               "(dml models do; gap models only when trained with variance=True)",
+               pair_->model_path(), pair_->model_kind());
 }
 
-void ComputeClusterforceUncertaintyAtom::compute_peratom()
-{
+void ComputeClusterforceUncertaintyAtom::compute_peratom() {
   invoked_peratom = update->ntimestep;
   if (atom->nmax > nmax_) {
     memory->destroy(values_);
@@ -43,12 +42,11 @@ void ComputeClusterforceUncertaintyAtom::compute_peratom()
     vector_atom = values_;
   }
   pair_->uncertainty(values_);
-  const int *mask = atom->mask;
+  const int* mask = atom->mask;
   for (int i = 0; i < atom->nlocal; i++)
     if (!(mask[i] & groupbit)) values_[i] = 0.0;
 }
 
-double ComputeClusterforceUncertaintyAtom::memory_usage()
-{
+double ComputeClusterforceUncertaintyAtom::memory_usage() {
   return static_cast<double>(nmax_) * sizeof(double);
 }

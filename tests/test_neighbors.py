@@ -3,9 +3,8 @@ import pytest
 from ase import Atoms
 from ase.build import bulk
 from ase.neighborlist import neighbor_list as ase_neighbor_list
-from threadpoolctl import threadpool_limits
-
 from clusterforce.neighbors import NeighborList, neighbor_list, neighbor_list_atoms
+from threadpoolctl import threadpool_limits
 
 TRICLINIC = np.array([[8.0, 0.0, 0.0], [3.0, 7.0, 0.0], [1.0, 2.0, 9.0]])
 SMALL_TRICLINIC = np.array([[2.5, 0.0, 0.0], [1.0, 2.2, 0.0], [0.3, -0.4, 2.1]])
@@ -69,8 +68,7 @@ def test_single_atom_sees_only_its_images():
 
 
 def test_zero_cell_vector_along_non_periodic_axis():
-    atoms = _random_atoms(30, 0.0, 9.0, seed=6, cell=[[9.0, 0.0, 0.0], [0.0, 9.0, 0.0], [0.0, 0.0, 0.0]],
-                          pbc=[True, True, False])
+    atoms = _random_atoms(30, 0.0, 9.0, seed=6, cell=[[9.0, 0.0, 0.0], [0.0, 9.0, 0.0], [0.0, 0.0, 0.0]], pbc=[True, True, False])
     _assert_matches_ase(atoms, 4.0)
 
 
@@ -146,7 +144,6 @@ def test_bad_input_is_rejected_with_a_clear_message(args, kwargs, message):
 def test_shortest_pair_distances_match_brute_force():
     from ase.build import molecule
     from ase.data import atomic_numbers
-
     from clusterforce.neighbors import shortest_pair_distances
 
     atoms = molecule("CH3CH2SH")

@@ -3,11 +3,9 @@ import pytest
 from ase.calculators.emt import EMT
 from ase.constraints import FixAtoms
 from ase.io import read
-
-from conftest import EMTForceModel
-
 from clusterforce import Calculator
 from clusterforce.optimize import ForceOnlyOptimizer, parse_partwise
+from conftest import EMTForceModel
 
 
 def emt_energy(atoms):

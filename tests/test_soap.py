@@ -6,11 +6,10 @@ import numpy as np
 import pytest
 from ase import Atoms
 from ase.build import bulk
-from dscribe.descriptors import SOAP as DscribeSOAP
-from scipy.spatial.transform import Rotation
-
 from clusterforce.datagen import gold_thiolate_ring
 from clusterforce.soap import SOAP
+from dscribe.descriptors import SOAP as DscribeSOAP
+from scipy.spatial.transform import Rotation
 
 AUSCH = ["Au", "S", "C", "H"]
 
@@ -232,11 +231,16 @@ def test_smoothness_at_cutoff():
     numbers = [11, 11, 11]
     hard = SOAP(species=["Na"], r_cut=4.0, n_max=7, l_max=4, sigma=0.25)
     smooth = SOAP(
-        species=["Na"], r_cut=4.0, n_max=7, l_max=4, sigma=0.25,
+        species=["Na"],
+        r_cut=4.0,
+        n_max=7,
+        l_max=4,
+        sigma=0.25,
         weighting={"function": "poly", "r0": 4.5, "c": 1.0, "m": 2.0},
     )
     for soap, r_edge in [(hard, hard.cutoff), (smooth, 4.5)]:
-        def at(r):
+
+        def at(r, soap=soap):
             return soap.compute_environment(11, np.vstack([rel, [[r, 0.0, 0.0]]]), numbers, gradients=True)
 
         v_in, g_in = at(r_edge - 1e-7)

@@ -35,14 +35,13 @@ from pathlib import Path
 import numpy as np
 from ase import Atoms
 from ase.constraints import FixAtoms
-
 from clusterforce import Calculator, datasets
 from clusterforce.datagen import Reference, make_reference, single_point_energies
 from clusterforce.dml.environments import SCHEME_IDS, classify, extract_environments
 from clusterforce.dml.metrics import evaluate_model, markdown_table
 from clusterforce.dml.model import DMLModel
-from clusterforce.optimize import ForceOnlyOptimizer, parse_partwise
 from clusterforce.dml.plots import plot_angle_vs_norm, plot_norm_parity
+from clusterforce.optimize import ForceOnlyOptimizer, parse_partwise
 
 RESULTS = Path(__file__).resolve().parents[1] / "results" / "au_thiolate"
 ISOMERS = ("Q", "T")
@@ -272,7 +271,11 @@ def markdown(results: dict) -> str:
         for key in ("Q->T", "T->Q", "Q", "T"):
             metrics = results[stage].get(key)
             if metrics is not None:
-                lines += [f"### {key} ({metrics['n_frames']} test frames, predicted in {metrics['predict_s']:.0f} s)\n", markdown_table(metrics), ""]
+                lines += [
+                    f"### {key} ({metrics['n_frames']} test frames, predicted in {metrics['predict_s']:.0f} s)\n",
+                    markdown_table(metrics),
+                    "",
+                ]
     if "au25" in results:
         lines += ["\n## [Au25(SCH3)18]- snapshot, ML BFGS (max step 0.05 Å), GFN1-xTB energies\n",
                   "| scheme | ML steps | ΔE final (eV) | ΔE lowest (eV, at step) | last step with a converged SCF | "

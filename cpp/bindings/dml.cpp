@@ -9,8 +9,8 @@
 #include <vector>
 
 #include "bindings.hpp"
-#include "numpy_helpers.hpp"
 #include "clusterforce/dml_predictor.hpp"
+#include "numpy_helpers.hpp"
 
 namespace py = pybind11;
 
@@ -21,58 +21,58 @@ namespace {
 using IntArray = py::array_t<int, py::array::c_style | py::array::forcecast>;
 
 py::dict compute(const DmlPredictor& p, const DoubleArray& positions, const IntArray& elements) {
-    if (positions.ndim() != 2 || positions.shape(1) != 3)
-        throw py::value_error("positions must have shape (n, 3), got " + shape_of(positions));
-    const py::ssize_t n = positions.shape(0);
-    if (elements.ndim() != 1 || elements.shape(0) != n)
-        throw py::value_error("elements must have shape (" + std::to_string(n) + ",) for " + std::to_string(n) +
-                              " atoms, got " + shape_of(elements));
-    DoubleArray forces({n, py::ssize_t{3}}), norms(n), uncertainty(n);
-    IntArray classes(n);
-    std::vector<DmlCentre> res;
-    {
-        py::gil_scoped_release release;
-        res = p.compute(positions.data(), elements.data(), static_cast<int>(n));
-    }
-    for (py::ssize_t i = 0; i < n; ++i) {
-        const DmlCentre& r = res[static_cast<std::size_t>(i)];
-        for (int x = 0; x < 3; ++x) forces.mutable_data()[3 * i + x] = r.force[x];
-        norms.mutable_data()[i] = r.norm;
-        uncertainty.mutable_data()[i] = r.uncertainty;
-        classes.mutable_data()[i] = r.class_index;
-    }
-    py::dict out;
-    out["forces"] = forces;
-    out["norms"] = norms;
-    out["uncertainty"] = uncertainty;
-    out["class_index"] = classes;
-    return out;
+  if (positions.ndim() != 2 || positions.shape(1) != 3)
+    throw py::value_error("positions must have shape (n, 3), got " + shape_of(positions));
+  const py::ssize_t n = positions.shape(0);
+  if (elements.ndim() != 1 || elements.shape(0) != n)
+    throw py::value_error("elements must have shape (" + std::to_string(n) + ",) for " + std::to_string(n) +
+                          " atoms, got " + shape_of(elements));
+  DoubleArray forces({n, py::ssize_t{3}}), norms(n), uncertainty(n);
+  IntArray classes(n);
+  std::vector<DmlCentre> res;
+  {
+    py::gil_scoped_release release;
+    res = p.compute(positions.data(), elements.data(), static_cast<int>(n));
+  }
+  for (py::ssize_t i = 0; i < n; ++i) {
+    const DmlCentre& r = res[static_cast<std::size_t>(i)];
+    for (int x = 0; x < 3; ++x) forces.mutable_data()[3 * i + x] = r.force[x];
+    norms.mutable_data()[i] = r.norm;
+    uncertainty.mutable_data()[i] = r.uncertainty;
+    classes.mutable_data()[i] = r.class_index;
+  }
+  py::dict out;
+  out["forces"] = forces;
+  out["norms"] = norms;
+  out["uncertainty"] = uncertainty;
+  out["class_index"] = classes;
+  return out;
 }
 
 }  // namespace
 
 void bind_dml(py::module_& m) {
-    py::class_<DmlPredictor>(m, "DmlPredictor",
-                             "Compiled dml prediction (SOAP, scaling, EMLM norms, OAMLM directions) of a .cfm file.")
-        .def(py::init([](const std::string& path) { return DmlPredictor::from_modelfile(ModelFile::read(path)); }),
-             py::arg("path"))
-        .def_static(
-            "from_bytes",
-            [](const py::bytes& data, const std::string& name) {
-                // Copy out of the Python object with the GIL held; parsing needs no Python.
-                std::string bytes = data;
-                py::gil_scoped_release release;
-                // A unique_ptr (the holder), since the predictor is move-only.
-                return std::make_unique<DmlPredictor>(DmlPredictor::from_modelfile(ModelFile::from_bytes(bytes, name)));
-            },
-            py::arg("data"), py::arg("name") = "<bytes>",
-            "Build from the bytes of a .cfm file (clusterforce.modelfile.to_bytes); `name` labels error messages.")
-        .def_property_readonly("elements", &DmlPredictor::elements)
-        .def_property_readonly("classes", &DmlPredictor::classes)
-        .def_property_readonly("cutoff", &DmlPredictor::cutoff)
-        .def("compute", &compute, py::arg("positions"), py::arg("elements"),
-             "Free structure: positions (n, 3) Angstrom, element indices (n,) into `elements`. Returns dict "
-             "forces (n, 3) eV/Angstrom, norms (n,), uncertainty (n,) OAMLM spread, class_index (n,) into `classes`.");
+  py::class_<DmlPredictor>(m, "DmlPredictor",
+                           "Compiled dml prediction (SOAP, scaling, EMLM norms, OAMLM directions) of a .cfm file.")
+      .def(py::init([](const std::string& path) { return DmlPredictor::from_modelfile(ModelFile::read(path)); }),
+           py::arg("path"))
+      .def_static(
+          "from_bytes",
+          [](const py::bytes& data, const std::string& name) {
+            // Copy out of the Python object with the GIL held; parsing needs no Python.
+            std::string bytes = data;
+            py::gil_scoped_release release;
+            // A unique_ptr (the holder), since the predictor is move-only.
+            return std::make_unique<DmlPredictor>(DmlPredictor::from_modelfile(ModelFile::from_bytes(bytes, name)));
+          },
+          py::arg("data"), py::arg("name") = "<bytes>",
+          "Build from the bytes of a .cfm file (clusterforce.modelfile.to_bytes); `name` labels error messages.")
+      .def_property_readonly("elements", &DmlPredictor::elements)
+      .def_property_readonly("classes", &DmlPredictor::classes)
+      .def_property_readonly("cutoff", &DmlPredictor::cutoff)
+      .def("compute", &compute, py::arg("positions"), py::arg("elements"),
+           "Free structure: positions (n, 3) Angstrom, element indices (n,) into `elements`. Returns dict "
+           "forces (n, 3) eV/Angstrom, norms (n,), uncertainty (n,) OAMLM spread, class_index (n,) into `classes`.");
 }
 
 }  // namespace clusterforce::bindings

@@ -1,4 +1,6 @@
 // Bindings for the GAP terms and model (cpp/include/clusterforce/gap.hpp).
+#include "clusterforce/gap.hpp"
+
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
@@ -10,7 +12,6 @@
 #include <vector>
 
 #include "bindings.hpp"
-#include "clusterforce/gap.hpp"
 
 namespace py = pybind11;
 
@@ -49,7 +50,8 @@ GeometryArgs geometry(const Array& pos, const IntArray& species, const std::opti
   a.g.species = a.species.data();
   a.g.n = static_cast<int>(pos.shape(0));
   if (cell) {
-    if (cell->ndim() != 2 || cell->shape(0) != 3 || cell->shape(1) != 3) throw py::value_error("cell must have shape (3, 3)");
+    if (cell->ndim() != 2 || cell->shape(0) != 3 || cell->shape(1) != 3)
+      throw py::value_error("cell must have shape (3, 3)");
     a.cell = *cell;
     a.g.cell = a.cell.data();
     a.g.pbc = *pbc;
@@ -57,10 +59,13 @@ GeometryArgs geometry(const Array& pos, const IntArray& species, const std::opti
   return a;
 }
 
-std::vector<double> to_vector(const Array& a) { return std::vector<double>(a.data(), a.data() + a.size()); }
+std::vector<double> to_vector(const Array& a) {
+  return std::vector<double>(a.data(), a.data() + a.size());
+}
 
 std::shared_ptr<NBodyTerm> make_nbody(int n_species, int order, double r_cut, double width, double theta, double delta,
-                                      const Array& sparse, const Int64Array& offsets, const std::optional<Array>& alpha) {
+                                      const Array& sparse, const Int64Array& offsets,
+                                      const std::optional<Array>& alpha) {
   const int dim = nbody_dim(order);
   if (sparse.ndim() != 2 || sparse.shape(1) != dim) {
     throw py::value_error(std::to_string(order) + "b term: sparse must have shape (M, " + std::to_string(dim) + ")");
@@ -133,18 +138,19 @@ void bind_gap(py::module_& m) {
                                                              "2-body or 3-body squared-exponential GAP term.")
       .def(py::init(&make_nbody), py::arg("n_species"), py::arg("order"), py::arg("r_cut"), py::arg("width"),
            py::arg("theta"), py::arg("delta"), py::arg("sparse"), py::arg("offsets"), py::arg("alpha") = py::none())
-      .def("sparse_covariance",
-           [](const NBodyTerm& t) {
-             const py::ssize_t mm = t.n_sparse();
-             py::array_t<double> out({mm, mm});
-             double* o = out.mutable_data();
-             {
-               py::gil_scoped_release release;
-               t.sparse_covariance(o);
-             }
-             return out;
-           },
-           "Kernel matrix K_mm between the sparse points (eV^2).")
+      .def(
+          "sparse_covariance",
+          [](const NBodyTerm& t) {
+            const py::ssize_t mm = t.n_sparse();
+            py::array_t<double> out({mm, mm});
+            double* o = out.mutable_data();
+            {
+              py::gil_scoped_release release;
+              t.sparse_covariance(o);
+            }
+            return out;
+          },
+          "Kernel matrix K_mm between the sparse points (eV^2).")
       .def(
           "kernel",
           [](const NBodyTerm& t, int channel, const Array& q) {
@@ -183,7 +189,8 @@ void bind_gap(py::module_& m) {
       .def(py::init([](int n_species, const Array& e0, std::vector<std::shared_ptr<GapTerm>> terms,
                        const std::optional<Array>& variance) {
              std::vector<std::shared_ptr<const GapTerm>> t(terms.begin(), terms.end());
-             return GapModel(n_species, to_vector(e0), std::move(t), variance ? to_vector(*variance) : std::vector<double>());
+             return GapModel(n_species, to_vector(e0), std::move(t),
+                             variance ? to_vector(*variance) : std::vector<double>());
            }),
            py::arg("n_species"), py::arg("e0"), py::arg("terms"), py::arg("variance") = py::none())
       .def_static(

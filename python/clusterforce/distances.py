@@ -17,9 +17,7 @@ __all__ = ["euclidean_distances", "squared_row_norms"]
 def _as_matrix(name: str, values: ArrayLike) -> NDArray[np.float64]:
     array = np.ascontiguousarray(values, dtype=np.float64)
     if array.ndim != 2:
-        raise ValueError(
-            f"{name} must be a 2-d array of shape (n_samples, n_features), got shape {array.shape}"
-        )
+        raise ValueError(f"{name} must be a 2-d array of shape (n_samples, n_features), got shape {array.shape}")
     _require_finite(name, array)
     return array
 
@@ -27,10 +25,7 @@ def _as_matrix(name: str, values: ArrayLike) -> NDArray[np.float64]:
 def _as_norms(name: str, values: ArrayLike, rows: int, matrix: str) -> NDArray[np.float64]:
     norms = np.ascontiguousarray(values, dtype=np.float64)
     if norms.shape != (rows,):
-        raise ValueError(
-            f"{name} must have shape ({rows},), one squared norm per row of {matrix}, "
-            f"got shape {norms.shape}"
-        )
+        raise ValueError(f"{name} must have shape ({rows},), one squared norm per row of {matrix}, got shape {norms.shape}")
     _require_finite(name, norms)
     if norms.size and norms.min() < 0:
         raise ValueError(f"{name} holds squared norms and must be >= 0, got min {norms.min()!r}")
@@ -40,10 +35,7 @@ def _as_norms(name: str, values: ArrayLike, rows: int, matrix: str) -> NDArray[n
 def _require_finite(name: str, array: NDArray[np.float64]) -> None:
     if not np.isfinite(array).all():
         bad = np.argwhere(~np.isfinite(array))[0]
-        raise ValueError(
-            f"{name} contains NaN or infinity (first at index {tuple(int(i) for i in bad)}); "
-            "clean or drop those rows first"
-        )
+        raise ValueError(f"{name} contains NaN or infinity (first at index {tuple(int(i) for i in bad)}); clean or drop those rows first")
 
 
 def euclidean_distances(
@@ -91,9 +83,7 @@ def euclidean_distances(
     x = _as_matrix("X", X)
     y = x if Y is None else _as_matrix("Y", Y)
     if x.shape[1] != y.shape[1]:
-        raise ValueError(
-            f"X and Y must have the same number of features, got X {x.shape} and Y {y.shape}"
-        )
+        raise ValueError(f"X and Y must have the same number of features, got X {x.shape} and Y {y.shape}")
     xn = None if X_sqnorms is None else _as_norms("X_sqnorms", X_sqnorms, x.shape[0], "X")
     if Y_sqnorms is not None:
         yn = _as_norms("Y_sqnorms", Y_sqnorms, y.shape[0], "Y")
@@ -101,9 +91,7 @@ def euclidean_distances(
         yn = xn
     else:
         yn = None
-    return _kernels.euclidean_distances(
-        x, y, exact=exact, squared=squared, X_sqnorms=xn, Y_sqnorms=yn
-    )
+    return _kernels.euclidean_distances(x, y, exact=exact, squared=squared, X_sqnorms=xn, Y_sqnorms=yn)
 
 
 def squared_row_norms(X: ArrayLike) -> NDArray[np.float64]:

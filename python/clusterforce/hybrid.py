@@ -243,7 +243,10 @@ class HybridOptimizer:
                     hessian = np.eye(3 * len(free)) * self.alpha
                 if out:
                     verdict = "accepted" if accepted else "rejected"
-                    out.write(f"{result.reference_calls:4d} {result.model_steps:11d} {e_new:14.6f} {result.reference_fmax[-1]:9.4f} {self.radius:8.3f} {verdict} ({why})\n")
+                    out.write(
+                        f"{result.reference_calls:4d} {result.model_steps:11d} {e_new:14.6f} "
+                        f"{result.reference_fmax[-1]:9.4f} {self.radius:8.3f} {verdict} ({why})\n"
+                    )
                     out.flush()
                 if self.radius < 1e-3:
                     result.stopped = "trust radius below 0.001 Angstrom: the model gives no downhill direction here"

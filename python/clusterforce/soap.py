@@ -324,9 +324,7 @@ class SOAP:
         positions, z, c, cell, pbc = self._prepare(atoms_or_positions, numbers, centers)
         w = np.asarray(weights, dtype=float)
         if w.shape != (len(c), self.n_features):
-            raise ValueError(
-                f"weights must have shape (n_centers, n_features) = ({len(c)}, {self.n_features}), got {w.shape}"
-            )
+            raise ValueError(f"weights must have shape (n_centers, n_features) = ({len(c)}, {self.n_features}), got {w.shape}")
         out, _, pair_atom = self._kernel.contract_gradients(positions, z, c, w, cell, pbc)
         total = np.zeros((len(positions), 3))
         np.add.at(total, pair_atom, out)
@@ -379,8 +377,7 @@ class SOAP:
             name = _chemical_symbols[z] if 0 <= z < len(_chemical_symbols) else "unknown"
             label = what if what == "the centre" else f"{what} {i}"
             raise ValueError(
-                f"{label} is {name} (atomic number {z}), which is not among the SOAP species "
-                f"{self._symbols()}; add it to species="
+                f"{label} is {name} (atomic number {z}), which is not among the SOAP species {self._symbols()}; add it to species="
             )
         return idx.astype(np.int32)
 
@@ -418,7 +415,5 @@ class SOAP:
             c = c.astype(np.int64)
             bad = np.flatnonzero((c < 0) | (c >= n_atoms))
             if bad.size:
-                raise ValueError(
-                    f"centers[{int(bad[0])}] = {int(c[bad[0]])} is not an atom index of this {n_atoms}-atom structure"
-                )
+                raise ValueError(f"centers[{int(bad[0])}] = {int(c[bad[0]])} is not an atom index of this {n_atoms}-atom structure")
         return positions, z.astype(np.int32), c, cell, pbc

@@ -2,7 +2,6 @@ import numpy as np
 import pytest
 from ase import Atoms
 from ase.io import write
-
 from clusterforce.datagen import build, from_file, gold_thiolate_ring, rng_stream
 from clusterforce.datagen.builders import NEAREST_NEIGHBOUR, agau_icosahedron, decahedron, icosahedron, random_compact
 

@@ -1,7 +1,6 @@
 import numpy as np
 import pytest
 from ase.io import read
-
 from clusterforce.cli import main
 
 

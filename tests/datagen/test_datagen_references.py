@@ -4,9 +4,6 @@ import sys
 import numpy as np
 import pytest
 from ase import Atoms
-
-from conftest import Morse
-
 from clusterforce.datagen import (
     LadderCalculator,
     ScfCounts,
@@ -18,6 +15,7 @@ from clusterforce.datagen import (
     rng_stream,
     single_point_energies,
 )
+from conftest import Morse
 
 
 def test_electronic_temperature_follows_the_elements():
@@ -132,7 +130,7 @@ def test_ladder_keeps_a_converged_calculator_and_drops_a_failed_one(flaky_refere
     reference = dataclasses.replace(flaky, factory=lambda level: made.append(level) or flaky.factory(level))
     atoms = build("agau", [13])[0].atoms
     atoms.calc = LadderCalculator(reference, ScfCounts(), "Ag7Au6")
-    for step in range(3):
+    for _ in range(3):
         atoms.positions[0, 0] += 0.01
         atoms.get_forces()
     assert made == [0]

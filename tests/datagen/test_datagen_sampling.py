@@ -1,6 +1,5 @@
 import numpy as np
 import pytest
-
 from clusterforce.datagen import record_steps
 
 

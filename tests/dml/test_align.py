@@ -8,8 +8,6 @@ import numpy as np
 import pytest
 from align_structures import compact_cluster, metal_cluster, rotated, zoo
 from ase import Atoms
-from scipy.spatial.transform import Rotation
-
 from clusterforce import _kernels
 from clusterforce.dml.align import align, alignment_cosines, kabsch, svd3
 from clusterforce.dml.environments import (
@@ -24,6 +22,7 @@ from clusterforce.dml.environments import (
     detect_chemistry,
     extract_environments,
 )
+from scipy.spatial.transform import Rotation
 
 
 def numpy_kabsch(p, s):
@@ -164,8 +163,7 @@ def test_build_environments_validates_the_neighbour_list():
 def test_missing_anchors_degrade_gracefully():
     atoms = Atoms(
         "HHCHHHAuSAu",
-        positions=[[0, 0, 0], [0.74, 0, 0], [20, 0, 0], [21.09, 0, 0], [20, 1.09, 0], [20, 0, 1.09],
-                   [40, 0, 0], [60, 0, 0], [62.4, 0, 0]],
+        positions=[[0, 0, 0], [0.74, 0, 0], [20, 0, 0], [21.09, 0, 0], [20, 1.09, 0], [20, 0, 1.09], [40, 0, 0], [60, 0, 0], [62.4, 0, 0]],
     )  # H2, a methyl without S, an isolated Au, an S-Au pair without C
     envs = extract_environments(atoms, chemistry="thiolate")
     h2 = envs["H"][[0, 1]]
@@ -298,9 +296,20 @@ def test_core_runs_without_python_and_agrees_with_the_bindings(tmp_path):
     root = Path(__file__).resolve().parents[2]
     exe = tmp_path / "align_standalone"
     subprocess.run(
-        [compiler, "-std=c++17", "-O1", "-Wall", "-Wextra", "-Wno-unknown-pragmas",
-         f"-I{root / 'cpp' / 'include'}", str(root / "tests" / "cpp" / "align_standalone.cpp"), "-o", str(exe)],
-        check=True, capture_output=True,
+        [
+            compiler,
+            "-std=c++17",
+            "-O1",
+            "-Wall",
+            "-Wextra",
+            "-Wno-unknown-pragmas",
+            f"-I{root / 'cpp' / 'include'}",
+            str(root / "tests" / "cpp" / "align_standalone.cpp"),
+            "-o",
+            str(exe),
+        ],
+        check=True,
+        capture_output=True,
     )
     rng = np.random.default_rng(40)
     atoms = metal_cluster(rng, n=10)

@@ -2,7 +2,6 @@ import numpy as np
 import pytest
 from ase import Atoms
 from ase.cluster import Icosahedron
-
 from clusterforce.dml.descriptor import SoapDescriptor
 
 

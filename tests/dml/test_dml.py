@@ -1,15 +1,14 @@
 import numpy as np
 import pytest
+from _frames import emt_frames, ring, ring_frames
 from ase import Atoms
 from ase.calculators.singlepoint import SinglePointCalculator
-from sklearn.base import clone
-
-from _frames import emt_frames, ring, ring_frames
 from clusterforce.data import DataError
-from clusterforce.dml.metrics import class_metrics
-from clusterforce.modelfile import ModelFileError, to_bytes
 from clusterforce.dml import DMLModel
+from clusterforce.dml.metrics import class_metrics
 from clusterforce.kinds import load_model
+from clusterforce.modelfile import ModelFileError, to_bytes
+from sklearn.base import clone
 
 SMALL = dict(n_max=4, l_max=3, n_references_norm=60, n_references_direction=40, random_state=0, progress=False)
 

@@ -2,12 +2,11 @@ import logging
 
 import numpy as np
 import pytest
+from clusterforce.dml.emlm import DEFAULT_BETA, EMLM
+from clusterforce.dml.ridge import ridge_solve
+from clusterforce.selection import rs_maximin
 from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
-
-from clusterforce.dml.ridge import ridge_solve
-from clusterforce.dml.emlm import DEFAULT_BETA, EMLM
-from clusterforce.selection import rs_maximin
 
 
 def _smooth(X):

@@ -1,6 +1,5 @@
 import numpy as np
 import pytest
-
 from clusterforce.dml.metrics import angles_deg, class_metrics, force_rmse, markdown_table
 from clusterforce.dml.plots import plot_angle_vs_norm, plot_norm_parity
 

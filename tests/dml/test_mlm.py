@@ -1,9 +1,8 @@
 import numpy as np
 import pytest
+from clusterforce.dml.mlm import MLM
 from sklearn.base import clone
 from sklearn.kernel_ridge import KernelRidge
-
-from clusterforce.dml.mlm import MLM
 
 
 def _data(n, seed):

@@ -5,13 +5,12 @@ import itertools
 import numpy as np
 import pytest
 from align_structures import compact_cluster, metal_cluster, pair_forces, rotated, sorted_distances, zoo
-from scipy.spatial.distance import cdist
-from sklearn.base import clone
-from sklearn.exceptions import NotFittedError
-
 from clusterforce.dml.align import align
 from clusterforce.dml.environments import Environments, extract_environments
 from clusterforce.dml.oamlm import OAMLM, _minimise_eq14
+from scipy.spatial.distance import cdist
+from sklearn.base import clone
+from sklearn.exceptions import NotFittedError
 
 
 # ------------------------------------------------------ plain numpy eqs. 11-17
@@ -164,7 +163,8 @@ def test_numeric_loss_does_not_lose_to_the_analytic_start(toy_model):
     g, R = align(envs_n, model.references_)
     r = np.einsum("nkab,kb->nka", R, model.T_)
     for i in range(len(Xn)):
-        def eq14(v):
+
+        def eq14(v, i=i):
             return -np.exp(-(((d_c[i] - r[i] @ v) / model.sigma1) ** 2) - (g[i] / model.sigma2) ** 2).sum()
 
         assert eq14(v_num[i]) <= eq14(v_an[i]) + 1e-12

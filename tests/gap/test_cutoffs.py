@@ -5,7 +5,6 @@ import pytest
 from ase import Atoms
 from ase.calculators.emt import EMT
 from ase.cluster import Icosahedron
-
 from clusterforce.calculator import Calculator
 from clusterforce.gap import Soap, ThreeBody, TwoBody
 from clusterforce.gap.model import GAPModel
@@ -27,8 +26,11 @@ def _frames():
 
 @pytest.fixture(scope="module", params=[1.0, 0.0], ids=["smooth", "abrupt"])
 def model(request, tmp_path_factory):
-    terms = [TwoBody(r_cut=R2, width=1.0, n_sparse=10), ThreeBody(r_cut=R3, width=1.0, n_sparse=15),
-             Soap(r_cut=RS, r_cut_width=request.param, n_max=3, l_max=2, sigma=0.5, n_sparse=15)]
+    terms = [
+        TwoBody(r_cut=R2, width=1.0, n_sparse=10),
+        ThreeBody(r_cut=R3, width=1.0, n_sparse=15),
+        Soap(r_cut=RS, r_cut_width=request.param, n_max=3, l_max=2, sigma=0.5, n_sparse=15),
+    ]
     path = tmp_path_factory.mktemp("cut") / "m.cfm"
     GAPModel(terms=terms, progress=False).fit(_frames()).save(path)
     return request.param, Calculator(str(path))

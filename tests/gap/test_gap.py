@@ -5,17 +5,16 @@ import pytest
 from ase.calculators.emt import EMT
 from ase.calculators.singlepoint import SinglePointCalculator
 from ase.cluster import Icosahedron
-from sklearn.base import clone
-
 from clusterforce import _kernels, modelfile
 from clusterforce.calculator import Calculator
 from clusterforce.gap import Soap, ThreeBody, TwoBody, term_from_dict
-from clusterforce.gap.kernels import Geometry, NBodyKernel, SoapKernel
 from clusterforce.gap.design import Sample, sample_rows
+from clusterforce.gap.kernels import Geometry, NBodyKernel, SoapKernel
+from clusterforce.gap.model import GAPModel
 from clusterforce.gap.solve import NormalEquations, _symmetrise_upper, solve, variance_matrix
 from clusterforce.gap.sparse import select_sparse, uniform_grid
 from clusterforce.selection import cur_rows, farthest_point_sampling
-from clusterforce.gap.model import GAPModel
+from sklearn.base import clone
 
 TERMS = (
     TwoBody(delta=1.0, r_cut=5.0, width=1.0, theta=0.6, n_sparse=15),
@@ -506,7 +505,9 @@ int main(int argc, char** argv) {
     model.save(path)
     a, species = structure(seed=16)
     stdin = f"{len(a)}\n" + "".join(f"{s} {x:.17g} {y:.17g} {z:.17g}\n" for s, (x, y, z) in zip(species, a.positions))
-    out = np.array(subprocess.run([str(exe), str(path)], input=stdin, capture_output=True, text=True, check=True).stdout.split(), dtype=float)
+    out = np.array(
+        subprocess.run([str(exe), str(path)], input=stdin, capture_output=True, text=True, check=True).stdout.split(), dtype=float
+    )
     p = model.predict(a)
     assert out[0] == pytest.approx(p["energy"], abs=1e-10)
     np.testing.assert_allclose(out[1:].reshape(-1, 3), p["forces"], atol=1e-10)

@@ -2,7 +2,6 @@
 
 import numpy as np
 import pytest
-
 from clusterforce import _kernels
 
 
@@ -65,7 +64,10 @@ def test_triplet_descriptor_invariant_to_rotation_and_neighbour_order():
     d2 = descriptors(3, rel[perm] @ q.T, sp[perm], n_species=1)
     # single species: canonical q is the sorted side lengths of each triangle
     np.testing.assert_allclose(d["q"], np.sort(d["q"], axis=1))
-    key = lambda a: a[np.lexsort(a.T[::-1])]
+
+    def key(a):
+        return a[np.lexsort(a.T[::-1])]
+
     np.testing.assert_allclose(key(d["q"]), key(d2["q"]), atol=1e-12)
 
 
@@ -90,8 +92,10 @@ def test_channels_cover_every_species_combination():
     pairs = {
         (min(c, s), max(c, s)): ch
         for c in range(3)
-        for s, ch in zip(species[descriptors(2, rel, species, centre=c, n_species=3)["atoms"][:, 0]],
-                         descriptors(2, rel, species, centre=c, n_species=3)["channel"])
+        for s, ch in zip(
+            species[descriptors(2, rel, species, centre=c, n_species=3)["atoms"][:, 0]],
+            descriptors(2, rel, species, centre=c, n_species=3)["channel"],
+        )
     }
     assert len(set(pairs.values())) == len(pairs)  # one channel per unordered species pair
 

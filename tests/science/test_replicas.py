@@ -7,7 +7,6 @@ import pytest
 from ase.calculators.emt import EMT
 from ase.cluster import Icosahedron
 from ase.io import write
-
 from clusterforce.cli import main
 from clusterforce.gap import TwoBody
 from clusterforce.gap.model import GAPModel
@@ -47,7 +46,8 @@ def test_replica_runs_thermostatted_and_resumes(cu13, tmp_path, engine):
     (replica_dir(tmp_path, 300.0) / "status.json").unlink()
     lines = (replica_dir(tmp_path, 300.0) / "energies.dat").read_text().splitlines()
     (replica_dir(tmp_path, 300.0) / "energies.dat").write_text("\n".join(lines[:25]) + "\n")  # a few past step 200
-    from ase.io import read, write as write_atoms
+    from ase.io import read
+    from ase.io import write as write_atoms
 
     half = read(replica_dir(tmp_path, 300.0) / "checkpoint.extxyz")
     half.info["step"] = 200

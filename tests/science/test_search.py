@@ -6,12 +6,11 @@ import numpy as np
 import pytest
 from ase import Atoms
 from ase.build import molecule
-from scipy.spatial.transform import Rotation
-
 from clusterforce.calculators import LennardJones, resolve
 from clusterforce.cli import main
 from clusterforce.isomers import MinimaStore, relax, structure_distance
 from clusterforce.search import LJ_NEAREST, basin_hopping, random_cluster, screen
+from scipy.spatial.transform import Rotation
 
 LJ13 = -44.326801  # Cambridge Cluster Database, epsilon
 
@@ -70,7 +69,9 @@ def test_dedup_keeps_distinct_minima(lj13_minimum):
     found = 0
     for seed in range(5):
         moved = ico.copy()
-        moved.positions[int(np.argmax(np.linalg.norm(moved.positions - moved.positions.mean(0), axis=1)))] += np.random.default_rng(seed).normal(size=3) * 0.8
+        moved.positions[int(np.argmax(np.linalg.norm(moved.positions - moved.positions.mean(0), axis=1)))] += (
+            np.random.default_rng(seed).normal(size=3) * 0.8
+        )
         relaxed, energy, _ = relax(moved, LennardJones())
         if energy > LJ13 + 0.1:
             found += store.add(relaxed, energy, "test")[1]
@@ -106,8 +107,28 @@ def test_resolve_names():
 
 def test_search_command_writes_db_and_json(tmp_path):
     out, db = tmp_path / "s.json", tmp_path / "m.db"
-    assert main(["search", "random:13", "--reference", "lj", "--steps", "200", "--seed", "1", "--target", str(LJ13),
-                 "--db", str(db), "--json", str(out), "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "search",
+                "random:13",
+                "--reference",
+                "lj",
+                "--steps",
+                "200",
+                "--seed",
+                "1",
+                "--target",
+                str(LJ13),
+                "--db",
+                str(db),
+                "--json",
+                str(out),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     summary = json.loads(out.read_text())
     assert summary["lowest_energy"] == pytest.approx(LJ13, abs=1e-5)
     assert summary["n_minima"] >= 1

@@ -2,8 +2,15 @@
 
 import numpy as np
 import pytest
-
-from clusterforce.thermo import KB_EV, MultipleHistogram, OverlapWarning, block_bootstrap, heat_capacity, lindemann_index, reduced_heat_capacity
+from clusterforce.thermo import (
+    KB_EV,
+    MultipleHistogram,
+    OverlapWarning,
+    block_bootstrap,
+    heat_capacity,
+    lindemann_index,
+    reduced_heat_capacity,
+)
 
 # A two-basin model with a melting-like peak: a "solid" of D harmonic degrees of freedom and a
 # "liquid" basin DELTA eV higher with exp(S) times more states. Canonical potential energies are

@@ -26,29 +26,30 @@ namespace clusterforce {
 using Mat3 = std::array<double, 9>;  // row-major
 
 struct Svd3 {
-    Mat3 U;                   // columns are left singular vectors
-    std::array<double, 3> s;  // descending, >= 0
-    Mat3 V;                   // columns are right singular vectors; A = U diag(s) V^T
+  Mat3 U;                   // columns are left singular vectors
+  std::array<double, 3> s;  // descending, >= 0
+  Mat3 V;                   // columns are right singular vectors; A = U diag(s) V^T
 };
 
 namespace detail {
 
 inline double det3(const Mat3& m) {
-    return m[0] * (m[4] * m[8] - m[5] * m[7]) - m[1] * (m[3] * m[8] - m[5] * m[6]) +
-           m[2] * (m[3] * m[7] - m[4] * m[6]);
+  return m[0] * (m[4] * m[8] - m[5] * m[7]) - m[1] * (m[3] * m[8] - m[5] * m[6]) + m[2] * (m[3] * m[7] - m[4] * m[6]);
 }
 
 inline void cross(const double* a, const double* b, double* c) {
-    c[0] = a[1] * b[2] - a[2] * b[1];
-    c[1] = a[2] * b[0] - a[0] * b[2];
-    c[2] = a[0] * b[1] - a[1] * b[0];
+  c[0] = a[1] * b[2] - a[2] * b[1];
+  c[1] = a[2] * b[0] - a[0] * b[2];
+  c[2] = a[0] * b[1] - a[1] * b[0];
 }
 
 inline double dot(const double* a, const double* b) {
-    return a[0] * b[0] + a[1] * b[1] + a[2] * b[2];
+  return a[0] * b[0] + a[1] * b[1] + a[2] * b[2];
 }
 
-inline double norm(const double* a) { return std::sqrt(dot(a, a)); }
+inline double norm(const double* a) {
+  return std::sqrt(dot(a, a));
+}
 
 }  // namespace detail
 
@@ -56,86 +57,85 @@ inline double norm(const double* a) { return std::sqrt(dot(a, a)); }
 // forming A^T A. Singular vectors of (numerically) zero singular values are completed to an
 // orthonormal basis deterministically (cross products), so U and V are always orthogonal.
 inline Svd3 svd3(const Mat3& A) {
-    double W[3][3], V[3][3] = {{1, 0, 0}, {0, 1, 0}, {0, 0, 1}};
-    for (int i = 0; i < 3; ++i)
-        for (int j = 0; j < 3; ++j) W[i][j] = A[3 * i + j];
-    for (int sweep = 0; sweep < 64; ++sweep) {
-        bool rotated = false;
-        for (int p = 0; p < 2; ++p) {
-            for (int q = p + 1; q < 3; ++q) {
-                double alpha = 0, beta = 0, gamma = 0;
-                for (int i = 0; i < 3; ++i) {
-                    alpha += W[i][p] * W[i][p];
-                    beta += W[i][q] * W[i][q];
-                    gamma += W[i][p] * W[i][q];
-                }
-                if (gamma * gamma <= 1e-30 * alpha * beta) continue;
-                rotated = true;
-                const double zeta = (beta - alpha) / (2.0 * gamma);
-                const double t =
-                    (zeta >= 0 ? 1.0 : -1.0) / (std::abs(zeta) + std::sqrt(1.0 + zeta * zeta));
-                const double c = 1.0 / std::sqrt(1.0 + t * t), s = c * t;
-                for (int i = 0; i < 3; ++i) {
-                    const double wp = W[i][p], wq = W[i][q];
-                    W[i][p] = c * wp - s * wq;
-                    W[i][q] = s * wp + c * wq;
-                    const double vp = V[i][p], vq = V[i][q];
-                    V[i][p] = c * vp - s * vq;
-                    V[i][q] = s * vp + c * vq;
-                }
-            }
+  double W[3][3], V[3][3] = {{1, 0, 0}, {0, 1, 0}, {0, 0, 1}};
+  for (int i = 0; i < 3; ++i)
+    for (int j = 0; j < 3; ++j) W[i][j] = A[3 * i + j];
+  for (int sweep = 0; sweep < 64; ++sweep) {
+    bool rotated = false;
+    for (int p = 0; p < 2; ++p) {
+      for (int q = p + 1; q < 3; ++q) {
+        double alpha = 0, beta = 0, gamma = 0;
+        for (int i = 0; i < 3; ++i) {
+          alpha += W[i][p] * W[i][p];
+          beta += W[i][q] * W[i][q];
+          gamma += W[i][p] * W[i][q];
         }
-        if (!rotated) break;
+        if (gamma * gamma <= 1e-30 * alpha * beta) continue;
+        rotated = true;
+        const double zeta = (beta - alpha) / (2.0 * gamma);
+        const double t = (zeta >= 0 ? 1.0 : -1.0) / (std::abs(zeta) + std::sqrt(1.0 + zeta * zeta));
+        const double c = 1.0 / std::sqrt(1.0 + t * t), s = c * t;
+        for (int i = 0; i < 3; ++i) {
+          const double wp = W[i][p], wq = W[i][q];
+          W[i][p] = c * wp - s * wq;
+          W[i][q] = s * wp + c * wq;
+          const double vp = V[i][p], vq = V[i][q];
+          V[i][p] = c * vp - s * vq;
+          V[i][q] = s * vp + c * vq;
+        }
+      }
     }
-    double sv[3];
-    for (int k = 0; k < 3; ++k) sv[k] = std::sqrt(W[0][k] * W[0][k] + W[1][k] * W[1][k] + W[2][k] * W[2][k]);
-    int order[3] = {0, 1, 2};
-    std::sort(order, order + 3, [&](int a, int b) { return sv[a] > sv[b]; });
+    if (!rotated) break;
+  }
+  double sv[3];
+  for (int k = 0; k < 3; ++k) sv[k] = std::sqrt(W[0][k] * W[0][k] + W[1][k] * W[1][k] + W[2][k] * W[2][k]);
+  int order[3] = {0, 1, 2};
+  std::sort(order, order + 3, [&](int a, int b) { return sv[a] > sv[b]; });
 
-    Svd3 out;
-    double u[3][3];  // u[k] = k-th left singular vector
-    const double tol = sv[order[0]] * 1e-13;
-    int rank = 0;
-    for (int k = 0; k < 3; ++k) {
-        const int c = order[k];
-        out.s[static_cast<std::size_t>(k)] = sv[c];
-        for (int i = 0; i < 3; ++i) out.V[static_cast<std::size_t>(3 * i + k)] = V[i][c];
-        if (k < 2 && sv[c] > tol && sv[c] > 0.0) {
-            for (int i = 0; i < 3; ++i) u[k][i] = W[i][c] / sv[c];
-            ++rank;
-        }
+  Svd3 out;
+  double u[3][3];  // u[k] = k-th left singular vector
+  const double tol = sv[order[0]] * 1e-13;
+  int rank = 0;
+  for (int k = 0; k < 3; ++k) {
+    const int c = order[k];
+    out.s[static_cast<std::size_t>(k)] = sv[c];
+    for (int i = 0; i < 3; ++i) out.V[static_cast<std::size_t>(3 * i + k)] = V[i][c];
+    if (k < 2 && sv[c] > tol && sv[c] > 0.0) {
+      for (int i = 0; i < 3; ++i) u[k][i] = W[i][c] / sv[c];
+      ++rank;
     }
-    if (rank == 0) {
-        u[0][0] = 1;
-        u[0][1] = 0;
-        u[0][2] = 0;
-    }
-    if (rank <= 1) {
-        // the coordinate axis least aligned with u0 gives a well-conditioned perpendicular
-        int axis = 0;
-        for (int i = 1; i < 3; ++i)
-            if (std::abs(u[0][i]) < std::abs(u[0][axis])) axis = i;
-        double e[3] = {0, 0, 0};
-        e[axis] = 1.0;
-        detail::cross(u[0], e, u[1]);
-        const double n = detail::norm(u[1]);
-        for (int i = 0; i < 3; ++i) u[1][i] /= n;
-    }
-    // u2 = +-u0 x u1 exactly orthogonal; the sign follows A v2 when that is not negligible.
-    detail::cross(u[0], u[1], u[2]);
-    const int c2 = order[2];
-    if (sv[c2] > tol && W[0][c2] * u[2][0] + W[1][c2] * u[2][1] + W[2][c2] * u[2][2] < 0)
-        for (int i = 0; i < 3; ++i) u[2][i] = -u[2][i];
-    for (int k = 0; k < 3; ++k)
-        for (int i = 0; i < 3; ++i) out.U[static_cast<std::size_t>(3 * i + k)] = u[k][i];
-    return out;
+  }
+  if (rank == 0) {
+    u[0][0] = 1;
+    u[0][1] = 0;
+    u[0][2] = 0;
+  }
+  if (rank <= 1) {
+    // the coordinate axis least aligned with u0 gives a well-conditioned perpendicular
+    int axis = 0;
+    for (int i = 1; i < 3; ++i)
+      if (std::abs(u[0][i]) < std::abs(u[0][axis])) axis = i;
+    double e[3] = {0, 0, 0};
+    e[axis] = 1.0;
+    detail::cross(u[0], e, u[1]);
+    const double n = detail::norm(u[1]);
+    for (int i = 0; i < 3; ++i) u[1][i] /= n;
+  }
+  // u2 = +-u0 x u1 exactly orthogonal; the sign follows A v2 when that is not negligible.
+  detail::cross(u[0], u[1], u[2]);
+  const int c2 = order[2];
+  if (sv[c2] > tol && W[0][c2] * u[2][0] + W[1][c2] * u[2][1] + W[2][c2] * u[2][2] < 0)
+    for (int i = 0; i < 3; ++i) u[2][i] = -u[2][i];
+  for (int k = 0; k < 3; ++k)
+    for (int i = 0; i < 3; ++i) out.U[static_cast<std::size_t>(3 * i + k)] = u[k][i];
+  return out;
 }
 
 // Optimal proper rotation of a point set and how well the points determine it.
 struct KabschResult {
-    Mat3 R;                   // det +1
-    int rank;                 // 2: R is determined; 1: only up to a spin about `axis`; 0: not at all
-    std::array<double, 3> axis;  // reference-frame unit axis when rank == 1
+  Mat3 R;                      // det +1
+  int rank;                    // 2: R is determined; 1: only up to a spin about `axis`; 0: not at all
+  std::array<double, 3> axis;  // reference-frame unit axis when rank == 1
 };
 
 namespace detail {
@@ -145,54 +145,54 @@ namespace detail {
 // its normal, then turns in the plane by the closed-form 2-D Procrustes angle. Same result as
 // the SVD, a fraction of the cost. Returns false for (nearly) collinear points.
 inline bool kabsch_two(const double* p, const double* s, Mat3& R) {
-    double np_[3], ns_[3];
-    cross(p, p + 3, np_);
-    cross(s, s + 3, ns_);
-    const double lp = norm(p), ls = norm(s), nnp = norm(np_), nns = norm(ns_);
-    if (!(nnp > 1e-4 * lp * norm(p + 3)) || !(nns > 1e-4 * ls * norm(s + 3))) return false;
-    double P[3][3], S[3][3];  // columns: in-plane axis a, in-plane axis b, normal c
-    for (int i = 0; i < 3; ++i) {
-        P[i][0] = p[i] / lp;
-        P[i][2] = np_[i] / nnp;
-        S[i][0] = s[i] / ls;
-        S[i][2] = ns_[i] / nns;
+  double np_[3], ns_[3];
+  cross(p, p + 3, np_);
+  cross(s, s + 3, ns_);
+  const double lp = norm(p), ls = norm(s), nnp = norm(np_), nns = norm(ns_);
+  if (!(nnp > 1e-4 * lp * norm(p + 3)) || !(nns > 1e-4 * ls * norm(s + 3))) return false;
+  double P[3][3], S[3][3];  // columns: in-plane axis a, in-plane axis b, normal c
+  for (int i = 0; i < 3; ++i) {
+    P[i][0] = p[i] / lp;
+    P[i][2] = np_[i] / nnp;
+    S[i][0] = s[i] / ls;
+    S[i][2] = ns_[i] / nns;
+  }
+  for (int i = 0; i < 3; ++i) {
+    const int j = (i + 1) % 3, k = (i + 2) % 3;
+    P[i][1] = P[j][2] * P[k][0] - P[k][2] * P[j][0];
+    S[i][1] = S[j][2] * S[k][0] - S[k][2] * S[j][0];
+  }
+  double x[2][2], y[2][2];  // in-plane coordinates of p_k and s_k
+  for (int k = 0; k < 2; ++k)
+    for (int a = 0; a < 2; ++a) {
+      x[k][a] = p[3 * k] * P[0][a] + p[3 * k + 1] * P[1][a] + p[3 * k + 2] * P[2][a];
+      y[k][a] = s[3 * k] * S[0][a] + s[3 * k + 1] * S[1][a] + s[3 * k + 2] * S[2][a];
     }
-    for (int i = 0; i < 3; ++i) {
-        const int j = (i + 1) % 3, k = (i + 2) % 3;
-        P[i][1] = P[j][2] * P[k][0] - P[k][2] * P[j][0];
-        S[i][1] = S[j][2] * S[k][0] - S[k][2] * S[j][0];
+  double best = -1.0, cb = 1.0, sb = 0.0, flip = 1.0;
+  for (const double f : {1.0, -1.0}) {  // f = -1: turn the reference plane over first
+    double C = 0, Sn = 0;
+    for (int k = 0; k < 2; ++k) {
+      C += x[k][0] * y[k][0] + x[k][1] * f * y[k][1];
+      Sn += x[k][1] * y[k][0] - x[k][0] * f * y[k][1];
     }
-    double x[2][2], y[2][2];  // in-plane coordinates of p_k and s_k
-    for (int k = 0; k < 2; ++k)
-        for (int a = 0; a < 2; ++a) {
-            x[k][a] = p[3 * k] * P[0][a] + p[3 * k + 1] * P[1][a] + p[3 * k + 2] * P[2][a];
-            y[k][a] = s[3 * k] * S[0][a] + s[3 * k + 1] * S[1][a] + s[3 * k + 2] * S[2][a];
-        }
-    double best = -1.0, cb = 1.0, sb = 0.0, flip = 1.0;
-    for (const double f : {1.0, -1.0}) {  // f = -1: turn the reference plane over first
-        double C = 0, Sn = 0;
-        for (int k = 0; k < 2; ++k) {
-            C += x[k][0] * y[k][0] + x[k][1] * f * y[k][1];
-            Sn += x[k][1] * y[k][0] - x[k][0] * f * y[k][1];
-        }
-        const double h = std::hypot(C, Sn);
-        if (h > best) {
-            best = h;
-            cb = C / h;
-            sb = Sn / h;
-            flip = f;
-        }
+    const double h = std::hypot(C, Sn);
+    if (h > best) {
+      best = h;
+      cb = C / h;
+      sb = Sn / h;
+      flip = f;
     }
-    // R = P M(theta) diag(1, flip, flip) S^T
-    const double M[3][3] = {{cb, -sb * flip, 0.0}, {sb, cb * flip, 0.0}, {0.0, 0.0, flip}};
-    for (int a = 0; a < 3; ++a)
-        for (int b = 0; b < 3; ++b) {
-            double r = 0;
-            for (int i = 0; i < 3; ++i)
-                for (int j = 0; j < 3; ++j) r += P[a][i] * M[i][j] * S[b][j];
-            R[static_cast<std::size_t>(3 * a + b)] = r;
-        }
-    return true;
+  }
+  // R = P M(theta) diag(1, flip, flip) S^T
+  const double M[3][3] = {{cb, -sb * flip, 0.0}, {sb, cb * flip, 0.0}, {0.0, 0.0, flip}};
+  for (int a = 0; a < 3; ++a)
+    for (int b = 0; b < 3; ++b) {
+      double r = 0;
+      for (int i = 0; i < 3; ++i)
+        for (int j = 0; j < 3; ++j) r += P[a][i] * M[i][j] * S[b][j];
+      R[static_cast<std::size_t>(3 * a + b)] = r;
+    }
+  return true;
 }
 
 }  // namespace detail
@@ -202,41 +202,41 @@ inline bool kabsch_two(const double* p, const double* s, Mat3& R) {
 // reference, both m x 3 row-major. When the points are collinear with the centre (rank 1) the
 // spin about their axis is fixed deterministically by svd3's completion; see force_map.
 inline KabschResult kabsch_rotation(std::size_t m, const double* p, const double* s) {
-    KabschResult out{};
-    if (m == 2 && detail::kabsch_two(p, s, out.R)) {
-        out.rank = 2;
-        return out;
-    }
-    Mat3 A{};
-    for (std::size_t k = 0; k < m; ++k)
-        for (int a = 0; a < 3; ++a)
-            for (int b = 0; b < 3; ++b) A[static_cast<std::size_t>(3 * a + b)] += s[3 * k + a] * p[3 * k + b];
-    const Svd3 d = svd3(A);
-    const double sign = detail::det3(d.U) * detail::det3(d.V) < 0 ? -1.0 : 1.0;
-    for (int a = 0; a < 3; ++a)
-        for (int b = 0; b < 3; ++b) {
-            double r = 0;
-            for (int k = 0; k < 3; ++k)
-                r += d.V[static_cast<std::size_t>(3 * a + k)] * d.U[static_cast<std::size_t>(3 * b + k)] *
-                     (k == 2 ? sign : 1.0);
-            out.R[static_cast<std::size_t>(3 * a + b)] = r;
-        }
-    out.rank = d.s[1] > 1e-10 * d.s[0] ? 2 : (d.s[0] > 0.0 ? 1 : 0);
-    out.axis = {d.U[0], d.U[3], d.U[6]};
+  KabschResult out{};
+  if (m == 2 && detail::kabsch_two(p, s, out.R)) {
+    out.rank = 2;
     return out;
+  }
+  Mat3 A{};
+  for (std::size_t k = 0; k < m; ++k)
+    for (int a = 0; a < 3; ++a)
+      for (int b = 0; b < 3; ++b) A[static_cast<std::size_t>(3 * a + b)] += s[3 * k + a] * p[3 * k + b];
+  const Svd3 d = svd3(A);
+  const double sign = detail::det3(d.U) * detail::det3(d.V) < 0 ? -1.0 : 1.0;
+  for (int a = 0; a < 3; ++a)
+    for (int b = 0; b < 3; ++b) {
+      double r = 0;
+      for (int k = 0; k < 3; ++k)
+        r +=
+            d.V[static_cast<std::size_t>(3 * a + k)] * d.U[static_cast<std::size_t>(3 * b + k)] * (k == 2 ? sign : 1.0);
+      out.R[static_cast<std::size_t>(3 * a + b)] = r;
+    }
+  out.rank = d.s[1] > 1e-10 * d.s[0] ? 2 : (d.s[0] > 0.0 ? 1 : 0);
+  out.axis = {d.U[0], d.U[3], d.U[6]};
+  return out;
 }
 
 inline Mat3 kabsch(std::size_t m, const double* p, const double* s) {
-    return kabsch_rotation(m, p, s).R;
+  return kabsch_rotation(m, p, s).R;
 }
 
 struct AlignOptions {
-    int n_triangles = 10;  // eq. 18 prefilter keeps this many ordered pairs; 0 = try all
+  int n_triangles = 10;  // eq. 18 prefilter keeps this many ordered pairs; 0 = try all
 };
 
 struct Alignment {
-    KabschResult rot;  // maps the reference onto the input
-    double g;          // g (eq. 12) for anchor schemes, g' (eq. 13) for cloud schemes
+  KabschResult rot;  // maps the reference onto the input
+  double g;          // g (eq. 12) for anchor schemes, g' (eq. 13) for cloud schemes
 };
 
 // The linear map taking a reference vector (its unit force) into the input frame: R when the
@@ -245,62 +245,61 @@ struct Alignment {
 // they determine nothing (all points on the centre), zero. Unlike a fixed choice of spin this
 // keeps predictions rotation-equivariant in such degraded environments.
 inline Mat3 force_map(const Alignment& al) {
-    const KabschResult& k = al.rot;
-    if (k.rank >= 2) return k.R;
-    Mat3 M{};
-    if (k.rank == 0) return M;
-    double ra[3];
-    for (int a = 0; a < 3; ++a)
-        ra[a] = k.R[3 * a] * k.axis[0] + k.R[3 * a + 1] * k.axis[1] + k.R[3 * a + 2] * k.axis[2];
-    for (int a = 0; a < 3; ++a)
-        for (int b = 0; b < 3; ++b) M[static_cast<std::size_t>(3 * a + b)] = ra[a] * k.axis[static_cast<std::size_t>(b)];
-    return M;
+  const KabschResult& k = al.rot;
+  if (k.rank >= 2) return k.R;
+  Mat3 M{};
+  if (k.rank == 0) return M;
+  double ra[3];
+  for (int a = 0; a < 3; ++a) ra[a] = k.R[3 * a] * k.axis[0] + k.R[3 * a + 1] * k.axis[1] + k.R[3 * a + 2] * k.axis[2];
+  for (int a = 0; a < 3; ++a)
+    for (int b = 0; b < 3; ++b) M[static_cast<std::size_t>(3 * a + b)] = ra[a] * k.axis[static_cast<std::size_t>(b)];
+  return M;
 }
 
 // Triangle (centre, a, b) of an ordered pair of cloud points: side lengths (Angstrom)
 // |a|, |b|, |b-a| and the angles (radians) at the centre, at a and at b.
 struct Triangle {
-    std::array<double, 6> f;
-    int a, b;
+  std::array<double, 6> f;
+  int a, b;
 };
 
 namespace detail {
 
 inline double angle(const double* u, const double* v) {
-    double c[3];
-    cross(u, v, c);
-    return std::atan2(norm(c), dot(u, v));
+  double c[3];
+  cross(u, v, c);
+  return std::atan2(norm(c), dot(u, v));
 }
 
 inline std::array<double, 6> triangle_features(const double* a, const double* b) {
-    const double ab[3] = {b[0] - a[0], b[1] - a[1], b[2] - a[2]};
-    const double ba[3] = {-ab[0], -ab[1], -ab[2]};
-    const double ma[3] = {-a[0], -a[1], -a[2]};
-    const double mb[3] = {-b[0], -b[1], -b[2]};
-    return {norm(a), norm(b), norm(ab), angle(a, b), angle(ma, ab), angle(mb, ba)};
+  const double ab[3] = {b[0] - a[0], b[1] - a[1], b[2] - a[2]};
+  const double ba[3] = {-ab[0], -ab[1], -ab[2]};
+  const double ma[3] = {-a[0], -a[1], -a[2]};
+  const double mb[3] = {-b[0], -b[1], -b[2]};
+  return {norm(a), norm(b), norm(ab), angle(a, b), angle(ma, ab), angle(mb, ba)};
 }
 
 // The cloud points a pair search draws from: the non-lead (metal) entries, or every entry
 // when fewer than two metal atoms are present.
 inline std::pair<int, int> pair_pool(const Environment& e) {
-    if (e.n_cloud - e.n_lead >= 2) return {e.n_lead, e.n_cloud - e.n_lead};
-    return {0, e.n_cloud};
+  if (e.n_cloud - e.n_lead >= 2) return {e.n_lead, e.n_cloud - e.n_lead};
+  return {0, e.n_cloud};
 }
 
 inline void apply(const Mat3& R, const double* x, double* y) {
-    for (int a = 0; a < 3; ++a) y[a] = R[3 * a] * x[0] + R[3 * a + 1] * x[1] + R[3 * a + 2] * x[2];
+  for (int a = 0; a < 3; ++a) y[a] = R[3 * a] * x[0] + R[3 * a + 1] * x[1] + R[3 * a + 2] * x[2];
 }
 
 // eq. 12 over m anchor points (the centre contributes a zero term to the 1/(1+m) mean).
 inline double anchor_error(int m, const double (*p)[3], const double (*s)[3], const Mat3& R) {
-    double sum = 0;
-    for (int k = 0; k < m; ++k) {
-        double rs[3];
-        apply(R, s[k], rs);
-        const double d[3] = {p[k][0] - rs[0], p[k][1] - rs[1], p[k][2] - rs[2]};
-        sum += norm(d);
-    }
-    return sum / (1.0 + m);
+  double sum = 0;
+  for (int k = 0; k < m; ++k) {
+    double rs[3];
+    apply(R, s[k], rs);
+    const double d[3] = {p[k][0] - rs[0], p[k][1] - rs[1], p[k][2] - rs[2]};
+    sum += norm(d);
+  }
+  return sum / (1.0 + m);
 }
 
 // eq. 13 with the paper's rule for clouds of different sizes: for every atom of the larger
@@ -310,28 +309,30 @@ inline double anchor_error(int m, const double (*p)[3], const double (*s)[3], co
 // `bound` (the best error so far), which skips most of the work for poor candidates.
 inline double cloud_error(const Environment& in, const Environment& ref, const Mat3& R,
                           double bound = std::numeric_limits<double>::infinity()) {
-    double rot[kMaxCloud][3];
-    for (int k = 0; k < ref.n_cloud; ++k) apply(R, ref.cloud[k], rot[k]);
-    const bool input_larger = in.n_cloud >= ref.n_cloud;
-    const double (*L)[3] = input_larger ? in.cloud : rot;
-    const double (*O)[3] = input_larger ? rot : in.cloud;
-    const int nL = input_larger ? in.n_cloud : ref.n_cloud;
-    const int nO = input_larger ? ref.n_cloud : in.n_cloud;
-    const double limit = bound * (1.0 + nL) * bound * (1.0 + nL);
-    double sum = 0;
-    for (int a = 0; a < nL; ++a) {
-        double best = dot(L[a], L[a]);
-        for (int b = 0; b < nO; ++b) {
-            const double d[3] = {L[a][0] - O[b][0], L[a][1] - O[b][1], L[a][2] - O[b][2]};
-            best = std::min(best, dot(d, d));
-        }
-        sum += best;
-        if (sum > limit) break;
+  double rot[kMaxCloud][3];
+  for (int k = 0; k < ref.n_cloud; ++k) apply(R, ref.cloud[k], rot[k]);
+  const bool input_larger = in.n_cloud >= ref.n_cloud;
+  const double (*L)[3] = input_larger ? in.cloud : rot;
+  const double (*O)[3] = input_larger ? rot : in.cloud;
+  const int nL = input_larger ? in.n_cloud : ref.n_cloud;
+  const int nO = input_larger ? ref.n_cloud : in.n_cloud;
+  const double limit = bound * (1.0 + nL) * bound * (1.0 + nL);
+  double sum = 0;
+  for (int a = 0; a < nL; ++a) {
+    double best = dot(L[a], L[a]);
+    for (int b = 0; b < nO; ++b) {
+      const double d[3] = {L[a][0] - O[b][0], L[a][1] - O[b][1], L[a][2] - O[b][2]};
+      best = std::min(best, dot(d, d));
     }
-    return std::sqrt(sum) / (1.0 + nL);
+    sum += best;
+    if (sum > limit) break;
+  }
+  return std::sqrt(sum) / (1.0 + nL);
 }
 
-inline Mat3 identity3() { return {1, 0, 0, 0, 1, 0, 0, 0, 1}; }
+inline Mat3 identity3() {
+  return {1, 0, 0, 0, 1, 0, 0, 0, 1};
+}
 
 }  // namespace detail
 
@@ -339,150 +340,150 @@ inline Mat3 identity3() { return {1, 0, 0, 0, 1, 0, 0, 0, 1}; }
 // triangles of all ordered pairs of cloud points for the eq. 18 prefilter). Build it once per
 // model; it is read-only afterwards and safe to share between threads.
 class ReferenceSet {
-   public:
-    ReferenceSet(const Environment* refs, std::size_t k) : envs_(refs, refs + k), offset_(k + 1, 0) {
-        for (std::size_t j = 0; j < k; ++j) {
-            std::size_t n = 0;
-            if (kSchemes[static_cast<std::size_t>(envs_[j].scheme)].error == ErrorKind::Cloud) {
-                const auto pool = detail::pair_pool(envs_[j]);
-                n = static_cast<std::size_t>(pool.second) * static_cast<std::size_t>(std::max(pool.second - 1, 0));
-            }
-            offset_[j + 1] = offset_[j] + n;
-        }
-        triangles_.resize(offset_[k]);
-        for (std::size_t j = 0; j < k; ++j) {
-            const Environment& e = envs_[j];
-            if (offset_[j + 1] == offset_[j]) continue;
-            const auto pool = detail::pair_pool(e);
-            std::size_t t = offset_[j];
-            for (int a = pool.first; a < pool.first + pool.second; ++a)
-                for (int b = pool.first; b < pool.first + pool.second; ++b)
-                    if (a != b) triangles_[t++] = {detail::triangle_features(e.cloud[a], e.cloud[b]), a, b};
-        }
+ public:
+  ReferenceSet(const Environment* refs, std::size_t k) : envs_(refs, refs + k), offset_(k + 1, 0) {
+    for (std::size_t j = 0; j < k; ++j) {
+      std::size_t n = 0;
+      if (kSchemes[static_cast<std::size_t>(envs_[j].scheme)].error == ErrorKind::Cloud) {
+        const auto pool = detail::pair_pool(envs_[j]);
+        n = static_cast<std::size_t>(pool.second) * static_cast<std::size_t>(std::max(pool.second - 1, 0));
+      }
+      offset_[j + 1] = offset_[j] + n;
     }
+    triangles_.resize(offset_[k]);
+    for (std::size_t j = 0; j < k; ++j) {
+      const Environment& e = envs_[j];
+      if (offset_[j + 1] == offset_[j]) continue;
+      const auto pool = detail::pair_pool(e);
+      std::size_t t = offset_[j];
+      for (int a = pool.first; a < pool.first + pool.second; ++a)
+        for (int b = pool.first; b < pool.first + pool.second; ++b)
+          if (a != b) triangles_[t++] = {detail::triangle_features(e.cloud[a], e.cloud[b]), a, b};
+    }
+  }
 
-    std::size_t size() const { return envs_.size(); }
-    const Environment& operator[](std::size_t j) const { return envs_[j]; }
-    const Triangle* triangles_begin(std::size_t j) const { return triangles_.data() + offset_[j]; }
-    const Triangle* triangles_end(std::size_t j) const { return triangles_.data() + offset_[j + 1]; }
+  std::size_t size() const { return envs_.size(); }
+  const Environment& operator[](std::size_t j) const { return envs_[j]; }
+  const Triangle* triangles_begin(std::size_t j) const { return triangles_.data() + offset_[j]; }
+  const Triangle* triangles_end(std::size_t j) const { return triangles_.data() + offset_[j + 1]; }
 
-   private:
-    std::vector<Environment> envs_;
-    std::vector<std::size_t> offset_;
-    std::vector<Triangle> triangles_;
+ private:
+  std::vector<Environment> envs_;
+  std::vector<std::size_t> offset_;
+  std::vector<Triangle> triangles_;
 };
 
 namespace detail {
 
 inline Alignment align_anchors(const Environment& in, const Environment& ref) {
-    const Scheme& a = kSchemes[static_cast<std::size_t>(in.scheme)];
-    const int pre = a.prefix, bs = a.block_size;
-    const int mi = a.n_blocks, mr = kSchemes[static_cast<std::size_t>(ref.scheme)].n_blocks;
-    const int k = std::min(mi, mr), big = std::max(mi, mr);
-    const int m = pre + k * bs;
-    int idx[kMaxAnchors];
-    for (int i = 0; i < big; ++i) idx[i] = i;
-    Alignment best{};
-    bool have = false;
-    // Ordered selections of k of the larger side's blocks against the smaller side's blocks in
-    // order: every permutation of idx whose unused tail is ascending, i.e. each selection once.
-    do {
-        if (!std::is_sorted(idx + k, idx + big)) continue;
-        double p[kMaxAnchors][3], s[kMaxAnchors][3];
-        for (int r = 0; r < pre; ++r)
-            for (int c = 0; c < 3; ++c) {
-                p[r][c] = in.anchors[r][c];
-                s[r][c] = ref.anchors[r][c];
-            }
-        for (int blk = 0; blk < k; ++blk) {
-            const int bi = mi >= mr ? idx[blk] : blk;
-            const int br = mi >= mr ? blk : idx[blk];
-            for (int r = 0; r < bs; ++r)
-                for (int c = 0; c < 3; ++c) {
-                    p[pre + blk * bs + r][c] = in.anchors[pre + bi * bs + r][c];
-                    s[pre + blk * bs + r][c] = ref.anchors[pre + br * bs + r][c];
-                }
+  const Scheme& a = kSchemes[static_cast<std::size_t>(in.scheme)];
+  const int pre = a.prefix, bs = a.block_size;
+  const int mi = a.n_blocks, mr = kSchemes[static_cast<std::size_t>(ref.scheme)].n_blocks;
+  const int k = std::min(mi, mr), big = std::max(mi, mr);
+  const int m = pre + k * bs;
+  int idx[kMaxAnchors];
+  for (int i = 0; i < big; ++i) idx[i] = i;
+  Alignment best{};
+  bool have = false;
+  // Ordered selections of k of the larger side's blocks against the smaller side's blocks in
+  // order: every permutation of idx whose unused tail is ascending, i.e. each selection once.
+  do {
+    if (!std::is_sorted(idx + k, idx + big)) continue;
+    double p[kMaxAnchors][3], s[kMaxAnchors][3];
+    for (int r = 0; r < pre; ++r)
+      for (int c = 0; c < 3; ++c) {
+        p[r][c] = in.anchors[r][c];
+        s[r][c] = ref.anchors[r][c];
+      }
+    for (int blk = 0; blk < k; ++blk) {
+      const int bi = mi >= mr ? idx[blk] : blk;
+      const int br = mi >= mr ? blk : idx[blk];
+      for (int r = 0; r < bs; ++r)
+        for (int c = 0; c < 3; ++c) {
+          p[pre + blk * bs + r][c] = in.anchors[pre + bi * bs + r][c];
+          s[pre + blk * bs + r][c] = ref.anchors[pre + br * bs + r][c];
         }
-        const KabschResult rot = kabsch_rotation(static_cast<std::size_t>(m), &p[0][0], &s[0][0]);
-        const double g = anchor_error(m, p, s, rot.R);
-        if (!have || g < best.g) best = {rot, g};
-        have = true;
-    } while (std::next_permutation(idx, idx + big));
-    return best;
+    }
+    const KabschResult rot = kabsch_rotation(static_cast<std::size_t>(m), &p[0][0], &s[0][0]);
+    const double g = anchor_error(m, p, s, rot.R);
+    if (!have || g < best.g) best = {rot, g};
+    have = true;
+  } while (std::next_permutation(idx, idx + big));
+  return best;
 }
 
 // Try reference point sets (centre + the given cloud rows) against the fixed input rows and
 // keep the alignment with the smallest g'.
-inline void try_cloud(const Environment& in, const Environment& ref, int m, const double (*p)[3],
-                      const int* ref_rows, Alignment& best, bool& have) {
-    double s[2][3];
-    for (int r = 0; r < m; ++r)
-        for (int c = 0; c < 3; ++c) s[r][c] = ref.cloud[ref_rows[r]][c];
-    const KabschResult rot = kabsch_rotation(static_cast<std::size_t>(m), &p[0][0], &s[0][0]);
-    const double g = cloud_error(in, ref, rot.R, have ? best.g : std::numeric_limits<double>::infinity());
-    if (!have || g < best.g) best = {rot, g};
-    have = true;
+inline void try_cloud(const Environment& in, const Environment& ref, int m, const double (*p)[3], const int* ref_rows,
+                      Alignment& best, bool& have) {
+  double s[2][3];
+  for (int r = 0; r < m; ++r)
+    for (int c = 0; c < 3; ++c) s[r][c] = ref.cloud[ref_rows[r]][c];
+  const KabschResult rot = kabsch_rotation(static_cast<std::size_t>(m), &p[0][0], &s[0][0]);
+  const double g = cloud_error(in, ref, rot.R, have ? best.g : std::numeric_limits<double>::infinity());
+  if (!have || g < best.g) best = {rot, g};
+  have = true;
 }
 
-inline Alignment align_cloud(const Environment& in, const ReferenceSet& refs, std::size_t j,
-                             const AlignOptions& opt) {
-    const Environment& ref = refs[j];
-    Alignment best{{identity3(), 0, {1.0, 0.0, 0.0}}, 0.0};
-    bool have = false;
-    double p[2][3];
-    if (in.n_lead > 0 && ref.n_lead > 0) {
-        // Both bound to S: centre, S, and the input's nearest metal neighbour against every
-        // metal neighbour of the reference.
-        for (int c = 0; c < 3; ++c) p[0][c] = in.cloud[0][c];
-        const bool third = in.n_cloud > in.n_lead && ref.n_cloud > ref.n_lead;
-        if (!third) {
-            const int rows[1] = {0};
-            try_cloud(in, ref, 1, p, rows, best, have);
-            return best;
-        }
-        for (int c = 0; c < 3; ++c) p[1][c] = in.cloud[in.n_lead][c];
-        for (int r = ref.n_lead; r < ref.n_cloud; ++r) {
-            const int rows[2] = {0, r};
-            try_cloud(in, ref, 2, p, rows, best, have);
-        }
-        return best;
+inline Alignment align_cloud(const Environment& in, const ReferenceSet& refs, std::size_t j, const AlignOptions& opt) {
+  const Environment& ref = refs[j];
+  Alignment best{{identity3(), 0, {1.0, 0.0, 0.0}}, 0.0};
+  bool have = false;
+  double p[2][3];
+  if (in.n_lead > 0 && ref.n_lead > 0) {
+    // Both bound to S: centre, S, and the input's nearest metal neighbour against every
+    // metal neighbour of the reference.
+    for (int c = 0; c < 3; ++c) p[0][c] = in.cloud[0][c];
+    const bool third = in.n_cloud > in.n_lead && ref.n_cloud > ref.n_lead;
+    if (!third) {
+      const int rows[1] = {0};
+      try_cloud(in, ref, 1, p, rows, best, have);
+      return best;
     }
-    // Otherwise: centre and the input's two nearest metal neighbours against ordered pairs of
-    // the reference's, after the triangle prefilter (eq. 18).
-    const auto pin = pair_pool(in);
-    const auto pref = pair_pool(ref);
-    const int m = std::min({2, pin.second, pref.second});
-    if (m == 0) {
-        best.g = cloud_error(in, ref, best.rot.R);
-        return best;
-    }
-    for (int r = 0; r < m; ++r)
-        for (int c = 0; c < 3; ++c) p[r][c] = in.cloud[pin.first + r][c];
-    if (m == 1) {
-        for (int r = pref.first; r < pref.first + pref.second; ++r) {
-            const int rows[1] = {r};
-            try_cloud(in, ref, 1, p, rows, best, have);
-        }
-        return best;
-    }
-    const std::array<double, 6> f0 = triangle_features(p[0], p[1]);
-    const Triangle* t0 = refs.triangles_begin(j);
-    const int nt = static_cast<int>(refs.triangles_end(j) - t0);
-    std::array<std::pair<double, int>, kMaxCloud * (kMaxCloud - 1)> u;
-    for (int t = 0; t < nt; ++t) {
-        double d = 0;
-        for (int q = 0; q < 6; ++q) d += (t0[t].f[static_cast<std::size_t>(q)] - f0[static_cast<std::size_t>(q)]) *
-                                         (t0[t].f[static_cast<std::size_t>(q)] - f0[static_cast<std::size_t>(q)]);
-        u[static_cast<std::size_t>(t)] = {d, t};
-    }
-    const int keep = opt.n_triangles > 0 ? std::min(opt.n_triangles, nt) : nt;
-    std::partial_sort(u.begin(), u.begin() + keep, u.begin() + nt);
-    for (int q = 0; q < keep; ++q) {
-        const Triangle& tr = t0[u[static_cast<std::size_t>(q)].second];
-        const int rows[2] = {tr.a, tr.b};
-        try_cloud(in, ref, 2, p, rows, best, have);
+    for (int c = 0; c < 3; ++c) p[1][c] = in.cloud[in.n_lead][c];
+    for (int r = ref.n_lead; r < ref.n_cloud; ++r) {
+      const int rows[2] = {0, r};
+      try_cloud(in, ref, 2, p, rows, best, have);
     }
     return best;
+  }
+  // Otherwise: centre and the input's two nearest metal neighbours against ordered pairs of
+  // the reference's, after the triangle prefilter (eq. 18).
+  const auto pin = pair_pool(in);
+  const auto pref = pair_pool(ref);
+  const int m = std::min({2, pin.second, pref.second});
+  if (m == 0) {
+    best.g = cloud_error(in, ref, best.rot.R);
+    return best;
+  }
+  for (int r = 0; r < m; ++r)
+    for (int c = 0; c < 3; ++c) p[r][c] = in.cloud[pin.first + r][c];
+  if (m == 1) {
+    for (int r = pref.first; r < pref.first + pref.second; ++r) {
+      const int rows[1] = {r};
+      try_cloud(in, ref, 1, p, rows, best, have);
+    }
+    return best;
+  }
+  const std::array<double, 6> f0 = triangle_features(p[0], p[1]);
+  const Triangle* t0 = refs.triangles_begin(j);
+  const int nt = static_cast<int>(refs.triangles_end(j) - t0);
+  std::array<std::pair<double, int>, kMaxCloud*(kMaxCloud - 1)> u;
+  for (int t = 0; t < nt; ++t) {
+    double d = 0;
+    for (int q = 0; q < 6; ++q)
+      d += (t0[t].f[static_cast<std::size_t>(q)] - f0[static_cast<std::size_t>(q)]) *
+           (t0[t].f[static_cast<std::size_t>(q)] - f0[static_cast<std::size_t>(q)]);
+    u[static_cast<std::size_t>(t)] = {d, t};
+  }
+  const int keep = opt.n_triangles > 0 ? std::min(opt.n_triangles, nt) : nt;
+  std::partial_sort(u.begin(), u.begin() + keep, u.begin() + nt);
+  for (int q = 0; q < keep; ++q) {
+    const Triangle& tr = t0[u[static_cast<std::size_t>(q)].second];
+    const int rows[2] = {tr.a, tr.b};
+    try_cloud(in, ref, 2, p, rows, best, have);
+  }
+  return best;
 }
 
 }  // namespace detail
@@ -491,81 +492,78 @@ inline Alignment align_cloud(const Environment& in, const ReferenceSet& refs, st
 // The pair must be compatible (check_compatible); this function does not throw.
 inline Alignment align_environments(const Environment& in, const ReferenceSet& refs, std::size_t j,
                                     const AlignOptions& opt) {
-    if (kSchemes[static_cast<std::size_t>(in.scheme)].error == ErrorKind::Anchors)
-        return detail::align_anchors(in, refs[j]);
-    return detail::align_cloud(in, refs, j, opt);
+  if (kSchemes[static_cast<std::size_t>(in.scheme)].error == ErrorKind::Anchors)
+    return detail::align_anchors(in, refs[j]);
+  return detail::align_cloud(in, refs, j, opt);
 }
 
 // Throws std::invalid_argument naming the first input / reference of a class other than that
 // of the first reference (only environments of one class are aligned with each other), or for
 // a negative n_triangles.
-inline void check_compatible(const Environment* in, std::size_t n, const ReferenceSet& refs,
-                             const AlignOptions& opt) {
-    if (opt.n_triangles < 0)
-        throw std::invalid_argument("n_triangles must be >= 0 (0 = no prefilter), got " +
-                                    std::to_string(opt.n_triangles));
-    for (std::size_t i = 0; i < n; ++i) check_scheme(in[i].scheme, ("input environment " + std::to_string(i)).c_str());
-    for (std::size_t j = 0; j < refs.size(); ++j)
-        check_scheme(refs[j].scheme, ("reference environment " + std::to_string(j)).c_str());
-    if (refs.size() == 0) return;
-    const Environment& r0 = refs[0];
-    const int key = class_key(r0);
-    auto fail = [&](const char* what, std::size_t k, const Environment& e) {
-        throw std::invalid_argument(
-            std::string(what) + " environment " + std::to_string(k) + " (scheme " +
-            kSchemes[static_cast<std::size_t>(e.scheme)].name + ", Z=" + std::to_string(e.element) +
-            ") cannot be aligned with reference environment 0 (scheme " +
-            kSchemes[static_cast<std::size_t>(r0.scheme)].name + ", Z=" + std::to_string(r0.element) +
-            "): environments of different classes need separate models");
-    };
-    for (std::size_t j = 1; j < refs.size(); ++j)
-        if (class_key(refs[j]) != key) fail("reference", j, refs[j]);
-    for (std::size_t i = 0; i < n; ++i)
-        if (class_key(in[i]) != key) fail("input", i, in[i]);
+inline void check_compatible(const Environment* in, std::size_t n, const ReferenceSet& refs, const AlignOptions& opt) {
+  if (opt.n_triangles < 0)
+    throw std::invalid_argument("n_triangles must be >= 0 (0 = no prefilter), got " + std::to_string(opt.n_triangles));
+  for (std::size_t i = 0; i < n; ++i) check_scheme(in[i].scheme, ("input environment " + std::to_string(i)).c_str());
+  for (std::size_t j = 0; j < refs.size(); ++j)
+    check_scheme(refs[j].scheme, ("reference environment " + std::to_string(j)).c_str());
+  if (refs.size() == 0) return;
+  const Environment& r0 = refs[0];
+  const int key = class_key(r0);
+  auto fail = [&](const char* what, std::size_t k, const Environment& e) {
+    throw std::invalid_argument(std::string(what) + " environment " + std::to_string(k) + " (scheme " +
+                                kSchemes[static_cast<std::size_t>(e.scheme)].name + ", Z=" + std::to_string(e.element) +
+                                ") cannot be aligned with reference environment 0 (scheme " +
+                                kSchemes[static_cast<std::size_t>(r0.scheme)].name +
+                                ", Z=" + std::to_string(r0.element) +
+                                "): environments of different classes need separate models");
+  };
+  for (std::size_t j = 1; j < refs.size(); ++j)
+    if (class_key(refs[j]) != key) fail("reference", j, refs[j]);
+  for (std::size_t i = 0; i < n; ++i)
+    if (class_key(in[i]) != key) fail("input", i, in[i]);
 }
 
 // g (n x K) and optionally the force maps (n x K x 9, row-major; nullptr to skip) of every
 // pair: the rotation R, except in degenerate alignments (see force_map).
-inline void align_batch(const Environment* in, std::size_t n, const ReferenceSet& refs,
-                        const AlignOptions& opt, double* g, double* R) {
-    check_compatible(in, n, refs, opt);
-    const std::size_t K = refs.size();
-    const auto nn = static_cast<std::int64_t>(n);
+inline void align_batch(const Environment* in, std::size_t n, const ReferenceSet& refs, const AlignOptions& opt,
+                        double* g, double* R) {
+  check_compatible(in, n, refs, opt);
+  const std::size_t K = refs.size();
+  const auto nn = static_cast<std::int64_t>(n);
 #pragma omp parallel for schedule(dynamic, 1)
-    for (std::int64_t i = 0; i < nn; ++i) {
-        for (std::size_t j = 0; j < K; ++j) {
-            const Alignment al = align_environments(in[i], refs, j, opt);
-            const std::size_t ij = static_cast<std::size_t>(i) * K + j;
-            g[ij] = al.g;
-            if (R) {
-                const Mat3 M = force_map(al);
-                std::copy(M.begin(), M.end(), R + 9 * ij);
-            }
-        }
+  for (std::int64_t i = 0; i < nn; ++i) {
+    for (std::size_t j = 0; j < K; ++j) {
+      const Alignment al = align_environments(in[i], refs, j, opt);
+      const std::size_t ij = static_cast<std::size_t>(i) * K + j;
+      g[ij] = al.g;
+      if (R) {
+        const Mat3 M = force_map(al);
+        std::copy(M.begin(), M.end(), R + 9 * ij);
+      }
     }
+  }
 }
 
 // Training matrices of OAMLM without storing N x K rotations: D_c[i,j] = y_i . (M_ij t_j)
 // with M = force_map (the rotation R_ij unless the alignment is degenerate)
 // and D_g[i,j] = g or g' of the best alignment. y (n x 3) and t (K x 3) are unit forces.
-inline void alignment_cosines(const Environment* in, std::size_t n, const ReferenceSet& refs,
-                              const double* y, const double* t, const AlignOptions& opt,
-                              double* Dc, double* Dg) {
-    check_compatible(in, n, refs, opt);
-    const std::size_t K = refs.size();
-    const auto nn = static_cast<std::int64_t>(n);
+inline void alignment_cosines(const Environment* in, std::size_t n, const ReferenceSet& refs, const double* y,
+                              const double* t, const AlignOptions& opt, double* Dc, double* Dg) {
+  check_compatible(in, n, refs, opt);
+  const std::size_t K = refs.size();
+  const auto nn = static_cast<std::int64_t>(n);
 #pragma omp parallel for schedule(dynamic, 1)
-    for (std::int64_t i = 0; i < nn; ++i) {
-        const double* yi = y + 3 * i;
-        for (std::size_t j = 0; j < K; ++j) {
-            const Alignment al = align_environments(in[i], refs, j, opt);
-            double rt[3];
-            detail::apply(force_map(al), t + 3 * j, rt);
-            const std::size_t ij = static_cast<std::size_t>(i) * K + j;
-            Dc[ij] = detail::dot(yi, rt);
-            Dg[ij] = al.g;
-        }
+  for (std::int64_t i = 0; i < nn; ++i) {
+    const double* yi = y + 3 * i;
+    for (std::size_t j = 0; j < K; ++j) {
+      const Alignment al = align_environments(in[i], refs, j, opt);
+      double rt[3];
+      detail::apply(force_map(al), t + 3 * j, rt);
+      const std::size_t ij = static_cast<std::size_t>(i) * K + j;
+      Dc[ij] = detail::dot(yi, rt);
+      Dg[ij] = al.g;
     }
+  }
 }
 
 }  // namespace clusterforce

@@ -40,53 +40,58 @@ namespace clusterforce {
 enum class Isa { automatic, generic, avx2, avx512 };
 
 inline const char* isa_name(Isa isa) {
-    switch (isa) {
-        case Isa::automatic: return "auto";
-        case Isa::generic: return "generic";
-        case Isa::avx2: return "avx2";
-        case Isa::avx512: return "avx512";
-    }
-    return "unknown";
+  switch (isa) {
+    case Isa::automatic:
+      return "auto";
+    case Isa::generic:
+      return "generic";
+    case Isa::avx2:
+      return "avx2";
+    case Isa::avx512:
+      return "avx512";
+  }
+  return "unknown";
 }
 
 inline Isa parse_isa(const std::string& name) {
-    if (name == "auto") return Isa::automatic;
-    if (name == "generic") return Isa::generic;
-    if (name == "avx2") return Isa::avx2;
-    if (name == "avx512") return Isa::avx512;
-    throw std::invalid_argument("unknown instruction set '" + name +
-                                "'; expected one of auto, generic, avx2, avx512");
+  if (name == "auto") return Isa::automatic;
+  if (name == "generic") return Isa::generic;
+  if (name == "avx2") return Isa::avx2;
+  if (name == "avx512") return Isa::avx512;
+  throw std::invalid_argument("unknown instruction set '" + name + "'; expected one of auto, generic, avx2, avx512");
 }
 
 inline bool cpu_supports(Isa isa) {
-    switch (isa) {
-        case Isa::automatic:
-        case Isa::generic: return true;
+  switch (isa) {
+    case Isa::automatic:
+    case Isa::generic:
+      return true;
 #if CLUSTERFORCE_X86_DISPATCH
-        case Isa::avx2: return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-        case Isa::avx512:
-            return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx2") &&
-                   __builtin_cpu_supports("fma");
+    case Isa::avx2:
+      return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    case Isa::avx512:
+      return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
 #else
-        case Isa::avx2:
-        case Isa::avx512: return false;
+    case Isa::avx2:
+    case Isa::avx512:
+      return false;
 #endif
-    }
-    return false;
+  }
+  return false;
 }
 
 // Resolve `automatic` to the best supported set; reject a forced set the CPU cannot run.
 inline Isa resolve_isa(Isa requested) {
-    if (requested == Isa::automatic) {
-        if (cpu_supports(Isa::avx512)) return Isa::avx512;
-        if (cpu_supports(Isa::avx2)) return Isa::avx2;
-        return Isa::generic;
-    }
-    if (!cpu_supports(requested)) {
-        throw std::invalid_argument(std::string("instruction set '") + isa_name(requested) +
-                                    "' is not supported by this CPU (or this build)");
-    }
-    return requested;
+  if (requested == Isa::automatic) {
+    if (cpu_supports(Isa::avx512)) return Isa::avx512;
+    if (cpu_supports(Isa::avx2)) return Isa::avx2;
+    return Isa::generic;
+  }
+  if (!cpu_supports(requested)) {
+    throw std::invalid_argument(std::string("instruction set '") + isa_name(requested) +
+                                "' is not supported by this CPU (or this build)");
+  }
+  return requested;
 }
 
 }  // namespace clusterforce

@@ -29,13 +29,13 @@ namespace clusterforce {
 /// Atomic number of a chemical symbol (H..Og), 0 if unknown.
 inline int atomic_number(const std::string& symbol) {
   static const std::array<const char*, 118> symbols = {
-      "H",  "He", "Li", "Be", "B",  "C",  "N",  "O",  "F",  "Ne", "Na", "Mg", "Al", "Si", "P",  "S",  "Cl", "Ar",
-      "K",  "Ca", "Sc", "Ti", "V",  "Cr", "Mn", "Fe", "Co", "Ni", "Cu", "Zn", "Ga", "Ge", "As", "Se", "Br", "Kr",
-      "Rb", "Sr", "Y",  "Zr", "Nb", "Mo", "Tc", "Ru", "Rh", "Pd", "Ag", "Cd", "In", "Sn", "Sb", "Te", "I",  "Xe",
-      "Cs", "Ba", "La", "Ce", "Pr", "Nd", "Pm", "Sm", "Eu", "Gd", "Tb", "Dy", "Ho", "Er", "Tm", "Yb", "Lu", "Hf",
-      "Ta", "W",  "Re", "Os", "Ir", "Pt", "Au", "Hg", "Tl", "Pb", "Bi", "Po", "At", "Rn", "Fr", "Ra", "Ac", "Th",
-      "Pa", "U",  "Np", "Pu", "Am", "Cm", "Bk", "Cf", "Es", "Fm", "Md", "No", "Lr", "Rf", "Db", "Sg", "Bh", "Hs",
-      "Mt", "Ds", "Rg", "Cn", "Nh", "Fl", "Mc", "Lv", "Ts", "Og"};
+      "H",  "He", "Li", "Be", "B",  "C",  "N",  "O",  "F",  "Ne", "Na", "Mg", "Al", "Si", "P",  "S",  "Cl",
+      "Ar", "K",  "Ca", "Sc", "Ti", "V",  "Cr", "Mn", "Fe", "Co", "Ni", "Cu", "Zn", "Ga", "Ge", "As", "Se",
+      "Br", "Kr", "Rb", "Sr", "Y",  "Zr", "Nb", "Mo", "Tc", "Ru", "Rh", "Pd", "Ag", "Cd", "In", "Sn", "Sb",
+      "Te", "I",  "Xe", "Cs", "Ba", "La", "Ce", "Pr", "Nd", "Pm", "Sm", "Eu", "Gd", "Tb", "Dy", "Ho", "Er",
+      "Tm", "Yb", "Lu", "Hf", "Ta", "W",  "Re", "Os", "Ir", "Pt", "Au", "Hg", "Tl", "Pb", "Bi", "Po", "At",
+      "Rn", "Fr", "Ra", "Ac", "Th", "Pa", "U",  "Np", "Pu", "Am", "Cm", "Bk", "Cf", "Es", "Fm", "Md", "No",
+      "Lr", "Rf", "Db", "Sg", "Bh", "Hs", "Mt", "Ds", "Rg", "Cn", "Nh", "Fl", "Mc", "Lv", "Ts", "Og"};
   for (std::size_t k = 0; k < symbols.size(); ++k)
     if (symbol == symbols[k]) return static_cast<int>(k) + 1;
   return 0;
@@ -65,7 +65,8 @@ class DmlPredictor {
     const Json& desc = field(meta, "descriptor", path);
     const std::string backend = field(desc, "backend", path).as_string();
     if (backend != "dscribe-soap-gto")
-      throw ModelFileError(path + ": descriptor backend '" + backend + "' is not supported (expected dscribe-soap-gto)");
+      throw ModelFileError(path + ": descriptor backend '" + backend +
+                           "' is not supported (expected dscribe-soap-gto)");
     const Json& elements = field(meta, "elements", path);
     for (std::size_t k = 0; k < elements.size(); ++k) {
       const std::string s = elements.at(k).as_string();
@@ -80,10 +81,9 @@ class DmlPredictor {
       throw ModelFileError(path + ": metadata field 'chemistry' is '" + chemistry + "', expected generic or thiolate");
     p.chemistry_ = chemistry == "thiolate" ? Chemistry::Thiolate : Chemistry::Generic;
     try {
-      p.soap_ = std::make_shared<SoapGTO>(field(desc, "r_cut", path).as_double(),
-                                          static_cast<int>(field(desc, "n_max", path).as_int()),
-                                          static_cast<int>(field(desc, "l_max", path).as_int()),
-                                          field(desc, "sigma", path).as_double(), p.z_);
+      p.soap_ = std::make_shared<SoapGTO>(
+          field(desc, "r_cut", path).as_double(), static_cast<int>(field(desc, "n_max", path).as_int()),
+          static_cast<int>(field(desc, "l_max", path).as_int()), field(desc, "sigma", path).as_double(), p.z_);
     } catch (const std::invalid_argument& e) {
       throw ModelFileError(path + ": descriptor: " + e.what());
     }
@@ -94,7 +94,8 @@ class DmlPredictor {
       return z;
     }();
     for (int z : p.z_)
-      p.soap_index_.push_back(static_cast<int>(std::lower_bound(sorted_z.begin(), sorted_z.end(), z) - sorted_z.begin()));
+      p.soap_index_.push_back(
+          static_cast<int>(std::lower_bound(sorted_z.begin(), sorted_z.end(), z) - sorted_z.begin()));
     const int64_t F = static_cast<int64_t>(p.soap_->n_features());
 
     const Json& classes = field(meta, "classes", path);
@@ -139,11 +140,10 @@ class DmlPredictor {
         const std::vector<Environment> envs = pack_environments(
             static_cast<std::size_t>(k), mf.i64(r + "scheme", {k}).data(), mf.i64(r + "element", {k}).data(),
             mf.i64(r + "n_cloud", {k}).data(), mf.i64(r + "n_lead", {k}).data(), mf.i64(r + "flags", {k}).data(),
-            mf.f64(r + "anchors", {k, kMaxAnchors, 3}).data(), mf.f64(r + "cloud", {k, kMaxCloud, 3}).data(),
-            name);
+            mf.f64(r + "anchors", {k, kMaxAnchors, 3}).data(), mf.f64(r + "cloud", {k, kMaxCloud, 3}).data(), name);
         m->refs = std::make_unique<ReferenceSet>(envs.data(), envs.size());
-        m->oamlm = OamlmModel{m->refs.get(), m->B_c.data(), m->B_g.data(), m->T.data(), sigma2.as_double(),
-                              AlignOptions{}};
+        m->oamlm =
+            OamlmModel{m->refs.get(), m->B_c.data(), m->B_g.data(), m->T.data(), sigma2.as_double(), AlignOptions{}};
         check_model(m->oamlm);
       } catch (const std::invalid_argument& e) {
         throw ModelFileError(where + ": " + e.what());
@@ -308,7 +308,8 @@ class DmlPredictor {
   };
 
   static const Json& field(const Json& obj, const std::string& key, const std::string& where) {
-    if (!obj.is_object() || !obj.contains(key)) throw ModelFileError(where + ": metadata field '" + key + "' is missing");
+    if (!obj.is_object() || !obj.contains(key))
+      throw ModelFileError(where + ": metadata field '" + key + "' is missing");
     return obj.at(key);
   }
 

@@ -81,14 +81,16 @@ class GapModel {
 
   /// Kernel row of a centre over all terms' sparse points (length n_sparse()), accumulated.
   void centre_kernel_row(int cs, const double* rel, const int* sp, int n, double* row) const {
-    for (std::size_t t = 0; t < terms_.size(); ++t) terms_[t]->centre_rows(cs, rel, sp, n, row + term_offsets_[t], nullptr);
+    for (std::size_t t = 0; t < terms_.size(); ++t)
+      terms_[t]->centre_rows(cs, rel, sp, n, row + term_offsets_[t], nullptr);
   }
 
   /// Predictive variance (eV^2) of one centre's local energy, prior - k^T V k (the LAMMPS
   /// uncertainty compute calls this per atom; needs a model saved with variances).
   double centre_variance(int cs, const double* rel, const int* sp, int n) const {
     check_species(cs, n_species_, "centre");
-    if (variance_.empty()) throw std::invalid_argument("this GAP model carries no variance matrix (trained without variance)");
+    if (variance_.empty())
+      throw std::invalid_argument("this GAP model carries no variance matrix (trained without variance)");
     std::vector<double> row(static_cast<std::size_t>(n_sparse()), 0.0);
     centre_kernel_row(cs, rel, sp, n, row.data());
     double prior = 0.0;
@@ -247,7 +249,8 @@ inline int integer(const Json& obj, const std::string& key, const std::string& w
 inline std::vector<int> gap_atomic_numbers(const ModelFile& mf) {
   const std::string where = mf.path();
   const Json& numbers = gap_detail::field(mf.metadata(), "atomic_numbers", where);
-  if (!numbers.is_array() || numbers.size() == 0) throw ModelFileError(where + ": 'atomic_numbers' must be a non-empty list");
+  if (!numbers.is_array() || numbers.size() == 0)
+    throw ModelFileError(where + ": 'atomic_numbers' must be a non-empty list");
   std::vector<int> z;
   for (std::size_t i = 0; i < numbers.size(); ++i) z.push_back(static_cast<int>(numbers.at(i).as_int()));
   if (!std::is_sorted(z.begin(), z.end()) || std::adjacent_find(z.begin(), z.end()) != z.end()) {
@@ -295,9 +298,10 @@ inline GapModel read_gap_model(const ModelFile& mf) {
         SoapGTO soap(gap_detail::number(t, "r_cut", where), gap_detail::integer(t, "n_max", where),
                      gap_detail::integer(t, "l_max", where), gap_detail::number(t, sigma_key, where), z, smooth);
         const int64_t f = static_cast<int64_t>(soap.n_features());
-        built.push_back(std::make_shared<SoapTerm>(std::move(soap), gap_detail::number(t, "delta", where),
-                                                   gap_detail::integer(t, "zeta", where), mf.f64(prefix + "sparse", {m, f}),
-                                                   mf.i64(prefix + "offsets", {n_species + 1}), mf.f64(prefix + "alpha", {m})));
+        built.push_back(
+            std::make_shared<SoapTerm>(std::move(soap), gap_detail::number(t, "delta", where),
+                                       gap_detail::integer(t, "zeta", where), mf.f64(prefix + "sparse", {m, f}),
+                                       mf.i64(prefix + "offsets", {n_species + 1}), mf.f64(prefix + "alpha", {m})));
       } else {
         throw ModelFileError(where + ": unknown term kind '" + kind + "' (known: 2b, 3b, soap)");
       }

@@ -17,14 +17,14 @@
 namespace clusterforce {
 
 struct NBodyParams {
-  int order = 2;                  // 2 or 3
-  double r_cut = 0.0;             // Angstrom
-  double width = 0.0;             // cutoff transition width (Angstrom)
-  double theta = 0.0;             // kernel length scale (Angstrom)
-  double delta = 0.0;             // energy scale (eV)
-  std::vector<double> sparse;     // M x dim sparse descriptors, grouped by channel
-  std::vector<int64_t> offsets;   // n_channels + 1: channel c owns sparse[offsets[c] .. offsets[c+1])
-  std::vector<double> alpha;      // M weights (eV / delta^2 units folded in); empty before training
+  int order = 2;                 // 2 or 3
+  double r_cut = 0.0;            // Angstrom
+  double width = 0.0;            // cutoff transition width (Angstrom)
+  double theta = 0.0;            // kernel length scale (Angstrom)
+  double delta = 0.0;            // energy scale (eV)
+  std::vector<double> sparse;    // M x dim sparse descriptors, grouped by channel
+  std::vector<int64_t> offsets;  // n_channels + 1: channel c owns sparse[offsets[c] .. offsets[c+1])
+  std::vector<double> alpha;     // M weights (eV / delta^2 units folded in); empty before training
 };
 
 class NBodyTerm : public GapTerm {
@@ -32,8 +32,10 @@ class NBodyTerm : public GapTerm {
   NBodyTerm(int n_species, NBodyParams p)
       : n_species_(n_species), dim_(nbody_dim(p.order)), cut_(p.r_cut, p.width), p_(std::move(p)) {
     if (n_species < 1) throw std::invalid_argument("n_species must be >= 1, got " + std::to_string(n_species));
-    if (!(p_.theta > 0.0)) throw std::invalid_argument("kernel length scale theta must be > 0, got " + std::to_string(p_.theta));
-    if (!(p_.delta > 0.0)) throw std::invalid_argument("energy scale delta must be > 0, got " + std::to_string(p_.delta));
+    if (!(p_.theta > 0.0))
+      throw std::invalid_argument("kernel length scale theta must be > 0, got " + std::to_string(p_.theta));
+    if (!(p_.delta > 0.0))
+      throw std::invalid_argument("energy scale delta must be > 0, got " + std::to_string(p_.delta));
     const std::size_t nc = static_cast<std::size_t>(nbody_n_channels(p_.order, n_species));
     if (p_.offsets.size() != nc + 1) {
       throw std::invalid_argument(std::to_string(p_.order) + "b term: offsets must have n_channels + 1 = " +
@@ -44,9 +46,9 @@ class NBodyTerm : public GapTerm {
                                   " values, not a multiple of the descriptor dimension " + std::to_string(dim_));
     }
     const int64_t m = static_cast<int64_t>(p_.sparse.size() / dim_);
-    if (p_.offsets.front() != 0 || p_.offsets.back() != m ||
-        !std::is_sorted(p_.offsets.begin(), p_.offsets.end())) {
-      throw std::invalid_argument(std::to_string(p_.order) + "b term: offsets must rise from 0 to the number of sparse points " +
+    if (p_.offsets.front() != 0 || p_.offsets.back() != m || !std::is_sorted(p_.offsets.begin(), p_.offsets.end())) {
+      throw std::invalid_argument(std::to_string(p_.order) +
+                                  "b term: offsets must rise from 0 to the number of sparse points " +
                                   std::to_string(m));
     }
     if (!p_.alpha.empty() && static_cast<int64_t>(p_.alpha.size()) != m) {
@@ -130,7 +132,8 @@ class NBodyTerm : public GapTerm {
 
   /// Local energy of this term for a centre; grad (n x 3) += d energy / d rel_j.
   double centre_energy(int cs, const double* rel, const int* sp, int n, double* grad) const override {
-    if (p_.alpha.empty()) throw std::invalid_argument(std::to_string(p_.order) + "b term has no weights (alpha): train it first");
+    if (p_.alpha.empty())
+      throw std::invalid_argument(std::to_string(p_.order) + "b term has no weights (alpha): train it first");
     std::vector<NBodyInstance> inst;
     instances(cs, rel, sp, n, inst);
     std::vector<double> k, dk;
@@ -213,7 +216,8 @@ class NBodyTerm : public GapTerm {
     for (std::size_t c = 0; c + 1 < p_.offsets.size(); ++c) {
       for (int64_t a = p_.offsets[c]; a < p_.offsets[c + 1]; ++a) {
         for (int64_t b = p_.offsets[c]; b < p_.offsets[c + 1]; ++b) {
-          out[a * m + b] = kernel_between(static_cast<int>(c), p_.sparse.data() + a * dim_, p_.sparse.data() + b * dim_);
+          out[a * m + b] =
+              kernel_between(static_cast<int>(c), p_.sparse.data() + a * dim_, p_.sparse.data() + b * dim_);
         }
       }
     }
@@ -249,7 +253,8 @@ inline void structure_nbody_instances(int order, const CosineCutoff& cut, int n_
   for (int i = 0; i < g.n; ++i) {
     const int64_t o = nl.offsets[i];
     const std::size_t before = out.size();
-    nbody_instances(order, cut, g.species[i], nl.rel.data() + 3 * o, nl.species.data() + o, nl.count(i), n_species, out);
+    nbody_instances(order, cut, g.species[i], nl.rel.data() + 3 * o, nl.species.data() + o, nl.count(i), n_species,
+                    out);
     centre.insert(centre.end(), out.size() - before, i);
   }
 }

@@ -21,7 +21,11 @@ class SoapTerm : public GapTerm {
  public:
   SoapTerm(SoapGTO soap, double delta, int zeta, std::vector<double> sparse, std::vector<int64_t> offsets,
            std::vector<double> alpha)
-      : soap_(std::move(soap)), delta_(delta), zeta_(zeta), sparse_(std::move(sparse)), offsets_(std::move(offsets)),
+      : soap_(std::move(soap)),
+        delta_(delta),
+        zeta_(zeta),
+        sparse_(std::move(sparse)),
+        offsets_(std::move(offsets)),
         alpha_(std::move(alpha)) {
     const std::size_t f = soap_.n_features();
     if (!(delta > 0.0)) throw std::invalid_argument("SOAP term: delta must be > 0, got " + std::to_string(delta));
@@ -33,8 +37,9 @@ class SoapTerm : public GapTerm {
     const int64_t m = static_cast<int64_t>(sparse_.size() / f);
     if (offsets_.size() != static_cast<std::size_t>(soap_.n_species()) + 1 || offsets_.front() != 0 ||
         offsets_.back() != m || !std::is_sorted(offsets_.begin(), offsets_.end())) {
-      throw std::invalid_argument("SOAP term: offsets must have n_species + 1 = " + std::to_string(soap_.n_species() + 1) +
-                                  " entries rising from 0 to the number of sparse points " + std::to_string(m));
+      throw std::invalid_argument(
+          "SOAP term: offsets must have n_species + 1 = " + std::to_string(soap_.n_species() + 1) +
+          " entries rising from 0 to the number of sparse points " + std::to_string(m));
     }
     if (!alpha_.empty() && static_cast<int64_t>(alpha_.size()) != m) {
       throw std::invalid_argument("SOAP term: alpha has " + std::to_string(alpha_.size()) + " entries for " +
@@ -89,7 +94,8 @@ class SoapTerm : public GapTerm {
       for (int j = 0; j < n; ++j) {
         for (int x = 0; x < 3; ++x) {
           const double* g = c.grad.data() + ((j + 1) * 3 + x) * f;
-          grad_rows[(3 * static_cast<int64_t>(j) + x) * big_m + m] += coef * (dot(g, pm, f) - z * dot(g, c.p.data(), f));
+          grad_rows[(3 * static_cast<int64_t>(j) + x) * big_m + m] +=
+              coef * (dot(g, pm, f) - z * dot(g, c.p.data(), f));
         }
       }
     }

@@ -32,8 +32,8 @@ class CosineCutoff {
       throw std::invalid_argument("cutoff radius must be positive and finite, got " + std::to_string(r_cut));
     }
     if (!(width > 0.0) || width > r_cut) {
-      throw std::invalid_argument("cutoff transition width must be in (0, r_cut=" + std::to_string(r_cut) +
-                                  "], got " + std::to_string(width));
+      throw std::invalid_argument("cutoff transition width must be in (0, r_cut=" + std::to_string(r_cut) + "], got " +
+                                  std::to_string(width));
     }
   }
   double r_cut() const { return r_cut_; }
@@ -68,8 +68,12 @@ inline void check_species(int s, int n_species, const char* what) {
   }
 }
 
-inline int n_pair_channels(int n_species) { return n_species * (n_species + 1) / 2; }
-inline int n_triplet_channels(int n_species) { return n_species * (n_species + 1) * (n_species + 2) / 6; }
+inline int n_pair_channels(int n_species) {
+  return n_species * (n_species + 1) / 2;
+}
+inline int n_triplet_channels(int n_species) {
+  return n_species * (n_species + 1) * (n_species + 2) / 6;
+}
 
 /// Index of the unordered species pair {a, b}; pairs enumerated as (0,0), (0,1), ..., (1,1), ...
 inline int pair_channel(int a, int b, int n_species) {
@@ -125,27 +129,27 @@ inline TripletSymmetry triplet_symmetry(const std::array<int, 3>& t) {
 }
 
 struct PairDescriptor {
-  int neighbor;   // index into the neighbour arrays
-  int channel;    // pair_channel(centre species, neighbour species)
-  double r;       // q = r_ij (Angstrom)
-  double dr[3];   // dr/d rel_j (unit vector)
-  double fc;      // cutoff weight fc(r)
-  double dfc;     // dfc/dr
+  int neighbor;  // index into the neighbour arrays
+  int channel;   // pair_channel(centre species, neighbour species)
+  double r;      // q = r_ij (Angstrom)
+  double dr[3];  // dr/d rel_j (unit vector)
+  double fc;     // cutoff weight fc(r)
+  double dfc;    // dfc/dr
 };
 
 struct TripletDescriptor {
-  int j, k;              // neighbour indices, j < k
-  int channel;           // triplet_channel of the three species
-  double q[3];           // canonical side lengths (Angstrom)
-  double dq_dj[3][3];    // dq[d] / d rel_j[x]
-  double dq_dk[3][3];    // dq[d] / d rel_k[x]
-  double w;              // fc(r_ij) fc(r_ik)
+  int j, k;            // neighbour indices, j < k
+  int channel;         // triplet_channel of the three species
+  double q[3];         // canonical side lengths (Angstrom)
+  double dq_dj[3][3];  // dq[d] / d rel_j[x]
+  double dq_dk[3][3];  // dq[d] / d rel_k[x]
+  double w;            // fc(r_ij) fc(r_ik)
   double dw_dj[3], dw_dk[3];
 };
 
 /// Pairs of the centre with every neighbour closer than the cutoff; appended to out.
-inline void pair_descriptors(const CosineCutoff& cut, int centre_species, const double* rel, const int* species,
-                             int n, int n_species, std::vector<PairDescriptor>& out) {
+inline void pair_descriptors(const CosineCutoff& cut, int centre_species, const double* rel, const int* species, int n,
+                             int n_species, std::vector<PairDescriptor>& out) {
   check_species(centre_species, n_species, "centre");
   const double rc2 = cut.r_cut() * cut.r_cut();
   for (int j = 0; j < n; ++j) {
@@ -253,17 +257,18 @@ inline void triplet_descriptors(const CosineCutoff& cut, int centre_species, con
 /// A pair or triplet in the uniform form the n-body kernels consume.
 struct NBodyInstance {
   int channel;
-  int n_atoms;          // neighbours involved: 1 (pair) or 2 (triplet)
-  int atom[2];          // their indices in the neighbour arrays
-  double q[3];          // descriptor, first order-1 ... entries used (1 for pairs, 3 for triplets)
-  double dq[3][2][3];   // dq[d] / d rel_{atom[a]}[x]
-  double w;             // cutoff weight
-  double dw[2][3];      // dw / d rel_{atom[a]}[x]
+  int n_atoms;         // neighbours involved: 1 (pair) or 2 (triplet)
+  int atom[2];         // their indices in the neighbour arrays
+  double q[3];         // descriptor, first order-1 ... entries used (1 for pairs, 3 for triplets)
+  double dq[3][2][3];  // dq[d] / d rel_{atom[a]}[x]
+  double w;            // cutoff weight
+  double dw[2][3];     // dw / d rel_{atom[a]}[x]
 };
 
 /// Descriptor dimension of an n-body order (2 -> 1, 3 -> 3).
 inline int nbody_dim(int order) {
-  if (order != 2 && order != 3) throw std::invalid_argument("n-body order must be 2 or 3, got " + std::to_string(order));
+  if (order != 2 && order != 3)
+    throw std::invalid_argument("n-body order must be 2 or 3, got " + std::to_string(order));
   return order == 2 ? 1 : 3;
 }
 

@@ -29,120 +29,115 @@ namespace clusterforce {
 
 // Non-owning view of a trained OAMLM of one class; the arrays outlive it.
 struct OamlmModel {
-    const ReferenceSet* refs = nullptr;  // K reference environments
-    const double* B_c = nullptr;         // K x K, row-major
-    const double* B_g = nullptr;         // K x K or nullptr
-    const double* T = nullptr;           // K x 3 reference unit forces
-    double sigma2 = 0.5;                 // Angstrom
-    AlignOptions options{};
+  const ReferenceSet* refs = nullptr;  // K reference environments
+  const double* B_c = nullptr;         // K x K, row-major
+  const double* B_g = nullptr;         // K x K or nullptr
+  const double* T = nullptr;           // K x 3 reference unit forces
+  double sigma2 = 0.5;                 // Angstrom
+  AlignOptions options{};
 };
 
 struct OamlmResult {
-    double v[3];  // unit direction (zero vector when the weighted projections cancel exactly)
-    double spread;
-    double g_residual;
-    double weight_sum;
+  double v[3];  // unit direction (zero vector when the weighted projections cancel exactly)
+  double spread;
+  double g_residual;
+  double weight_sum;
 };
 
 inline void check_model(const OamlmModel& m) {
-    if (!m.refs || !m.B_c || !m.T)
-        throw std::invalid_argument("OAMLM model needs references, B_c and T");
-    if (!(m.sigma2 > 0.0) || !std::isfinite(m.sigma2))
-        throw std::invalid_argument("OAMLM sigma2 must be a positive finite number, got " +
-                                    std::to_string(m.sigma2));
-    for (std::size_t j = 0; j < m.refs->size(); ++j) {
-        const double* t = m.T + 3 * j;
-        const double n = std::sqrt(t[0] * t[0] + t[1] * t[1] + t[2] * t[2]);
-        if (!(std::abs(n - 1.0) < 1e-6))
-            throw std::invalid_argument("OAMLM reference unit force T[" + std::to_string(j) +
-                                        "] has norm " + std::to_string(n) + ", expected 1");
-    }
+  if (!m.refs || !m.B_c || !m.T) throw std::invalid_argument("OAMLM model needs references, B_c and T");
+  if (!(m.sigma2 > 0.0) || !std::isfinite(m.sigma2))
+    throw std::invalid_argument("OAMLM sigma2 must be a positive finite number, got " + std::to_string(m.sigma2));
+  for (std::size_t j = 0; j < m.refs->size(); ++j) {
+    const double* t = m.T + 3 * j;
+    const double n = std::sqrt(t[0] * t[0] + t[1] * t[1] + t[2] * t[2]);
+    if (!(std::abs(n - 1.0) < 1e-6))
+      throw std::invalid_argument("OAMLM reference unit force T[" + std::to_string(j) + "] has norm " +
+                                  std::to_string(n) + ", expected 1");
+  }
 }
 
 // out (n x K) = d (n x K) @ B (K x K); rows of B are streamed once per block of inputs.
-inline void project_distances(const double* d, std::size_t n, std::size_t K, const double* B,
-                              double* out) {
-    constexpr std::size_t block = 16;
-    const auto nblocks = static_cast<std::int64_t>((n + block - 1) / block);
+inline void project_distances(const double* d, std::size_t n, std::size_t K, const double* B, double* out) {
+  constexpr std::size_t block = 16;
+  const auto nblocks = static_cast<std::int64_t>((n + block - 1) / block);
 #pragma omp parallel for schedule(static)
-    for (std::int64_t b = 0; b < nblocks; ++b) {
-        const std::size_t i0 = static_cast<std::size_t>(b) * block, i1 = std::min(n, i0 + block);
-        std::fill(out + i0 * K, out + i1 * K, 0.0);
-        for (std::size_t k = 0; k < K; ++k) {
-            const double* row = B + k * K;
-            for (std::size_t i = i0; i < i1; ++i) {
-                const double a = d[i * K + k];
-                if (a == 0.0) continue;
-                double* o = out + i * K;
-                for (std::size_t j = 0; j < K; ++j) o[j] += a * row[j];
-            }
-        }
+  for (std::int64_t b = 0; b < nblocks; ++b) {
+    const std::size_t i0 = static_cast<std::size_t>(b) * block, i1 = std::min(n, i0 + block);
+    std::fill(out + i0 * K, out + i1 * K, 0.0);
+    for (std::size_t k = 0; k < K; ++k) {
+      const double* row = B + k * K;
+      for (std::size_t i = i0; i < i1; ++i) {
+        const double a = d[i * K + k];
+        if (a == 0.0) continue;
+        double* o = out + i * K;
+        for (std::size_t j = 0; j < K; ++j) o[j] += a * row[j];
+      }
     }
+  }
 }
 
 // Direction of one input from its predicted cosines dc (K) and, if the model has B_g, its
 // predicted alignment errors g_hat (K). scratch: 4K doubles.
-inline OamlmResult oamlm_direction(const OamlmModel& m, const Environment& in, const double* dc,
-                                   const double* g_hat, double* scratch) {
-    const ReferenceSet& refs = *m.refs;
-    const std::size_t K = refs.size();
-    double* g = scratch;
-    double* rt = scratch + K;  // K x 3
-    double g_min = std::numeric_limits<double>::infinity();
-    for (std::size_t j = 0; j < K; ++j) {
-        const Alignment al = align_environments(in, refs, j, m.options);
-        g[j] = al.g;
-        detail::apply(force_map(al), m.T + 3 * j, rt + 3 * j);
-        g_min = std::min(g_min, al.g);
-    }
-    const double inv_s2 = 1.0 / (m.sigma2 * m.sigma2);
-    double sw = 0, swabs = 0, v[3] = {0, 0, 0}, res = 0;
-    for (std::size_t j = 0; j < K; ++j) {
-        const double w = std::exp(-(g[j] - g_min) * (g[j] + g_min) * inv_s2);
-        sw += w;
-        swabs += w * std::abs(dc[j]);
-        for (int c = 0; c < 3; ++c) v[c] += w * dc[j] * rt[3 * j + c];
-        if (g_hat) res += w * (g_hat[j] - g[j]) * (g_hat[j] - g[j]);
-    }
-    OamlmResult out{};
-    const double nv = detail::norm(v);
-    for (int c = 0; c < 3; ++c) out.v[c] = nv > 0 ? v[c] / nv : 0.0;
-    out.spread = swabs > 0 ? std::clamp(1.0 - nv / swabs, 0.0, 1.0) : 1.0;
-    out.g_residual = g_hat && K > 0 ? std::sqrt(res / sw) : std::numeric_limits<double>::quiet_NaN();
-    out.weight_sum = K > 0 ? std::exp(-g_min * g_min * inv_s2) * sw : 0.0;
-    return out;
+inline OamlmResult oamlm_direction(const OamlmModel& m, const Environment& in, const double* dc, const double* g_hat,
+                                   double* scratch) {
+  const ReferenceSet& refs = *m.refs;
+  const std::size_t K = refs.size();
+  double* g = scratch;
+  double* rt = scratch + K;  // K x 3
+  double g_min = std::numeric_limits<double>::infinity();
+  for (std::size_t j = 0; j < K; ++j) {
+    const Alignment al = align_environments(in, refs, j, m.options);
+    g[j] = al.g;
+    detail::apply(force_map(al), m.T + 3 * j, rt + 3 * j);
+    g_min = std::min(g_min, al.g);
+  }
+  const double inv_s2 = 1.0 / (m.sigma2 * m.sigma2);
+  double sw = 0, swabs = 0, v[3] = {0, 0, 0}, res = 0;
+  for (std::size_t j = 0; j < K; ++j) {
+    const double w = std::exp(-(g[j] - g_min) * (g[j] + g_min) * inv_s2);
+    sw += w;
+    swabs += w * std::abs(dc[j]);
+    for (int c = 0; c < 3; ++c) v[c] += w * dc[j] * rt[3 * j + c];
+    if (g_hat) res += w * (g_hat[j] - g[j]) * (g_hat[j] - g[j]);
+  }
+  OamlmResult out{};
+  const double nv = detail::norm(v);
+  for (int c = 0; c < 3; ++c) out.v[c] = nv > 0 ? v[c] / nv : 0.0;
+  out.spread = swabs > 0 ? std::clamp(1.0 - nv / swabs, 0.0, 1.0) : 1.0;
+  out.g_residual = g_hat && K > 0 ? std::sqrt(res / sw) : std::numeric_limits<double>::quiet_NaN();
+  out.weight_sum = K > 0 ? std::exp(-g_min * g_min * inv_s2) * sw : 0.0;
+  return out;
 }
 
 // Batch prediction: d_in (n x K) Euclidean distances of the inputs' scaled descriptors to the
 // K references; out (n) caller-allocated.
-inline void oamlm_predict(const OamlmModel& m, const Environment* in, std::size_t n,
-                          const double* d_in, OamlmResult* out) {
-    check_model(m);
-    check_compatible(in, n, *m.refs, m.options);
-    const std::size_t K = m.refs->size();
-    for (std::size_t k = 0; k < n * K; ++k)
-        if (!(d_in[k] >= 0.0) || !std::isfinite(d_in[k]))
-            throw std::invalid_argument("OAMLM input distance d_in[" + std::to_string(k / K) +
-                                        ", " + std::to_string(k % K) + "] = " +
-                                        std::to_string(d_in[k]) + " is not a finite distance");
-    constexpr std::size_t chunk = 256;  // bounds the n x K buffers
-    std::vector<double> dc(std::min(n, chunk) * K), gh(m.B_g ? dc.size() : 0);
-    for (std::size_t i0 = 0; i0 < n; i0 += chunk) {
-        const std::size_t len = std::min(chunk, n - i0);
-        project_distances(d_in + i0 * K, len, K, m.B_c, dc.data());
-        if (m.B_g) project_distances(d_in + i0 * K, len, K, m.B_g, gh.data());
+inline void oamlm_predict(const OamlmModel& m, const Environment* in, std::size_t n, const double* d_in,
+                          OamlmResult* out) {
+  check_model(m);
+  check_compatible(in, n, *m.refs, m.options);
+  const std::size_t K = m.refs->size();
+  for (std::size_t k = 0; k < n * K; ++k)
+    if (!(d_in[k] >= 0.0) || !std::isfinite(d_in[k]))
+      throw std::invalid_argument("OAMLM input distance d_in[" + std::to_string(k / K) + ", " + std::to_string(k % K) +
+                                  "] = " + std::to_string(d_in[k]) + " is not a finite distance");
+  constexpr std::size_t chunk = 256;  // bounds the n x K buffers
+  std::vector<double> dc(std::min(n, chunk) * K), gh(m.B_g ? dc.size() : 0);
+  for (std::size_t i0 = 0; i0 < n; i0 += chunk) {
+    const std::size_t len = std::min(chunk, n - i0);
+    project_distances(d_in + i0 * K, len, K, m.B_c, dc.data());
+    if (m.B_g) project_distances(d_in + i0 * K, len, K, m.B_g, gh.data());
 #pragma omp parallel
-        {
-            std::vector<double> scratch(4 * K);
+    {
+      std::vector<double> scratch(4 * K);
 #pragma omp for schedule(dynamic, 1)
-            for (std::int64_t i = 0; i < static_cast<std::int64_t>(len); ++i) {
-                const std::size_t r = static_cast<std::size_t>(i) * K;
-                out[i0 + static_cast<std::size_t>(i)] = oamlm_direction(
-                    m, in[i0 + static_cast<std::size_t>(i)], dc.data() + r,
-                    m.B_g ? gh.data() + r : nullptr, scratch.data());
-            }
-        }
+      for (std::int64_t i = 0; i < static_cast<std::int64_t>(len); ++i) {
+        const std::size_t r = static_cast<std::size_t>(i) * K;
+        out[i0 + static_cast<std::size_t>(i)] = oamlm_direction(m, in[i0 + static_cast<std::size_t>(i)], dc.data() + r,
+                                                                m.B_g ? gh.data() + r : nullptr, scratch.data());
+      }
     }
+  }
 }
 
 }  // namespace clusterforce

@@ -37,26 +37,45 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
     ref = p.add_argument_group("reference")
     ref.add_argument("--reference", choices=METHODS, default="gfn1-xtb", help="default: %(default)s")
-    ref.add_argument("--electronic-temperature", type=float, metavar="K",
-                     help="default: 300 K if the structure has non-metals (Au-S-C-H), 2000 K for bare metal clusters")
-    ref.add_argument("--fallback-electronic-temperature", type=float, metavar="K",
-                     help="electronic temperature used only to finish MD steps whose SCF fails (never recorded; "
-                     "default: max(5000 K, 2 x electronic temperature))")
+    ref.add_argument(
+        "--electronic-temperature",
+        type=float,
+        metavar="K",
+        help="default: 300 K if the structure has non-metals (Au-S-C-H), 2000 K for bare metal clusters",
+    )
+    ref.add_argument(
+        "--fallback-electronic-temperature",
+        type=float,
+        metavar="K",
+        help="electronic temperature used only to finish MD steps whose SCF fails (never recorded; "
+        "default: max(5000 K, 2 x electronic temperature))",
+    )
     ref.add_argument("--charge", type=int, help="total charge in e (default: from the structure, else 0)")
     ref.add_argument("--uhf", type=int, help="unpaired electrons (default: 0 for even, 1 for odd electron count)")
 
     md = p.add_argument_group("heating MD and sampling")
-    md.add_argument("--temperatures", type=float, nargs="+", default=[300.0, 500.0, 700.0, 900.0], metavar="K",
-                    help="target temperatures of consecutive segments (default: %(default)s)")
+    md.add_argument(
+        "--temperatures",
+        type=float,
+        nargs="+",
+        default=[300.0, 500.0, 700.0, 900.0],
+        metavar="K",
+        help="target temperatures of consecutive segments (default: %(default)s)",
+    )
     md.add_argument("--steps-per-temperature", type=int, default=200, help="MD steps per segment (default: %(default)s)")
     md.add_argument("--timestep", type=float, default=1.0, metavar="FS", help="default: %(default)s fs")
     md.add_argument("--friction", type=float, default=0.01, metavar="PER_FS", help="Langevin friction (default: %(default)s 1/fs)")
     md.add_argument("--frames", type=int, default=150, help="frames recorded per structure (default: %(default)s)")
-    md.add_argument("--density-ratio", type=float, default=10.0,
-                    help="sampling density at the last step over that at the first (1: even; number of steps: "
-                    "plain log spacing as in the oamlm paper; default: %(default)s)")
-    md.add_argument("--max-restarts", type=int, default=10,
-                    help="restarts in a row from one recorded frame before giving up (default: %(default)s)")
+    md.add_argument(
+        "--density-ratio",
+        type=float,
+        default=10.0,
+        help="sampling density at the last step over that at the first (1: even; number of steps: "
+        "plain log spacing as in the oamlm paper; default: %(default)s)",
+    )
+    md.add_argument(
+        "--max-restarts", type=int, default=10, help="restarts in a row from one recorded frame before giving up (default: %(default)s)"
+    )
     md.add_argument("--seed", type=int, default=0, help="seed of all random streams (default: %(default)s)")
 
     out = p.add_argument_group("output")

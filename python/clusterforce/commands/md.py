@@ -25,7 +25,12 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--sample-every", type=int, default=d.sample_every, help=f"steps between recorded energies (default {d.sample_every})")
     p.add_argument("--thermostat", choices=THERMOSTATS, default=d.thermostat)
     p.add_argument("--damping", type=float, default=d.damping, help=f"thermostat time constant, fs (default {d.damping})")
-    p.add_argument("--evaporation-distance", type=float, default=d.evaporation_distance, help="Angstrom; an atom without a neighbour this close stops its replica")
+    p.add_argument(
+        "--evaporation-distance",
+        type=float,
+        default=d.evaporation_distance,
+        help="Angstrom; an atom without a neighbour this close stops its replica",
+    )
     p.add_argument("--checkpoint-every", type=int, default=d.checkpoint_every, help="steps between checkpoints")
     p.add_argument("--engine", choices=ENGINES, default=d.engine, help="lammps (plugin, default) or ase")
     p.add_argument("--seed", type=int, default=d.seed)

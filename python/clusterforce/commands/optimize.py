@@ -112,8 +112,11 @@ def run(args: argparse.Namespace) -> int:
     print(
         f"{'converged' if result.converged else 'not converged'} after {result.nsteps} steps; "
         f"max force {result.fmax[-1]:.4f} eV/A; {len(result.resets)} Hessian resets; trajectory {args.output}"
-        + (f"; stopped at {result.stopped} (--reference NAME checks such steps with a reference; "
-           "--no-stop-when-extrapolating runs on)" if result.stopped else "")
+        + (
+            f"; stopped at {result.stopped} (--reference NAME checks such steps with a reference; --no-stop-when-extrapolating runs on)"
+            if result.stopped
+            else ""
+        )
     )
     return 0
 

@@ -23,11 +23,17 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     )
     p.add_argument("start", help="start structure (any format ASE reads; last frame) or random:N[:ELEMENT] for a random cluster")
     p.add_argument("--method", choices=METHODS, default="basin-hopping")
-    p.add_argument("--reference", required=True, help="calculator: gfn1-xtb, emt, lj (epsilon = sigma = 1), a model file (.cfm) or module:factory")
+    p.add_argument(
+        "--reference", required=True, help="calculator: gfn1-xtb, emt, lj (epsilon = sigma = 1), a model file (.cfm) or module:factory"
+    )
     p.add_argument("--steps", type=int, default=1000, help="basin-hopping moves, minima-hopping minima, or MD steps")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--kt", type=float, default=None, help="basin-hopping Metropolis temperature, energy units (default 0.8 for lj, 0.1 eV otherwise)")
-    p.add_argument("--step-size", type=float, default=None, help="basin-hopping move, Angstrom (default 0.36 sigma for lj, 0.4 Angstrom otherwise)")
+    p.add_argument(
+        "--kt", type=float, default=None, help="basin-hopping Metropolis temperature, energy units (default 0.8 for lj, 0.1 eV otherwise)"
+    )
+    p.add_argument(
+        "--step-size", type=float, default=None, help="basin-hopping move, Angstrom (default 0.36 sigma for lj, 0.4 Angstrom otherwise)"
+    )
     p.add_argument("--temperature", type=float, default=600.0, help="MD / minima-hopping temperature, K")
     p.add_argument("--quench-every", type=int, default=100, help="md-quench: MD steps between quenches")
     p.add_argument("--fmax", type=float, default=1e-3, help="local minima converged below this force component (eV/Angstrom)")
@@ -71,15 +77,39 @@ def run(args: argparse.Namespace) -> int:
     if args.method == "basin-hopping":
         kt = args.kt if args.kt is not None else (0.8 if lj else 0.1)
         step = args.step_size if args.step_size is not None else (0.36 if lj else 0.4)
-        basin_hopping(start, calc, steps=args.steps, kt=kt, step_size=step, seed=args.seed, fmax=args.fmax, store=store, target=args.target, progress=not args.quiet)
+        basin_hopping(
+            start,
+            calc,
+            steps=args.steps,
+            kt=kt,
+            step_size=step,
+            seed=args.seed,
+            fmax=args.fmax,
+            store=store,
+            target=args.target,
+            progress=not args.quiet,
+        )
     elif args.method == "minima-hopping":
         minima_hopping(start, calc, steps=args.steps, temperature=args.temperature, fmax=args.fmax, store=store)
     else:
-        md_quench(start, calc, steps=args.steps, temperature=args.temperature, quench_every=args.quench_every, seed=args.seed, fmax=args.fmax, store=store, progress=not args.quiet)
+        md_quench(
+            start,
+            calc,
+            steps=args.steps,
+            temperature=args.temperature,
+            quench_every=args.quench_every,
+            seed=args.seed,
+            fmax=args.fmax,
+            store=store,
+            progress=not args.quiet,
+        )
     cpu = time.process_time() - cpu
     store.write_db(args.db, reference=args.reference)
     lowest = store.lowest
-    print(f"{len(store.minima)} distinct minima; lowest {lowest.energy:.6f} (found at step {lowest.step}); CPU {cpu:.1f} s; written to {args.db}")
+    print(
+        f"{len(store.minima)} distinct minima; lowest {lowest.energy:.6f} (found at step {lowest.step}); "
+        f"CPU {cpu:.1f} s; written to {args.db}"
+    )
     if args.json:
         summary = {
             "method": args.method,

@@ -23,7 +23,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         description="Train a model of the given kind on frames with reference forces (and energies, "
         f"for kinds that need them) and write it as one .cfm file. Kinds: {listing}.",
     )
-    p.add_argument("data", nargs="+", metavar="DATA", help="training frames (extended XYZ or anything ASE reads; dataset:NAME for a shipped set)")
+    p.add_argument(
+        "data", nargs="+", metavar="DATA", help="training frames (extended XYZ or anything ASE reads; dataset:NAME for a shipped set)"
+    )
     p.add_argument("--kind", choices=sorted(kinds.KINDS), default="dml", help="model kind (default: dml)")
     p.add_argument("-o", "--output", metavar="MODEL.cfm", help="model file to write (required)")
     p.add_argument("--config", metavar="CFG.yaml", help="YAML file whose keys are flag names (flags override it)")
@@ -56,7 +58,11 @@ def run(args: argparse.Namespace) -> int:
     if not args.output:
         print("clusterforce train: error: no output file; give -o MODEL.cfm", file=sys.stderr)
         return 2
-    logger.info("clusterforce %s train: %s", __version__, json.dumps({k: v for k, v in vars(args).items() if not k.startswith("_")}, default=str, sort_keys=True))
+    logger.info(
+        "clusterforce %s train: %s",
+        __version__,
+        json.dumps({k: v for k, v in vars(args).items() if not k.startswith("_")}, default=str, sort_keys=True),
+    )
     try:
         frames = read_frames(args.data)
         train, valid = _split(frames, args)
@@ -99,7 +105,9 @@ def _split(frames, args: argparse.Namespace) -> tuple[list, list]:
     groups = [key(a) if callable(key) else a.info.get(key) for a in frames]
     if any(g is None for g in groups):
         missing = next(i for i, g in enumerate(groups) if g is None)
-        raise ValueError(f"--group-by {args.group_by}: frame {missing} has no info['{args.group_by}']; name a key every frame has, or 'size'")
+        raise ValueError(
+            f"--group-by {args.group_by}: frame {missing} has no info['{args.group_by}']; name a key every frame has, or 'size'"
+        )
     unique = sorted(set(groups), key=str)
     if len(unique) < 2:
         raise ValueError(f"--group-by {args.group_by}: all frames are in one group ({unique[0]!r}); nothing to hold out")

@@ -10,6 +10,7 @@ from ase import Atoms
 
 from .io import get_energy, get_forces
 
+
 def dataset_hash(frames: Iterable[Atoms]) -> str:
     """SHA-256 hex digest of a data set, identical across runs and machines.
 

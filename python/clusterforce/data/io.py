@@ -141,9 +141,7 @@ def _read_file(path: str, selection: int | slice, format: str | None) -> list[At
     if isinstance(selection, int):
         from_start = selection >= 0
     else:
-        from_start = all(v is None or v >= 0 for v in (selection.start, selection.stop)) and (
-            selection.step is None or selection.step > 0
-        )
+        from_start = all(v is None or v >= 0 for v in (selection.start, selection.stop)) and (selection.step is None or selection.step > 0)
     try:
         source, format = _decompressed(path, format)
         read = ase.io.read(source, index=selection if from_start else ":", format=format)
@@ -164,9 +162,7 @@ def _read_file(path: str, selection: int | slice, format: str | None) -> list[At
         try:
             chosen = list(range(len(read)))[selection]
         except IndexError:
-            raise DataError(
-                f"{path}: frame index {selection} is out of range for {len(read)} frames; check the index"
-            ) from None
+            raise DataError(f"{path}: frame index {selection} is out of range for {len(read)} frames; check the index") from None
         pairs = [(i, read[i]) for i in (chosen if isinstance(chosen, list) else [chosen])]
     if not pairs:
         raise DataError(f"{path}: no frames found (the file is empty or the index selects nothing)")
@@ -257,5 +253,3 @@ def get_forces(atoms: Atoms) -> np.ndarray | None:
         return np.array(value, dtype=np.float64)
     except (TypeError, ValueError):
         raise DataError(f"{frame_label(atoms)}: forces are not numeric; fix the forces field") from None
-
-

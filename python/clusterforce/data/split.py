@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import math
 import logging
+import math
 from collections.abc import Callable, Hashable, Iterable, Sequence
 
 import numpy as np
@@ -13,9 +13,8 @@ from .io import DataError, frame_label
 
 logger = logging.getLogger(__name__)
 
-def train_test_split_frames(
-    frames: Sequence[Atoms], *, test_size: float | int = 0.2, seed: int = 0
-) -> tuple[list[Atoms], list[Atoms]]:
+
+def train_test_split_frames(frames: Sequence[Atoms], *, test_size: float | int = 0.2, seed: int = 0) -> tuple[list[Atoms], list[Atoms]]:
     """Split frames at random into train and test sets, reproducibly.
 
     Parameters
@@ -111,8 +110,7 @@ def _group_of(atoms: Atoms, position: int, group: str | Callable[[Atoms], Hashab
         hash(key)
     except TypeError:
         raise DataError(
-            f"{frame_label(atoms, position)}: group value of type {type(key).__name__} is not hashable; "
-            "group by a scalar or a string"
+            f"{frame_label(atoms, position)}: group value of type {type(key).__name__} is not hashable; group by a scalar or a string"
         ) from None
     return key
 

@@ -16,6 +16,7 @@ MAX_REPORTED_PROBLEMS = 10
 #: How many too-close atom pairs are spelled out per frame.
 MAX_REPORTED_PAIRS = 3
 
+
 def validate_frames(
     frames: Sequence[Atoms],
     *,
@@ -72,9 +73,7 @@ def validate_frames(
         raise DataError(text)
 
 
-def _frame_problems(
-    atoms: Atoms, need_energy: bool, need_forces: bool, min_distance: float, hint: str | None
-) -> list[str]:
+def _frame_problems(atoms: Atoms, need_energy: bool, need_forces: bool, min_distance: float, hint: str | None) -> list[str]:
     problems: list[str] = []
     n = len(atoms)
     if n == 0:
@@ -95,9 +94,7 @@ def _frame_problems(
     if need_forces:
         forces = get_forces(atoms)
         if forces is None:
-            problems.append(
-                f"no forces found (looked in {_forces_sources()}); {hint or 'add forces in eV/Angstrom'}"
-            )
+            problems.append(f"no forces found (looked in {_forces_sources()}); {hint or 'add forces in eV/Angstrom'}")
         elif forces.shape != (n, 3):
             problems.append(f"forces have shape {forces.shape}, expected ({n}, 3) for {n} atoms; fix the forces field")
         else:
@@ -136,8 +133,6 @@ def _distance_problems(atoms: Atoms, min_distance: float) -> list[str]:
 def _list(indices: np.ndarray, limit: int = 5) -> str:
     text = ", ".join(str(int(k)) for k in indices[:limit])
     return text + (f" (+{len(indices) - limit} more)" if len(indices) > limit else "")
-
-
 
 
 def species_indices(atoms: Atoms, elements: Sequence[str], *, label: str | None = None) -> np.ndarray:

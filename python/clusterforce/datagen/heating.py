@@ -330,12 +330,8 @@ def _heat(
                         "holds the frames up to there. Raise --fallback-electronic-temperature or "
                         "--max-restarts, or leave this structure out"
                     ) from exc
-                logger.warning(
-                    "%s: restart %d from step %d with fresh velocities (%s)", name, counts.restarts, anchor.step, exc
-                )
-                anchor = _fresh_start(
-                    anchor.positions, atoms, anchor.step, anchor.forces, schedule, index, counts.restarts
-                )
+                logger.warning("%s: restart %d from step %d with fresh velocities (%s)", name, counts.restarts, anchor.step, exc)
+                anchor = _fresh_start(anchor.positions, atoms, anchor.step, anchor.forces, schedule, index, counts.restarts)
                 forces = _load(atoms, rng, anchor)
                 step = anchor.step
                 sticky = 0
@@ -428,9 +424,7 @@ def _load(atoms: Atoms, rng: np.random.Generator, state: _MDState) -> np.ndarray
     return None if state.forces is None else state.forces.copy()
 
 
-def _frame(
-    atoms: Atoms, calc: LadderCalculator, job: Job, schedule: HeatingSchedule, step: int, counts: ScfCounts
-) -> Atoms:
+def _frame(atoms: Atoms, calc: LadderCalculator, job: Job, schedule: HeatingSchedule, step: int, counts: ScfCounts) -> Atoms:
     frame = Atoms(atoms.numbers, positions=atoms.positions.copy(), momenta=atoms.get_momenta())
     frame.calc = SinglePointCalculator(frame, energy=calc.results["energy"], forces=calc.results["forces"].copy())
     frame.info.update(job.reference.frame_info())

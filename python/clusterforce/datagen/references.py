@@ -30,9 +30,7 @@ METAL_ELECTRONIC_TEMPERATURE = 2000.0
 FALLBACK_ELECTRONIC_TEMPERATURE = 5000.0
 
 #: Elements whose presence makes a system "gapped" (molecular or ligand-protected).
-NONMETALS = frozenset(
-    "H He B C N O F Ne Si P S Cl Ar Ge As Se Br Kr Sb Te I Xe At Rn".split()
-)
+NONMETALS = frozenset("H He B C N O F Ne Si P S Cl Ar Ge As Se Br Kr Sb Te I Xe At Rn".split())
 
 #: Settings of the patient-SCF rung: SCF thresholds 10x looser than tblite's default
 #: (accuracy 1), stronger damping (mixing fraction 0.2 instead of 0.4), at most 60 iterations.
@@ -198,9 +196,7 @@ def _gfn1_xtb(
         raise ValueError(f"--electronic-temperature must be positive (K), got {te}")
     hot = max(FALLBACK_ELECTRONIC_TEMPERATURE, 2 * te) if fallback is None else float(fallback)
     if hot <= te:
-        raise ValueError(
-            f"--fallback-electronic-temperature ({hot} K) must exceed the electronic temperature ({te} K)"
-        )
+        raise ValueError(f"--fallback-electronic-temperature ({hot} K) must exceed the electronic temperature ({te} K)")
     q = structure_charge(atoms) if charge is None else int(charge)
     unpaired = closed_shell_uhf(atoms, q) if uhf is None else int(uhf)
     if (atoms.numbers.sum() - q - unpaired) % 2:

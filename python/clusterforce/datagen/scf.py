@@ -14,7 +14,6 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
 
 import numpy as np
-
 from ase import Atoms
 from ase.calculators.calculator import CalculationFailed, Calculator, all_changes
 

@@ -63,12 +63,9 @@ class FrameStore:
         if self.output.exists() and self.output.stat().st_size > 0 and not overwrite:
             if resume:
                 raise FileExistsError(
-                    f"cannot resume: {self.output} exists but its checkpoint {self.checkpoint} does not; "
-                    "pass --overwrite to start over"
+                    f"cannot resume: {self.output} exists but its checkpoint {self.checkpoint} does not; pass --overwrite to start over"
                 )
-            raise FileExistsError(
-                f"{self.output} exists; pass --resume to continue an interrupted run or --overwrite to start over"
-            )
+            raise FileExistsError(f"{self.output} exists; pass --resume to continue an interrupted run or --overwrite to start over")
         self.output.parent.mkdir(parents=True, exist_ok=True)
         self.output.write_bytes(b"")
         self.checkpoint.unlink(missing_ok=True)

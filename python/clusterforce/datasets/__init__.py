@@ -40,9 +40,7 @@ def card(name: str) -> str:
     try:
         return card_path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise DataError(
-            f"dataset {name!r} has no data card {card_path}; the installation is incomplete, reinstall clusterforce"
-        ) from None
+        raise DataError(f"dataset {name!r} has no data card {card_path}; the installation is incomplete, reinstall clusterforce") from None
 
 
 __all__ = ["available", "card", "load", "path"]

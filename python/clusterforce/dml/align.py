@@ -74,9 +74,7 @@ def align(
         Rotations mapping reference j onto input i (spin-averaged maps for degenerate
         alignments, see the module docstring).
     """
-    return _kernels.align(
-        _check(inputs, "inputs"), _check(refs, "refs"), int(n_triangles), bool(rotations)
-    )
+    return _kernels.align(_check(inputs, "inputs"), _check(refs, "refs"), int(n_triangles), bool(rotations))
 
 
 def alignment_cosines(

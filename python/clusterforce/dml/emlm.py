@@ -10,7 +10,6 @@ from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ..distances import euclidean_distances, squared_row_norms
-
 from .ridge import ridge_solve
 
 #: Paper default for the ridge parameter: the square root of machine epsilon.
@@ -100,9 +99,6 @@ class EMLM(RegressorMixin, BaseEstimator):
         unbounded = np.array([-np.inf, np.inf]).reshape((2,) + (1,) * (model.coef_.ndim - 1))
         model.output_range_ = np.asarray(state.get("output_range", unbounded), dtype=np.float64)
         if model.coef_.shape[0] != model.references_.shape[0]:
-            raise ValueError(
-                f"EMLM state: coef has {model.coef_.shape[0]} rows but there are "
-                f"{model.references_.shape[0]} references"
-            )
+            raise ValueError(f"EMLM state: coef has {model.coef_.shape[0]} rows but there are {model.references_.shape[0]} references")
         model.n_features_in_ = model.references_.shape[1]
         return model

@@ -125,21 +125,12 @@ class Environments:
         n = len(self.scheme)
         for name in _INT_FIELDS:
             if getattr(self, name).shape != (n,):
-                raise ValueError(
-                    f"Environments field '{name}' has shape {getattr(self, name).shape}, "
-                    f"expected ({n},) like 'scheme'"
-                )
+                raise ValueError(f"Environments field '{name}' has shape {getattr(self, name).shape}, expected ({n},) like 'scheme'")
         for name, tail in _FLOAT_FIELDS.items():
             if getattr(self, name).shape != (n, *tail):
-                raise ValueError(
-                    f"Environments field '{name}' has shape {getattr(self, name).shape}, "
-                    f"expected {(n, *tail)}"
-                )
+                raise ValueError(f"Environments field '{name}' has shape {getattr(self, name).shape}, expected {(n, *tail)}")
         if n and (self.scheme.min() < 0 or self.scheme.max() >= len(SCHEMES)):
-            raise ValueError(
-                f"Environments field 'scheme' holds ids outside [0, {len(SCHEMES)}): "
-                f"{sorted(set(self.scheme.tolist()))}"
-            )
+            raise ValueError(f"Environments field 'scheme' holds ids outside [0, {len(SCHEMES)}): {sorted(set(self.scheme.tolist()))}")
 
     def __len__(self) -> int:
         return len(self.scheme)
@@ -167,9 +158,7 @@ class Environments:
         """Join several Environments end to end (an empty sequence gives an empty one)."""
         if not items:
             return cls.empty()
-        return cls(
-            **{name: np.concatenate([getattr(e, name) for e in items]) for name in _FIELDS}
-        )
+        return cls(**{name: np.concatenate([getattr(e, name) for e in items]) for name in _FIELDS})
 
     def to_arrays(self) -> dict[str, np.ndarray]:
         """Fresh copies of every field as float64 / int64 arrays (for the model file)."""
@@ -277,9 +266,7 @@ def class_names(atoms: Atoms, *, chemistry: str | None = None) -> list[str]:
     return sorted(names, key=chemical_symbols.index)
 
 
-def extract_environments(
-    atoms: Atoms, indices=None, *, chemistry: str | None = None, frame: int = 0
-) -> dict[str, Environments]:
+def extract_environments(atoms: Atoms, indices=None, *, chemistry: str | None = None, frame: int = 0) -> dict[str, Environments]:
     """Alignment records of ``atoms`` (or of ``indices``), grouped by class name.
 
     Parameters

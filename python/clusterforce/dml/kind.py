@@ -20,7 +20,7 @@ from ase import Atoms
 from ..cli import add_parameter_flags, parse_assignments
 from ..data import validate_frames
 from .metrics import angles_deg, evaluate_model, markdown_table
-from .model import DMLModel, LOSSES
+from .model import LOSSES, DMLModel
 from .plots import plot_angle_vs_norm, plot_norm_parity
 
 ESTIMATOR = DMLModel

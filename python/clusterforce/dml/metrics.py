@@ -66,10 +66,7 @@ def class_metrics(
     reference = np.asarray(reference, dtype=np.float64)
     classes = np.asarray(classes)
     if predicted.shape != reference.shape or predicted.ndim != 2 or len(classes) != len(reference):
-        raise ValueError(
-            f"class_metrics: predicted {predicted.shape}, reference {reference.shape} and "
-            f"{len(classes)} classes do not match"
-        )
+        raise ValueError(f"class_metrics: predicted {predicted.shape}, reference {reference.shape} and {len(classes)} classes do not match")
     directions = predicted if predicted_directions is None else np.asarray(predicted_directions, dtype=np.float64)
     angles = angles_deg(directions, reference)
     ref_norm = np.linalg.norm(reference, axis=1)
@@ -83,9 +80,7 @@ def class_metrics(
         per_class[name] = {
             "n": int(mask.sum()),
             "norm_rmse": float(np.sqrt(np.mean((pred_norm[mask] - ref_norm[mask]) ** 2))),
-            "weighted_angle_deg": float(np.sum(weights[defined] * a[defined]) / weights.sum())
-            if weights.sum() > 0
-            else float("nan"),
+            "weighted_angle_deg": float(np.sum(weights[defined] * a[defined]) / weights.sum()) if weights.sum() > 0 else float("nan"),
             "mean_angle_deg": float(a[defined].mean()) if defined.any() else float("nan"),
         }
     return {"classes": per_class, "force_rmse": force_rmse(predicted, reference)}
@@ -98,9 +93,7 @@ def markdown_table(metrics: dict[str, Any]) -> str:
         "|---|---:|---:|---:|---:|",
     ]
     for name, m in metrics["classes"].items():
-        lines.append(
-            f"| {name} | {m['n']} | {m['norm_rmse']:.3f} | {m['weighted_angle_deg']:.1f} | {m['mean_angle_deg']:.1f} |"
-        )
+        lines.append(f"| {name} | {m['n']} | {m['norm_rmse']:.3f} | {m['weighted_angle_deg']:.1f} | {m['mean_angle_deg']:.1f} |")
     lines.append(f"\nforce RMSE (all components): {metrics['force_rmse']:.3f} eV/Å")
     return "\n".join(lines)
 
@@ -128,8 +121,6 @@ def evaluate_model(model: Any, frames: Sequence[Any], *, progress: bool = True) 
         parts["directions"].append(out.get("directions", out["forces"]))
         parts["classes"].append(np.asarray(out["classes"]))
     arrays = {key: np.concatenate(value) for key, value in parts.items()}
-    metrics = class_metrics(
-        arrays["forces"], arrays["reference"], arrays["classes"], predicted_directions=arrays["directions"]
-    )
+    metrics = class_metrics(arrays["forces"], arrays["reference"], arrays["classes"], predicted_directions=arrays["directions"])
     metrics["n_frames"] = len(frames)
     return metrics, arrays

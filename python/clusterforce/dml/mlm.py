@@ -11,9 +11,8 @@ from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ..distances import euclidean_distances, squared_row_norms
-
-from .ridge import ridge_solve
 from .emlm import DEFAULT_BETA, distance_regression
+from .ridge import ridge_solve
 
 
 class MLM(RegressorMixin, BaseEstimator):
@@ -86,7 +85,7 @@ class MLM(RegressorMixin, BaseEstimator):
             w = 1.0 / np.maximum(d[nearest], 1e-12)
             start = (w @ T[nearest]) / w.sum()
             fit = least_squares(
-                lambda y: ((y - T) ** 2).sum(axis=1) - d2,
+                lambda y, d2=d2: ((y - T) ** 2).sum(axis=1) - d2,
                 start,
                 jac=lambda y: 2.0 * (y - T),
                 method=method,

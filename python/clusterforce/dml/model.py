@@ -34,11 +34,11 @@ from tqdm.auto import tqdm
 
 from .. import modelfile
 from ..data import dataset_hash, get_forces, species_indices, validate_frames
-from .descriptor import SoapDescriptor
-from .environments import Environments, detect_chemistry, extract_environments
-from ..selection import rs_maximin
 from ..neighbors import element_pairs, neighbor_list_atoms, shortest_pair_distances
+from ..selection import rs_maximin
+from .descriptor import SoapDescriptor
 from .emlm import EMLM
+from .environments import Environments, detect_chemistry, extract_environments
 from .oamlm import OAMLM
 from .scaler import MinMaxScaler
 
@@ -138,9 +138,7 @@ class DMLModel(BaseEstimator):
         self._check_hyperparameters()
         self._compiled = None
         validate_frames(frames, need_energy=False, need_forces=True, hint=FORCES_HINT)
-        self.descriptor_ = SoapDescriptor(
-            r_cut=self.r_cut, n_max=self.n_max, l_max=self.l_max, sigma=self.sigma
-        ).fit(frames)
+        self.descriptor_ = SoapDescriptor(r_cut=self.r_cut, n_max=self.n_max, l_max=self.l_max, sigma=self.sigma).fit(frames)
         # Classes follow from the chemistry of the whole training set, fixed here, so a
         # structure without S is still classified like the thiolate data it is compared with.
         self.chemistry_ = detect_chemistry(self.descriptor_.species_)

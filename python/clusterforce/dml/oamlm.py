@@ -23,8 +23,8 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
 from .. import _kernels
-from .align import N_TRIANGLES, align, alignment_cosines
 from ..distances import euclidean_distances
+from .align import N_TRIANGLES, align, alignment_cosines
 from .environments import Environments
 from .ridge import ridge_solve
 

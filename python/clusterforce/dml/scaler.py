@@ -6,6 +6,7 @@ import numpy as np
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
+
 class MinMaxScaler(BaseEstimator):
     """Scale each feature to [0, 1] by the training minimum and maximum.
 
@@ -88,9 +89,7 @@ class MinMaxScaler(BaseEstimator):
             raise ValueError(f"MinMaxScaler.{where}: X must be 2-D (n_samples, n_features), got shape {X.shape}")
         n_features = getattr(self, "n_features_in_", None)
         if where != "fit" and X.shape[1] != n_features:
-            raise ValueError(
-                f"MinMaxScaler.{where}: X has {X.shape[1]} features, the scaler was fitted on {n_features}"
-            )
+            raise ValueError(f"MinMaxScaler.{where}: X has {X.shape[1]} features, the scaler was fitted on {n_features}")
         if not np.isfinite(X).all():
             raise ValueError(f"MinMaxScaler.{where}: X contains NaN or infinite values")
         return X

@@ -28,7 +28,6 @@ from .sparse import select_sparse
 from .terms import Soap, ThreeBody, TwoBody
 
 
-
 class Geometry(NamedTuple):
     """A structure for the kernels: positions (n, 3) Angstrom, species indices (n,) int32 in
     model order, and for periodic structures the cell (3, 3; rows = lattice vectors) and pbc (3,)."""
@@ -37,6 +36,7 @@ class Geometry(NamedTuple):
     species: np.ndarray
     cell: np.ndarray | None = None
     pbc: tuple[bool, bool, bool] | None = None
+
 
 # Working-memory target for blocks of SOAP gradient rows (bytes).
 _BLOCK_BYTES = 64 * 2**20
@@ -104,9 +104,7 @@ class NBodyKernel:
 
     def predictor_term(self, alpha: np.ndarray | None) -> _kernels.NBodyTerm:
         t = self.term
-        return _kernels.NBodyTerm(
-            self.n_species, t.order, t.r_cut, t.width, t.theta, t.delta, self.sparse, self.offsets, alpha
-        )
+        return _kernels.NBodyTerm(self.n_species, t.order, t.r_cut, t.width, t.theta, t.delta, self.sparse, self.offsets, alpha)
 
     def arrays(self) -> dict[str, np.ndarray]:
         return {"sparse": self.sparse, "offsets": self.offsets}
@@ -170,7 +168,7 @@ class SoapKernel:
                 if sum(len(x) for x in pools[s]) > 2 * self.max_candidates:
                     pools[s] = [_subsample(np.concatenate(pools[s]), self.max_candidates, rng)]
         chosen, counts = [], []
-        for s, pool in enumerate(pools):
+        for pool in pools:
             if not pool:
                 chosen.append(np.empty((0, self.n_features)))
                 counts.append(0)
@@ -220,9 +218,7 @@ class SoapKernel:
             gp = np.einsum("pxf,pf->px", g, p[pair_centre[lo:hi]]).reshape(-1)
             contrib = coef[centre] * (gs - gp[:, None] * z[centre])
             rows = (np.repeat(pair_atom[lo:hi], 3) * 3 + np.tile(np.arange(3), hi - lo)).astype(np.int64)
-            scatter = scipy.sparse.csr_matrix(
-                (np.ones(len(rows)), (rows, np.arange(len(rows)))), shape=(n * 3, len(rows))
-            )
+            scatter = scipy.sparse.csr_matrix((np.ones(len(rows)), (rows, np.arange(len(rows)))), shape=(n * 3, len(rows)))
             force_rows -= scatter @ contrib
         force_rows = force_rows.reshape(n, 3, m)
         return energy_row, force_rows

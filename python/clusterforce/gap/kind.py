@@ -73,7 +73,11 @@ def terms_from_args(args: argparse.Namespace) -> tuple:
     out = []
     for kind in args.terms:
         cls = TERM_TYPES[kind]
-        values = {f.name: getattr(args, parameter_dest(f.name, kind)) for f in dataclasses.fields(cls) if hasattr(args, parameter_dest(f.name, kind))}
+        values = {
+            f.name: getattr(args, parameter_dest(f.name, kind))
+            for f in dataclasses.fields(cls)
+            if hasattr(args, parameter_dest(f.name, kind))
+        }
         term = cls(**values)
         term.validate()
         out.append(term)

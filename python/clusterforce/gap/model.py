@@ -32,9 +32,9 @@ from sklearn.utils.validation import check_is_fitted
 
 from .. import _kernels, modelfile
 from ..data import dataset_hash, frame_label, get_energy, get_forces, species_indices, validate_frames
+from ..metrics import collect_predictions, energy_force_metrics
 from . import design as gp
 from .kernels import Geometry, NBodyKernel, SoapKernel
-from ..metrics import collect_predictions, energy_force_metrics
 from .solve import solve, variance_matrix
 from .terms import Soap, Term, default_terms, term_from_dict
 
@@ -131,15 +131,11 @@ class GAPModel(BaseEstimator):
         self.element_list_ = [chemical_symbols[z] for z in self.atomic_numbers_]
         self.e0_ = self._isolated_energies(frames)
         samples = [self._sample(a, i) for i, a in enumerate(frames)]
-        self.kernels_ = gp.make_kernels(
-            terms, self.atomic_numbers_, seed=self.random_state, max_candidates=self.max_candidates
-        )
+        self.kernels_ = gp.make_kernels(terms, self.atomic_numbers_, seed=self.random_state, max_candidates=self.max_candidates)
         gp.select_sparse_points(self.kernels_, samples, progress=self.progress, comm=comm)
         k_mm = gp.sparse_covariance(self.kernels_)
         m = len(k_mm)
-        eq = gp.accumulate(
-            self.kernels_, samples, chunk_rows=gp.chunk_rows_for(m, self.max_chunk_mb), progress=self.progress, comm=comm
-        )
+        eq = gp.accumulate(self.kernels_, samples, chunk_rows=gp.chunk_rows_for(m, self.max_chunk_mb), progress=self.progress, comm=comm)
         ata, atb = eq.finish()
         n_rows = eq.n_rows
         del eq

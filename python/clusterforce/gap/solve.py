@@ -102,9 +102,7 @@ def _symmetrise_upper(a: np.ndarray, block: int = 512) -> None:
     for lo in range(0, n, block):
         hi = min(lo + block, n)
         sub = a[lo:hi, lo:]  # rows lo:hi, upper part to the right
-        a[lo:, lo:hi] = np.where(
-            np.arange(lo, n)[:, None] > np.arange(lo, hi)[None, :], sub.T, a[lo:, lo:hi]
-        )
+        a[lo:, lo:hi] = np.where(np.arange(lo, n)[:, None] > np.arange(lo, hi)[None, :], sub.T, a[lo:, lo:hi])
 
 
 @dataclass

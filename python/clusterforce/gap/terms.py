@@ -15,7 +15,7 @@ import dataclasses
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar, Union
+from typing import Any, ClassVar
 
 from ..soap import SoapParams
 from .sparse import METHODS
@@ -175,7 +175,7 @@ class Soap:
         return {"kind": self.kind, **dataclasses.asdict(self)}
 
 
-Term = Union[TwoBody, ThreeBody, Soap]
+Term = TwoBody | ThreeBody | Soap
 TERM_TYPES: dict[str, type] = {"2b": TwoBody, "3b": ThreeBody, "soap": Soap}
 
 

