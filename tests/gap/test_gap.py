@@ -526,3 +526,29 @@ def test_soap_term_shares_the_soap_schema():
     del legacy["sigma"]
     assert term_from_dict(legacy).sigma == 0.45
     assert Soap(r_cut=5.0, n_max=8, l_max=6, sigma=0.5).soap_params == SoapParams(5.0, 8, 6, 0.5)
+
+
+def test_partial_fit_equals_a_fit_on_all_frames_with_the_same_sparse_points(train_frames):
+    from clusterforce.gap import design as gp
+
+    first, extra = train_frames[:3], train_frames[3:]
+    terms = [TwoBody(r_cut=4.5, n_sparse=10), Soap(r_cut=3.5, n_max=3, l_max=2, sigma=0.4, n_sparse=12)]
+    model = GAPModel(terms=terms, progress=False).fit(first)
+    model.partial_fit(extra)
+    # From scratch: every frame's rows with the same kernels (sparse points) and e0.
+    samples = [model._sample(a, i) for i, a in enumerate(train_frames)]
+    eq = gp.accumulate(model.kernels_, samples, chunk_rows=64, progress=False)
+    ata, atb = eq.finish()
+    reference = GAPModel(terms=terms, progress=False).fit(first)  # same seed: the same sparse points
+    reference.normal_equations_ = (gp.sparse_covariance(model.kernels_), ata, atb)
+    reference._solve()
+    # alpha itself is ill-conditioned (|alpha| ~ 1e6 here); what must agree is what it predicts.
+    for seed in (5, 6):
+        probe = structure(seed)[0]
+        got, want = model.predict(probe), reference.predict(probe)
+        assert abs(got["energy"] - want["energy"]) < 1e-7
+        np.testing.assert_allclose(got["forces"], want["forces"], rtol=0, atol=1e-6)
+    assert model.training_["n_frames"] == len(train_frames)
+    probe = structure(5)[0]
+    before = GAPModel(terms=terms, progress=False).fit(first).predict(probe)["forces"]
+    assert not np.allclose(model.predict(probe)["forces"], before)  # the update changed the model

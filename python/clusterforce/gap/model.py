@@ -139,13 +139,10 @@ class GAPModel(BaseEstimator):
         ata, atb = eq.finish()
         n_rows = eq.n_rows
         del eq
-        solution = solve(k_mm, ata, atb, jitter=self.jitter)
-        logger.info("solved %d x %d normal equations (%d rows) by %s, jitter %.1e", m, m, n_rows, solution.method, solution.jitter)
-        self.variance_ = variance_matrix(k_mm, ata) if self.variance else None
-        del ata, k_mm
-        bounds = np.cumsum([0] + [k.n_sparse for k in self.kernels_])
-        self.alpha_ = [solution.alpha[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
-        self._build_predictor()
+        # Kept for partial_fit: new frames add their rows here, so an update costs the same however
+        # many frames came before (O(rows M^2 + M^3), no pass over the old data).
+        self.normal_equations_ = (k_mm, ata, atb)
+        solution = self._solve()
         fit_seconds = time.perf_counter() - start
         self.training_ = {
             "data_hash": dataset_hash(frames),
@@ -157,6 +154,48 @@ class GAPModel(BaseEstimator):
             "fit_seconds": fit_seconds,
             "metrics": self.score_frames(frames),
         }
+        return self
+
+    def _solve(self):
+        """Solve the kept normal equations; set alpha, the variance matrix and the predictor."""
+        k_mm, ata, atb = self.normal_equations_
+        solution = solve(k_mm, ata, atb, jitter=self.jitter)
+        m = len(k_mm)
+        logger.info("solved %d x %d normal equations by %s, jitter %.1e", m, m, solution.method, solution.jitter)
+        self.variance_ = variance_matrix(k_mm, ata) if self.variance else None
+        bounds = np.cumsum([0] + [k.n_sparse for k in self.kernels_])
+        self.alpha_ = [solution.alpha[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
+        self._build_predictor()
+        return solution
+
+    def partial_fit(self, frames: Iterable[Atoms]) -> GAPModel:
+        """Add frames to a fitted model: their rows join the normal equations, which are solved again.
+
+        The sparse points, isolated-atom energies and hyperparameters stay those of :meth:`fit`,
+        so the result equals a fit on all frames with those sparse points (to round-off), and the
+        cost of an update does not grow with the frames already fitted. This is what on-the-fly
+        learning needs. A model loaded from a file has no normal equations: refit it.
+        """
+        check_is_fitted(self, "predictor_")
+        if getattr(self, "normal_equations_", None) is None:
+            raise ValueError("this GAPModel has no normal equations (loaded from a file?); call fit() on all frames instead")
+        frames = list(frames)
+        if not frames:
+            return self
+        validate_frames(frames, need_energy=False, need_forces=False)
+        self._check_frames(frames)
+        k_mm, ata, atb = self.normal_equations_
+        offset = self.training_["n_frames"]
+        for i, atoms in enumerate(frames):
+            species_indices(atoms, self.element_list_, label=frame_label(atoms, offset + i))
+        samples = [self._sample(a, offset + i) for i, a in enumerate(frames)]
+        eq = gp.accumulate(self.kernels_, samples, chunk_rows=gp.chunk_rows_for(len(k_mm), self.max_chunk_mb), progress=False)
+        new_ata, new_atb = eq.finish()
+        self.normal_equations_ = (k_mm, ata + new_ata, atb + new_atb)
+        self._solve()
+        self.training_["n_frames"] += len(frames)
+        self.training_["n_rows"] += int(eq.n_rows)
+        self.training_["data_hash"] = None  # no longer the hash of one data set
         return self
 
     def _check_hyperparameters(self) -> list[Term]:
