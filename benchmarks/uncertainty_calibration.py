@@ -19,11 +19,10 @@ import json
 from pathlib import Path
 
 import numpy as np
-from scipy.stats import spearmanr
-
 from clusterforce import datasets
 from clusterforce.dml.model import DMLModel
 from clusterforce.gap.model import GAPModel
+from scipy.stats import spearmanr
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
