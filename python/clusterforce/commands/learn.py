@@ -1,0 +1,86 @@
+"""``clusterforce learn``: on-the-fly active learning with any reference calculator."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+
+def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    from .. import kinds
+    from ..datagen.builders import SYSTEMS
+    from ..learn import LearnSettings
+
+    d = LearnSettings()
+    p = sub.add_parser(
+        "learn",
+        help="grow a model on the fly: explore with it, label uncertain structures with the reference, refit",
+        description="Langevin MD over a temperature ladder plus quenches, with the model; where its per-atom uncertainty "
+        "passes the threshold the reference labels the structure and the model is updated (gap: normal-equation "
+        "update; dml: refit). Resumable: rerun the same command after an interruption.",
+    )
+    p.add_argument("--kind", choices=("gap", "dml"), default="gap")
+    p.add_argument("--reference", required=True, help="gfn1-xtb, emt, a model file (.cfm) or module:factory")
+    p.add_argument("--init", nargs="+", required=True, help="initial training frames (files or dataset:NAME)")
+    p.add_argument("--system", choices=SYSTEMS, help="builder of start structures (with --n)")
+    p.add_argument("--n", type=int, nargs="+", help="sizes for --system")
+    p.add_argument("--start", help="start structures file (every frame is a start)")
+    p.add_argument("--temperatures", type=float, nargs="+", default=list(d.temperatures), help="MD temperatures, K")
+    p.add_argument("--steps-per-temperature", type=int, default=d.steps_per_temperature)
+    p.add_argument("--timestep", type=float, default=d.timestep, help="fs")
+    p.add_argument("--check-every", type=int, default=d.check_every, help="MD steps between uncertainty checks")
+    p.add_argument("--relative-threshold", type=float, default=d.relative_threshold,
+                   help="call the reference above this times the 99th percentile of the uncertainty on the init frames")  # fmt: skip
+    p.add_argument("--threshold", type=float, default=None, help="absolute threshold instead (the kind's uncertainty units)")
+    p.add_argument("--max-calls", type=int, default=d.max_calls, help="reference-call budget")
+    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--workdir", default=None, help="frames, log and state (default: OUTPUT without .cfm + '_learn')")
+    p.add_argument("-o", "--output", required=True, help="model file to write")
+    p.add_argument("--quiet", action="store_true")
+    for name in ("gap", "dml"):
+        kinds.get(name).add_arguments(p)
+    return p
+
+
+def run(args: argparse.Namespace) -> int:
+    from .. import kinds
+    from ..calculators import resolve
+    from ..data import read_frames
+    from ..learn import Learner, LearnSettings, summary
+
+    if args.start:
+        from ase.io import read
+
+        starts = read(args.start, ":")
+    elif args.system and args.n:
+        from ..datagen.builders import build
+
+        starts = [s.atoms for s in build(args.system, args.n)]
+    else:
+        raise SystemExit("clusterforce learn: give start structures: --start FILE, or --system NAME --n SIZES")
+    init = read_frames(args.init)
+    record = kinds.get(args.kind)
+    quiet = argparse.Namespace(**{**vars(args), "quiet": True})
+
+    def fit(frames):
+        return record.train(frames, quiet)
+
+    settings = LearnSettings(
+        temperatures=args.temperatures, steps_per_temperature=args.steps_per_temperature, timestep=args.timestep,
+        check_every=args.check_every, relative_threshold=args.relative_threshold, threshold=args.threshold,
+        max_calls=args.max_calls, seed=args.seed,
+    )  # fmt: skip
+    workdir = Path(args.workdir) if args.workdir else Path(args.output).with_suffix("").with_name(Path(args.output).stem + "_learn")
+    learner = Learner(
+        args.kind, fit, init, lambda atoms: resolve(args.reference, atoms), starts, settings, workdir, progress=not args.quiet
+    )
+    model, _ = learner.run()
+    model.save(args.output)
+    report = summary(workdir)
+    (workdir / "summary.json").write_text(json.dumps(report, indent=1) + "\n")
+    print(
+        f"{report['calls']} reference calls ({report['skipped']} skipped) in {report['md_steps']} MD steps; "
+        f"model {args.output}, frames {workdir / 'frames.extxyz'}"
+    )
+    return 0

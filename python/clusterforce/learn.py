@@ -1,0 +1,275 @@
+"""On-the-fly learning: explore with the model, ask the reference where the model is unsure, refit.
+
+The loop (``clusterforce learn``) starts from a model trained on ``init`` frames and explores with
+it: Langevin MD at each temperature of a ladder from each start structure, and after each MD
+stretch a quench (local relaxation with the model), so low-energy basins are visited, not only hot
+MD. Whenever the largest per-atom uncertainty of a structure passes the threshold, the reference
+labels it (SCF failures are skipped with a log line), the frame joins the data with the reason it
+was added, and the model is updated:
+
+- ``gap``: :meth:`GAPModel.partial_fit` adds the frame's rows to the normal equations and solves
+  again; the cost does not grow with the data.
+- ``dml``: the model is refit on all frames (its references are the training atoms).
+
+The threshold is relative by default: ``relative_threshold`` times the 99th percentile of the
+uncertainty on the initial training frames, so it is scaled to the model instead of guessed in
+absolute units. Before each update the model's force error on the new frame is recorded: the
+learning curve. Everything is written as it happens to the work directory — the frames
+(``frames.extxyz``, appended), the events (``log.jsonl``) and the position in the schedule
+(``state.json``) — so a run killed at any moment resumes where it stopped, with every labelled
+frame kept once.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+from ase import Atoms, units
+from ase.calculators.singlepoint import SinglePointCalculator
+from ase.io import read, write
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class LearnSettings:
+    """Schedule and thresholds of a learning run (temperatures K, time step fs)."""
+
+    temperatures: Sequence[float] = (300.0, 600.0, 900.0)
+    steps_per_temperature: int = 200
+    timestep: float = 1.0
+    check_every: int = 5
+    relative_threshold: float = 1.5
+    threshold: float | None = None
+    max_calls: int = 100
+    quench_steps: int = 100
+    seed: int = 0
+    # Steps the MD is held back after a call, so one excursion does not cost several calls.
+    cooldown: int = 10
+
+    def validate(self) -> None:
+        if not self.temperatures or min(self.temperatures) <= 0:
+            raise ValueError(f"temperatures must be positive (K), got {list(self.temperatures)}")
+        for name in ("steps_per_temperature", "check_every", "max_calls"):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.threshold is None and not self.relative_threshold > 0:
+            raise ValueError(f"relative_threshold must be positive, got {self.relative_threshold}")
+
+
+@dataclass
+class LearnState:
+    """Where the schedule stands (``state.json``): start index, temperature index, MD step."""
+
+    start: int = 0
+    temperature: int = 0
+    step: int = 0
+    md_steps: int = 0
+    threshold: float | None = None
+    history: list[dict] = field(default_factory=list)
+
+
+class Learner:
+    """One learning run in ``workdir`` (see the module docstring).
+
+    Parameters
+    ----------
+    kind
+        ``"gap"`` or ``"dml"``.
+    fit
+        ``fit(frames) -> model`` trains a fresh model of the kind (hyperparameters bound).
+    init
+        Frames the first model is trained on (with reference energies/forces).
+    reference
+        ``reference(atoms) -> Calculator`` for a structure (e.g. :func:`clusterforce.calculators.resolve`).
+    starts
+        Start structures of the exploration.
+    """
+
+    def __init__(
+        self,
+        kind: str,
+        fit: Callable[[list[Atoms]], object],
+        init: list[Atoms],
+        reference: Callable[[Atoms], object],
+        starts: list[Atoms],
+        settings: LearnSettings,
+        workdir: str | Path,
+        *,
+        progress: bool = True,
+    ) -> None:
+        if kind not in ("gap", "dml"):
+            raise ValueError(f"learn supports kinds gap and dml, got {kind!r}")
+        settings.validate()
+        if not starts:
+            raise ValueError("no start structures: give --start FILE or --system with --n")
+        self.kind, self.fit, self.init, self.reference, self.starts = kind, fit, list(init), reference, starts
+        self.settings = settings
+        self.dir = Path(workdir)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.frames_path = self.dir / "frames.extxyz"
+        self.log_path = self.dir / "log.jsonl"
+        self.state_path = self.dir / "state.json"
+        self.current_path = self.dir / "current.extxyz"
+        self.progress = progress
+
+    # ------------------------------------------------------------------ bookkeeping
+    def _collected(self) -> list[Atoms]:
+        return read(self.frames_path, ":") if self.frames_path.exists() and self.frames_path.stat().st_size else []
+
+    def _event(self, **record) -> None:
+        with self.log_path.open("a") as fh:
+            fh.write(json.dumps({"time": time.time(), **record}, default=float) + "\n")
+
+    def _save_state(self, state: LearnState, atoms: Atoms | None) -> None:
+        if atoms is not None:
+            tmp = self.current_path.with_suffix(".tmp.extxyz")
+            write(tmp, atoms, format="extxyz")
+            tmp.replace(self.current_path)
+        tmp = self.state_path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(asdict(state)) + "\n")
+        tmp.replace(self.state_path)
+
+    def _load_state(self) -> tuple[LearnState, Atoms | None]:
+        if not self.state_path.exists():
+            return LearnState(), None
+        state = LearnState(**json.loads(self.state_path.read_text()))
+        return state, (read(self.current_path) if self.current_path.exists() else None)
+
+    # ------------------------------------------------------------------ model
+    def _uncertainty(self, model, atoms: Atoms) -> np.ndarray:
+        out = model.predict(atoms, variance=True) if self.kind == "gap" else model.predict(atoms)
+        u = np.asarray(out["uncertainty"], dtype=float)
+        if self.kind == "dml":
+            # An atom closer to a neighbour than any training pair is outside the data whatever the spread says.
+            u = np.where(out["extrapolating"], np.inf, u)
+        return u
+
+    def _update(self, model, frames: list[Atoms], new: Atoms):
+        if self.kind == "gap":
+            return model.partial_fit([new])
+        return self.fit(self.init + frames)
+
+    # ------------------------------------------------------------------ run
+    def run(self) -> tuple[object, LearnState]:
+        """Run (or resume) the schedule; returns the final model and state."""
+        from ase.md.langevin import Langevin
+
+        from .calculator import Calculator
+
+        s = self.settings
+        collected = self._collected()
+        state, current = self._load_state()
+        logged = sum(1 for line in self.log_path.open() if '"event": "call"' in line) if self.log_path.exists() else 0
+        if logged > len(collected):
+            log.warning("log has %d calls but %d frames were kept (killed mid-write); the frames file counts", logged, len(collected))
+        # The same model an uninterrupted run has at this point: gap keeps the sparse points of init.
+        model = self.fit(self.init)
+        if collected:
+            model = model.partial_fit(collected) if self.kind == "gap" else self.fit(self.init + collected)
+        if state.threshold is None:
+            pooled = np.concatenate([self._uncertainty(model, a) for a in self.init[:: max(1, len(self.init) // 50)]])
+            finite = pooled[np.isfinite(pooled)]
+            state.threshold = float(s.threshold if s.threshold is not None else s.relative_threshold * np.percentile(finite, 99))
+            self._event(event="start", threshold=state.threshold, init_frames=len(self.init), kind=self.kind)
+        log.info(
+            "learning with threshold %.4g (uncertainty units of %s), %d frames collected so far", state.threshold, self.kind, len(collected)
+        )
+        rng = np.random.default_rng(s.seed + len(collected))
+        while state.start < len(self.starts) and len(collected) < s.max_calls:
+            temperature = s.temperatures[state.temperature]
+            atoms = (current if current is not None else self.starts[state.start]).copy()
+            if current is None:
+                from ase.md.velocitydistribution import MaxwellBoltzmannDistribution, Stationary, ZeroRotation
+
+                MaxwellBoltzmannDistribution(atoms, temperature_K=temperature, rng=rng)
+                Stationary(atoms)
+                ZeroRotation(atoms)
+            atoms.calc = Calculator(model)
+            dyn = Langevin(atoms, s.timestep * units.fs, temperature_K=temperature, friction=0.02 / units.fs, rng=rng)
+            hold = 0
+            while state.step < s.steps_per_temperature and len(collected) < s.max_calls:
+                dyn.run(s.check_every)
+                state.step += s.check_every
+                state.md_steps += s.check_every
+                hold = max(0, hold - s.check_every)
+                if hold:
+                    continue
+                u = self._uncertainty(model, atoms)
+                if np.max(u) > state.threshold:
+                    model, labelled = self._label(
+                        model, atoms, collected, f"md {temperature:g} K step {state.step}: max uncertainty {np.max(u):.3g}"
+                    )
+                    if labelled:
+                        atoms.calc = Calculator(model)
+                        hold = s.cooldown
+                self._save_state(state, atoms)
+            if len(collected) >= s.max_calls:
+                break
+            model = self._quench(model, atoms, collected, state, temperature)
+            state.step = 0
+            state.temperature += 1
+            current = atoms
+            if state.temperature == len(s.temperatures):
+                state.temperature, state.start, current = 0, state.start + 1, None
+            self._save_state(state, current)
+        self._event(event="finish", calls=len(collected), md_steps=state.md_steps)
+        return model, state
+
+    def _quench(self, model, atoms: Atoms, collected: list[Atoms], state: LearnState, temperature: float):
+        """Relax a copy with the model (FIRE on model forces) and label the minimum if the model is unsure there."""
+        from ase.optimize import FIRE
+
+        from .calculator import Calculator
+        from .optimize import ForceOnlyAtoms
+
+        quench = atoms.copy()
+        quench.calc = Calculator(model)
+        FIRE(ForceOnlyAtoms(quench), logfile=None).run(fmax=0.05, steps=self.settings.quench_steps)
+        u = self._uncertainty(model, quench)
+        if np.max(u) > state.threshold and len(collected) < self.settings.max_calls:
+            model, _ = self._label(model, quench, collected, f"quench after {temperature:g} K: max uncertainty {np.max(u):.3g}")
+        return model
+
+    def _label(self, model, atoms: Atoms, collected: list[Atoms], reason: str):
+        """Reference single point, error of the model there, append, update. Returns (model, labelled)."""
+        frame = atoms.copy()
+        frame.calc = self.reference(frame)
+        try:
+            energy, forces = frame.get_potential_energy(), frame.get_forces()
+        except Exception as exc:  # an SCF failure (or any reference failure) skips the frame
+            log.warning("reference failed (%s); frame skipped", exc)
+            self._event(event="skip", reason=reason, error=str(exc))
+            return model, False
+        predicted = model.predict(frame)["forces"]
+        error = float(np.sqrt(np.mean((predicted - forces) ** 2)))
+        frame.calc = SinglePointCalculator(frame, energy=energy, forces=forces)
+        frame.info["learn_reason"] = reason
+        frame.info["learn_call"] = len(collected) + 1
+        write(self.frames_path, frame, format="extxyz", append=True)
+        collected.append(frame)
+        self._event(event="call", call=len(collected), reason=reason, force_rmse_before=error, max_force=float(np.abs(forces).max()))
+        log.info("call %d: %s; model force RMSE there %.3f eV/A", len(collected), reason, error)
+        return self._update(model, collected, frame), True
+
+
+def summary(workdir: str | Path) -> dict:
+    """The learning curve and call rate from ``log.jsonl``."""
+    events = [json.loads(line) for line in Path(workdir, "log.jsonl").read_text().splitlines()]
+    calls = [e for e in events if e["event"] == "call"]
+    finish = next((e for e in reversed(events) if e["event"] == "finish"), None)
+    md_steps = finish["md_steps"] if finish else None
+    return {
+        "calls": len(calls),
+        "skipped": sum(e["event"] == "skip" for e in events),
+        "md_steps": md_steps,
+        "calls_per_1000_md_steps": 1000 * len(calls) / md_steps if md_steps else None,
+        "force_rmse_before_each_call": [e["force_rmse_before"] for e in calls],
+        "reasons": [e["reason"] for e in calls],
+    }

@@ -1,0 +1,89 @@
+"""On-the-fly learning: calls where the model is unsure, resumes after kill -9, skips failed references."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+from _frames import emt_frames
+from ase.calculators.emt import EMT
+from ase.cluster import Icosahedron
+from ase.io import read, write
+from clusterforce.gap import TwoBody
+from clusterforce.gap.model import GAPModel
+from clusterforce.learn import Learner, LearnSettings, summary
+
+
+def fit(frames):
+    return GAPModel(terms=[TwoBody(r_cut=5.0, n_sparse=15)], progress=False).fit(frames)
+
+
+def settings(**kw):
+    base = dict(temperatures=(300.0, 1500.0), steps_per_temperature=60, timestep=2.0, check_every=5, max_calls=4, quench_steps=30)
+    return LearnSettings(**{**base, **kw})
+
+
+def start():
+    atoms = Icosahedron("Au", 2)
+    atoms.center(vacuum=5.0)
+    return atoms
+
+
+def test_learning_calls_the_reference_and_improves_the_model(tmp_path):
+    init = emt_frames(3, seed=0, rattle=0.05)
+    learner = Learner("gap", fit, init, lambda a: EMT(), [start()], settings(), tmp_path)
+    model, state = learner.run()
+    frames = read(tmp_path / "frames.extxyz", ":")
+    report = summary(tmp_path)
+    assert 1 <= len(frames) == report["calls"] <= 4
+    assert all("learn_reason" in f.info for f in frames)
+    assert model.training_["n_frames"] == len(init) + len(frames)
+    # The learnt model predicts the labelled frames better than the initial one did before each call.
+    after = [np.sqrt(np.mean((model.predict(f)["forces"] - f.get_forces()) ** 2)) for f in frames]
+    assert np.mean(after) < np.mean(report["force_rmse_before_each_call"])
+
+
+def test_resume_continues_without_duplicates(tmp_path):
+    init = emt_frames(3, seed=0, rattle=0.05)
+    Learner("gap", fit, init, lambda a: EMT(), [start()], settings(max_calls=2), tmp_path).run()
+    first = read(tmp_path / "frames.extxyz", ":")
+    Learner("gap", fit, init, lambda a: EMT(), [start()], settings(max_calls=4), tmp_path).run()
+    frames = read(tmp_path / "frames.extxyz", ":")
+    assert [f.info["learn_call"] for f in frames] == list(range(1, len(frames) + 1))
+    assert all(np.array_equal(a.positions, b.positions) for a, b in zip(first, frames))
+
+
+def test_failed_reference_is_skipped_with_a_log_line(tmp_path):
+    class Failing(EMT):
+        def calculate(self, *args, **kwargs):
+            raise RuntimeError("SCF did not converge")
+
+    init = emt_frames(3, seed=0, rattle=0.05)
+    Learner("gap", fit, init, lambda a: Failing(), [start()], settings(steps_per_temperature=20), tmp_path).run()
+    events = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()]
+    assert any(e["event"] == "skip" and "SCF" in e["error"] for e in events)
+    assert not (tmp_path / "frames.extxyz").exists()
+
+
+def test_cli_learn_survives_kill_9(tmp_path):
+    init = tmp_path / "init.extxyz"
+    write(init, emt_frames(3, seed=0, rattle=0.05))
+    write(tmp_path / "start.xyz", start())
+    cmd = [sys.executable, "-m", "clusterforce", "learn", "--kind", "gap", "--reference", "emt", "--init", str(init),
+           "--start", str(tmp_path / "start.xyz"), "--temperatures", "300", "1500", "--steps-per-temperature", "80",
+           "--timestep", "2", "--max-calls", "3", "--terms", "2b", "--r-cut-2b", "5.0", "--n-sparse-2b", "15", "--workdir", str(tmp_path / "w"), "-o", str(tmp_path / "l.cfm"), "--quiet"]  # fmt: skip
+    proc = subprocess.Popen(cmd, start_new_session=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None and not (tmp_path / "w" / "frames.extxyz").exists():
+        time.sleep(0.05)
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert subprocess.run(cmd).returncode == 0
+    frames = read(tmp_path / "w" / "frames.extxyz", ":")
+    assert [f.info["learn_call"] for f in frames] == list(range(1, len(frames) + 1))
+    assert json.loads((tmp_path / "w" / "summary.json").read_text())["calls"] == len(frames)
+    assert (tmp_path / "l.cfm").stat().st_size > 0
