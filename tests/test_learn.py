@@ -74,7 +74,8 @@ def test_cli_learn_survives_kill_9(tmp_path):
     write(tmp_path / "start.xyz", start())
     cmd = [sys.executable, "-m", "clusterforce", "learn", "--kind", "gap", "--reference", "emt", "--init", str(init),
            "--start", str(tmp_path / "start.xyz"), "--temperatures", "300", "1500", "--steps-per-temperature", "80",
-           "--timestep", "2", "--max-calls", "3", "--terms", "2b", "--r-cut-2b", "5.0", "--n-sparse-2b", "15", "--workdir", str(tmp_path / "w"), "-o", str(tmp_path / "l.cfm"), "--quiet"]  # fmt: skip
+           "--timestep", "2", "--max-calls", "3", "--terms", "2b", "--r-cut-2b", "5.0", "--n-sparse-2b", "15",
+           "--workdir", str(tmp_path / "w"), "-o", str(tmp_path / "l.cfm"), "--quiet"]  # fmt: skip
     proc = subprocess.Popen(cmd, start_new_session=True)
     deadline = time.time() + 120
     while time.time() < deadline and proc.poll() is None and not (tmp_path / "w" / "frames.extxyz").exists():
