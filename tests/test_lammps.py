@@ -329,6 +329,30 @@ def test_dml_forces_match_compiled_predictor(dml_file, newton, periodic):
     assert got["energy"] == 0.0 and not got["energies"].any() and not got["virial"].any()
 
 
+def test_baseline_wall_is_the_same_in_lammps(dml_file, tmp_path):
+    from clusterforce import modelfile
+
+    atoms = au13(3)
+    centre = atoms.positions.mean(axis=0)
+    atoms.positions = centre + 0.75 * (atoms.positions - centre)  # inside the shortest training distances
+    assert "baseline/r_s" in modelfile.load(dml_file).arrays
+    ref = compiled_dml(dml_file, atoms)
+    got = lammps_results(atoms, dml_file, periodic=False, elements=("Au",))
+    np.testing.assert_allclose(got["forces"], ref["forces"], rtol=0, atol=1e-9)
+    gap_path = tmp_path / "wall.cfm"
+    frames = []
+    for seed in range(3):
+        a = au13(seed)
+        a.calc = EMT()
+        a.get_potential_energy()
+        frames.append(a)
+    GAPModel(terms=[TwoBody(r_cut=5.0, n_sparse=10)], baseline=True, progress=False).fit(frames).save(gap_path)
+    python = GAPModel.load(gap_path).predict(atoms)
+    got = lammps_results(atoms, gap_path, periodic=False, elements=("Au",))
+    assert got["energy"] == pytest.approx(python["energy"], abs=1e-9)
+    np.testing.assert_allclose(got["forces"], python["forces"], rtol=0, atol=1e-9)
+
+
 def test_dml_compiled_predictor_matches_python_model(dml_file):
     from clusterforce.dml.model import DMLModel
 

@@ -104,7 +104,34 @@ py::tuple term_rows(const GapTerm& term, const Array& pos, const IntArray& speci
 
 py::dict instances_to_dict(const std::vector<NBodyInstance>& inst, int order);  // nbody.cpp
 
+// Energy (eV) and forces (eV/Angstrom) of the repulsive pair baseline alone (baseline.hpp), for
+// the Python paths that add it to a prediction and for tests.
+py::tuple baseline_energy_forces(const Array& r_s, double A, double rho, const Array& pos, const IntArray& species,
+                                 const std::optional<Array>& cell, const std::optional<std::array<bool, 3>>& pbc) {
+  if (r_s.ndim() != 2 || r_s.shape(0) != r_s.shape(1))
+    throw py::value_error("r_s must be a square (n_species, n_species) array");
+  const int n_species = static_cast<int>(r_s.shape(0));
+  const PairWall wall(n_species, to_vector(r_s), A, rho);
+  const GeometryArgs a = geometry(pos, species, cell, pbc);
+  for (int i = 0; i < a.g.n; ++i)
+    if (a.g.species[i] < 0 || a.g.species[i] >= n_species) throw py::value_error("species index out of range");
+  const CentreNeighbors nl = centre_neighbors(a.g, wall.cutoff());
+  Array forces({static_cast<py::ssize_t>(a.g.n), py::ssize_t{3}});
+  double* f = forces.mutable_data();
+  std::fill(f, f + 3 * a.g.n, 0.0);
+  double energy = 0.0;
+  for (int i = 0; i < a.g.n; ++i) {
+    const int64_t o = nl.offsets[i];
+    energy += wall.centre_energy(a.g.species[i], nl.rel.data() + 3 * o, nl.species.data() + o, nl.count(i), nullptr);
+    wall.centre_force(a.g.species[i], nl.rel.data() + 3 * o, nl.species.data() + o, nl.count(i), f + 3 * i);
+  }
+  return py::make_tuple(energy, forces);
+}
+
 void bind_gap(py::module_& m) {
+  m.def("baseline_energy_forces", &baseline_energy_forces, py::arg("r_s"), py::arg("A"), py::arg("rho"),
+        py::arg("positions"), py::arg("species"), py::arg("cell") = py::none(), py::arg("pbc") = py::none(),
+        "(energy eV, forces (n, 3) eV/Angstrom) of the repulsive pair baseline (r_s Angstrom, A eV, rho Angstrom).");
   m.def(
       "nbody_structure_descriptors",
       [](int order, double r_cut, double width, int n_species, const Array& pos, const IntArray& species,
@@ -186,13 +213,19 @@ void bind_gap(py::module_& m) {
            py::arg("alpha") = py::none());
 
   py::class_<GapModel>(m, "GapModel", "A trained GAP: e0 plus terms; whole-structure and per-centre prediction.")
-      .def(py::init([](int n_species, const Array& e0, std::vector<std::shared_ptr<GapTerm>> terms,
-                       const std::optional<Array>& variance) {
-             std::vector<std::shared_ptr<const GapTerm>> t(terms.begin(), terms.end());
-             return GapModel(n_species, to_vector(e0), std::move(t),
-                             variance ? to_vector(*variance) : std::vector<double>());
-           }),
-           py::arg("n_species"), py::arg("e0"), py::arg("terms"), py::arg("variance") = py::none())
+      .def(
+          py::init([](int n_species, const Array& e0, std::vector<std::shared_ptr<GapTerm>> terms,
+                      const std::optional<Array>& variance, const std::optional<Array>& baseline_r_s, double baseline_A,
+                      double baseline_rho) {
+            std::vector<std::shared_ptr<const GapTerm>> t(terms.begin(), terms.end());
+            PairWall wall;
+            if (baseline_r_s) wall = PairWall(n_species, to_vector(*baseline_r_s), baseline_A, baseline_rho);
+            return GapModel(n_species, to_vector(e0), std::move(t),
+                            variance ? to_vector(*variance) : std::vector<double>(), std::move(wall));
+          }),
+          py::arg("n_species"), py::arg("e0"), py::arg("terms"), py::arg("variance") = py::none(),
+          py::arg("baseline_r_s") = py::none(), py::arg("baseline_A") = 1.0, py::arg("baseline_rho") = 0.2,
+          "baseline_r_s (n_species x n_species, Angstrom), A (eV), rho (Angstrom): repulsive pair wall (baseline.hpp).")
       .def_static(
           "read",
           [](const std::string& path) {

@@ -48,6 +48,17 @@ class KindRecord(Protocol):
     def evaluate(self, model: Any, frames: Sequence[Atoms], args: argparse.Namespace) -> dict[str, Any]: ...
 
 
+def add_baseline_flag(parser) -> None:
+    """``--baseline/--no-baseline``, shared by every kind (default: on for dml, off for gap)."""
+    parser.add_argument(
+        "--baseline",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="repulsive pair wall below the shortest training distance of each element pair, zero on the training "
+        "data (default: on for dml, off for gap)",
+    )
+
+
 def get(name: str) -> KindRecord | ModuleType:
     """The record of kind ``name``; ValueError naming the known kinds otherwise."""
     if name not in KINDS:

@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "align.hpp"
+#include "baseline.hpp"
 #include "environments.hpp"
 #include "modelfile.hpp"
 #include "oamlm.hpp"
@@ -154,13 +155,14 @@ class DmlPredictor {
       p.models_.push_back(std::move(m));
     }
     if (p.models_.empty()) throw ModelFileError(path + ": metadata field 'classes' is empty");
+    p.baseline_ = read_pair_wall(mf, static_cast<int>(p.elements_.size()));
     return p;
   }
 
   const std::vector<std::string>& elements() const { return elements_; }
   const std::vector<std::string>& classes() const { return classes_; }
   /// Neighbours farther than this (Angstrom) change nothing: SOAP reach and environment cutoff.
-  double cutoff() const { return std::max(soap_->cutoff(), kEnvironmentCutoff); }
+  double cutoff() const { return std::max({soap_->cutoff(), kEnvironmentCutoff, baseline_.cutoff()}); }
 
   Workspace make_workspace() const {
     Workspace ws;
@@ -176,6 +178,7 @@ class DmlPredictor {
     const int c = describe(element, rel, neighbour_elements, n, ws, ws.p.data(), env);
     DmlCentre out;
     predict_block(c, ws.p.data(), &env, 1, &out, ws);
+    if (baseline_.active()) baseline_.centre_force(element, rel, neighbour_elements, n, out.force);
     return out;
   }
 
@@ -193,6 +196,7 @@ class DmlPredictor {
     Workspace ws = make_workspace();
     std::vector<double> rel;
     std::vector<int> nb;
+    std::vector<double> wall(3 * static_cast<std::size_t>(n), 0.0);  // baseline forces
     for (int i = 0; i < n; ++i) {
       rel.clear();
       nb.clear();
@@ -211,6 +215,8 @@ class DmlPredictor {
         const int c = describe(element[i], rel.data(), nb.data(), static_cast<int>(nb.size()), ws,
                                P.data() + static_cast<std::size_t>(i) * F, envs[static_cast<std::size_t>(i)]);
         members[static_cast<std::size_t>(c)].push_back(i);
+        if (baseline_.active())
+          baseline_.centre_force(element[i], rel.data(), nb.data(), static_cast<int>(nb.size()), wall.data() + 3 * i);
       } catch (const std::invalid_argument& e) {
         throw std::invalid_argument("atom " + std::to_string(i) + ": " + e.what());
       }
@@ -233,6 +239,9 @@ class DmlPredictor {
       predict_block(static_cast<int>(c), Pc.data(), envc.data(), idx.size(), outc.data(), ws);
       for (std::size_t r = 0; r < idx.size(); ++r) out[static_cast<std::size_t>(idx[r])] = outc[r];
     }
+    for (int i = 0; i < n; ++i)
+      for (int x = 0; x < 3; ++x)
+        out[static_cast<std::size_t>(i)].force[x] += wall[3 * static_cast<std::size_t>(i) + x];
     return out;
   }
 
@@ -345,6 +354,7 @@ class DmlPredictor {
   }
 
   std::vector<std::string> elements_, classes_;
+  PairWall baseline_;  // repulsive wall below the shortest training distances (baseline.hpp)
   std::vector<int> z_, soap_index_;
   Chemistry chemistry_ = Chemistry::Generic;
   std::shared_ptr<SoapGTO> soap_;

@@ -18,6 +18,7 @@
 #include <utility>
 #include <vector>
 
+#include "baseline.hpp"
 #include "gap_nbody.hpp"
 #include "gap_soap.hpp"
 #include "gap_term.hpp"
@@ -41,9 +42,14 @@ class GapModel {
  public:
   /// variance: M x M matrix (K_mm^-1 - (K_mm + K_mn Sigma^-1 K_nm)^-1), row-major, M = sum of the
   /// terms' sparse points in term order; empty when the model carries no variance.
+  /// baseline: optional repulsive pair wall (baseline.hpp) added to every centre's energy.
   GapModel(int n_species, std::vector<double> e0, std::vector<std::shared_ptr<const GapTerm>> terms,
-           std::vector<double> variance)
-      : n_species_(n_species), e0_(std::move(e0)), terms_(std::move(terms)), variance_(std::move(variance)) {
+           std::vector<double> variance, PairWall baseline = {})
+      : n_species_(n_species),
+        e0_(std::move(e0)),
+        terms_(std::move(terms)),
+        variance_(std::move(variance)),
+        baseline_(std::move(baseline)) {
     if (n_species < 1) throw std::invalid_argument("n_species must be >= 1, got " + std::to_string(n_species));
     if (static_cast<int>(e0_.size()) != n_species) {
       throw std::invalid_argument("e0 has " + std::to_string(e0_.size()) + " entries for " + std::to_string(n_species) +
@@ -56,6 +62,7 @@ class GapModel {
       cutoff_ = std::max(cutoff_, t->r_cut());
       term_offsets_.push_back(term_offsets_.back() + t->n_sparse());
     }
+    cutoff_ = std::max(cutoff_, baseline_.cutoff());
     const int64_t m = term_offsets_.back();
     if (!variance_.empty() && static_cast<int64_t>(variance_.size()) != m * m) {
       throw std::invalid_argument("variance matrix has " + std::to_string(variance_.size()) + " entries, expected " +
@@ -67,6 +74,7 @@ class GapModel {
   double cutoff() const { return cutoff_; }
   int n_sparse() const { return static_cast<int>(term_offsets_.back()); }
   bool has_variance() const { return !variance_.empty(); }
+  bool has_baseline() const { return baseline_.active(); }
   const std::vector<std::shared_ptr<const GapTerm>>& terms() const { return terms_; }
 
   /// LAMMPS-style entry: local energy of a centre of species cs (eV, e0 included) from its
@@ -76,6 +84,7 @@ class GapModel {
     check_species(cs, n_species_, "centre");
     double e = e0_[cs];
     for (const auto& t : terms_) e += t->centre_energy(cs, rel, sp, n, grad);
+    if (baseline_.active()) e += baseline_.centre_energy(cs, rel, sp, n, grad);
     return e;
   }
 
@@ -188,6 +197,7 @@ class GapModel {
   std::vector<double> e0_;
   std::vector<std::shared_ptr<const GapTerm>> terms_;
   std::vector<double> variance_;
+  PairWall baseline_;
   std::vector<int64_t> term_offsets_;
   double cutoff_ = 0.0;
 };
@@ -312,7 +322,7 @@ inline GapModel read_gap_model(const ModelFile& mf) {
   }
   std::vector<double> variance;
   if (mf.has("variance")) variance = mf.f64("variance", {total, total});
-  return GapModel(n_species, e0, std::move(built), std::move(variance));
+  return GapModel(n_species, e0, std::move(built), std::move(variance), read_pair_wall(mf, n_species));
 }
 
 }  // namespace clusterforce

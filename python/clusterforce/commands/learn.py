@@ -38,6 +38,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--workdir", default=None, help="frames, log and state (default: OUTPUT without .cfm + '_learn')")
     p.add_argument("-o", "--output", required=True, help="model file to write")
     p.add_argument("--quiet", action="store_true")
+    kinds.add_baseline_flag(p)
     for name in ("gap", "dml"):
         kinds.get(name).add_arguments(p)
     return p

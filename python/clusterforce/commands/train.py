@@ -47,6 +47,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         "validation measures generalisation to unseen trajectories, conformers or sizes",
     )
     p.add_argument("--metrics-json", default=None, metavar="OUT.json", help="write the train/validation metrics here")
+    kinds.add_baseline_flag(p)
     for name in kinds.KINDS:
         kinds.get(name).add_arguments(p)
     return p

@@ -52,6 +52,7 @@ def train(frames: Sequence[Atoms], args: argparse.Namespace) -> DMLModel:
     model = DMLModel(
         **{name: getattr(args, name) for name in _FLAG_HELP},
         sigma2=parse_assignments(args.sigma2, usage="--sigma2 expects CLASS=VALUE items such as Au_unit=0.25"),
+        baseline=getattr(args, "baseline", None) is not False,
         random_state=args.seed,
         progress=not args.quiet,
     )

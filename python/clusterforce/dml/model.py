@@ -32,6 +32,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 from tqdm.auto import tqdm
 
+from .. import baseline as pair_wall
 from .. import modelfile
 from ..data import dataset_hash, get_forces, species_indices, validate_frames
 from ..neighbors import element_pairs, neighbor_list_atoms, shortest_pair_distances
@@ -117,6 +118,7 @@ class DMLModel(BaseEstimator):
         n_references_direction: int = 2500,
         sigma2: Mapping[str, float] | None = None,
         loss: str = "analytic",
+        baseline: bool = True,
         random_state: int | None = None,
         progress: bool = True,
     ) -> None:
@@ -128,6 +130,7 @@ class DMLModel(BaseEstimator):
         self.n_references_direction = n_references_direction
         self.sigma2 = sigma2
         self.loss = loss
+        self.baseline = baseline
         self.random_state = random_state
         self.progress = progress
 
@@ -149,6 +152,9 @@ class DMLModel(BaseEstimator):
         for name in tqdm(sorted(X), desc="fitting classes", disable=not self.progress):
             self.models_[name], stats[name] = self._fit_class(name, X[name], F[name], envs[name], rng)
         shortest = shortest_pairs_of(frames, self.r_cut)
+        # Zero on every training frame (its r_s are the shortest training distances), so the ML
+        # part above was fitted to the reference forces as they are.
+        self.baseline_r_s_ = pair_wall.fit_pair_wall(frames, self.descriptor_.species_) if self.baseline else None
         self.training_ = {
             "data_hash": dataset_hash(frames),
             "n_frames": len(frames),
@@ -238,7 +244,7 @@ class DMLModel(BaseEstimator):
         Returns
         -------
         dict
-            ``forces`` (n, 3) eV/Angstrom; ``norms`` (n,) eV/Angstrom; ``directions`` (n, 3)
+            ``forces`` (n, 3) eV/Angstrom (baseline included); ``norms`` (n,) eV/Angstrom and ``directions`` (n, 3) of the learned part
             unit vectors (zero where the norm is zero); ``uncertainty`` (n,) OAMLM direction
             uncertainty (dimensionless); ``classes`` (n,) class name per atom;
             ``extrapolating`` (n,) bool, see :meth:`extrapolating`.
@@ -280,9 +286,14 @@ class DMLModel(BaseEstimator):
 
     def _predict_compiled(self, atoms: Atoms) -> dict[str, np.ndarray]:
         predictor = self._predictor()
-        out = predictor.compute(atoms.positions, species_indices(atoms, predictor.elements))
+        species = species_indices(atoms, predictor.elements)
+        out = predictor.compute(atoms.positions, species)
         norms = out["norms"]
-        directions = np.divide(out["forces"], norms[:, None], out=np.zeros_like(out["forces"]), where=norms[:, None] > 0)
+        # norms and directions describe the learned part; forces include the baseline.
+        learned = out["forces"]
+        if self.baseline_r_s_ is not None:
+            learned = learned - pair_wall.energy_forces(self.baseline_r_s_, atoms, species)[1]
+        directions = np.divide(learned, norms[:, None], out=np.zeros_like(learned), where=norms[:, None] > 0)
         return {
             "forces": out["forces"],
             "norms": norms,
@@ -331,8 +342,12 @@ class DMLModel(BaseEstimator):
             directions[idx] = diagnostics["v"] if model.oamlm.loss == "analytic" else model.oamlm.predict(Xs, env)
             uncertainty[idx] = diagnostics["spread"]
             classes[idx] = name
+        forces = norms[:, None] * directions
+        if self.baseline_r_s_ is not None:
+            species = species_indices(atoms, self.descriptor_.species_)
+            forces = forces + pair_wall.energy_forces(self.baseline_r_s_, atoms, species)[1]
         return {
-            "forces": norms[:, None] * directions,
+            "forces": forces,
             "norms": norms,
             "directions": directions,
             "uncertainty": uncertainty,
@@ -375,6 +390,10 @@ class DMLModel(BaseEstimator):
             "training": self.training_,
             "models": models,
         }
+        if getattr(self, "baseline_r_s_", None) is not None:
+            wall_arrays, wall_metadata = pair_wall.file_entries(self.baseline_r_s_)
+            arrays.update(wall_arrays)
+            metadata.update(wall_metadata)
         return arrays, metadata
 
     @classmethod
@@ -392,6 +411,9 @@ class DMLModel(BaseEstimator):
             model.descriptor_ = descriptor
             model.chemistry_ = meta["chemistry"]
             model.training_ = meta["training"]
+            # Files written before the baseline existed have none: they predict as they did.
+            model.baseline = "baseline/r_s" in mf.arrays
+            model.baseline_r_s_ = mf.arrays.get("baseline/r_s")
             model.models_ = {}
             for name in meta["classes"]:
                 params = meta["models"][name]

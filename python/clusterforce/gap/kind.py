@@ -93,6 +93,7 @@ def train(frames: Sequence[Atoms], args: argparse.Namespace) -> GAPModel:
         sigma_force=args.sigma_force,
         jitter=args.jitter,
         variance=not args.no_variance,
+        baseline=bool(getattr(args, "baseline", None)),
         max_chunk_mb=args.max_chunk_mb,
         random_state=getattr(args, "seed", 0),
         progress=not getattr(args, "quiet", False),

@@ -31,6 +31,7 @@ from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
 from .. import _kernels, modelfile
+from .. import baseline as pair_wall
 from ..data import dataset_hash, frame_label, get_energy, get_forces, species_indices, validate_frames
 from ..metrics import collect_predictions, energy_force_metrics
 from . import design as gp
@@ -67,6 +68,9 @@ class GAPModel(BaseEstimator):
     variance : bool
         Also compute the posterior matrix needed for predictive variances (costs two M x M
         inversions and M^2 numbers in the model file).
+    baseline : bool
+        Add a repulsive pair wall below the shortest training distance of each element pair
+        (:mod:`clusterforce.baseline`); zero on the training data, so the GP is fitted as without it.
     max_chunk_mb : float
         Memory for buffered design rows (MB); bounds the training memory with O(M^2).
     max_candidates : int
@@ -91,6 +95,7 @@ class GAPModel(BaseEstimator):
         sigma_force: float = 0.02,
         jitter: float = 1e-10,
         variance: bool = True,
+        baseline: bool = False,
         max_chunk_mb: float = 256.0,
         max_candidates: int = 20000,
         random_state: int = 0,
@@ -103,6 +108,7 @@ class GAPModel(BaseEstimator):
         self.sigma_force = sigma_force
         self.jitter = jitter
         self.variance = variance
+        self.baseline = baseline
         self.max_chunk_mb = max_chunk_mb
         self.max_candidates = max_candidates
         self.random_state = random_state
@@ -130,6 +136,7 @@ class GAPModel(BaseEstimator):
         self.atomic_numbers_ = self._species(frames)
         self.element_list_ = [chemical_symbols[z] for z in self.atomic_numbers_]
         self.e0_ = self._isolated_energies(frames)
+        self.baseline_r_s_ = pair_wall.fit_pair_wall(frames, self.element_list_) if self.baseline else None
         samples = [self._sample(a, i) for i, a in enumerate(frames)]
         self.kernels_ = gp.make_kernels(terms, self.atomic_numbers_, seed=self.random_state, max_candidates=self.max_candidates)
         gp.select_sparse_points(self.kernels_, samples, progress=self.progress, comm=comm)
@@ -285,7 +292,10 @@ class GAPModel(BaseEstimator):
     def _build_predictor(self) -> None:
         e0 = np.array([self.e0_[s] for s in self.element_list_])
         terms = [k.predictor_term(a) for k, a in zip(self.kernels_, self.alpha_)]
-        self.predictor_ = _kernels.GapModel(len(e0), e0, terms, self.variance_)
+        wall = getattr(self, "baseline_r_s_", None)
+        self.predictor_ = _kernels.GapModel(
+            len(e0), e0, terms, self.variance_, baseline_r_s=wall, baseline_A=pair_wall.A, baseline_rho=pair_wall.RHO
+        )
 
     # ---------------------------------------------------------------- prediction
     @property
@@ -346,6 +356,10 @@ class GAPModel(BaseEstimator):
         if self.variance_ is not None:
             arrays["variance"] = self.variance_
         params = self.get_params()
+        wall_metadata = {}
+        if getattr(self, "baseline_r_s_", None) is not None:
+            wall_arrays, wall_metadata = pair_wall.file_entries(self.baseline_r_s_)
+            arrays.update(wall_arrays)
         params.pop("terms")
         metadata = {
             "elements": self.element_list_,
@@ -354,6 +368,7 @@ class GAPModel(BaseEstimator):
             "e0": self.e0_,
             "hyperparameters": params,
             "training": self.training_,
+            **wall_metadata,
         }
         modelfile.save(path, kind=KIND, arrays=arrays, metadata=metadata)
 
@@ -384,6 +399,8 @@ class GAPModel(BaseEstimator):
                 model.alpha_.append(mf.array(f"terms/{i}/alpha", shape=(m,)))
             n_sparse = sum(k.n_sparse for k in model.kernels_)
             model.variance_ = mf.array("variance", shape=(n_sparse, n_sparse)) if "variance" in mf.arrays else None
+            model.baseline = "baseline/r_s" in mf.arrays
+            model.baseline_r_s_ = mf.arrays.get("baseline/r_s")
             model._build_predictor()
         except KeyError as exc:
             raise modelfile.ModelFileError(f"{mf.path}: field {exc} is missing from the gap model") from None

@@ -1,0 +1,67 @@
+"""Repulsive pair baseline: a wall below the shortest training distance of each element pair.
+
+phi(r) = A [exp(x) - 1 - x], x = (r_s - r) / rho for r < r_s, 0 beyond (see
+``cpp/include/clusterforce/baseline.hpp``, where it is evaluated for every kind and front end).
+With r_s the shortest distance of the pair in the training data, the wall is exactly zero on
+every training frame: the machine-learned part is fitted to the reference as it is (the residual
+after the baseline is the reference itself), and the wall only acts where the data never went,
+pushing atoms apart instead of letting an extrapolating model pull them together.
+
+Model files store r_s as the array ``baseline/r_s`` (n_species x n_species, Angstrom, species in
+the model's element order) and ``{"A": eV, "rho": Angstrom}`` as ``metadata["baseline"]``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import numpy as np
+from ase import Atoms
+from ase.data import atomic_numbers, covalent_radii
+
+from . import _kernels
+from .neighbors import pair_key, shortest_pair_distances
+
+#: Wall height scale (eV) and decay length (Angstrom): 0.2 Angstrom inside r_s the pair energy is
+#: 0.72 eV and the force 8.6 eV/Angstrom; 0.5 Angstrom inside, 8.7 eV and 56 eV/Angstrom.
+A = 1.0
+RHO = 0.2
+#: For element pairs the training data never brought within the search radius: this fraction of
+#: the sum of covalent radii.
+UNSEEN_FRACTION = 0.75
+#: Pairs farther apart than this (Angstrom) are not searched for the shortest distance.
+SEARCH_RADIUS = 4.0
+
+
+def fit_pair_wall(frames: Iterable[Atoms], elements: Sequence[str]) -> np.ndarray:
+    """r_s (n_species x n_species, Angstrom): the shortest distance of each element pair in ``frames``."""
+    shortest: dict[str, float] = {}
+    for atoms in frames:
+        for key, d in shortest_pair_distances(atoms, SEARCH_RADIUS).items():
+            shortest[key] = min(d, shortest.get(key, np.inf))
+    z = [atomic_numbers[e] for e in elements]
+    r_s = np.empty((len(z), len(z)))
+    for a, za in enumerate(z):
+        for b, zb in enumerate(z):
+            r_s[a, b] = shortest.get(pair_key(za, zb), UNSEEN_FRACTION * (covalent_radii[za] + covalent_radii[zb]))
+    return r_s
+
+
+def file_entries(r_s: np.ndarray) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """Arrays and metadata entries that store the baseline in a model file."""
+    return {"baseline/r_s": np.asarray(r_s, dtype=float)}, {"baseline": {"kind": "exponential-wall", "A": A, "rho": RHO}}
+
+
+def energy_forces(r_s: np.ndarray, atoms: Atoms, species: np.ndarray, *, a: float = A, rho: float = RHO) -> tuple[float, np.ndarray]:
+    """Baseline energy (eV) and forces (eV/Angstrom) of ``atoms`` (species = indices into the model's elements)."""
+    periodic = bool(np.any(atoms.pbc))
+    return _kernels.baseline_energy_forces(
+        r_s,
+        a,
+        rho,
+        atoms.positions,
+        np.asarray(species, dtype=np.int32),
+        np.asarray(atoms.cell.array) if periodic else None,
+        tuple(bool(p) for p in atoms.pbc) if periodic else None,
+    )
