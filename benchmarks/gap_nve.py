@@ -42,8 +42,11 @@ def run_nve(model: str, atoms, steps: int, timestep_fs: float, temperature: floa
             f"velocity all create {temperature} {seed} mom yes rot yes dist gaussian",
             f"timestep {timestep_fs / 1000.0}",
             "fix integrate all nve",
-            "variable etot equal etotal",
-            f"fix record all ave/time 1 1 1 v_etot file {out}",
+            # pe and ke computed every step (thermo keywords in a variable would be stale between thermo steps).
+            "compute pot all pe",
+            "compute kin all ke",
+            "variable etot equal c_pot+c_kin",
+            f"fix record all ave/time 1 1 1 v_etot file {out} format ' %.12f'",
             "thermo 0",
             f"run {steps}",
         ]
