@@ -17,7 +17,19 @@ from typing import Any
 from ._version import __version__
 
 #: Subcommand modules, in the order ``--help`` lists them.
-COMMANDS: tuple[str, ...] = ("datagen", "train", "evaluate", "optimize", "learn", "search", "md", "heat_capacity", "info", "lammps_check")
+COMMANDS: tuple[str, ...] = (
+    "datagen",
+    "train",
+    "evaluate",
+    "optimize",
+    "learn",
+    "search",
+    "screen",
+    "md",
+    "heat_capacity",
+    "info",
+    "lammps_check",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -136,3 +136,21 @@ def test_search_command_writes_db_and_json(tmp_path):
 
     rows = list(connect(str(db)).select())
     assert len(rows) == summary["n_minima"] and min(r.energy for r in rows) == pytest.approx(LJ13, abs=1e-5)
+
+
+def test_screen_command_relaxes_representatives_to_distinct_minima(tmp_path):
+    frames = []
+    for seed in range(12):
+        atoms = random_cluster(7, "Ar", nearest=LJ_NEAREST, seed=seed)
+        atoms.calc = LennardJones()
+        frames.append(atoms)
+    data = tmp_path / "md.extxyz"
+    from ase.io import read, write
+
+    write(data, frames)
+    out, summary = tmp_path / "minima.extxyz", tmp_path / "s.json"
+    assert main(["screen", "lj", str(data), "--bins", "4", "--relax", "-o", str(out), "--json", str(summary)]) == 0
+    report = json.loads(summary.read_text())
+    assert report["frames"] == 12 and 1 <= report["representatives"] <= 4
+    assert 1 <= report["distinct_minima"] <= report["representatives"] and len(read(out, ":")) == report["distinct_minima"]
+    assert report["lowest_energy"] == pytest.approx(-16.505384, abs=1e-4)  # LJ7 global minimum (pentagonal bipyramid)
