@@ -74,7 +74,7 @@ def reference_energy(atoms) -> float:
     return float(probe.get_potential_energy())
 
 
-def run_size(n: int, model: Path, steps: int, workdir: Path) -> dict:
+def run_size(n: int, model: Path, steps: int, workdir: Path, check_every: int = 8, trust_radius: float = 0.3) -> dict:
     start = hot_frame(workdir, n)
     out = {"n": n, "atoms": len(start)}
     e0 = reference_energy(start)
@@ -100,7 +100,9 @@ def run_size(n: int, model: Path, steps: int, workdir: Path) -> dict:
 
     cpu = time.process_time()
     hyb_atoms = start.copy()
-    result = HybridOptimizer(hyb_atoms, Calculator(str(model)), resolve("gfn1-xtb", hyb_atoms), maxstep=0.1).run(fmax=0.05, steps=steps)
+    result = HybridOptimizer(
+        hyb_atoms, Calculator(str(model)), resolve("gfn1-xtb", hyb_atoms), maxstep=0.1, check_every=check_every, trust_radius=trust_radius
+    ).run(fmax=0.05, steps=steps)
     out["hybrid"] = {
         "energy": result.final_energy,
         "calls": result.reference_calls,
@@ -121,6 +123,9 @@ def main() -> None:
     parser.add_argument("--workdir", default="hybrid-work")
     parser.add_argument("--sizes", type=int, nargs="+", default=[7])
     parser.add_argument("--steps", type=int, default=150)
+    parser.add_argument("--check-every", type=int, default=8, help="hybrid: model steps between reference checks at most")
+    parser.add_argument("--trust-radius", type=float, default=0.3, help="hybrid: initial trust radius, Angstrom")
+    parser.add_argument("--tag", default="", help="suffix of the result files")
     args = parser.parse_args()
     workdir = Path(args.workdir)
     workdir.mkdir(parents=True, exist_ok=True)
@@ -139,7 +144,7 @@ def main() -> None:
             "1000",
             "--quiet",
         )
-    rows = [run_size(n, model, args.steps, workdir) for n in args.sizes]
+    rows = [run_size(n, model, args.steps, workdir, args.check_every, args.trust_radius) for n in args.sizes]
     lines = [
         "| ring | method | GFN1-xTB energy reached (eV) | fraction of BFGS drop | reference calls | calls / BFGS calls | CPU s |",
         "|---|---|---|---|---|---|---|",
@@ -154,8 +159,9 @@ def main() -> None:
     table = "\n".join(lines)
     print(table)
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "hybrid_optimization.json").write_text(json.dumps(rows, indent=2, default=float) + "\n")
-    (RESULTS / "hybrid_optimization.md").write_text(
+    name = "hybrid_optimization" + (f"-{args.tag}" if args.tag else "")
+    (RESULTS / f"{name}.json").write_text(json.dumps(rows, indent=2, default=float) + "\n")
+    (RESULTS / f"{name}.md").write_text(
         f"# Hybrid optimisation of hot rings ({args.steps} steps; energies relative to the start)\n\n{table}\n"
     )
 
