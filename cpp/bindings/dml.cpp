@@ -4,7 +4,9 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <array>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -20,19 +22,25 @@ namespace {
 
 using IntArray = py::array_t<int, py::array::c_style | py::array::forcecast>;
 
-py::dict compute(const DmlPredictor& p, const DoubleArray& positions, const IntArray& elements) {
+py::dict compute(const DmlPredictor& p, const DoubleArray& positions, const IntArray& elements,
+                 const std::optional<DoubleArray>& cell, const std::optional<std::array<bool, 3>>& pbc) {
   if (positions.ndim() != 2 || positions.shape(1) != 3)
     throw py::value_error("positions must have shape (n, 3), got " + shape_of(positions));
   const py::ssize_t n = positions.shape(0);
   if (elements.ndim() != 1 || elements.shape(0) != n)
     throw py::value_error("elements must have shape (" + std::to_string(n) + ",) for " + std::to_string(n) +
                           " atoms, got " + shape_of(elements));
+  if (cell.has_value() != pbc.has_value()) throw py::value_error("give both cell and pbc, or neither");
+  if (cell && (cell->ndim() != 2 || cell->shape(0) != 3 || cell->shape(1) != 3))
+    throw py::value_error("cell must have shape (3, 3), got " + shape_of(*cell));
+  const double* cell_data = cell ? cell->data() : nullptr;
+  const std::array<bool, 3> periodic = pbc ? *pbc : std::array<bool, 3>{false, false, false};
   DoubleArray forces({n, py::ssize_t{3}}), norms(n), uncertainty(n);
   IntArray classes(n);
   std::vector<DmlCentre> res;
   {
     py::gil_scoped_release release;
-    res = p.compute(positions.data(), elements.data(), static_cast<int>(n));
+    res = p.compute(positions.data(), elements.data(), static_cast<int>(n), cell_data, periodic);
   }
   for (py::ssize_t i = 0; i < n; ++i) {
     const DmlCentre& r = res[static_cast<std::size_t>(i)];
@@ -70,7 +78,8 @@ void bind_dml(py::module_& m) {
       .def_property_readonly("elements", &DmlPredictor::elements)
       .def_property_readonly("classes", &DmlPredictor::classes)
       .def_property_readonly("cutoff", &DmlPredictor::cutoff)
-      .def("compute", &compute, py::arg("positions"), py::arg("elements"),
+      .def("compute", &compute, py::arg("positions"), py::arg("elements"), py::arg("cell") = py::none(),
+           py::arg("pbc") = py::none(),
            "Free structure: positions (n, 3) Angstrom, element indices (n,) into `elements`. Returns dict "
            "forces (n, 3) eV/Angstrom, norms (n,), uncertainty (n,) OAMLM spread, class_index (n,) into `classes`.");
 }

@@ -194,3 +194,21 @@ def test_dml_flags_atoms_closer_than_the_training_data(ring_model, tmp_path):
     path = tmp_path / "ring.cfm"
     ring_model.save(path)
     np.testing.assert_array_equal(DMLModel.load(path).predict(atoms)["extrapolating"], flags)
+
+
+def test_periodic_cells_run_the_compiled_predictor_like_the_python_path():
+    from _frames import emt_frames
+    from ase.build import bulk
+
+    model = DMLModel(**SMALL).fit(emt_frames(6, seed=0))
+    cell = bulk("Au", "fcc", a=4.08, cubic=True).repeat((2, 2, 2))
+    cell.rattle(0.05, seed=2)
+    compiled = model._predict_compiled(cell)
+    python = model._predict_python(cell)
+    assert np.abs(compiled["forces"]).max() > 0.01
+    np.testing.assert_allclose(compiled["forces"], python["forces"], rtol=0, atol=1e-8)
+    np.testing.assert_allclose(compiled["uncertainty"], python["uncertainty"], rtol=0, atol=1e-8)
+    # A 4-atom cell where every atom sees its own periodic images.
+    small = bulk("Au", "fcc", a=4.08, cubic=True)
+    small.rattle(0.05, seed=3)
+    np.testing.assert_allclose(model._predict_compiled(small)["forces"], model._predict_python(small)["forces"], rtol=0, atol=1e-8)

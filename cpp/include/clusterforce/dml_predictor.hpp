@@ -22,6 +22,7 @@
 #include "baseline.hpp"
 #include "environments.hpp"
 #include "modelfile.hpp"
+#include "neighbors.hpp"
 #include "oamlm.hpp"
 #include "soap.hpp"
 
@@ -182,44 +183,39 @@ class DmlPredictor {
     return out;
   }
 
-  /// Every atom of a free (non-periodic) structure: positions (n x 3), element indices (n).
+  /// Every atom of a structure: positions (n x 3, Angstrom), element indices (n); a cluster, or a
+  /// periodic cell (cell: 3 x 3 row vectors, pbc per axis) through the shared neighbour list.
   /// Same arithmetic as centre() per atom, but the atoms of a class share each pass over the
   /// references (which do not fit in cache for thousands of references).
-  std::vector<DmlCentre> compute(const double* pos, const int* element, int n) const {
+  std::vector<DmlCentre> compute(const double* pos, const int* element, int n, const double* cell = nullptr,
+                                 std::array<bool, 3> pbc = {false, false, false}) const {
     for (int i = 0; i < n; ++i) check_element(element[i], "atom");
-    const double rc2 = cutoff() * cutoff();
     const std::size_t F = soap_->n_features();
     std::vector<DmlCentre> out(static_cast<std::size_t>(n));
     std::vector<double> P(static_cast<std::size_t>(n) * F);
     std::vector<Environment> envs(static_cast<std::size_t>(n));
     std::vector<std::vector<int>> members(classes_.size());
     Workspace ws = make_workspace();
-    std::vector<double> rel;
-    std::vector<int> nb;
+    const NeighborList pairs = neighbor_list(pos, static_cast<std::size_t>(n), cutoff(), cell, pbc);
+    std::vector<int> nb_all(pairs.size());
+    for (std::size_t k = 0; k < pairs.size(); ++k) nb_all[k] = element[pairs.j[k]];
     std::vector<double> wall(3 * static_cast<std::size_t>(n), 0.0);  // baseline forces
+    std::size_t first = 0;                                           // pairs come sorted by centre
     for (int i = 0; i < n; ++i) {
-      rel.clear();
-      nb.clear();
-      for (int j = 0; j < n; ++j) {
-        if (j == i) continue;
-        double d[3], r2 = 0.0;
-        for (int x = 0; x < 3; ++x) {
-          d[x] = pos[3 * j + x] - pos[3 * i + x];
-          r2 += d[x] * d[x];
-        }
-        if (r2 >= rc2) continue;
-        rel.insert(rel.end(), d, d + 3);
-        nb.push_back(element[j]);
-      }
+      std::size_t last = first;
+      while (last < pairs.size() && pairs.i[last] == i) ++last;
+      const double* rel = pairs.D.data() + 3 * first;
+      const int* nb = nb_all.data() + first;
+      const int count = static_cast<int>(last - first);
       try {
-        const int c = describe(element[i], rel.data(), nb.data(), static_cast<int>(nb.size()), ws,
-                               P.data() + static_cast<std::size_t>(i) * F, envs[static_cast<std::size_t>(i)]);
+        const int c = describe(element[i], rel, nb, count, ws, P.data() + static_cast<std::size_t>(i) * F,
+                               envs[static_cast<std::size_t>(i)]);
         members[static_cast<std::size_t>(c)].push_back(i);
-        if (baseline_.active())
-          baseline_.centre_force(element[i], rel.data(), nb.data(), static_cast<int>(nb.size()), wall.data() + 3 * i);
+        if (baseline_.active()) baseline_.centre_force(element[i], rel, nb, count, wall.data() + 3 * i);
       } catch (const std::invalid_argument& e) {
         throw std::invalid_argument("atom " + std::to_string(i) + ": " + e.what());
       }
+      first = last;
     }
     std::vector<double> Pc;
     std::vector<Environment> envc;

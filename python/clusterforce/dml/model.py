@@ -258,7 +258,8 @@ class DMLModel(BaseEstimator):
         check_is_fitted(self, "models_")
         # The compiled predictor (the LAMMPS one) implements the analytic loss on free
         # structures; numeric-loss models and periodic cells keep the Python path.
-        out = self._predict_python(atoms) if self.loss != "analytic" or np.any(atoms.pbc) else self._predict_compiled(atoms)
+        # The numeric loss (eq. 14) is the one path left in Python: everything else runs the C++ predictor.
+        out = self._predict_python(atoms) if self.loss != "analytic" else self._predict_compiled(atoms)
         out["extrapolating"] = self.extrapolating(atoms)
         return out
 
@@ -287,7 +288,13 @@ class DMLModel(BaseEstimator):
     def _predict_compiled(self, atoms: Atoms) -> dict[str, np.ndarray]:
         predictor = self._predictor()
         species = species_indices(atoms, predictor.elements)
-        out = predictor.compute(atoms.positions, species)
+        periodic = bool(np.any(atoms.pbc))
+        out = predictor.compute(
+            atoms.positions,
+            species,
+            np.asarray(atoms.cell.array) if periodic else None,
+            tuple(bool(p) for p in atoms.pbc) if periodic else None,
+        )
         norms = out["norms"]
         # norms and directions describe the learned part; forces include the baseline.
         learned = out["forces"]
