@@ -25,6 +25,12 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--init", nargs="+", required=True, help="initial training frames (files or dataset:NAME)")
     p.add_argument("--system", choices=SYSTEMS, help="builder of start structures (with --n)")
     p.add_argument("--n", type=int, nargs="+", help="sizes for --system")
+    p.add_argument(
+        "--shape",
+        default="auto",
+        help="metal cluster shape for --system na/ga/agau: icosahedral, decahedral, random, or auto (icosahedral "
+        "where the size allows, else random)",
+    )
     p.add_argument("--start", help="start structures file (every frame is a start)")
     p.add_argument("--temperatures", type=float, nargs="+", default=list(d.temperatures), help="MD temperatures, K")
     p.add_argument("--steps-per-temperature", type=int, default=d.steps_per_temperature)
@@ -57,7 +63,15 @@ def run(args: argparse.Namespace) -> int:
     elif args.system and args.n:
         from ..datagen.builders import build
 
-        starts = [s.atoms for s in build(args.system, args.n)]
+        starts = []
+        for n in args.n:
+            try:
+                shape = "icosahedral" if args.shape == "auto" else args.shape
+                starts += [s.atoms for s in build(args.system, [n], shape=shape)]
+            except ValueError:
+                if args.shape != "auto":
+                    raise
+                starts += [s.atoms for s in build(args.system, [n], shape="random")]
     else:
         raise SystemExit("clusterforce learn: give start structures: --start FILE, or --system NAME --n SIZES")
     init = read_frames(args.init)
