@@ -138,6 +138,10 @@ class _Recorder:
     def finish(self, status: str, message: str = "") -> None:
         self.status.write_text(json.dumps({"status": status, "message": message}) + "\n")
 
+    def recorded_step(self) -> int:
+        """Step of the checkpoint (0 before the first)."""
+        return int(read(self.checkpoint).info["step"]) if self.checkpoint.exists() else 0
+
     def done(self) -> bool:
         return self.status.exists() and json.loads(self.status.read_text())["status"] in ("done", "evaporated")
 
@@ -159,7 +163,11 @@ def run_replica(model: str, start: Atoms, temperature: float, settings: ReplicaS
     settings.validate()
     recorder = _Recorder(replica_dir(Path(outdir), temperature))
     if recorder.done():
-        return json.loads(recorder.status.read_text())["status"]
+        status = json.loads(recorder.status.read_text())["status"]
+        # A finished replica continues when asked for more steps (an evaporated one does not).
+        if status == "evaporated" or recorder.recorded_step() >= settings.steps:
+            return status
+        recorder.status.unlink()
     restart, step = recorder.resume()
     runner = _run_lammps if settings.engine == "lammps" else _run_ase
     try:

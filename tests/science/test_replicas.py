@@ -55,6 +55,11 @@ def test_replica_runs_thermostatted_and_resumes(cu13, tmp_path, engine):
     assert run_replica(model, start, 300.0, settings, tmp_path) == "done"
     steps = np.loadtxt(replica_dir(tmp_path, 300.0) / "energies.dat")[:, 0]
     assert np.array_equal(steps, np.arange(10, 401, 10))
+    # A finished replica asked for more steps continues from its last checkpoint.
+    longer = ReplicaSettings(**{**settings.__dict__, "steps": 600})
+    assert run_replica(model, start, 300.0, longer, tmp_path) == "done"
+    steps = np.loadtxt(replica_dir(tmp_path, 300.0) / "energies.dat")[:, 0]
+    assert np.array_equal(steps, np.arange(10, 601, 10))
 
 
 def test_isolated_atom_is_found():
