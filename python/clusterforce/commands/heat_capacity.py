@@ -16,6 +16,13 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         "block-bootstrap error bars, the melting peak, a histogram-overlap check and a PNG plot.",
     )
     p.add_argument("replicas", help="output directory of clusterforce md")
+    p.add_argument(
+        "--temperatures",
+        type=float,
+        nargs="+",
+        default=None,
+        help="replicas to use, K (default: every T<temperature> directory, evaporated ones left out)",
+    )
     p.add_argument("--skip", type=int, default=0, help="samples dropped from the start of each replica (equilibration)")
     p.add_argument(
         "--grid",
@@ -39,8 +46,17 @@ def run(args: argparse.Namespace) -> int:
     from ..thermo import MultipleHistogram, block_bootstrap, reduced_heat_capacity
 
     root = Path(args.replicas)
-    settings = json.loads((root / "settings.json").read_text())
-    temps = np.array(settings["temperatures"])
+    if args.temperatures:
+        temps = np.array(sorted(args.temperatures))
+    else:
+        found = []
+        for d in sorted(root.glob("T*")):
+            status = d / "status.json"
+            if status.exists() and json.loads(status.read_text())["status"] == "done":
+                found.append(float(d.name[1:]))
+        temps = np.array(found)
+    if temps.size == 0:
+        raise SystemExit(f"clusterforce heat-capacity: no finished replicas in {root}")
     energies = load_energies(root, temps, skip=args.skip)
     start = next(p for p in root.glob("T*/checkpoint.extxyz"))
     n_atoms = len(read(start))
