@@ -100,6 +100,7 @@ def _plot(path: Path, energies, temps, grid, c0, err) -> None:
     a.set_xlabel("potential energy (eV)")
     a.set_ylabel("count")
     a.set_title("replica energy histograms")
+    a.legend(fontsize=7)
     b.plot(grid, c0, color="k")
     b.fill_between(grid, c0 - err, c0 + err, color="0.8")
     b.set_xlabel("T (K)")
