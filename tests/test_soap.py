@@ -190,6 +190,25 @@ def test_core_entry_point_matches_structure():
     np.testing.assert_allclose(g[1:-1], dense[order], atol=1e-12 * np.abs(g).max())
 
 
+def test_neighbourhoods_give_the_structure_values():
+    # Ragged neighbour lists (the dml model file's reference atoms): a cluster and a periodic
+    # cell whose atoms see their own images; centres in any order, one with no neighbours.
+    from clusterforce.dml.descriptor import SoapDescriptor
+
+    cell = bulk("Au", "fcc", a=4.08, cubic=True)
+    cell.rattle(0.05, seed=4)
+    for atoms in (gold_thiolate_ring(4), cell, Atoms("Au", positions=[[0, 0, 0]])):
+        descriptor = SoapDescriptor(n_max=4, l_max=3, species=sorted(set(atoms.get_chemical_symbols()) | {"Au"})).fit([])
+        centers = np.random.default_rng(1).permutation(len(atoms))
+        nb = descriptor.neighbourhoods(atoms, centers)
+        np.testing.assert_array_equal(descriptor.compute_neighbourhoods(nb), descriptor.compute(atoms, centers))
+    soap = SOAP(species=AUSCH, r_cut=4.0, n_max=3, l_max=2, sigma=0.5)
+    with pytest.raises(ValueError, match="offsets must be non-decreasing"):
+        soap.compute_neighbourhoods([79, 79], [0, 2, 1], np.zeros((2, 3)) + 1.0, [16, 16])
+    with pytest.raises(ValueError, match="neighbour 1 is Na"):
+        soap.compute_neighbourhoods([79], [0, 2], np.ones((2, 3)), [16, 11])
+
+
 def test_rotation_translation_permutation_invariance():
     atoms = gold_thiolate_ring(4)
     soap = SOAP(species=AUSCH, r_cut=5.0, n_max=4, l_max=6, sigma=0.5)

@@ -23,7 +23,8 @@ void check_square(const DoubleArray& B, py::ssize_t K, const char* name) {
 }
 
 py::dict predict(const py::dict& inputs, const py::dict& refs, const DoubleArray& d_in, const DoubleArray& B_c,
-                 const py::object& B_g_obj, const DoubleArray& T, double sigma2, int n_triangles) {
+                 const py::object& B_g_obj, const DoubleArray& T, double sigma2, int n_triangles,
+                 const std::string& loss, double sigma1) {
   const auto in = environments_from_dict(inputs, "input");
   const auto rf = environments_from_dict(refs, "reference");
   const auto n = static_cast<py::ssize_t>(in.size()), K = static_cast<py::ssize_t>(rf.size());
@@ -45,6 +46,8 @@ py::dict predict(const py::dict& inputs, const py::dict& refs, const DoubleArray
     const ReferenceSet set(rf.data(), rf.size());
     OamlmModel model{&set,     B_c.data(), B_g_obj.is_none() ? nullptr : B_g.data(),
                      T.data(), sigma2,     AlignOptions{n_triangles}};
+    model.loss = parse_loss(loss);
+    model.sigma1 = sigma1;
     oamlm_predict(model, in.data(), in.size(), d_in.data(), res.data());
   }
   double* vp = v.mutable_data();
@@ -65,10 +68,12 @@ py::dict predict(const py::dict& inputs, const py::dict& refs, const DoubleArray
 }  // namespace
 
 void bind_oamlm(py::module_& m) {
-  m.def("oamlm_predict", &predict, py::arg("inputs"), py::arg("refs"), py::arg("d_in"), py::arg("B_c"), py::arg("B_g"),
-        py::arg("T"), py::arg("sigma2"), py::arg("n_triangles") = 10,
-        "OAMLM analytic-loss directions and uncertainties: dict with v (n, 3), spread, "
-        "g_residual (NaN without B_g) and weight_sum (n,).");
+  m.def(
+      "oamlm_predict", &predict, py::arg("inputs"), py::arg("refs"), py::arg("d_in"), py::arg("B_c"), py::arg("B_g"),
+      py::arg("T"), py::arg("sigma2"), py::arg("n_triangles") = 10, py::arg("loss") = "analytic",
+      py::arg("sigma1") = 0.25,
+      "OAMLM directions (analytic loss, eqs. 15-17, or numeric, eq. 14) and uncertainties: dict with v (n, 3), spread, "
+      "g_residual (NaN without B_g) and weight_sum (n,).");
 }
 
 }  // namespace clusterforce::bindings

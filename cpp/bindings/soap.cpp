@@ -140,6 +140,27 @@ py::object center_values(const SoapGTO& soap, int center_species, const DoubleAr
   return values;
 }
 
+py::array_t<double> neighbourhood_values(const SoapGTO& soap, const IntArray& centre_species, const Int64Array& offsets,
+                                         const DoubleArray& rel, const IntArray& neighbor_species) {
+  if (centre_species.ndim() != 1) throw py::value_error("centre_species must be one-dimensional");
+  const auto n = centre_species.shape(0);
+  if (offsets.ndim() != 1 || offsets.shape(0) != n + 1)
+    throw py::value_error("offsets must have shape (" + std::to_string(n + 1) + ",), got " + shape_of(offsets));
+  if (rel.ndim() != 2 || rel.shape(1) != 3) throw py::value_error("rel must have shape (n, 3), got " + shape_of(rel));
+  if (neighbor_species.ndim() != 1 || neighbor_species.shape(0) != rel.shape(0))
+    throw py::value_error("neighbor_species must have shape (" + std::to_string(rel.shape(0)) + ",) like rel, got " +
+                          shape_of(neighbor_species));
+  py::array_t<double> values({n, static_cast<py::ssize_t>(soap.n_features())});
+  double* v = values.mutable_data();
+  {
+    py::gil_scoped_release release;
+    clusterforce::compute_neighbourhoods(soap, static_cast<std::size_t>(n), centre_species.data(), offsets.data(),
+                                         static_cast<std::size_t>(rel.shape(0)), rel.data(), neighbor_species.data(),
+                                         v);
+  }
+  return values;
+}
+
 }  // namespace
 
 void clusterforce::bindings::bind_soap(py::module_& m) {
@@ -195,6 +216,10 @@ void clusterforce::bindings::bind_soap(py::module_& m) {
            py::arg("weights"), py::arg("cell") = py::none(), py::arg("pbc") = py::none(),
            "(out (n_pairs, 3), pair_center, pair_atom): out[k] = weights[pair_center[k]] . d values / d "
            "r[pair_atom[k]].")
+      .def("compute_neighbourhoods", &neighbourhood_values, py::arg("centre_species"), py::arg("offsets"),
+           py::arg("rel"), py::arg("neighbor_species"),
+           "values (n_centres, F) of centres given as ragged neighbour lists: centre c has rel[offsets[c]:offsets[c "
+           "+ 1]] (species as indices into species).")
       .def("compute_center", &center_values, py::arg("center_species"), py::arg("rel"), py::arg("neighbor_species"),
            py::arg("gradients") = false,
            "One centre from an explicit neighbour list (species as indices into species): values (F,) "

@@ -363,6 +363,34 @@ class SOAP:
         species = self._species_indices(np.asarray(neighbor_numbers, dtype=np.int64).reshape(-1), what="neighbour")
         return self._kernel.compute_center(int(center[0]), rel, species, gradients)
 
+    def compute_neighbourhoods(
+        self,
+        center_numbers: np.ndarray | Sequence[int],
+        offsets: np.ndarray,
+        rel_positions: np.ndarray,
+        neighbor_numbers: np.ndarray | Sequence[int],
+    ) -> np.ndarray:
+        """SOAP of many centres, each from its own neighbour list (ragged arrays).
+
+        Parameters
+        ----------
+        center_numbers : array of int, shape (n_centers,)
+            Atomic numbers of the centres.
+        offsets : array of int, shape (n_centers + 1,)
+            Centre ``c`` has the neighbours ``offsets[c]:offsets[c + 1]``; ``offsets[0] == 0``.
+        rel_positions : array, shape (n_neighbors, 3)
+            Neighbour minus centre positions, Angstrom.
+        neighbor_numbers : array of int, shape (n_neighbors,)
+
+        Returns
+        -------
+        numpy.ndarray, shape (n_centers, n_features)
+        """
+        centers = self._species_indices(np.asarray(center_numbers, dtype=np.int64).reshape(-1), what="centre")
+        species = self._species_indices(np.asarray(neighbor_numbers, dtype=np.int64).reshape(-1), what="neighbour")
+        rel = np.asarray(rel_positions, dtype=float).reshape(-1, 3)
+        return self._kernel.compute_neighbourhoods(centers, np.asarray(offsets, dtype=np.int64), rel, species)
+
     # -- helpers -------------------------------------------------------------------------
     def _symbols(self) -> list[str]:
         return [_chemical_symbols[z] for z in self.atomic_numbers]

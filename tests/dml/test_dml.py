@@ -13,6 +13,31 @@ from sklearn.base import clone
 SMALL = dict(n_max=4, l_max=3, n_references_norm=60, n_references_direction=40, random_state=0, progress=False)
 
 
+def composed_prediction(model: DMLModel, atoms: Atoms) -> dict[str, np.ndarray]:
+    """Reference for the compiled predictor, assembled from the estimator's pieces: the Python
+    descriptor and environments, the scaler, EMLM distances in numpy and the OAMLM step."""
+    from clusterforce import baseline
+    from clusterforce.data import species_indices
+    from clusterforce.dml.environments import extract_environments
+
+    n = len(atoms)
+    X = model.descriptor_.compute(atoms)
+    norms, directions, uncertainty = np.zeros(n), np.zeros((n, 3)), np.zeros(n)
+    classes = np.empty(n, dtype=object)
+    for name, env in extract_environments(atoms, chemistry=model.chemistry_).items():
+        idx, part = env.indices, model.models_[name]
+        Xs = part.scaler.transform(X[idx])
+        d = np.linalg.norm(Xs[:, None, :] - part.emlm.references_[None], axis=2)
+        low, high = part.emlm.output_range_
+        norms[idx] = np.clip(d @ part.emlm.coef_, max(low, 0.0), high)
+        diagnostics = part.oamlm.predict_diagnostics(Xs, env)
+        directions[idx], uncertainty[idx], classes[idx] = diagnostics["v"], diagnostics["spread"], name
+    forces = norms[:, None] * directions
+    if model.baseline_r_s_ is not None:
+        forces += baseline.energy_forces(model.baseline_r_s_, atoms, species_indices(atoms, model.elements))[1]
+    return {"forces": forces, "norms": norms, "uncertainty": uncertainty, "classes": classes.astype(str)}
+
+
 @pytest.fixture(scope="module")
 def au_model():
     return DMLModel(**SMALL).fit(emt_frames(8, seed=0))
@@ -64,6 +89,59 @@ def test_dml_ring_classes_and_save_load_identical(ring_model, tmp_path):
     meta = loaded.training_
     assert meta["n_frames"] == 10 and meta["classes"]["S"]["n_references_direction"] == 40
     assert loaded.get_params() == ring_model.get_params()
+
+
+def test_dml_file_stores_reference_atoms_not_their_descriptors(ring_model, tmp_path):
+    # The reference descriptors are recomputed from the stored neighbourhoods, exactly.
+    from clusterforce import modelfile
+
+    path = tmp_path / "ring.cfm"
+    ring_model.save(path)
+    arrays = modelfile.load(path).arrays
+    assert not any(k.endswith(("emlm/references", "oamlm/X_ref")) for k in arrays)
+    part = ring_model.models_["S"]
+    assert len(part.centres) == len(np.union1d(part.norm_index, part.direction_index)) <= 60
+    loaded = DMLModel.load(path).models_["S"]
+    np.testing.assert_array_equal(loaded.emlm.references_, part.emlm.references_)
+    np.testing.assert_array_equal(loaded.oamlm.X_ref_, part.oamlm.X_ref_)
+
+
+def test_dml_files_with_stored_descriptors_still_load(ring_model, tmp_path):
+    # The earlier layout: float32 descriptors in place of centres and row indices.
+    arrays, metadata = ring_model._serialise()
+    for name, part in ring_model.models_.items():
+        pre = f"classes/{name}/"
+        for key in (
+            "centres/numbers",
+            "centres/offsets",
+            "centres/rel",
+            "centres/neighbor_numbers",
+            "emlm/reference_index",
+            "oamlm/reference_index",
+        ):
+            del arrays[pre + key]
+        arrays[pre + "emlm/references"] = part.emlm.references_.astype(np.float32)
+        arrays[pre + "oamlm/X_ref"] = part.oamlm.X_ref_.astype(np.float32)
+    path = tmp_path / "old.cfm"
+    path.write_bytes(to_bytes(kind="dml", arrays=arrays, metadata=metadata))
+    old = DMLModel.load(path)
+    atoms = ring_frames(6, 1, seed=4)[0]
+    np.testing.assert_allclose(old.predict_forces(atoms), ring_model.predict_forces(atoms), rtol=0, atol=1e-5)
+    old.save(tmp_path / "again.cfm")  # re-saved in its own layout
+    np.testing.assert_array_equal(DMLModel.load(tmp_path / "again.cfm").predict_forces(atoms), old.predict_forces(atoms))
+
+
+def test_dml_inconsistent_centres_are_one_clear_error(ring_model, tmp_path):
+    from clusterforce import _kernels
+
+    arrays, metadata = ring_model._serialise()
+    arrays["classes/S/centres/offsets"] = arrays["classes/S/centres/offsets"] + 1000
+    path = tmp_path / "bad.cfm"
+    path.write_bytes(to_bytes(kind="dml", arrays=arrays, metadata=metadata))
+    with pytest.raises(ModelFileError, match="bad.cfm: class S.*centres"):
+        DMLModel.load(path)
+    with pytest.raises(ValueError, match="bad.cfm.*centres"):
+        _kernels.DmlPredictor(str(path))
 
 
 def test_dml_load_rejects_damaged_files(ring_model, tmp_path):
@@ -135,8 +213,8 @@ def test_dml_predict_is_the_compiled_predictor(ring_model, tmp_path):
     loaded = DMLModel.load(path).predict(atoms)
     for key in ("forces", "norms", "directions", "uncertainty", "classes"):
         np.testing.assert_array_equal(loaded[key], got[key])
-    # The Python path (numeric loss, periodic cells) agrees with the compiled one to round-off.
-    python = ring_model._predict_python(atoms)
+    # The estimator's pieces, composed in Python, agree with the compiled path to round-off.
+    python = composed_prediction(ring_model, atoms)
     np.testing.assert_allclose(python["forces"], got["forces"], rtol=0, atol=1e-9)
     np.testing.assert_array_equal(python["classes"], got["classes"])
 
@@ -178,7 +256,7 @@ def test_dml_norms_stay_in_the_training_range_off_the_data(ring_model):
         norms = got["norms"][got["classes"] == name]
         assert np.all((norms >= max(low, 0.0) - 1e-12) & (norms <= high + 1e-12)), name
     assert np.any(np.isclose(got["norms"], [ring_model.models_[c].emlm.output_range_[1] for c in got["classes"]]))
-    np.testing.assert_allclose(ring_model._predict_python(atoms)["norms"], got["norms"], rtol=0, atol=1e-9)
+    np.testing.assert_allclose(composed_prediction(ring_model, atoms)["norms"], got["norms"], rtol=0, atol=1e-9)
 
 
 def test_dml_flags_atoms_closer_than_the_training_data(ring_model, tmp_path):
@@ -196,19 +274,19 @@ def test_dml_flags_atoms_closer_than_the_training_data(ring_model, tmp_path):
     np.testing.assert_array_equal(DMLModel.load(path).predict(atoms)["extrapolating"], flags)
 
 
-def test_periodic_cells_run_the_compiled_predictor_like_the_python_path():
+def test_periodic_cells_run_the_compiled_predictor_like_the_composed_pieces():
     from _frames import emt_frames
     from ase.build import bulk
 
     model = DMLModel(**SMALL).fit(emt_frames(6, seed=0))
     cell = bulk("Au", "fcc", a=4.08, cubic=True).repeat((2, 2, 2))
     cell.rattle(0.05, seed=2)
-    compiled = model._predict_compiled(cell)
-    python = model._predict_python(cell)
+    compiled = model.predict(cell)
+    python = composed_prediction(model, cell)
     assert np.abs(compiled["forces"]).max() > 0.01
     np.testing.assert_allclose(compiled["forces"], python["forces"], rtol=0, atol=1e-8)
     np.testing.assert_allclose(compiled["uncertainty"], python["uncertainty"], rtol=0, atol=1e-8)
     # A 4-atom cell where every atom sees its own periodic images.
     small = bulk("Au", "fcc", a=4.08, cubic=True)
     small.rattle(0.05, seed=3)
-    np.testing.assert_allclose(model._predict_compiled(small)["forces"], model._predict_python(small)["forces"], rtol=0, atol=1e-8)
+    np.testing.assert_allclose(model.predict(small)["forces"], composed_prediction(model, small)["forces"], rtol=0, atol=1e-8)

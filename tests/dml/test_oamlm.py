@@ -7,7 +7,7 @@ import pytest
 from align_structures import compact_cluster, metal_cluster, pair_forces, rotated, sorted_distances, zoo
 from clusterforce.dml.align import align
 from clusterforce.dml.environments import Environments, extract_environments
-from clusterforce.dml.oamlm import OAMLM, _minimise_eq14
+from clusterforce.dml.oamlm import OAMLM
 from scipy.spatial.distance import cdist
 from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
@@ -152,31 +152,52 @@ def test_uncertainty_grows_away_from_the_training_data(toy_model):
     assert np.median(new["weight_sum"]) < np.median(seen["weight_sum"])
 
 
-def test_numeric_loss_does_not_lose_to_the_analytic_start(toy_model):
+def _fibonacci_sphere(n: int) -> np.ndarray:
+    k = np.arange(n) + 0.5
+    z, phi = 1 - 2 * k / n, np.pi * (1 + 5**0.5) * k
+    r = np.sqrt(1 - z * z)
+    return np.stack([r * np.cos(phi), r * np.sin(phi), z], axis=1)
+
+
+def test_numeric_loss_reaches_the_global_minimum_of_eq14(toy_model):
+    # Independent reference: eq. 14 in numpy on 20000 directions, refined by scipy from the best.
+    from scipy.optimize import minimize
+
     model, frames = toy_model
-    Xn, _, envs_n = _toy([metal_cluster(np.random.default_rng(24), n=8)])
-    numeric = clone(model).set_params(loss="numeric", random_state=0)
+    numeric = clone(model).set_params(loss="numeric")
     numeric.__dict__.update({k: v for k, v in model.__dict__.items() if k.endswith("_")})
+    Xn, _, envs_n = _toy([metal_cluster(np.random.default_rng(24), n=8), metal_cluster(np.random.default_rng(26), n=8)])
     v_num, v_an = numeric.predict(Xn, envs_n), model.predict(Xn, envs_n)
     np.testing.assert_allclose(np.linalg.norm(v_num, axis=1), 1.0, atol=1e-12)
+    assert np.degrees(np.arccos(np.clip(np.einsum("ij,ij->i", v_num, v_an), -1, 1))).max() > 1.0  # not the analytic v
     d_c = cdist(Xn, model.X_ref_) @ model.B_c_
     g, R = align(envs_n, model.references_)
     r = np.einsum("nkab,kb->nka", R, model.T_)
+    grid = _fibonacci_sphere(20000)
+    found = 0
     for i in range(len(Xn)):
+        w = np.exp(-((g[i] - g[i].min()) * (g[i] + g[i].min())) / model.sigma2**2)
 
-        def eq14(v, i=i):
-            return -np.exp(-(((d_c[i] - r[i] @ v) / model.sigma1) ** 2) - (g[i] / model.sigma2) ** 2).sum()
+        def eq14(u, i=i, w=w):
+            v = u / np.linalg.norm(u, axis=-1, keepdims=True)
+            return -(w * np.exp(-(((d_c[i] - v @ r[i].T) / model.sigma1) ** 2))).sum(axis=-1)
 
+        best = minimize(eq14, grid[np.argmin(eq14(grid))], method="Nelder-Mead", options={"xatol": 1e-10, "fatol": 1e-14})
         assert eq14(v_num[i]) <= eq14(v_an[i]) + 1e-12
+        found += eq14(v_num[i]) <= best.fun + 1e-9
+    # Three deterministic starts are not a guarantee: eq. 14 is multimodal.
+    assert found >= 0.8 * len(Xn), f"{found}/{len(Xn)} at the global minimum"
 
 
-def test_minimise_eq14_finds_the_common_direction():
+def test_numeric_loss_recovers_a_common_direction():
+    # On its own training atoms the reference aligned with itself (g = 0, weight 1, d_c = 1)
+    # dominates eq. 14: the minimum is that atom's force direction, up to B_c's ridge residual.
     rng = np.random.default_rng(25)
-    target = np.array([0.0, 0.6, 0.8])
-    r = rng.normal(size=(30, 3))
-    r /= np.linalg.norm(r, axis=1, keepdims=True)
-    v = _minimise_eq14(r @ target, r, rng.uniform(0, 0.3, 30), 0.25, 0.5, [np.array([1.0, 0, 0])])
-    np.testing.assert_allclose(v, target, atol=1e-5)
+    frames = [metal_cluster(rng, n=8) for _ in range(4)]
+    X, F, envs = _toy(frames)
+    model = OAMLM(sigma2=0.1, loss="numeric").fit(X, envs, F)
+    cos = np.einsum("ij,ij->i", model.predict(X, envs), F / np.linalg.norm(F, axis=1)[:, None])
+    assert np.degrees(np.arccos(np.clip(cos, -1, 1))).max() < 0.5
 
 
 # ------------------------------------------------------ estimator contract

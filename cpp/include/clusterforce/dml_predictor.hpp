@@ -106,21 +106,18 @@ class DmlPredictor {
       const std::string name = classes.at(c).as_string();
       const std::string pre = "classes/" + name + "/";
       const std::string where = path + ": class " + name;
-      const Json& sigma2 = field(field(field(models, name, path), "oamlm", where), "sigma2", where);
-      const std::string loss = field(field(models, name, path).at("oamlm"), "loss", where).as_string();
-      if (loss != "analytic")
-        throw ModelFileError(where + ": OAMLM loss '" + loss +
-                             "' has no compiled predictor (only 'analytic'); retrain with loss='analytic'");
+      const Json& oamlm_params = field(field(models, name, path), "oamlm", where);
+      const Json& sigma2 = field(oamlm_params, "sigma2", where);
       auto m = std::make_unique<ClassModel>();
       m->name = name;
       m->data_min = mf.f64(pre + "scaler/data_min", {F});
       m->scale = mf.f64(pre + "scaler/scale", {F});
-      const Tensor& er = mf.tensor(pre + "emlm/references");
-      if (er.shape.size() != 2 || er.shape[1] != F)
-        throw ModelFileError(where + ": field '" + pre + "emlm/references' has shape " + shape_string(er.shape) +
-                             ", expected (K, " + std::to_string(F) + ")");
-      const int64_t ke = er.shape[0];
-      m->emlm_refs = mf.f64(pre + "emlm/references", {ke, F});
+      // Reference descriptors: recomputed from the stored neighbourhoods of the reference atoms
+      // (files before those existed store the scaled descriptors themselves).
+      const bool centres = mf.has(pre + "centres/offsets");
+      const std::vector<double> X = centres ? p.centre_descriptors(mf, pre, *m) : std::vector<double>{};
+      const int64_t ke = centres ? p.reference_rows(mf, pre + "emlm/reference_index", X, F, m->emlm_refs, where)
+                                 : p.stored_descriptors(mf, pre + "emlm/references", F, m->emlm_refs, where);
       m->emlm_coef = mf.f64(pre + "emlm/coef", {ke});
       // Older files have no output range: their norms are only bounded below.
       if (mf.has(pre + "emlm/output_range")) {
@@ -128,12 +125,8 @@ class DmlPredictor {
         m->norm_min = std::max(range[0], 0.0);
         m->norm_max = range[1];
       }
-      const Tensor& xr = mf.tensor(pre + "oamlm/X_ref");
-      if (xr.shape.size() != 2 || xr.shape[1] != F)
-        throw ModelFileError(where + ": field '" + pre + "oamlm/X_ref' has shape " + shape_string(xr.shape) +
-                             ", expected (K, " + std::to_string(F) + ")");
-      const int64_t k = xr.shape[0];
-      m->x_ref = mf.f64(pre + "oamlm/X_ref", {k, F});
+      const int64_t k = centres ? p.reference_rows(mf, pre + "oamlm/reference_index", X, F, m->x_ref, where)
+                                : p.stored_descriptors(mf, pre + "oamlm/X_ref", F, m->x_ref, where);
       m->B_c = mf.f64(pre + "oamlm/B_c", {k, k});
       m->B_g = mf.f64(pre + "oamlm/B_g", {k, k});
       m->T = mf.f64(pre + "oamlm/T", {k, 3});
@@ -146,6 +139,8 @@ class DmlPredictor {
         m->refs = std::make_unique<ReferenceSet>(envs.data(), envs.size());
         m->oamlm =
             OamlmModel{m->refs.get(), m->B_c.data(), m->B_g.data(), m->T.data(), sigma2.as_double(), AlignOptions{}};
+        m->oamlm.loss = parse_loss(field(oamlm_params, "loss", where).as_string());
+        m->oamlm.sigma1 = field(oamlm_params, "sigma1", where).as_double();
         check_model(m->oamlm);
       } catch (const std::invalid_argument& e) {
         throw ModelFileError(where + ": " + e.what());
@@ -291,7 +286,7 @@ class DmlPredictor {
       for (std::size_t i = 0; i < count; ++i) ws.d[i * K + k] = distance(P + i * F, m.x_ref.data() + k * F, F);
     ws.dc.resize(K);
     ws.gh.resize(K);
-    ws.scratch.resize(4 * K);
+    ws.scratch.resize(5 * K);
     check_compatible(envs, count, *m.refs, m.oamlm.options);
     for (std::size_t i = 0; i < count; ++i) {
       project_distances(ws.d.data() + i * K, 1, K, m.B_c.data(), ws.dc.data());
@@ -300,6 +295,72 @@ class DmlPredictor {
       for (int x = 0; x < 3; ++x) out[i].force[x] = out[i].norm * r.v[x];
       out[i].uncertainty = r.spread;
     }
+  }
+
+  // Scaled SOAP vectors (n_centres x F) of the class's reference atoms, from their stored
+  // neighbourhoods (Neighbourhoods in dml/descriptor.py).
+  struct ClassModel;
+  std::vector<double> centre_descriptors(const ModelFile& mf, const std::string& pre, const ClassModel& m) const {
+    const std::string c = pre + "centres/";
+    const Tensor& numbers = mf.tensor(c + "numbers");
+    const Tensor& neighbors = mf.tensor(c + "neighbor_numbers");
+    if (numbers.shape.size() != 1 || neighbors.shape.size() != 1)
+      throw ModelFileError(mf.path() + ": fields '" + c + "numbers' and '" + c + "neighbor_numbers' must be 1-D");
+    const int64_t n = numbers.shape[0], n_rel = neighbors.shape[0];
+    const std::vector<int64_t>& offsets = mf.i64(c + "offsets", {n + 1});
+    const std::vector<double>& rel = mf.f64(c + "rel", {n_rel, 3});
+    const auto species_of = [&](const std::vector<int64_t>& z, const std::string& name) {
+      std::vector<int> out(z.size());
+      for (std::size_t k = 0; k < z.size(); ++k) {
+        out[k] = z[k] > 0 && z[k] < 1000 ? soap_->species_index(static_cast<int>(z[k])) : -1;
+        if (out[k] < 0)
+          throw ModelFileError(mf.path() + ": field '" + c + name + "' holds atomic number " + std::to_string(z[k]) +
+                               ", which is not one of the model's elements");
+      }
+      return out;
+    };
+    const std::vector<int> centre_species = species_of(mf.i64(c + "numbers", {n}), "numbers");
+    const std::vector<int> neighbor_species = species_of(mf.i64(c + "neighbor_numbers", {n_rel}), "neighbor_numbers");
+    const std::size_t F = soap_->n_features();
+    std::vector<double> X(static_cast<std::size_t>(n) * F);
+    try {
+      compute_neighbourhoods(*soap_, static_cast<std::size_t>(n), centre_species.data(), offsets.data(),
+                             static_cast<std::size_t>(n_rel), rel.data(), neighbor_species.data(), X.data());
+    } catch (const std::invalid_argument& e) {
+      throw ModelFileError(mf.path() + ": fields '" + c + "*': " + e.what());
+    }
+    for (std::size_t r = 0; r < static_cast<std::size_t>(n); ++r)
+      for (std::size_t f = 0; f < F; ++f) X[r * F + f] = (X[r * F + f] - m.data_min[f]) * m.scale[f];
+    return X;
+  }
+
+  // out = the rows `index` (a 1-D field) of X (n x F); returns the number of rows.
+  static int64_t reference_rows(const ModelFile& mf, const std::string& index, const std::vector<double>& X, int64_t F,
+                                std::vector<double>& out, const std::string& where) {
+    const Tensor& t = mf.tensor(index);
+    if (t.shape.size() != 1 || t.shape[0] < 1)
+      throw ModelFileError(where + ": field '" + index + "' must be a non-empty 1-D index");
+    const int64_t n = static_cast<int64_t>(X.size()) / F, k = t.shape[0];
+    const std::vector<int64_t>& rows = mf.i64(index, {k});
+    out.resize(static_cast<std::size_t>(k * F));
+    for (int64_t i = 0; i < k; ++i) {
+      if (rows[i] < 0 || rows[i] >= n)
+        throw ModelFileError(where + ": field '" + index + "' has row " + std::to_string(rows[i]) + " of " +
+                             std::to_string(n) + " centres");
+      std::copy(X.begin() + rows[i] * F, X.begin() + (rows[i] + 1) * F, out.begin() + i * F);
+    }
+    return k;
+  }
+
+  // out = a stored (K, F) descriptor array; returns K.
+  static int64_t stored_descriptors(const ModelFile& mf, const std::string& name, int64_t F, std::vector<double>& out,
+                                    const std::string& where) {
+    const Tensor& t = mf.tensor(name);
+    if (t.shape.size() != 2 || t.shape[1] != F)
+      throw ModelFileError(where + ": field '" + name + "' has shape " + shape_string(t.shape) + ", expected (K, " +
+                           std::to_string(F) + ")");
+    out = mf.f64(name, {t.shape[0], F});
+    return t.shape[0];
   }
 
   struct ClassModel {

@@ -1,6 +1,8 @@
 // OAMLM prediction step (OAMLM paper, section II B): force directions from predicted cosines
 // d_c = d_in B_c and the references' unit forces rotated into the input frame, solved with the
-// analytic loss (eqs. 15-17). The numeric loss (eq. 14) lives in Python (training / analysis).
+// analytic loss (eqs. 15-17) or the numeric loss (eq. 14), minimised on the unit sphere from the
+// analytic solution and the two best-aligned references' projected directions (deterministic
+// starts, so every rank and every front end finds the same minimum).
 //
 // Per-atom uncertainties (both dimensionless or Angstrom, both 0 for a perfect fit):
 //   spread      = 1 - |sum_j w_j d_c,j R_j t_j| / sum_j w_j |d_c,j|, in [0, 1]: 0 when all
@@ -27,6 +29,15 @@
 
 namespace clusterforce {
 
+enum class OamlmLoss { Analytic, Numeric };
+
+// "analytic" or "numeric", as the model file and the Python estimator spell it.
+inline OamlmLoss parse_loss(const std::string& name) {
+  if (name == "analytic") return OamlmLoss::Analytic;
+  if (name == "numeric") return OamlmLoss::Numeric;
+  throw std::invalid_argument("OAMLM loss must be 'analytic' or 'numeric', got '" + name + "'");
+}
+
 // Non-owning view of a trained OAMLM of one class; the arrays outlive it.
 struct OamlmModel {
   const ReferenceSet* refs = nullptr;  // K reference environments
@@ -35,6 +46,8 @@ struct OamlmModel {
   const double* T = nullptr;           // K x 3 reference unit forces
   double sigma2 = 0.5;                 // Angstrom
   AlignOptions options{};
+  OamlmLoss loss = OamlmLoss::Analytic;
+  double sigma1 = 0.25;  // width of the cosine misfit of eq. 14, dimensionless
 };
 
 struct OamlmResult {
@@ -48,6 +61,8 @@ inline void check_model(const OamlmModel& m) {
   if (!m.refs || !m.B_c || !m.T) throw std::invalid_argument("OAMLM model needs references, B_c and T");
   if (!(m.sigma2 > 0.0) || !std::isfinite(m.sigma2))
     throw std::invalid_argument("OAMLM sigma2 must be a positive finite number, got " + std::to_string(m.sigma2));
+  if (!(m.sigma1 > 0.0) || !std::isfinite(m.sigma1))
+    throw std::invalid_argument("OAMLM sigma1 must be a positive finite number, got " + std::to_string(m.sigma1));
   for (std::size_t j = 0; j < m.refs->size(); ++j) {
     const double* t = m.T + 3 * j;
     const double n = std::sqrt(t[0] * t[0] + t[1] * t[1] + t[2] * t[2]);
@@ -77,8 +92,121 @@ inline void project_distances(const double* d, std::size_t n, std::size_t K, con
   }
 }
 
+namespace detail {
+
+// Eq. 14 as a minimisation over u in R^3 with v = u / |u|:
+//   L(u) = -sum_j w_j exp(-((dc_j - rt_j . v) / sigma1)^2),
+// returning L and its gradient dL/du (tangent to the sphere, scaled by 1 / |u|).
+inline double eq14_loss(const double* u, const double* w, const double* dc, const double* rt, std::size_t K,
+                        double sigma1, double* grad) {
+  const double nu = norm(u);
+  const double v[3] = {u[0] / nu, u[1] / nu, u[2] / nu};
+  double f = 0.0, dv[3] = {0, 0, 0};
+  for (std::size_t j = 0; j < K; ++j) {
+    if (w[j] == 0.0) continue;
+    const double a = (dc[j] - dot(rt + 3 * j, v)) / sigma1;
+    const double e = w[j] * std::exp(-a * a);
+    f -= e;
+    for (int c = 0; c < 3; ++c) dv[c] -= (2.0 / sigma1) * e * a * rt[3 * j + c];
+  }
+  const double vdv = dot(v, dv);
+  for (int c = 0; c < 3; ++c) grad[c] = (dv[c] - v[c] * vdv) / nu;
+  return f;
+}
+
+// BFGS on eq14_loss from the unit vector u0 (Armijo backtracking; the update is skipped when
+// the curvature condition fails). Returns the loss at the end; u0 holds the unit minimiser.
+inline double minimise_eq14(double* u0, const double* w, const double* dc, const double* rt, std::size_t K,
+                            double sigma1) {
+  constexpr int max_iter = 200;
+  double H[9] = {1, 0, 0, 0, 1, 0, 0, 0, 1}, g[3], u[3] = {u0[0], u0[1], u0[2]};
+  double f = eq14_loss(u, w, dc, rt, K, sigma1, g);
+  const double scale = std::max(1e-300, std::abs(f));
+  for (int it = 0; it < max_iter && norm(g) > 1e-10 * scale; ++it) {
+    double p[3];
+    for (int r = 0; r < 3; ++r) p[r] = -(H[3 * r] * g[0] + H[3 * r + 1] * g[1] + H[3 * r + 2] * g[2]);
+    double slope = dot(p, g);
+    if (!(slope < 0)) {  // not a descent direction: restart from steepest descent
+      for (int r = 0; r < 9; ++r) H[r] = r % 4 == 0 ? 1.0 : 0.0;
+      for (int c = 0; c < 3; ++c) p[c] = -g[c];
+      slope = -dot(g, g);
+    }
+    double step = 1.0, un[3], gn[3], fn = f;
+    bool accepted = false;
+    for (int back = 0; back < 40; ++back, step *= 0.5) {
+      for (int c = 0; c < 3; ++c) un[c] = u[c] + step * p[c];
+      if (norm(un) == 0.0) continue;
+      fn = eq14_loss(un, w, dc, rt, K, sigma1, gn);
+      if (fn <= f + 1e-4 * step * slope) {
+        accepted = true;
+        break;
+      }
+    }
+    if (!accepted) break;
+    double s[3], y[3];
+    for (int c = 0; c < 3; ++c) {
+      s[c] = un[c] - u[c];
+      y[c] = gn[c] - g[c];
+    }
+    const double sy = dot(s, y);
+    if (sy > 1e-300) {
+      // H <- (I - rho s y^T) H (I - rho y s^T) + rho s s^T
+      const double rho = 1.0 / sy;
+      double Hy[3], yHy = 0;
+      for (int r = 0; r < 3; ++r) Hy[r] = H[3 * r] * y[0] + H[3 * r + 1] * y[1] + H[3 * r + 2] * y[2];
+      for (int r = 0; r < 3; ++r) yHy += y[r] * Hy[r];
+      for (int r = 0; r < 3; ++r)
+        for (int c = 0; c < 3; ++c)
+          H[3 * r + c] += -rho * (Hy[r] * s[c] + s[r] * Hy[c]) + (rho * rho * yHy + rho) * s[r] * s[c];
+    }
+    std::copy(un, un + 3, u);
+    std::copy(gn, gn + 3, g);
+    f = fn;
+  }
+  const double nu = norm(u);
+  for (int c = 0; c < 3; ++c) u0[c] = u[c] / nu;
+  return f;
+}
+
+}  // namespace detail
+
+// Eq. 14 from three starts: the analytic direction v (in/out) and sign(dc_j) R_j t_j of the
+// two references with the smallest alignment error. w: K doubles of scratch.
+inline void numeric_direction(const OamlmModel& m, const double* dc, const double* g, double g_min, const double* rt,
+                              double* w, double* v) {
+  const std::size_t K = m.refs->size();
+  const double inv_s2 = 1.0 / (m.sigma2 * m.sigma2);
+  for (std::size_t j = 0; j < K; ++j) w[j] = std::exp(-(g[j] - g_min) * (g[j] + g_min) * inv_s2);
+  const auto argmin_g = [&](std::size_t skip) {
+    std::size_t best = K;
+    for (std::size_t j = 0; j < K; ++j)
+      if (j != skip && (best == K || g[j] < g[best])) best = j;
+    return best;
+  };
+  const std::size_t first = argmin_g(K), second = argmin_g(first);
+  double starts[3][3];
+  int n_starts = 0;
+  if (detail::norm(v) > 0) std::copy(v, v + 3, starts[n_starts++]);
+  for (std::size_t b : {first, second}) {
+    if (b == K) continue;
+    const double* r = rt + 3 * b;
+    const double sign = dc[b] < 0 ? -1.0 : 1.0, nr = detail::norm(r);
+    if (nr == 0) continue;
+    for (int c = 0; c < 3; ++c) starts[n_starts][c] = sign * r[c] / nr;
+    ++n_starts;
+  }
+  double best_f = std::numeric_limits<double>::infinity();
+  for (int s = 0; s < n_starts; ++s) {
+    const double f = detail::minimise_eq14(starts[s], w, dc, rt, K, m.sigma1);
+    if (f < best_f) {
+      best_f = f;
+      std::copy(starts[s], starts[s] + 3, v);
+    }
+  }
+}
+
 // Direction of one input from its predicted cosines dc (K) and, if the model has B_g, its
-// predicted alignment errors g_hat (K). scratch: 4K doubles.
+// predicted alignment errors g_hat (K). scratch: 5K doubles.
 inline OamlmResult oamlm_direction(const OamlmModel& m, const Environment& in, const double* dc, const double* g_hat,
                                    double* scratch) {
   const ReferenceSet& refs = *m.refs;
@@ -104,6 +232,7 @@ inline OamlmResult oamlm_direction(const OamlmModel& m, const Environment& in, c
   OamlmResult out{};
   const double nv = detail::norm(v);
   for (int c = 0; c < 3; ++c) out.v[c] = nv > 0 ? v[c] / nv : 0.0;
+  if (m.loss == OamlmLoss::Numeric && K > 0) numeric_direction(m, dc, g, g_min, rt, scratch + 4 * K, out.v);
   out.spread = swabs > 0 ? std::clamp(1.0 - nv / swabs, 0.0, 1.0) : 1.0;
   out.g_residual = g_hat && K > 0 ? std::sqrt(res / sw) : std::numeric_limits<double>::quiet_NaN();
   out.weight_sum = K > 0 ? std::exp(-g_min * g_min * inv_s2) * sw : 0.0;
@@ -129,7 +258,7 @@ inline void oamlm_predict(const OamlmModel& m, const Environment* in, std::size_
     if (m.B_g) project_distances(d_in + i0 * K, len, K, m.B_g, gh.data());
 #pragma omp parallel
     {
-      std::vector<double> scratch(4 * K);
+      std::vector<double> scratch(5 * K);
 #pragma omp for schedule(dynamic, 1)
       for (std::int64_t i = 0; i < static_cast<std::int64_t>(len); ++i) {
         const std::size_t r = static_cast<std::size_t>(i) * K;

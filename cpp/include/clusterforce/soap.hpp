@@ -750,6 +750,46 @@ class SoapGTO {
   std::size_t n_features_ = 0;
 };
 
+// SOAP of many centres, each given by its own neighbour list (ragged arrays): centre c has the
+// neighbours offsets[c] .. offsets[c + 1] - 1 of rel (n_rel x 3, Angstrom, neighbour minus
+// centre) and neighbor_species; species are indices into soap.species(). This is how dml model
+// files store their reference atoms: a few neighbours per atom instead of its descriptor.
+// out: n_centres x n_features, overwritten.
+inline void compute_neighbourhoods(const SoapGTO& soap, std::size_t n_centres, const int* centre_species,
+                                   const std::int64_t* offsets, std::size_t n_rel, const double* rel,
+                                   const int* neighbor_species, double* out) {
+  const int S = soap.n_species();
+  if (n_centres > 0 && offsets[0] != 0) throw std::invalid_argument("neighbourhood offsets must start at 0");
+  for (std::size_t c = 0; c < n_centres; ++c) {
+    if (offsets[c + 1] < offsets[c] || offsets[c + 1] > static_cast<std::int64_t>(n_rel))
+      throw std::invalid_argument("neighbourhood offsets must be non-decreasing and at most " + std::to_string(n_rel) +
+                                  " (the number of neighbours); centre " + std::to_string(c) + " has " +
+                                  std::to_string(offsets[c]) + ".." + std::to_string(offsets[c + 1]));
+    if (centre_species[c] < 0 || centre_species[c] >= S)
+      throw std::invalid_argument("species index " + std::to_string(centre_species[c]) + " of centre " +
+                                  std::to_string(c) + " is out of range");
+  }
+  for (std::size_t k = 0; k < n_rel; ++k) {
+    if (neighbor_species[k] < 0 || neighbor_species[k] >= S)
+      throw std::invalid_argument("species index " + std::to_string(neighbor_species[k]) + " of neighbour " +
+                                  std::to_string(k) + " is out of range");
+    for (int d = 0; d < 3; ++d)
+      if (!std::isfinite(rel[3 * k + d]))
+        throw std::invalid_argument("neighbour " + std::to_string(k) + " has a non-finite position");
+  }
+  const std::size_t F = soap.n_features();
+#pragma omp parallel
+  {
+    SoapGTO::Workspace ws = soap.make_workspace();
+#pragma omp for schedule(dynamic, 16)
+    for (std::int64_t c = 0; c < static_cast<std::int64_t>(n_centres); ++c) {
+      const std::int64_t begin = offsets[c], end = offsets[c + 1];
+      soap.compute_center(centre_species[c], static_cast<std::size_t>(end - begin), rel + 3 * begin,
+                          neighbor_species + begin, out + static_cast<std::size_t>(c) * F, nullptr, ws);
+    }
+  }
+}
+
 // SOAP of a whole structure (a cluster, or periodic along the directions flagged in pbc).
 // The constructor finds the neighbours (neighbors.hpp) and the gradient pairs; compute() and
 // contract() fill caller-owned outputs, one OpenMP task per centre.  Gradient pairs of a

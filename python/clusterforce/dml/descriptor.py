@@ -8,19 +8,85 @@ prediction see identical descriptors.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from ase import Atoms
 
 from ..data import species_indices
+from ..neighbors import neighbor_list_atoms
 from ..soap import SOAP, SoapParams
 
 #: Name written into model files; a reader refuses descriptors it does not implement. It names
 #: the descriptor's definition (dscribe's GTO SOAP, which the compiled SOAP reproduces to
 #: round-off), not the library that computes it, so files stay readable either way.
 SOAP_BACKEND = "dscribe-soap-gto"
+
+
+@dataclass(frozen=True)
+class Neighbourhoods:
+    """Atoms as their neighbours within the SOAP cutoff, in ragged arrays: what a descriptor
+    row is computed from, in a few hundred bytes instead of F floats (the form dml model
+    files store their reference atoms in; see docs/model-file.md).
+
+    Attributes
+    ----------
+    numbers : (n,) int64
+        Atomic numbers of the centres.
+    offsets : (n + 1,) int64
+        Centre ``c`` has the neighbours ``offsets[c]:offsets[c + 1]``.
+    rel : (m, 3) float64
+        Neighbour minus centre positions (periodic images included), Angstrom.
+    neighbor_numbers : (m,) int64
+    """
+
+    numbers: np.ndarray
+    offsets: np.ndarray
+    rel: np.ndarray
+    neighbor_numbers: np.ndarray
+
+    FIELDS = ("numbers", "offsets", "rel", "neighbor_numbers")
+
+    def __len__(self) -> int:
+        return len(self.numbers)
+
+    def take(self, rows: np.ndarray) -> Neighbourhoods:
+        """The centres ``rows``, in that order."""
+        rows = np.asarray(rows, dtype=np.int64)
+        counts = np.diff(self.offsets)[rows]
+        picked = np.concatenate([np.arange(self.offsets[r], self.offsets[r + 1]) for r in rows]) if len(rows) else np.empty(0, int)
+        return Neighbourhoods(
+            self.numbers[rows],
+            np.concatenate([[0], np.cumsum(counts)]).astype(np.int64),
+            self.rel[picked].reshape(-1, 3),
+            self.neighbor_numbers[picked],
+        )
+
+    @classmethod
+    def concatenate(cls, parts: Sequence[Neighbourhoods]) -> Neighbourhoods:
+        counts = np.concatenate([np.diff(p.offsets) for p in parts])
+        return cls(
+            np.concatenate([p.numbers for p in parts]),
+            np.concatenate([[0], np.cumsum(counts)]).astype(np.int64),
+            np.concatenate([p.rel for p in parts]).reshape(-1, 3),
+            np.concatenate([p.neighbor_numbers for p in parts]),
+        )
+
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        return {name: getattr(self, name) for name in self.FIELDS}
+
+    @classmethod
+    def from_arrays(cls, arrays: Mapping[str, np.ndarray], source: str) -> Neighbourhoods:
+        missing = [name for name in cls.FIELDS if name not in arrays]
+        if missing:
+            raise ValueError(f"{source}: arrays {missing} are missing")
+        out = cls(*(np.asarray(arrays[name]) for name in cls.FIELDS))
+        n, m = len(out.numbers), len(out.neighbor_numbers)
+        if out.offsets.shape != (n + 1,) or out.rel.shape != (m, 3) or (n and (out.offsets[0] != 0 or out.offsets[-1] != m)):
+            raise ValueError(f"{source}: inconsistent neighbourhood arrays ({n} centres, offsets {out.offsets.shape}, {m} neighbours)")
+        return out
 
 
 class SoapDescriptor:
@@ -115,6 +181,26 @@ class SoapDescriptor:
             raise ValueError(f"center index out of range for {len(atoms)} atoms: {centers.min()}..{centers.max()}")
         soap = self._soap_for(bool(np.any(atoms.pbc)))
         return np.ascontiguousarray(soap.compute(atoms, centers=centers), dtype=np.float64)
+
+    def neighbourhoods(self, atoms: Atoms, centers: Sequence[int] | np.ndarray | None = None) -> Neighbourhoods:
+        """The neighbours of ``centers`` (all atoms if ``None``) within the SOAP cutoff:
+        :meth:`compute_neighbourhoods` of them equals :meth:`compute` on ``atoms``."""
+        centers = np.arange(len(atoms)) if centers is None else np.asarray(centers, dtype=np.int64).ravel()
+        nl = neighbor_list_atoms(atoms, self._soap_for(False).cutoff)
+        starts = np.searchsorted(nl.i, np.arange(len(atoms) + 1))
+        counts = starts[centers + 1] - starts[centers]
+        picked = np.concatenate([np.arange(starts[c], starts[c + 1]) for c in centers]) if len(centers) else np.empty(0, int)
+        return Neighbourhoods(
+            atoms.numbers[centers].astype(np.int64),
+            np.concatenate([[0], np.cumsum(counts)]).astype(np.int64),
+            nl.D[picked].reshape(-1, 3),
+            atoms.numbers[nl.j[picked]].astype(np.int64),
+        )
+
+    def compute_neighbourhoods(self, neighbourhoods: Neighbourhoods) -> np.ndarray:
+        """SOAP vectors (n, F) of atoms given by their :class:`Neighbourhoods`."""
+        nb = neighbourhoods
+        return self._soap_for(False).compute_neighbourhoods(nb.numbers, nb.offsets, nb.rel, nb.neighbor_numbers)
 
     def _soap_for(self, periodic: bool) -> SOAP:
         self._check_fitted()

@@ -12,9 +12,13 @@ Model file (kind ``"dml"``), read by :meth:`DMLModel.load` and by the C++ reader
   per-class counts and metrics), ``models`` (per class: ``emlm`` and ``oamlm`` parameters,
   ``n_references_norm``, ``n_references_direction``).
 - arrays, per class ``C``: ``classes/C/scaler/*`` (MinMaxScaler state),
-  ``classes/C/emlm/*`` (EMLM state: ``references`` (K, F), ``coef`` (K,), ``output_range`` (2,),
-  the training norm range predictions are clipped to) and
-  ``classes/C/oamlm/*`` (OAMLM state, including the reference environments).
+  ``classes/C/centres/*`` (the reference atoms as :class:`Neighbourhoods`: their neighbours
+  within the SOAP cutoff, from which a reader recomputes their descriptors exactly),
+  ``classes/C/emlm/*`` (EMLM state: ``reference_index`` (K,) rows of the centres, ``coef``
+  (K,), ``output_range`` (2,), the training norm range predictions are clipped to) and
+  ``classes/C/oamlm/*`` (OAMLM state with ``reference_index`` in place of ``X_ref``, including
+  the reference environments). Files written before the centres existed store the descriptors
+  themselves (``emlm/references``, ``oamlm/X_ref``) and still load.
 """
 
 from __future__ import annotations
@@ -35,10 +39,9 @@ from tqdm.auto import tqdm
 from .. import baseline as pair_wall
 from .. import modelfile
 from ..data import dataset_hash, get_forces, species_indices, validate_frames
-from ..distances import squared_row_norms
 from ..neighbors import element_pairs, neighbor_list_atoms, shortest_pair_distances
 from ..selection import rs_maximin
-from .descriptor import SoapDescriptor
+from .descriptor import Neighbourhoods, SoapDescriptor
 from .emlm import EMLM
 from .environments import Environments, detect_chemistry, extract_environments
 from .oamlm import OAMLM
@@ -63,11 +66,15 @@ FORCES_HINT = "the dml kind trains on forces (eV/Angstrom) only — add them, or
 
 @dataclass
 class ClassModel:
-    """The fitted pieces for one atom class."""
+    """The fitted pieces for one atom class; the EMLM and OAMLM references are the rows
+    ``norm_index`` and ``direction_index`` of ``centres``."""
 
     scaler: MinMaxScaler
     emlm: EMLM
     oamlm: OAMLM
+    centres: Neighbourhoods | None  # None: loaded from a file that stores the descriptors
+    norm_index: np.ndarray | None
+    direction_index: np.ndarray | None
 
 
 def shortest_pairs_of(frames: Iterable[Atoms], cutoff: float) -> dict[str, float]:
@@ -80,25 +87,19 @@ def shortest_pairs_of(frames: Iterable[Atoms], cutoff: float) -> dict[str, float
     return shortest
 
 
-#: Arrays stored as float32: the reference descriptors and the OAMLM matrices, 90 % of a model's
-#: bytes. Rounding them to float32 changes predicted forces by about 1e-6 relative (measured on
-#: dataset:rings, 1000/500 references, ring6 held out: max |dF| 5.5e-7 eV/A from the descriptors,
-#: 1.1e-6 eV/A from B_c and B_g). The fitted model rounds them too, so it predicts exactly what its
-#: file does.
-FLOAT32_ARRAYS = ("emlm/references", "oamlm/X_ref", "oamlm/B_c", "oamlm/B_g")
+#: Arrays stored as float32: the OAMLM matrices, most of a model's bytes. Rounding them to float32
+#: changes predicted forces by about 1e-6 relative (measured on dataset:rings, 1000/500
+#: references, ring6 held out: max |dF| 1.1e-6 eV/A). The fitted model rounds them too, so it
+#: predicts exactly what its file does.
+FLOAT32_ARRAYS = ("oamlm/B_c", "oamlm/B_g")
+#: Descriptor arrays replaced in the file by row indices into ``classes/C/centres``.
+_REFERENCE_ROWS = {"emlm/references": "emlm/reference_index", "oamlm/X_ref": "oamlm/reference_index"}
 
 
 def _round_to_stored_precision(model: ClassModel) -> None:
     """Round the arrays stored as float32 (values stay float64 in memory)."""
-
-    def f32(a: np.ndarray) -> np.ndarray:
-        return np.ascontiguousarray(a.astype(np.float32).astype(np.float64))
-
-    model.emlm.references_ = f32(model.emlm.references_)
-    model.emlm.reference_sqnorms_ = squared_row_norms(model.emlm.references_)
-    model.oamlm.X_ref_ = f32(model.oamlm.X_ref_)
-    model.oamlm.B_c_ = f32(model.oamlm.B_c_)
-    model.oamlm.B_g_ = f32(model.oamlm.B_g_)
+    model.oamlm.B_c_ = np.ascontiguousarray(model.oamlm.B_c_.astype(np.float32).astype(np.float64))
+    model.oamlm.B_g_ = np.ascontiguousarray(model.oamlm.B_g_.astype(np.float32).astype(np.float64))
 
 
 class DMLModel(BaseEstimator):
@@ -167,12 +168,12 @@ class DMLModel(BaseEstimator):
         # Classes follow from the chemistry of the whole training set, fixed here, so a
         # structure without S is still classified like the thiolate data it is compared with.
         self.chemistry_ = detect_chemistry(self.descriptor_.species_)
-        X, F, envs = self._collect(frames)
+        X, F, envs, centres = self._collect(frames)
         rng = check_random_state(self.random_state)
         self.models_: dict[str, ClassModel] = {}
         stats: dict[str, dict[str, Any]] = {}
         for name in tqdm(sorted(X), desc="fitting classes", disable=not self.progress):
-            self.models_[name], stats[name] = self._fit_class(name, X[name], F[name], envs[name], rng)
+            self.models_[name], stats[name] = self._fit_class(name, X[name], F[name], envs[name], centres[name], rng)
             _round_to_stored_precision(self.models_[name])
         shortest = shortest_pairs_of(frames, self.r_cut)
         # Zero on every training frame (its r_s are the shortest training distances), so the ML
@@ -198,10 +199,11 @@ class DMLModel(BaseEstimator):
                 raise ValueError(f"DMLModel: sigma2 for class {name} must be > 0, got {value!r}")
 
     def _collect(self, frames: list[Atoms]):
-        """Descriptors, forces and environments of every atom, grouped by class."""
+        """Descriptors, forces, environments and neighbourhoods of every atom, grouped by class."""
         X: dict[str, list[np.ndarray]] = {}
         F: dict[str, list[np.ndarray]] = {}
         envs: dict[str, list[Environments]] = {}
+        centres: dict[str, list[Neighbourhoods]] = {}
         for i, atoms in enumerate(tqdm(frames, desc="descriptors", unit="frame", disable=not self.progress)):
             desc = self.descriptor_.compute(atoms)
             forces = get_forces(atoms)
@@ -209,17 +211,19 @@ class DMLModel(BaseEstimator):
                 X.setdefault(name, []).append(desc[env.indices])
                 F.setdefault(name, []).append(forces[env.indices])
                 envs.setdefault(name, []).append(env)
+                centres.setdefault(name, []).append(self.descriptor_.neighbourhoods(atoms, env.indices))
         return (
             {k: np.concatenate(v) for k, v in X.items()},
             {k: np.concatenate(v) for k, v in F.items()},
             {k: Environments.concatenate(v) for k, v in envs.items()},
+            {k: Neighbourhoods.concatenate(v) for k, v in centres.items()},
         )
 
     def _sigma2(self, name: str) -> float:
         given = dict(self.sigma2 or {})
         return float(given.get(name, DEFAULT_SIGMA2.get(name, DEFAULT_SIGMA2_OTHER)))
 
-    def _fit_class(self, name, X, F, env, rng) -> tuple[ClassModel, dict[str, Any]]:
+    def _fit_class(self, name, X, F, env, centres, rng) -> tuple[ClassModel, dict[str, Any]]:
         scaler = MinMaxScaler().fit(X)
         Xs = scaler.transform(X)
         norms = np.linalg.norm(F, axis=1)
@@ -234,7 +238,7 @@ class DMLModel(BaseEstimator):
         if len(usable) == 0:
             raise ValueError(f"class {name}: every training force is zero, so no force direction can be learned")
         ref_dir = usable[rs_maximin(Xs[usable], self.n_references_direction, random_state=rng)]
-        oamlm = OAMLM(sigma2=self._sigma2(name), loss=self.loss, random_state=int(rng.randint(2**31 - 1)))
+        oamlm = OAMLM(sigma2=self._sigma2(name), loss=self.loss)
         oamlm.fit(Xs[ref_dir], env[ref_dir], F[ref_dir])
 
         pred = np.maximum(emlm.predict(Xs), 0.0)
@@ -246,7 +250,9 @@ class DMLModel(BaseEstimator):
             "norm_rmse_train": float(np.sqrt(np.mean((pred - norms) ** 2))),
         }
         logger.info("class %s: %s", name, stats)
-        return ClassModel(scaler, emlm, oamlm), stats
+        kept = np.union1d(ref_norm, ref_dir)
+        model = ClassModel(scaler, emlm, oamlm, centres.take(kept), np.searchsorted(kept, ref_norm), np.searchsorted(kept, ref_dir))
+        return model, stats
 
     # ---------------------------------------------------------------- prediction
     @property
@@ -279,10 +285,7 @@ class DMLModel(BaseEstimator):
             data (names the atom index and the element or class).
         """
         check_is_fitted(self, "models_")
-        # The compiled predictor (the LAMMPS one) implements the analytic loss on free
-        # structures; numeric-loss models and periodic cells keep the Python path.
-        # The numeric loss (eq. 14) is the one path left in Python: everything else runs the C++ predictor.
-        out = self._predict_python(atoms) if self.loss != "analytic" else self._predict_compiled(atoms)
+        out = self._predict_compiled(atoms)
         out["extrapolating"] = self.extrapolating(atoms)
         return out
 
@@ -309,6 +312,8 @@ class DMLModel(BaseEstimator):
         return flags
 
     def _predict_compiled(self, atoms: Atoms) -> dict[str, np.ndarray]:
+        # The one dml prediction path, for clusters and periodic cells: the compiled predictor
+        # LAMMPS runs too (docs/architecture.md).
         predictor = self._predictor()
         species = species_indices(atoms, predictor.elements)
         periodic = bool(np.any(atoms.pbc))
@@ -349,41 +354,6 @@ class DMLModel(BaseEstimator):
         state.pop("_compiled", None)
         return state
 
-    def _predict_python(self, atoms: Atoms) -> dict[str, np.ndarray]:
-        """:meth:`predict` with the Python descriptor and OAMLM (numeric loss, periodic cells)."""
-        n = len(atoms)
-        X = self.descriptor_.compute(atoms)
-        norms = np.zeros(n)
-        directions = np.zeros((n, 3))
-        uncertainty = np.zeros(n)
-        classes = np.empty(n, dtype=object)
-        for name, env in extract_environments(atoms, chemistry=self.chemistry_).items():
-            idx = env.indices
-            model = self.models_.get(name)
-            if model is None:
-                raise ValueError(
-                    f"atom {idx[0]}: element {atoms.get_chemical_symbols()[idx[0]]} is of class {name}, which had no "
-                    f"training data (trained classes: {', '.join(self.classes_)}); add training frames with {name} atoms"
-                )
-            Xs = model.scaler.transform(X[idx])
-            norms[idx] = np.maximum(model.emlm.predict(Xs), 0.0)
-            # One alignment pass gives the analytic direction and its uncertainty together.
-            diagnostics = model.oamlm.predict_diagnostics(Xs, env)
-            directions[idx] = diagnostics["v"] if model.oamlm.loss == "analytic" else model.oamlm.predict(Xs, env)
-            uncertainty[idx] = diagnostics["spread"]
-            classes[idx] = name
-        forces = norms[:, None] * directions
-        if self.baseline_r_s_ is not None:
-            species = species_indices(atoms, self.descriptor_.species_)
-            forces = forces + pair_wall.energy_forces(self.baseline_r_s_, atoms, species)[1]
-        return {
-            "forces": forces,
-            "norms": norms,
-            "directions": directions,
-            "uncertainty": uncertainty,
-            "classes": classes.astype(str),
-        }
-
     def predict_forces(self, atoms: Atoms) -> np.ndarray:
         """Forces (n, 3) in eV/Angstrom for one structure."""
         return self.predict(atoms)["forces"]
@@ -403,7 +373,14 @@ class DMLModel(BaseEstimator):
             for part, state in (("scaler", m.scaler.state_dict()), ("emlm", m.emlm.state_dict()), ("oamlm", m.oamlm.state_dict())):
                 for key, value in state.items():
                     stored = f"{part}/{key}"
-                    arrays[f"classes/{name}/{stored}"] = value.astype(np.float32) if stored in FLOAT32_ARRAYS else value
+                    if m.centres is None and stored in _REFERENCE_ROWS:
+                        arrays[f"classes/{name}/{stored}"] = value.astype(np.float32)  # as such files store them
+                    elif stored not in _REFERENCE_ROWS:
+                        arrays[f"classes/{name}/{stored}"] = value.astype(np.float32) if stored in FLOAT32_ARRAYS else value
+            if m.centres is not None:
+                arrays[f"classes/{name}/emlm/reference_index"] = m.norm_index.astype(np.int64)
+                arrays[f"classes/{name}/oamlm/reference_index"] = m.direction_index.astype(np.int64)
+                arrays.update({f"classes/{name}/centres/{k}": v for k, v in m.centres.to_arrays().items()})
             stats = self.training_["classes"][name]
             models[name] = {
                 "emlm": m.emlm.get_params(),
@@ -451,15 +428,20 @@ class DMLModel(BaseEstimator):
                 prefix = f"classes/{name}/"
                 state = {
                     part: {k[len(prefix) + len(part) + 1 :]: v for k, v in mf.arrays.items() if k.startswith(f"{prefix}{part}/")}
-                    for part in ("scaler", "emlm", "oamlm")
+                    for part in ("scaler", "emlm", "oamlm", "centres")
                 }
                 for part, values in state.items():
-                    if not values:
+                    if not values and part != "centres":
                         raise modelfile.ModelFileError(f"{mf.path}: fields '{prefix}{part}/*' are missing")
+                scaler = MinMaxScaler.from_state_dict(state["scaler"])
+                centres, norm_index, direction_index = _reference_rows(descriptor, scaler, state, f"{mf.path}: class {name}")
                 model.models_[name] = ClassModel(
-                    MinMaxScaler.from_state_dict(state["scaler"]),
+                    scaler,
                     EMLM.from_state_dict(state["emlm"], params["emlm"]),
                     OAMLM.from_state_dict(state["oamlm"], params["oamlm"]),
+                    centres,
+                    norm_index,
+                    direction_index,
                 )
         except KeyError as exc:
             raise modelfile.ModelFileError(f"{mf.path}: field {exc} is missing from the dml model") from None
@@ -468,3 +450,21 @@ class DMLModel(BaseEstimator):
                 raise
             raise modelfile.ModelFileError(f"{mf.path}: inconsistent dml model: {exc}") from None
         return model
+
+
+def _reference_rows(descriptor: SoapDescriptor, scaler: MinMaxScaler, state: dict[str, dict[str, np.ndarray]], where: str):
+    """Put the reference descriptors into the EMLM and OAMLM states (in place), recomputed from
+    the stored centres; returns the centres and the two row-index arrays (all None for a file
+    that stores the descriptors themselves)."""
+    if not state["centres"]:
+        return None, None, None
+    centres = Neighbourhoods.from_arrays(state["centres"], f"{where}: 'centres'")
+    X = scaler.transform(descriptor.compute_neighbourhoods(centres))
+    rows = {}
+    for part, key in (("emlm", "references"), ("oamlm", "X_ref")):
+        index = np.asarray(state[part].get("reference_index", np.empty(0)), dtype=np.int64)
+        if index.ndim != 1 or index.size == 0 or index.min() < 0 or index.max() >= len(centres):
+            raise ValueError(f"{where}: '{part}/reference_index' must list rows of the {len(centres)} centres")
+        state[part][key] = X[index]
+        rows[part] = index
+    return centres, rows["emlm"], rows["oamlm"]

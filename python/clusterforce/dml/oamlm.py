@@ -8,7 +8,8 @@ regression (beta = sqrt(machine eps)).
 
 Prediction: ``d_c = d_in B_c``; all K references are aligned onto the input; the references'
 unit forces are rotated into the input frame and the direction solves the analytic loss
-(eq. 15-17, compiled core, the same code LAMMPS runs) or the numeric loss (eq. 14, here).
+(eq. 15-17) or the numeric loss (eq. 14, minimised on the unit sphere from the analytic solution
+and the two best-aligned references' directions), both in the compiled core LAMMPS runs too.
 """
 
 from __future__ import annotations
@@ -17,14 +18,12 @@ import logging
 from collections.abc import Mapping
 
 import numpy as np
-from scipy.optimize import minimize
 from sklearn.base import BaseEstimator
-from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
 from .. import _kernels
 from ..distances import euclidean_distances
-from .align import N_TRIANGLES, align, alignment_cosines
+from .align import N_TRIANGLES, alignment_cosines
 from .environments import Environments
 from .ridge import ridge_solve
 
@@ -33,8 +32,6 @@ logger = logging.getLogger(__name__)
 _LOSSES = ("analytic", "numeric")
 #: Ridge parameter of the B_c / B_g solve (paper: square root of machine epsilon).
 BETA = float(np.sqrt(np.finfo(np.float64).eps))
-#: Random restarts of the numeric loss besides the analytic solution (eq. 14 is multimodal).
-N_RESTARTS = 2
 _STATE_ARRAYS = ("X_ref", "B_c", "B_g", "T")
 _REFERENCES = "references/"
 
@@ -50,10 +47,9 @@ class OAMLM(BaseEstimator):
         Width of the alignment-error weight ``exp(-(g / sigma2)^2)`` (eq. 14, 16), Angstrom.
         The paper uses 0.25 for unit gold and 0.5 otherwise.
     loss : {"analytic", "numeric"}
-        Eq. 15-17 (closed form, compiled) or eq. 14 (optimised on the unit sphere from the
-        analytic solution and ``N_RESTARTS`` random starts).
-    random_state : int, RandomState or None
-        Seeds the random restarts of the numeric loss; the analytic loss is deterministic.
+        Eq. 15-17 (closed form) or eq. 14 (BFGS on the unit sphere from three deterministic
+        starts, since eq. 14 is multimodal: the analytic solution and the projected directions
+        of the two references with the smallest alignment error).
 
     Attributes
     ----------
@@ -68,11 +64,10 @@ class OAMLM(BaseEstimator):
     n_features_in_ : int
     """
 
-    def __init__(self, *, sigma1: float = 0.25, sigma2: float = 0.5, loss: str = "analytic", random_state=None):
+    def __init__(self, *, sigma1: float = 0.25, sigma2: float = 0.5, loss: str = "analytic"):
         self.sigma1 = sigma1
         self.sigma2 = sigma2
         self.loss = loss
-        self.random_state = random_state
 
     # ------------------------------------------------------------------ training
     def _check_params(self) -> None:
@@ -124,13 +119,13 @@ class OAMLM(BaseEstimator):
 
     # ---------------------------------------------------------------- prediction
     def predict_diagnostics(self, X: np.ndarray, environments: Environments) -> dict[str, np.ndarray]:
-        """Analytic-loss directions and all per-atom uncertainty measures.
+        """Directions and all per-atom uncertainty measures.
 
         Returns
         -------
         dict
-            ``v`` (n, 3) unit directions (eq. 17, normalised; zero if the weighted projections
-            cancel exactly); ``spread`` (n,) in [0, 1], ``1 - |sum_j w_j d_c,j R_j t_j| /
+            ``v`` (n, 3) unit directions (the model's loss: eq. 17 normalised, zero if the
+            weighted projections cancel exactly, or the minimiser of eq. 14); ``spread`` (n,) in [0, 1], ``1 - |sum_j w_j d_c,j R_j t_j| /
             sum_j w_j |d_c,j|``: 0 when the weighted projections agree, 1 when they cancel;
             ``g_residual`` (n,) Angstrom, the weighted RMS difference between the alignment
             errors B_g predicts and those measured (large: the neighbourhood does not match
@@ -149,34 +144,18 @@ class OAMLM(BaseEstimator):
             self.T_,
             float(self.sigma2),
             N_TRIANGLES,
+            self.loss,
+            float(self.sigma1),
         )
 
     def predict(self, X: np.ndarray, environments: Environments) -> np.ndarray:
         """Unit force directions (n, 3) of atoms with scaled descriptors X and records environments."""
-        v = self.predict_diagnostics(X, environments)["v"]
-        if self.loss == "numeric":
-            v = self._numeric(np.asarray(X, dtype=np.float64), environments, v)
-        return v
+        return self.predict_diagnostics(X, environments)["v"]
 
     def predict_uncertainty(self, X: np.ndarray, environments: Environments) -> np.ndarray:
         """Direction uncertainty (n,), dimensionless in [0, 1]: the ``spread`` of
         :meth:`predict_diagnostics` (0 = all aligned references agree)."""
         return self.predict_diagnostics(X, environments)["spread"]
-
-    def _numeric(self, X: np.ndarray, environments: Environments, v0: np.ndarray) -> np.ndarray:
-        rng = check_random_state(self.random_state)
-        d_c = euclidean_distances(X, self.X_ref_) @ self.B_c_
-        K = len(self.T_)
-        chunk = max(1, 2**21 // (9 * K))  # bounds the (chunk, K, 3, 3) rotations to ~16 MB
-        out = np.empty_like(v0)
-        for start in range(0, len(X), chunk):
-            rows = np.arange(start, min(start + chunk, len(X)))
-            g, R = align(environments[rows], self.references_)
-            r = np.einsum("nkab,kb->nka", R, self.T_)
-            for q, i in enumerate(rows):
-                starts = [v0[i]] + list(_random_units(rng, N_RESTARTS))
-                out[i] = _minimise_eq14(d_c[i], r[q], g[q], self.sigma1, self.sigma2, starts)
-        return out
 
     # ---------------------------------------------------------------- model file
     def state_dict(self) -> dict[str, np.ndarray]:
@@ -191,7 +170,9 @@ class OAMLM(BaseEstimator):
     @classmethod
     def from_state_dict(cls, state: Mapping[str, np.ndarray], params: Mapping) -> OAMLM:
         """Rebuild a fitted OAMLM from :meth:`state_dict` output and :meth:`get_params`."""
-        model = cls(**params)
+        # Files written before eq. 14 moved to the compiled core also carry the seed of its
+        # random restarts, which no longer exist.
+        model = cls(**{k: v for k, v in params.items() if k != "random_state"})
         model._check_params()
         missing = [k for k in _STATE_ARRAYS if k not in state]
         if missing:
@@ -233,31 +214,3 @@ def _check_environments(environments, n: int) -> None:
         raise TypeError(f"OAMLM: environments must be an Environments, got {type(environments).__name__}")
     if len(environments) != n:
         raise ValueError(f"OAMLM: {len(environments)} environments for {n} descriptor rows")
-
-
-def _random_units(rng: np.random.RandomState, n: int) -> np.ndarray:
-    u = rng.normal(size=(n, 3))
-    return u / np.linalg.norm(u, axis=1, keepdims=True)
-
-
-def _minimise_eq14(d_c: np.ndarray, r: np.ndarray, g: np.ndarray, sigma1: float, sigma2: float, starts) -> np.ndarray:
-    """Minimise eq. 14 over unit vectors v = u / |u| from several starts; the weights are
-    scaled by exp((g_min / sigma2)^2), which leaves the minimiser unchanged."""
-    w = np.exp(-(g - g.min()) * (g + g.min()) / sigma2**2)
-
-    def loss(u: np.ndarray) -> tuple[float, np.ndarray]:
-        nu = np.linalg.norm(u)
-        v = u / nu
-        a = (d_c - r @ v) / sigma1
-        e = w * np.exp(-a * a)
-        dv = -(2.0 / sigma1) * (e * a) @ r
-        return -e.sum(), (dv - v * (v @ dv)) / nu
-
-    best, best_v = np.inf, None
-    for u0 in starts:
-        if not np.any(u0):
-            continue
-        res = minimize(loss, np.asarray(u0, dtype=np.float64), jac=True, method="BFGS")
-        if res.fun < best:
-            best, best_v = res.fun, res.x / np.linalg.norm(res.x)
-    return best_v
