@@ -6,10 +6,13 @@
    subsampled per size), test on Au16-Au19 (subsampled); force RMSE.
 
 Each case also reports, from the same run, the zero-force predictor (force RMSE = RMS of the
-reference forces) and the ratio model / baseline, and the fit and predict wall times.
+reference forces) and the ratio model / baseline, the fit and predict wall times and the
+model file size. Several ``--n-references-direction`` values run every case once per value
+(the default K_dir = 1000 was chosen this way; docs/benchmarks.md).
 
     python benchmarks/bench_dml_accuracy.py [--quick] [--skip-rings] [--skip-au]
         [--rings FILE] [--au-dir DIR] [--train-frames-per-size 300] [--test-frames-per-size 150]
+        [--n-references-norm 5000] [--n-references-direction 1000 [2500 ...]]
 
 Prints markdown tables and writes benchmarks/results/dml_accuracy.json.
 """
@@ -64,6 +67,9 @@ def _run_case(name: str, train: list, test: list, params: dict, quiet: bool) -> 
     start = time.perf_counter()
     metrics, arrays = evaluate_model(model, test, progress=not quiet)
     predict_s = time.perf_counter() - start
+    with tempfile.TemporaryDirectory() as tmp:
+        model.save(Path(tmp) / "model.cfm")
+        model_mb = (Path(tmp) / "model.cfm").stat().st_size / 1e6
     baseline = float(np.sqrt(np.mean(arrays["reference"] ** 2)))
     n_atoms = int(len(arrays["reference"]))
     result = {
@@ -81,12 +87,13 @@ def _run_case(name: str, train: list, test: list, params: dict, quiet: bool) -> 
         "fit_s": fit_s,
         "predict_s": predict_s,
         "predict_atoms_per_s": n_atoms / predict_s,
+        "model_mb": model_mb,
     }
     print(f"\n### {name}: train {len(train)} frames, test {len(test)} frames ({n_atoms} atoms)\n")
     print(markdown_table(metrics))
     print(
         f"zero-force baseline RMSE {baseline:.3f} eV/Å (model/baseline {result['ratio_to_zero_force']:.2f}); "
-        f"fit {fit_s:.0f} s, predict {predict_s:.0f} s ({result['predict_atoms_per_s']:.0f} atoms/s)"
+        f"fit {fit_s:.0f} s, predict {predict_s:.0f} s ({result['predict_atoms_per_s']:.0f} atoms/s), model {model_mb:.1f} MB"
     )
     return result
 
@@ -134,23 +141,20 @@ def main() -> None:
     parser.add_argument("--train-frames-per-size", type=int, default=300)
     parser.add_argument("--test-frames-per-size", type=int, default=150)
     parser.add_argument("--n-references-norm", type=int, default=5000)
-    parser.add_argument("--n-references-direction", type=int, default=2500)
+    parser.add_argument("--n-references-direction", type=int, nargs="+", default=[1000], help="one or more K_dir")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--quiet", action="store_true")
     args = parser.parse_args()
     if args.quick:
         args.train_frames_per_size, args.test_frames_per_size = 20, 10
-        args.n_references_norm, args.n_references_direction = 300, 150
-    params = {
-        "n_references_norm": args.n_references_norm,
-        "n_references_direction": args.n_references_direction,
-        "random_state": args.seed,
-    }
+        args.n_references_norm, args.n_references_direction = 300, [150]
     cases = []
-    if not args.skip_rings:
-        cases.append(rings_case(args, params))
-    if not args.skip_au:
-        cases.append(au_case(args, params))
+    for k_direction in args.n_references_direction:
+        params = {"n_references_norm": args.n_references_norm, "n_references_direction": k_direction, "random_state": args.seed}
+        if not args.skip_rings:
+            cases.append(rings_case(args, params))
+        if not args.skip_au:
+            cases.append(au_case(args, params))
     env = {
         "clusterforce_version": clusterforce.__version__,
         "build": clusterforce.build_info(),
@@ -160,8 +164,20 @@ def main() -> None:
     new = [{**c, **env} for c in cases if c is not None]
     # Cases run separately (--skip-*) accumulate: a case replaces only its own earlier result.
     old = json.loads(RESULTS.read_text())["cases"] if RESULTS.exists() else []
-    names = {c["case"] for c in new}
-    report = {"cases": [c for c in old if c.get("case") not in names] + new}
+
+    def key(case: dict) -> tuple:
+        return case.get("case"), case.get("params", {}).get("n_references_norm"), case.get("params", {}).get("n_references_direction")
+
+    names = {key(c) for c in new}
+    report = {"cases": [c for c in old if key(c) not in names] + new}
+    print("\n| case | K_norm | K_dir | force RMSE (eV/Å) | ratio to zero force | fit s | predict s | model MB |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    for c in report["cases"]:
+        p = c["params"]
+        print(
+            f"| {c['case']} | {p['n_references_norm']} | {p['n_references_direction']} | {c['force_rmse']:.3f} | "
+            f"{c['ratio_to_zero_force']:.2f} | {c['fit_s']:.0f} | {c['predict_s']:.0f} | {c.get('model_mb', float('nan')):.1f} |"
+        )
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(report, indent=1, default=str) + "\n")
     print(f"\nwrote {RESULTS}")

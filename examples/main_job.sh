@@ -15,8 +15,7 @@ clusterforce datagen --system ring --n 7 --reference gfn1-xtb --temperatures 300
     --steps-per-temperature 60 --frames 30 --seed 1 -o ring7.extxyz --resume
 python -c "from clusterforce import datasets; fr = datasets.load('rings'); print(f'shipped rings data: {len(fr)} frames')"
 
-# Paper-size models (5000/2500 references) are ~0.5 GB for this data; smaller K keeps the demo light.
-clusterforce train --kind dml dataset:rings -o rings.cfm --n-references-norm 2000 --n-references-direction 1000
+clusterforce train --kind dml dataset:rings -o rings.cfm
 clusterforce evaluate rings.cfm ring7.extxyz --plots plots --json ring7_metrics.json
 
 python -c "from clusterforce.datagen import gold_thiolate_ring; a = gold_thiolate_ring(7); a.center(vacuum=8.0); a.write('ring7_start.xyz')"

@@ -37,8 +37,7 @@ def main() -> None:
 
     model_path = args.model or args.out / "rings.cfm"
     if not model_path.exists():
-        # Smaller than the paper's 5000/2500 references so that the example trains in minutes.
-        DMLModel(n_references_norm=2000, n_references_direction=1000, random_state=0).fit(datasets.load("rings")).save(model_path)
+        DMLModel(random_state=0).fit(datasets.load("rings")).save(model_path)
 
     atoms = gold_thiolate_ring(args.n)
     atoms.center(vacuum=8.0)

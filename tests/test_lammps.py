@@ -353,12 +353,24 @@ def test_baseline_wall_is_the_same_in_lammps(dml_file, tmp_path):
     np.testing.assert_allclose(got["forces"], python["forces"], rtol=0, atol=1e-9)
 
 
-def test_dml_compiled_predictor_matches_python_model(dml_file):
+@pytest.mark.parametrize("loss", ["analytic", "numeric"])
+def test_dml_compiled_predictor_matches_the_composed_pieces(dml_file, loss, tmp_path):
     from clusterforce.dml.model import DMLModel
+    from dml_composed import composed_prediction
 
+    model = DMLModel.load(dml_file)
+    if loss == "numeric":
+        model.loss = loss
+        for part in model.models_.values():
+            part.oamlm.loss = loss
+        dml_file = tmp_path / "numeric.cfm"
+        model.save(dml_file)
     atoms = au13(4)
-    python = DMLModel.load(dml_file).predict(atoms)
+    python = composed_prediction(model, atoms)
     compiled = compiled_dml(dml_file, atoms)
+    if loss == "numeric":
+        got = lammps_results(atoms, dml_file, periodic=False, elements=("Au",))
+        np.testing.assert_allclose(got["forces"], compiled["forces"], rtol=0, atol=1e-9)
     np.testing.assert_allclose(compiled["norms"], python["norms"], rtol=0, atol=1e-8)
     np.testing.assert_allclose(compiled["forces"], python["forces"], rtol=0, atol=1e-8)
     np.testing.assert_allclose(compiled["uncertainty"], python["uncertainty"], rtol=0, atol=1e-8)
