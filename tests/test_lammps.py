@@ -459,7 +459,10 @@ def test_uncertainty_compute_gives_the_gap_standard_deviation(gap_file, tmp_path
     path = gap_file  # saved with variances (GAPModel's default)
     model = GAPModel.load(path)
     atoms = rattled_cluster(13)
-    expected = model.predict(atoms, variance=True)["uncertainty"]
+    predicted = model.predict(atoms, variance=True)
+    # LAMMPS reports the local-energy standard deviation (eV); Python and ASE the force one
+    # (eV/A), which needs every centre that sees an atom (docs/lammps.md).
+    expected = np.sqrt(predicted["variance"])
     lmp = new_lammps()
     try:
         lmp.commands_string(setup_commands(atoms, path, periodic=False))
@@ -474,7 +477,7 @@ def test_uncertainty_compute_gives_the_gap_standard_deviation(gap_file, tmp_path
     np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-9)
     # The ASE calculator gives the same number through get_property.
     through_ase = Calculator(str(path)).get_property("uncertainty", atoms)
-    np.testing.assert_allclose(through_ase, expected, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(through_ase, predicted["uncertainty"], rtol=0, atol=1e-12)
 
     frames = [rattled_cluster(0)]
     frames[0].calc = EMT()

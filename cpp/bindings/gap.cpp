@@ -242,9 +242,11 @@ void bind_gap(py::module_& m) {
              const std::optional<Array>& cell, const std::optional<std::array<bool, 3>>& pbc) {
             const GeometryArgs a = geometry(pos, species, cell, pbc);
             GapResult r;
+            std::vector<double> force_variances;
             {
               py::gil_scoped_release release;
               r = model.compute(a.g, with_variance);
+              if (with_variance) force_variances = model.force_variances(a.g);
             }
             const py::ssize_t n = pos.shape(0);
             py::dict out;
@@ -255,12 +257,14 @@ void bind_gap(py::module_& m) {
             if (with_variance) {
               out["energies_variance"] = py::array_t<double>(n, r.atom_variances.data());
               out["energy_variance"] = r.energy_variance;
+              out["forces_variance"] = py::array_t<double>({n, py::ssize_t(3)}, force_variances.data());
             }
             return out;
           },
           py::arg("positions"), py::arg("species"), py::arg("with_variance") = false, py::arg("cell") = py::none(),
           py::arg("pbc") = py::none(),
-          "Energy (eV), per-atom energies, forces (eV/A), virial (eV) and optionally variances (eV^2).")
+          "Energy (eV), per-atom energies, forces (eV/A), virial (eV) and optionally the variances of the local "
+          "energies and the energy (eV^2) and of the forces (eV^2/A^2).")
       .def(
           "centre_energy",
           [](const GapModel& model, int centre_species, const Array& rel, const IntArray& species) {

@@ -5,8 +5,8 @@ What the calculator offers depends on the model kind: ``dml`` models predict for
 and define no energy (asking for one raises :class:`PropertyNotImplementedError` that says so);
 ``gap`` models give energy, per-atom energies, forces and, for periodic cells, stress.
 Per-atom uncertainties land in ``calc.results["uncertainty"]`` when the model provides them
-(``calc.get_property("uncertainty", atoms)``; gap: the predictive standard deviation of each local
-energy in eV, computed only when asked for; dml: the OAMLM direction spread, dimensionless),
+(``calc.get_property("uncertainty", atoms)``; gap: the predictive standard deviation of each atom's
+force in eV/Angstrom, computed only when asked for; dml: the OAMLM direction spread, dimensionless),
 and ``dml`` models flag atoms outside their training distances in ``calc.results["extrapolating"]``.
 """
 
@@ -86,7 +86,7 @@ class Calculator(_AseCalculator):
             virial = np.asarray(predicted["virial"], dtype=float).reshape(3, 3)
             stress = -virial / self.atoms.get_volume()
             results["stress"] = stress.flat[[0, 4, 8, 5, 2, 1]]
-        for extra in ("uncertainty", "variance", "energy_variance"):
+        for extra in ("uncertainty", "variance", "energy_variance", "forces_variance"):
             if extra in predicted:
                 results[extra] = np.array(predicted[extra], dtype=float)
         if "extrapolating" in predicted:

@@ -14,6 +14,7 @@ from clusterforce.gap.model import GAPModel
 from clusterforce.gap.solve import NormalEquations, _symmetrise_upper, solve, variance_matrix
 from clusterforce.gap.sparse import select_sparse, uniform_grid
 from clusterforce.selection import cur_rows, farthest_point_sampling
+from scipy.stats import spearmanr
 from sklearn.base import clone
 
 TERMS = (
@@ -233,7 +234,45 @@ def test_variance_small_at_training_points_and_large_far_away(model, train_frame
     assert np.median(far["variance"]) > 2 * np.median(near["variance"])
     full_near, full_far = model.predict(train_frames[0], variance=True), model.predict(stretched, variance=True)
     assert np.all(full_near["variance"] >= 0) and full_far["energy_variance"] > 5 * full_near["energy_variance"]
-    np.testing.assert_allclose(full_near["uncertainty"] ** 2, full_near["variance"])
+    # Force uncertainty (eV/A): larger on clusters rattled 4x more than the training ones, and
+    # ranking the atoms by their actual force errors there.
+    assert np.all(full_near["forces_variance"] >= 0)
+    hot = emt_clusters(5, seed=40, amplitude=0.3)
+    predicted = [model.predict(a, variance=True) for a in hot]
+    uncertainty = np.concatenate([p["uncertainty"] for p in predicted])
+    errors = np.concatenate([np.linalg.norm(p["forces"] - a.get_forces(), axis=1) for p, a in zip(predicted, hot)])
+    assert np.median(uncertainty) > 2 * np.median(full_near["uncertainty"])
+    assert spearmanr(uncertainty, errors)[0] > 0.5
+
+
+@pytest.mark.parametrize("terms", [TERMS[:1], TERMS[1:2], TERMS[2:], TERMS], ids=["2b", "3b", "soap", "all"])
+def test_force_variance_is_the_second_derivative_of_the_energy_covariance(train_frames, terms):
+    # Independent route: cov(E(X), E(X')) from the energy variance of X and X' placed 100 A
+    # apart in one structure, and var(dE/dr) = var(E(r + h) - E(r - h)) / 4h^2. Checked for the
+    # prior (V = 0) and for a random positive V (the explained part g^T V g).
+    model = GAPModel(terms=list(terms), progress=False).fit(train_frames[:10])
+    atoms = emt_clusters(1, seed=5)[0]
+    atoms.positions *= 1.05
+    m = len(model.variance_)
+    A = np.random.default_rng(0).normal(size=(m, m))
+    for V in (np.zeros((m, m)), A @ A.T / m * 1e-2):
+        model.variance_ = V
+        model._build_predictor()
+        out = model.predict(atoms, variance=True)
+        np.testing.assert_allclose(out["uncertainty"], np.sqrt(out["forces_variance"].sum(axis=1)))
+
+        def var_e(a):
+            return model.predict(a, variance=True)["energy_variance"]
+
+        h = 1e-3
+        for k, x in [(0, 0), (3, 1), (7, 2), (12, 0)]:
+            plus, minus = atoms.copy(), atoms.copy()
+            plus.positions[k, x] += h
+            minus.positions[k, x] -= h
+            far = minus.copy()
+            far.positions += 100.0
+            fd = (2 * var_e(plus) + 2 * var_e(minus) - var_e(plus + far)) / (4 * h * h)
+            assert out["forces_variance"][k, x] == pytest.approx(fd, rel=2e-4), (k, x)
 
 
 def test_centre_entry_point_matches_whole_structure(model):

@@ -151,6 +151,58 @@ class GapModel {
     return res;
   }
 
+  /// Predictive variance of every force component (3n, eV^2 / Angstrom^2, atom-major): the
+  /// prior variance of -dE/dr_kx minus g^T V g with g = d k_m(E) / d r_kx, the gradient of the
+  /// structure's kernel row. Forces are what the model is used for, so this is the
+  /// uncertainty that estimates a force error (eV/Angstrom after a square root).
+  std::vector<double> force_variances(const Geometry& g) const {
+    const int n = g.n;
+    for (int i = 0; i < n; ++i) check_species(g.species[i], n_species_, "atom");
+    if (variance_.empty())
+      throw std::invalid_argument("this GAP model carries no variance matrix (trained without variance)");
+    const CentreNeighbors nl = centre_neighbors(g, cutoff_);
+    const int64_t m = n_sparse();
+    const std::size_t rows = 3 * static_cast<std::size_t>(n);
+    std::vector<double> prior(rows, 0.0), grad(rows * static_cast<std::size_t>(m), 0.0);
+    for (const auto& t : terms_) t->structure_force_prior(nl, g.species, n, prior.data());
+    // Rows in parallel, added to grad in centre order (ordered): the result does not depend on
+    // the thread count, which matters because prior - g^T V g cancels to a small difference.
+#pragma omp parallel for ordered schedule(static, 1)
+    for (int i = 0; i < n; ++i) {
+      const int64_t o = nl.offsets[i];
+      const int nn = nl.count(i);
+      std::vector<std::vector<double>> grad_rows(terms_.size());
+      for (std::size_t t = 0; t < terms_.size(); ++t) {
+        const int64_t mt = terms_[t]->n_sparse();
+        std::vector<double> row(static_cast<std::size_t>(mt), 0.0);
+        grad_rows[t].assign(3 * static_cast<std::size_t>(nn) * mt, 0.0);
+        terms_[t]->centre_rows(g.species[i], nl.rel.data() + 3 * o, nl.species.data() + o, nn, row.data(),
+                               grad_rows[t].data());
+      }
+#pragma omp ordered
+      for (std::size_t t = 0; t < terms_.size(); ++t) {
+        const int64_t mt = terms_[t]->n_sparse(), off = term_offsets_[t];
+        for (int j = 0; j < nn; ++j) {
+          const int64_t a = nl.index[o + j];
+          for (int x = 0; x < 3; ++x) {
+            const double* src = grad_rows[t].data() + (3 * static_cast<int64_t>(j) + x) * mt;
+            double* to_neighbour = grad.data() + (3 * a + x) * m + off;
+            double* to_centre = grad.data() + (3 * static_cast<int64_t>(i) + x) * m + off;
+            for (int64_t k = 0; k < mt; ++k) {
+              to_neighbour[k] += src[k];
+              to_centre[k] -= src[k];
+            }
+          }
+        }
+      }
+    }
+    std::vector<double> out(rows);
+#pragma omp parallel for schedule(dynamic)
+    for (int64_t c = 0; c < static_cast<int64_t>(rows); ++c)
+      out[c] = std::max(0.0, prior[c] - quadratic_form(grad.data() + c * m, m));
+    return out;
+  }
+
  private:
   // var = prior - k^T V k, for each atom's local energy and for the total energy.
   void variances(const CentreNeighbors& nl, const int* species, int n, GapResult& res) const {
@@ -182,7 +234,10 @@ class GapModel {
   }
 
   double quadratic_form(const std::vector<double>& k) const {
-    const int64_t m = static_cast<int64_t>(k.size());
+    return quadratic_form(k.data(), static_cast<int64_t>(k.size()));
+  }
+
+  double quadratic_form(const double* k, int64_t m) const {
     double s = 0.0;
     for (int64_t a = 0; a < m; ++a) {
       const double* va = variance_.data() + a * m;

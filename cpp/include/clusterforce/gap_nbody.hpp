@@ -209,6 +209,99 @@ class NBodyTerm : public GapTerm {
     return self_covariance(inst);
   }
 
+  void structure_force_prior(const CentreNeighbors& nl, const int* species, int n, double* out) const override {
+    // Local energy w_a eps(q_a) per instance; for one coordinate r its derivative is
+    // L_a = dw_a eps + w_a grad eps . dq_a, and var(F) = sum_ab L_a L_b' k(q_a, q_b).
+    struct Touch {
+      int inst;
+      double dw[3];
+      double dq[3][3];  // dq[d][x]
+    };
+    std::vector<NBodyInstance> inst;
+    std::vector<std::vector<Touch>> by_atom(n);
+    for (int i = 0; i < n; ++i) {
+      const int64_t o = nl.offsets[i];
+      const std::size_t first = inst.size();
+      instances(species[i], nl.rel.data() + 3 * o, nl.species.data() + o, nl.count(i), inst);
+      for (std::size_t t = first; t < inst.size(); ++t) {
+        const NBodyInstance& s = inst[t];
+        // The centre moves every relative position: its derivative is minus their sum.
+        Touch local[3] = {};
+        int atoms[3] = {i, -1, -1}, n_local = 1;
+        local[0].inst = static_cast<int>(t);
+        for (int a = 0; a < s.n_atoms; ++a) {
+          const int atom = static_cast<int>(nl.index[o + s.atom[a]]);
+          int slot = 0;
+          while (slot < n_local && atoms[slot] != atom) ++slot;
+          if (slot == n_local) {
+            atoms[n_local] = atom;
+            local[n_local].inst = static_cast<int>(t);
+            ++n_local;
+          }
+          for (int x = 0; x < 3; ++x) {
+            local[slot].dw[x] += s.dw[a][x];
+            local[0].dw[x] -= s.dw[a][x];
+            for (int d = 0; d < dim_; ++d) {
+              local[slot].dq[d][x] += s.dq[d][a][x];
+              local[0].dq[d][x] -= s.dq[d][a][x];
+            }
+          }
+        }
+        for (int l = 0; l < n_local; ++l) by_atom[atoms[l]].push_back(local[l]);
+      }
+    }
+#pragma omp parallel for schedule(dynamic)
+    for (int k = 0; k < n; ++k) {
+      for (const Touch& a : by_atom[k]) {
+        const NBodyInstance& sa = inst[a.inst];
+        for (const Touch& b : by_atom[k]) {
+          const NBodyInstance& sb = inst[b.inst];
+          if (sa.channel != sb.channel) continue;
+          double kab, ga[3], gb[3], h[9];
+          kernel_second(sa.channel, sa.q, sb.q, kab, ga, gb, h);
+          for (int x = 0; x < 3; ++x) {
+            double v = a.dw[x] * b.dw[x] * kab;
+            for (int d = 0; d < dim_; ++d) {
+              v += a.dw[x] * sb.w * gb[d] * b.dq[d][x] + sa.w * b.dw[x] * ga[d] * a.dq[d][x];
+              for (int e = 0; e < dim_; ++e) v += sa.w * sb.w * a.dq[d][x] * h[d * 3 + e] * b.dq[e][x];
+            }
+            out[3 * k + x] += v;
+          }
+        }
+      }
+    }
+  }
+
+  /// k(q, q2), its gradients with respect to q (ga) and q2 (gb) and the mixed second
+  /// derivatives h[d * 3 + e] = d^2 k / dq[d] dq2[e].
+  void kernel_second(int channel, const double* q, const double* q2, double& k, double* ga, double* gb,
+                     double* h) const {
+    const double g = -0.5 / (p_.theta * p_.theta);
+    const double d2 = p_.delta * p_.delta;
+    k = 0.0;
+    std::fill(ga, ga + 3, 0.0);
+    std::fill(gb, gb + 3, 0.0);
+    std::fill(h, h + 9, 0.0);
+    const TripletSymmetry identity{1, {{0, 1, 2}}};
+    const TripletSymmetry& sym = dim_ == 1 ? identity : symmetry_[channel];
+    for (int s = 0; s < sym.n; ++s) {
+      const auto& perm = sym.perms[s];
+      double diff[3], r2 = 0.0;
+      for (int d = 0; d < dim_; ++d) {
+        diff[d] = q[d] - q2[perm[d]];
+        r2 += diff[d] * diff[d];
+      }
+      const double e = d2 * std::exp(g * r2);
+      k += e;
+      for (int d = 0; d < dim_; ++d) {
+        ga[d] += 2.0 * g * diff[d] * e;
+        gb[perm[d]] -= 2.0 * g * diff[d] * e;
+        h[d * 3 + perm[d]] -= 2.0 * g * e;
+        for (int c = 0; c < dim_; ++c) h[d * 3 + perm[c]] -= 4.0 * g * g * diff[d] * diff[c] * e;
+      }
+    }
+  }
+
   /// Kernel matrix between the sparse points (M x M, row-major; zero across channels).
   void sparse_covariance(double* out) const {
     const int64_t m = n_sparse();

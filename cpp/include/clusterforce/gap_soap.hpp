@@ -117,6 +117,61 @@ class SoapTerm : public GapTerm {
     return delta_ * delta_ * c;
   }
 
+  void structure_force_prior(const CentreNeighbors& nl, const int* species, int n, double* out) const override {
+    // k = delta^2 z^zeta with z = p_a . p_b (normalised spectra), so for one coordinate
+    // d^2 k / dr dr' = delta^2 zeta [(zeta - 1) z^(zeta-2) (J_a . p_b)(J_b . p_a) + z^(zeta-1) J_a . J_b],
+    // J = d p_hat / dr = (1 - p_hat p_hat^T) dp/dr / |p|, summed over the centres a, b that see the atom.
+    const std::size_t f = soap_.n_features();
+    struct Touch {
+      int centre;
+      std::vector<double> J;  // 3 x F
+    };
+    std::vector<std::vector<double>> p(n);
+    std::vector<std::vector<Touch>> by_atom(n);
+    std::vector<int> slot(n, -1);
+    for (int i = 0; i < n; ++i) {
+      const int64_t o = nl.offsets[i];
+      const int nn = nl.count(i);
+      Centre c = centre(species[i], nl.rel.data() + 3 * o, nl.species.data() + o, nn, true);
+      std::vector<int> touched;
+      for (int r = 0; r <= nn; ++r) {
+        const int atom = r == 0 ? i : static_cast<int>(nl.index[o + r - 1]);
+        if (slot[atom] < 0) {
+          slot[atom] = static_cast<int>(by_atom[atom].size());
+          by_atom[atom].push_back({i, std::vector<double>(3 * f, 0.0)});
+          touched.push_back(atom);
+        }
+        double* J = by_atom[atom][slot[atom]].J.data();
+        for (int x = 0; x < 3; ++x) {
+          const double* g = c.grad.data() + (static_cast<std::size_t>(r) * 3 + x) * f;
+          const double gp = dot(g, c.p.data(), f);
+          for (std::size_t k = 0; k < f; ++k) J[x * f + k] += (g[k] - gp * c.p[k]) / c.norm;
+        }
+      }
+      for (int atom : touched) slot[atom] = -1;
+      p[i] = std::move(c.p);
+    }
+    const double d2 = delta_ * delta_;
+#pragma omp parallel for schedule(dynamic)
+    for (int k = 0; k < n; ++k) {
+      for (const Touch& a : by_atom[k]) {
+        for (const Touch& b : by_atom[k]) {
+          if (species[a.centre] != species[b.centre]) continue;
+          const double* pa = p[a.centre].data();
+          const double* pb = p[b.centre].data();
+          const double z = dot(pa, pb, f);
+          const double z1 = std::pow(z, zeta_ - 1), z2 = zeta_ >= 2 ? (zeta_ - 1) * std::pow(z, zeta_ - 2) : 0.0;
+          for (int x = 0; x < 3; ++x) {
+            const double* ja = a.J.data() + x * f;
+            const double* jb = b.J.data() + x * f;
+            const double pair = z1 * dot(ja, jb, f) + (z2 != 0.0 ? z2 * dot(ja, pb, f) * dot(jb, pa, f) : 0.0);
+            out[3 * k + x] += d2 * zeta_ * pair;
+          }
+        }
+      }
+    }
+  }
+
   /// Normalised power spectrum of a centre (length n_features).
   std::vector<double> normalised(int cs, const double* rel, const int* sp, int n) const {
     return centre(cs, rel, sp, n, false).p;

@@ -60,6 +60,9 @@ class GapTerm {
   virtual double centre_self_covariance(int cs, const double* rel, const int* sp, int n) const = 0;
   /// Prior variance of the summed local energies of a whole structure (eV^2).
   virtual double structure_self_covariance(const CentreNeighbors& nl, const int* species, int n) const = 0;
+  /// Prior variance of every force component of a structure (eV^2 / Angstrom^2): out[3k + x] +=
+  /// sum_ab d^2 cov(e_a, e_b') / dr_kx dr'_kx over this term's local energies e_a, e_b.
+  virtual void structure_force_prior(const CentreNeighbors& nl, const int* species, int n, double* out) const = 0;
 };
 
 }  // namespace clusterforce

@@ -318,7 +318,9 @@ class GAPModel(BaseEstimator):
             ``energy`` (eV), ``free_energy`` (same), ``energies`` (n,) per-atom energies (eV),
             ``forces`` (n, 3) eV/Angstrom, ``virial`` (3, 3) eV; with ``variance=True`` also
             ``variance`` (n,) predictive variance of each local energy (eV^2),
-            ``uncertainty`` (n,) its square root (eV) and ``energy_variance`` (eV^2) of the total.
+            ``energy_variance`` (eV^2) of the total, ``forces_variance`` (n, 3) predictive
+            variance of each force component (eV^2/Angstrom^2) and ``uncertainty`` (n,)
+            ``sqrt(sum_x forces_variance)``: the expected size of the atom's force error, eV/Angstrom.
         """
         check_is_fitted(self, "predictor_")
         label = atoms.info.get("source_file", "structure")
@@ -335,8 +337,9 @@ class GAPModel(BaseEstimator):
         }
         if variance:
             result["variance"] = out["energies_variance"]
-            result["uncertainty"] = np.sqrt(out["energies_variance"])
             result["energy_variance"] = out["energy_variance"]
+            result["forces_variance"] = out["forces_variance"]
+            result["uncertainty"] = np.sqrt(out["forces_variance"].sum(axis=1))
         return result
 
     def score_frames(self, frames: Sequence[Atoms]) -> dict[str, Any]:
