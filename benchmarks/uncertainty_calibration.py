@@ -3,10 +3,12 @@
 Held out by size (not by frame): gap trained on the shipped ``na`` data without Na55 and tested
 on the Na55 frames; dml trained on the shipped ``rings`` without ring6 and tested on ring6.
 For every test atom: the actual force error |F_pred - F_ref| (eV/Angstrom) and the model's
-uncertainty (gap: standard deviation of the local energy, eV; dml: OAMLM direction spread,
-dimensionless). Reported per kind and class/element: Spearman rank correlation, and the fraction
-of atoms with error > 1 eV/Angstrom (and > 0.1 eV/Angstrom for gap) that the uncertainty flags
-when the threshold is the 95th percentile of the uncertainty on the training frames.
+uncertainty (gap: predictive standard deviation of the atom's force, eV/Angstrom, and for
+comparison that of its local energy, eV; dml: OAMLM direction spread, dimensionless). Reported per
+kind and class/element: Spearman rank correlation, the fraction of atoms with error > 1 eV/Angstrom
+(and > 0.1 eV/Angstrom) that the uncertainty flags when the threshold is the 95th percentile of the
+uncertainty on the training frames, and for eV/Angstrom uncertainties the ratio of the RMS
+predicted to the RMS actual error (1 = calibrated in scale).
 Writes ``benchmarks/results/uncertainty_calibration.{json,md}``.
 
     python benchmarks/uncertainty_calibration.py [--quick]
@@ -27,17 +29,17 @@ from scipy.stats import spearmanr
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
-def per_atom(model, frames, *, gap: bool):
+def per_atom(model, frames, *, gap: bool, key: str = "uncertainty"):
     errors, unc, labels = [], [], []
     for atoms in frames:
         out = model.predict(atoms, variance=True) if gap else model.predict(atoms)
         errors.append(np.linalg.norm(out["forces"] - atoms.get_forces(), axis=1))
-        unc.append(out["uncertainty"])
+        unc.append(np.sqrt(out["variance"]) if key == "energy_std" else out[key])
         labels.append(np.array(atoms.get_chemical_symbols()) if gap else np.asarray(out["classes"]))
     return np.concatenate(errors), np.concatenate(unc), np.concatenate(labels)
 
 
-def table_rows(kind, err, unc, labels, threshold, big):
+def table_rows(kind, err, unc, labels, threshold, big, *, force_units: bool = False):
     rows = []
     for label in sorted(set(labels)):
         m = labels == label
@@ -52,6 +54,7 @@ def table_rows(kind, err, unc, labels, threshold, big):
                 "atoms": int(m.sum()),
                 "spearman": float(rho),
                 "rmse": float(np.sqrt((err[m] ** 2).mean())),
+                "scale_ratio": float(np.sqrt((unc[m] ** 2).mean() / (err[m] ** 2).mean())) if force_units else None,
                 **{f"n_err_gt_{b}": int((err[m] > b).sum()) for b in big},
                 **flagged,
             }
@@ -69,25 +72,30 @@ def main() -> None:
     train = [a for a in na if len(a) != 55]
     test = [a for a in na if len(a) == 55]
     gap = GAPModel(progress=False).fit(train)
-    err_tr, unc_tr, _ = per_atom(gap, train[::4], gap=True)
-    err, unc, labels = per_atom(gap, test, gap=True)
-    rows += table_rows("gap (Na, held out Na55)", err, unc, labels, np.percentile(unc_tr, 95), (0.1, 1.0))
+    for key, name in (("uncertainty", "gap force std, eV/Å"), ("energy_std", "gap local-energy std, eV")):
+        _, unc_tr, _ = per_atom(gap, train[::4], gap=True, key=key)
+        err, unc, labels = per_atom(gap, test, gap=True, key=key)
+        rows += table_rows(f"{name} (Na, held out Na55)", err, unc, labels, np.percentile(unc_tr, 95), (0.1, 1.0),
+                           force_units=key == "uncertainty")  # fmt: skip
 
     rings = datasets.load("rings")
     train = [a for a in rings if a.info["system"] != "ring6"]
     test = [a for a in rings if a.info["system"] == "ring6"][::2]
-    k = (1000, 500) if args.quick else (2000, 1000)
-    dml = DMLModel(n_references_norm=k[0], n_references_direction=k[1], progress=False).fit(train)
+    dml = DMLModel(**({"n_references_norm": 1000, "n_references_direction": 500} if args.quick else {}), progress=False).fit(train)
     _, unc_tr, _ = per_atom(dml, train[::10], gap=False)
     err, unc, labels = per_atom(dml, test, gap=False)
-    rows += table_rows("dml (rings, held out ring6)", err, unc, labels, np.percentile(unc_tr, 95), (1.0,))
+    rows += table_rows("dml spread (rings, held out ring6)", err, unc, labels, np.percentile(unc_tr, 95), (0.1, 1.0))
 
-    lines = ["| kind | class | atoms | force RMSE (eV/Å) | Spearman ρ(uncertainty, error) | atoms err > 1 eV/Å | flagged |",
-             "|---|---|---|---|---|---|---|"]  # fmt: skip
+    def percent(value):
+        return "-" if value is None else f"{100 * value:.0f} %"
+
+    header = "| uncertainty | class | atoms | force RMSE (eV/Å) | Spearman ρ | RMS unc. / RMS error | err > 0.1: atoms, flagged |"
+    lines = [header + " err > 1: atoms, flagged |", "|---|---|---|---|---|---|---|---|"]
     for r in rows:
-        flagged = r.get("flagged_err_gt_1.0")
-        lines.append(f"| {r['kind']} | {r['class']} | {r['atoms']} | {r['rmse']:.3f} | {r['spearman']:.2f} | {r['n_err_gt_1.0']} | "
-                     f"{'-' if flagged is None else f'{100 * flagged:.0f} %'} |")  # fmt: skip
+        ratio = "-" if r["scale_ratio"] is None else f"{r['scale_ratio']:.2f}"
+        lines.append(f"| {r['kind']} | {r['class']} | {r['atoms']} | {r['rmse']:.3f} | {r['spearman']:.2f} | {ratio} | "
+                     f"{r['n_err_gt_0.1']}, {percent(r.get('flagged_err_gt_0.1'))} | "
+                     f"{r['n_err_gt_1.0']}, {percent(r.get('flagged_err_gt_1.0'))} |")  # fmt: skip
     table = "\n".join(lines)
     print(table)
     RESULTS.mkdir(exist_ok=True)

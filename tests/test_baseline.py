@@ -85,7 +85,7 @@ def test_gap_baseline_energy_forces_and_lammps():
     frames = emt_frames(4, seed=0)
     model = GAPModel(terms=[TwoBody(r_cut=5.0, n_sparse=12)], baseline=True, progress=False).fit(frames)
     plain = GAPModel(terms=[TwoBody(r_cut=5.0, n_sparse=12)], progress=False).fit(frames)
-    atoms = squeezed(frames[0], 0.8)
+    atoms = squeezed(frames[0], 0.75)
     with_wall, without = model.predict(atoms), plain.predict(atoms)
     species = np.zeros(len(atoms), dtype=int)
     e_wall, f_wall = pair_wall.energy_forces(model.baseline_r_s_, atoms, species)

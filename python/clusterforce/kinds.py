@@ -54,7 +54,7 @@ def add_baseline_flag(parser) -> None:
         "--baseline",
         action=argparse.BooleanOptionalAction,
         default=None,
-        help="repulsive pair wall below the shortest training distance of each element pair, zero on the training "
+        help="repulsive pair wall 8 %% below the shortest training distance of each element pair, zero on the training "
         "data (default: on for dml, off for gap)",
     )
 
