@@ -445,6 +445,24 @@ inline void squared_row_norms(const double* x, std::size_t n, std::size_t f, dou
   detail::row_norms_shared(x, n, f, out);
 }
 
+// out (n x k, row-major) = x y^T: the dot products of the rows of x (n x f) and y (k x f), by the
+// same blocked kernel as the distances (the same operation order whatever the thread count).
+inline void dot_products(const double* x, std::size_t n, const double* y, std::size_t k, std::size_t f, double* out,
+                         Isa isa = Isa::automatic) {
+  detail::check_pointer(x, n > 0 && f > 0, "x");
+  detail::check_pointer(y, k > 0 && f > 0, "y");
+  detail::check_pointer(out, n > 0 && k > 0, "out");
+  if (n == 0 || k == 0) return;
+  if (f == 0) {
+    std::fill(out, out + n * k, 0.0);
+    return;
+  }
+  const detail::TileKernels kernels = detail::tile_kernels(isa);
+  detail::blocked_pairwise(
+      x, n, y, k, f, out, kernels.dot, kernels.mr, kernels.nr, [] {},
+      [](std::size_t, std::size_t, std::size_t, std::size_t) {});
+}
+
 // out (n x k, row-major) = distances between the rows of x (n x f) and y (k x f).
 // x_sqnorms / y_sqnorms: optional |x_i|^2 and |y_j|^2 (gram mode only; computed when null),
 // so a caller that keeps y fixed can reuse its norms across calls. out must not alias x or y.

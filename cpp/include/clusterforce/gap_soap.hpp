@@ -9,6 +9,7 @@
 #include <utility>
 #include <vector>
 
+#include "distances.hpp"
 #include "gap_term.hpp"
 #include "soap.hpp"
 
@@ -84,20 +85,26 @@ class SoapTerm : public GapTerm {
     Centre c = centre(cs, rel, sp, n, grad_rows != nullptr);
     const std::size_t f = soap_.n_features();
     const int64_t big_m = n_sparse();
+    const int64_t lo = offsets_[cs], mc = offsets_[cs + 1] - lo;
     const double d2 = delta_ * delta_;
-    for (int64_t m = offsets_[cs]; m < offsets_[cs + 1]; ++m) {
-      const double* pm = sparse_.data() + m * f;
-      const double z = dot(c.p.data(), pm, f);
-      row[m] += d2 * std::pow(z, zeta_);
-      if (grad_rows == nullptr) continue;
-      const double coef = d2 * zeta_ * std::pow(z, zeta_ - 1) / c.norm;
-      for (int j = 0; j < n; ++j) {
-        for (int x = 0; x < 3; ++x) {
-          const double* g = c.grad.data() + ((j + 1) * 3 + x) * f;
-          grad_rows[(3 * static_cast<int64_t>(j) + x) * big_m + m] +=
-              coef * (dot(g, pm, f) - z * dot(g, c.p.data(), f));
-        }
-      }
+    if (mc == 0) return;
+    std::vector<double> z(static_cast<std::size_t>(mc));
+    for (int64_t m = 0; m < mc; ++m) {
+      z[m] = dot(c.p.data(), sparse_.data() + (lo + m) * f, f);
+      row[lo + m] += d2 * std::pow(z[m], zeta_);
+    }
+    if (grad_rows == nullptr || n == 0) return;
+    // d row_m / d r_jx = coef_m (g_jx . p_m - z_m g_jx . p_hat): all g_jx . p_m at once as one
+    // blocked product of the (3n x F) gradients with the channel's (M_c x F) sparse points.
+    const std::size_t rows = 3 * static_cast<std::size_t>(n);
+    const double* g = c.grad.data() + 3 * f;  // rows 1..n: the neighbours
+    std::vector<double> gp(rows), gs(rows * static_cast<std::size_t>(mc));
+    for (std::size_t r = 0; r < rows; ++r) gp[r] = dot(g + r * f, c.p.data(), f);
+    dot_products(g, rows, sparse_.data() + lo * f, static_cast<std::size_t>(mc), f, gs.data());
+    for (int64_t m = 0; m < mc; ++m) {
+      const double coef = d2 * zeta_ * std::pow(z[m], zeta_ - 1) / c.norm;
+      for (std::size_t r = 0; r < rows; ++r)
+        grad_rows[static_cast<int64_t>(r) * big_m + lo + m] += coef * (gs[r * mc + m] - z[m] * gp[r]);
     }
   }
 
@@ -151,23 +158,36 @@ class SoapTerm : public GapTerm {
       for (int atom : touched) slot[atom] = -1;
       p[i] = std::move(c.p);
     }
+    // Per atom and direction, all centre pairs at once: A = J J^T and B = J P^T (blocked
+    // products), with J (T x F) the touching centres' Jacobians and P (T x F) their spectra.
     const double d2 = delta_ * delta_;
 #pragma omp parallel for schedule(dynamic)
     for (int k = 0; k < n; ++k) {
-      for (const Touch& a : by_atom[k]) {
-        for (const Touch& b : by_atom[k]) {
-          if (species[a.centre] != species[b.centre]) continue;
-          const double* pa = p[a.centre].data();
-          const double* pb = p[b.centre].data();
-          const double z = dot(pa, pb, f);
-          const double z1 = std::pow(z, zeta_ - 1), z2 = zeta_ >= 2 ? (zeta_ - 1) * std::pow(z, zeta_ - 2) : 0.0;
-          for (int x = 0; x < 3; ++x) {
-            const double* ja = a.J.data() + x * f;
-            const double* jb = b.J.data() + x * f;
-            const double pair = z1 * dot(ja, jb, f) + (z2 != 0.0 ? z2 * dot(ja, pb, f) * dot(jb, pa, f) : 0.0);
-            out[3 * k + x] += d2 * zeta_ * pair;
+      const std::size_t t_count = by_atom[k].size();
+      if (t_count == 0) continue;
+      std::vector<double> P(t_count * f), J(t_count * f), A(t_count * t_count), B(t_count * t_count),
+          Z(t_count * t_count);
+      for (std::size_t a = 0; a < t_count; ++a)
+        std::copy(p[by_atom[k][a].centre].begin(), p[by_atom[k][a].centre].end(), P.begin() + a * f);
+      dot_products(P.data(), t_count, P.data(), t_count, f, Z.data());
+      for (int x = 0; x < 3; ++x) {
+        for (std::size_t a = 0; a < t_count; ++a) {
+          const double* ja = by_atom[k][a].J.data() + x * f;
+          std::copy(ja, ja + f, J.begin() + a * f);
+        }
+        dot_products(J.data(), t_count, J.data(), t_count, f, A.data());
+        if (zeta_ >= 2) dot_products(J.data(), t_count, P.data(), t_count, f, B.data());
+        double sum = 0.0;
+        for (std::size_t a = 0; a < t_count; ++a) {
+          for (std::size_t b = 0; b < t_count; ++b) {
+            if (species[by_atom[k][a].centre] != species[by_atom[k][b].centre]) continue;
+            const double z = Z[a * t_count + b];
+            double pair = std::pow(z, zeta_ - 1) * A[a * t_count + b];
+            if (zeta_ >= 2) pair += (zeta_ - 1) * std::pow(z, zeta_ - 2) * B[a * t_count + b] * B[b * t_count + a];
+            sum += pair;
           }
         }
+        out[3 * k + x] += d2 * zeta_ * sum;
       }
     }
   }
