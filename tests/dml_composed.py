@@ -28,4 +28,10 @@ def composed_prediction(model: DMLModel, atoms: Atoms) -> dict[str, np.ndarray]:
     forces = norms[:, None] * directions
     if model.baseline_r_s_ is not None:
         forces += baseline.energy_forces(model.baseline_r_s_, atoms, species_indices(atoms, model.elements))[1]
-    return {"forces": forces, "norms": norms, "uncertainty": uncertainty, "classes": classes.astype(str)}
+    return {
+        "forces": forces,
+        "norms": norms,
+        "spread": uncertainty,
+        "uncertainty": norms * np.sqrt(2.0 * uncertainty),
+        "classes": classes.astype(str),
+    }

@@ -396,7 +396,7 @@ def test_dml_runs_md_and_minimisation_and_says_it_is_force_only(dml_file, tmp_pa
     assert text.count("model kind 'dml' is force-only") == 1
 
 
-def test_uncertainty_compute_gives_the_dml_spread(dml_file):
+def test_uncertainty_compute_gives_the_dml_force_error_estimate(dml_file):
     atoms = au13(6)
     lmp = new_lammps()
     try:

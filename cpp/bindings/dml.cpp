@@ -35,7 +35,7 @@ py::dict compute(const DmlPredictor& p, const DoubleArray& positions, const IntA
     throw py::value_error("cell must have shape (3, 3), got " + shape_of(*cell));
   const double* cell_data = cell ? cell->data() : nullptr;
   const std::array<bool, 3> periodic = pbc ? *pbc : std::array<bool, 3>{false, false, false};
-  DoubleArray forces({n, py::ssize_t{3}}), norms(n), uncertainty(n);
+  DoubleArray forces({n, py::ssize_t{3}}), norms(n), uncertainty(n), spread(n);
   IntArray classes(n);
   std::vector<DmlCentre> res;
   {
@@ -47,12 +47,14 @@ py::dict compute(const DmlPredictor& p, const DoubleArray& positions, const IntA
     for (int x = 0; x < 3; ++x) forces.mutable_data()[3 * i + x] = r.force[x];
     norms.mutable_data()[i] = r.norm;
     uncertainty.mutable_data()[i] = r.uncertainty;
+    spread.mutable_data()[i] = r.spread;
     classes.mutable_data()[i] = r.class_index;
   }
   py::dict out;
   out["forces"] = forces;
   out["norms"] = norms;
   out["uncertainty"] = uncertainty;
+  out["spread"] = spread;
   out["class_index"] = classes;
   return out;
 }
@@ -81,7 +83,8 @@ void bind_dml(py::module_& m) {
       .def("compute", &compute, py::arg("positions"), py::arg("elements"), py::arg("cell") = py::none(),
            py::arg("pbc") = py::none(),
            "Free structure: positions (n, 3) Angstrom, element indices (n,) into `elements`. Returns dict "
-           "forces (n, 3) eV/Angstrom, norms (n,), uncertainty (n,) OAMLM spread, class_index (n,) into `classes`.");
+           "forces (n, 3) eV/Angstrom, norms (n,), uncertainty (n,) expected force error |F| sqrt(2 spread) "
+           "eV/Angstrom, spread (n,) OAMLM spread, class_index (n,) into `classes`.");
 }
 
 }  // namespace clusterforce::bindings

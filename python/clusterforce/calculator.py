@@ -6,7 +6,8 @@ and define no energy (asking for one raises :class:`PropertyNotImplementedError`
 ``gap`` models give energy, per-atom energies, forces and, for periodic cells, stress.
 Per-atom uncertainties land in ``calc.results["uncertainty"]`` when the model provides them
 (``calc.get_property("uncertainty", atoms)``; gap: the predictive standard deviation of each atom's
-force in eV/Angstrom, computed only when asked for; dml: the OAMLM direction spread, dimensionless),
+force in eV/Angstrom, computed only when asked for; dml: the force error its OAMLM direction spread
+implies, |F| sqrt(2 spread), eV/Angstrom),
 and ``dml`` models flag atoms outside their training distances in ``calc.results["extrapolating"]``.
 """
 

@@ -131,7 +131,7 @@ class DMLModel(BaseEstimator):
     kind = KIND
     #: Force-only: no energy is defined (docs/architecture.md, model kinds).
     implemented_properties = ("forces",)
-    #: predict() always gives the OAMLM direction spread as ``uncertainty`` (dimensionless).
+    #: predict() always gives ``uncertainty``, the expected force error |F| sqrt(2 spread) (eV/Angstrom).
     provides_uncertainty = True
 
     def __init__(
@@ -278,8 +278,10 @@ class DMLModel(BaseEstimator):
         -------
         dict
             ``forces`` (n, 3) eV/Angstrom (baseline included); ``norms`` (n,) eV/Angstrom and ``directions`` (n, 3) of the learned part
-            unit vectors (zero where the norm is zero); ``uncertainty`` (n,) OAMLM direction
-            uncertainty (dimensionless); ``classes`` (n,) class name per atom;
+            unit vectors (zero where the norm is zero); ``spread`` (n,) the OAMLM direction
+            spread (dimensionless, 0 = the aligned references agree); ``uncertainty`` (n,) the
+            expected force error ``norms * sqrt(2 spread)`` in eV/Angstrom (the chord of a
+            direction error theta with 1 - cos(theta) = spread); ``classes`` (n,) class name per atom;
             ``extrapolating`` (n,) bool, see :meth:`extrapolating`.
 
         Raises
@@ -338,6 +340,7 @@ class DMLModel(BaseEstimator):
             "norms": norms,
             "directions": directions,
             "uncertainty": out["uncertainty"],
+            "spread": out["spread"],
             "classes": np.asarray(predictor.classes, dtype=str)[out["class_index"]],
         }
 
