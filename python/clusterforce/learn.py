@@ -50,7 +50,7 @@ class LearnSettings:
     max_calls: int = 100
     quench_steps: int = 100
     seed: int = 0
-    # Steps the MD is held back after a call, so one excursion does not cost several calls.
+    # Steps the MD is held back after a call (or a failed one), so one excursion does not cost several calls.
     cooldown: int = 10
 
     def validate(self) -> None:
@@ -208,7 +208,9 @@ class Learner:
                     )
                     if labelled:
                         atoms.calc = Calculator(model)
-                        hold = s.cooldown
+                    # Also after a failed call: a structure whose SCF fails usually fails for
+                    # the next few steps too (seen on Na20-25 at 2000 K: 134 failures in a row).
+                    hold = s.cooldown
                 self._save_state(state, atoms)
             if len(collected) >= s.max_calls:
                 break
