@@ -5,7 +5,7 @@ on the Na55 frames; dml trained on the shipped ``rings`` without ring6 and teste
 For every test atom: the actual force error |F_pred - F_ref| (eV/Angstrom) and the model's
 uncertainty (gap: predictive standard deviation of the atom's force, eV/Angstrom, and for
 comparison that of its local energy, eV; dml: the force error its OAMLM spread implies,
-|F| sqrt(2 spread), eV/Angstrom, and for comparison the spread itself). Reported per
+‖F‖ sqrt(2 spread), eV/Angstrom, and for comparison the spread itself). Reported per
 kind and class/element: Spearman rank correlation, the fraction of atoms with error > 1 eV/Angstrom
 (and > 0.1 eV/Angstrom) that the uncertainty flags when the threshold is the 95th percentile of the
 uncertainty on the training frames, and for eV/Angstrom uncertainties the ratio of the RMS
@@ -83,7 +83,7 @@ def main() -> None:
     train = [a for a in rings if a.info["system"] != "ring6"]
     test = [a for a in rings if a.info["system"] == "ring6"][::2]
     dml = DMLModel(**({"n_references_norm": 1000, "n_references_direction": 500} if args.quick else {}), progress=False).fit(train)
-    for key, name in (("uncertainty", "dml |F| sqrt(2 spread), eV/Å"), ("spread", "dml spread")):
+    for key, name in (("uncertainty", "dml ‖F‖ sqrt(2 spread), eV/Å"), ("spread", "dml spread")):
         _, unc_tr, _ = per_atom(dml, train[::10], gap=False, key=key)
         err, unc, labels = per_atom(dml, test, gap=False, key=key)
         rows += table_rows(f"{name} (rings, held out ring6)", err, unc, labels, np.percentile(unc_tr, 95), (0.1, 1.0),
