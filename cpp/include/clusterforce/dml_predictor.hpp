@@ -120,7 +120,8 @@ class DmlPredictor {
       // Reference descriptors: recomputed from the stored neighbourhoods of the reference atoms
       // (files before those existed store the scaled descriptors themselves).
       const bool centres = mf.has(pre + "centres/offsets");
-      const std::vector<double> X = centres ? p.centre_descriptors(mf, pre, *m) : std::vector<double>{};
+      const std::vector<double> X =
+          centres ? p.centre_descriptors(mf, pre, m->data_min, m->scale) : std::vector<double>{};
       const int64_t ke = centres ? p.reference_rows(mf, pre + "emlm/reference_index", X, F, m->emlm_refs, where)
                                  : p.stored_descriptors(mf, pre + "emlm/references", F, m->emlm_refs, where);
       m->emlm_coef = mf.f64(pre + "emlm/coef", {ke});
@@ -305,8 +306,8 @@ class DmlPredictor {
 
   // Scaled SOAP vectors (n_centres x F) of the class's reference atoms, from their stored
   // neighbourhoods (Neighbourhoods in dml/descriptor.py).
-  struct ClassModel;
-  std::vector<double> centre_descriptors(const ModelFile& mf, const std::string& pre, const ClassModel& m) const {
+  std::vector<double> centre_descriptors(const ModelFile& mf, const std::string& pre,
+                                         const std::vector<double>& data_min, const std::vector<double>& scale) const {
     const std::string c = pre + "centres/";
     const Tensor& numbers = mf.tensor(c + "numbers");
     const Tensor& neighbors = mf.tensor(c + "neighbor_numbers");
@@ -336,7 +337,7 @@ class DmlPredictor {
       throw ModelFileError(mf.path() + ": fields '" + c + "*': " + e.what());
     }
     for (std::size_t r = 0; r < static_cast<std::size_t>(n); ++r)
-      for (std::size_t f = 0; f < F; ++f) X[r * F + f] = (X[r * F + f] - m.data_min[f]) * m.scale[f];
+      for (std::size_t f = 0; f < F; ++f) X[r * F + f] = (X[r * F + f] - data_min[f]) * scale[f];
     return X;
   }
 

@@ -176,12 +176,10 @@ inline double minimise_eq14(double* u0, const double* w, const double* dc, const
 }  // namespace detail
 
 // Eq. 14 from three starts: the analytic direction v (in/out) and sign(dc_j) R_j t_j of the
-// two references with the smallest alignment error. w: K doubles of scratch.
-inline void numeric_direction(const OamlmModel& m, const double* dc, const double* g, double g_min, const double* rt,
-                              double* w, double* v) {
+// two references with the smallest alignment error; w are the (scaled) weights of eq. 16.
+inline void numeric_direction(const OamlmModel& m, const double* dc, const double* g, const double* w, const double* rt,
+                              double* v) {
   const std::size_t K = m.refs->size();
-  const double inv_s2 = 1.0 / (m.sigma2 * m.sigma2);
-  for (std::size_t j = 0; j < K; ++j) w[j] = std::exp(-(g[j] - g_min) * (g[j] + g_min) * inv_s2);
   const auto argmin_g = [&](std::size_t skip) {
     std::size_t best = K;
     for (std::size_t j = 0; j < K; ++j)
@@ -217,7 +215,8 @@ inline OamlmResult oamlm_direction(const OamlmModel& m, const Environment& in, c
   const ReferenceSet& refs = *m.refs;
   const std::size_t K = refs.size();
   double* g = scratch;
-  double* rt = scratch + K;  // K x 3
+  double* rt = scratch + K;     // K x 3
+  double* w = scratch + 4 * K;  // eq. 16 weights, scaled as above
   double g_min = std::numeric_limits<double>::infinity();
   for (std::size_t j = 0; j < K; ++j) {
     const Alignment al = align_environments(in, refs, j, m.options);
@@ -228,16 +227,16 @@ inline OamlmResult oamlm_direction(const OamlmModel& m, const Environment& in, c
   const double inv_s2 = 1.0 / (m.sigma2 * m.sigma2);
   double sw = 0, swabs = 0, v[3] = {0, 0, 0}, res = 0;
   for (std::size_t j = 0; j < K; ++j) {
-    const double w = std::exp(-(g[j] - g_min) * (g[j] + g_min) * inv_s2);
-    sw += w;
-    swabs += w * std::abs(dc[j]);
-    for (int c = 0; c < 3; ++c) v[c] += w * dc[j] * rt[3 * j + c];
-    if (g_hat) res += w * (g_hat[j] - g[j]) * (g_hat[j] - g[j]);
+    w[j] = std::exp(-(g[j] - g_min) * (g[j] + g_min) * inv_s2);
+    sw += w[j];
+    swabs += w[j] * std::abs(dc[j]);
+    for (int c = 0; c < 3; ++c) v[c] += w[j] * dc[j] * rt[3 * j + c];
+    if (g_hat) res += w[j] * (g_hat[j] - g[j]) * (g_hat[j] - g[j]);
   }
   OamlmResult out{};
   const double nv = detail::norm(v);
   for (int c = 0; c < 3; ++c) out.v[c] = nv > 0 ? v[c] / nv : 0.0;
-  if (m.loss == OamlmLoss::Numeric && K > 0) numeric_direction(m, dc, g, g_min, rt, scratch + 4 * K, out.v);
+  if (m.loss == OamlmLoss::Numeric && K > 0) numeric_direction(m, dc, g, w, rt, out.v);
   out.spread = swabs > 0 ? std::clamp(1.0 - nv / swabs, 0.0, 1.0) : 1.0;
   out.g_residual = g_hat && K > 0 ? std::sqrt(res / sw) : std::numeric_limits<double>::quiet_NaN();
   out.weight_sum = K > 0 ? std::exp(-g_min * g_min * inv_s2) * sw : 0.0;

@@ -185,17 +185,14 @@ class SoapDescriptor:
     def neighbourhoods(self, atoms: Atoms, centers: Sequence[int] | np.ndarray | None = None) -> Neighbourhoods:
         """The neighbours of ``centers`` (all atoms if ``None``) within the SOAP cutoff:
         :meth:`compute_neighbourhoods` of them equals :meth:`compute` on ``atoms``."""
-        centers = np.arange(len(atoms)) if centers is None else np.asarray(centers, dtype=np.int64).ravel()
         nl = neighbor_list_atoms(atoms, self._soap_for(False).cutoff)
-        starts = np.searchsorted(nl.i, np.arange(len(atoms) + 1))
-        counts = starts[centers + 1] - starts[centers]
-        picked = np.concatenate([np.arange(starts[c], starts[c + 1]) for c in centers]) if len(centers) else np.empty(0, int)
-        return Neighbourhoods(
-            atoms.numbers[centers].astype(np.int64),
-            np.concatenate([[0], np.cumsum(counts)]).astype(np.int64),
-            nl.D[picked].reshape(-1, 3),
-            atoms.numbers[nl.j[picked]].astype(np.int64),
+        every_atom = Neighbourhoods(
+            atoms.numbers.astype(np.int64),
+            np.searchsorted(nl.i, np.arange(len(atoms) + 1)).astype(np.int64),
+            nl.D.reshape(-1, 3),
+            atoms.numbers[nl.j].astype(np.int64),
         )
+        return every_atom if centers is None else every_atom.take(np.asarray(centers, dtype=np.int64).ravel())
 
     def compute_neighbourhoods(self, neighbourhoods: Neighbourhoods) -> np.ndarray:
         """SOAP vectors (n, F) of atoms given by their :class:`Neighbourhoods`."""

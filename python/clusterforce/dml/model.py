@@ -92,8 +92,8 @@ def shortest_pairs_of(frames: Iterable[Atoms], cutoff: float) -> dict[str, float
 #: references, ring6 held out: max |dF| 1.1e-6 eV/A). The fitted model rounds them too, so it
 #: predicts exactly what its file does.
 FLOAT32_ARRAYS = ("oamlm/B_c", "oamlm/B_g")
-#: Descriptor arrays replaced in the file by row indices into ``classes/C/centres``.
-_REFERENCE_ROWS = {"emlm/references": "emlm/reference_index", "oamlm/X_ref": "oamlm/reference_index"}
+#: Descriptor arrays stored in the file as row indices into ``classes/C/centres`` instead.
+_REFERENCE_DESCRIPTORS = ("emlm/references", "oamlm/X_ref")
 
 
 def _round_to_stored_precision(model: ClassModel) -> None:
@@ -114,9 +114,9 @@ class DMLModel(BaseEstimator):
     n_references_direction : int
         Training points (= references) per class for the OAMLM. The paper uses 2500; 1000 is the
         default because the model file holds two K x K matrices per class (8 K^2 bytes): held
-        out, dataset:rings n=4,5 -> 6 gives force RMSE 0.570 eV/A at 1000 and 0.572 at 2500,
-        the Au10-15 -> Au16-19 DFT data 0.589 and 0.574 (weighted angle 36.4 vs 35.4 deg), at
-        2.2x the prediction cost and 6x the bytes (docs/benchmarks.md).
+        out, dataset:rings n=4,5 -> 6 gives force RMSE 0.551 eV/A at 1000 and 0.552 at 2500,
+        the Au10-15 -> Au16-19 DFT data 0.589 and 0.574 (weighted angle 36.4 vs 35.4 deg); 2500
+        costs 2-7x the prediction time and 5x the file (docs/benchmarks.md, bench_dml_accuracy).
     sigma2 : mapping of class name to float, optional
         OAMLM alignment-weight width per class; classes not listed use 0.5, and ``Au_unit``
         defaults to 0.25 (paper III A).
@@ -180,8 +180,8 @@ class DMLModel(BaseEstimator):
             self.models_[name], stats[name] = self._fit_class(name, X[name], F[name], envs[name], centres[name], rng)
             _round_to_stored_precision(self.models_[name])
         shortest = shortest_pairs_of(frames, self.r_cut)
-        # Zero on every training frame (its r_s are the shortest training distances), so the ML
-        # part above was fitted to the reference forces as they are.
+        # Zero on every training frame (its r_s lie below the shortest training distances), so
+        # the ML part above was fitted to the reference forces as they are.
         self.baseline_r_s_ = pair_wall.fit_pair_wall(frames, self.descriptor_.species_) if self.baseline else None
         self.training_ = {
             "data_hash": dataset_hash(frames),
@@ -380,10 +380,12 @@ class DMLModel(BaseEstimator):
             for part, state in (("scaler", m.scaler.state_dict()), ("emlm", m.emlm.state_dict()), ("oamlm", m.oamlm.state_dict())):
                 for key, value in state.items():
                     stored = f"{part}/{key}"
-                    if m.centres is None and stored in _REFERENCE_ROWS:
-                        arrays[f"classes/{name}/{stored}"] = value.astype(np.float32)  # as such files store them
-                    elif stored not in _REFERENCE_ROWS:
-                        arrays[f"classes/{name}/{stored}"] = value.astype(np.float32) if stored in FLOAT32_ARRAYS else value
+                    if stored in _REFERENCE_DESCRIPTORS:
+                        # A model read from a file that stores descriptors keeps that layout (float32).
+                        if m.centres is None:
+                            arrays[f"classes/{name}/{stored}"] = value.astype(np.float32)
+                        continue
+                    arrays[f"classes/{name}/{stored}"] = value.astype(np.float32) if stored in FLOAT32_ARRAYS else value
             if m.centres is not None:
                 arrays[f"classes/{name}/emlm/reference_index"] = m.norm_index.astype(np.int64)
                 arrays[f"classes/{name}/oamlm/reference_index"] = m.direction_index.astype(np.int64)
