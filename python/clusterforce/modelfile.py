@@ -7,8 +7,8 @@ only (a safetensors rule), so it carries ``format_version``, ``kind``, ``cluster
 parameters, hyperparameters, training-data hash, training metrics). The same file is read by
 :mod:`clusterforce.modelfile` here and by ``cpp/include/clusterforce/modelfile.hpp`` in C++.
 
-``checksum`` (format_version 2) is ``"crc32:XXXXXXXX"``: the CRC-32 (zlib's) of the whole file
-computed with those eight hex digits written as ``00000000``, so header and payload are both
+``checksum`` (format_version 2) is ``"crc32:"`` and eight hex digits: the CRC-32 (zlib's) of the
+whole file computed with those digits written as ``00000000``, so header and payload are both
 covered and a damaged copy is refused instead of predicting different numbers. Arrays a kind
 stores as float32 (F32) are returned as float64. Format version 1 files (no checksum, float64
 only) still load. See docs/model-file.md.

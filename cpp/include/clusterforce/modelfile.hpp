@@ -2,8 +2,9 @@
 //
 // Layout: 8-byte little-endian header length, JSON header, raw little-endian float64/float32/int64
 // data. The header's "__metadata__" holds format_version, kind, clusterforce_version, checksum and
-// "metadata" (the JSON text of everything else). The checksum (format_version 2) is "crc32:XXXXXXXX",
-// the zlib CRC-32 of the whole file with those 8 hex digits read as "00000000" (docs/model-file.md).
+// "metadata" (the JSON text of everything else). The checksum (format_version 2) is "crc32:" and 8
+// lowercase hex digits, the zlib CRC-32 of the whole file with those digits read as "00000000"
+// (docs/model-file.md).
 // float32 arrays are widened to double on reading. Every failure throws ModelFileError (a
 // std::runtime_error) naming the file and the field, so the LAMMPS pair style can pass the message on.
 #pragma once
