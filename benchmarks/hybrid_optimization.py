@@ -5,12 +5,16 @@ default, a size the model never saw), optimise with
 
 - GFN1-xTB BFGS (ASE, maximum step 0.1 Angstrom, fmax 0.05 eV/Angstrom, at most STEPS steps);
 - the dml model alone (force-only BFGS, maximum step 0.1, STEPS steps, stopping when it
-  extrapolates), its final structure evaluated with GFN1-xTB;
-- hybrid (model steps checked by GFN1-xTB, ``clusterforce.hybrid``), STEPS model steps.
+  extrapolates or its RMS force stalls for 20 steps, as ``clusterforce optimize``), its final
+  structure evaluated with GFN1-xTB;
+- hybrid (model steps checked by GFN1-xTB, ``clusterforce.hybrid``), STEPS model steps;
+- the same hybrid with a zero-force model (its GP force correction alone: what the model adds);
+- ASE's GPMin on GFN1-xTB (a GP surrogate of energies and forces, no model), up to 60 % of BFGS's calls.
 
-Reported: GFN1-xTB energy reached, the fraction of the BFGS energy drop, reference calls and CPU
-seconds, in one run. The model is a dml model trained on the shipped ``rings`` data (2000/1000
-references, as the main job); the MD frames are made here with ``clusterforce datagen`` and cached
+Reported: GFN1-xTB energy reached, the fraction of the BFGS energy drop, reference calls, the
+fraction of the drop reached within 30 % of the BFGS's calls (issue 12's target: >= 0.9) and CPU
+seconds, in one run. The model is a dml model trained on the shipped ``rings`` data with the default
+settings (as the main job); the MD frames are made here with ``clusterforce datagen`` and cached
 in WORKDIR. Writes ``benchmarks/results/hybrid_optimization.{json,md}``. Needs tblite.
 
     python benchmarks/hybrid_optimization.py --workdir /tmp/hybrid --sizes 7
@@ -25,8 +29,11 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+from ase.calculators.calculator import Calculator as Calculator_
+from ase.calculators.calculator import all_changes
 from ase.io import read
-from ase.optimize import BFGS
+from ase.optimize import BFGS, GPMin
 from clusterforce import Calculator
 from clusterforce.calculators import resolve
 from clusterforce.hybrid import HybridOptimizer
@@ -74,22 +81,51 @@ def reference_energy(atoms) -> float:
     return float(probe.get_potential_energy())
 
 
+class CountingReference:
+    """GFN1-xTB with every energy it computes recorded (eV), so any optimiser's calls are counted."""
+
+    def __init__(self, atoms):
+        self.calc = resolve("gfn1-xtb", atoms)
+        self.energies: list[float] = []
+        inner = self.calc.calculate
+
+        def calculate(*args, **kwargs):
+            inner(*args, **kwargs)
+            self.energies.append(float(self.calc.results["energy"]))
+
+        self.calc.calculate = calculate
+
+
+class NoModel(Calculator_):
+    """Zero forces: the hybrid's surrogate is then its force-correction GP alone (the ablation)."""
+
+    implemented_properties = ["energy", "forces"]
+
+    def calculate(self, atoms=None, properties=None, system_changes=all_changes):
+        super().calculate(atoms, properties, system_changes)
+        self.results = {"energy": 0.0, "forces": np.zeros((len(atoms), 3))}
+
+
 def run_size(n: int, model: Path, steps: int, workdir: Path, check_every: int = 8, trust_radius: float = 0.3) -> dict:
     start = hot_frame(workdir, n)
     out = {"n": n, "atoms": len(start)}
     e0 = reference_energy(start)
+    trace = {}
 
     cpu = time.process_time()
     bfgs_atoms = start.copy()
-    bfgs_atoms.calc = resolve("gfn1-xtb", bfgs_atoms)
+    ref = CountingReference(bfgs_atoms)
+    bfgs_atoms.calc = ref.calc
     bfgs = BFGS(bfgs_atoms, maxstep=0.1, logfile=None)
     bfgs.run(fmax=0.05, steps=steps)
-    out["bfgs"] = {"energy": float(bfgs_atoms.get_potential_energy()), "calls": bfgs.nsteps + 1, "cpu_s": time.process_time() - cpu}
+    out["bfgs"] = {"energy": float(bfgs_atoms.get_potential_energy()), "calls": len(ref.energies), "cpu_s": time.process_time() - cpu}
+    trace["bfgs"] = ref.energies
+    budget = max(1, int(0.3 * out["bfgs"]["calls"]))
 
     cpu = time.process_time()
     ml_atoms = start.copy()
     ml_atoms.calc = Calculator(str(model))
-    ml = ForceOnlyOptimizer(ml_atoms, maxstep=0.1, stop_when_extrapolating=True).run(fmax=0.05, steps=steps)
+    ml = ForceOnlyOptimizer(ml_atoms, maxstep=0.1, stop_when_extrapolating=True, patience=20).run(fmax=0.05, steps=steps)
     out["ml"] = {
         "energy": reference_energy(ml_atoms),
         "calls": 1,
@@ -97,25 +133,57 @@ def run_size(n: int, model: Path, steps: int, workdir: Path, check_every: int = 
         "stopped": ml.stopped,
         "cpu_s": time.process_time() - cpu,
     }
+    trace["ml"] = [e0, out["ml"]["energy"]]
 
+    for key, surrogate in (("hybrid", lambda: Calculator(str(model))), ("gp", NoModel)):
+        cpu = time.process_time()
+        hyb_atoms = start.copy()
+        result = HybridOptimizer(
+            hyb_atoms, surrogate(), resolve("gfn1-xtb", hyb_atoms), maxstep=0.1, check_every=check_every, trust_radius=trust_radius
+        ).run(fmax=0.05, steps=steps)
+        out[key] = {
+            "energy": result.final_energy,
+            "calls": result.reference_calls,
+            "model_steps": result.model_steps,
+            "accepted": int(sum(result.accepted)),
+            "cpu_s": time.process_time() - cpu,
+        }
+        trace[key] = [e if np.isfinite(e) else np.inf for e in result.reference_energies]
+
+    # ASE's GPMin (a GP surrogate on reference energies and forces, no model), up to twice the
+    # 30 % budget: its cost grows with the cube of the calls times the coordinates.
     cpu = time.process_time()
-    hyb_atoms = start.copy()
-    result = HybridOptimizer(
-        hyb_atoms, Calculator(str(model)), resolve("gfn1-xtb", hyb_atoms), maxstep=0.1, check_every=check_every, trust_radius=trust_radius
-    ).run(fmax=0.05, steps=steps)
-    out["hybrid"] = {
-        "energy": result.final_energy,
-        "calls": result.reference_calls,
-        "model_steps": result.model_steps,
-        "accepted": int(sum(result.accepted)),
-        "cpu_s": time.process_time() - cpu,
-    }
+    gp_atoms = start.copy()
+    ref = CountingReference(gp_atoms)
+    gp_atoms.calc = ref.calc
+    try:
+        for _ in GPMin(gp_atoms, logfile=None).irun(fmax=0.05, steps=steps):
+            if len(ref.energies) >= 2 * budget:
+                break
+    except RuntimeError as exc:  # GPMin gives up when it cannot build a descent model
+        out["gpmin_error"] = str(exc)
+    out["gpmin"] = {"energy": float(min(ref.energies)), "calls": len(ref.energies), "cpu_s": time.process_time() - cpu}
+    trace["gpmin"] = ref.energies
+
     drop = out["bfgs"]["energy"] - e0
     out["start_energy"] = e0
-    for key in ("bfgs", "ml", "hybrid"):
+    out["call_budget"] = budget
+    for key in METHODS:
         out[key]["drop_fraction"] = (out[key]["energy"] - e0) / drop if drop < 0 else float("nan")
         out[key]["calls_fraction"] = out[key]["calls"] / out["bfgs"]["calls"]
+        # The lowest reference energy seen within 30 % of the BFGS's calls (the issue-12 target).
+        within = min(trace[key][:budget])
+        out[key]["drop_fraction_at_budget"] = (within - e0) / drop if drop < 0 else float("nan")
     return out
+
+
+METHODS = {
+    "bfgs": "GFN1-xTB BFGS",
+    "ml": "dml alone",
+    "hybrid": "hybrid (dml + GP correction)",
+    "gp": "hybrid without a model (GP correction alone)",
+    "gpmin": "ASE GPMin (no model)",
+}
 
 
 def main() -> None:
@@ -138,23 +206,20 @@ def main() -> None:
             "dataset:rings",
             "-o",
             str(model),
-            "--n-references-norm",
-            "2000",
-            "--n-references-direction",
-            "1000",
             "--quiet",
         )
     rows = [run_size(n, model, args.steps, workdir, args.check_every, args.trust_radius) for n in args.sizes]
     lines = [
-        "| ring | method | GFN1-xTB energy reached (eV) | fraction of BFGS drop | reference calls | calls / BFGS calls | CPU s |",
-        "|---|---|---|---|---|---|---|",
+        "| ring | method | GFN1-xTB energy reached (eV) | fraction of BFGS drop | reference calls | calls / BFGS calls "
+        "| fraction of drop within 30 % of BFGS calls | CPU s |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
-        for key, name in (("bfgs", "GFN1-xTB BFGS"), ("ml", "dml alone"), ("hybrid", "hybrid")):
+        for key, name in METHODS.items():
             m = r[key]
             lines.append(
                 f"| {r['n']} | {name} | {m['energy'] - r['start_energy']:+.3f} | {m['drop_fraction']:.3f} | {m['calls']} "
-                f"| {m['calls_fraction']:.2f} | {m['cpu_s']:.0f} |"
+                f"| {m['calls_fraction']:.2f} | {m['drop_fraction_at_budget']:.3f} | {m['cpu_s']:.0f} |"
             )
     table = "\n".join(lines)
     print(table)

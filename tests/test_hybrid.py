@@ -6,7 +6,7 @@ from ase.calculators.emt import EMT
 from ase.calculators.lj import LennardJones
 from ase.cluster import Icosahedron
 from ase.optimize import BFGS
-from clusterforce.hybrid import HybridOptimizer
+from clusterforce.hybrid import ForceCorrection, HybridOptimizer
 
 
 @pytest.fixture
@@ -82,3 +82,24 @@ def test_extrapolation_flag_ends_a_segment(rattled_cu13):
     result = HybridOptimizer(rattled_cu13.copy(), Flagging(sigma=2.3, epsilon=0.4, rc=6.0), EMT(), check_every=8).run(fmax=0.05, steps=10)
     # Every segment is one model step long: one reference call per model step.
     assert result.reference_calls == result.model_steps + 1
+
+
+def test_force_correction_reproduces_observed_errors_as_a_gradient_field():
+    rng = np.random.default_rng(3)
+    correction = ForceCorrection(length=0.5, memory=4)
+    points = [rng.normal(scale=0.3, size=6) for _ in range(5)]
+    errors = [rng.normal(size=6) for _ in range(5)]
+    for x, c in zip(points, errors):
+        correction.add(x, c)
+    correction.condition(errors[-1])
+    # Only the 4 most recent observations are kept, and the GP goes through each of them.
+    for x, c in zip(points[1:], errors[1:]):
+        assert np.allclose(correction(x), c, atol=1e-4)
+    assert not np.allclose(correction(points[0]), errors[0], atol=1e-2)
+    # c = -grad r: its Jacobian (finite differences) is symmetric, so the corrected force stays conservative.
+    x0, h = rng.normal(scale=0.3, size=6), 1e-6
+    jac = np.array([(correction(x0 + h * e) - correction(x0 - h * e)) / (2 * h) for e in np.eye(6)])
+    assert np.abs(jac).max() > 1e-2
+    assert np.allclose(jac, jac.T, atol=1e-6)
+    # Far from every observation the correction returns to the mean (the checkpoint's error).
+    assert np.allclose(correction(x0 + 50.0), errors[-1], atol=1e-9)

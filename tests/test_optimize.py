@@ -128,10 +128,18 @@ class _SqueezingModel(EMTForceModel):
 def test_stop_when_extrapolating(rattled_au13, tmp_path):
     atoms = rattled_au13.copy()
     atoms.calc = Calculator(_SqueezingModel())
-    result = ForceOnlyOptimizer(atoms, maxstep=0.05, stop_when_extrapolating=True).run(fmax=0.01, steps=100)
+    traj = tmp_path / "squeeze.traj"
+    result = ForceOnlyOptimizer(atoms, maxstep=0.05, stop_when_extrapolating=True, trajectory=traj).run(fmax=0.01, steps=100)
     assert not result.converged and result.stopped.startswith(f"step {result.nsteps}: atoms 0 (Au), 1 (Au)")
-    assert atoms.get_distance(0, 1) < 2.4 and atoms.calc.results["extrapolating"][[0, 1]].all()
     assert 0 < result.nsteps < 100
+    frames = read(traj, ":")
+    stopped_at = frames[result.nsteps]
+    stopped_at.calc = Calculator(_SqueezingModel())
+    stopped_at.get_forces()
+    assert stopped_at.get_distance(0, 1) < 2.4 and stopped_at.calc.results["extrapolating"][[0, 1]].all()
+    # The atoms are returned to the step with the lowest RMS force (the last trajectory frame too).
+    assert np.array_equal(atoms.positions, frames[result.best_step].positions)
+    assert np.array_equal(frames[-1].positions, atoms.positions) and len(frames) == result.nsteps + 2
     # Without the flag the pull goes on; flags on fixed atoms do not stop a run.
     free_run = rattled_au13.copy()
     free_run.calc = Calculator(_SqueezingModel())
@@ -140,3 +148,31 @@ def test_stop_when_extrapolating(rattled_au13, tmp_path):
     fixed.set_constraint(FixAtoms(indices=[0, 1]))
     fixed.calc = Calculator(_SqueezingModel())
     assert ForceOnlyOptimizer(fixed, maxstep=0.05, stop_when_extrapolating=True).run(fmax=0.05, steps=60).stopped == ""
+
+
+class _Swirl(EMT):
+    """A non-conservative force field: F = J (x - c) with J antisymmetric, a swirl around the
+    centre. Every step along F moves atoms outwards, so the forces grow without end."""
+
+    def calculate(self, atoms=None, properties=("forces",), system_changes=None):
+        self.atoms = atoms.copy()
+        r = atoms.positions - atoms.positions.mean(axis=0)
+        forces = np.stack([-r[:, 1], r[:, 0], np.zeros(len(r))], axis=1)
+        self.results = {"forces": forces, "energy": np.nan}
+
+
+def test_patience_stops_a_non_conservative_descent_at_its_best_structure(rattled_au13):
+    atoms = rattled_au13.copy()
+    start = atoms.positions.copy()
+    atoms.calc = _Swirl()
+    result = ForceOnlyOptimizer(atoms, maxstep=0.05, patience=10).run(fmax=0.01, steps=100)
+    assert not result.converged and result.nsteps == 10 and result.best_step == 0
+    assert "RMS force has not fallen below its lowest value" in result.stopped
+    assert np.array_equal(atoms.positions, start)
+    # Without patience it runs the whole budget with ever larger forces.
+    free_run = rattled_au13.copy()
+    free_run.calc = _Swirl()
+    result = ForceOnlyOptimizer(free_run, maxstep=0.05).run(fmax=0.01, steps=30)
+    assert result.stopped == "" and result.nsteps == 30 and result.fmax[-1] > result.fmax[0]
+    with pytest.raises(ValueError, match="patience"):
+        ForceOnlyOptimizer(rattled_au13.copy(), patience=0)

@@ -4,14 +4,21 @@ check and correct them (the optimisation the OAMLM paper's conclusion proposes).
 The optimiser keeps a *checkpoint*: the last structure whose reference energy E_ref and forces
 F_ref are known. From it, it takes quasi-Newton steps on the corrected model force
 
-    F(x) = F_model(x) + (F_ref(x_c) - F_model(x_c)),
+    F(x) = F_model(x) + c(x),
 
-which equals the reference force at the checkpoint x_c and takes its variation from the model;
-the BFGS Hessian is built from model force differences only (the correction is constant within a
-segment). A segment ends after ``check_every`` model steps, when it leaves the trust radius
-around the checkpoint, when the model flags an atom as extrapolating (or its per-atom
-uncertainty passes ``uncertainty_threshold``), or when the corrected forces are converged. Then
-one reference single point decides:
+where the correction c interpolates the observed errors c_k = F_ref(x_k) - F_model(x_k) of the
+model at the structures the reference has labelled (accepted and rejected alike): c(x) = c_ckpt
+plus the posterior mean of a Gaussian process on the deviations c_k - c_ckpt. The GP models the
+error as the gradient of a smooth residual energy (squared-exponential kernel of length
+``correction_length`` in Cartesian coordinates, as ASE's GPMin), so F equals the reference force
+at every labelled structure and takes its variation between them from the model; a rejected trial
+teaches the surrogate where it was wrong instead of being thrown away. The BFGS Hessian is built
+from differences of the corrected force.
+
+A segment ends after ``check_every`` model steps, when it leaves the trust radius around the
+checkpoint, when the model flags an atom as extrapolating (or its per-atom uncertainty passes
+``uncertainty_threshold``), or when the corrected forces are converged. Then one reference single
+point decides:
 
 - lower reference energy: the new structure becomes the checkpoint and the trust radius grows;
 - higher: the segment is rejected, the structure returns to the checkpoint and the trust radius
@@ -69,6 +76,47 @@ class HybridResult:
         return best
 
 
+class ForceCorrection:
+    """Gaussian-process interpolation of the model's force error between labelled structures.
+
+    The error c(x) = F_ref(x) - F_model(x) (eV/Angstrom, flattened free coordinates) is modelled as
+    minus the gradient of a residual energy with a squared-exponential prior of length ``length``
+    (Angstrom), conditioned on the errors observed at the ``memory`` most recent structures, around
+    the mean ``c(x_ckpt)``. Only gradient observations enter: a force-only model has no energy to
+    subtract from the reference one.
+    """
+
+    def __init__(self, length: float = 0.4, memory: int = 20, noise: float = 1e-3):
+        self.length, self.memory, self.noise = length, memory, noise
+        self.points: list[np.ndarray] = []
+        self.errors: list[np.ndarray] = []
+        self.mean = np.zeros(0)
+        self._alpha = np.zeros((0, 0))
+
+    def add(self, x: np.ndarray, error: np.ndarray) -> None:
+        self.points = [*self.points, x.copy()][-self.memory :]
+        self.errors = [*self.errors, error.copy()][-self.memory :]
+
+    def condition(self, mean: np.ndarray) -> None:
+        """Fix the prior mean (the checkpoint's error) and solve for the GP weights."""
+        self.mean = mean.copy()
+        x = np.array(self.points)
+        n, d = x.shape
+        diff = x[:, None, :] - x[None, :, :]
+        k = np.exp(-0.5 * (diff**2).sum(axis=2) / self.length**2)
+        # cov(dr/dx_i at a, dr/dx_j at b) = k (delta_ij / l^2 - d_i d_j / l^4), d = a - b
+        cov = np.einsum("ab,ij->aibj", k, np.eye(d) / self.length**2) - np.einsum("ab,abi,abj->aibj", k, diff, diff) / self.length**4
+        cov = cov.reshape(n * d, n * d) + (self.noise / self.length) ** 2 * np.eye(n * d)
+        rhs = (np.array(self.errors) - mean).ravel()
+        self._alpha = np.linalg.solve(cov, rhs).reshape(n, d)
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        diff = x - np.array(self.points)
+        k = np.exp(-0.5 * (diff**2).sum(axis=1) / self.length**2)
+        proj = (diff * self._alpha).sum(axis=1)
+        return self.mean + (k @ self._alpha) / self.length**2 - (k * proj) @ diff / self.length**4
+
+
 class HybridOptimizer:
     """Optimise ``atoms`` with a model calculator, checked and corrected by a reference calculator.
 
@@ -93,6 +141,9 @@ class HybridOptimizer:
         uncertainty units); ``None`` ignores the uncertainty.
     alpha
         Initial Hessian guess (eV/Angstrom^2), as ASE's BFGS.
+    correction_length
+        Length scale (Angstrom, in the space of all free coordinates) over which an observed model
+        error informs the correction; ASE's GPMin uses 0.4 for its own GP.
     on_reference
         Called with every reference-labelled structure (a copy carrying energy and forces), e.g.
         to add it to the model's data.
@@ -110,6 +161,7 @@ class HybridOptimizer:
         max_trust_radius: float = 1.0,
         uncertainty_threshold: float | None = None,
         alpha: float = 70.0,
+        correction_length: float = 0.4,
         trajectory: str | Path | None = None,
         logfile: str | Path | None = None,
         on_reference: Callable[[Atoms], None] | None = None,
@@ -125,6 +177,7 @@ class HybridOptimizer:
         self.max_radius = max_trust_radius
         self.uncertainty_threshold = uncertainty_threshold
         self.alpha = alpha
+        self.correction_length = correction_length
         self.trajectory = trajectory
         self.logfile = logfile
         self.on_reference = on_reference
@@ -184,6 +237,9 @@ class HybridOptimizer:
             energy, f_ref = self._reference(x, result)
             checkpoint_fmax = result.reference_fmax[-1]
             f_model, _ = self._model_forces(x)
+            correction = ForceCorrection(self.correction_length)
+            correction.add(x[free].ravel(), f_ref - f_model)
+            correction.condition(f_ref - f_model)
             hessian = np.eye(3 * len(free)) * self.alpha
             if out:
                 out.write(f"{1:4d} {0:11d} {energy:14.6f} {result.reference_fmax[-1]:9.4f} {self.radius:8.3f} start\n")
@@ -194,11 +250,10 @@ class HybridOptimizer:
                 if result.model_steps >= steps:
                     break
                 result.trust_radius.append(self.radius)
-                correction = f_ref - f_model
-                xs, fm = x.copy(), f_model
+                xs, fs = x.copy(), f_ref
                 why = "checked"
                 for _ in range(self.check_every):
-                    dx = self._step(hessian, fm + correction)
+                    dx = self._step(hessian, fs)
                     trial = xs.copy()
                     trial[free] += dx.reshape(-1, 3)
                     # Stay within the trust radius of the checkpoint: scale the step back onto it.
@@ -207,18 +262,19 @@ class HybridOptimizer:
                     if hit_boundary:
                         trial[free] = x[free] + (trial[free] - x[free]) * (self.radius / reach)
                         dx = (trial[free] - xs[free]).ravel()
-                    fm_new, unsure = self._model_forces(trial)
+                    fm, unsure = self._model_forces(trial)
+                    fs_new = fm + correction(trial[free].ravel())
                     result.model_steps += 1
-                    y = fm - fm_new  # gradient difference (model part only)
+                    y = fs - fs_new
                     if dx @ y > 1e-12:
                         hs = hessian @ dx
                         hessian += np.outer(y, y) / (dx @ y) - np.outer(hs, hs) / (dx @ hs)
-                    xs, fm = trial, fm_new
+                    xs, fs = trial, fs_new
                     if traj is not None:
                         frame = self.atoms.copy()
                         frame.positions = xs
                         traj.write(frame)
-                    done = np.sqrt(((fm + correction).reshape(-1, 3) ** 2).sum(axis=1)).max() <= 0.5 * fmax
+                    done = np.sqrt((fs.reshape(-1, 3) ** 2).sum(axis=1)).max() <= 0.5 * fmax
                     if unsure or hit_boundary or done or result.model_steps >= steps:
                         why = unsure or ("trust radius" if hit_boundary else ("model converged" if done else "step budget"))
                         break
@@ -231,14 +287,18 @@ class HybridOptimizer:
                     result.reference_energies.append(np.nan)
                     result.reference_fmax.append(np.nan)
                     why = f"reference failed: {exc}"
+                else:
+                    correction.add(xs[free].ravel(), f_new - fm)
                 accepted = e_new < energy
                 result.accepted.append(accepted)
                 if accepted:
-                    x, energy, f_ref, f_model = xs, e_new, f_new, fm
+                    x, energy, f_ref = xs, e_new, f_new
+                    correction.condition(f_new - fm)
                     checkpoint_fmax = result.reference_fmax[-1]
                     self.radius = min(self.radius * 1.5, self.max_radius)
                 else:
                     self.radius *= 0.5
+                    correction.condition(correction.mean)
                     # The model's curvature led uphill: start the next segment from the initial guess.
                     hessian = np.eye(3 * len(free)) * self.alpha
                 if out:

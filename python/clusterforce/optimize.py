@@ -142,6 +142,7 @@ class OptimizationResult:
     parts: list[str] = field(default_factory=list)  # which group moved at each step
     resets: list[int] = field(default_factory=list)  # steps before which the Hessians were reset
     stopped: str = ""  # why the run ended early without converging ("" otherwise)
+    best_step: int | None = None  # after an early stop: the step whose structure the atoms were returned to
 
 
 class ForceOnlyOptimizer:
@@ -169,6 +170,16 @@ class ForceOnlyOptimizer:
         ``results["extrapolating"]`` (dml models: a pair closer than the training data had),
         before the model's forces there move the structure further; the reason is in
         :attr:`OptimizationResult.stopped`.
+    patience
+        Stop (not converged) when the RMS force on the free atoms has not fallen below its
+        lowest value for this many steps. A force field without an energy can descend forever
+        along a loop of non-conservative forces (seen: a dml model on a hot ring it never saw, RMS
+        force 0.81 -> 1.63 eV/Angstrom over 30 steps while the reference energy rose 6 eV);
+        ``None`` never stops for this.
+
+    After either early stop the atoms are returned to the structure with the lowest RMS force
+    seen (:attr:`OptimizationResult.best_step`): the model's best estimate of a stationary point,
+    rather than where it stopped making sense.
     """
 
     def __init__(
@@ -182,6 +193,7 @@ class ForceOnlyOptimizer:
         trajectory: str | Path | None = None,
         logfile: str | Path | None = None,
         stop_when_extrapolating: bool = False,
+        patience: int | None = None,
     ):
         if maxstep <= 0:
             raise ValueError(f"maxstep must be positive (Angstrom), got {maxstep}")
@@ -193,7 +205,10 @@ class ForceOnlyOptimizer:
         self.alpha = alpha
         self.trajectory = trajectory
         self.logfile = logfile
+        if patience is not None and patience < 1:
+            raise ValueError(f"patience must be a positive number of steps or None, got {patience}")
         self.stop_when_extrapolating = stop_when_extrapolating
+        self.patience = patience
         fixed = fixed_indices(atoms)
         free = np.setdiff1d(np.arange(len(atoms)), fixed)
         if parts is None:
@@ -210,9 +225,10 @@ class ForceOnlyOptimizer:
         for opt in self._optimizers:
             opt.initialize()
 
-    def _fmax(self) -> float:
+    def _force_norms(self) -> tuple[float, float]:
+        """Largest and RMS force on the free atoms (eV/Angstrom)."""
         forces = self.atoms.get_forces()[self._free]
-        return float(np.sqrt((forces**2).sum(axis=1)).max())
+        return float(np.sqrt((forces**2).sum(axis=1)).max()), float(np.sqrt((forces**2).sum(axis=1).mean()))
 
     def _extrapolating(self) -> np.ndarray:
         """Free atoms the calculator flags as outside its training data (none if it cannot tell)."""
@@ -241,9 +257,12 @@ class ForceOnlyOptimizer:
             if out:
                 out.write(f"{'step':>5} {'group':>10} {'fmax/eV/A':>12} reset\n")
             schedule = self._schedule()
+            best_rms, best_step, best_positions = np.inf, 0, self.atoms.positions.copy()
             for step in range(steps + 1):
-                current = self._fmax()
+                current, rms = self._force_norms()
                 result.fmax.append(current)
+                if rms < best_rms:
+                    best_rms, best_step, best_positions = rms, step, self.atoms.positions.copy()
                 if traj is not None:
                     traj.write(self.atoms)
                 if current <= fmax:
@@ -257,6 +276,12 @@ class ForceOnlyOptimizer:
                     atoms_text = ", ".join(f"{i} ({symbols[i]})" for i in outside[:6]) + (" ..." if len(outside) > 6 else "")
                     result.stopped = f"step {step}: atoms {atoms_text} are closer to a neighbour than any pair in the training data"
                     break
+                if self.patience is not None and step - best_step >= self.patience:
+                    result.stopped = (
+                        f"step {step}: the RMS force has not fallen below its lowest value ({best_rms:.4f} eV/A at step {best_step}) "
+                        f"for {self.patience} steps"
+                    )
+                    break
                 reset = self.reset_every is not None and step > 0 and step % self.reset_every == 0
                 if reset:
                     self.reset_hessians()
@@ -268,8 +293,13 @@ class ForceOnlyOptimizer:
                 self._optimizers[k].step()
                 result.parts.append(self.parts[k].name)
                 result.nsteps = step + 1
+            if result.stopped:
+                self.atoms.positions = best_positions
+                result.best_step = best_step
+                if traj is not None:
+                    traj.write(self.atoms)
         if result.stopped:
-            log.warning("optimisation stopped outside the training data at %s", result.stopped)
+            log.warning("optimisation stopped at %s; returned to the structure of step %d (lowest RMS force)", result.stopped, best_step)
         log.info(
             "optimisation %s after %d steps, fmax %.4f eV/A, %d Hessian resets",
             "converged" if result.converged else "stopped",

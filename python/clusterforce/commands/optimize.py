@@ -41,6 +41,14 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         help="without --reference: stop when an atom comes closer to a neighbour than any pair of those elements "
         "in the training data (default; --no-stop-when-extrapolating runs on regardless)",
     )
+    p.add_argument(
+        "--patience",
+        type=int,
+        default=20,
+        help="without --reference: stop when the RMS force has not fallen below its lowest value for N steps (a "
+        "force-only model can descend forever along non-conservative forces; 0 = never). After either stop the "
+        "structure with the lowest RMS force is kept (default: 20)",
+    )
     hybrid = p.add_argument_group(
         "hybrid optimisation",
         "with --reference, model steps are checked by reference single points: a segment that raises the reference "
@@ -92,6 +100,7 @@ def run(args: argparse.Namespace) -> int:
         trajectory=args.output,
         logfile=logfile,
         stop_when_extrapolating=args.stop_when_extrapolating,
+        patience=args.patience or None,
     )
     result = optimizer.run(fmax=args.fmax, steps=args.steps)
     if args.final:
@@ -104,6 +113,7 @@ def run(args: argparse.Namespace) -> int:
         "parts": result.parts,
         "resets": result.resets,
         "stopped": result.stopped,
+        "best_step": result.best_step,
         "trajectory": args.output,
         "reference_calls": 0,
         "reference_energies": [],
@@ -113,7 +123,8 @@ def run(args: argparse.Namespace) -> int:
         f"{'converged' if result.converged else 'not converged'} after {result.nsteps} steps; "
         f"max force {result.fmax[-1]:.4f} eV/A; {len(result.resets)} Hessian resets; trajectory {args.output}"
         + (
-            f"; stopped at {result.stopped} (--reference NAME checks such steps with a reference; --no-stop-when-extrapolating runs on)"
+            f"; stopped at {result.stopped}; kept the structure of step {result.best_step} (lowest RMS force). --reference NAME "
+            "checks such steps with a reference; --no-stop-when-extrapolating and --patience 0 run on"
             if result.stopped
             else ""
         )
