@@ -75,6 +75,7 @@ def add_parameter_flags(
     *,
     suffix: str = "",
     choices: Mapping[str, Sequence[Any]] | None = None,
+    unset: str | None = None,
 ) -> None:
     """One flag per estimator parameter: ``--NAME[-SUFFIX]`` with the default's type.
 
@@ -91,6 +92,9 @@ def add_parameter_flags(
         apart parameters of the same name in different terms.
     choices
         Parameter name -> allowed values, where they are limited.
+    unset
+        If given, flags default to None (the caller fills them in) and the help says
+        ``(default: UNSET)`` instead of the value, which then only sets the type.
     """
     for name, default in defaults.items():
         tail = f"-{suffix}" if suffix else ""
@@ -98,9 +102,9 @@ def add_parameter_flags(
             f"--{name.replace('_', '-')}{tail}",
             dest=parameter_dest(name, suffix),
             type=type(default),
-            default=default,
+            default=None if unset else default,
             choices=(choices or {}).get(name),
-            help=f"{help[name]} (default: {default})",
+            help=f"{help[name]} (default: {unset or default})",
         )
 
 

@@ -10,6 +10,7 @@ energy and count as one isomer.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -159,12 +160,43 @@ class MinimaStore:
     def lowest(self) -> Minimum | None:
         return self.minima[0] if self.minima else None
 
-    def write_db(self, path: str | Path, *, reference: str = "") -> None:
-        """Write every minimum to the ASE database ``path`` (energy, found_by, step, hits, rank)."""
+    def write_db(self, path: str | Path, *, reference: str = "", reoptimized: Sequence[Reoptimized] = ()) -> None:
+        """Write every minimum to the ASE database ``path`` (energy, found_by, step, hits, rank), with
+        the reference energy and the move of its re-optimisation where there is one."""
         from ase.db import connect
 
+        extra = {
+            r.rank: {"reference_energy": r.reference_energy, "reference_move": r.move, "reference_converged": r.converged}
+            for r in reoptimized
+        }
         with connect(str(path), append=False) as db:
             for rank, m in enumerate(self.minima):
                 atoms = m.atoms.copy()
                 atoms.calc = SinglePointCalculator(atoms, energy=m.energy)
-                db.write(atoms, found_by=m.found_by, step=m.step, hits=m.hits, rank=rank, reference=reference)
+                db.write(atoms, found_by=m.found_by, step=m.step, hits=m.hits, rank=rank, reference=reference, **extra.get(rank, {}))
+
+
+@dataclass
+class Reoptimized:
+    """A stored minimum relaxed again with a reference calculator."""
+
+    rank: int  # position in the store (0 = lowest by the search's energy)
+    energy: float  # the search's energy (eV)
+    reference_energy: float  # reference energy after relaxing with the reference (eV)
+    move: float  # structural distance between the two minima (Angstrom)
+    converged: bool
+    atoms: Atoms
+
+
+def reoptimize(store: MinimaStore, reference: Calculator, k: int, *, fmax: float = 0.01, steps: int = 500) -> list[Reoptimized]:
+    """Relax the ``k`` lowest minima of ``store`` with ``reference`` (a model's minima checked by DFT or
+    GFN1-xTB). A minimum whose reference relaxation fails (e.g. SCF) is left out with a log line."""
+    out = []
+    for rank, m in enumerate(store.minima[:k]):
+        try:
+            relaxed, energy, converged = relax(m.atoms, reference, fmax=fmax, steps=steps)
+        except Exception as exc:  # a reference failure skips that minimum, the others still count
+            log.warning("re-optimisation of minimum %d failed (%s); left out", rank, exc)
+            continue
+        out.append(Reoptimized(rank, m.energy, energy, structure_distance(m.atoms, relaxed), converged, relaxed))
+    return out

@@ -1,5 +1,7 @@
 """GAP sparse GP: kernel rows, solver, training on EMT clusters, forces, variances, model file."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 from ase.calculators.emt import EMT
@@ -443,7 +445,7 @@ def test_train_and_evaluate_from_flags_and_config(tmp_path, train_frames):
     parser = gap_parser()
     args = parser.parse_args(argv)
     apply_config(parser, args, argv)
-    terms = terms_from_args(args)
+    terms = terms_from_args(args, ["Na"])
     assert [t.kind for t in terms] == ["2b", "soap"]
     assert terms[1].n_sparse == 30 and terms[1].n_max == 3 and terms[0].r_cut == 5.0  # flag beats config
     model = train(train_frames[:10], args)
@@ -460,7 +462,7 @@ def test_bad_flags_are_named():
 
     args = gap_parser().parse_args(["--theta-3b", "0", "--terms", "3b"])
     with pytest.raises(ValueError, match="3b term: 'theta' must be a positive number"):
-        terms_from_args(args)
+        terms_from_args(args, ["Cu"])
     args = gap_parser().parse_args(["--e0", "Cu:1.0", "--terms", "2b"])
     with pytest.raises(ValueError, match="--e0 expects ELEMENT=EV"):
         train([], args)
@@ -591,3 +593,25 @@ def test_partial_fit_equals_a_fit_on_all_frames_with_the_same_sparse_points(trai
     probe = structure(5)[0]
     before = GAPModel(terms=terms, progress=False).fit(first).predict(probe)["forces"]
     assert not np.allclose(model.predict(probe)["forces"], before)  # the update changed the model
+
+
+def test_preset_follows_the_elements_and_flags_override_it():
+    from clusterforce.gap.kind import terms_from_args
+    from clusterforce.gap.terms import PRESETS, preset_for
+
+    assert preset_for(["Na"]) == "gap-sodium" and preset_for(["K", "Na"]) == "gap-sodium"
+    assert preset_for(["Au"]) == preset_for(["Ag", "Au"]) == preset_for(["Ga"]) == "metal"
+    assert preset_for(["Au", "S", "C", "H"]) == preset_for(["Na", "H"]) == "ligand"
+    for elements, preset in ((["Na"], "gap-sodium"), (["Au"], "metal"), (["H", "C", "S", "Au"], "ligand")):
+        assert terms_from_args(gap_parser().parse_args([]), elements) == PRESETS[preset]
+    terms = terms_from_args(gap_parser().parse_args(["--preset", "gap-sodium", "--n-max-soap", "5", "--terms", "soap"]), ["Au"])
+    assert terms == (dataclasses.replace(PRESETS["gap-sodium"][2], n_max=5),)
+
+
+def test_estimator_without_terms_takes_the_preset_of_its_data(train_frames):
+    from clusterforce.gap.terms import PRESETS
+
+    assert set(train_frames[0].get_chemical_symbols()) <= {"Cu", "Ag"}
+    model = GAPModel(variance=False, progress=False).fit(train_frames[:3])
+    assert [k.term for k in model.kernels_] == list(PRESETS["metal"])
+    assert model.terms is None  # the constructor argument is left as given (scikit-learn convention)

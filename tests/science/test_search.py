@@ -154,3 +154,31 @@ def test_screen_command_relaxes_representatives_to_distinct_minima(tmp_path):
     assert report["frames"] == 12 and 1 <= report["representatives"] <= 4
     assert 1 <= report["distinct_minima"] <= report["representatives"] and len(read(out, ":")) == report["distinct_minima"]
     assert report["lowest_energy"] == pytest.approx(-16.505384, abs=1e-4)  # LJ7 global minimum (pentagonal bipyramid)
+
+
+def test_search_reoptimizes_the_lowest_minima_with_a_reference(tmp_path):
+    out, db = tmp_path / "s.json", tmp_path / "m.db"
+    argv = ["search", "random:7", "--reference", "lj", "--steps", "30", "--seed", "2", "--db", str(db), "--json", str(out), "--quiet"]
+    assert main([*argv, "--reoptimize", "2", "--reoptimize-with", "lj", "--reoptimize-fmax", "1e-4"]) == 0
+    summary = json.loads(out.read_text())
+    assert summary["reoptimized_with"] == "lj" and [r["rank"] for r in summary["reoptimized"]] == [0, 1]
+    for r, e in zip(summary["reoptimized"], summary["energies"]):
+        # The same calculator: its minima stay where they are.
+        assert r["energy"] == e and r["reference_energy"] == pytest.approx(e, abs=1e-5) and r["move"] < 0.01 and r["converged"]
+    from ase.db import connect
+
+    rows = sorted(connect(str(db)).select(), key=lambda row: row.rank)
+    assert rows[0].reference_energy == pytest.approx(summary["reoptimized"][0]["reference_energy"])
+    assert "reference_energy" not in rows[2].key_value_pairs
+
+
+def test_reoptimize_leaves_out_a_minimum_whose_reference_fails(lj13_minimum):
+    from clusterforce.isomers import reoptimize
+
+    class Failing(LennardJones):
+        def calculate(self, *args, **kwargs):
+            raise RuntimeError("SCF did not converge")
+
+    store = MinimaStore()
+    store.add(lj13_minimum[0], -44.326801, "test")
+    assert reoptimize(store, Failing(), 1) == []

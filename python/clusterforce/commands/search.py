@@ -40,6 +40,18 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--energy-tol", type=float, default=1e-3, help="minima closer in energy than this may be the same (eV)")
     p.add_argument("--rmsd-tol", type=float, default=0.05, help="same minimum below this RMSD after alignment (Angstrom)")
     p.add_argument("--target", type=float, default=None, help="stop basin hopping once this energy is reached")
+    p.add_argument(
+        "--reoptimize",
+        type=int,
+        default=0,
+        metavar="K",
+        help="relax the K lowest minima again with --reoptimize-with (a model's minima checked by the reference); "
+        "reference energies go to the database and the JSON (default: 0)",
+    )
+    p.add_argument(
+        "--reoptimize-with", default="gfn1-xtb", help="calculator for --reoptimize: same names as --reference (default: gfn1-xtb)"
+    )
+    p.add_argument("--reoptimize-fmax", type=float, default=0.01, help="--reoptimize converges below this force component, eV/Angstrom")
     p.add_argument("--db", default="minima.db", help="ASE database of the distinct minima")
     p.add_argument("--json", default=None, help="summary: lowest_energy, n_minima, energies, CPU time")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -66,7 +78,7 @@ def _start(spec: str, reference: str, seed: int):
 
 def run(args: argparse.Namespace) -> int:
     from ..calculators import resolve
-    from ..isomers import MinimaStore
+    from ..isomers import MinimaStore, reoptimize
     from ..search import basin_hopping, md_quench, minima_hopping
 
     start = _start(args.start, args.reference, args.seed)
@@ -104,12 +116,18 @@ def run(args: argparse.Namespace) -> int:
             progress=not args.quiet,
         )
     cpu = time.process_time() - cpu
-    store.write_db(args.db, reference=args.reference)
+    checked = reoptimize(store, resolve(args.reoptimize_with, start), args.reoptimize, fmax=args.reoptimize_fmax) if args.reoptimize else []
+    store.write_db(args.db, reference=args.reference, reoptimized=checked)
     lowest = store.lowest
     print(
         f"{len(store.minima)} distinct minima; lowest {lowest.energy:.6f} (found at step {lowest.step}); "
         f"CPU {cpu:.1f} s; written to {args.db}"
     )
+    for r in checked:
+        print(
+            f"minimum {r.rank}: {args.reference} {r.energy:.4f}, {args.reoptimize_with} after re-optimisation "
+            f"{r.reference_energy:.4f} (moved {r.move:.3f} A{'' if r.converged else ', not converged'})"
+        )
     if args.json:
         summary = {
             "method": args.method,
@@ -122,6 +140,11 @@ def run(args: argparse.Namespace) -> int:
             "energies": [m.energy for m in store.minima],
             "cpu_seconds": cpu,
             "db": str(args.db),
+            "reoptimized_with": args.reoptimize_with if checked else None,
+            "reoptimized": [
+                {"rank": r.rank, "energy": r.energy, "reference_energy": r.reference_energy, "move": r.move, "converged": r.converged}
+                for r in checked
+            ],
         }
         Path(args.json).write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
     return 0

@@ -15,12 +15,13 @@ from pathlib import Path
 from typing import Any
 
 from ase import Atoms
+from ase.data import atomic_numbers
 
 from ..cli import add_parameter_flags, parameter_dest, parse_assignments
 from ..metrics import collect_predictions, energy_force_metrics, print_table
 from ..plots import parity_plots
 from .model import GAPModel
-from .terms import TERM_TYPES, Soap, ThreeBody, TwoBody
+from .terms import PRESETS, TERM_TYPES, Soap, ThreeBody, TwoBody, preset_for
 
 ESTIMATOR = GAPModel
 SUMMARY = "GAP-style sparse Gaussian process (2b + 3b + SOAP), energies and forces"
@@ -47,13 +48,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the gap flags (one argument group) to a ``train`` parser."""
     g = parser.add_argument_group("gap options (2b + 3b + SOAP sparse Gaussian process)")
     g.add_argument(
+        "--preset",
+        choices=["auto", *PRESETS],
+        default="auto",
+        help="term settings every --FIELD-TERM flag starts from: gap-sodium (the paper's Table 1), metal (5.5 A SOAP, "
+        "n_max 8), ligand (4.0 A SOAP, n_max 6, l_max 4); auto picks gap-sodium for alkali metals, metal for other metals "
+        "and ligand when a non-metal is present (default: auto; the choice is logged)",
+    )
+    g.add_argument(
         "--terms", nargs="+", choices=sorted(TERM_TYPES), default=["2b", "3b", "soap"], help="terms of the model (default: 2b 3b soap)"
     )
     for cls in (TwoBody, ThreeBody, Soap):
         # 2b/3b always use the uniform grid, so only SOAP exposes its sparse method.
         defaults = {f.name: f.default for f in dataclasses.fields(cls) if f.name != "sparse_method" or cls is Soap}
         add_parameter_flags(
-            g, defaults, {k: f"{cls.kind} {v}" for k, v in _FLAG_HELP.items()}, suffix=cls.kind, choices={"sparse_method": ("cur", "fps")}
+            g,
+            defaults,
+            {k: f"{cls.kind} {v}" for k, v in _FLAG_HELP.items()},
+            suffix=cls.kind,
+            choices={"sparse_method": ("cur", "fps")},
+            unset="from --preset",
         )
     g.add_argument("--sigma-energy", type=float, default=0.001, help="energy noise per atom, eV/atom (default: 0.001)")
     g.add_argument("--sigma-force", type=float, default=0.02, help="force noise, eV/Angstrom (default: 0.02)")
@@ -68,26 +82,30 @@ def _e0(values: Any) -> dict[str, float] | None:
     return parse_assignments(values, usage="--e0 expects ELEMENT=EV items such as Na=-0.21")
 
 
-def terms_from_args(args: argparse.Namespace) -> tuple:
-    """The term objects the flags describe, in the order of ``--terms``."""
+def terms_from_args(args: argparse.Namespace, elements: Sequence[str]) -> tuple:
+    """The term objects the flags describe, in the order of ``--terms``: the preset's values for
+    ``elements`` (chemical symbols of the training data) overridden by every flag given."""
+    preset = preset_for(elements) if args.preset == "auto" else args.preset
+    base = {t.kind: t for t in PRESETS[preset]}
     out = []
     for kind in args.terms:
-        cls = TERM_TYPES[kind]
-        values = {
+        given = {
             f.name: getattr(args, parameter_dest(f.name, kind))
-            for f in dataclasses.fields(cls)
-            if hasattr(args, parameter_dest(f.name, kind))
+            for f in dataclasses.fields(TERM_TYPES[kind])
+            if getattr(args, parameter_dest(f.name, kind), None) is not None
         }
-        term = cls(**values)
+        term = dataclasses.replace(base[kind], **given)
         term.validate()
         out.append(term)
+    logger.info("gap preset %s for %s%s", preset, "".join(elements), " (--preset auto)" if args.preset == "auto" else "")
     return tuple(out)
 
 
 def train(frames: Sequence[Atoms], args: argparse.Namespace) -> GAPModel:
     """Fit a GAP model on ``frames`` with the hyperparameters in ``args``; returns the model."""
+    elements = sorted({s for a in frames for s in a.get_chemical_symbols()}, key=lambda s: atomic_numbers[s])
     model = GAPModel(
-        terms=terms_from_args(args),
+        terms=terms_from_args(args, elements),
         e0=_e0(args.e0),
         sigma_energy=args.sigma_energy,
         sigma_force=args.sigma_force,

@@ -37,7 +37,7 @@ from ..metrics import collect_predictions, energy_force_metrics
 from . import design as gp
 from .kernels import Geometry, NBodyKernel, SoapKernel
 from .solve import solve, variance_matrix
-from .terms import Soap, Term, default_terms, term_from_dict
+from .terms import PRESETS, Soap, Term, preset_for, term_from_dict
 
 logger = logging.getLogger(__name__)
 
@@ -50,7 +50,8 @@ class GAPModel(BaseEstimator):
     Parameters
     ----------
     terms : sequence of TwoBody, ThreeBody, Soap, optional
-        The additive terms and their hyperparameters (default: :func:`default_terms`).
+        The additive terms and their hyperparameters. Default: the preset for the training
+        data's elements (:func:`clusterforce.gap.terms.preset_for`; logged at fit).
     species : sequence of str, optional
         Chemical symbols to model; default: every element in the training frames.
     e0 : mapping of symbol to eV, optional
@@ -135,6 +136,12 @@ class GAPModel(BaseEstimator):
         self._check_frames(frames)
         self.atomic_numbers_ = self._species(frames)
         self.element_list_ = [chemical_symbols[z] for z in self.atomic_numbers_]
+        if terms is None:
+            preset = preset_for(self.element_list_)
+            terms = list(PRESETS[preset])
+            logger.info(
+                "gap terms: preset %r for %s (pass terms= to choose): %s", preset, "".join(self.element_list_), [t.to_dict() for t in terms]
+            )
         self.e0_ = self._isolated_energies(frames)
         self.baseline_r_s_ = pair_wall.fit_pair_wall(frames, self.element_list_) if self.baseline else None
         samples = [self._sample(a, i) for i, a in enumerate(frames)]
@@ -205,15 +212,16 @@ class GAPModel(BaseEstimator):
         self.training_["data_hash"] = None  # no longer the hash of one data set
         return self
 
-    def _check_hyperparameters(self) -> list[Term]:
-        terms = list(default_terms() if self.terms is None else self.terms)
-        if not terms:
+    def _check_hyperparameters(self) -> list[Term] | None:
+        """The validated terms, or None when they are to come from the data's preset."""
+        terms = None if self.terms is None else list(self.terms)
+        if terms is not None and not terms:
             raise ValueError("GAPModel needs at least one term (TwoBody, ThreeBody or Soap)")
-        for t in terms:
+        for t in terms or ():
             if not hasattr(t, "validate"):
                 raise ValueError(f"GAP terms must be TwoBody, ThreeBody or Soap objects, got {t!r}")
             t.validate()
-        if sum(isinstance(t, Soap) for t in terms) > 1:
+        if sum(isinstance(t, Soap) for t in terms or ()) > 1:
             raise ValueError("GAPModel takes at most one Soap term")
         for name in ("sigma_energy", "sigma_force", "jitter", "max_chunk_mb"):
             value = getattr(self, name)

@@ -1,19 +1,26 @@
 """Hyperparameters of the GAP terms: the one schema shared by estimator, model file and LAMMPS.
 
 Each term is a frozen dataclass; ``to_dict`` is what goes into the ``.cfm`` metadata (``kind``
-plus the fields) and ``term_from_dict`` reads it back. Defaults are Table 1 of the gap-sodium
-paper (model M1, Na55: delta, r_cut, sigma_at as the length scale, n_max=12, l_max=6, zeta=4,
-20/100 uniform sparse points), scaled for a workstation: 1000 SOAP sparse points instead of
-6000. The paper gives no transition width for 2b/3b; 1.0 and 0.5 Angstrom are used. On the
-shipped Na data (GFN1-xTB, Na20-Na55) these defaults reach 0.40 meV/atom and 21 meV/A on a
-held-out 20% (benchmarks/bench_gap.py); the SOAP follows dscribe and has no transition width.
+plus the fields) and ``term_from_dict`` reads it back. A field's default is the value of the
+``gap-sodium`` preset: Table 1 of the gap-sodium paper (model M1, Na55: delta, r_cut, sigma_at as
+the length scale, n_max=12, l_max=6, zeta=4, 20/100 uniform sparse points), scaled for a
+workstation: 1000 SOAP sparse points instead of 6000. The paper gives no transition width for
+2b/3b; 1.0 and 0.5 Angstrom are used.
+
+Those settings suit sodium and fail elsewhere (a 12.9 Angstrom SOAP sees the whole of a 55-atom
+cluster, so every atom of a larger one is a new environment), so a model without explicit terms
+takes them from :data:`PRESETS` by the elements of its data (:func:`preset_for`): alkali metals
+``gap-sodium``; other metals ``metal`` (the 5.5 Angstrom settings QUIP users take for gold); any
+non-metal, i.e. a ligand-protected cluster, ``ligand`` (shorter SOAP, smaller basis, fewer sparse
+points per species: four species multiply the descriptor and the sparse set). The measurements
+behind each are in docs/benchmarks.md.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -198,9 +205,27 @@ def term_from_dict(d: Mapping[str, Any]) -> Term:
     return term
 
 
-def default_terms() -> tuple[Term, ...]:
-    """2b + 3b + SOAP with the package defaults."""
-    return (TwoBody(), ThreeBody(), Soap())
+ALKALI_METALS = frozenset({"Li", "Na", "K", "Rb", "Cs", "Fr"})
+NON_METALS = frozenset({"H", "He", "B", "C", "N", "O", "F", "Ne", "Si", "P", "S", "Cl", "Ar", "As", "Se", "Br", "Kr", "Te", "I", "Xe"})
+
+PRESETS: dict[str, tuple[Term, ...]] = {
+    "gap-sodium": (TwoBody(), ThreeBody(), Soap()),
+    "metal": (TwoBody(r_cut=5.5), ThreeBody(r_cut=4.0), Soap(r_cut=5.5, n_max=8, l_max=6, sigma=0.5, n_sparse=2000)),
+    "ligand": (TwoBody(r_cut=5.0), ThreeBody(r_cut=3.5), Soap(r_cut=4.0, n_max=6, l_max=4, sigma=0.5, n_sparse=500)),
+}
 
 
-__all__ = ["METHODS", "Soap", "Term", "ThreeBody", "TwoBody", "default_terms", "term_from_dict"]
+def preset_for(elements: Iterable[str]) -> str:
+    """The preset for data with these chemical symbols: ``gap-sodium``, ``metal`` or ``ligand``."""
+    elements = set(elements)
+    if elements & NON_METALS:
+        return "ligand"
+    return "gap-sodium" if elements <= ALKALI_METALS else "metal"
+
+
+def default_terms(elements: Iterable[str]) -> tuple[Term, ...]:
+    """2b + 3b + SOAP with the preset :func:`preset_for` picks for ``elements``."""
+    return PRESETS[preset_for(elements)]
+
+
+__all__ = ["METHODS", "PRESETS", "Soap", "Term", "ThreeBody", "TwoBody", "default_terms", "preset_for", "term_from_dict"]
