@@ -8,12 +8,14 @@
 #include <exception>
 #include <fstream>
 #include <iterator>
+#include <numeric>
 
 #include "atom.h"
 #include "clusterforce/dml_predictor.hpp"
 #include "clusterforce/gap.hpp"
 #include "clusterforce/modelfile.hpp"
 #include "comm.h"
+#include "domain.h"
 #include "error.h"
 #include "force.h"
 #include "memory.h"
@@ -329,20 +331,77 @@ void PairClusterforce::uncertainty(double* out) {
     std::copy(uncertainty_.begin(), uncertainty_.begin() + std::min<std::size_t>(nlocal, uncertainty_.size()), out);
     return;
   }
-  // gap: variances are costly (M x M quadratic form per atom), so they are computed only when
-  // asked, from the neighbour list and positions the forces of this step were computed with.
+  gap_force_uncertainty(out);
+}
+
+// gap: the standard deviation of an atom's force needs the kernel-row gradients of every centre
+// that sees the atom and the prior covariance between them, which does not split over ranks or
+// ghost atoms. Every rank therefore gathers the whole system (the free clusters this is for have
+// at most a few thousand atoms) and runs the one C++ path, GapModel::force_variances, that Python
+// and ASE run; the cost is that of one Python predict(variance=True) per invocation, on each rank.
+void PairClusterforce::gap_force_uncertainty(double* out) {
+  const int nlocal = atom->nlocal;
   const int* type = atom->type;
-  for (int ii = 0; ii < list->inum; ii++) {
-    const int i = list->ilist[ii];
+  double** x = atom->x;
+  std::vector<tagint> tags;
+  std::vector<int> species;
+  std::vector<double> positions;
+  for (int i = 0; i < nlocal; i++) {
     const int si = species_of_type_[type[i]];
-    if (si < 0 || i >= nlocal) continue;
-    const int n = gather(i, list->firstneigh[i], list->numneigh[i]);
-    try {
-      out[i] = std::sqrt(gap_->centre_variance(si, rel_.data(), species_.data(), n));
-    } catch (const std::exception& ex) {
-      error->one(FLERR, fmt::format("compute clusterforce/uncertainty/atom: atom {}: {}", atom->tag ? atom->tag[i] : i,
-                                    ex.what()));
-    }
+    if (si < 0) continue;
+    tags.push_back(atom->tag[i]);
+    species.push_back(si);
+    for (int k = 0; k < 3; k++) positions.push_back(x[i][k]);
+  }
+  const int nprocs = comm->nprocs;
+  int mine = static_cast<int>(tags.size());
+  std::vector<int> counts(nprocs), displs(nprocs, 0), counts3(nprocs), displs3(nprocs, 0);
+  MPI_Allgather(&mine, 1, MPI_INT, counts.data(), 1, MPI_INT, world);
+  for (int r = 1; r < nprocs; r++) displs[r] = displs[r - 1] + counts[r - 1];
+  for (int r = 0; r < nprocs; r++) {
+    counts3[r] = 3 * counts[r];
+    displs3[r] = 3 * displs[r];
+  }
+  const int total = displs[nprocs - 1] + counts[nprocs - 1];
+  std::vector<tagint> all_tags(total);
+  std::vector<int> all_species(total);
+  std::vector<double> all_positions(3 * static_cast<std::size_t>(total));
+  MPI_Allgatherv(tags.data(), mine, MPI_LMP_TAGINT, all_tags.data(), counts.data(), displs.data(), MPI_LMP_TAGINT,
+                 world);
+  MPI_Allgatherv(species.data(), mine, MPI_INT, all_species.data(), counts.data(), displs.data(), MPI_INT, world);
+  MPI_Allgatherv(positions.data(), 3 * mine, MPI_DOUBLE, all_positions.data(), counts3.data(), displs3.data(),
+                 MPI_DOUBLE, world);
+  // Atom-ID order on every rank, so the result does not depend on how atoms are distributed.
+  std::vector<int> order(total);
+  std::iota(order.begin(), order.end(), 0);
+  std::sort(order.begin(), order.end(), [&](int a, int b) { return all_tags[a] < all_tags[b]; });
+  std::vector<int> sorted_species(total);
+  std::vector<double> sorted_positions(3 * static_cast<std::size_t>(total));
+  for (int k = 0; k < total; k++) {
+    sorted_species[k] = all_species[order[k]];
+    for (int d = 0; d < 3; d++) sorted_positions[3 * k + d] = all_positions[3 * order[k] + d];
+  }
+  // LAMMPS box (xprd, yprd, zprd, yz, xz, xy) as lattice vectors in rows.
+  const double* h = domain->h;
+  const double cell[9] = {h[0], 0.0, 0.0, h[5], h[1], 0.0, h[4], h[3], h[2]};
+  clusterforce::Geometry g;
+  g.positions = sorted_positions.data();
+  g.species = sorted_species.data();
+  g.n = total;
+  g.pbc = {domain->xperiodic != 0, domain->yperiodic != 0, domain->zperiodic != 0};
+  g.cell = (g.pbc[0] || g.pbc[1] || g.pbc[2]) ? cell : nullptr;
+  std::vector<double> variances;
+  try {
+    variances = gap_->force_variances(g);
+  } catch (const std::exception& ex) {
+    error->all(FLERR, fmt::format("compute clusterforce/uncertainty/atom: {}", ex.what()));
+  }
+  std::vector<tagint> sorted_tags(total);
+  for (int k = 0; k < total; k++) sorted_tags[k] = all_tags[order[k]];
+  for (int i = 0; i < nlocal; i++) {
+    if (species_of_type_[type[i]] < 0) continue;
+    const auto k = std::lower_bound(sorted_tags.begin(), sorted_tags.end(), atom->tag[i]) - sorted_tags.begin();
+    out[i] = std::sqrt(variances[3 * k] + variances[3 * k + 1] + variances[3 * k + 2]);
   }
 }
 

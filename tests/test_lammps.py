@@ -244,7 +244,8 @@ def run_lmp(tmp_path: Path, model: Path, ranks: int, label: str, newton: str = "
         commands + "\nvelocity all create 1500 4928459 mom yes rot yes dist gaussian\n"
         "fix nve all nve\ntimestep 0.002\n"
         "thermo_style custom step pe ke etotal\nthermo_modify format float %.15g\nthermo 10\n"
-        f"dump d all custom 20 {tmp_path / ('forces.' + label)} id x y z fx fy fz\n"
+        "compute u all clusterforce/uncertainty/atom\n"
+        f"dump d all custom 20 {tmp_path / ('forces.' + label)} id x y z fx fy fz c_u\n"
         "dump_modify d sort id format float %.17g\nrun 40\n"
     )
     launcher = [shutil.which("mpirun", path=str(Path(sys.executable).parent)) or "mpirun", "-np", str(ranks)] if ranks > 1 else []
@@ -264,11 +265,15 @@ def test_mpirun_two_ranks_equals_serial(tmp_path, gap_file):
     serial_thermo, serial_dump = run_lmp(tmp_path, gap_file, 1, "serial")
     mpi_thermo, mpi_dump = run_lmp(tmp_path, gap_file, 2, "mpi")
     off_thermo, off_dump = run_lmp(tmp_path, gap_file, 2, "mpi-newton-off", newton="off")
-    assert serial_thermo.shape == (5, 4) and serial_dump.shape == (3, 13, 7)
-    np.testing.assert_allclose(mpi_thermo, serial_thermo, rtol=1e-10, atol=1e-10)
-    np.testing.assert_allclose(mpi_dump, serial_dump, rtol=0, atol=1e-9)
-    np.testing.assert_allclose(off_thermo, serial_thermo, rtol=1e-10, atol=1e-10)
-    np.testing.assert_allclose(off_dump, serial_dump, rtol=0, atol=1e-9)
+    # Columns: id, x, y, z, fx, fy, fz and the force standard deviation (gathered over ranks).
+    assert serial_thermo.shape == (5, 4) and serial_dump.shape == (3, 13, 8) and serial_dump[:, :, 7].min() > 0
+    for thermo, dump in ((mpi_thermo, mpi_dump), (off_thermo, off_dump)):
+        np.testing.assert_allclose(thermo, serial_thermo, rtol=1e-10, atol=1e-10)
+        np.testing.assert_allclose(dump[:, :, :7], serial_dump[:, :, :7], rtol=0, atol=1e-9)
+        np.testing.assert_allclose(dump[0, :, 7], serial_dump[0, :, 7], rtol=0, atol=1e-9)
+        # prior - g^T V g cancels: the ~1e-13 A by which the trajectories part after 20 steps
+        # moves the standard deviation by ~1e-8.
+        np.testing.assert_allclose(dump[1:, :, 7], serial_dump[1:, :, 7], rtol=1e-6, atol=0)
     # Atoms crossed the sub-domain boundary (the box's x mid-plane) during the run.
     start = rattled_cluster(21).positions[:, 0]
     mid = 0.5 * (start.min() + start.max())
@@ -455,26 +460,34 @@ def test_dml_thiolate_classes_match_in_lammps_and_python(tmp_path):
     np.testing.assert_allclose(got["forces"], compiled["forces"], rtol=0, atol=1e-9)
 
 
-def test_uncertainty_compute_gives_the_gap_standard_deviation(gap_file, tmp_path):
+@pytest.mark.parametrize("system", ["fixed-box", "periodic-vacuum-box", "crystal-seeing-its-images"])
+def test_uncertainty_compute_gives_the_gap_force_standard_deviation(gap_file, tmp_path, system):
     path = gap_file  # saved with variances (GAPModel's default)
     model = GAPModel.load(path)
     atoms = rattled_cluster(13)
+    if system == "periodic-vacuum-box":
+        atoms.center(vacuum=2.0 * CUTOFF)
+        atoms.pbc = True
+    elif system == "crystal-seeing-its-images":
+        atoms = bulk("Cu", "fcc", a=3.6, cubic=True).repeat(2)
+        atoms.positions += np.random.default_rng(5).normal(scale=0.1, size=atoms.positions.shape)
+        atoms.wrap()
+        assert atoms.cell.lengths().min() < 2 * CUTOFF
+    periodic = bool(atoms.pbc.any())
     predicted = model.predict(atoms, variance=True)
-    # LAMMPS reports the local-energy standard deviation (eV); Python and ASE the force one
-    # (eV/A), which needs every centre that sees an atom (docs/lammps.md).
-    expected = np.sqrt(predicted["variance"])
+    # The force standard deviation, eV/A, as Python and ASE give it.
+    expected = predicted["uncertainty"]
     lmp = new_lammps()
     try:
-        lmp.commands_string(setup_commands(atoms, path, periodic=False))
+        lmp.commands_string(setup_commands(atoms, path, periodic=periodic))
         lmp.commands_string("compute u all clusterforce/uncertainty/atom\nrun 0")
         n = lmp.extract_global("nlocal")
         order = np.argsort(np.array(lmp.numpy.extract_atom("id"))[:n])
         got = np.array(lmp.numpy.extract_compute("u", 1, 1))[:n][order]
     finally:
         lmp.close()
-    assert expected.max() > 0
-    # prior - k^T V k cancels and V is ill-conditioned: neighbour order alone moves it ~1e-7.
-    np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-9)
+    assert expected.max() > 0 and not np.allclose(expected, np.sqrt(predicted["variance"]), rtol=0.1)
+    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-9)
     # The ASE calculator gives the same number through get_property.
     through_ase = Calculator(str(path)).get_property("uncertainty", atoms)
     np.testing.assert_allclose(through_ase, predicted["uncertainty"], rtol=0, atol=1e-12)

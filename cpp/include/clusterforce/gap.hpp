@@ -94,19 +94,6 @@ class GapModel {
       terms_[t]->centre_rows(cs, rel, sp, n, row + term_offsets_[t], nullptr);
   }
 
-  /// Predictive variance (eV^2) of one centre's local energy, prior - k^T V k (the LAMMPS
-  /// uncertainty compute calls this per atom; needs a model saved with variances).
-  double centre_variance(int cs, const double* rel, const int* sp, int n) const {
-    check_species(cs, n_species_, "centre");
-    if (variance_.empty())
-      throw std::invalid_argument("this GAP model carries no variance matrix (trained without variance)");
-    std::vector<double> row(static_cast<std::size_t>(n_sparse()), 0.0);
-    centre_kernel_row(cs, rel, sp, n, row.data());
-    double prior = 0.0;
-    for (const auto& t : terms_) prior += t->centre_self_covariance(cs, rel, sp, n);
-    return std::max(0.0, prior - quadratic_form(row));
-  }
-
   /// Energy, per-atom energies, forces and virial of a structure; variances if asked.
   GapResult compute(const Geometry& g, bool with_variance) const {
     const int n = g.n;
@@ -211,8 +198,10 @@ class GapModel {
     std::vector<double> total_row(m, 0.0);
 #pragma omp parallel
     {
-      std::vector<double> row(m), vk(m), local_total(m, 0.0);
-#pragma omp for schedule(dynamic)
+      std::vector<double> row(m);
+      // Rows added to the total in centre order (ordered), so the energy variance, a small
+      // difference prior - k^T V k, does not change with the thread schedule from call to call.
+#pragma omp for ordered schedule(static, 1)
       for (int i = 0; i < n; ++i) {
         const int64_t o = nl.offsets[i];
         const int nn = nl.count(i);
@@ -223,10 +212,9 @@ class GapModel {
         double prior = 0.0;
         for (const auto& t : terms_) prior += t->centre_self_covariance(species[i], rel, sp, nn);
         res.atom_variances[i] = std::max(0.0, prior - quadratic_form(row));
-        for (int64_t k = 0; k < m; ++k) local_total[k] += row[k];
+#pragma omp ordered
+        for (int64_t k = 0; k < m; ++k) total_row[k] += row[k];
       }
-#pragma omp critical
-      for (int64_t k = 0; k < m; ++k) total_row[k] += local_total[k];
     }
     double prior = 0.0;
     for (const auto& t : terms_) prior += t->structure_self_covariance(nl, species, n);
