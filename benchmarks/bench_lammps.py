@@ -9,11 +9,17 @@ are written to the JSON).
 
     python benchmarks/bench_lammps.py                       # 55 147 561 2057 atoms, np 1 and 2
     python benchmarks/bench_lammps.py --sizes 55 147 --steps 20 --ranks 1
+    python benchmarks/bench_lammps.py --sizes 147 --ranks 1 --styles eam snap gap-au gap-au-z2
+
+``gap-au`` and ``gap-au-z2`` are the default gold gap (preset ``metal``; SOAP zeta 4, and zeta 2
+which the predictor evaluates as a quadratic form) trained on ../shared's Au10-Au15 DFT frames;
+their force RMSE on Au16-Au19 and their difference are written to the JSON.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import re
@@ -69,6 +75,31 @@ def train_models(workdir: Path, quick: bool) -> dict[str, dict]:
     }
 
 
+def train_au_dft_models(workdir: Path, shared: Path) -> dict[str, dict]:
+    """The default gap for gold (preset ``metal``, zeta 4) and the same with zeta = 2 (predicted as
+    a quadratic form), trained on the Au10-Au15 DFT frames, with their force RMSE on Au16-Au19 and
+    against each other: the accuracy the fast form costs."""
+    from bench_gap import au_frames
+    from clusterforce.gap.model import GAPModel
+    from clusterforce.gap.terms import PRESETS
+
+    train = au_frames(str(shared), range(10, 16), 500, 0)
+    test = au_frames(str(shared), range(16, 20), 25, 1)
+    reference = np.concatenate([a.get_forces().ravel() for a in test])
+    out, predictions = {}, {}
+    for style, zeta in (("gap-au", 4), ("gap-au-z2", 2)):
+        terms = [t if t.kind != "soap" else dataclasses.replace(t, zeta=zeta) for t in PRESETS["metal"]]
+        path = workdir / f"{style}.cfm"
+        model = GAPModel(terms=terms, variance=False, progress=False).fit(train)
+        model.save(path)
+        predictions[style] = np.concatenate([model.predict(a)["forces"].ravel() for a in test])
+        rmse = float(np.sqrt(np.mean((predictions[style] - reference) ** 2)))
+        out[style] = {"path": path, "size": {"preset": "metal", "soap_zeta": zeta, "force_rmse_au16_19": rmse}}
+    difference = float(np.sqrt(np.mean((predictions["gap-au-z2"] - predictions["gap-au"]) ** 2)))
+    out["gap-au-z2"]["size"]["force_rms_difference_to_gap_au"] = difference
+    return out
+
+
 def pair_lines(style: str, models: dict, pots: Path) -> tuple[str, str]:
     """(element, pair commands) of a style."""
     if style == "eam":
@@ -114,7 +145,14 @@ def main() -> int:
     parser.add_argument("--sizes", type=int, nargs="+", default=[55, 147, 561, 2057], choices=sorted(SHELLS))
     parser.add_argument("--ranks", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--steps", type=int, default=50)
-    parser.add_argument("--styles", nargs="+", default=["eam", "snap", "gap", "dml"])
+    parser.add_argument(
+        "--styles",
+        nargs="+",
+        default=["eam", "snap", "gap", "dml"],
+        choices=["eam", "snap", "gap", "dml", "gap-au", "gap-au-z2"],
+        help="gap-au, gap-au-z2: the default gold gap (zeta 4, and zeta 2) trained on ../shared's Au DFT data",
+    )
+    parser.add_argument("--shared", default=str(ROOT / ".." / "shared"), help="directory with data/au-clusters-dft")
     parser.add_argument("--quick", action="store_true", help="smaller clusterforce models (fast to train)")
     parser.add_argument("-o", "--output", default=str(ROOT / "benchmarks" / "results" / "lammps.json"))
     args = parser.parse_args()
@@ -128,6 +166,12 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
         models = train_models(workdir, args.quick) if {"gap", "dml"} & set(args.styles) else {}
+        if {"gap-au", "gap-au-z2"} & set(args.styles):
+            if not (Path(args.shared) / "data" / "au-clusters-dft").is_dir():
+                print(f"bench_lammps: {args.shared}/data/au-clusters-dft is missing; skipping gap-au and gap-au-z2")
+                args.styles = [s for s in args.styles if not s.startswith("gap-au")]
+            else:
+                models |= train_au_dft_models(workdir, Path(args.shared))
         rows = []
         for n_atoms in args.sizes:
             for ranks in args.ranks:
@@ -137,16 +181,18 @@ def main() -> int:
                     rows.append(run_case(workdir, style, n_atoms, ranks, steps, models, pots))
                     r = rows[-1]
                     print(f"{style:5s} {n_atoms:5d} atoms np {ranks}: {r['ms_per_atom_step_per_core']:.4f} ms/atom-step/core", flush=True)
-    eam = {(r["atoms"], r["ranks"]): r["seconds"] / r["steps"] for r in rows if r["style"] == "eam"}
+    for name in ("eam", "snap"):
+        base = {(r["atoms"], r["ranks"]): r["seconds"] / r["steps"] for r in rows if r["style"] == name}
+        for r in rows:
+            ref = base.get((r["atoms"], r["ranks"]))
+            r[f"time_per_step_vs_{name}"] = (r["seconds"] / r["steps"]) / ref if ref else None
+    print("\n| style | atoms | ranks | atom-steps/s | ms/atom-step/core | time/step vs eam | time/step vs snap |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
     for r in rows:
-        base = eam.get((r["atoms"], r["ranks"]))
-        r["time_per_step_vs_eam"] = (r["seconds"] / r["steps"]) / base if base else None
-    print("\n| style | atoms | ranks | atom-steps/s | ms/atom-step/core | time/step vs eam |")
-    print("|---|---:|---:|---:|---:|---:|")
-    for r in rows:
-        ratio = f"{r['time_per_step_vs_eam']:.1f}x" if r["time_per_step_vs_eam"] else "-"
+        ratios = [f"{r[k]:.1f}x" if r[k] else "-" for k in ("time_per_step_vs_eam", "time_per_step_vs_snap")]
         print(
-            f"| {r['style']} | {r['atoms']} | {r['ranks']} | {r['atom_steps_per_s']:.4g} | {r['ms_per_atom_step_per_core']:.4g} | {ratio} |"
+            f"| {r['style']} | {r['atoms']} | {r['ranks']} | {r['atom_steps_per_s']:.4g} | {r['ms_per_atom_step_per_core']:.4g} "
+            f"| {ratios[0]} | {ratios[1]} |"
         )
     out = Path(args.output)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -210,7 +210,10 @@ void bind_gap(py::module_& m) {
                                                alpha ? to_vector(*alpha) : std::vector<double>());
            }),
            py::arg("soap"), py::arg("delta"), py::arg("zeta"), py::arg("sparse"), py::arg("offsets"),
-           py::arg("alpha") = py::none());
+           py::arg("alpha") = py::none())
+      .def("uses_quadratic_form", &SoapTerm::uses_quadratic_form, py::arg("species"),
+           "Whether centres of this species are predicted as p_hat^T A p_hat (zeta = 2, more sparse points than "
+           "features) instead of the sum over sparse points.");
 
   py::class_<GapModel>(m, "GapModel", "A trained GAP: e0 plus terms; whole-structure and per-centre prediction.")
       .def(

@@ -615,3 +615,21 @@ def test_estimator_without_terms_takes_the_preset_of_its_data(train_frames):
     model = GAPModel(variance=False, progress=False).fit(train_frames[:3])
     assert [k.term for k in model.kernels_] == list(PRESETS["metal"])
     assert model.terms is None  # the constructor argument is left as given (scikit-learn convention)
+
+
+def test_zeta_2_soap_predicts_through_a_quadratic_form_equal_to_the_kernel_sum(train_frames):
+    # F = 20 features (n_max 2, l_max 1, two species) < 40 sparse points per species: A is used.
+    soap = Soap(delta=0.1, r_cut=4.0, n_max=2, l_max=1, sigma=0.6, zeta=2, n_sparse=40)
+    model = GAPModel(terms=(soap,), variance=False, progress=False).fit(train_frames)
+    term = model.kernels_[0].predictor_term(model.alpha_[0])
+    assert term.uses_quadratic_form(0) and term.uses_quadratic_form(1)
+    assert not model.kernels_[0].predictor_term(model.alpha_[0][:0]).uses_quadratic_form(0)  # no weights, no A
+    offsets = []
+    for seed in (5, 6):
+        a, _ = structure(seed)
+        p = model.predict(a)
+        rows, _ = sample_rows(model.kernels_, Sample(model._geometry(a, "t"), 0.0, np.zeros((13, 3)), 1.0, np.ones(13)))
+        # The design rows contract the kernel sum over sparse points in numpy: the independent path.
+        np.testing.assert_allclose(p["forces"], (rows[1:] @ model.alpha_[0]).reshape(-1, 3), rtol=0, atol=1e-10)
+        offsets.append(p["energy"] - rows[0] @ model.alpha_[0])
+    assert offsets[0] == pytest.approx(offsets[1], abs=1e-10)  # the same e0 sum: same composition

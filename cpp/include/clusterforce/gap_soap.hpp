@@ -46,11 +46,17 @@ class SoapTerm : public GapTerm {
       throw std::invalid_argument("SOAP term: alpha has " + std::to_string(alpha_.size()) + " entries for " +
                                   std::to_string(m) + " sparse points");
     }
+    quadratic_.resize(static_cast<std::size_t>(soap_.n_species()));
+    if (zeta_ == 2 && !alpha_.empty()) build_quadratic_forms();
   }
 
   const SoapGTO& soap() const { return soap_; }
   double delta() const { return delta_; }
   int zeta() const { return zeta_; }
+  bool uses_quadratic_form(int species) const {
+    check_species(species, soap_.n_species(), "centre");
+    return !quadratic_[static_cast<std::size_t>(species)].empty();
+  }
   double r_cut() const override { return soap_.cutoff(); }
   int n_sparse() const override { return static_cast<int>(sparse_.size() / soap_.n_features()); }
 
@@ -62,7 +68,12 @@ class SoapTerm : public GapTerm {
     // dE/dp_hat = delta^2 sum_m alpha_m zeta z_m^(zeta-1) p_hat_m
     std::vector<double> u(f, 0.0);
     double energy = 0.0;
-    for (int64_t m = offsets_[cs]; m < offsets_[cs + 1]; ++m) {
+    const std::vector<double>& a = quadratic_[static_cast<std::size_t>(cs)];
+    if (!a.empty()) {  // zeta = 2: E = p_hat^T A p_hat, dE/dp_hat = 2 A p_hat (A symmetric)
+      for (std::size_t k = 0; k < f; ++k) u[k] = 2.0 * dot(a.data() + k * f, c.p.data(), f);
+      energy = 0.5 * dot(u.data(), c.p.data(), f);
+    }
+    for (int64_t m = offsets_[cs]; a.empty() && m < offsets_[cs + 1]; ++m) {
       const double* pm = sparse_.data() + m * f;
       const double z = dot(c.p.data(), pm, f);
       energy += d2 * alpha_[m] * std::pow(z, zeta_);
@@ -210,6 +221,26 @@ class SoapTerm : public GapTerm {
     return s;
   }
 
+  // With zeta = 2 the kernel sum is a quadratic form, sum_m alpha_m delta^2 (p_hat . p_m)^2 =
+  // p_hat^T A p_hat with A = delta^2 sum_m alpha_m p_m p_m^T (FLARE++'s mapping): F^2 work per
+  // centre instead of M F, whatever the number M of sparse points. Built for a centre species only
+  // where that is cheaper (M > F); the others keep the sum.
+  void build_quadratic_forms() {
+    const std::size_t f = soap_.n_features();
+    const double d2 = delta_ * delta_;
+    for (int s = 0; s < soap_.n_species(); ++s) {
+      if (offsets_[s + 1] - offsets_[s] <= static_cast<int64_t>(f)) continue;
+      std::vector<double>& a = quadratic_[static_cast<std::size_t>(s)];
+      a.assign(f * f, 0.0);
+      for (int64_t m = offsets_[s]; m < offsets_[s + 1]; ++m) {
+        const double* pm = sparse_.data() + m * f;
+        const double w = d2 * alpha_[m];
+        for (std::size_t i = 0; i < f; ++i)
+          for (std::size_t j = 0; j < f; ++j) a[i * f + j] += w * pm[i] * pm[j];
+      }
+    }
+  }
+
   Centre centre(int cs, const double* rel, const int* sp, int n, bool with_grad) const {
     const std::size_t f = soap_.n_features();
     Centre c;
@@ -229,6 +260,7 @@ class SoapTerm : public GapTerm {
   std::vector<double> sparse_;
   std::vector<int64_t> offsets_;
   std::vector<double> alpha_;
+  std::vector<std::vector<double>> quadratic_;  // per centre species: A (F x F) or empty
 };
 
 }  // namespace clusterforce

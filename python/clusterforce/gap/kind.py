@@ -39,7 +39,7 @@ _FLAG_HELP = {
     "l_max": "angular order",
     "sigma": "atomic Gaussian width (Angstrom)",
     "r_cut_width": "SOAP cutoff transition width (Angstrom; 0 = abrupt)",
-    "zeta": "power of the normalised dot product",
+    "zeta": "power of the normalised dot product (2 is predicted as a quadratic form, at a cost independent of the sparse points)",
     "sparse_method": "sparse-point selection",
 }
 

@@ -144,7 +144,9 @@ class Soap:
         forces are continuous when an atom crosses the cutoff. 0 gives the old abrupt cutoff at
         ``r_cut`` plus the Gaussian tail (files written before this field load that way).
     zeta : int
-        Power of the normalised dot product.
+        Power of the normalised dot product. With 2 the compiled predictor evaluates the kernel
+        sum as one quadratic form p_hat^T A p_hat per centre (FLARE++'s mapping), whose cost does
+        not depend on ``n_sparse``.
     n_sparse : int
         Sparse environments per centre species.
     sparse_method : {"cur", "fps"}
