@@ -110,6 +110,7 @@ def main() -> None:
         "search_cpu_s": s["cpu_seconds"],
         "wall_s": wall,
         "reoptimized": checked,
+        "distinct_after_reoptimization": s["reoptimized_distinct"],
         "spearman_model_vs_reference": rho,
     }
     lines = [
@@ -120,7 +121,11 @@ def main() -> None:
         "|---|---|---|---|",
     ]
     lines += [f"| {r['rank']} | {em:+.3f} | {er:+.3f} | {r['move']:.2f} |" for r, em, er in zip(checked, e_model, e_ref)]
-    lines += ["", f"Spearman ρ (model order vs GFN1-xTB order): {rho:.2f}; search CPU {s['cpu_seconds']:.0f} s, total wall {wall:.0f} s."]
+    lines += [
+        "",
+        f"The {len(checked)} re-optimised minima are {s['reoptimized_distinct']} distinct GFN1-xTB minima. Spearman ρ (model order "
+        f"vs GFN1-xTB order): {rho:.2f}; search CPU {s['cpu_seconds']:.0f} s, total wall {wall:.0f} s.",
+    ]
     table = "\n".join(lines)
     print(table)
     RESULTS.mkdir(exist_ok=True)

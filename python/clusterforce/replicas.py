@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -135,8 +136,10 @@ class _Recorder:
         write(tmp, snapshot, format="extxyz")
         tmp.replace(self.checkpoint)
 
-    def finish(self, status: str, message: str = "") -> None:
-        self.status.write_text(json.dumps({"status": status, "message": message}) + "\n")
+    def finish(self, status: str, message: str = "", *, cpu_seconds: float = 0.0) -> None:
+        """Write the replica's status with the MD steps it has and the CPU seconds they took."""
+        record = {"status": status, "message": message, "steps": self.recorded_step(), "cpu_seconds": cpu_seconds}
+        self.status.write_text(json.dumps(record) + "\n")
 
     def recorded_step(self) -> int:
         """Step of the checkpoint (0 before the first)."""
@@ -162,13 +165,16 @@ def run_replica(model: str, start: Atoms, temperature: float, settings: ReplicaS
     """Run (or continue) one replica; returns ``"done"`` or ``"evaporated"``."""
     settings.validate()
     recorder = _Recorder(replica_dir(Path(outdir), temperature))
+    cpu_before = 0.0  # CPU seconds of earlier runs that finished this replica (a killed run's share is not known)
     if recorder.done():
-        status = json.loads(recorder.status.read_text())["status"]
+        previous = json.loads(recorder.status.read_text())
         # A finished replica continues when asked for more steps (an evaporated one does not).
-        if status == "evaporated" or recorder.recorded_step() >= settings.steps:
-            return status
+        if previous["status"] == "evaporated" or recorder.recorded_step() >= settings.steps:
+            return previous["status"]
+        cpu_before = float(previous.get("cpu_seconds", 0.0))
         recorder.status.unlink()
     restart, step = recorder.resume()
+    cpu = time.process_time()
     runner = _run_lammps if settings.engine == "lammps" else _run_ase
     try:
         runner(
@@ -183,9 +189,9 @@ def run_replica(model: str, start: Atoms, temperature: float, settings: ReplicaS
         )
     except EvaporationError as exc:
         log.warning("%g K replica stopped: %s", temperature, exc)
-        recorder.finish("evaporated", str(exc))
+        recorder.finish("evaporated", str(exc), cpu_seconds=cpu_before + time.process_time() - cpu)
         return "evaporated"
-    recorder.finish("done")
+    recorder.finish("done", cpu_seconds=cpu_before + time.process_time() - cpu)
     return "done"
 
 

@@ -162,6 +162,7 @@ def test_search_reoptimizes_the_lowest_minima_with_a_reference(tmp_path):
     assert main([*argv, "--reoptimize", "2", "--reoptimize-with", "lj", "--reoptimize-fmax", "1e-4"]) == 0
     summary = json.loads(out.read_text())
     assert summary["reoptimized_with"] == "lj" and [r["rank"] for r in summary["reoptimized"]] == [0, 1]
+    assert summary["reoptimized_distinct"] == 2  # distinct model minima stay distinct under the same calculator
     for r, e in zip(summary["reoptimized"], summary["energies"]):
         # The same calculator: its minima stay where they are.
         assert r["energy"] == e and r["reference_energy"] == pytest.approx(e, abs=1e-5) and r["move"] < 0.01 and r["converged"]

@@ -38,6 +38,14 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     return p
 
 
+def _status(root: Path, temperature: float) -> dict:
+    """A replica's status.json (steps, CPU seconds); empty for replicas run before it recorded them."""
+    from ..replicas import replica_dir
+
+    path = replica_dir(root, temperature) / "status.json"
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
 def run(args: argparse.Namespace) -> int:
     import numpy as np
     from ase.io import read
@@ -68,10 +76,13 @@ def run(args: argparse.Namespace) -> int:
     c0 = reduced_heat_capacity(cv, n_atoms)
     peak = int(np.argmax(cv))
     peaks = grid[np.argmax(curves, axis=1)]  # where each bootstrap curve peaks
+    records = [_status(root, t) for t in temps]
     result = {
         "n_atoms": n_atoms,
         "temperatures_K": temps.tolist(),
         "samples_per_replica": [int(e.size) for e in energies],
+        "md_steps_per_replica": [r.get("steps") for r in records],
+        "cpu_seconds_per_replica": [r.get("cpu_seconds") for r in records],
         "grid_K": grid.tolist(),
         "cv_conf_kB": cv.tolist(),
         "cv_conf_err_kB": err.tolist(),

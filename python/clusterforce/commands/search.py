@@ -123,6 +123,10 @@ def run(args: argparse.Namespace) -> int:
         f"{len(store.minima)} distinct minima; lowest {lowest.energy:.6f} (found at step {lowest.step}); "
         f"CPU {cpu:.1f} s; written to {args.db}"
     )
+    # Model minima that the reference relaxes into one are one isomer of the reference.
+    reference_minima = MinimaStore(energy_tol=args.energy_tol, rmsd_tol=args.rmsd_tol)
+    for r in checked:
+        reference_minima.add(r.atoms, r.reference_energy, "reoptimize", r.rank)
     for r in checked:
         print(
             f"minimum {r.rank}: {args.reference} {r.energy:.4f}, {args.reoptimize_with} after re-optimisation "
@@ -141,6 +145,7 @@ def run(args: argparse.Namespace) -> int:
             "cpu_seconds": cpu,
             "db": str(args.db),
             "reoptimized_with": args.reoptimize_with if checked else None,
+            "reoptimized_distinct": len(reference_minima.minima) if checked else None,
             "reoptimized": [
                 {"rank": r.rank, "energy": r.energy, "reference_energy": r.reference_energy, "move": r.move, "converged": r.converged}
                 for r in checked
