@@ -28,6 +28,8 @@ import numpy as np
 from ase import Atoms, units
 from ase.io import read, write
 
+from .thermo import Lindemann
+
 log = logging.getLogger(__name__)
 
 THERMOSTATS = ("nose-hoover", "langevin")
@@ -102,7 +104,7 @@ def isolated_atom(positions: np.ndarray, distance: float) -> int | None:
 
 
 class _Recorder:
-    """energies.dat and checkpoint.extxyz of one replica, resumable."""
+    """energies.dat, the Lindemann sums (lindemann.npz) and checkpoint.extxyz of one replica, resumable."""
 
     def __init__(self, directory: Path) -> None:
         self.dir = directory
@@ -110,7 +112,9 @@ class _Recorder:
         self.energies = self.dir / "energies.dat"
         self.checkpoint = self.dir / "checkpoint.extxyz"
         self.status = self.dir / "status.json"
+        self.lindemann_path = self.dir / "lindemann.npz"
         self.rows: list[tuple[int, float, float]] = []
+        self.lindemann: Lindemann | None = None
 
     def resume(self) -> tuple[Atoms | None, int]:
         """Checkpointed structure (with velocities) and its step; energies beyond it dropped."""
@@ -119,12 +123,19 @@ class _Recorder:
             return None, 0
         atoms = read(self.checkpoint)
         step = int(atoms.info["step"])
+        if self.lindemann_path.exists():  # the sums as they were at the checkpoint
+            with np.load(self.lindemann_path) as state:
+                self.lindemann = Lindemann.from_state(len(atoms), state)
         kept = [line for line in self.energies.read_text().splitlines() if line.startswith("#") or int(line.split()[0]) <= step]
         self.energies.write_text("\n".join(kept) + "\n")
         return atoms, step
 
-    def add(self, step: int, energy: float, temperature: float) -> None:
+    def add(self, step: int, energy: float, temperature: float, positions: np.ndarray) -> None:
+        """One sample: energy (eV), temperature (K) and positions (Angstrom, atoms in a fixed order)."""
         self.rows.append((step, energy, temperature))
+        if self.lindemann is None:
+            self.lindemann = Lindemann(len(positions))
+        self.lindemann.add(positions)
 
     def save(self, atoms: Atoms, step: int) -> None:
         with self.energies.open("a") as fh:
@@ -132,6 +143,10 @@ class _Recorder:
         self.rows.clear()
         snapshot = atoms.copy()
         snapshot.info["step"] = step
+        if self.lindemann is not None:
+            tmp = self.lindemann_path.with_suffix(".tmp.npz")
+            np.savez(tmp, **self.lindemann.state())
+            tmp.replace(self.lindemann_path)
         tmp = self.checkpoint.with_suffix(".tmp.extxyz")
         write(tmp, snapshot, format="extxyz")
         tmp.replace(self.checkpoint)
@@ -261,11 +276,11 @@ def _run_lammps(model, atoms, restarted, temperature, settings, recorder, step, 
         while step < settings.steps:
             lmp.command(f"run {settings.sample_every} pre no post no")
             step += settings.sample_every
-            recorder.add(step, lmp.get_thermo("pe"), lmp.get_thermo("temp"))
+            # LAMMPS reorders its atoms: sort by ID so every sample lists them the same way.
+            order = np.argsort(np.array(lmp.numpy.extract_atom("id"))[:n])
+            x = np.array(lmp.numpy.extract_atom("x"))[:n][order]
+            recorder.add(step, lmp.get_thermo("pe"), lmp.get_thermo("temp"), x)
             if step % settings.checkpoint_every == 0 or step >= settings.steps:
-                ids = np.array(lmp.numpy.extract_atom("id"))[:n]
-                order = np.argsort(ids)
-                x = np.array(lmp.numpy.extract_atom("x"))[:n][order]
                 v = np.array(lmp.numpy.extract_atom("v"))[:n][order]
                 _check(x, settings, step, temperature)
                 snapshot = atoms.copy()
@@ -300,7 +315,7 @@ def _run_ase(model, atoms, restarted, temperature, settings, recorder, step, see
         Stationary(atoms)
         ZeroRotation(atoms)
         step += settings.sample_every
-        recorder.add(step, atoms.get_potential_energy(), 2 * atoms.get_kinetic_energy() / (dof * units.kB))
+        recorder.add(step, atoms.get_potential_energy(), 2 * atoms.get_kinetic_energy() / (dof * units.kB), atoms.positions)
         if step % settings.checkpoint_every == 0 or step >= settings.steps:
             _check(atoms.positions, settings, step, temperature)
             recorder.save(atoms, step)

@@ -242,15 +242,52 @@ def reduced_heat_capacity(configurational: np.ndarray, n_atoms: int) -> np.ndarr
     return (np.asarray(configurational) + 1.5 * n_atoms - 1.5) / (3 * n_atoms - 4.5)
 
 
-def lindemann_index(positions: np.ndarray) -> float:
-    """Lindemann index of a trajectory of a free cluster: positions (frames, N, 3) in Angstrom.
+class Lindemann:
+    """Running Lindemann index of a free cluster, one sample (positions, Angstrom) at a time.
 
-    delta = 2 / (N (N - 1)) sum_{i<j} sqrt(<r_ij^2> - <r_ij>^2) / <r_ij>, averaged over frames;
-    it rises sharply (to about 0.1 and above) when a cluster melts.
+    delta = 2 / (N (N - 1)) sum_{i<j} sqrt(<r_ij^2> - <r_ij>^2) / <r_ij>; it rises sharply (to
+    about 0.1 and above) when a cluster melts. Keeps only each pair's running mean and sum of
+    squared deviations (Welford's update: no cancellation for a nearly rigid cluster), so a long
+    MD adds samples without storing a trajectory; ``state``/``from_state`` save and restore them.
     """
+
+    def __init__(self, n_atoms: int) -> None:
+        if n_atoms < 2:
+            raise ValueError(f"the Lindemann index needs at least 2 atoms, got {n_atoms}")
+        self._i, self._j = np.triu_indices(n_atoms, k=1)
+        self.count = 0
+        self.mean = np.zeros(self._i.size)
+        self.m2 = np.zeros(self._i.size)
+
+    def add(self, positions: np.ndarray) -> None:
+        r = np.linalg.norm(positions[self._i] - positions[self._j], axis=-1)
+        self.count += 1
+        delta = r - self.mean
+        self.mean += delta / self.count
+        self.m2 += delta * (r - self.mean)
+
+    @property
+    def value(self) -> float:
+        if self.count == 0:
+            raise ValueError("no samples in the Lindemann accumulator")
+        return float(np.mean(np.sqrt(self.m2 / self.count) / self.mean))
+
+    def state(self) -> dict[str, np.ndarray]:
+        return {"count": np.array(self.count), "mean": self.mean, "m2": self.m2}
+
+    @classmethod
+    def from_state(cls, n_atoms: int, state) -> Lindemann:
+        out = cls(n_atoms)
+        out.count, out.mean, out.m2 = int(state["count"]), np.array(state["mean"]), np.array(state["m2"])
+        return out
+
+
+def lindemann_index(positions: np.ndarray) -> float:
+    """Lindemann index of a trajectory of a free cluster: positions (frames, N, 3) in Angstrom (see :class:`Lindemann`)."""
     pos = np.asarray(positions, dtype=float)
     if pos.ndim != 3 or pos.shape[2] != 3 or pos.shape[1] < 2:
         raise ValueError(f"positions must be (frames, atoms >= 2, 3), got shape {pos.shape}")
-    i, j = np.triu_indices(pos.shape[1], k=1)
-    r = np.linalg.norm(pos[:, i] - pos[:, j], axis=-1)
-    return float(np.mean(r.std(axis=0) / r.mean(axis=0)))
+    acc = Lindemann(pos.shape[1])
+    for frame in pos:
+        acc.add(frame)
+    return acc.value

@@ -80,6 +80,9 @@ def test_md_then_heat_capacity_commands(cu13, tmp_path):
     result = json.loads((out / "heat_capacity.json").read_text())
     assert result["n_atoms"] == 13 and len(result["cv_over_c0"]) == 200
     assert result["md_steps_per_replica"] == [600, 600, 600] and all(c > 0 for c in result["cpu_seconds_per_replica"])
+    # A solid 13-atom cluster vibrates more when hotter, far below melting (about 0.1).
+    lindemann = result["lindemann_index"]
+    assert 0 < lindemann[0] < lindemann[2] < 0.1
     assert all(np.isfinite(result["cv_over_c0"])) and (out / "heat_capacity.png").stat().st_size > 0
     # A near-harmonic solid: C/C0 of order 1.
     assert 0.3 < np.median(result["cv_over_c0"]) < 3

@@ -108,6 +108,24 @@ def test_reduced_heat_capacity_is_one_in_harmonic_limit():
     assert reduced_heat_capacity(np.array([(3 * n - 6) / 2]), n)[0] == pytest.approx(1.0)
 
 
+def test_lindemann_running_sums_equal_the_trajectory_formula():
+    from clusterforce.thermo import Lindemann
+
+    rng = np.random.default_rng(4)
+    traj = rng.normal(scale=0.05, size=(50, 6, 3)) + rng.normal(scale=2.0, size=(1, 6, 3))
+    i, j = np.triu_indices(6, k=1)
+    r = np.linalg.norm(traj[:, i] - traj[:, j], axis=-1)
+    assert lindemann_index(traj) == pytest.approx(np.mean(r.std(axis=0) / r.mean(axis=0)), rel=1e-10)
+    # Saved and restored half way, as a resumed replica does.
+    first = Lindemann(6)
+    for frame in traj[:20]:
+        first.add(frame)
+    second = Lindemann.from_state(6, first.state())
+    for frame in traj[20:]:
+        second.add(frame)
+    assert second.value == pytest.approx(lindemann_index(traj), rel=1e-12)
+
+
 def test_lindemann_index_rigid_and_vibrating():
     rng = np.random.default_rng(4)
     base = rng.normal(size=(10, 3)) * 3

@@ -46,6 +46,20 @@ def _status(root: Path, temperature: float) -> dict:
     return json.loads(path.read_text()) if path.exists() else {}
 
 
+def _lindemann(root: Path, temperature: float, n_atoms: int) -> float | None:
+    """The replica's Lindemann index over all its samples (None for replicas run before it was recorded)."""
+    import numpy as np
+
+    from ..replicas import replica_dir
+    from ..thermo import Lindemann
+
+    path = replica_dir(root, temperature) / "lindemann.npz"
+    if not path.exists():
+        return None
+    with np.load(path) as state:
+        return Lindemann.from_state(n_atoms, state).value
+
+
 def run(args: argparse.Namespace) -> int:
     import numpy as np
     from ase.io import read
@@ -77,11 +91,13 @@ def run(args: argparse.Namespace) -> int:
     peak = int(np.argmax(cv))
     peaks = grid[np.argmax(curves, axis=1)]  # where each bootstrap curve peaks
     records = [_status(root, t) for t in temps]
+    lindemann = [_lindemann(root, t, n_atoms) for t in temps]
     result = {
         "n_atoms": n_atoms,
         "temperatures_K": temps.tolist(),
         "samples_per_replica": [int(e.size) for e in energies],
         "md_steps_per_replica": [r.get("steps") for r in records],
+        "lindemann_index": lindemann,
         "cpu_seconds_per_replica": [r.get("cpu_seconds") for r in records],
         "grid_K": grid.tolist(),
         "cv_conf_kB": cv.tolist(),
@@ -94,18 +110,18 @@ def run(args: argparse.Namespace) -> int:
     }
     out_json = Path(args.json) if args.json else root / "heat_capacity.json"
     out_json.write_text(json.dumps(result, indent=1) + "\n")
-    _plot(Path(args.plot) if args.plot else root / "heat_capacity.png", energies, temps, grid, c0, err / (3 * n_atoms - 4.5))
+    _plot(Path(args.plot) if args.plot else root / "heat_capacity.png", energies, temps, grid, c0, err / (3 * n_atoms - 4.5), lindemann)
     print(f"Cv/C0 peak at {grid[peak]:.1f} K (+- {np.std(peaks):.1f} K) from {len(temps)} replicas; written to {out_json}")
     return 0
 
 
-def _plot(path: Path, energies, temps, grid, c0, err) -> None:
+def _plot(path: Path, energies, temps, grid, c0, err, lindemann) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 4))
+    fig, (a, b, c) = plt.subplots(1, 3, figsize=(15, 4))
     for e, t in zip(energies, temps):
         a.hist(e, bins=40, histtype="step", label=f"{t:g} K")
     a.set_xlabel("potential energy (eV)")
@@ -117,6 +133,12 @@ def _plot(path: Path, energies, temps, grid, c0, err) -> None:
     b.set_xlabel("T (K)")
     b.set_ylabel("$C_v / C_0$")
     b.set_title("multiple-histogram heat capacity")
+    known = [(t, v) for t, v in zip(temps, lindemann) if v is not None]
+    if known:
+        c.plot(*zip(*known), "o-", color="k")
+    c.set_xlabel("T (K)")
+    c.set_ylabel("Lindemann index")
+    c.set_title("Lindemann index per replica (all samples)")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
