@@ -231,6 +231,17 @@ def block_bootstrap(
     return best, samples.std(axis=0, ddof=1)
 
 
+def interior_peak(grid: np.ndarray, curve: np.ndarray) -> float | None:
+    """Temperature (K) of the highest local maximum of ``curve`` strictly inside ``grid``, or None.
+
+    A heat capacity that is largest at either end of the replica ladder has not shown its peak
+    there: the maximum of the grid is then an edge, not a melting temperature.
+    """
+    c = np.asarray(curve, dtype=float)
+    inside = np.flatnonzero((c[1:-1] > c[:-2]) & (c[1:-1] >= c[2:])) + 1
+    return float(np.asarray(grid)[inside[np.argmax(c[inside])]]) if inside.size else None
+
+
 def reduced_heat_capacity(configurational: np.ndarray, n_atoms: int) -> np.ndarray:
     """Total canonical C_v / C_0 of a free cluster from C_conf / k_B, with C_0 = (3N - 9/2) k_B.
 

@@ -108,6 +108,17 @@ def test_reduced_heat_capacity_is_one_in_harmonic_limit():
     assert reduced_heat_capacity(np.array([(3 * n - 6) / 2]), n)[0] == pytest.approx(1.0)
 
 
+def test_interior_peak_ignores_the_ladder_edges():
+    from clusterforce.thermo import interior_peak
+
+    grid = np.linspace(150, 350, 201)
+    bump = np.exp(-((grid - 258) ** 2) / 200)
+    assert interior_peak(grid, bump) == pytest.approx(258.0)
+    rising = bump + ((grid - 150) / 200) ** 6 * 3  # larger at the upper edge than at the bump
+    assert np.argmax(rising) == grid.size - 1 and interior_peak(grid, rising) == pytest.approx(258.0, abs=2)
+    assert interior_peak(grid, grid) is None  # monotone: no peak inside the ladder
+
+
 def test_lindemann_running_sums_equal_the_trajectory_formula():
     from clusterforce.thermo import Lindemann
 
