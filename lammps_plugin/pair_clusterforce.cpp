@@ -375,9 +375,11 @@ void PairClusterforce::gap_force_uncertainty(double* out) {
   std::vector<int> order(total);
   std::iota(order.begin(), order.end(), 0);
   std::sort(order.begin(), order.end(), [&](int a, int b) { return all_tags[a] < all_tags[b]; });
+  std::vector<tagint> sorted_tags(total);
   std::vector<int> sorted_species(total);
   std::vector<double> sorted_positions(3 * static_cast<std::size_t>(total));
   for (int k = 0; k < total; k++) {
+    sorted_tags[k] = all_tags[order[k]];
     sorted_species[k] = all_species[order[k]];
     for (int d = 0; d < 3; d++) sorted_positions[3 * k + d] = all_positions[3 * order[k] + d];
   }
@@ -396,8 +398,6 @@ void PairClusterforce::gap_force_uncertainty(double* out) {
   } catch (const std::exception& ex) {
     error->all(FLERR, fmt::format("compute clusterforce/uncertainty/atom: {}", ex.what()));
   }
-  std::vector<tagint> sorted_tags(total);
-  for (int k = 0; k < total; k++) sorted_tags[k] = all_tags[order[k]];
   for (int i = 0; i < nlocal; i++) {
     if (species_of_type_[type[i]] < 0) continue;
     const auto k = std::lower_bound(sorted_tags.begin(), sorted_tags.end(), atom->tag[i]) - sorted_tags.begin();

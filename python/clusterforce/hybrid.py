@@ -298,7 +298,8 @@ class HybridOptimizer:
                     self.radius = min(self.radius * 1.5, self.max_radius)
                 else:
                     self.radius *= 0.5
-                    correction.condition(correction.mean)
+                    if np.isfinite(e_new):  # the rejected trial's error was added: solve with it
+                        correction.condition(correction.mean)
                     # The model's curvature led uphill: start the next segment from the initial guess.
                     hessian = np.eye(3 * len(free)) * self.alpha
                 if out:

@@ -72,14 +72,15 @@ class SoapTerm : public GapTerm {
     if (!a.empty()) {  // zeta = 2: E = p_hat^T A p_hat, dE/dp_hat = 2 A p_hat (A symmetric)
       for (std::size_t k = 0; k < f; ++k) u[k] = 2.0 * dot(a.data() + k * f, c.p.data(), f);
       energy = 0.5 * dot(u.data(), c.p.data(), f);
-    }
-    for (int64_t m = offsets_[cs]; a.empty() && m < offsets_[cs + 1]; ++m) {
-      const double* pm = sparse_.data() + m * f;
-      const double z = dot(c.p.data(), pm, f);
-      energy += d2 * alpha_[m] * std::pow(z, zeta_);
-      if (grad == nullptr) continue;
-      const double coef = d2 * alpha_[m] * zeta_ * std::pow(z, zeta_ - 1);
-      for (std::size_t k = 0; k < f; ++k) u[k] += coef * pm[k];
+    } else {
+      for (int64_t m = offsets_[cs]; m < offsets_[cs + 1]; ++m) {
+        const double* pm = sparse_.data() + m * f;
+        const double z = dot(c.p.data(), pm, f);
+        energy += d2 * alpha_[m] * std::pow(z, zeta_);
+        if (grad == nullptr) continue;
+        const double coef = d2 * alpha_[m] * zeta_ * std::pow(z, zeta_ - 1);
+        for (std::size_t k = 0; k < f; ++k) u[k] += coef * pm[k];
+      }
     }
     if (grad == nullptr) return energy;
     // Through the normalisation: dE/dp = (u - (u . p_hat) p_hat) / |p|.
