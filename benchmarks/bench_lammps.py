@@ -9,11 +9,12 @@ are written to the JSON).
 
     python benchmarks/bench_lammps.py                       # 55 147 561 2057 atoms, np 1 and 2
     python benchmarks/bench_lammps.py --sizes 55 147 --steps 20 --ranks 1
-    python benchmarks/bench_lammps.py --sizes 147 --ranks 1 --styles eam snap gap-au gap-au-z2
+    python benchmarks/bench_lammps.py --sizes 147 --ranks 1 --styles eam snap gap-au gap-au-z2 gap-au-2b3b-mapped
 
-``gap-au`` and ``gap-au-z2`` are the default gold gap (preset ``metal``; SOAP zeta 4, and zeta 2
-which the predictor evaluates as a quadratic form) trained on ../shared's Au10-Au15 DFT frames;
-their force RMSE on Au16-Au19 and their difference are written to the JSON.
+The ``gap-au`` styles are gold gaps trained on ../shared's Au10-Au15 DFT frames (preset ``metal``):
+the default (SOAP zeta 4), zeta 2 (evaluated as a quadratic form) and its 2b + 3b terms alone,
+each also after ``clusterforce map`` (``-mapped``). Their force RMSE on Au16-Au19 and the fast forms' difference
+to the slow ones are written to the JSON.
 """
 
 from __future__ import annotations
@@ -75,11 +76,17 @@ def train_models(workdir: Path, quick: bool) -> dict[str, dict]:
     }
 
 
-def train_au_dft_models(workdir: Path, shared: Path) -> dict[str, dict]:
-    """The default gap for gold (preset ``metal``, zeta 4) and the same with zeta = 2 (predicted as
-    a quadratic form), trained on the Au10-Au15 DFT frames, with their force RMSE on Au16-Au19 and
-    against each other: the accuracy the fast form costs."""
+AU_BASES = ("gap-au", "gap-au-z2", "gap-au-2b3b")
+AU_STYLES = AU_BASES + tuple(f"{b}-mapped" for b in AU_BASES)
+
+
+def train_au_dft_models(workdir: Path, shared: Path, styles: list[str]) -> dict[str, dict]:
+    """Gold gaps trained on the Au10-Au15 DFT frames (preset ``metal``), with their force RMSE on
+    Au16-Au19: ``gap-au`` the default (SOAP zeta 4), ``gap-au-z2`` zeta 2 (a quadratic form),
+    ``gap-au-2b3b`` its 2b + 3b terms alone; ``-mapped``: the same after ``clusterforce map``. The
+    fast forms' RMS force difference to the slow ones is what they cost."""
     from bench_gap import au_frames
+    from clusterforce.gap.mapping import map_model
     from clusterforce.gap.model import GAPModel
     from clusterforce.gap.terms import PRESETS
 
@@ -87,17 +94,31 @@ def train_au_dft_models(workdir: Path, shared: Path) -> dict[str, dict]:
     test = au_frames(str(shared), range(16, 20), 25, 1)
     reference = np.concatenate([a.get_forces().ravel() for a in test])
     out, predictions = {}, {}
-    for style, zeta in (("gap-au", 4), ("gap-au-z2", 2)):
-        terms = [t if t.kind != "soap" else dataclasses.replace(t, zeta=zeta) for t in PRESETS["metal"]]
-        path = workdir / f"{style}.cfm"
+    for base in AU_BASES:
+        if base not in styles and f"{base}-mapped" not in styles:
+            continue
+        terms = list(PRESETS["metal"])
+        if base == "gap-au-z2":
+            terms = [t if t.kind != "soap" else dataclasses.replace(t, zeta=2) for t in terms]
+        if base == "gap-au-2b3b":
+            terms = [t for t in terms if t.kind != "soap"]
         model = GAPModel(terms=terms, variance=False, progress=False).fit(train)
-        model.save(path)
-        predictions[style] = np.concatenate([model.predict(a)["forces"].ravel() for a in test])
-        rmse = float(np.sqrt(np.mean((predictions[style] - reference) ** 2)))
-        out[style] = {"path": path, "size": {"preset": "metal", "soap_zeta": zeta, "force_rmse_au16_19": rmse}}
-    difference = float(np.sqrt(np.mean((predictions["gap-au-z2"] - predictions["gap-au"]) ** 2)))
-    out["gap-au-z2"]["size"]["force_rms_difference_to_gap_au"] = difference
-    return out
+        model.save(workdir / f"{base}.cfm")
+        out[base] = {"path": workdir / f"{base}.cfm", "size": {"preset": "metal", "terms": [t.kind for t in terms]}}
+        predictions[base] = np.concatenate([model.predict(a)["forces"].ravel() for a in test])
+        if f"{base}-mapped" in styles:
+            report = map_model(model)
+            fast = f"{base}-mapped"
+            model.save(workdir / f"{fast}.cfm")
+            out[fast] = {"path": workdir / f"{fast}.cfm", "size": {**out[base]["size"], "map": report}}
+            predictions[fast] = np.concatenate([model.predict(a)["forces"].ravel() for a in test])
+            out[fast]["size"]["force_rms_difference_to_unmapped"] = float(np.sqrt(np.mean((predictions[fast] - predictions[base]) ** 2)))
+    for style, forces in predictions.items():
+        out[style]["size"]["force_rmse_au16_19"] = float(np.sqrt(np.mean((forces - reference) ** 2)))
+    if "gap-au-z2" in predictions and "gap-au" in predictions:
+        difference = float(np.sqrt(np.mean((predictions["gap-au-z2"] - predictions["gap-au"]) ** 2)))
+        out["gap-au-z2"]["size"]["force_rms_difference_to_gap_au"] = difference
+    return {k: v for k, v in out.items() if k in styles}
 
 
 def pair_lines(style: str, models: dict, pots: Path) -> tuple[str, str]:
@@ -149,8 +170,8 @@ def main() -> int:
         "--styles",
         nargs="+",
         default=["eam", "snap", "gap", "dml"],
-        choices=["eam", "snap", "gap", "dml", "gap-au", "gap-au-z2"],
-        help="gap-au, gap-au-z2: the default gold gap (zeta 4, and zeta 2) trained on ../shared's Au DFT data",
+        choices=["eam", "snap", "gap", "dml", *AU_STYLES],
+        help="gap-au*: gold gaps trained on ../shared's Au DFT data (the default; zeta 2; 2b+3b; each also -mapped)",
     )
     parser.add_argument("--shared", default=str(ROOT / ".." / "shared"), help="directory with data/au-clusters-dft")
     parser.add_argument("--quick", action="store_true", help="smaller clusterforce models (fast to train)")
@@ -166,12 +187,12 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
         models = train_models(workdir, args.quick) if {"gap", "dml"} & set(args.styles) else {}
-        if {"gap-au", "gap-au-z2"} & set(args.styles):
+        if set(AU_STYLES) & set(args.styles):
             if not (Path(args.shared) / "data" / "au-clusters-dft").is_dir():
-                print(f"bench_lammps: {args.shared}/data/au-clusters-dft is missing; skipping gap-au and gap-au-z2")
+                print(f"bench_lammps: {args.shared}/data/au-clusters-dft is missing; skipping the gap-au styles")
                 args.styles = [s for s in args.styles if not s.startswith("gap-au")]
             else:
-                models |= train_au_dft_models(workdir, Path(args.shared))
+                models |= train_au_dft_models(workdir, Path(args.shared), args.styles)
         rows = []
         for n_atoms in args.sizes:
             for ranks in args.ranks:
@@ -189,7 +210,7 @@ def main() -> int:
     print("\n| style | atoms | ranks | atom-steps/s | ms/atom-step/core | time/step vs eam | time/step vs snap |")
     print("|---|---:|---:|---:|---:|---:|---:|")
     for r in rows:
-        ratios = [f"{r[k]:.1f}x" if r[k] else "-" for k in ("time_per_step_vs_eam", "time_per_step_vs_snap")]
+        ratios = [f"{r[k]:.3g}x" if r[k] else "-" for k in ("time_per_step_vs_eam", "time_per_step_vs_snap")]
         print(
             f"| {r['style']} | {r['atoms']} | {r['ranks']} | {r['atom_steps_per_s']:.4g} | {r['ms_per_atom_step_per_core']:.4g} "
             f"| {ratios[0]} | {ratios[1]} |"

@@ -281,6 +281,25 @@ def test_mpirun_two_ranks_equals_serial(tmp_path, gap_file):
     assert crossed.any()
 
 
+def test_mapped_gap_runs_as_in_ase_serial_and_on_two_ranks(tmp_path, gap_file):
+    from clusterforce.gap.mapping import MapGrid, map_model
+
+    model = GAPModel.load(gap_file)
+    map_model(model, MapGrid(r_spacing=0.1, cos_spacing=0.1))
+    mapped = tmp_path / "mapped.cfm"
+    model.save(mapped)
+    atoms = rattled_cluster(11)
+    calc = Calculator(GAPModel.load(mapped))
+    ref = {"forces": calc.get_forces(atoms), "energies": calc.get_potential_energies(atoms), "energy": calc.get_potential_energy(atoms)}
+    ref["virial"] = calc.model.predict(atoms)["virial"]
+    assert np.abs(ref["forces"] - Calculator(GAPModel.load(gap_file)).get_forces(atoms)).max() > 1e-9  # the tables are in use
+    assert_same(lammps_results(atoms, mapped, periodic=False), ref)
+    serial_thermo, serial_dump = run_lmp(tmp_path, mapped, 1, "serial")
+    mpi_thermo, mpi_dump = run_lmp(tmp_path, mapped, 2, "mpi")
+    np.testing.assert_allclose(mpi_thermo, serial_thermo, rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(mpi_dump[:, :, :7], serial_dump[:, :, :7], rtol=0, atol=1e-9)
+
+
 # ---------------------------------------------------------------------- lammps-check
 def test_lammps_check_finds_and_loads_the_plugin(capsys):
     from clusterforce.cli import main

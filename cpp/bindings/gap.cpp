@@ -195,6 +195,53 @@ void bind_gap(py::module_& m) {
           },
           py::arg("channel"), py::arg("q"), "Kernel values and gradients dk/dq against the channel's sparse points.");
 
+  py::class_<MappedNBodyTerm, GapTerm, std::shared_ptr<MappedNBodyTerm>>(
+      m, "MappedNBodyTerm", "A 2b or 3b term whose energy function is tabulated on cubic B-splines (gap_mapped.hpp).")
+      .def(py::init([](std::shared_ptr<NBodyTerm> exact, const Array& knots_r, const Array& coefficients,
+                       const std::optional<Array>& knots_cos) {
+             if (knots_r.ndim() != 1 || (knots_cos && knots_cos->ndim() != 1))
+               throw py::value_error("knots must be one-dimensional");
+             return std::make_shared<MappedNBodyTerm>(exact, BSplineAxis(to_vector(knots_r)),
+                                                      knots_cos ? BSplineAxis(to_vector(*knots_cos)) : BSplineAxis(),
+                                                      to_vector(coefficients));
+           }),
+           py::arg("exact"), py::arg("knots_r"), py::arg("coefficients"), py::arg("knots_cos") = py::none(),
+           "exact: the trained NBodyTerm; knots (scipy BSpline convention, degree 3); coefficients: map channels x "
+           "axes' sizes (2b: r; 3b: r_1, r_2, cos theta).")
+      .def_property_readonly("n_channels", &MappedNBodyTerm::n_channels)
+      .def(
+          "values",
+          [](const MappedNBodyTerm& t, int channel, const Array& points) {
+            const int dim = t.exact().order() == 2 ? 1 : 3;
+            if (channel < 0 || channel >= t.n_channels()) throw py::index_error("map channel out of range");
+            if (points.ndim() != 2 || points.shape(1) != dim)
+              throw py::value_error("points must have shape (n, " + std::to_string(dim) + ")");
+            const py::ssize_t n = points.shape(0);
+            py::array_t<double> f(n), g({n, static_cast<py::ssize_t>(dim)});
+            for (py::ssize_t i = 0; i < n; ++i)
+              f.mutable_data()[i] = t.value(channel, points.data() + i * dim, g.mutable_data() + i * dim);
+            return py::make_tuple(f, g);
+          },
+          py::arg("channel"), py::arg("points"), "The tabulated function at points (n, 1 or 3) and its gradient.");
+  m.def(
+      "mapped_profile",
+      [](const NBodyTerm& term, int channel, const Array& points) {
+        const int dim = term.order() == 2 ? 1 : 3;
+        if (points.ndim() != 2 || points.shape(1) != dim)
+          throw py::value_error("points must have shape (n, " + std::to_string(dim) + ")");
+        const py::ssize_t n = points.shape(0);
+        py::array_t<double> out(n);
+        double* o = out.mutable_data();
+        {
+          py::gil_scoped_release release;
+          mapped_profile(term, channel, points.data(), n, o);
+        }
+        return out;
+      },
+      py::arg("term"), py::arg("channel"), py::arg("points"),
+      "The exact term's energy function (eV, before cutoff weights) at points of a map channel: 2b rows (r,), 3b "
+      "rows (r_1, r_2, cos theta) of the legs to the lower- and higher-species neighbour (Angstrom).");
+
   py::class_<SoapTerm, GapTerm, std::shared_ptr<SoapTerm>>(m, "SoapTerm",
                                                            "SOAP GAP term: delta^2 (p_hat . p_hat_m)^zeta.")
       .def(py::init([](const SoapGTO& soap, double delta, int zeta, const Array& sparse, const Int64Array& offsets,

@@ -27,6 +27,7 @@ COMMANDS: tuple[str, ...] = (
     "screen",
     "md",
     "heat_capacity",
+    "map",
     "info",
     "lammps_check",
 )

@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "baseline.hpp"
+#include "gap_mapped.hpp"
 #include "gap_nbody.hpp"
 #include "gap_soap.hpp"
 #include "gap_term.hpp"
@@ -312,6 +313,40 @@ inline std::vector<int> gap_atomic_numbers(const ModelFile& mf) {
   return z;
 }
 
+/// Replace the n-body terms that `clusterforce map` tabulated by their mapped form: metadata
+/// "maps" lists {"term": i, ...}; arrays maps/i/knots_r, maps/i/knots_cos (3b) and
+/// maps/i/coefficients (map channels x axes' sizes).
+inline void read_maps(const ModelFile& mf, std::vector<std::shared_ptr<const GapTerm>>& terms) {
+  const std::string& path = mf.path();
+  const Json& maps = mf.metadata().at("maps");
+  if (!maps.is_array()) throw ModelFileError(path + ": 'maps' must be a list");
+  for (std::size_t k = 0; k < maps.size(); ++k) {
+    const std::string where = path + ": map " + std::to_string(k);
+    const int i = gap_detail::integer(maps.at(k), "term", where);
+    if (i < 0 || i >= static_cast<int>(terms.size()))
+      throw ModelFileError(where + ": term " + std::to_string(i) + " does not exist");
+    auto exact = std::dynamic_pointer_cast<const NBodyTerm>(terms[i]);
+    if (!exact)
+      throw ModelFileError(where + ": term " + std::to_string(i) + " is not a 2b or 3b term (only those are mapped)");
+    const std::string prefix = "maps/" + std::to_string(i) + "/";
+    try {
+      BSplineAxis r_axis(mf.f64(prefix + "knots_r", {-1}));
+      BSplineAxis cos_axis;
+      std::vector<int64_t> shape = {r_axis.size()};
+      if (exact->order() == 3) {
+        cos_axis = BSplineAxis(mf.f64(prefix + "knots_cos", {-1}));
+        shape = {r_axis.size(), r_axis.size(), cos_axis.size()};
+      }
+      const int s = exact->n_species();
+      shape.insert(shape.begin(), exact->order() == 2 ? n_pair_channels(s) : s * n_pair_channels(s));
+      terms[i] = std::make_shared<MappedNBodyTerm>(exact, std::move(r_axis), std::move(cos_axis),
+                                                   mf.f64(prefix + "coefficients", shape));
+    } catch (const std::invalid_argument& e) {
+      throw ModelFileError(where + ": " + e.what());
+    }
+  }
+}
+
 /// Build a GAP model from a .cfm file of kind "gap" (what the LAMMPS pair style calls).
 inline GapModel read_gap_model(const ModelFile& mf) {
   const std::string& path = mf.path();
@@ -363,6 +398,7 @@ inline GapModel read_gap_model(const ModelFile& mf) {
     }
     total += m;
   }
+  if (mf.metadata().contains("maps")) read_maps(mf, built);
   std::vector<double> variance;
   if (mf.has("variance")) variance = mf.f64("variance", {total, total});
   return GapModel(n_species, e0, std::move(built), std::move(variance), read_pair_wall(mf, n_species));

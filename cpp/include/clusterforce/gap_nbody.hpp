@@ -130,6 +130,17 @@ class NBodyTerm : public GapTerm {
     }
   }
 
+  /// The term's energy function of one descriptor, sum_m alpha_m k(q, q_m) over the channel's
+  /// sparse points (eV, before the cutoff weight): what `clusterforce map` tabulates.
+  double local_function(int channel, const double* q) const {
+    if (p_.alpha.empty())
+      throw std::invalid_argument(std::to_string(p_.order) + "b term has no weights (alpha): train it first");
+    double f = 0.0;
+    for (int64_t m = p_.offsets[channel]; m < p_.offsets[channel + 1]; ++m)
+      f += p_.alpha[m] * kernel_between(channel, q, p_.sparse.data() + m * dim_);
+    return f;
+  }
+
   /// Local energy of this term for a centre; grad (n x 3) += d energy / d rel_j.
   double centre_energy(int cs, const double* rel, const int* sp, int n, double* grad) const override {
     if (p_.alpha.empty())

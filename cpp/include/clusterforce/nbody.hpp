@@ -128,6 +128,41 @@ inline TripletSymmetry triplet_symmetry(const std::array<int, 3>& t) {
   return sym;
 }
 
+/// A triangle in canonical form: its species channel, and which side of the original triangle
+/// (0: centre-j, 1: centre-k, 2: j-k) is canonical side d.
+struct CanonicalTriangle {
+  int channel;
+  int side[3];
+};
+
+/// Canonical form of the triangle with atoms 0 = centre, 1 = j, 2 = k of species sp and side
+/// lengths len (centre-j, centre-k, j-k): atoms put in order of species (stable), then the
+/// lexicographically smallest side image under the species-preserving permutations.
+inline CanonicalTriangle canonical_triangle(const int sp[3], const double len[3], int n_species) {
+  std::array<int, 3> ord = {0, 1, 2};
+  for (int x = 1; x < 3; ++x)
+    for (int y = x; y > 0 && sp[ord[y]] < sp[ord[y - 1]]; --y) std::swap(ord[y], ord[y - 1]);
+  const int sides0[3] = {triangle_side(ord[0], ord[1]), triangle_side(ord[0], ord[2]), triangle_side(ord[1], ord[2])};
+  const std::array<int, 3> t = {sp[ord[0]], sp[ord[1]], sp[ord[2]]};
+  const TripletSymmetry sym = triplet_symmetry(t);
+  int best = 0;
+  for (int s = 1; s < sym.n; ++s) {
+    const auto& p = sym.perms[s];
+    const auto& pb = sym.perms[best];
+    for (int d = 0; d < 3; ++d) {
+      if (len[sides0[p[d]]] < len[sides0[pb[d]]]) {
+        best = s;
+        break;
+      }
+      if (len[sides0[p[d]]] > len[sides0[pb[d]]]) break;
+    }
+  }
+  CanonicalTriangle out;
+  out.channel = triplet_channel(t[0], t[1], t[2], n_species);
+  for (int d = 0; d < 3; ++d) out.side[d] = sides0[sym.perms[best][d]];
+  return out;
+}
+
 struct PairDescriptor {
   int neighbor;  // index into the neighbour arrays
   int channel;   // pair_channel(centre species, neighbour species)
@@ -177,11 +212,6 @@ inline void triplet_descriptors(const CosineCutoff& cut, int centre_species, con
     for (std::size_t b = a + 1; b < legs.size(); ++b) {
       const PairDescriptor& pj = legs[a];
       const PairDescriptor& pk = legs[b];
-      // Atoms of the triangle: 0 = centre, 1 = j, 2 = k; order them by species (stable).
-      const int sp[3] = {centre_species, species[pj.neighbor], species[pk.neighbor]};
-      std::array<int, 3> ord = {0, 1, 2};
-      for (int x = 1; x < 3; ++x)
-        for (int y = x; y > 0 && sp[ord[y]] < sp[ord[y - 1]]; --y) std::swap(ord[y], ord[y - 1]);
       const double* dj = rel + 3 * pj.neighbor;
       const double* dk = rel + 3 * pk.neighbor;
       double ujk[3];
@@ -196,52 +226,26 @@ inline void triplet_descriptors(const CosineCutoff& cut, int centre_species, con
       }
       const double rjk = std::sqrt(rjk2);
       for (int x = 0; x < 3; ++x) ujk[x] /= rjk;
-      // Side between original atoms (u, v): length and gradients w.r.t. rel_j, rel_k.
-      auto side = [&](int u, int v, double& len, double gj[3], double gk[3]) {
-        if (u > v) std::swap(u, v);
-        for (int x = 0; x < 3; ++x) gj[x] = gk[x] = 0.0;
-        if (u == 0 && v == 1) {
-          len = pj.r;
-          for (int x = 0; x < 3; ++x) gj[x] = pj.dr[x];
-        } else if (u == 0 && v == 2) {
-          len = pk.r;
-          for (int x = 0; x < 3; ++x) gk[x] = pk.dr[x];
-        } else {
-          len = rjk;
-          for (int x = 0; x < 3; ++x) {
-            gj[x] = -ujk[x];
-            gk[x] = ujk[x];
-          }
-        }
-      };
-      double q0[3], gj0[3][3], gk0[3][3];
-      side(ord[0], ord[1], q0[0], gj0[0], gk0[0]);
-      side(ord[0], ord[2], q0[1], gj0[1], gk0[1]);
-      side(ord[1], ord[2], q0[2], gj0[2], gk0[2]);
-      const std::array<int, 3> t = {sp[ord[0]], sp[ord[1]], sp[ord[2]]};
-      const TripletSymmetry sym = triplet_symmetry(t);
-      int best = 0;
-      for (int s = 1; s < sym.n; ++s) {
-        const auto& p = sym.perms[s];
-        const auto& pb = sym.perms[best];
-        for (int d = 0; d < 3; ++d) {
-          if (q0[p[d]] < q0[pb[d]]) {
-            best = s;
-            break;
-          }
-          if (q0[p[d]] > q0[pb[d]]) break;
-        }
+      // Sides of the triangle (centre-j, centre-k, j-k) and their gradients w.r.t. rel_j, rel_k.
+      const int sp[3] = {centre_species, species[pj.neighbor], species[pk.neighbor]};
+      const double len[3] = {pj.r, pk.r, rjk};
+      double gj0[3][3] = {}, gk0[3][3] = {};
+      for (int x = 0; x < 3; ++x) {
+        gj0[0][x] = pj.dr[x];
+        gk0[1][x] = pk.dr[x];
+        gj0[2][x] = -ujk[x];
+        gk0[2][x] = ujk[x];
       }
+      const CanonicalTriangle canon = canonical_triangle(sp, len, n_species);
       TripletDescriptor tr;
       tr.j = pj.neighbor;
       tr.k = pk.neighbor;
-      tr.channel = triplet_channel(t[0], t[1], t[2], n_species);
-      const auto& p = sym.perms[best];
+      tr.channel = canon.channel;
       for (int d = 0; d < 3; ++d) {
-        tr.q[d] = q0[p[d]];
+        tr.q[d] = len[canon.side[d]];
         for (int x = 0; x < 3; ++x) {
-          tr.dq_dj[d][x] = gj0[p[d]][x];
-          tr.dq_dk[d][x] = gk0[p[d]][x];
+          tr.dq_dj[d][x] = gj0[canon.side[d]][x];
+          tr.dq_dk[d][x] = gk0[canon.side[d]][x];
         }
       }
       tr.w = pj.fc * pk.fc;

@@ -12,7 +12,10 @@ Model file (kind ``"gap"``), read by :meth:`GAPModel.load` and by C++ ``read_gap
   ``hyperparameters`` (the estimator's other parameters), ``training`` (data hash, frame
   count, solver, metrics);
 - arrays: ``e0`` (n_species,), per term i ``terms/i/sparse`` (M_i, D), ``terms/i/offsets``
-  (channels + 1,), ``terms/i/alpha`` (M_i,), and ``variance`` (M, M) when saved with variances.
+  (channels + 1,), ``terms/i/alpha`` (M_i,), and ``variance`` (M, M) when saved with variances;
+- after ``clusterforce map`` (:mod:`clusterforce.gap.mapping`): metadata ``maps`` (per mapped
+  term its index, grid and the error the tables add) and arrays ``maps/i/knots_r``,
+  ``maps/i/knots_cos`` (3b), ``maps/i/coefficients``.
 """
 
 from __future__ import annotations
@@ -179,6 +182,9 @@ class GAPModel(BaseEstimator):
         self.variance_ = variance_matrix(k_mm, ata) if self.variance else None
         bounds = np.cumsum([0] + [k.n_sparse for k in self.kernels_])
         self.alpha_ = [solution.alpha[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
+        if getattr(self, "maps_", None):
+            logger.warning("new weights: the tables of `clusterforce map` are dropped (map the model again)")
+        self.maps_, self.map_info_ = {}, []
         self._build_predictor()
         return solution
 
@@ -297,9 +303,22 @@ class GAPModel(BaseEstimator):
             raise ValueError(f"{label}: energy_sigma / force_sigma / force_atom_sigma must be positive")
         return gp.Sample(self._geometry(atoms, label), energy, get_forces(atoms), sigma_e, sigma_f, label)
 
+    def set_maps(self, maps: Mapping[int, Mapping[str, np.ndarray]], info: Sequence[Mapping[str, Any]]) -> None:
+        """Predict the given 2b/3b terms from spline tables (:mod:`clusterforce.gap.mapping`).
+
+        ``maps[i]`` holds term i's ``knots_r``, ``coefficients`` and, for 3b, ``knots_cos``;
+        ``info`` is what the model file's metadata ``maps`` records of each (grid, errors).
+        """
+        check_is_fitted(self, "predictor_")
+        self.maps_ = {int(i): dict(t) for i, t in maps.items()}
+        self.map_info_ = [dict(entry) for entry in info]
+        self._build_predictor()
+
     def _build_predictor(self) -> None:
         e0 = np.array([self.e0_[s] for s in self.element_list_])
         terms = [k.predictor_term(a) for k, a in zip(self.kernels_, self.alpha_)]
+        for i, t in getattr(self, "maps_", {}).items():
+            terms[i] = _kernels.MappedNBodyTerm(terms[i], t["knots_r"], t["coefficients"], t.get("knots_cos"))
         wall = getattr(self, "baseline_r_s_", None)
         self.predictor_ = _kernels.GapModel(
             len(e0), e0, terms, self.variance_, baseline_r_s=wall, baseline_A=pair_wall.A, baseline_rho=pair_wall.RHO
@@ -366,6 +385,8 @@ class GAPModel(BaseEstimator):
             arrays[f"terms/{i}/alpha"] = a
         if self.variance_ is not None:
             arrays["variance"] = self.variance_
+        for i, tables in getattr(self, "maps_", {}).items():
+            arrays.update({f"maps/{i}/{name}": value for name, value in tables.items()})
         params = self.get_params()
         wall_metadata = {}
         if getattr(self, "baseline_r_s_", None) is not None:
@@ -381,6 +402,8 @@ class GAPModel(BaseEstimator):
             "training": self.training_,
             **wall_metadata,
         }
+        if getattr(self, "maps_", None):
+            metadata["maps"] = self.map_info_
         modelfile.save(path, kind=KIND, arrays=arrays, metadata=metadata)
 
     @classmethod
@@ -412,6 +435,12 @@ class GAPModel(BaseEstimator):
             model.variance_ = mf.array("variance", shape=(n_sparse, n_sparse)) if "variance" in mf.arrays else None
             model.baseline = "baseline/r_s" in mf.arrays
             model.baseline_r_s_ = mf.arrays.get("baseline/r_s")
+            model.map_info_ = list(meta.get("maps", []))
+            model.maps_ = {}
+            for entry in model.map_info_:
+                i = int(entry["term"])
+                names = ("knots_r", "coefficients") + (("knots_cos",) if f"maps/{i}/knots_cos" in mf.arrays else ())
+                model.maps_[i] = {name: mf.array(f"maps/{i}/{name}") for name in names}
             model._build_predictor()
         except KeyError as exc:
             raise modelfile.ModelFileError(f"{mf.path}: field {exc} is missing from the gap model") from None
