@@ -449,6 +449,8 @@ def test_train_and_evaluate_from_flags_and_config(tmp_path, train_frames):
     assert [t.kind for t in terms] == ["2b", "soap"]
     assert terms[1].n_sparse == 30 and terms[1].n_max == 3 and terms[0].r_cut == 5.0  # flag beats config
     model = train(train_frames[:10], args)
+    assert list(model.maps_) == [0]  # the 2b term is tabulated by default (--map)
+    assert not train(train_frames[:10], parser.parse_args([*argv, "--no-map"])).maps_
     report = evaluate(model, train_frames[10:15], args)
     assert set(report) == {"kind", "energy_rmse_mev_per_atom", "energy_mae_mev_per_atom", "force_rmse", "force_mae", "n_frames"}
     assert report["kind"] == "gap" and report["n_frames"] == 5

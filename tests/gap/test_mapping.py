@@ -185,6 +185,6 @@ def test_cli_writes_a_mapped_file_and_reports_the_error(trained, tmp_path, capsy
 
 
 def test_tabulate_covers_every_channel(trained):
-    tables = tabulate(trained.kernels_[1].predictor_term(trained.alpha_[1]), 3, 3, MapGrid(r_spacing=0.25, cos_spacing=0.25))
+    tables = tabulate(trained.kernels_[1].predictor_term(trained.alpha_[1]), 3, 3, MapGrid(r_min=1.0, r_spacing=0.25, cos_spacing=0.25))
     assert tables["coefficients"].shape[0] == 3 * 6
     assert tables["coefficients"].shape[1:3] == (len(tables["knots_r"]) - 4,) * 2

@@ -23,7 +23,11 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     )
     p.add_argument("model", metavar="MODEL.cfm", help="gap model file written by 'clusterforce train'")
     p.add_argument("-o", "--output", metavar="MAPPED.cfm", required=True, help="where to write the mapped model")
-    p.add_argument("--r-min", type=float, default=d.r_min, help="shortest tabulated distance, Angstrom (default %(default)s)")
+    p.add_argument(
+        "--r-min",
+        type=float,
+        help="shortest tabulated distance, Angstrom (default: 1, or 80%% of the shortest sparse-point distance if shorter)",
+    )
     p.add_argument("--r-spacing", type=float, default=d.r_spacing, help="grid spacing of distances, Angstrom (default %(default)s)")
     p.add_argument("--cos-spacing", type=float, default=d.cos_spacing, help="grid spacing of 3b cos theta (default %(default)s)")
     p.add_argument("--check", nargs="+", metavar="DATA", help="frames on which to compare mapped and unmapped forces and energies")

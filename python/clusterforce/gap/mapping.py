@@ -20,6 +20,7 @@ are the unmapped model's.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -41,15 +42,17 @@ class MapGrid:
 
     Parameters
     ----------
-    r_min : float
-        Shortest tabulated distance (Angstrom); below it the end cubic continues.
+    r_min : float, optional
+        Shortest tabulated distance (Angstrom); below it the end cubic continues. Default:
+        1 Angstrom, or 80 % of the shortest distance among the sparse points (the data's shortest
+        pairs) where that is shorter.
     r_spacing : float
         Grid spacing of the 2b distance and the 3b legs (Angstrom).
     cos_spacing : float
         Grid spacing of the 3b cos theta axis.
     """
 
-    r_min: float = 1.0
+    r_min: float | None = None
     r_spacing: float = 0.04
     cos_spacing: float = 0.04
 
@@ -107,7 +110,13 @@ def map_model(model: GAPModel, grid: MapGrid | None = None, *, check_frames: Seq
     least ``r_min``), and, if ``check_frames`` are given, the RMS and largest change of the
     forces (eV/Angstrom) and the RMS change of the energy (eV/atom) on them.
     """
+    nbody = [k for k in model.kernels_ if not isinstance(k.term, Soap)]
+    if not nbody:
+        raise ValueError("the model has no 2b or 3b term to map (only SOAP)")
     grid = grid or MapGrid()
+    if grid.r_min is None:
+        shortest = min(float(k.sparse.min()) for k in nbody)
+        grid = dataclasses.replace(grid, r_min=min(1.0, 0.8 * shortest))
     model.set_maps({}, [])
     exact = [model.predict(a) for a in check_frames]
     rng = np.random.default_rng(0)
@@ -120,8 +129,6 @@ def map_model(model: GAPModel, grid: MapGrid | None = None, *, check_frames: Seq
         mapped = _kernels.MappedNBodyTerm(term, tables["knots_r"], tables["coefficients"], tables.get("knots_cos"))
         maps[i] = tables
         info.append({"term": i, "kind": kernel.term.kind, **grid.__dict__, **_table_error(term, mapped, kernel.term.order == 3, grid, rng)})
-    if not maps:
-        raise ValueError("the model has no 2b or 3b term to map (only SOAP)")
     model.set_maps(maps, info)
     report: dict[str, Any] = {"terms": info}
     if check_frames:
