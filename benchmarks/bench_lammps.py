@@ -13,8 +13,9 @@ are written to the JSON).
 
 The ``gap-au`` styles are gold gaps trained on ../shared's Au10-Au15 DFT frames (preset ``metal``):
 the preset (SOAP zeta 2, evaluated as a quadratic form), zeta 4 and its 2b + 3b terms alone, each
-also after ``clusterforce map`` (``-mapped``; ``gap-au-mapped`` is what ``clusterforce train`` writes). Their force RMSE on Au16-Au19 and the fast forms' difference
-to the slow ones are written to the JSON.
+also after ``clusterforce map`` (``-mapped``; ``gap-au-mapped`` is what ``clusterforce train``
+writes). Their force RMSE on Au16-Au19 and the fast forms' difference to the slow ones are written
+to the JSON.
 """
 
 from __future__ import annotations
