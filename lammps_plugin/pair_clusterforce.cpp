@@ -125,6 +125,12 @@ void PairClusterforce::read_model(const std::string& path) {
       cutoff = dml->cutoff();
       if (elements != dml->elements())
         throw clusterforce::ModelFileError(path + ": metadata 'elements' disagree with the descriptor species");
+    } else if (kind == "dart") {
+      throw clusterforce::ModelFileError(
+          path +
+          ": a dart model ranks free clusters by energy (every atom is in some shell of every other, so it has no "
+          "cutoff to decompose over ranks) and was fitted to energies only; use it from Python or 'clusterforce "
+          "screen', and a gap model for MD");
     } else {
       throw clusterforce::ModelFileError(path + ": model kind '" + kind +
                                          "' is not supported by pair_style clusterforce (supported: gap, dml)");

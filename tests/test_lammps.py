@@ -218,6 +218,8 @@ def test_unknown_format_version_is_a_lammps_error(tmp_path, gap_file):
 def test_unknown_model_kind_is_a_lammps_error(tmp_path, gap_file):
     other = with_header(gap_file, tmp_path / "other.cfm", kind="sann")
     assert "model kind 'sann' is not supported" in lammps_error(error_setup(other))
+    dart = with_header(gap_file, tmp_path / "dart.cfm", kind="dart")
+    assert "use it from Python or 'clusterforce screen'" in lammps_error(error_setup(dart))
 
 
 def test_element_type_mismatch_is_a_lammps_error(gap_file):

@@ -14,4 +14,5 @@ void bind_oamlm(pybind11::module_& m);
 void bind_dml(pybind11::module_& m);
 void bind_distances(pybind11::module_& m);
 void bind_neighbors(pybind11::module_& m);
+void bind_dart(pybind11::module_& m);
 }  // namespace clusterforce::bindings

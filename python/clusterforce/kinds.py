@@ -32,7 +32,7 @@ from ase import Atoms
 from . import modelfile
 
 #: Kind name -> module holding its record.
-KINDS: dict[str, str] = {"dml": "clusterforce.dml.kind", "gap": "clusterforce.gap.kind"}
+KINDS: dict[str, str] = {"dml": "clusterforce.dml.kind", "gap": "clusterforce.gap.kind", "dart": "clusterforce.dart.kind"}
 
 
 class KindRecord(Protocol):

@@ -15,7 +15,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         "range into K bins, keep the lowest frame of each bin; with --relax, relax each representative with the model "
         "and keep the distinct minima (energy window plus structural distance after alignment).",
     )
-    p.add_argument("model", help="energy model (.cfm of kind gap) or any --reference name (gfn1-xtb, emt, lj, module:factory)")
+    p.add_argument("model", help="energy model (.cfm of kind gap or dart) or any --reference name (gfn1-xtb, emt, lj, module:factory)")
     p.add_argument("frames", nargs="+", help="frames to screen (files, dataset:NAME)")
     p.add_argument("--bins", type=int, default=20, help="number of predicted-energy bins")
     p.add_argument("-o", "--output", default="screened.extxyz", help="representatives (or minima with --relax), lowest first")

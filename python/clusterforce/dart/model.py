@@ -1,0 +1,359 @@
+"""The ``dart`` model kind: topological atomic descriptors and the DART network (dart paper).
+
+Each atom is described by its TAD, how many atoms lie in its J, K and L shells (paper section
+2.2; here counted per neighbour species with smooth shell boundaries, plus the atom's species
+one-hot), and its energy is MLP_int(MLP_f(x_i) + sum over shells s and atoms j in them of
+MLP_s(x_j)) (paper eqs. 1-6); a cluster's energy is the sum. Trained on energies alone with the
+paper's recipe (L1 loss on the energies, Adam, learning rate x0.1 on a plateau of 25 epochs, CELU,
+Kaiming initialisation, batches of 32), by default with the paper's layer sizes (Table 1).
+Prediction is the compiled ``clusterforce._kernels.DartModel`` (``cpp/include/clusterforce/dart.hpp``);
+forces are its exact gradient, but the model is fitted to energies only: use it to rank and
+screen structures (``clusterforce screen``), not to run dynamics.
+
+Model file (kind ``"dart"``): metadata ``elements``, ``atomic_numbers``, ``shells`` (``r_J``,
+``r_K``, ``width``, Angstrom), ``layers`` (number of layers of each network), ``e_scale`` (eV),
+``hyperparameters``, ``training``; arrays ``e0`` (S,), ``tad_mean``/``tad_scale`` (4S,),
+``nets/<name>/W<l>`` (n_out, n_in) and ``nets/<name>/b<l>`` for the networks f, J, K, L, int.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import scipy.sparse
+from ase import Atoms
+from ase.data import atomic_numbers as _Z
+from sklearn.base import BaseEstimator
+from sklearn.utils.validation import check_is_fitted
+from tqdm.auto import tqdm
+
+from .. import _kernels, modelfile
+from ..data import dataset_hash, frame_label, get_energy, species_indices, validate_frames
+from .network import Adam, Mlp
+
+logger = logging.getLogger(__name__)
+
+KIND = "dart"
+NETS = ("f", "J", "K", "L", "int")
+KCAL_PER_MOL_PER_EV = 23.060548
+
+
+def shells_from_rdf(frames: Sequence[Atoms], *, bin_width: float = 0.05) -> tuple[float, float]:
+    """Shell boundaries r_J, r_K (Angstrom) from the pair-distance distribution of the frames, as
+    the paper chose them from Ga-Ga distances: the first two minima of the radial distribution
+    g(r) ~ count(r) / r^2 after its first peak (r_K = 1.8 r_J, the paper's ratio, when the
+    second minimum is not resolved)."""
+    distances = []
+    for atoms in frames:
+        d = atoms.get_all_distances()
+        distances.append(d[np.triu_indices(len(atoms), 1)])
+    r = np.concatenate(distances)
+    edges = np.arange(0.0, r.max() + 2 * bin_width, bin_width)
+    counts, _ = np.histogram(r, bins=edges)
+    centres = 0.5 * (edges[1:] + edges[:-1])
+    kernel = np.exp(-0.5 * (np.arange(-6, 7) * bin_width / 0.15) ** 2)
+    g = np.convolve(counts / np.maximum(centres, bin_width) ** 2, kernel / kernel.sum(), mode="same")
+    peak = int(np.argmax(g))
+    minima = [i for i in range(peak + 1, len(g) - 1) if g[i] < g[i - 1] and g[i] <= g[i + 1] and g[i] < 0.8 * g[peak]]
+    if not minima:
+        raise ValueError("dart: the pair-distance distribution has no minimum after its first peak; give r_J and r_K")
+    r_j = float(centres[minima[0]])
+    later = [i for i in minima[1:] if centres[i] > 1.3 * r_j]
+    r_k = float(centres[later[0]]) if later else 1.8 * r_j
+    return r_j, r_k
+
+
+class DARTModel(BaseEstimator):
+    """DART energy model on topological atomic descriptors (energies only; eV).
+
+    Parameters
+    ----------
+    r_J, r_K : float, optional
+        Shell boundaries (Angstrom). Default: the first two minima of the training data's radial
+        distribution (:func:`shells_from_rdf`, logged).
+    width : float
+        Width of the logistic shell boundaries (Angstrom); -> 0 gives the paper's integer counts.
+    feature_width : int
+        Output width of the atom networks MLP_f, MLP_J, MLP_K, MLP_L (paper: 128).
+    atom_hidden : sequence of int
+        Hidden layers of the atom networks (paper: one of 128).
+    interaction_hidden : sequence of int
+        Hidden layers of MLP_int, which maps the features to the atom's energy (paper: 256, 128, 32).
+    learning_rate, batch_size, max_epochs : float, int, int
+        Adam's initial step, frames per batch, epochs at most.
+    patience : int
+        Epochs without a better validation MAE before the learning rate is divided by 10; training
+        stops when it falls below ``min_learning_rate``.
+    min_learning_rate : float
+        See ``patience``.
+    validation_fraction : float
+        Frames held out (at random) to drive the schedule and pick the best epoch.
+    random_state : int
+        Seed of the initialisation, the split and the batches.
+    progress : bool
+        Show a tqdm bar over epochs.
+    """
+
+    kind = KIND
+    implemented_properties = ("energy", "free_energy", "energies", "forces")
+    provides_uncertainty = False
+
+    def __init__(
+        self,
+        *,
+        r_J: float | None = None,
+        r_K: float | None = None,
+        width: float = 0.1,
+        feature_width: int = 128,
+        atom_hidden: Sequence[int] = (128,),
+        interaction_hidden: Sequence[int] = (256, 128, 32),
+        learning_rate: float = 1e-3,
+        batch_size: int = 32,
+        max_epochs: int = 300,
+        patience: int = 25,
+        min_learning_rate: float = 1e-6,
+        validation_fraction: float = 0.1,
+        random_state: int = 0,
+        progress: bool = True,
+    ) -> None:
+        self.r_J = r_J
+        self.r_K = r_K
+        self.width = width
+        self.feature_width = feature_width
+        self.atom_hidden = atom_hidden
+        self.interaction_hidden = interaction_hidden
+        self.learning_rate = learning_rate
+        self.batch_size = batch_size
+        self.max_epochs = max_epochs
+        self.patience = patience
+        self.min_learning_rate = min_learning_rate
+        self.validation_fraction = validation_fraction
+        self.random_state = random_state
+        self.progress = progress
+
+    # ------------------------------------------------------------------ training
+    def fit(self, frames: Sequence[Atoms]) -> DARTModel:
+        """Train on the reference energies (eV) of free clusters."""
+        start = time.perf_counter()
+        frames = list(frames)
+        validate_frames(frames, need_energy=True, need_forces=False, hint="dart trains on energies")
+        for i, a in enumerate(frames):
+            if a.pbc.any():
+                raise ValueError(f"{frame_label(a, i)}: dart models free clusters; this frame is periodic")
+        if len(frames) < 2:
+            raise ValueError("dart needs at least 2 frames with energies")
+        self.element_list_ = sorted({s for a in frames for s in a.get_chemical_symbols()}, key=lambda s: _Z[s])
+        self.atomic_numbers_ = [_Z[s] for s in self.element_list_]
+        if self.r_J is None or self.r_K is None:
+            r_j, r_k = shells_from_rdf(frames)
+            self.shells_ = (self.r_J or r_j, self.r_K or r_k)
+            logger.info("dart shells from the radial distribution: r_J %.2f A, r_K %.2f A", *self.shells_)
+        else:
+            self.shells_ = (float(self.r_J), float(self.r_K))
+        n_species = len(self.element_list_)
+        species = [species_indices(a, self.element_list_, label=frame_label(a, i)) for i, a in enumerate(frames)]
+        x = [_kernels.tad(a.positions, s, n_species, *self.shells_, self.width) for a, s in zip(frames, species)]
+        stacked = np.concatenate(x)
+        self.tad_mean_ = stacked.mean(axis=0)
+        std = stacked.std(axis=0)
+        self.tad_scale_ = np.where(std > 1e-8, std, 1.0)
+        composition = np.array([np.bincount(s, minlength=n_species) for s in species], dtype=float)
+        energy = np.array([get_energy(a) for a in frames])
+        self.e0_ = np.linalg.lstsq(composition, energy, rcond=None)[0]
+        residual = energy - composition @ self.e0_
+        self.e_scale_ = float(max(np.std(residual / composition.sum(axis=1)), 1e-3))
+        data = [self._frame_data(a, s, xi) for a, s, xi in zip(frames, species, x)]
+        self._train(data, residual)
+        self.training_ = {
+            **self.training_,
+            "data_hash": dataset_hash(frames),
+            "n_frames": len(frames),
+            "fit_seconds": time.perf_counter() - start,
+        }
+        self._build_predictor()
+        return self
+
+    def _frame_data(self, atoms: Atoms, species: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
+        d = atoms.get_all_distances()
+        a, _ = _kernels.shell_membership(d.ravel(), *self.shells_, self.width)
+        a = a.reshape(len(atoms), len(atoms), 3)
+        a[np.arange(len(atoms)), np.arange(len(atoms))] = 0.0
+        return (x - self.tad_mean_) / self.tad_scale_, [a[:, :, s] for s in range(3)]
+
+    def _networks(self, n_in: int, rng: np.random.Generator) -> dict[str, Mlp]:
+        atom = [n_in, *self.atom_hidden, self.feature_width]
+        nets = {name: Mlp(atom, rng) for name in NETS[:4]}
+        nets["int"] = Mlp([self.feature_width, *self.interaction_hidden, 1], rng)
+        return nets
+
+    def _forward(self, nets: dict[str, Mlp], z: np.ndarray, shells: list[scipy.sparse.csr_matrix]):
+        hf, cf = nets["f"].forward(z)
+        y, caches = hf, {"f": cf}
+        for s, name in enumerate(NETS[1:4]):
+            h, caches[name] = nets[name].forward(z)
+            y = y + shells[s] @ h
+        out, caches["int"] = nets["int"].forward(y)
+        return out[:, 0] * self.e_scale_, caches
+
+    def _batch(self, data, idx):
+        z = np.concatenate([data[i][0] for i in idx])
+        shells = [scipy.sparse.block_diag([data[i][1][s] for i in idx], format="csr") for s in range(3)]
+        owner = np.repeat(np.arange(len(idx)), [len(data[i][0]) for i in idx])
+        return z, shells, owner
+
+    def _frame_energies(self, nets, batch, n_frames: int) -> tuple[np.ndarray, dict]:
+        z, shells, owner = batch
+        atom_e, caches = self._forward(nets, z, shells)
+        return np.bincount(owner, weights=atom_e, minlength=n_frames), caches
+
+    def _train(self, data, target: np.ndarray) -> None:
+        rng = np.random.default_rng(self.random_state)
+        n = len(data)
+        order = rng.permutation(n)
+        n_valid = int(round(self.validation_fraction * n)) if n >= 10 else 0
+        valid, train = order[:n_valid], order[n_valid:]
+        nets = self._networks(data[0][0].shape[1], rng)
+        params = [p for name in NETS for p in nets[name].params]
+        opt = Adam(params, self.learning_rate)
+        valid_batch = self._batch(data, valid) if n_valid else None
+        best, best_params, stale, history = np.inf, [p.copy() for p in params], 0, []
+        epochs = tqdm(range(self.max_epochs), desc="dart epochs", disable=not self.progress, leave=False)
+        for _ in epochs:
+            rng.shuffle(train)
+            train_mae = 0.0
+            for lo in range(0, len(train), self.batch_size):
+                idx = train[lo : lo + self.batch_size]
+                batch = self._batch(data, idx)
+                pred, caches = self._frame_energies(nets, batch, len(idx))
+                diff = pred - target[idx]
+                train_mae += np.abs(diff).sum()
+                # L1 loss, mean over the batch's frames; each atom's energy enters its frame's sum.
+                g_out = (np.sign(diff) / len(idx))[batch[2]][:, None] * self.e_scale_
+                grads_int, g_y = nets["int"].backward(caches["int"], g_out)
+                grads = {"int": grads_int, "f": nets["f"].backward(caches["f"], g_y)[0]}
+                for s, name in enumerate(NETS[1:4]):
+                    grads[name] = nets[name].backward(caches[name], batch[1][s].T @ g_y)[0]
+                opt.step([g for name in NETS for g in grads[name]])
+            train_mae /= len(train)
+            if valid_batch is not None:
+                score = float(np.mean(np.abs(self._frame_energies(nets, valid_batch, n_valid)[0] - target[valid])))
+            else:
+                score = train_mae
+            history.append((train_mae, score))
+            epochs.set_postfix(train_mae_eV=f"{train_mae:.4f}", valid_mae_eV=f"{score:.4f}", lr=f"{opt.lr:.0e}")
+            if score < best:
+                best, best_params, stale = score, [p.copy() for p in params], 0
+            else:
+                stale += 1
+            if stale >= self.patience:
+                opt.lr *= 0.1
+                stale = 0
+                if opt.lr < self.min_learning_rate:
+                    break
+        for p, q in zip(params, best_params):
+            p[...] = q
+        self.nets_ = {name: {"W": [w.copy() for w in nets[name].W], "b": [b.copy() for b in nets[name].b]} for name in NETS}
+        self.training_ = {
+            "epochs": len(history),
+            "n_train": len(train),
+            "n_valid": int(n_valid),
+            "train_mae_eV": float(history[-1][0]),
+            "best_valid_mae_eV": float(best) if n_valid else None,
+        }
+        logger.info("dart fit: %d epochs, best validation MAE %.4f eV per frame (%d frames)", len(history), best, n_valid)
+
+    # ---------------------------------------------------------------- prediction
+    @property
+    def elements(self) -> list[str]:
+        """Chemical symbols the model knows, in species order (sorted by atomic number)."""
+        check_is_fitted(self, "nets_")
+        return list(self.element_list_)
+
+    def _arrays_metadata(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        arrays = {"e0": np.asarray(self.e0_, dtype=float), "tad_mean": self.tad_mean_, "tad_scale": self.tad_scale_}
+        for name in NETS:
+            for layer, (w, b) in enumerate(zip(self.nets_[name]["W"], self.nets_[name]["b"])):
+                arrays[f"nets/{name}/W{layer}"] = w
+                arrays[f"nets/{name}/b{layer}"] = b
+        metadata = {
+            "elements": self.element_list_,
+            "atomic_numbers": self.atomic_numbers_,
+            "shells": {"r_J": self.shells_[0], "r_K": self.shells_[1], "width": self.width},
+            "layers": {name: len(self.nets_[name]["W"]) for name in NETS},
+            "e_scale": self.e_scale_,
+            "hyperparameters": {
+                **self.get_params(),
+                "atom_hidden": list(self.atom_hidden),
+                "interaction_hidden": list(self.interaction_hidden),
+            },
+            "training": self.training_,
+        }
+        return arrays, metadata
+
+    def _build_predictor(self) -> None:
+        arrays, metadata = self._arrays_metadata()
+        self._compiled = _kernels.DartModel.from_bytes(modelfile.to_bytes(kind=KIND, arrays=arrays, metadata=metadata), "dart model")
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state.pop("_compiled", None)  # compiled objects do not pickle; rebuilt on demand
+        return state
+
+    def predict(self, atoms: Atoms) -> dict[str, Any]:
+        """Energy (eV), per-atom energies (eV) and forces (eV/Angstrom) of a free cluster."""
+        check_is_fitted(self, "nets_")
+        label = atoms.info.get("source_file", "structure")
+        if atoms.pbc.any():
+            raise ValueError(f"{label}: dart models free clusters (its L shell holds every other atom); this structure is periodic")
+        species = species_indices(atoms, self.element_list_, label=label)
+        if getattr(self, "_compiled", None) is None:
+            self._build_predictor()
+        out = self._compiled.compute(atoms.positions, species)
+        return {"energy": out["energy"], "free_energy": out["energy"], "energies": out["energies"], "forces": out["forces"]}
+
+    # -------------------------------------------------------------- model file
+    def save(self, path: str | os.PathLike) -> None:
+        """Write the model as a ``.cfm`` file of kind ``"dart"``."""
+        check_is_fitted(self, "nets_")
+        arrays, metadata = self._arrays_metadata()
+        modelfile.save(path, kind=KIND, arrays=arrays, metadata=metadata)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> DARTModel:
+        return cls.from_modelfile(modelfile.load(path, kind=KIND))
+
+    @classmethod
+    def from_modelfile(cls, mf: modelfile.ModelFile) -> DARTModel:
+        """A fitted model from a loaded model file of kind ``"dart"``."""
+        meta = mf.metadata
+        try:
+            model = cls(**meta["hyperparameters"])
+            model.element_list_ = list(meta["elements"])
+            model.atomic_numbers_ = [int(z) for z in meta["atomic_numbers"]]
+            model.shells_ = (float(meta["shells"]["r_J"]), float(meta["shells"]["r_K"]))
+            model.e_scale_ = float(meta["e_scale"])
+            model.training_ = meta["training"]
+            n = len(model.element_list_)
+            model.e0_ = mf.array("e0", shape=(n,))
+            model.tad_mean_ = mf.array("tad_mean", shape=(4 * n,))
+            model.tad_scale_ = mf.array("tad_scale", shape=(4 * n,))
+            model.nets_ = {
+                name: {
+                    "W": [mf.array(f"nets/{name}/W{layer}") for layer in range(int(meta["layers"][name]))],
+                    "b": [mf.array(f"nets/{name}/b{layer}") for layer in range(int(meta["layers"][name]))],
+                }
+                for name in NETS
+            }
+            model._build_predictor()
+        except KeyError as exc:
+            raise modelfile.ModelFileError(f"{mf.path}: field {exc} is missing from the dart model") from None
+        except (TypeError, ValueError) as exc:
+            if isinstance(exc, modelfile.ModelFileError):
+                raise
+            raise modelfile.ModelFileError(f"{mf.path}: inconsistent dart model: {exc}") from None
+        return model
