@@ -14,6 +14,7 @@
 #include "clusterforce/dml_predictor.hpp"
 #include "clusterforce/gap.hpp"
 #include "clusterforce/modelfile.hpp"
+#include "clusterforce/sann.hpp"
 #include "comm.h"
 #include "domain.h"
 #include "error.h"
@@ -100,6 +101,7 @@ void PairClusterforce::read_model(const std::string& path) {
   const std::string bytes = read_on_rank0(path, world, message);
   std::unique_ptr<clusterforce::GapModel> gap;
   std::unique_ptr<clusterforce::DmlPredictor> dml;
+  std::unique_ptr<clusterforce::SannModel> sann;
   std::string kind, version;
   std::vector<std::string> elements;
   double cutoff = 0.0;
@@ -125,6 +127,11 @@ void PairClusterforce::read_model(const std::string& path) {
       cutoff = dml->cutoff();
       if (elements != dml->elements())
         throw clusterforce::ModelFileError(path + ": metadata 'elements' disagree with the descriptor species");
+    } else if (kind == "sann") {
+      sann = std::make_unique<clusterforce::SannModel>(clusterforce::read_sann_model(mf));
+      cutoff = sann->cutoff();
+      if (static_cast<int>(elements.size()) != sann->n_species())
+        throw clusterforce::ModelFileError(path + ": metadata 'elements' disagree with the model's species");
     } else if (kind == "dart") {
       throw clusterforce::ModelFileError(
           path +
@@ -133,7 +140,7 @@ void PairClusterforce::read_model(const std::string& path) {
           "screen', and a gap model for MD");
     } else {
       throw clusterforce::ModelFileError(path + ": model kind '" + kind +
-                                         "' is not supported by pair_style clusterforce (supported: gap, dml)");
+                                         "' is not supported by pair_style clusterforce (supported: gap, dml, sann)");
     }
   } catch (const std::exception& e) {
     message = e.what();
@@ -151,6 +158,7 @@ void PairClusterforce::read_model(const std::string& path) {
   cutoff_ = cutoff;
   gap_ = std::move(gap);
   dml_ = std::move(dml);
+  sann_ = std::move(sann);
 }
 
 void PairClusterforce::coeff(int narg, char** arg) {
@@ -190,6 +198,10 @@ void PairClusterforce::coeff(int narg, char** arg) {
       utils::logmesg(lmp,
                      "clusterforce: model kind 'dml' is force-only (direct, non-conservative forces): potential "
                      "energy, per-atom energy and virial are reported as 0\n");
+    if (sann_)
+      utils::logmesg(lmp,
+                     "clusterforce: model kind 'sann' fits forces apart from the energy (the paper's decoupled dummy "
+                     "energy): forces are not the gradient of the potential energy, so NVE does not conserve it\n");
   }
 }
 
@@ -240,15 +252,15 @@ void PairClusterforce::compute(int eflag, int vflag) {
   double** fout = atom->f;
   // With newton_pair off LAMMPS does not return ghost forces to their owners, so gap forces are
   // collected here and sent home by reverse_comm below.
-  const bool own_reverse = force->newton_pair == 0 && gap_;
+  const bool own_reverse = force->newton_pair == 0 && (gap_ || sann_);
   if (own_reverse) {
     fghost_.assign(3 * static_cast<std::size_t>(nall), 0.0);
     fghost_rows_.resize(nall);
     for (int k = 0; k < nall; k++) fghost_rows_[k] = fghost_.data() + 3 * static_cast<std::size_t>(k);
     fout = fghost_rows_.data();
   }
-  if (gap_)
-    compute_gap(eflag, fout);
+  if (gap_ || sann_)
+    compute_centres(eflag, fout);
   else
     compute_dml();
   if (own_reverse) {
@@ -259,7 +271,9 @@ void PairClusterforce::compute(int eflag, int vflag) {
   }
 }
 
-void PairClusterforce::compute_gap(int eflag, double** fout) {
+// gap and sann: each centre's energy and the gradient its forces come from, scattered to its
+// neighbours (ghosts included) and itself.
+void PairClusterforce::compute_centres(int eflag, double** fout) {
   const int* type = atom->type;
   const int inum = list->inum;
   const int* ilist = list->ilist;
@@ -273,7 +287,8 @@ void PairClusterforce::compute_gap(int eflag, double** fout) {
     std::fill(grad_.begin(), grad_.begin() + 3 * static_cast<std::size_t>(n), 0.0);
     double e = 0.0;
     try {
-      e = gap_->centre_energy(si, rel_.data(), species_.data(), n, grad_.data());
+      e = gap_ ? gap_->centre_energy(si, rel_.data(), species_.data(), n, grad_.data())
+               : sann_->centre_energy(si, rel_.data(), species_.data(), n, grad_.data());
     } catch (const std::exception& ex) {
       error->one(FLERR, fmt::format("pair clusterforce: atom {}: {}", atom->tag ? atom->tag[i] : i, ex.what()));
     }

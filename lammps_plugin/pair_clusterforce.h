@@ -14,6 +14,7 @@
 namespace clusterforce {
 class GapModel;
 class DmlPredictor;
+class SannModel;
 }  // namespace clusterforce
 
 namespace LAMMPS_NS {
@@ -44,7 +45,7 @@ class PairClusterforce : public Pair {
   void read_model(const std::string& path);
   // Neighbours of local atom i inside the model cutoff: relative positions, species, indices.
   int gather(int i, int* jlist, int jnum);
-  void compute_gap(int eflag, double** fout);
+  void compute_centres(int eflag, double** fout);
   void compute_dml();
   void gap_force_uncertainty(double* out);
 
@@ -54,6 +55,7 @@ class PairClusterforce : public Pair {
   double cutoff_ = 0.0;
   std::unique_ptr<clusterforce::GapModel> gap_;
   std::unique_ptr<clusterforce::DmlPredictor> dml_;
+  std::unique_ptr<clusterforce::SannModel> sann_;
 
   // Grow-only per-step buffers.
   std::vector<double> rel_, grad_, fghost_, uncertainty_;

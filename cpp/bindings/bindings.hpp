@@ -15,4 +15,5 @@ void bind_dml(pybind11::module_& m);
 void bind_distances(pybind11::module_& m);
 void bind_neighbors(pybind11::module_& m);
 void bind_dart(pybind11::module_& m);
+void bind_sann(pybind11::module_& m);
 }  // namespace clusterforce::bindings

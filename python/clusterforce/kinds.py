@@ -32,7 +32,12 @@ from ase import Atoms
 from . import modelfile
 
 #: Kind name -> module holding its record.
-KINDS: dict[str, str] = {"dml": "clusterforce.dml.kind", "gap": "clusterforce.gap.kind", "dart": "clusterforce.dart.kind"}
+KINDS: dict[str, str] = {
+    "dml": "clusterforce.dml.kind",
+    "gap": "clusterforce.gap.kind",
+    "dart": "clusterforce.dart.kind",
+    "sann": "clusterforce.sann.kind",
+}
 
 
 class KindRecord(Protocol):

@@ -13,10 +13,11 @@ from ase import Atoms
 from ase.calculators.emt import EMT
 from ase.cluster import Icosahedron
 from clusterforce import Calculator, _kernels, kinds
+from clusterforce.adam import Adam
 from clusterforce.cli import main
 from clusterforce.dart import DARTModel, shells_from_rdf
 from clusterforce.dart.model import NETS
-from clusterforce.dart.network import Adam, Mlp
+from clusterforce.dart.network import Mlp
 from clusterforce.modelfile import ModelFileError
 from scipy.special import expit
 from scipy.stats import spearmanr

@@ -2,9 +2,10 @@
 // vector-Jacobian product with respect to its input, which is what forces need.
 //
 // Layer l maps h_{l-1} (n_in) to W_l h_{l-1} + b_l (n_out), W_l row-major (n_out x n_in); every
-// layer but the last is followed by CELU (alpha = 1): x for x > 0, exp(x) - 1 otherwise, the
-// activation of the dart paper. The Python trainer (clusterforce/dart/network.py) uses the same
-// convention and stores W_l, b_l as they are here.
+// layer but the last is followed by the activation: CELU (alpha = 1; x for x > 0, exp(x) - 1
+// otherwise), the dart paper's, or the logistic sigmoid, the sann paper's. The Python trainers
+// (clusterforce/dart/network.py, clusterforce/sann/network.py) use the same convention and store
+// W_l, b_l as they are here.
 #pragma once
 
 #include <algorithm>
@@ -16,12 +17,15 @@
 
 namespace clusterforce {
 
+enum class Activation { celu, sigmoid };
+
 class Mlp {
  public:
   Mlp() = default;
   /// weights[l]: n_out x n_in row-major; biases[l]: n_out. Consecutive layers must chain.
-  Mlp(std::vector<std::vector<double>> weights, std::vector<std::vector<double>> biases)
-      : w_(std::move(weights)), b_(std::move(biases)) {
+  Mlp(std::vector<std::vector<double>> weights, std::vector<std::vector<double>> biases,
+      Activation activation = Activation::celu)
+      : w_(std::move(weights)), b_(std::move(biases)), activation_(activation) {
     if (w_.empty() || w_.size() != b_.size())
       throw std::invalid_argument("MLP: need one bias per weight matrix, at least one layer");
     for (std::size_t l = 0; l < w_.size(); ++l) {
@@ -67,7 +71,7 @@ class Mlp {
       }
       cache.pre[l] = next;
       if (l + 1 < n_layers)
-        for (double& v : next) v = celu(v);
+        for (double& v : next) v = act(v);
       h.swap(next);
     }
     std::copy(h.begin(), h.end(), out);
@@ -78,7 +82,7 @@ class Mlp {
     std::vector<double> g(grad_out, grad_out + n_out()), prev;
     for (std::size_t l = w_.size(); l-- > 0;) {
       if (l + 1 < w_.size())
-        for (std::size_t o = 0; o < g.size(); ++o) g[o] *= dcelu(cache.pre[l][o]);
+        for (std::size_t o = 0; o < g.size(); ++o) g[o] *= dact(cache.pre[l][o]);
       const int in = sizes_[l], out_n = sizes_[l + 1];
       prev.assign(in, 0.0);
       for (int o = 0; o < out_n; ++o) {
@@ -91,10 +95,20 @@ class Mlp {
   }
 
  private:
-  static double celu(double x) { return x > 0.0 ? x : std::expm1(x); }
-  static double dcelu(double x) { return x > 0.0 ? 1.0 : std::exp(x); }
+  double act(double x) const {
+    if (activation_ == Activation::sigmoid) return 1.0 / (1.0 + std::exp(-x));
+    return x > 0.0 ? x : std::expm1(x);
+  }
+  double dact(double x) const {
+    if (activation_ == Activation::sigmoid) {
+      const double s = 1.0 / (1.0 + std::exp(-x));
+      return s * (1.0 - s);
+    }
+    return x > 0.0 ? 1.0 : std::exp(x);
+  }
 
   std::vector<std::vector<double>> w_, b_;
+  Activation activation_ = Activation::celu;
   std::vector<int> sizes_;
 };
 

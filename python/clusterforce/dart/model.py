@@ -33,8 +33,9 @@ from sklearn.utils.validation import check_is_fitted
 from tqdm.auto import tqdm
 
 from .. import _kernels, modelfile
+from ..adam import Adam
 from ..data import dataset_hash, frame_label, get_energy, species_indices, validate_frames
-from .network import Adam, Mlp
+from .network import Mlp
 
 logger = logging.getLogger(__name__)
 

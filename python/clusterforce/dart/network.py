@@ -1,4 +1,4 @@
-"""Dense networks trained in numpy: forward pass, back-propagation and Adam.
+"""Dense networks trained in numpy: forward pass and back-propagation (Adam: :mod:`clusterforce.adam`).
 
 Same convention as the compiled ``Mlp`` (``cpp/include/clusterforce/mlp.hpp``): layer l maps h to
 ``h @ W_l.T + b_l`` with W_l of shape (n_out, n_in); every layer but the last is followed by CELU
@@ -56,23 +56,3 @@ class Mlp:
             gb[layer] = g.sum(axis=0)
             g = g @ self.W[layer]
         return [*gw, *gb], g
-
-
-class Adam:
-    """Adam (Kingma and Ba) on a list of arrays updated in place."""
-
-    def __init__(self, params: list[np.ndarray], lr: float, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8) -> None:
-        self.params, self.lr, self.betas, self.eps = params, lr, betas, eps
-        self.m = [np.zeros_like(p) for p in params]
-        self.v = [np.zeros_like(p) for p in params]
-        self.t = 0
-
-    def step(self, grads: list[np.ndarray]) -> None:
-        self.t += 1
-        b1, b2 = self.betas
-        for p, g, m, v in zip(self.params, grads, self.m, self.v):
-            m *= b1
-            m += (1 - b1) * g
-            v *= b2
-            v += (1 - b2) * g * g
-            p -= self.lr * (m / (1 - b1**self.t)) / (np.sqrt(v / (1 - b2**self.t)) + self.eps)

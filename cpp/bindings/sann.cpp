@@ -1,0 +1,144 @@
+// Bindings for the sann kind (cpp/include/clusterforce/sann.hpp).
+#include "clusterforce/sann.hpp"
+
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <array>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "bindings.hpp"
+#include "numpy_helpers.hpp"
+
+namespace py = pybind11;
+
+namespace clusterforce::bindings {
+
+namespace {
+
+using IntArray = py::array_t<int, py::array::c_style | py::array::forcecast>;
+
+Geometry checked_geometry(const DoubleArray& positions, const IntArray& species, const std::optional<DoubleArray>& cell,
+                          const std::optional<std::array<bool, 3>>& pbc) {
+  if (positions.ndim() != 2 || positions.shape(1) != 3)
+    throw py::value_error("positions must have shape (n, 3), got " + shape_of(positions));
+  if (species.ndim() != 1 || species.shape(0) != positions.shape(0))
+    throw py::value_error("species must have shape (" + std::to_string(positions.shape(0)) + ",), got " +
+                          shape_of(species));
+  if (cell.has_value() != pbc.has_value()) throw py::value_error("give both cell and pbc, or neither");
+  Geometry g;
+  g.positions = positions.data();
+  g.species = species.data();
+  g.n = static_cast<int>(positions.shape(0));
+  if (cell) {
+    if (cell->ndim() != 2 || cell->shape(0) != 3 || cell->shape(1) != 3)
+      throw py::value_error("cell must have shape (3, 3)");
+    g.cell = cell->data();
+    g.pbc = *pbc;
+  }
+  return g;
+}
+
+SannDescriptor make_descriptor(double r_cut, const std::vector<double>& exponents, int l_max,
+                               const std::vector<double>& xi) {
+  SannDescriptor d{r_cut, exponents, l_max, xi};
+  d.validate();
+  return d;
+}
+
+}  // namespace
+
+void bind_sann(py::module_& m) {
+  m.def(
+      "sann_descriptors",
+      [](const DoubleArray& positions, const IntArray& species, const DoubleArray& masses, double r_cut,
+         const std::vector<double>& exponents, int l_max, const std::vector<double>& xi,
+         const std::optional<DoubleArray>& cell, const std::optional<std::array<bool, 3>>& pbc) {
+        const Geometry g = checked_geometry(positions, species, cell, pbc);
+        const SannDescriptor desc = make_descriptor(r_cut, exponents, l_max, xi);
+        const int n = g.n, dim = desc.size();
+        for (int i = 0; i < n; ++i)
+          if (g.species[i] < 0 || g.species[i] >= masses.size())
+            throw py::value_error("species index out of range of masses");
+        py::array_t<double> qe({static_cast<py::ssize_t>(n), static_cast<py::ssize_t>(dim)});
+        py::array_t<double> qf({static_cast<py::ssize_t>(n), static_cast<py::ssize_t>(dim)});
+        py::array_t<double> dqf(
+            {static_cast<py::ssize_t>(n), static_cast<py::ssize_t>(dim), static_cast<py::ssize_t>(n), py::ssize_t(3)});
+        double* pe = qe.mutable_data();
+        double* pf = qf.mutable_data();
+        double* pd = dqf.mutable_data();
+        std::fill(pd, pd + static_cast<std::size_t>(n) * dim * n * 3, 0.0);
+        {
+          py::gil_scoped_release release;
+          const CentreNeighbors nl = centre_neighbors(g, desc.r_cut);
+          std::vector<double> grad;
+          for (int i = 0; i < n; ++i) {
+            const int64_t o = nl.offsets[i];
+            const int nn = nl.count(i);
+            const double* rel = nl.rel.data() + 3 * o;
+            const int* sp = nl.species.data() + o;
+            const std::vector<double> w = mead_weights(masses.data(), g.species[i], sp, nn), ones(nn, 1.0);
+            desc.centre(rel, w.data(), nn, pe + static_cast<std::size_t>(i) * dim, nullptr);
+            grad.assign(static_cast<std::size_t>(dim) * nn * 3, 0.0);
+            desc.centre(rel, ones.data(), nn, pf + static_cast<std::size_t>(i) * dim, grad.data());
+            for (int k = 0; k < dim; ++k) {
+              double* row = pd + (static_cast<std::size_t>(i) * dim + k) * n * 3;
+              for (int j = 0; j < nn; ++j) {
+                const int64_t a = nl.index[o + j];
+                for (int x = 0; x < 3; ++x) {
+                  const double v = grad[(static_cast<std::size_t>(k) * nn + j) * 3 + x];
+                  row[3 * a + x] += v;
+                  row[3 * static_cast<std::size_t>(i) + x] -= v;
+                }
+              }
+            }
+          }
+        }
+        py::dict out;
+        out["energy"] = qe;
+        out["force"] = qf;
+        out["force_gradient"] = dqf;
+        return out;
+      },
+      py::arg("positions"), py::arg("species"), py::arg("masses"), py::arg("r_cut"), py::arg("exponents"),
+      py::arg("l_max"), py::arg("xi"), py::arg("cell") = py::none(), py::arg("pbc") = py::none(),
+      "sann descriptors of every atom: 'energy' (n, D) with MEAD bond weights exp(mu_hk / m_h) (masses in species "
+      "order), "
+      "'force' (n, D) with unit weights, and 'force_gradient' (n, D, n, 3), d force-descriptor / d positions "
+      "(1/Angstrom).");
+
+  py::class_<SannModel>(m, "SannModel", "Compiled sann prediction (MEAD energy, decoupled forces) of a .cfm file.")
+      .def_static(
+          "from_bytes",
+          [](const py::bytes& data, const std::string& name) {
+            std::string bytes = data;
+            py::gil_scoped_release release;
+            return read_sann_model(ModelFile::from_bytes(bytes, name));
+          },
+          py::arg("data"), py::arg("name") = "<bytes>",
+          "Build from the bytes of a .cfm file; `name` labels error messages.")
+      .def_property_readonly("cutoff", &SannModel::cutoff)
+      .def(
+          "compute",
+          [](const SannModel& model, const DoubleArray& positions, const IntArray& species,
+             const std::optional<DoubleArray>& cell, const std::optional<std::array<bool, 3>>& pbc) {
+            const Geometry g = checked_geometry(positions, species, cell, pbc);
+            SannResult r;
+            {
+              py::gil_scoped_release release;
+              r = model.compute(g);
+            }
+            py::dict out;
+            out["energy"] = r.energy;
+            out["energies"] = py::array_t<double>(g.n, r.atom_energies.data());
+            out["forces"] = py::array_t<double>({static_cast<py::ssize_t>(g.n), py::ssize_t(3)}, r.forces.data());
+            return out;
+          },
+          py::arg("positions"), py::arg("species"), py::arg("cell") = py::none(), py::arg("pbc") = py::none(),
+          "Energy (eV), per-atom energies (eV) and the decoupled forces (eV/Angstrom).");
+}
+
+}  // namespace clusterforce::bindings

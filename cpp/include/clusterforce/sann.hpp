@@ -1,0 +1,251 @@
+// The sann kind (sann paper): one network for every species, energies from MEAD descriptors and
+// forces from a decoupled "dummy energy".
+//
+// Descriptor of centre h with bond weights w_k (paper eqs. 1-6, 10-11): for each exponent n and
+// l = 0..l_max the power spectrum P_nl = 4 pi / (2l + 1) sum_m |c_nlm|^2 of
+// c_nlm = sum_k w_k Y_lm(r_hat_hk) exp(-n r_hk^2) f_c(r_hk), then for each xi the radial function
+// sum_k w_k exp(-xi r_hk^2) f_c(r_hk), with f_c = (cos(pi r / r_c) + 1) / 2. Real spherical
+// harmonics give the same P (the sum over m is invariant under the unitary change of basis).
+//   * energy: MEAD weights w_hk = exp(mu_hk / m_h), mu_hk the pair's reduced mass, m_h the
+//     centre's mass (eq. 10-11): E_h = e0[s_h] + e_scale NN(z_E(h));
+//   * forces (eq. 12): the same network on the unit-weight descriptor d' (the dummy energy E'_h),
+//     its gradient weighted by w_beta of the centre's element (the element's Clementi-Raimondi
+//     effective nuclear charge over the sum of all species'): F = -sum_h w_beta[s_h] dE'_h/dr.
+// The forces are therefore not the gradient of the reported energy (they are for one species,
+// where standardising d and d' separately makes z_E = z_F); MD with them does not conserve energy.
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "gap_term.hpp"
+#include "mlp.hpp"
+#include "modelfile.hpp"
+#include "soap.hpp"
+
+namespace clusterforce {
+
+struct SannDescriptor {
+  double r_cut = 8.0;             // Angstrom
+  std::vector<double> exponents;  // n of eq. 1, 1/Angstrom^2
+  int l_max = 9;
+  std::vector<double> xi;  // eq. 6, 1/Angstrom^2
+
+  int size() const { return static_cast<int>(exponents.size()) * (l_max + 1) + static_cast<int>(xi.size()); }
+
+  void validate() const {
+    if (!(r_cut > 0.0 && std::isfinite(r_cut))) throw std::invalid_argument("sann: r_cut must be positive");
+    if (l_max < 0 || l_max > 20) throw std::invalid_argument("sann: l_max must be in [0, 20]");
+    if (exponents.empty()) throw std::invalid_argument("sann: at least one power-spectrum exponent is needed");
+  }
+
+  /// Descriptor d (size()) of a centre whose neighbours sit at rel (n x 3) with bond weights w;
+  /// grad (size() x n x 3, optional) = d d / d rel_j.
+  void centre(const double* rel, const double* w, int n, double* d, double* grad) const {
+    const int nn = static_cast<int>(exponents.size()), n_lm = (l_max + 1) * (l_max + 1), dim = size();
+    std::fill(d, d + dim, 0.0);
+    if (grad) std::fill(grad, grad + static_cast<std::size_t>(dim) * n * 3, 0.0);
+    soap_detail::SolidHarmonics harmonics(l_max);
+    std::vector<double> y(static_cast<std::size_t>(n) * n_lm), gy(static_cast<std::size_t>(n) * 3 * n_lm);
+    std::vector<double> g(static_cast<std::size_t>(n) * nn), dg(static_cast<std::size_t>(n) * nn), r(n),
+        u(3 * static_cast<std::size_t>(n));
+    std::vector<double> c(static_cast<std::size_t>(nn) * n_lm, 0.0), sgrad(3 * static_cast<std::size_t>(n_lm));
+    std::vector<bool> inside(n, false);
+    const double kPi = 3.14159265358979323846;
+    for (int k = 0; k < n; ++k) {
+      const double* x = rel + 3 * k;
+      const double r2 = x[0] * x[0] + x[1] * x[1] + x[2] * x[2];
+      if (r2 >= r_cut * r_cut) continue;
+      if (r2 == 0.0) throw std::invalid_argument("sann: neighbour " + std::to_string(k) + " sits on the centre");
+      inside[k] = true;
+      r[k] = std::sqrt(r2);
+      for (int a = 0; a < 3; ++a) u[3 * k + a] = x[a] / r[k];
+      const double fc = 0.5 * (std::cos(kPi * r[k] / r_cut) + 1.0),
+                   dfc = -0.5 * kPi / r_cut * std::sin(kPi * r[k] / r_cut);
+      harmonics.evaluate(u[3 * k], u[3 * k + 1], u[3 * k + 2], y.data() + k * n_lm, sgrad.data());
+      // Y(rel / r): d/d rel = (grad S(u) - l Y u) / r, S homogeneous of degree l.
+      for (int l = 0; l <= l_max; ++l)
+        for (int lm = l * l; lm < (l + 1) * (l + 1); ++lm)
+          for (int a = 0; a < 3; ++a)
+            gy[(static_cast<std::size_t>(k) * 3 + a) * n_lm + lm] =
+                (sgrad[a * n_lm + lm] - l * y[k * n_lm + lm] * u[3 * k + a]) / r[k];
+      for (int e = 0; e < nn; ++e) {
+        const double ex = std::exp(-exponents[e] * r2);
+        g[k * nn + e] = ex * fc;
+        dg[k * nn + e] = ex * (dfc - 2.0 * exponents[e] * r[k] * fc);
+        for (int lm = 0; lm < n_lm; ++lm) c[e * n_lm + lm] += w[k] * g[k * nn + e] * y[k * n_lm + lm];
+      }
+      for (std::size_t t = 0; t < xi.size(); ++t) {
+        const double ex = std::exp(-xi[t] * r2);
+        d[nn * (l_max + 1) + t] += w[k] * ex * fc;
+        if (grad)
+          for (int a = 0; a < 3; ++a)
+            grad[((static_cast<std::size_t>(nn * (l_max + 1) + t)) * n + k) * 3 + a] +=
+                w[k] * ex * (dfc - 2.0 * xi[t] * r[k] * fc) * u[3 * k + a];
+      }
+    }
+    for (int e = 0; e < nn; ++e) {
+      for (int l = 0; l <= l_max; ++l) {
+        const double f = 4.0 * kPi / (2.0 * l + 1.0);
+        const int idx = e * (l_max + 1) + l;
+        for (int lm = l * l; lm < (l + 1) * (l + 1); ++lm) d[idx] += f * c[e * n_lm + lm] * c[e * n_lm + lm];
+        if (!grad) continue;
+        for (int k = 0; k < n; ++k) {
+          if (!inside[k]) continue;
+          for (int lm = l * l; lm < (l + 1) * (l + 1); ++lm) {
+            const double coef = 2.0 * f * c[e * n_lm + lm] * w[k];
+            for (int a = 0; a < 3; ++a)
+              grad[(static_cast<std::size_t>(idx) * n + k) * 3 + a] +=
+                  coef * (dg[k * nn + e] * u[3 * k + a] * y[k * n_lm + lm] +
+                          g[k * nn + e] * gy[(static_cast<std::size_t>(k) * 3 + a) * n_lm + lm]);
+          }
+        }
+      }
+    }
+  }
+};
+
+/// MEAD bond weights exp(mu_hk / m_h) = exp(m_k / (m_h + m_k)) of a centre of species cs whose
+/// neighbours have species sp (masses in species order).
+inline std::vector<double> mead_weights(const double* masses, int cs, const int* sp, int n) {
+  std::vector<double> w(n);
+  for (int k = 0; k < n; ++k) w[k] = std::exp(masses[sp[k]] / (masses[cs] + masses[sp[k]]));
+  return w;
+}
+
+struct SannResult {
+  double energy = 0.0;
+  std::vector<double> atom_energies;  // eV
+  std::vector<double> forces;         // 3n, eV/Angstrom (decoupled: not -dE/dr)
+};
+
+class SannModel {
+ public:
+  SannModel(SannDescriptor descriptor, std::vector<double> masses, std::vector<double> w_beta, std::vector<double> e0,
+            double e_scale, std::vector<double> mean_e, std::vector<double> scale_e, std::vector<double> mean_f,
+            std::vector<double> scale_f, Mlp net)
+      : desc_(std::move(descriptor)),
+        masses_(std::move(masses)),
+        w_beta_(std::move(w_beta)),
+        e0_(std::move(e0)),
+        e_scale_(e_scale),
+        mean_e_(std::move(mean_e)),
+        scale_e_(std::move(scale_e)),
+        mean_f_(std::move(mean_f)),
+        scale_f_(std::move(scale_f)),
+        net_(std::move(net)) {
+    desc_.validate();
+    const std::size_t s = masses_.size(), dim = static_cast<std::size_t>(desc_.size());
+    if (s == 0 || w_beta_.size() != s || e0_.size() != s)
+      throw std::invalid_argument("sann: masses, w_beta and e0 need one entry per species");
+    for (const auto* v : {&mean_e_, &scale_e_, &mean_f_, &scale_f_})
+      if (v->size() != dim)
+        throw std::invalid_argument("sann: standardisation vectors need " + std::to_string(dim) + " entries");
+    if (net_.n_in() != static_cast<int>(dim) || net_.n_out() != 1)
+      throw std::invalid_argument("sann: the network must map " + std::to_string(dim) +
+                                  " descriptor values to one energy");
+  }
+
+  int n_species() const { return static_cast<int>(masses_.size()); }
+  double cutoff() const { return desc_.r_cut; }
+  const SannDescriptor& descriptor() const { return desc_; }
+
+  /// Energy of centre h (eV); grad (n x 3) += w_beta[s_h] dE'_h / d rel_j, so that the force on
+  /// neighbour j is -grad_j and on the centre +sum_j grad_j (the pair style's convention).
+  double centre_energy(int cs, const double* rel, const int* sp, int n, double* grad) const {
+    if (cs < 0 || cs >= n_species()) throw std::out_of_range("sann: centre species out of range");
+    for (int k = 0; k < n; ++k)
+      if (sp[k] < 0 || sp[k] >= n_species()) throw std::out_of_range("sann: neighbour species out of range");
+    const int dim = desc_.size();
+    std::vector<double> d(dim), z(dim);
+    const std::vector<double> w = mead_weights(masses_.data(), cs, sp, n);
+    desc_.centre(rel, w.data(), n, d.data(), nullptr);
+    for (int k = 0; k < dim; ++k) z[k] = (d[k] - mean_e_[k]) / scale_e_[k];
+    Mlp::Cache cache;
+    double out;
+    net_.forward(z.data(), &out, cache);
+    const double energy = e0_[cs] + e_scale_ * out;
+    if (grad == nullptr) return energy;
+    const std::vector<double> ones(n, 1.0);
+    std::vector<double> dd(static_cast<std::size_t>(dim) * n * 3), gz(dim);
+    desc_.centre(rel, ones.data(), n, d.data(), dd.data());
+    for (int k = 0; k < dim; ++k) z[k] = (d[k] - mean_f_[k]) / scale_f_[k];
+    net_.forward(z.data(), &out, cache);
+    const double seed = e_scale_ * w_beta_[cs];
+    net_.input_gradient(cache, &seed, gz.data());
+    for (int k = 0; k < dim; ++k) {
+      const double gk = gz[k] / scale_f_[k];
+      if (gk == 0.0) continue;
+      const double* row = dd.data() + static_cast<std::size_t>(k) * n * 3;
+      for (int j = 0; j < 3 * n; ++j) grad[j] += gk * row[j];
+    }
+    return energy;
+  }
+
+  SannResult compute(const Geometry& g) const {
+    const CentreNeighbors nl = centre_neighbors(g, desc_.r_cut);
+    SannResult res;
+    res.atom_energies.assign(g.n, 0.0);
+    res.forces.assign(3 * static_cast<std::size_t>(g.n), 0.0);
+    std::vector<double> grad;
+    for (int i = 0; i < g.n; ++i) {
+      const int64_t o = nl.offsets[i];
+      const int nn = nl.count(i);
+      grad.assign(3 * static_cast<std::size_t>(nn), 0.0);
+      res.atom_energies[i] = centre_energy(g.species[i], nl.rel.data() + 3 * o, nl.species.data() + o, nn, grad.data());
+      res.energy += res.atom_energies[i];
+      for (int j = 0; j < nn; ++j) {
+        const int64_t a = nl.index[o + j];
+        for (int x = 0; x < 3; ++x) {
+          res.forces[3 * a + x] -= grad[3 * j + x];
+          res.forces[3 * static_cast<std::size_t>(i) + x] += grad[3 * j + x];
+        }
+      }
+    }
+    return res;
+  }
+
+ private:
+  SannDescriptor desc_;
+  std::vector<double> masses_, w_beta_, e0_;
+  double e_scale_;
+  std::vector<double> mean_e_, scale_e_, mean_f_, scale_f_;
+  Mlp net_;
+};
+
+/// Build a sann model from a .cfm file of kind "sann".
+inline SannModel read_sann_model(const ModelFile& mf) {
+  const std::string& path = mf.path();
+  if (mf.kind() != "sann") throw ModelFileError(path + ": model kind is '" + mf.kind() + "', expected 'sann'");
+  try {
+    const Json& meta = mf.metadata();
+    const Json& dj = meta.at("descriptor");
+    SannDescriptor desc;
+    desc.r_cut = dj.at("r_cut").as_double();
+    desc.l_max = static_cast<int>(dj.at("l_max").as_int());
+    for (std::size_t k = 0; k < dj.at("exponents").size(); ++k)
+      desc.exponents.push_back(dj.at("exponents").at(k).as_double());
+    for (std::size_t k = 0; k < dj.at("xi").size(); ++k) desc.xi.push_back(dj.at("xi").at(k).as_double());
+    const int s = static_cast<int>(meta.at("elements").size()), dim = desc.size();
+    const int layers = static_cast<int>(meta.at("layers").as_int());
+    std::vector<std::vector<double>> w, b;
+    for (int l = 0; l < layers; ++l) {
+      w.push_back(mf.f64("net/W" + std::to_string(l), {-1, -1}));
+      b.push_back(mf.f64("net/b" + std::to_string(l), {-1}));
+    }
+    return SannModel(desc, mf.f64("masses", {s}), mf.f64("w_beta", {s}), mf.f64("e0", {s}),
+                     meta.at("e_scale").as_double(), mf.f64("mean_e", {dim}), mf.f64("scale_e", {dim}),
+                     mf.f64("mean_f", {dim}), mf.f64("scale_f", {dim}),
+                     Mlp(std::move(w), std::move(b), Activation::sigmoid));
+  } catch (const std::invalid_argument& e) {
+    throw ModelFileError(path + ": inconsistent sann model: " + e.what());
+  } catch (const std::out_of_range& e) {
+    throw ModelFileError(path + ": sann model metadata is incomplete: " + e.what());
+  }
+}
+
+}  // namespace clusterforce

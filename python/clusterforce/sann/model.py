@@ -1,0 +1,371 @@
+"""The ``sann`` model kind: one network for all species, energy and forces fitted concurrently but
+decoupled (sann paper).
+
+Descriptors (paper eqs. 1-6, 10-11; ``cpp/include/clusterforce/sann.hpp``): per atom the power
+spectrum P_nl (exponents n, l = 0..l_max) and radial functions (exponents xi) of its neighbours
+within r_cut, bond-weighted by MEAD weights exp(mu_hk / m_h) for the energy and by 1 for the
+"dummy energy" whose gradient, weighted by the centre element's share w_beta of the
+Clementi-Raimondi effective nuclear charges, gives the forces (eq. 12). The paper's values are the
+defaults: r_cut 8 Angstrom, five n, l up to 9, nine xi (59 inputs), two sigmoid layers of 30.
+
+Training: the global extended Kalman filter on each structure's error vector (its energy and, per
+update, ``force_rows`` random force components; paper eq. 9), or Adam on the same squared errors,
+for comparison. The descriptors are standardised (energy and force sets separately: with one
+species the two then coincide and the forces are the energy's gradient). Prediction is the
+compiled ``clusterforce._kernels.SannModel``, which the LAMMPS pair style runs too.
+
+Model file (kind ``"sann"``): metadata ``elements``, ``atomic_numbers``, ``descriptor`` (``r_cut``,
+``exponents``, ``l_max``, ``xi``), ``layers``, ``e_scale``, ``hyperparameters``, ``training``; arrays
+``masses``, ``w_beta``, ``e0`` (S,), ``mean_e``, ``scale_e``, ``mean_f``, ``scale_f`` (D,),
+``net/W<l>`` (n_out, n_in) and ``net/b<l>``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+from ase import Atoms
+from ase.data import atomic_masses
+from ase.data import atomic_numbers as _Z
+from sklearn.base import BaseEstimator
+from sklearn.utils.validation import check_is_fitted
+from tqdm.auto import tqdm
+
+from .. import _kernels, modelfile
+from ..adam import Adam
+from ..data import dataset_hash, frame_label, get_energy, get_forces, species_indices, validate_frames
+from .kalman import GlobalEKF
+from .network import SannNetwork
+
+logger = logging.getLogger(__name__)
+
+KIND = "sann"
+
+#: Clementi-Raimondi (1963) effective nuclear charge of the outermost valence orbital, for the
+#: elements of the paper's systems and the project's data sets. Others: pass ``z_eff``.
+CLEMENTI_RAIMONDI = {"H": 1.0, "C": 3.136, "N": 3.834, "O": 4.453, "Na": 2.507, "S": 5.482, "Cl": 6.116}
+
+PAPER_EXPONENTS = (0.0028, 0.0040, 0.0110, 0.0280, 0.059)
+PAPER_XI = (0.005, 0.015, 0.0230, 0.038, 0.060, 0.090, 0.150, 0.260, 0.480)
+
+
+class SANNModel(BaseEstimator):
+    """Single neural network for every species (energies in eV, forces in eV/Angstrom).
+
+    Parameters
+    ----------
+    r_cut : float
+        Descriptor cutoff (Angstrom; paper: 8).
+    exponents, xi : sequence of float
+        Power-spectrum and radial exponents (1/Angstrom^2; paper section IV A).
+    l_max : int
+        Highest l of the power spectrum (paper: 9).
+    hidden : (int, int)
+        Neurons of the two sigmoid layers (paper: 30, 30).
+    optimizer : {"kalman", "adam"}
+        Global extended Kalman filter (the paper's) or Adam.
+    epochs : int
+        Passes over the training frames.
+    force_rows : int
+        Force components per Kalman update (with the energy); Adam uses all.
+    sigma_energy, sigma_force : float
+        Error scales (eV/atom, eV/Angstrom) that weight energy against forces.
+    learning_rate, batch_size : float, int
+        Adam's step and frames per step.
+    z_eff : mapping of symbol to float, optional
+        Effective nuclear charges for w_beta; default :data:`CLEMENTI_RAIMONDI`. Not needed for
+        one species (w_beta = 1).
+    validation_fraction : float
+        Frames held out to pick the best epoch.
+    random_state : int
+    progress : bool
+    """
+
+    kind = KIND
+    implemented_properties = ("energy", "free_energy", "energies", "forces")
+    provides_uncertainty = False
+
+    def __init__(
+        self,
+        *,
+        r_cut: float = 8.0,
+        exponents: Sequence[float] = PAPER_EXPONENTS,
+        l_max: int = 9,
+        xi: Sequence[float] = PAPER_XI,
+        hidden: Sequence[int] = (30, 30),
+        optimizer: str = "kalman",
+        epochs: int = 5,
+        force_rows: int = 12,
+        sigma_energy: float = 0.005,
+        sigma_force: float = 0.1,
+        learning_rate: float = 1e-3,
+        batch_size: int = 8,
+        z_eff: Mapping[str, float] | None = None,
+        validation_fraction: float = 0.1,
+        random_state: int = 0,
+        progress: bool = True,
+    ) -> None:
+        self.r_cut = r_cut
+        self.exponents = exponents
+        self.l_max = l_max
+        self.xi = xi
+        self.hidden = hidden
+        self.optimizer = optimizer
+        self.epochs = epochs
+        self.force_rows = force_rows
+        self.sigma_energy = sigma_energy
+        self.sigma_force = sigma_force
+        self.learning_rate = learning_rate
+        self.batch_size = batch_size
+        self.z_eff = z_eff
+        self.validation_fraction = validation_fraction
+        self.random_state = random_state
+        self.progress = progress
+
+    # ------------------------------------------------------------------ training
+    def _descriptors(self, atoms: Atoms, species: np.ndarray) -> dict[str, np.ndarray]:
+        cell = (np.array(atoms.cell[:], dtype=float), tuple(bool(p) for p in atoms.pbc)) if atoms.pbc.any() else (None, None)
+        return _kernels.sann_descriptors(
+            atoms.positions, species, self.masses_, self.r_cut, list(self.exponents), self.l_max, list(self.xi), *cell
+        )
+
+    def _w_beta(self) -> np.ndarray:
+        if len(self.element_list_) == 1:
+            return np.ones(1)
+        table = {**CLEMENTI_RAIMONDI, **(self.z_eff or {})}
+        missing = [s for s in self.element_list_ if s not in table]
+        if missing:
+            raise ValueError(
+                f"sann: no effective nuclear charge for {', '.join(missing)}; give z_eff (CLI: --z-eff {missing[0]}=VALUE, "
+                "e.g. from Clementi, Raimondi and Reinhardt, J. Chem. Phys. 47, 1300 (1967))"
+            )
+        z = np.array([table[s] for s in self.element_list_], dtype=float)
+        return z / z.sum()
+
+    def fit(self, frames: Sequence[Atoms]) -> SANNModel:
+        """Train on reference energies (eV) and forces (eV/Angstrom)."""
+        start = time.perf_counter()
+        frames = list(frames)
+        validate_frames(frames, need_energy=True, need_forces=True, hint="sann fits energies and forces together")
+        if self.optimizer not in ("kalman", "adam"):
+            raise ValueError(f"sann: optimizer must be 'kalman' or 'adam', got {self.optimizer!r}")
+        self.element_list_ = sorted({s for a in frames for s in a.get_chemical_symbols()}, key=lambda s: _Z[s])
+        self.atomic_numbers_ = [_Z[s] for s in self.element_list_]
+        self.masses_ = np.array([atomic_masses[z] for z in self.atomic_numbers_])
+        self.w_beta_ = self._w_beta()
+        species = [species_indices(a, self.element_list_, label=frame_label(a, i)) for i, a in enumerate(frames)]
+        raw = [
+            self._descriptors(a, s)
+            for a, s in tqdm(list(zip(frames, species)), desc="sann descriptors", disable=not self.progress, leave=False)
+        ]
+        qe, qf = np.concatenate([d["energy"] for d in raw]), np.concatenate([d["force"] for d in raw])
+        self.mean_e_, self.scale_e_ = qe.mean(axis=0), np.maximum(qe.std(axis=0), 1e-8)
+        self.mean_f_, self.scale_f_ = qf.mean(axis=0), np.maximum(qf.std(axis=0), 1e-8)
+        n_species = len(self.element_list_)
+        composition = np.array([np.bincount(s, minlength=n_species) for s in species], dtype=float)
+        energy = np.array([get_energy(a) for a in frames])
+        self.e0_ = np.linalg.lstsq(composition, energy, rcond=None)[0]
+        residual = energy - composition @ self.e0_
+        self.e_scale_ = float(max(np.std(residual / composition.sum(axis=1)) * 5.0, 1e-3))
+        data = []
+        for a, s, d, e in zip(frames, species, raw, residual):
+            n = len(a)
+            v = -(self.w_beta_[s][:, None, None] * d["force_gradient"].reshape(n, -1, 3 * n)) / self.scale_f_[None, :, None]
+            data.append(
+                {
+                    "ze": (d["energy"] - self.mean_e_) / self.scale_e_,
+                    "zf": (d["force"] - self.mean_f_) / self.scale_f_,
+                    "v": v,
+                    "energy": e,
+                    "forces": get_forces(a).ravel(),
+                    "n": n,
+                }
+            )
+        self._train(data)
+        self.training_ = {
+            **self.training_,
+            "data_hash": dataset_hash(frames),
+            "n_frames": len(frames),
+            "fit_seconds": time.perf_counter() - start,
+        }
+        self._build_predictor()
+        return self
+
+    def _predict_scaled(self, net: SannNetwork, d: dict) -> tuple[float, np.ndarray]:
+        """Energy residual (eV) and forces (3n,) of one frame from the numpy network."""
+        energy = self.e_scale_ * float(net.energy(d["ze"]).sum())
+        forces = self.e_scale_ * np.einsum("nk,nkc->c", net.input_gradient(d["zf"]), d["v"])
+        return energy, forces
+
+    def _rows(self, net: SannNetwork, d: dict, components: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Jacobian (1 + m, p) and error (1 + m,) of a frame's scaled energy and chosen forces."""
+        n = d["n"]
+        energy, forces = self._predict_scaled(net, d)
+        scale_e = self.e_scale_ / (n * self.sigma_energy)
+        rows = [scale_e * net.energy_rows(d["ze"]).sum(axis=0)[None, :]]
+        errors = [(d["energy"] - energy) / (n * self.sigma_energy)]
+        if len(components):
+            z = np.repeat(d["zf"][None], len(components), axis=0).reshape(-1, d["zf"].shape[1])
+            v = d["v"][:, :, components].transpose(2, 0, 1).reshape(-1, d["zf"].shape[1])
+            force_rows = net.directional_rows(z, v).reshape(len(components), n, -1).sum(axis=1)
+            rows.append(self.e_scale_ / self.sigma_force * force_rows)
+            errors.extend((d["forces"][components] - forces[components]) / self.sigma_force)
+        return np.vstack(rows), np.array(errors)
+
+    def _gradient(self, net: SannNetwork, d: dict) -> tuple[np.ndarray, float]:
+        """Gradient of a frame's loss r_E^2 + mean_c r_c^2 and the loss (scaled residuals)."""
+        n = d["n"]
+        energy, forces = self._predict_scaled(net, d)
+        r_e = (energy - d["energy"]) / (n * self.sigma_energy)
+        r_f = (forces - d["forces"]) / self.sigma_force
+        grad = 2 * r_e * self.e_scale_ / (n * self.sigma_energy) * net.energy_rows(d["ze"]).sum(axis=0)
+        # Force components enter linearly in v: contract the residuals into one direction per atom.
+        v = np.einsum("nkc,c->nk", d["v"], r_f)
+        grad += 2.0 / (3 * n) * self.e_scale_ / self.sigma_force * net.directional_rows(d["zf"], v).sum(axis=0)
+        return grad, float(r_e**2 + np.mean(r_f**2))
+
+    def _score(self, net: SannNetwork, data: list[dict]) -> float:
+        """Validation loss: mean of (energy error per atom / sigma_E)^2 + mean (force error / sigma_F)^2."""
+        total = 0.0
+        for d in data:
+            energy, forces = self._predict_scaled(net, d)
+            total += ((energy - d["energy"]) / (d["n"] * self.sigma_energy)) ** 2 + np.mean(
+                ((forces - d["forces"]) / self.sigma_force) ** 2
+            )
+        return total / max(len(data), 1)
+
+    def _train(self, data: list[dict]) -> None:
+        rng = np.random.default_rng(self.random_state)
+        order = rng.permutation(len(data))
+        n_valid = int(round(self.validation_fraction * len(data))) if len(data) >= 10 else 0
+        valid, train = [data[i] for i in order[:n_valid]], [data[i] for i in order[n_valid:]]
+        net = SannNetwork(data[0]["ze"].shape[1], self.hidden, rng)
+        ekf = GlobalEKF(net.theta) if self.optimizer == "kalman" else None
+        adam = Adam([net.theta], self.learning_rate) if self.optimizer == "adam" else None
+        best, best_theta, history = np.inf, net.theta.copy(), []
+        update_seconds, updates = 0.0, 0
+        for _ in tqdm(range(self.epochs), desc=f"sann epochs ({self.optimizer})", disable=not self.progress, leave=False):
+            idx = rng.permutation(len(train))
+            if ekf is not None:
+                for i in idx:
+                    d = train[i]
+                    components = rng.choice(3 * d["n"], size=min(self.force_rows, 3 * d["n"]), replace=False)
+                    jac, err = self._rows(net, d, components)
+                    t0 = time.perf_counter()
+                    ekf.update(jac, err)
+                    update_seconds += time.perf_counter() - t0
+                    updates += 1
+            else:
+                for lo in range(0, len(idx), self.batch_size):
+                    batch = [train[i] for i in idx[lo : lo + self.batch_size]]
+                    adam.step([sum(self._gradient(net, d)[0] for d in batch) / len(batch)])
+            score = self._score(net, valid or train)
+            history.append(score)
+            if score < best:
+                best, best_theta = score, net.theta.copy()
+        net.theta[...] = best_theta
+        self.net_ = net
+        self.training_ = {
+            "optimizer": self.optimizer,
+            "epochs": len(history),
+            "validation_loss": [float(h) for h in history],
+            "n_train": len(train),
+            "n_valid": n_valid,
+            "n_weights": int(net.n_params),
+        }
+        if updates:
+            self.training_["kalman_seconds_per_update"] = update_seconds / updates
+        logger.info("sann fit (%s): %d epochs, best validation loss %.4g", self.optimizer, len(history), best)
+
+    # ---------------------------------------------------------------- prediction
+    @property
+    def elements(self) -> list[str]:
+        check_is_fitted(self, "net_")
+        return list(self.element_list_)
+
+    def _arrays_metadata(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        weights, biases = self.net_.layers()
+        arrays = {
+            "masses": self.masses_,
+            "w_beta": self.w_beta_,
+            "e0": np.asarray(self.e0_, dtype=float),
+            "mean_e": self.mean_e_,
+            "scale_e": self.scale_e_,
+            "mean_f": self.mean_f_,
+            "scale_f": self.scale_f_,
+        }
+        for layer, (w, b) in enumerate(zip(weights, biases)):
+            arrays[f"net/W{layer}"] = np.ascontiguousarray(w)
+            arrays[f"net/b{layer}"] = np.ascontiguousarray(b)
+        params = self.get_params()
+        params.update(
+            exponents=list(self.exponents), xi=list(self.xi), hidden=list(self.hidden), z_eff=dict(self.z_eff) if self.z_eff else None
+        )
+        metadata = {
+            "elements": self.element_list_,
+            "atomic_numbers": self.atomic_numbers_,
+            "descriptor": {"r_cut": self.r_cut, "exponents": list(self.exponents), "l_max": self.l_max, "xi": list(self.xi)},
+            "layers": len(weights),
+            "e_scale": self.e_scale_,
+            "hyperparameters": params,
+            "training": self.training_,
+        }
+        return arrays, metadata
+
+    def _build_predictor(self) -> None:
+        arrays, metadata = self._arrays_metadata()
+        self._compiled = _kernels.SannModel.from_bytes(modelfile.to_bytes(kind=KIND, arrays=arrays, metadata=metadata), "sann model")
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state.pop("_compiled", None)
+        return state
+
+    def predict(self, atoms: Atoms) -> dict[str, Any]:
+        """Energy (eV), per-atom energies (eV) and the decoupled forces (eV/Angstrom)."""
+        check_is_fitted(self, "net_")
+        label = atoms.info.get("source_file", "structure")
+        species = species_indices(atoms, self.element_list_, label=label)
+        if getattr(self, "_compiled", None) is None:
+            self._build_predictor()
+        cell = (np.array(atoms.cell[:], dtype=float), tuple(bool(p) for p in atoms.pbc)) if atoms.pbc.any() else (None, None)
+        out = self._compiled.compute(atoms.positions, species, *cell)
+        return {"energy": out["energy"], "free_energy": out["energy"], "energies": out["energies"], "forces": out["forces"]}
+
+    # -------------------------------------------------------------- model file
+    def save(self, path: str | os.PathLike) -> None:
+        check_is_fitted(self, "net_")
+        arrays, metadata = self._arrays_metadata()
+        modelfile.save(path, kind=KIND, arrays=arrays, metadata=metadata)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> SANNModel:
+        return cls.from_modelfile(modelfile.load(path, kind=KIND))
+
+    @classmethod
+    def from_modelfile(cls, mf: modelfile.ModelFile) -> SANNModel:
+        meta = mf.metadata
+        try:
+            model = cls(**meta["hyperparameters"])
+            model.element_list_ = list(meta["elements"])
+            model.atomic_numbers_ = [int(z) for z in meta["atomic_numbers"]]
+            model.e_scale_ = float(meta["e_scale"])
+            model.training_ = meta["training"]
+            for name in ("masses", "w_beta", "e0", "mean_e", "scale_e", "mean_f", "scale_f"):
+                setattr(model, f"{name}_", mf.array(name))
+            net = SannNetwork(len(model.mean_e_), model.hidden, np.random.default_rng(0))
+            net.theta[...] = np.concatenate([mf.array(f"net/{k}{layer}").ravel() for layer in range(3) for k in ("W", "b")])
+            model.net_ = net
+            model._build_predictor()
+        except KeyError as exc:
+            raise modelfile.ModelFileError(f"{mf.path}: field {exc} is missing from the sann model") from None
+        except (TypeError, ValueError) as exc:
+            if isinstance(exc, modelfile.ModelFileError):
+                raise
+            raise modelfile.ModelFileError(f"{mf.path}: inconsistent sann model: {exc}") from None
+        return model
