@@ -19,7 +19,6 @@ Model file (kind ``"dart"``): metadata ``elements``, ``atomic_numbers``, ``shell
 from __future__ import annotations
 
 import logging
-import os
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -29,12 +28,12 @@ import scipy.sparse
 from ase import Atoms
 from ase.data import atomic_numbers as _Z
 from sklearn.base import BaseEstimator
-from sklearn.utils.validation import check_is_fitted
 from tqdm.auto import tqdm
 
 from .. import _kernels, modelfile
 from ..adam import Adam
 from ..data import dataset_hash, frame_label, get_energy, species_indices, validate_frames
+from ..network_kind import NetworkModelFile
 from .network import Mlp
 
 logger = logging.getLogger(__name__)
@@ -69,7 +68,7 @@ def shells_from_rdf(frames: Sequence[Atoms], *, bin_width: float = 0.05) -> tupl
     return r_j, r_k
 
 
-class DARTModel(BaseEstimator):
+class DARTModel(NetworkModelFile, BaseEstimator):
     """DART energy model on topological atomic descriptors (energies only; eV).
 
     Parameters
@@ -103,6 +102,8 @@ class DARTModel(BaseEstimator):
     kind = KIND
     implemented_properties = ("energy", "free_energy", "energies", "forces")
     provides_uncertainty = False
+    _COMPILED = _kernels.DartModel
+    _FITTED = "nets_"
 
     def __init__(
         self,
@@ -269,92 +270,43 @@ class DARTModel(BaseEstimator):
         logger.info("dart fit: %d epochs, best validation MAE %.4f eV per frame (%d frames)", len(history), best, n_valid)
 
     # ---------------------------------------------------------------- prediction
-    @property
-    def elements(self) -> list[str]:
-        """Chemical symbols the model knows, in species order (sorted by atomic number)."""
-        check_is_fitted(self, "nets_")
-        return list(self.element_list_)
+    def predict(self, atoms: Atoms) -> dict[str, Any]:
+        """Energy (eV), per-atom energies (eV) and forces (eV/Angstrom) of a free cluster."""
+        compiled = self._predictor()
+        label = atoms.info.get("source_file", "structure")
+        if atoms.pbc.any():
+            raise ValueError(f"{label}: dart models free clusters (its L shell holds every other atom); this structure is periodic")
+        out = compiled.compute(atoms.positions, species_indices(atoms, self.element_list_, label=label))
+        return {"energy": out["energy"], "free_energy": out["energy"], "energies": out["energies"], "forces": out["forces"]}
 
+    # -------------------------------------------------------------- model file
     def _arrays_metadata(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-        arrays = {"e0": np.asarray(self.e0_, dtype=float), "tad_mean": self.tad_mean_, "tad_scale": self.tad_scale_}
+        arrays = {"tad_mean": self.tad_mean_, "tad_scale": self.tad_scale_}
         for name in NETS:
             for layer, (w, b) in enumerate(zip(self.nets_[name]["W"], self.nets_[name]["b"])):
                 arrays[f"nets/{name}/W{layer}"] = w
                 arrays[f"nets/{name}/b{layer}"] = b
         metadata = {
-            "elements": self.element_list_,
-            "atomic_numbers": self.atomic_numbers_,
             "shells": {"r_J": self.shells_[0], "r_K": self.shells_[1], "width": self.width},
             "layers": {name: len(self.nets_[name]["W"]) for name in NETS},
-            "e_scale": self.e_scale_,
             "hyperparameters": {
                 **self.get_params(),
                 "atom_hidden": list(self.atom_hidden),
                 "interaction_hidden": list(self.interaction_hidden),
             },
-            "training": self.training_,
         }
         return arrays, metadata
 
-    def _build_predictor(self) -> None:
-        arrays, metadata = self._arrays_metadata()
-        self._compiled = _kernels.DartModel.from_bytes(modelfile.to_bytes(kind=KIND, arrays=arrays, metadata=metadata), "dart model")
-
-    def __getstate__(self) -> dict[str, Any]:
-        state = self.__dict__.copy()
-        state.pop("_compiled", None)  # compiled objects do not pickle; rebuilt on demand
-        return state
-
-    def predict(self, atoms: Atoms) -> dict[str, Any]:
-        """Energy (eV), per-atom energies (eV) and forces (eV/Angstrom) of a free cluster."""
-        check_is_fitted(self, "nets_")
-        label = atoms.info.get("source_file", "structure")
-        if atoms.pbc.any():
-            raise ValueError(f"{label}: dart models free clusters (its L shell holds every other atom); this structure is periodic")
-        species = species_indices(atoms, self.element_list_, label=label)
-        if getattr(self, "_compiled", None) is None:
-            self._build_predictor()
-        out = self._compiled.compute(atoms.positions, species)
-        return {"energy": out["energy"], "free_energy": out["energy"], "energies": out["energies"], "forces": out["forces"]}
-
-    # -------------------------------------------------------------- model file
-    def save(self, path: str | os.PathLike) -> None:
-        """Write the model as a ``.cfm`` file of kind ``"dart"``."""
-        check_is_fitted(self, "nets_")
-        arrays, metadata = self._arrays_metadata()
-        modelfile.save(path, kind=KIND, arrays=arrays, metadata=metadata)
-
-    @classmethod
-    def load(cls, path: str | os.PathLike) -> DARTModel:
-        return cls.from_modelfile(modelfile.load(path, kind=KIND))
-
-    @classmethod
-    def from_modelfile(cls, mf: modelfile.ModelFile) -> DARTModel:
-        """A fitted model from a loaded model file of kind ``"dart"``."""
+    def _restore(self, mf: modelfile.ModelFile) -> None:
         meta = mf.metadata
-        try:
-            model = cls(**meta["hyperparameters"])
-            model.element_list_ = list(meta["elements"])
-            model.atomic_numbers_ = [int(z) for z in meta["atomic_numbers"]]
-            model.shells_ = (float(meta["shells"]["r_J"]), float(meta["shells"]["r_K"]))
-            model.e_scale_ = float(meta["e_scale"])
-            model.training_ = meta["training"]
-            n = len(model.element_list_)
-            model.e0_ = mf.array("e0", shape=(n,))
-            model.tad_mean_ = mf.array("tad_mean", shape=(4 * n,))
-            model.tad_scale_ = mf.array("tad_scale", shape=(4 * n,))
-            model.nets_ = {
-                name: {
-                    "W": [mf.array(f"nets/{name}/W{layer}") for layer in range(int(meta["layers"][name]))],
-                    "b": [mf.array(f"nets/{name}/b{layer}") for layer in range(int(meta["layers"][name]))],
-                }
-                for name in NETS
+        self.shells_ = (float(meta["shells"]["r_J"]), float(meta["shells"]["r_K"]))
+        n = len(self.element_list_)
+        self.tad_mean_ = mf.array("tad_mean", shape=(4 * n,))
+        self.tad_scale_ = mf.array("tad_scale", shape=(4 * n,))
+        self.nets_ = {
+            name: {
+                "W": [mf.array(f"nets/{name}/W{layer}") for layer in range(int(meta["layers"][name]))],
+                "b": [mf.array(f"nets/{name}/b{layer}") for layer in range(int(meta["layers"][name]))],
             }
-            model._build_predictor()
-        except KeyError as exc:
-            raise modelfile.ModelFileError(f"{mf.path}: field {exc} is missing from the dart model") from None
-        except (TypeError, ValueError) as exc:
-            if isinstance(exc, modelfile.ModelFileError):
-                raise
-            raise modelfile.ModelFileError(f"{mf.path}: inconsistent dart model: {exc}") from None
-        return model
+            for name in NETS
+        }

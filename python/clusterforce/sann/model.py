@@ -23,7 +23,6 @@ Model file (kind ``"sann"``): metadata ``elements``, ``atomic_numbers``, ``descr
 from __future__ import annotations
 
 import logging
-import os
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -33,12 +32,12 @@ from ase import Atoms
 from ase.data import atomic_masses
 from ase.data import atomic_numbers as _Z
 from sklearn.base import BaseEstimator
-from sklearn.utils.validation import check_is_fitted
 from tqdm.auto import tqdm
 
 from .. import _kernels, modelfile
 from ..adam import Adam
 from ..data import dataset_hash, frame_label, get_energy, get_forces, species_indices, validate_frames
+from ..network_kind import NetworkModelFile
 from .kalman import GlobalEKF
 from .network import SannNetwork
 
@@ -54,7 +53,7 @@ PAPER_EXPONENTS = (0.0028, 0.0040, 0.0110, 0.0280, 0.059)
 PAPER_XI = (0.005, 0.015, 0.0230, 0.038, 0.060, 0.090, 0.150, 0.260, 0.480)
 
 
-class SANNModel(BaseEstimator):
+class SANNModel(NetworkModelFile, BaseEstimator):
     """Single neural network for every species (energies in eV, forces in eV/Angstrom).
 
     Parameters
@@ -89,6 +88,8 @@ class SANNModel(BaseEstimator):
     kind = KIND
     implemented_properties = ("energy", "free_energy", "energies", "forces")
     provides_uncertainty = False
+    _COMPILED = _kernels.SannModel
+    _FITTED = "net_"
 
     def __init__(
         self,
@@ -283,22 +284,20 @@ class SANNModel(BaseEstimator):
         logger.info("sann fit (%s): %d epochs, best validation loss %.4g", self.optimizer, len(history), best)
 
     # ---------------------------------------------------------------- prediction
-    @property
-    def elements(self) -> list[str]:
-        check_is_fitted(self, "net_")
-        return list(self.element_list_)
+    def predict(self, atoms: Atoms) -> dict[str, Any]:
+        """Energy (eV), per-atom energies (eV) and the decoupled forces (eV/Angstrom)."""
+        compiled = self._predictor()
+        species = species_indices(atoms, self.element_list_, label=atoms.info.get("source_file", "structure"))
+        cell = (np.array(atoms.cell[:], dtype=float), tuple(bool(p) for p in atoms.pbc)) if atoms.pbc.any() else (None, None)
+        out = compiled.compute(atoms.positions, species, *cell)
+        return {"energy": out["energy"], "free_energy": out["energy"], "energies": out["energies"], "forces": out["forces"]}
+
+    # -------------------------------------------------------------- model file
+    _STATE = ("masses", "w_beta", "mean_e", "scale_e", "mean_f", "scale_f")
 
     def _arrays_metadata(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         weights, biases = self.net_.layers()
-        arrays = {
-            "masses": self.masses_,
-            "w_beta": self.w_beta_,
-            "e0": np.asarray(self.e0_, dtype=float),
-            "mean_e": self.mean_e_,
-            "scale_e": self.scale_e_,
-            "mean_f": self.mean_f_,
-            "scale_f": self.scale_f_,
-        }
+        arrays = {name: getattr(self, f"{name}_") for name in self._STATE}
         for layer, (w, b) in enumerate(zip(weights, biases)):
             arrays[f"net/W{layer}"] = np.ascontiguousarray(w)
             arrays[f"net/b{layer}"] = np.ascontiguousarray(b)
@@ -307,65 +306,15 @@ class SANNModel(BaseEstimator):
             exponents=list(self.exponents), xi=list(self.xi), hidden=list(self.hidden), z_eff=dict(self.z_eff) if self.z_eff else None
         )
         metadata = {
-            "elements": self.element_list_,
-            "atomic_numbers": self.atomic_numbers_,
             "descriptor": {"r_cut": self.r_cut, "exponents": list(self.exponents), "l_max": self.l_max, "xi": list(self.xi)},
             "layers": len(weights),
-            "e_scale": self.e_scale_,
             "hyperparameters": params,
-            "training": self.training_,
         }
         return arrays, metadata
 
-    def _build_predictor(self) -> None:
-        arrays, metadata = self._arrays_metadata()
-        self._compiled = _kernels.SannModel.from_bytes(modelfile.to_bytes(kind=KIND, arrays=arrays, metadata=metadata), "sann model")
-
-    def __getstate__(self) -> dict[str, Any]:
-        state = self.__dict__.copy()
-        state.pop("_compiled", None)
-        return state
-
-    def predict(self, atoms: Atoms) -> dict[str, Any]:
-        """Energy (eV), per-atom energies (eV) and the decoupled forces (eV/Angstrom)."""
-        check_is_fitted(self, "net_")
-        label = atoms.info.get("source_file", "structure")
-        species = species_indices(atoms, self.element_list_, label=label)
-        if getattr(self, "_compiled", None) is None:
-            self._build_predictor()
-        cell = (np.array(atoms.cell[:], dtype=float), tuple(bool(p) for p in atoms.pbc)) if atoms.pbc.any() else (None, None)
-        out = self._compiled.compute(atoms.positions, species, *cell)
-        return {"energy": out["energy"], "free_energy": out["energy"], "energies": out["energies"], "forces": out["forces"]}
-
-    # -------------------------------------------------------------- model file
-    def save(self, path: str | os.PathLike) -> None:
-        check_is_fitted(self, "net_")
-        arrays, metadata = self._arrays_metadata()
-        modelfile.save(path, kind=KIND, arrays=arrays, metadata=metadata)
-
-    @classmethod
-    def load(cls, path: str | os.PathLike) -> SANNModel:
-        return cls.from_modelfile(modelfile.load(path, kind=KIND))
-
-    @classmethod
-    def from_modelfile(cls, mf: modelfile.ModelFile) -> SANNModel:
-        meta = mf.metadata
-        try:
-            model = cls(**meta["hyperparameters"])
-            model.element_list_ = list(meta["elements"])
-            model.atomic_numbers_ = [int(z) for z in meta["atomic_numbers"]]
-            model.e_scale_ = float(meta["e_scale"])
-            model.training_ = meta["training"]
-            for name in ("masses", "w_beta", "e0", "mean_e", "scale_e", "mean_f", "scale_f"):
-                setattr(model, f"{name}_", mf.array(name))
-            net = SannNetwork(len(model.mean_e_), model.hidden, np.random.default_rng(0))
-            net.theta[...] = np.concatenate([mf.array(f"net/{k}{layer}").ravel() for layer in range(3) for k in ("W", "b")])
-            model.net_ = net
-            model._build_predictor()
-        except KeyError as exc:
-            raise modelfile.ModelFileError(f"{mf.path}: field {exc} is missing from the sann model") from None
-        except (TypeError, ValueError) as exc:
-            if isinstance(exc, modelfile.ModelFileError):
-                raise
-            raise modelfile.ModelFileError(f"{mf.path}: inconsistent sann model: {exc}") from None
-        return model
+    def _restore(self, mf: modelfile.ModelFile) -> None:
+        for name in self._STATE:
+            setattr(self, f"{name}_", mf.array(name))
+        net = SannNetwork(len(self.mean_e_), self.hidden, np.random.default_rng(0))
+        net.theta[...] = np.concatenate([mf.array(f"net/{k}{layer}").ravel() for layer in range(3) for k in ("W", "b")])
+        self.net_ = net
