@@ -23,7 +23,7 @@ RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def run_nve(model: str, atoms, steps: int, timestep_fs: float, temperature: float, seed: int = 12345) -> np.ndarray:
-    """Total energy (eV) at every step of a LAMMPS NVE run of ``atoms`` (free cluster)."""
+    """Total energy (eV) at every step of a LAMMPS NVE run of ``atoms`` (free cluster, any elements)."""
     import lammps
     from mpi4py import MPI  # noqa: F401  (LAMMPS needs MPI initialised first)
 
@@ -31,14 +31,21 @@ def run_nve(model: str, atoms, steps: int, timestep_fs: float, temperature: floa
         out = Path(tmp) / "etot.dat"
         lmp = lammps.lammps(cmdargs=["-log", "none", "-screen", "none", "-nocite"])
         centre = atoms.positions.mean(axis=0)
-        lines = ["units metal", "atom_style atomic", "boundary f f f", "region box block -40 40 -40 40 -40 40", "create_box 1 box"]
-        for x in atoms.positions - centre:
-            lines.append(f"create_atoms 1 single {x[0]:.12f} {x[1]:.12f} {x[2]:.12f} units box")
-        symbol = atoms.get_chemical_symbols()[0]
+        elements = sorted(set(atoms.get_chemical_symbols()), key=lambda e: atoms.numbers[atoms.get_chemical_symbols().index(e)])
+        lines = [
+            "units metal",
+            "atom_style atomic",
+            "boundary f f f",
+            "region box block -40 40 -40 40 -40 40",
+            f"create_box {len(elements)} box",
+        ]
+        for symbol, x in zip(atoms.get_chemical_symbols(), atoms.positions - centre):
+            lines.append(f"create_atoms {elements.index(symbol) + 1} single {x[0]:.12f} {x[1]:.12f} {x[2]:.12f} units box")
+        masses = {s: m for s, m in zip(atoms.get_chemical_symbols(), atoms.get_masses())}
+        lines += [f"mass {t + 1} {masses[e]}" for t, e in enumerate(elements)]
         lines += [
-            f"mass 1 {atoms.get_masses()[0]}",
             f"pair_style clusterforce {model}",
-            f"pair_coeff * * {symbol}",
+            f"pair_coeff * * {' '.join(elements)}",
             f"velocity all create {temperature} {seed} mom yes rot yes dist gaussian",
             f"timestep {timestep_fs / 1000.0}",
             "fix integrate all nve",
@@ -55,6 +62,16 @@ def run_nve(model: str, atoms, steps: int, timestep_fs: float, temperature: floa
         return np.loadtxt(out)[:, 1]
 
 
+def conservation(etot: np.ndarray, n_atoms: int, timestep_fs: float) -> dict[str, float]:
+    """Linear drift (meV/atom/ps), largest step-to-step jump and RMS fluctuation (meV/atom) of a total-energy trace (eV)."""
+    t_ps = np.arange(len(etot)) * timestep_fs / 1000.0
+    return {
+        "drift_meV_per_atom_per_ps": 1000 * float(np.polyfit(t_ps, etot, 1)[0]) / n_atoms,
+        "max_jump_meV_per_atom": 1000 * float(np.abs(np.diff(etot)).max()) / n_atoms,
+        "rms_fluctuation_meV_per_atom": 1000 * float(etot.std()) / n_atoms,
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("model")
@@ -66,19 +83,14 @@ def main() -> None:
     frames = [a for a in datasets.load("na") if len(a) == 55]
     start = min(frames, key=lambda a: a.get_potential_energy())
     etot = run_nve(args.model, start, args.steps, args.timestep, args.temperature)
-    n = len(start)
-    t_ps = np.arange(len(etot)) * args.timestep / 1000.0
-    slope = np.polyfit(t_ps, etot, 1)[0]
     result = {
         "model": args.model,
-        "atoms": n,
+        "atoms": len(start),
         "steps": args.steps,
         "timestep_fs": args.timestep,
         "temperature_K": args.temperature,
-        "drift_meV_per_atom_per_ps": 1000 * slope / n,
-        "max_jump_meV_per_atom": 1000 * float(np.abs(np.diff(etot)).max()) / n,
-        "rms_fluctuation_meV_per_atom": 1000 * float(etot.std()) / n,
     }
+    result.update(conservation(etot, len(start), args.timestep))
     print(json.dumps(result, indent=2))
     Path(args.output).parent.mkdir(parents=True, exist_ok=True)
     Path(args.output).write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
