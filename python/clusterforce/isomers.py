@@ -22,6 +22,8 @@ from scipy.optimize import linear_sum_assignment, minimize
 from scipy.spatial.transform import Rotation
 from threadpoolctl import threadpool_limits
 
+from .symmetry import point_group
+
 log = logging.getLogger(__name__)
 
 
@@ -161,8 +163,8 @@ class MinimaStore:
         return self.minima[0] if self.minima else None
 
     def write_db(self, path: str | Path, *, reference: str = "", reoptimized: Sequence[Reoptimized] = ()) -> None:
-        """Write every minimum to the ASE database ``path`` (energy, found_by, step, hits, rank), with
-        the reference energy and the move of its re-optimisation where there is one."""
+        """Write every minimum to the ASE database ``path`` (energy, found_by, step, hits, rank, point
+        group), with the reference energy and the move of its re-optimisation where there is one."""
         from ase.db import connect
 
         extra = {
@@ -173,7 +175,16 @@ class MinimaStore:
             for rank, m in enumerate(self.minima):
                 atoms = m.atoms.copy()
                 atoms.calc = SinglePointCalculator(atoms, energy=m.energy)
-                db.write(atoms, found_by=m.found_by, step=m.step, hits=m.hits, rank=rank, reference=reference, **extra.get(rank, {}))
+                db.write(
+                    atoms,
+                    found_by=m.found_by,
+                    step=m.step,
+                    hits=m.hits,
+                    rank=rank,
+                    reference=reference,
+                    point_group=point_group(m.atoms),
+                    **extra.get(rank, {}),
+                )
 
 
 @dataclass

@@ -136,6 +136,7 @@ def test_search_command_writes_db_and_json(tmp_path):
 
     rows = list(connect(str(db)).select())
     assert len(rows) == summary["n_minima"] and min(r.energy for r in rows) == pytest.approx(LJ13, abs=1e-5)
+    assert min(rows, key=lambda r: r.energy).point_group == "Ih"  # the LJ13 icosahedron
 
 
 def test_screen_command_relaxes_representatives_to_distinct_minima(tmp_path):
