@@ -76,7 +76,8 @@ def run(args: argparse.Namespace) -> int:
         raise SystemExit("clusterforce learn: give start structures: --start FILE, or --system NAME --n SIZES")
     init = read_frames(args.init)
     record = kinds.get(args.kind)
-    quiet = argparse.Namespace(**{**vars(args), "quiet": True})
+    # The loop updates the weights (partial_fit), which would drop spline tables: map once, at the end.
+    quiet = argparse.Namespace(**{**vars(args), "quiet": True, "map": False})
 
     def fit(frames):
         return record.train(frames, quiet)
@@ -91,6 +92,10 @@ def run(args: argparse.Namespace) -> int:
         args.kind, fit, init, lambda atoms: resolve(args.reference, atoms), starts, settings, workdir, progress=not args.quiet
     )
     model, _ = learner.run()
+    if args.kind == "gap" and getattr(args, "map", False) and any(t.kind != "soap" for t in model.terms):
+        from ..gap.mapping import map_model
+
+        map_model(model)
     model.save(args.output)
     report = summary(workdir)
     (workdir / "summary.json").write_text(json.dumps(report, indent=1) + "\n")
