@@ -13,10 +13,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+from scipy.special import expit
 
 
 def _sigmoid(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    s = 1.0 / (1.0 + np.exp(-x))
+    s = expit(x)
     d1 = s * (1.0 - s)
     return s, d1, d1 * (1.0 - 2.0 * s)
 
