@@ -19,12 +19,13 @@ with a :class:`ModelFileError` that names the file and the field.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import struct
 import zlib
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -202,6 +203,19 @@ class ModelFile:
             want = tuple("*" if s is None else s for s in shape)
             raise ModelFileError(f"{self.path}: field '{name}' has shape {value.shape}, expected {want}")
         return value
+
+    @contextlib.contextmanager
+    def reading(self) -> Iterator[None]:
+        """Context for building a model from this file: a missing metadata key (KeyError) or an
+        inconsistent value (TypeError, ValueError) becomes one ModelFileError naming the file."""
+        try:
+            yield
+        except KeyError as exc:
+            raise ModelFileError(f"{self.path}: field {exc} is missing from the {self.kind} model") from None
+        except (TypeError, ValueError) as exc:
+            if isinstance(exc, ModelFileError):
+                raise
+            raise ModelFileError(f"{self.path}: inconsistent {self.kind} model: {exc}") from None
 
 
 def load(path: str | os.PathLike, *, kind: str | None = None) -> ModelFile:

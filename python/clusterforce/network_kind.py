@@ -9,25 +9,62 @@ LAMMPS run one path, and is dropped when pickling (compiled objects do not pickl
 
 from __future__ import annotations
 
+import abc
 import os
+import time
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+from ase import Atoms
+from ase.data import atomic_numbers as _Z
 from sklearn.utils.validation import check_is_fitted
 
 from . import modelfile
+from .data import dataset_hash, frame_label, get_energy, species_indices
 
 
-class NetworkModelFile:
+class NetworkModelFile(abc.ABC):
     kind: str
     _COMPILED: Any
     _FITTED: str
 
+    @abc.abstractmethod
     def _arrays_metadata(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-        raise NotImplementedError
+        """The kind's own arrays and metadata (``hyperparameters`` among them)."""
 
+    @abc.abstractmethod
     def _restore(self, mf: modelfile.ModelFile) -> None:
-        raise NotImplementedError
+        """Set the kind's own learned attributes from a loaded file."""
+
+    # ------------------------------------------------------------ shared fitting steps
+    def _index_species(self, frames: Sequence[Atoms]) -> list[np.ndarray]:
+        """Set ``element_list_`` (sorted by atomic number) and ``atomic_numbers_``; return every
+        frame's species indices."""
+        self.element_list_ = sorted({s for a in frames for s in a.get_chemical_symbols()}, key=lambda s: _Z[s])
+        self.atomic_numbers_ = [_Z[s] for s in self.element_list_]
+        return [species_indices(a, self.element_list_, label=frame_label(a, i)) for i, a in enumerate(frames)]
+
+    def _fit_isolated_energies(self, frames: Sequence[Atoms], species: Sequence[np.ndarray], *, spread: float = 1.0) -> np.ndarray:
+        """Per-species energies ``e0_`` (eV) by least squares on the compositions, and the network's
+        output scale ``e_scale_`` = ``spread`` x the spread of the per-atom remainder (at least
+        1 meV); returns each frame's remainder (eV), what the network fits."""
+        composition = np.array([np.bincount(s, minlength=len(self.element_list_)) for s in species], dtype=float)
+        energy = np.array([get_energy(a) for a in frames])
+        self.e0_ = np.linalg.lstsq(composition, energy, rcond=None)[0]
+        residual = energy - composition @ self.e0_
+        self.e_scale_ = float(max(np.std(residual / composition.sum(axis=1)) * spread, 1e-3))
+        return residual
+
+    def _finish_fit(self, frames: Sequence[Atoms], start: float) -> None:
+        """Record the data and the fit time in ``training_`` and build the compiled predictor."""
+        self.training_ = {
+            **self.training_,
+            "data_hash": dataset_hash(frames),
+            "n_frames": len(frames),
+            "fit_seconds": time.perf_counter() - start,
+        }
+        self._build_predictor()
 
     @property
     def elements(self) -> list[str]:
@@ -76,7 +113,7 @@ class NetworkModelFile:
     def from_modelfile(cls, mf: modelfile.ModelFile):
         """A fitted model from a loaded model file of this kind; ModelFileError naming the file otherwise."""
         meta = mf.metadata
-        try:
+        with mf.reading():
             model = cls(**meta["hyperparameters"])
             model.element_list_ = list(meta["elements"])
             model.atomic_numbers_ = [int(z) for z in meta["atomic_numbers"]]
@@ -85,10 +122,4 @@ class NetworkModelFile:
             model.e0_ = mf.array("e0", shape=(len(model.element_list_),))
             model._restore(mf)
             model._build_predictor()
-        except KeyError as exc:
-            raise modelfile.ModelFileError(f"{mf.path}: field {exc} is missing from the {cls.kind} model") from None
-        except (TypeError, ValueError) as exc:
-            if isinstance(exc, modelfile.ModelFileError):
-                raise
-            raise modelfile.ModelFileError(f"{mf.path}: inconsistent {cls.kind} model: {exc}") from None
         return model

@@ -26,13 +26,12 @@ from typing import Any
 import numpy as np
 import scipy.sparse
 from ase import Atoms
-from ase.data import atomic_numbers as _Z
 from sklearn.base import BaseEstimator
 from tqdm.auto import tqdm
 
 from .. import _kernels, modelfile
 from ..adam import Adam
-from ..data import dataset_hash, frame_label, get_energy, species_indices, validate_frames
+from ..data import frame_label, species_indices, validate_frames
 from ..network_kind import NetworkModelFile
 from .network import Mlp
 
@@ -149,8 +148,7 @@ class DARTModel(NetworkModelFile, BaseEstimator):
                 raise ValueError(f"{frame_label(a, i)}: dart models free clusters; this frame is periodic")
         if len(frames) < 2:
             raise ValueError("dart needs at least 2 frames with energies")
-        self.element_list_ = sorted({s for a in frames for s in a.get_chemical_symbols()}, key=lambda s: _Z[s])
-        self.atomic_numbers_ = [_Z[s] for s in self.element_list_]
+        species = self._index_species(frames)
         if self.r_J is None or self.r_K is None:
             r_j, r_k = shells_from_rdf(frames)
             self.shells_ = (self.r_J or r_j, self.r_K or r_k)
@@ -158,26 +156,15 @@ class DARTModel(NetworkModelFile, BaseEstimator):
         else:
             self.shells_ = (float(self.r_J), float(self.r_K))
         n_species = len(self.element_list_)
-        species = [species_indices(a, self.element_list_, label=frame_label(a, i)) for i, a in enumerate(frames)]
         x = [_kernels.tad(a.positions, s, n_species, *self.shells_, self.width) for a, s in zip(frames, species)]
         stacked = np.concatenate(x)
         self.tad_mean_ = stacked.mean(axis=0)
         std = stacked.std(axis=0)
         self.tad_scale_ = np.where(std > 1e-8, std, 1.0)
-        composition = np.array([np.bincount(s, minlength=n_species) for s in species], dtype=float)
-        energy = np.array([get_energy(a) for a in frames])
-        self.e0_ = np.linalg.lstsq(composition, energy, rcond=None)[0]
-        residual = energy - composition @ self.e0_
-        self.e_scale_ = float(max(np.std(residual / composition.sum(axis=1)), 1e-3))
+        residual = self._fit_isolated_energies(frames, species)
         data = [self._frame_data(a, s, xi) for a, s, xi in zip(frames, species, x)]
         self._train(data, residual)
-        self.training_ = {
-            **self.training_,
-            "data_hash": dataset_hash(frames),
-            "n_frames": len(frames),
-            "fit_seconds": time.perf_counter() - start,
-        }
-        self._build_predictor()
+        self._finish_fit(frames, start)
         return self
 
     def _frame_data(self, atoms: Atoms, species: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:

@@ -422,7 +422,7 @@ class DMLModel(BaseEstimator):
     def from_modelfile(cls, mf: modelfile.ModelFile) -> DMLModel:
         """Build a fitted model from an already loaded model file of kind ``"dml"``."""
         meta = mf.metadata
-        try:
+        with mf.reading():
             descriptor = SoapDescriptor.from_params(meta["descriptor"])
             model = cls(**{**meta["hyperparameters"], **descriptor.soap_params.to_dict()})
             model.descriptor_ = descriptor
@@ -452,12 +452,6 @@ class DMLModel(BaseEstimator):
                     norm_index,
                     direction_index,
                 )
-        except KeyError as exc:
-            raise modelfile.ModelFileError(f"{mf.path}: field {exc} is missing from the dml model") from None
-        except (TypeError, ValueError) as exc:
-            if isinstance(exc, modelfile.ModelFileError):
-                raise
-            raise modelfile.ModelFileError(f"{mf.path}: inconsistent dml model: {exc}") from None
         return model
 
 

@@ -415,7 +415,7 @@ class GAPModel(BaseEstimator):
     def from_modelfile(cls, mf: modelfile.ModelFile) -> GAPModel:
         """Build a fitted model from an already loaded model file of kind ``"gap"``."""
         meta = mf.metadata
-        try:
+        with mf.reading():
             terms = [term_from_dict(t) for t in meta["terms"]]
             model = cls(terms=terms, **meta["hyperparameters"])
             model.atomic_numbers_ = [int(z) for z in meta["atomic_numbers"]]
@@ -442,10 +442,4 @@ class GAPModel(BaseEstimator):
                 names = ("knots_r", "coefficients") + (("knots_cos",) if f"maps/{i}/knots_cos" in mf.arrays else ())
                 model.maps_[i] = {name: mf.array(f"maps/{i}/{name}") for name in names}
             model._build_predictor()
-        except KeyError as exc:
-            raise modelfile.ModelFileError(f"{mf.path}: field {exc} is missing from the gap model") from None
-        except (TypeError, ValueError) as exc:
-            if isinstance(exc, modelfile.ModelFileError):
-                raise
-            raise modelfile.ModelFileError(f"{mf.path}: inconsistent gap model: {exc}") from None
         return model

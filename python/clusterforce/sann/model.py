@@ -30,13 +30,12 @@ from typing import Any
 import numpy as np
 from ase import Atoms
 from ase.data import atomic_masses
-from ase.data import atomic_numbers as _Z
 from sklearn.base import BaseEstimator
 from tqdm.auto import tqdm
 
 from .. import _kernels, modelfile
 from ..adam import Adam
-from ..data import dataset_hash, frame_label, get_energy, get_forces, species_indices, validate_frames
+from ..data import get_forces, species_indices, validate_frames
 from ..network_kind import NetworkModelFile
 from .kalman import GlobalEKF
 from .network import SannNetwork
@@ -155,11 +154,9 @@ class SANNModel(NetworkModelFile, BaseEstimator):
         validate_frames(frames, need_energy=True, need_forces=True, hint="sann fits energies and forces together")
         if self.optimizer not in ("kalman", "adam"):
             raise ValueError(f"sann: optimizer must be 'kalman' or 'adam', got {self.optimizer!r}")
-        self.element_list_ = sorted({s for a in frames for s in a.get_chemical_symbols()}, key=lambda s: _Z[s])
-        self.atomic_numbers_ = [_Z[s] for s in self.element_list_]
+        species = self._index_species(frames)
         self.masses_ = np.array([atomic_masses[z] for z in self.atomic_numbers_])
         self.w_beta_ = self._w_beta()
-        species = [species_indices(a, self.element_list_, label=frame_label(a, i)) for i, a in enumerate(frames)]
         raw = [
             self._descriptors(a, s)
             for a, s in tqdm(list(zip(frames, species)), desc="sann descriptors", disable=not self.progress, leave=False)
@@ -167,12 +164,7 @@ class SANNModel(NetworkModelFile, BaseEstimator):
         qe, qf = np.concatenate([d["energy"] for d in raw]), np.concatenate([d["force"] for d in raw])
         self.mean_e_, self.scale_e_ = qe.mean(axis=0), np.maximum(qe.std(axis=0), 1e-8)
         self.mean_f_, self.scale_f_ = qf.mean(axis=0), np.maximum(qf.std(axis=0), 1e-8)
-        n_species = len(self.element_list_)
-        composition = np.array([np.bincount(s, minlength=n_species) for s in species], dtype=float)
-        energy = np.array([get_energy(a) for a in frames])
-        self.e0_ = np.linalg.lstsq(composition, energy, rcond=None)[0]
-        residual = energy - composition @ self.e0_
-        self.e_scale_ = float(max(np.std(residual / composition.sum(axis=1)) * 5.0, 1e-3))
+        residual = self._fit_isolated_energies(frames, species, spread=5.0)
         data = []
         for a, s, d, e in zip(frames, species, raw, residual):
             n = len(a)
@@ -188,13 +180,7 @@ class SANNModel(NetworkModelFile, BaseEstimator):
                 }
             )
         self._train(data)
-        self.training_ = {
-            **self.training_,
-            "data_hash": dataset_hash(frames),
-            "n_frames": len(frames),
-            "fit_seconds": time.perf_counter() - start,
-        }
-        self._build_predictor()
+        self._finish_fit(frames, start)
         return self
 
     def _predict_scaled(self, net: SannNetwork, d: dict) -> tuple[float, np.ndarray]:
