@@ -65,29 +65,57 @@ inline int tad_size(int n_species) {
   return 4 * n_species;
 }
 
-/// TAD of every atom (n x 4S, row-major) of a free cluster.
-inline std::vector<double> tad(const TadShells& shells, const double* positions, const int* species, int n,
-                               int n_species) {
+/// Shell memberships of every ordered pair (i, j) of a free cluster: a and da/dr (n x n x 3, zero
+/// on the diagonal) and the unit vector from i to j (n x n x 3).
+struct PairShells {
+  std::vector<double> a, da, unit;
+};
+
+inline PairShells pair_shells(const TadShells& shells, const double* positions, int n) {
   shells.validate();
+  const std::size_t nn = static_cast<std::size_t>(n);
+  PairShells p{std::vector<double>(nn * nn * 3, 0.0), std::vector<double>(nn * nn * 3, 0.0),
+               std::vector<double>(nn * nn * 3, 0.0)};
+  for (int i = 0; i < n; ++i) {
+    for (int j = 0; j < n; ++j) {
+      if (j == i) continue;
+      double dv[3], r2 = 0.0;
+      for (int c = 0; c < 3; ++c) {
+        dv[c] = positions[3 * j + c] - positions[3 * i + c];
+        r2 += dv[c] * dv[c];
+      }
+      if (r2 == 0.0)
+        throw std::invalid_argument("atoms " + std::to_string(i) + " and " + std::to_string(j) + " coincide");
+      const double r = std::sqrt(r2);
+      const std::size_t k = (static_cast<std::size_t>(i) * nn + j) * 3;
+      shells.membership(r, p.a.data() + k, p.da.data() + k);
+      for (int c = 0; c < 3; ++c) p.unit[k + c] = dv[c] / r;
+    }
+  }
+  return p;
+}
+
+/// TAD of every atom (n x 4S, row-major) from the pair memberships.
+inline std::vector<double> tad(const PairShells& pairs, const int* species, int n, int n_species) {
   const int d = tad_size(n_species);
-  std::vector<double> x(static_cast<std::size_t>(n) * d, 0.0);
+  const std::size_t nn = static_cast<std::size_t>(n);
+  std::vector<double> x(nn * d, 0.0);
   for (int i = 0; i < n; ++i) {
     if (species[i] < 0 || species[i] >= n_species)
       throw std::out_of_range("atom " + std::to_string(i) + ": species index out of range");
     x[static_cast<std::size_t>(i) * d + 3 * n_species + species[i]] = 1.0;
-    for (int j = 0; j < n; ++j) {
-      if (j == i) continue;
-      double r2 = 0.0;
-      for (int c = 0; c < 3; ++c)
-        r2 += (positions[3 * j + c] - positions[3 * i + c]) * (positions[3 * j + c] - positions[3 * i + c]);
-      if (r2 == 0.0)
-        throw std::invalid_argument("atoms " + std::to_string(i) + " and " + std::to_string(j) + " coincide");
-      double a[3], da[3];
-      shells.membership(std::sqrt(r2), a, da);
-      for (int s = 0; s < 3; ++s) x[static_cast<std::size_t>(i) * d + s * n_species + species[j]] += a[s];
-    }
+    for (int j = 0; j < n; ++j)
+      for (int s = 0; s < 3; ++s)
+        x[static_cast<std::size_t>(i) * d + s * n_species + species[j]] +=
+            pairs.a[(static_cast<std::size_t>(i) * nn + j) * 3 + s];
   }
   return x;
+}
+
+/// TAD of every atom (n x 4S, row-major) of a free cluster.
+inline std::vector<double> tad(const TadShells& shells, const double* positions, const int* species, int n,
+                               int n_species) {
+  return tad(pair_shells(shells, positions, n), species, n, n_species);
 }
 
 struct DartResult {
@@ -133,23 +161,11 @@ class DartModel {
   DartResult compute(const double* positions, const int* species, int n) const {
     const int d = tad_size(n_species_), width = nets_[0].n_out();
     const std::size_t nn = static_cast<std::size_t>(n);
-    // Pair distances and memberships (i, j ordered).
-    std::vector<double> a(nn * nn * 3, 0.0), da(nn * nn * 3, 0.0), unit(nn * nn * 3, 0.0);
-    for (int i = 0; i < n; ++i) {
-      for (int j = 0; j < n; ++j) {
-        if (j == i) continue;
-        double dv[3], r2 = 0.0;
-        for (int c = 0; c < 3; ++c) {
-          dv[c] = positions[3 * j + c] - positions[3 * i + c];
-          r2 += dv[c] * dv[c];
-        }
-        const double r = std::sqrt(r2);
-        const std::size_t p = (static_cast<std::size_t>(i) * nn + j) * 3;
-        shells_.membership(r, a.data() + p, da.data() + p);
-        for (int c = 0; c < 3; ++c) unit[p + c] = dv[c] / r;
-      }
-    }
-    const std::vector<double> x = tad(shells_, positions, species, n, n_species_);
+    const PairShells pairs = pair_shells(shells_, positions, n);
+    const std::vector<double>& a = pairs.a;
+    const std::vector<double>& da = pairs.da;
+    const std::vector<double>& unit = pairs.unit;
+    const std::vector<double> x = tad(pairs, species, n, n_species_);
     std::vector<double> z(x.size());
     for (std::size_t k = 0; k < x.size(); ++k) z[k] = (x[k] - mean_[k % d]) / scale_[k % d];
     // Atom networks: h[k][j] = MLP_k(z_j), k = f, J, K, L.
