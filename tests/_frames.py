@@ -1,4 +1,4 @@
-"""Small reference data made on the fly for the dml tests (no /work/shared, seconds to make)."""
+"""Small reference data made on the fly for the tests (no /work/shared, seconds to make)."""
 
 from __future__ import annotations
 
@@ -29,6 +29,18 @@ def emt_frames(n_frames: int, *, seed: int = 0, rattle: float = 0.15) -> list[At
         atoms.positions += rng.normal(scale=rattle, size=atoms.positions.shape)
         frames.append(_label(atoms, EMT()))
     return frames
+
+
+def rattled_icosahedron(
+    seed: int, element: str, *, shells: int = 2, substitute: dict[int, tuple[int, ...]] | None = None, amplitude: float = 0.1
+) -> Atoms:
+    """An icosahedron of ``element`` with atomic number Z put at each index of ``substitute[Z]``,
+    every atom displaced by N(0, amplitude) Angstrom from ``default_rng(seed)``; no calculator."""
+    atoms = Icosahedron(element, shells)
+    for z, indices in (substitute or {}).items():
+        atoms.numbers[list(indices)] = z
+    atoms.positions += np.random.default_rng(seed).normal(0.0, amplitude, atoms.positions.shape)
+    return atoms
 
 
 def ring_frames(n_units: int, n_frames: int, *, seed: int = 0, rattle: float = 0.05) -> list[Atoms]:

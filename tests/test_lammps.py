@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from _frames import rattled_icosahedron
 from ase import Atoms
 from ase.build import bulk
 from ase.calculators.emt import EMT
@@ -42,10 +43,7 @@ CUTOFF = 4.5  # 2b r_cut; SOAP reaches r_cut + 3.72 sigma = 4.49
 
 
 def rattled_cluster(seed: int, amplitude: float = 0.1) -> Atoms:
-    atoms = Icosahedron("Cu", 2)
-    atoms.numbers[[1, 5, 9]] = 47
-    atoms.positions += np.random.default_rng(seed).normal(0.0, amplitude, atoms.positions.shape)
-    return atoms
+    return rattled_icosahedron(seed, "Cu", substitute={47: (1, 5, 9)}, amplitude=amplitude)
 
 
 @pytest.fixture(scope="module")

@@ -8,9 +8,9 @@ import json
 
 import numpy as np
 import pytest
+from _frames import rattled_icosahedron
 from ase import Atoms
 from ase.calculators.emt import EMT
-from ase.cluster import Icosahedron
 from clusterforce import _kernels
 from clusterforce.cli import main
 from clusterforce.gap import ThreeBody, TwoBody
@@ -22,11 +22,8 @@ R2, R3 = 5.0, 4.0
 
 
 def _alloy(seed: int, shells: int = 2) -> Atoms:
-    atoms = Icosahedron("Cu", shells)
-    atoms.numbers[[1, 4, 9]] = 79  # three species channels of every kind, Au the higher Z
-    atoms.numbers[[2, 7]] = 47
-    atoms.positions += np.random.default_rng(seed).normal(0.0, 0.1, atoms.positions.shape)
-    return atoms
+    # three species channels of every kind, Au the higher Z
+    return rattled_icosahedron(seed, "Cu", shells=shells, substitute={79: (1, 4, 9), 47: (2, 7)})
 
 
 @pytest.fixture(scope="module")

@@ -10,8 +10,8 @@ import json
 
 import numpy as np
 import pytest
+from _frames import rattled_icosahedron
 from ase.calculators.emt import EMT
-from ase.cluster import Icosahedron
 from clusterforce import Calculator, _kernels, kinds
 from clusterforce.cli import main
 from clusterforce.sann import SANNModel
@@ -24,10 +24,7 @@ SMALL = dict(exponents=EXPONENTS, xi=XI, l_max=4, hidden=(10, 10), r_cut=6.0, pr
 
 
 def _cluster(seed: int, alloy: bool = False, amplitude: float = 0.12):
-    atoms = Icosahedron("Au", 2)
-    if alloy:
-        atoms.numbers[[1, 5, 9]] = 47
-    atoms.positions += np.random.default_rng(seed).normal(0.0, amplitude, atoms.positions.shape)
+    atoms = rattled_icosahedron(seed, "Au", substitute={47: (1, 5, 9)} if alloy else None, amplitude=amplitude)
     atoms.calc = EMT()
     atoms.get_forces()
     return atoms
