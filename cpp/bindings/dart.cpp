@@ -9,6 +9,7 @@
 #include <string>
 
 #include "bindings.hpp"
+#include "geometry_args.hpp"
 #include "numpy_helpers.hpp"
 
 namespace py = pybind11;
@@ -20,11 +21,7 @@ namespace {
 using IntArray = py::array_t<int, py::array::c_style | py::array::forcecast>;
 
 int checked_atoms(const DoubleArray& positions, const IntArray& species) {
-  if (positions.ndim() != 2 || positions.shape(1) != 3)
-    throw py::value_error("positions must have shape (n, 3), got " + shape_of(positions));
-  if (species.ndim() != 1 || species.shape(0) != positions.shape(0))
-    throw py::value_error("species must have shape (" + std::to_string(positions.shape(0)) + ",), got " +
-                          shape_of(species));
+  check_structure(positions, species);
   return static_cast<int>(positions.shape(0));
 }
 

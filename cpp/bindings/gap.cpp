@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "bindings.hpp"
+#include "geometry_args.hpp"
 
 namespace py = pybind11;
 
@@ -22,42 +23,6 @@ namespace {
 using Array = py::array_t<double, py::array::c_style | py::array::forcecast>;
 using IntArray = py::array_t<int, py::array::c_style | py::array::forcecast>;
 using Int64Array = py::array_t<int64_t, py::array::c_style | py::array::forcecast>;
-
-void check_structure(const Array& pos, const IntArray& species) {
-  if (pos.ndim() != 2 || pos.shape(1) != 3) {
-    throw py::value_error("positions must have shape (n, 3), got ndim " + std::to_string(pos.ndim()) +
-                          (pos.ndim() == 2 ? " and shape[1] " + std::to_string(pos.shape(1)) : std::string()));
-  }
-  if (species.ndim() != 1 || species.shape(0) != pos.shape(0)) {
-    throw py::value_error("species must have shape (" + std::to_string(pos.shape(0)) + ",) to match positions");
-  }
-}
-
-// Keeps the numpy buffers alive while the Geometry points into them.
-struct GeometryArgs {
-  Array positions;
-  IntArray species;
-  Array cell;
-  Geometry g;
-};
-
-GeometryArgs geometry(const Array& pos, const IntArray& species, const std::optional<Array>& cell,
-                      const std::optional<std::array<bool, 3>>& pbc) {
-  check_structure(pos, species);
-  if (cell.has_value() != pbc.has_value()) throw py::value_error("give both cell and pbc, or neither");
-  GeometryArgs a{pos, species, Array(), Geometry()};
-  a.g.positions = a.positions.data();
-  a.g.species = a.species.data();
-  a.g.n = static_cast<int>(pos.shape(0));
-  if (cell) {
-    if (cell->ndim() != 2 || cell->shape(0) != 3 || cell->shape(1) != 3)
-      throw py::value_error("cell must have shape (3, 3)");
-    a.cell = *cell;
-    a.g.cell = a.cell.data();
-    a.g.pbc = *pbc;
-  }
-  return a;
-}
 
 std::vector<double> to_vector(const Array& a) {
   return std::vector<double>(a.data(), a.data() + a.size());

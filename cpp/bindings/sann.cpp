@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "bindings.hpp"
+#include "geometry_args.hpp"
 #include "numpy_helpers.hpp"
 
 namespace py = pybind11;
@@ -20,27 +21,6 @@ namespace clusterforce::bindings {
 namespace {
 
 using IntArray = py::array_t<int, py::array::c_style | py::array::forcecast>;
-
-Geometry checked_geometry(const DoubleArray& positions, const IntArray& species, const std::optional<DoubleArray>& cell,
-                          const std::optional<std::array<bool, 3>>& pbc) {
-  if (positions.ndim() != 2 || positions.shape(1) != 3)
-    throw py::value_error("positions must have shape (n, 3), got " + shape_of(positions));
-  if (species.ndim() != 1 || species.shape(0) != positions.shape(0))
-    throw py::value_error("species must have shape (" + std::to_string(positions.shape(0)) + ",), got " +
-                          shape_of(species));
-  if (cell.has_value() != pbc.has_value()) throw py::value_error("give both cell and pbc, or neither");
-  Geometry g;
-  g.positions = positions.data();
-  g.species = species.data();
-  g.n = static_cast<int>(positions.shape(0));
-  if (cell) {
-    if (cell->ndim() != 2 || cell->shape(0) != 3 || cell->shape(1) != 3)
-      throw py::value_error("cell must have shape (3, 3)");
-    g.cell = cell->data();
-    g.pbc = *pbc;
-  }
-  return g;
-}
 
 SannDescriptor make_descriptor(double r_cut, const std::vector<double>& exponents, int l_max,
                                const std::vector<double>& xi) {
@@ -57,7 +37,8 @@ void bind_sann(py::module_& m) {
       [](const DoubleArray& positions, const IntArray& species, const DoubleArray& masses, double r_cut,
          const std::vector<double>& exponents, int l_max, const std::vector<double>& xi,
          const std::optional<DoubleArray>& cell, const std::optional<std::array<bool, 3>>& pbc) {
-        const Geometry g = checked_geometry(positions, species, cell, pbc);
+        const GeometryArgs args = geometry(positions, species, cell, pbc);
+        const Geometry& g = args.g;
         const SannDescriptor desc = make_descriptor(r_cut, exponents, l_max, xi);
         const int n = g.n, dim = desc.size();
         for (int i = 0; i < n; ++i)
@@ -125,7 +106,8 @@ void bind_sann(py::module_& m) {
           "compute",
           [](const SannModel& model, const DoubleArray& positions, const IntArray& species,
              const std::optional<DoubleArray>& cell, const std::optional<std::array<bool, 3>>& pbc) {
-            const Geometry g = checked_geometry(positions, species, cell, pbc);
+            const GeometryArgs args = geometry(positions, species, cell, pbc);
+            const Geometry& g = args.g;
             SannResult r;
             {
               py::gil_scoped_release release;

@@ -1,0 +1,57 @@
+// Positions, species and an optional cell/pbc from numpy, checked and turned into a
+// clusterforce::Geometry: shared by the bindings of every kind that takes whole structures.
+#pragma once
+
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+
+#include <array>
+#include <optional>
+#include <string>
+
+#include "clusterforce/gap_term.hpp"
+
+namespace clusterforce::bindings {
+
+namespace py = pybind11;
+
+using PositionsArray = py::array_t<double, py::array::c_style | py::array::forcecast>;
+using SpeciesArray = py::array_t<int, py::array::c_style | py::array::forcecast>;
+
+inline void check_structure(const PositionsArray& pos, const SpeciesArray& species) {
+  if (pos.ndim() != 2 || pos.shape(1) != 3) {
+    throw py::value_error("positions must have shape (n, 3), got ndim " + std::to_string(pos.ndim()) +
+                          (pos.ndim() == 2 ? " and shape[1] " + std::to_string(pos.shape(1)) : std::string()));
+  }
+  if (species.ndim() != 1 || species.shape(0) != pos.shape(0)) {
+    throw py::value_error("species must have shape (" + std::to_string(pos.shape(0)) + ",) to match positions");
+  }
+}
+
+// Keeps the numpy buffers alive while the Geometry points into them.
+struct GeometryArgs {
+  PositionsArray positions;
+  SpeciesArray species;
+  PositionsArray cell;
+  Geometry g;
+};
+
+inline GeometryArgs geometry(const PositionsArray& pos, const SpeciesArray& species,
+                             const std::optional<PositionsArray>& cell, const std::optional<std::array<bool, 3>>& pbc) {
+  check_structure(pos, species);
+  if (cell.has_value() != pbc.has_value()) throw py::value_error("give both cell and pbc, or neither");
+  GeometryArgs a{pos, species, PositionsArray(), Geometry()};
+  a.g.positions = a.positions.data();
+  a.g.species = a.species.data();
+  a.g.n = static_cast<int>(pos.shape(0));
+  if (cell) {
+    if (cell->ndim() != 2 || cell->shape(0) != 3 || cell->shape(1) != 3)
+      throw py::value_error("cell must have shape (3, 3)");
+    a.cell = *cell;
+    a.g.cell = a.cell.data();
+    a.g.pbc = *pbc;
+  }
+  return a;
+}
+
+}  // namespace clusterforce::bindings
