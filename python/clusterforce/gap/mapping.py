@@ -57,6 +57,8 @@ class MapGrid:
     cos_spacing: float = 0.04
 
     def validate(self, r_cut: float) -> None:
+        if self.r_min is None:
+            raise ValueError("map: r_min is not set; map_model derives it from the sparse points, tabulate needs it given")
         if not 0.0 < self.r_min < r_cut:
             raise ValueError(f"map: r_min must be in (0, r_cut = {r_cut}) Angstrom, got {self.r_min}")
         for name in ("r_spacing", "cos_spacing"):
