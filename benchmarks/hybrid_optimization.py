@@ -4,18 +4,18 @@ The issue-12 check: from the hottest frame of a GFN1-xTB heating MD of [Au(SCH3)
 default, a size the model never saw), optimise with
 
 - GFN1-xTB BFGS (ASE, maximum step 0.1 Angstrom, fmax 0.05 eV/Angstrom, at most STEPS steps);
-- the dml model alone (force-only BFGS, maximum step 0.1, STEPS steps, stopping when it
+- each model alone (force-only BFGS, maximum step 0.1, STEPS steps, stopping when it
   extrapolates or its RMS force stalls for 20 steps, as ``clusterforce optimize``), its final
   structure evaluated with GFN1-xTB;
-- hybrid (model steps checked by GFN1-xTB, ``clusterforce.hybrid``), STEPS model steps;
+- hybrid with each model (model steps checked by GFN1-xTB, ``clusterforce.hybrid``), STEPS model steps;
 - the same hybrid with a zero-force model (its GP force correction alone: what the model adds);
 - ASE's GPMin on GFN1-xTB (a GP surrogate of energies and forces, no model), up to 60 % of BFGS's calls.
 
 Reported: GFN1-xTB energy reached, the fraction of the BFGS energy drop, reference calls, the
 fraction of the drop reached within 30 % of the BFGS's calls (issue 12's target: >= 0.9) and CPU
-seconds, in one run. The model is a dml model trained on the shipped ``rings`` data with the default
-settings (as the main job); the MD frames are made here with ``clusterforce datagen`` and cached
-in WORKDIR. Writes ``benchmarks/results/hybrid_optimization.{json,md}``. Needs tblite.
+seconds, in one run. The models are a dml and a gap model trained on the shipped ``rings`` data
+with the default settings (``clusterforce train --kind dml|gap dataset:rings``); the MD frames are made
+here with ``clusterforce datagen`` and cached in WORKDIR. Writes ``benchmarks/results/hybrid_optimization.{json,md}``. Needs tblite.
 
     python benchmarks/hybrid_optimization.py --workdir /tmp/hybrid --sizes 7
 """
@@ -106,7 +106,7 @@ class NoModel(Calculator_):
         self.results = {"energy": 0.0, "forces": np.zeros((len(atoms), 3))}
 
 
-def run_size(n: int, model: Path, steps: int, workdir: Path, check_every: int = 8, trust_radius: float = 0.3) -> dict:
+def run_size(n: int, models: dict[str, Path], steps: int, workdir: Path, check_every: int = 8, trust_radius: float = 0.3) -> dict:
     start = hot_frame(workdir, n)
     out = {"n": n, "atoms": len(start)}
     e0 = reference_energy(start)
@@ -122,20 +122,24 @@ def run_size(n: int, model: Path, steps: int, workdir: Path, check_every: int = 
     trace["bfgs"] = ref.energies
     budget = max(1, int(0.3 * out["bfgs"]["calls"]))
 
-    cpu = time.process_time()
-    ml_atoms = start.copy()
-    ml_atoms.calc = Calculator(str(model))
-    ml = ForceOnlyOptimizer(ml_atoms, maxstep=0.1, stop_when_extrapolating=True, patience=20).run(fmax=0.05, steps=steps)
-    out["ml"] = {
-        "energy": reference_energy(ml_atoms),
-        "calls": 1,
-        "model_steps": ml.nsteps,
-        "stopped": ml.stopped,
-        "cpu_s": time.process_time() - cpu,
-    }
-    trace["ml"] = [e0, out["ml"]["energy"]]
+    for kind, model in models.items():
+        cpu = time.process_time()
+        ml_atoms = start.copy()
+        ml_atoms.calc = Calculator(str(model))
+        ml = ForceOnlyOptimizer(ml_atoms, maxstep=0.1, stop_when_extrapolating=True, patience=20).run(fmax=0.05, steps=steps)
+        key = f"{kind}_alone"
+        out[key] = {
+            "energy": reference_energy(ml_atoms),
+            "calls": 1,
+            "model_steps": ml.nsteps,
+            "stopped": ml.stopped,
+            "cpu_s": time.process_time() - cpu,
+        }
+        trace[key] = [e0, out[key]["energy"]]
 
-    for key, surrogate in (("hybrid", lambda: Calculator(str(model))), ("gp", NoModel)):
+    surrogates = {f"{kind}_hybrid": (lambda model=model: Calculator(str(model))) for kind, model in models.items()}
+    surrogates["gp"] = NoModel
+    for key, surrogate in surrogates.items():
         cpu = time.process_time()
         hyb_atoms = start.copy()
         result = HybridOptimizer(
@@ -179,8 +183,10 @@ def run_size(n: int, model: Path, steps: int, workdir: Path, check_every: int = 
 
 METHODS = {
     "bfgs": "GFN1-xTB BFGS",
-    "ml": "dml alone",
-    "hybrid": "hybrid (dml + GP correction)",
+    "dml_alone": "dml alone",
+    "dml_hybrid": "hybrid (dml + GP correction)",
+    "gap_alone": "gap alone",
+    "gap_hybrid": "hybrid (gap + GP correction)",
     "gp": "hybrid without a model (GP correction alone)",
     "gpmin": "ASE GPMin (no model)",
 }
@@ -197,18 +203,11 @@ def main() -> None:
     args = parser.parse_args()
     workdir = Path(args.workdir)
     workdir.mkdir(parents=True, exist_ok=True)
-    model = workdir / "rings.cfm"
-    if not model.exists():
-        cli(
-            "train",
-            "--kind",
-            "dml",
-            "dataset:rings",
-            "-o",
-            str(model),
-            "--quiet",
-        )
-    rows = [run_size(n, model, args.steps, workdir, args.check_every, args.trust_radius) for n in args.sizes]
+    models = {kind: workdir / f"rings-{kind}.cfm" for kind in ("dml", "gap")}
+    for kind, model in models.items():
+        if not model.exists():
+            cli("train", "--kind", kind, "dataset:rings", "-o", str(model), "--quiet")
+    rows = [run_size(n, models, args.steps, workdir, args.check_every, args.trust_radius) for n in args.sizes]
     lines = [
         "| ring | method | GFN1-xTB energy reached (eV) | fraction of BFGS drop | reference calls | calls / BFGS calls "
         "| fraction of drop within 30 % of BFGS calls | CPU s |",
