@@ -88,7 +88,7 @@ def main() -> None:
     workdir.mkdir(parents=True, exist_ok=True)
     frames = test_frames(workdir)
 
-    base, learned = workdir / "na-gap.cfm", workdir / f"na-gap-learned{args.tag}.cfm"
+    base, learned = workdir / "na-gap.cfm", workdir / ("na-gap-learned" + (f"-{args.tag}" if args.tag else "") + ".cfm")
     timings = {}
     if not base.exists():
         t = time.perf_counter()

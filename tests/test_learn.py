@@ -14,7 +14,7 @@ from ase.cluster import Icosahedron
 from ase.io import read, write
 from clusterforce.gap import TwoBody
 from clusterforce.gap.model import GAPModel
-from clusterforce.learn import Learner, LearnSettings, summary
+from clusterforce.learn import Learner, LearnSettings, init_temperatures, summary
 
 
 def fit(frames):
@@ -89,3 +89,11 @@ def test_cli_learn_survives_kill_9(tmp_path):
     assert json.loads((tmp_path / "w" / "summary.json").read_text())["calls"] == len(frames)
     learned = GAPModel.load(tmp_path / "l.cfm")
     assert list(learned.maps_) == [0]  # mapped once, after the last update
+
+
+def test_default_ladder_is_the_temperatures_of_the_init_frames():
+    frames = emt_frames(4, seed=0, rattle=0.05)
+    assert init_temperatures(frames) == LearnSettings.temperatures  # no frame records one
+    for atoms, t in zip(frames, (450.0, 150.0, 450.0, np.nan)):
+        atoms.info["temperature_K"] = t
+    assert init_temperatures(frames) == (150.0, 450.0)

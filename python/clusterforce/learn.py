@@ -63,6 +63,23 @@ class LearnSettings:
             raise ValueError(f"relative_threshold must be positive, got {self.relative_threshold}")
 
 
+def init_temperatures(frames: Sequence[Atoms], fallback: Sequence[float] = LearnSettings.temperatures) -> tuple[float, ...]:
+    """The MD temperatures (K) the frames were sampled at (``info["temperature_K"]``, as ``clusterforce
+    datagen`` writes), sorted; ``fallback`` when none carries one.
+
+    The default exploration ladder of ``clusterforce learn``: a fixed 300-900 K ladder explores the
+    liquid and evaporating clusters of sodium (Na55 melts near 300 K) while its data were made at
+    100-500 K, so the loop would label structures nobody runs; the init data's own temperatures suit
+    each system.
+    """
+    found = set()
+    for atoms in frames:
+        t = atoms.info.get("temperature_K")
+        if t is not None and np.isfinite(float(t)) and float(t) > 0:
+            found.add(float(t))
+    return tuple(sorted(found)) if found else tuple(fallback)
+
+
 @dataclass
 class LearnState:
     """Where the schedule stands (``state.json``): start index, temperature index, MD step."""

@@ -32,7 +32,11 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         "where the size allows, else random)",
     )
     p.add_argument("--start", help="start structures file (every frame is a start)")
-    p.add_argument("--temperatures", type=float, nargs="+", default=list(d.temperatures), help="MD temperatures, K")
+    p.add_argument(
+        "--temperatures", type=float, nargs="+", default=None,
+        help="MD temperatures, K (default: those the --init frames were sampled at, info temperature_K as datagen writes; "
+        f"else {' '.join(f'{t:g}' for t in d.temperatures)})",
+    )  # fmt: skip
     p.add_argument("--steps-per-temperature", type=int, default=d.steps_per_temperature)
     p.add_argument("--timestep", type=float, default=d.timestep, help="fs")
     p.add_argument("--check-every", type=int, default=d.check_every, help="MD steps between uncertainty checks")
@@ -54,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
     from .. import kinds
     from ..calculators import resolve
     from ..data import read_frames
-    from ..learn import Learner, LearnSettings, summary
+    from ..learn import Learner, LearnSettings, init_temperatures, summary
 
     if args.start:
         from ase.io import read
@@ -82,8 +86,11 @@ def run(args: argparse.Namespace) -> int:
     def fit(frames):
         return record.train(frames, quiet)
 
+    temperatures = args.temperatures or init_temperatures(init)
+    if not args.temperatures:
+        print(f"learn: MD temperatures {' '.join(f'{t:g}' for t in temperatures)} K (from the --init frames unless none records one)")
     settings = LearnSettings(
-        temperatures=args.temperatures, steps_per_temperature=args.steps_per_temperature, timestep=args.timestep,
+        temperatures=temperatures, steps_per_temperature=args.steps_per_temperature, timestep=args.timestep,
         check_every=args.check_every, relative_threshold=args.relative_threshold, threshold=args.threshold,
         max_calls=args.max_calls, seed=args.seed,
     )  # fmt: skip
