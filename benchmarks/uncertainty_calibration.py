@@ -11,9 +11,11 @@ kind and class/element: Spearman rank correlation, the fraction of atoms with er
 (and > 0.1 eV/Angstrom) that the uncertainty flags when the threshold is the 95th percentile of the
 uncertainty on the training frames, and for eV/Angstrom uncertainties the ratio of the RMS
 predicted to the RMS actual error (1 = calibrated in scale).
-Writes ``benchmarks/results/uncertainty_calibration.{json,md}``.
+With ``--independent MODEL FRAMES`` also a trained gap model on frames of other trajectories (no
+training-frame threshold there, so no flagged fractions). Writes
+``benchmarks/results/uncertainty_calibration.{json,md}``.
 
-    python benchmarks/uncertainty_calibration.py [--quick]
+    python benchmarks/uncertainty_calibration.py [--quick] [--independent MODEL.cfm FRAMES.extxyz ...]
 """
 
 from __future__ import annotations
@@ -23,9 +25,11 @@ import json
 from pathlib import Path
 
 import numpy as np
+from ase.io import read
 from clusterforce import datasets
 from clusterforce.dml.model import DMLModel
 from clusterforce.gap.model import GAPModel
+from clusterforce.kinds import load_model
 from scipy.stats import spearmanr
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -48,7 +52,10 @@ def table_rows(kind, err, unc, labels, threshold, big, *, force_units: bool = Fa
         if m.sum() < 5:
             continue
         rho = spearmanr(unc[m], err[m]).statistic
-        flagged = {f"flagged_err_gt_{b}": (float((unc[m][err[m] > b] > threshold).mean()) if (err[m] > b).any() else None) for b in big}
+        flagged = {
+            f"flagged_err_gt_{b}": float((unc[m][err[m] > b] > threshold).mean()) if threshold is not None and (err[m] > b).any() else None
+            for b in big
+        }
         rows.append(
             {
                 "kind": kind,
@@ -67,8 +74,18 @@ def table_rows(kind, err, unc, labels, threshold, big, *, force_units: bool = Fa
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="smaller models (fewer sparse points / references)")
+    parser.add_argument(
+        "--independent", nargs=2, action="append", default=[], metavar=("MODEL", "FRAMES"),
+        help="also rank a trained gap model's force std against its errors on frames from other trajectories "
+        "(e.g. the caches of learn_sodium.py and hybrid_optimization.py); repeatable",
+    )  # fmt: skip
     args = parser.parse_args()
     rows = []
+    for model_path, frames_path in args.independent:
+        gap = load_model(model_path)
+        err, unc, labels = per_atom(gap, read(frames_path, ":"), gap=True)
+        rows += table_rows(f"gap force std, eV/Å ({Path(model_path).name} on {Path(frames_path).name})", err, unc, labels,
+                           None, (0.1, 1.0), force_units=True)  # fmt: skip
 
     # gap with the preset of each data set: gap-sodium for Na, ligand for the rings.
     for data, held_out in (("na", "Na55"), ("rings", "ring6")):

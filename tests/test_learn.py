@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -97,3 +98,34 @@ def test_default_ladder_is_the_temperatures_of_the_init_frames():
     for atoms, t in zip(frames, (450.0, 150.0, 450.0, np.nan)):
         atoms.info["temperature_K"] = t
     assert init_temperatures(frames) == (150.0, 450.0)
+
+
+def test_basin_hops_after_the_ladder_label_minima_and_resume(tmp_path):
+    init = emt_frames(3, seed=0, rattle=0.05)
+    # threshold 0: every check labels, so the reasons show the schedule: one MD check, the quench, three hops.
+    kw = dict(temperatures=(300.0,), steps_per_temperature=5, threshold=0.0, hops=3)
+    Learner("gap", fit, init, lambda a: EMT(), [start()], settings(**kw, max_calls=3), tmp_path).run()
+    assert json.loads((tmp_path / "state.json").read_text())["hop"] == 1
+    model, state = Learner("gap", fit, init, lambda a: EMT(), [start()], settings(**kw, max_calls=10), tmp_path).run()
+    reasons = [f.info["learn_reason"] for f in read(tmp_path / "frames.extxyz", ":")]
+    assert reasons[0].startswith("md 300 K") and reasons[1].startswith("quench")
+    assert [r.split(":")[0] for r in reasons[2:]] == ["basin hop 1", "basin hop 2", "basin hop 3"]
+    assert state.start == 1
+    # Each hop's minimum is a relaxed structure of the model it was labelled with: small forces.
+    hop = read(tmp_path / "frames.extxyz", "-1")
+    assert np.abs(model.predict(hop)["forces"]).max() < 1.0
+
+
+def test_budget_rule_spends_calls_a_high_threshold_would_not(tmp_path):
+    init = emt_frames(3, seed=0, rattle=0.05)
+    kw = dict(temperatures=(300.0, 1500.0), relative_threshold=100.0, max_calls=6, hops=0)
+    _, state = Learner("gap", fit, init, lambda a: EMT(), [start()], settings(**kw, fill_budget=False), tmp_path / "off").run()
+    assert not (tmp_path / "off" / "frames.extxyz").exists()
+    assert len(state.seen) == 2 * (60 // 5 + 1)  # every MD check and quench was looked at
+    Learner("gap", fit, init, lambda a: EMT(), [start()], settings(**kw), tmp_path / "on").run()
+    frames = read(tmp_path / "on" / "frames.extxyz", ":")
+    assert 1 <= len(frames) <= 6
+    assert all("budget rule" in f.info["learn_reason"] for f in frames)
+    # Labelled structures are the most uncertain of those seen before them, never below the init median.
+    floor = json.loads((tmp_path / "on" / "state.json").read_text())["floor"]
+    assert all(float(re.search(r"max uncertainty (\S+) in the top", f.info["learn_reason"]).group(1)) > floor for f in frames)

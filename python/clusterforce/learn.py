@@ -1,19 +1,26 @@
 """On-the-fly learning: explore with the model, ask the reference where the model is unsure, refit.
 
 The loop (``clusterforce learn``) starts from a model trained on ``init`` frames and explores with
-it: Langevin MD at each temperature of a ladder from each start structure, and after each MD
-stretch a quench (local relaxation with the model), so low-energy basins are visited, not only hot
-MD. Whenever the largest per-atom uncertainty of a structure passes the threshold, the reference
-labels it (SCF failures are skipped with a log line), the frame joins the data with the reason it
-was added, and the model is updated:
+it: Langevin MD at each temperature of a ladder from each start structure, after each MD
+stretch a quench (local relaxation with the model), and after the ladder basin hopping with the
+model (when it has energies), so low-energy basins are visited, not only hot MD. Whenever the
+largest per-atom uncertainty of a structure passes the threshold, the reference labels it (SCF
+failures are skipped with a log line), the frame joins the data with the reason it was added, and
+the model is updated:
 
 - ``gap``: :meth:`GAPModel.partial_fit` adds the frame's rows to the normal equations and solves
   again; the cost does not grow with the data.
 - ``dml``: the model is refit on all frames (its references are the training atoms).
 
-The threshold is relative by default: ``relative_threshold`` times the 99th percentile of the
-uncertainty on the initial training frames, so it is scaled to the model instead of guessed in
-absolute units. Before each update the model's force error on the new frame is recorded: the
+A structure is labelled when its largest per-atom uncertainty passes the threshold — relative by
+default: ``relative_threshold`` times the 99th percentile of the uncertainty on the initial training
+frames, so it is scaled to the model instead of guessed in absolute units — or, with
+``fill_budget``, when it is among the most uncertain structures seen so far at the rate that
+spends the remaining calls over the remaining checks of the schedule (and more uncertain than a
+typical training structure). A fixed threshold alone is badly scaled one way or the other: on
+sodium 1.5x the 99th percentile gave 1 call in 5000 MD steps, and a low one calls the reference at
+every check; the budget rule asks about the structures the model knows least, as many as the user
+paid for. Before each update the model's force error on the new frame is recorded: the
 learning curve. Everything is written as it happens to the work directory — the frames
 (``frames.extxyz``, appended), the events (``log.jsonl``) and the position in the schedule
 (``state.json``) — so a run killed at any moment resumes where it stopped, with every labelled
@@ -49,6 +56,12 @@ class LearnSettings:
     threshold: float | None = None
     max_calls: int = 100
     quench_steps: int = 100
+    # Basin hopping with the model after each start's ladder (models with energies): steps, largest
+    # displacement per atom (Angstrom) and Metropolis temperature (eV), as search.basin_hopping.
+    hops: int = 10
+    hop_step: float = 0.4
+    hop_kt: float = 0.1
+    fill_budget: bool = True
     seed: int = 0
     # Steps the MD is held back after a call (or a failed one), so one excursion does not cost several calls.
     cooldown: int = 10
@@ -59,6 +72,8 @@ class LearnSettings:
         for name in ("steps_per_temperature", "check_every", "max_calls"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if int(self.hops) < 0 or not (self.hop_step > 0 and self.hop_kt > 0):
+            raise ValueError(f"hops must be >= 0 and hop_step, hop_kt positive, got {self.hops}, {self.hop_step}, {self.hop_kt}")
         if self.threshold is None and not self.relative_threshold > 0:
             raise ValueError(f"relative_threshold must be positive, got {self.relative_threshold}")
 
@@ -82,14 +97,18 @@ def init_temperatures(frames: Sequence[Atoms], fallback: Sequence[float] = Learn
 
 @dataclass
 class LearnState:
-    """Where the schedule stands (``state.json``): start index, temperature index, MD step."""
+    """Where the schedule stands (``state.json``): start index, temperature index (the number of
+    temperatures once the ladder is done and basin hopping runs), MD step, basin-hopping step."""
 
     start: int = 0
     temperature: int = 0
     step: int = 0
+    hop: int = 0
     md_steps: int = 0
     threshold: float | None = None
-    history: list[dict] = field(default_factory=list)
+    # Budget rule: median largest uncertainty of the init frames, and the largest uncertainty at every check so far.
+    floor: float | None = None
+    seen: list[float] = field(default_factory=list)
 
 
 class Learner:
@@ -156,7 +175,8 @@ class Learner:
     def _load_state(self) -> tuple[LearnState, Atoms | None]:
         if not self.state_path.exists():
             return LearnState(), None
-        state = LearnState(**json.loads(self.state_path.read_text()))
+        stored = json.loads(self.state_path.read_text())
+        state = LearnState(**{k: v for k, v in stored.items() if k in LearnState.__dataclass_fields__})
         return state, (read(self.current_path) if self.current_path.exists() else None)
 
     # ------------------------------------------------------------------ model
@@ -191,15 +211,24 @@ class Learner:
         if collected:
             model = model.partial_fit(collected) if self.kind == "gap" else self.fit(self.init + collected)
         if state.threshold is None:
-            pooled = np.concatenate([self._uncertainty(model, a) for a in self.init[:: max(1, len(self.init) // 50)]])
+            per_frame = [self._uncertainty(model, a) for a in self.init[:: max(1, len(self.init) // 50)]]
+            pooled = np.concatenate(per_frame)
             finite = pooled[np.isfinite(pooled)]
             state.threshold = float(s.threshold if s.threshold is not None else s.relative_threshold * np.percentile(finite, 99))
-            self._event(event="start", threshold=state.threshold, init_frames=len(self.init), kind=self.kind)
+            state.floor = float(np.median([np.max(u) for u in per_frame]))
+            self._event(event="start", threshold=state.threshold, floor=state.floor, init_frames=len(self.init), kind=self.kind)
         log.info(
             "learning with threshold %.4g (uncertainty units of %s), %d frames collected so far", state.threshold, self.kind, len(collected)
         )
         rng = np.random.default_rng(s.seed + len(collected))
         while state.start < len(self.starts) and len(collected) < s.max_calls:
+            if state.temperature == len(s.temperatures):
+                model = self._basin_hops(model, current, collected, state)
+                if len(collected) >= s.max_calls:
+                    break
+                state.temperature, state.start, state.hop, current = 0, state.start + 1, 0, None
+                self._save_state(state, current)
+                continue
             temperature = s.temperatures[state.temperature]
             atoms = (current if current is not None else self.starts[state.start]).copy()
             if current is None:
@@ -218,11 +247,9 @@ class Learner:
                 hold = max(0, hold - s.check_every)
                 if hold:
                     continue
-                u = self._uncertainty(model, atoms)
-                if np.max(u) > state.threshold:
-                    model, labelled = self._label(
-                        model, atoms, collected, f"md {temperature:g} K step {state.step}: max uncertainty {np.max(u):.3g}"
-                    )
+                why = self._why_label(self._uncertainty(model, atoms), state, len(collected))
+                if why:
+                    model, labelled = self._label(model, atoms, collected, f"md {temperature:g} K step {state.step}: {why}")
                     if labelled:
                         atoms.calc = Calculator(model)
                     # Also after a failed call: a structure whose SCF fails usually fails for
@@ -235,8 +262,6 @@ class Learner:
             state.step = 0
             state.temperature += 1
             current = atoms
-            if state.temperature == len(s.temperatures):
-                state.temperature, state.start, current = 0, state.start + 1, None
             self._save_state(state, current)
         self._event(event="finish", calls=len(collected), md_steps=state.md_steps)
         return model, state
@@ -251,9 +276,64 @@ class Learner:
         quench = atoms.copy()
         quench.calc = Calculator(model)
         FIRE(ForceOnlyAtoms(quench), logfile=None).run(fmax=0.05, steps=self.settings.quench_steps)
-        u = self._uncertainty(model, quench)
-        if np.max(u) > state.threshold and len(collected) < self.settings.max_calls:
-            model, _ = self._label(model, quench, collected, f"quench after {temperature:g} K: max uncertainty {np.max(u):.3g}")
+        why = self._why_label(self._uncertainty(model, quench), state, len(collected))
+        if why and len(collected) < self.settings.max_calls:
+            model, _ = self._label(model, quench, collected, f"quench after {temperature:g} K: {why}")
+        return model
+
+    def _checks_left(self, state: LearnState) -> int:
+        """Uncertainty checks the schedule has left (MD checks, quenches, hops), for the budget rule."""
+        s = self.settings
+        per_start = len(s.temperatures) * (-(-s.steps_per_temperature // s.check_every) + 1) + s.hops
+        return max(1, len(self.starts) * per_start - len(state.seen))
+
+    def _why_label(self, u: np.ndarray, state: LearnState, calls: int) -> str | None:
+        """Why a structure with per-atom uncertainties ``u`` should be labelled, or None."""
+        top = float(np.max(u))
+        seen = np.asarray(state.seen)
+        state.seen.append(top if np.isfinite(top) else 1e300)
+        if top > state.threshold:
+            return f"max uncertainty {top:.3g} above the threshold {state.threshold:.3g}"
+        s = self.settings
+        if not s.fill_budget or len(seen) < 10 or state.floor is None or top <= state.floor:
+            return None
+        rate = (s.max_calls - calls) / self._checks_left(state)
+        if rate >= 1 or top >= np.quantile(seen, 1 - rate):
+            return f"max uncertainty {top:.3g} in the top {100 * min(rate, 1):.0f} % seen (budget rule)"
+        return None
+
+    def _hops_possible(self, model) -> bool:
+        return self.settings.hops > 0 and "energy" in getattr(model, "implemented_properties", ("energy",))
+
+    def _basin_hops(self, model, atoms: Atoms, collected: list[Atoms], state: LearnState):
+        """Basin hopping with the model from the end of a start's ladder, labelling uncertain minima.
+
+        MD and quenches stay in the basin the MD reached; hops perturb every atom and relax, accepted
+        by the Metropolis rule on the model energy, so the loop also asks about the other low-energy
+        basins (the structures cluster science needs). Needs a model energy: a force-only model
+        (``dml``) is quenched only. Resumable per hop: ``state.hop`` and the current minimum are saved.
+        """
+        from .calculator import Calculator
+        from .isomers import relax
+        from .search import containment_radius, perturb
+
+        s = self.settings
+        if not self._hops_possible(model):
+            return model
+        current, energy, _ = relax(atoms, Calculator(model), fmax=0.05, steps=s.quench_steps * 5)
+        radius = containment_radius(current)
+        while state.hop < s.hops and len(collected) < s.max_calls:
+            rng = np.random.default_rng([s.seed, state.start, state.hop])
+            trial, e_trial, _ = relax(perturb(current, s.hop_step, rng, radius), Calculator(model), fmax=0.05, steps=s.quench_steps * 5)
+            state.hop += 1
+            why = self._why_label(self._uncertainty(model, trial), state, len(collected))
+            if why:
+                model, labelled = self._label(model, trial, collected, f"basin hop {state.hop}: {why}")
+                if labelled:  # compare both minima on the updated model
+                    energy, e_trial = (float(model.predict(a)["energy"]) for a in (current, trial))
+            if e_trial <= energy or rng.random() < np.exp(-(e_trial - energy) / s.hop_kt):
+                current, energy = trial, e_trial
+            self._save_state(state, current)
         return model
 
     def _label(self, model, atoms: Atoms, collected: list[Atoms], reason: str):

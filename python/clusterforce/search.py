@@ -49,7 +49,7 @@ def random_cluster(n: int, symbol: str, *, nearest: float | None = None, seed: i
     return Atoms(symbol * n if len(symbol) == 1 else [symbol] * n, positions=np.array(pos))
 
 
-def _perturb(atoms: Atoms, step: float, rng: np.random.Generator, containment: float) -> Atoms:
+def perturb(atoms: Atoms, step: float, rng: np.random.Generator, containment: float) -> Atoms:
     """Every atom moved uniformly within a sphere of radius ``step``; atoms beyond ``containment``
     from the centre are pulled back onto it (keeps a free cluster from evaporating)."""
     trial = atoms.copy()
@@ -63,7 +63,7 @@ def _perturb(atoms: Atoms, step: float, rng: np.random.Generator, containment: f
     return trial
 
 
-def _containment(atoms: Atoms) -> float:
+def containment_radius(atoms: Atoms) -> float:
     """Radius beyond which a perturbed atom is pulled back: the cluster's radius plus 2 neighbour shells."""
     centred = atoms.positions - atoms.positions.mean(axis=0)
     r = np.linalg.norm(centred, axis=1).max()
@@ -99,10 +99,10 @@ def basin_hopping(
     rng = np.random.default_rng(seed)
     current, energy, _ = relax(start, calc, fmax=fmax)
     store.add(current, energy, "basin-hopping", 0)
-    containment = _containment(current)
+    containment = containment_radius(current)
     accepted = 0
     for step in tqdm(range(1, steps + 1), desc="basin hopping", disable=not progress, leave=False):
-        trial, e_trial, _ = relax(_perturb(current, step_size, rng, containment), calc, fmax=fmax)
+        trial, e_trial, _ = relax(perturb(current, step_size, rng, containment), calc, fmax=fmax)
         store.add(trial, e_trial, "basin-hopping", step)
         if e_trial <= energy or rng.random() < np.exp(-(e_trial - energy) / kt):
             current, energy = trial, e_trial

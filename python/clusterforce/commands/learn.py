@@ -16,7 +16,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p = sub.add_parser(
         "learn",
         help="grow a model on the fly: explore with it, label uncertain structures with the reference, refit",
-        description="Langevin MD over a temperature ladder plus quenches, with the model; where its per-atom uncertainty "
+        description="Langevin MD over a temperature ladder plus quenches and basin hops, with the model; where its per-atom uncertainty "
         "passes the threshold the reference labels the structure and the model is updated (gap: normal-equation "
         "update; dml: refit). Resumable: rerun the same command after an interruption.",
     )
@@ -43,6 +43,17 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--relative-threshold", type=float, default=d.relative_threshold,
                    help="call the reference above this times the 99th percentile of the uncertainty on the init frames")  # fmt: skip
     p.add_argument("--threshold", type=float, default=None, help="absolute threshold instead (the kind's uncertainty units)")
+    p.add_argument(
+        "--hops", type=int, default=d.hops,
+        help="basin-hopping steps with the model after each start's ladder, uncertain minima labelled (models with energies; 0: none)",
+    )  # fmt: skip
+    p.add_argument("--hop-step", type=float, default=d.hop_step, help="basin hopping: largest displacement per atom, Angstrom")
+    p.add_argument("--hop-kt", type=float, default=d.hop_kt, help="basin hopping: Metropolis temperature, eV")
+    p.add_argument(
+        "--fill-budget", action=argparse.BooleanOptionalAction, default=d.fill_budget,
+        help="also label the structures most uncertain among those seen so far, at the rate that spends --max-calls over the "
+        "schedule (never below the init frames' median uncertainty; default: on)",
+    )  # fmt: skip
     p.add_argument("--max-calls", type=int, default=d.max_calls, help="reference-call budget")
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--workdir", default=None, help="frames, log and state (default: OUTPUT without .cfm + '_learn')")
@@ -92,6 +103,7 @@ def run(args: argparse.Namespace) -> int:
     settings = LearnSettings(
         temperatures=temperatures, steps_per_temperature=args.steps_per_temperature, timestep=args.timestep,
         check_every=args.check_every, relative_threshold=args.relative_threshold, threshold=args.threshold,
+        hops=args.hops, hop_step=args.hop_step, hop_kt=args.hop_kt, fill_budget=args.fill_budget,
         max_calls=args.max_calls, seed=args.seed,
     )  # fmt: skip
     workdir = Path(args.workdir) if args.workdir else Path(args.output).with_suffix("").with_name(Path(args.output).stem + "_learn")
