@@ -12,6 +12,7 @@
 
 #include "bindings.hpp"
 #include "clusterforce/dml_predictor.hpp"
+#include "geometry_args.hpp"
 #include "numpy_helpers.hpp"
 
 namespace py = pybind11;
@@ -20,27 +21,16 @@ namespace clusterforce::bindings {
 
 namespace {
 
-using IntArray = py::array_t<int, py::array::c_style | py::array::forcecast>;
-
-py::dict compute(const DmlPredictor& p, const DoubleArray& positions, const IntArray& elements,
+py::dict compute(const DmlPredictor& p, const DoubleArray& positions, const SpeciesArray& elements,
                  const std::optional<DoubleArray>& cell, const std::optional<std::array<bool, 3>>& pbc) {
-  if (positions.ndim() != 2 || positions.shape(1) != 3)
-    throw py::value_error("positions must have shape (n, 3), got " + shape_of(positions));
-  const py::ssize_t n = positions.shape(0);
-  if (elements.ndim() != 1 || elements.shape(0) != n)
-    throw py::value_error("elements must have shape (" + std::to_string(n) + ",) for " + std::to_string(n) +
-                          " atoms, got " + shape_of(elements));
-  if (cell.has_value() != pbc.has_value()) throw py::value_error("give both cell and pbc, or neither");
-  if (cell && (cell->ndim() != 2 || cell->shape(0) != 3 || cell->shape(1) != 3))
-    throw py::value_error("cell must have shape (3, 3), got " + shape_of(*cell));
-  const double* cell_data = cell ? cell->data() : nullptr;
-  const std::array<bool, 3> periodic = pbc ? *pbc : std::array<bool, 3>{false, false, false};
+  const GeometryArgs a = geometry(positions, elements, cell, pbc);
+  const py::ssize_t n = a.g.n;
   DoubleArray forces({n, py::ssize_t{3}}), norms(n), uncertainty(n), spread(n);
-  IntArray classes(n);
+  SpeciesArray classes(n);
   std::vector<DmlCentre> res;
   {
     py::gil_scoped_release release;
-    res = p.compute(positions.data(), elements.data(), static_cast<int>(n), cell_data, periodic);
+    res = p.compute(a.g.positions, a.g.species, a.g.n, a.g.cell, a.g.pbc);
   }
   for (py::ssize_t i = 0; i < n; ++i) {
     const DmlCentre& r = res[static_cast<std::size_t>(i)];

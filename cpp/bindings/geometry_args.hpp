@@ -10,21 +10,21 @@
 #include <string>
 
 #include "clusterforce/gap_term.hpp"
+#include "numpy_helpers.hpp"
 
 namespace clusterforce::bindings {
 
 namespace py = pybind11;
 
-using PositionsArray = py::array_t<double, py::array::c_style | py::array::forcecast>;
+using PositionsArray = DoubleArray;
 using SpeciesArray = py::array_t<int, py::array::c_style | py::array::forcecast>;
 
 inline void check_structure(const PositionsArray& pos, const SpeciesArray& species) {
-  if (pos.ndim() != 2 || pos.shape(1) != 3) {
-    throw py::value_error("positions must have shape (n, 3), got ndim " + std::to_string(pos.ndim()) +
-                          (pos.ndim() == 2 ? " and shape[1] " + std::to_string(pos.shape(1)) : std::string()));
-  }
+  if (pos.ndim() != 2 || pos.shape(1) != 3)
+    throw py::value_error("positions must have shape (n, 3), got " + shape_of(pos));
   if (species.ndim() != 1 || species.shape(0) != pos.shape(0)) {
-    throw py::value_error("species must have shape (" + std::to_string(pos.shape(0)) + ",) to match positions");
+    throw py::value_error("species must have shape (" + std::to_string(pos.shape(0)) + ",) for " +
+                          std::to_string(pos.shape(0)) + " atoms, got " + shape_of(species));
   }
 }
 
@@ -46,7 +46,7 @@ inline GeometryArgs geometry(const PositionsArray& pos, const SpeciesArray& spec
   a.g.n = static_cast<int>(pos.shape(0));
   if (cell) {
     if (cell->ndim() != 2 || cell->shape(0) != 3 || cell->shape(1) != 3)
-      throw py::value_error("cell must have shape (3, 3)");
+      throw py::value_error("cell must have shape (3, 3), got " + shape_of(*cell));
     a.cell = *cell;
     a.g.cell = a.cell.data();
     a.g.pbc = *pbc;
