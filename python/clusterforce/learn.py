@@ -10,7 +10,9 @@ the model is updated:
 
 - ``gap``: :meth:`GAPModel.partial_fit` adds the frame's rows to the normal equations and solves
   again; the cost does not grow with the data.
-- ``dml``: the model is refit on all frames (its references are the training atoms).
+- ``dml``: the model is refit on all frames every ``refit_every`` new frames and at the end (its
+  references and B matrices are solved together, so there is no incremental update; a refit takes
+  tens of seconds on the ring data).
 
 A structure is labelled when its largest per-atom uncertainty passes the threshold — relative by
 default: ``relative_threshold`` times the 99th percentile of the uncertainty on the initial training
@@ -62,6 +64,8 @@ class LearnSettings:
     hop_step: float = 0.4
     hop_kt: float = 0.1
     fill_budget: bool = True
+    # dml has no incremental update (its references and B matrices are solved together): refit after this many new frames.
+    refit_every: int = 10
     seed: int = 0
     # Steps the MD is held back after a call (or a failed one), so one excursion does not cost several calls.
     cooldown: int = 10
@@ -69,7 +73,7 @@ class LearnSettings:
     def validate(self) -> None:
         if not self.temperatures or min(self.temperatures) <= 0:
             raise ValueError(f"temperatures must be positive (K), got {list(self.temperatures)}")
-        for name in ("steps_per_temperature", "check_every", "max_calls"):
+        for name in ("steps_per_temperature", "check_every", "max_calls", "refit_every"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
         if int(self.hops) < 0 or not (self.hop_step > 0 and self.hop_kt > 0):
@@ -191,7 +195,7 @@ class Learner:
     def _update(self, model, frames: list[Atoms], new: Atoms):
         if self.kind == "gap":
             return model.partial_fit([new])
-        return self.fit(self.init + frames)
+        return self.fit(self.init + frames) if len(frames) % self.settings.refit_every == 0 else model
 
     # ------------------------------------------------------------------ run
     def run(self) -> tuple[object, LearnState]:
@@ -208,8 +212,10 @@ class Learner:
             log.warning("log has %d calls but %d frames were kept (killed mid-write); the frames file counts", logged, len(collected))
         # The same model an uninterrupted run has at this point: gap keeps the sparse points of init.
         model = self.fit(self.init)
-        if collected:
-            model = model.partial_fit(collected) if self.kind == "gap" else self.fit(self.init + collected)
+        if collected and self.kind == "gap":
+            model = model.partial_fit(collected)
+        elif len(collected) >= s.refit_every:
+            model = self.fit(self.init + collected[: len(collected) - len(collected) % s.refit_every])
         if state.threshold is None:
             per_frame = [self._uncertainty(model, a) for a in self.init[:: max(1, len(self.init) // 50)]]
             pooled = np.concatenate(per_frame)
@@ -263,6 +269,8 @@ class Learner:
             state.temperature += 1
             current = atoms
             self._save_state(state, current)
+        if self.kind != "gap" and len(collected) % s.refit_every:
+            model = self.fit(self.init + collected)  # the frames since the last refit
         self._event(event="finish", calls=len(collected), md_steps=state.md_steps)
         return model, state
 

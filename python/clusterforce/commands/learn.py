@@ -18,7 +18,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         help="grow a model on the fly: explore with it, label uncertain structures with the reference, refit",
         description="Langevin MD over a temperature ladder plus quenches and basin hops, with the model; where its per-atom uncertainty "
         "passes the threshold the reference labels the structure and the model is updated (gap: normal-equation "
-        "update; dml: refit). Resumable: rerun the same command after an interruption.",
+        "update; dml: refit every --refit-every frames). Resumable: rerun the same command after an interruption.",
     )
     p.add_argument("--kind", choices=("gap", "dml"), default="gap")
     p.add_argument("--reference", required=True, help="gfn1-xtb, emt, a model file (.cfm) or module:factory")
@@ -54,6 +54,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         help="also label the structures most uncertain among those seen so far, at the rate that spends --max-calls over the "
         "schedule (never below the init frames' median uncertainty; default: on)",
     )  # fmt: skip
+    p.add_argument("--refit-every", type=int, default=d.refit_every, help="dml: refit after this many new frames (and at the end)")
     p.add_argument("--max-calls", type=int, default=d.max_calls, help="reference-call budget")
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--workdir", default=None, help="frames, log and state (default: OUTPUT without .cfm + '_learn')")
@@ -104,6 +105,7 @@ def run(args: argparse.Namespace) -> int:
         temperatures=temperatures, steps_per_temperature=args.steps_per_temperature, timestep=args.timestep,
         check_every=args.check_every, relative_threshold=args.relative_threshold, threshold=args.threshold,
         hops=args.hops, hop_step=args.hop_step, hop_kt=args.hop_kt, fill_budget=args.fill_budget,
+        refit_every=args.refit_every,
         max_calls=args.max_calls, seed=args.seed,
     )  # fmt: skip
     workdir = Path(args.workdir) if args.workdir else Path(args.output).with_suffix("").with_name(Path(args.output).stem + "_learn")
