@@ -1,0 +1,129 @@
+"""On-the-fly learning of a dml model on gold-thiolate rings, judged on ring sizes it never saw (issue 12).
+
+Trains the dml model the product gives a user of the shipped rings (``clusterforce train --kind dml
+dataset:rings``, n = 4-6), runs the issue's learning loop from it (``clusterforce learn --kind dml
+--reference gfn1-xtb --system ring --n 4 5 6 --init dataset:rings --max-calls 200``; extra arguments
+with ``--learn-args``), and tests both on GFN1-xTB MD of [Au(SCH3)]7 and [Au(SCH3)]8 that neither saw,
+made here and cached in WORKDIR:
+
+- open: from the built rings (nearest Au-Au 3.6-4.0 Angstrom), 300 -> 600 -> 900 K;
+- puckered: from the lowest conformer a gap model of the same data finds by MD and quenches
+  (``clusterforce search --method md-quench``; Au-Au contacts near 2.9 Angstrom, as in the shipped
+  rings), 300 -> 600 -> 900 K.
+
+Reported per model and test set: norm RMSE (eV/Angstrom) and |F|^2-weighted angle (degrees) per atom
+class, and the loop's reference calls. Issue 12's target: unit Au, S and H norm RMSE < 0.3 eV/Angstrom
+and weighted angle <= 30 degrees. Writes ``benchmarks/results/learn_rings.{json,md}``. Needs tblite.
+
+    python benchmarks/learn_rings.py --workdir /tmp/learn-rings
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from ase.io import read, write
+from clusterforce.dml.metrics import class_metrics
+from clusterforce.kinds import load_model
+
+RESULTS = Path(__file__).resolve().parent / "results"
+MD = ("--reference", "gfn1-xtb", "--temperatures", "300", "600", "900", "--steps-per-temperature", "100", "--frames", "20")
+
+
+def cli(*args: str) -> None:
+    subprocess.run([sys.executable, "-m", "clusterforce", *args], check=True)
+
+
+def test_sets(workdir: Path) -> dict[str, list]:
+    open_path = workdir / "open_ring7_8.extxyz"
+    cli("datagen", "--system", "ring", "--n", "7", "8", *MD, "--seed", "21", "-o", str(open_path), "--resume", "--quiet")
+    gap = workdir / "rings-gap.cfm"
+    if not gap.exists():
+        cli("train", "--kind", "gap", "dataset:rings", "-o", str(gap), "--quiet")
+    starts = workdir / "puckered_starts.extxyz"
+    if not starts.exists():
+        from clusterforce.datagen.builders import gold_thiolate_ring
+
+        lowest = []
+        for n in (7, 8):
+            built = workdir / f"ring{n}_built.xyz"
+            write(built, gold_thiolate_ring(n))
+            out = workdir / f"ring{n}_search.json"
+            db = workdir / f"ring{n}_conformers.db"
+            cli("search", str(built), "--method", "md-quench", "--reference", str(gap), "--steps", "600", "--temperature", "600",
+                "--seed", "3", "--db", str(db), "--json", str(out))  # fmt: skip
+            from ase.db import connect
+
+            lowest.append(min(connect(db).select(), key=lambda row: row.energy).toatoms())
+        write(starts, lowest)
+    puckered_path = workdir / "puckered_ring7_8.extxyz"
+    cli("datagen", "--start", str(starts), *MD, "--seed", "22", "-o", str(puckered_path), "--resume", "--quiet")
+    return {"open ring7, ring8": read(open_path, ":"), "puckered ring7, ring8": read(puckered_path, ":")}
+
+
+def metrics(model_path: Path, frames: list) -> dict:
+    import numpy as np
+
+    model = load_model(model_path)
+    pred, ref, classes = [], [], []
+    for atoms in frames:
+        out = model.predict(atoms)
+        pred.append(out["forces"])
+        ref.append(atoms.get_forces())
+        classes += list(out["classes"])
+    return class_metrics(np.concatenate(pred), np.concatenate(ref), classes)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--workdir", default="learn-rings-work")
+    parser.add_argument("--max-calls", type=int, default=200)
+    parser.add_argument("--learn-args", default="", help="extra arguments for clusterforce learn (one quoted string)")
+    parser.add_argument("--tag", default="", help="suffix of the result files")
+    args = parser.parse_args()
+    workdir = Path(args.workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    tests = test_sets(workdir)
+
+    suffix = f"-{args.tag}" if args.tag else ""
+    base, learned = workdir / "rings-dml.cfm", workdir / f"rings-dml-learned{suffix}.cfm"
+    timings = {}
+    if not base.exists():
+        t = time.perf_counter()
+        cli("train", "--kind", "dml", "dataset:rings", "-o", str(base), "--quiet")
+        timings["train_s"] = time.perf_counter() - t
+    learn = ["learn", "--kind", "dml", "--reference", "gfn1-xtb", "--system", "ring", "--n", "4", "5", "6", "--init", "dataset:rings"]
+    learn += ["--max-calls", str(args.max_calls), "-o", str(learned), "--quiet", *shlex.split(args.learn_args)]
+    if not learned.exists():
+        t = time.perf_counter()
+        cli(*learn)
+        timings["learn_s"] = time.perf_counter() - t
+    summary = json.loads((learned.parent / (learned.stem + "_learn") / "summary.json").read_text())
+
+    result = {"learn_command": "clusterforce " + " ".join(learn), "reference_calls": summary["calls"], **timings, "models": {}}
+    lines = ["| model | test | class | atoms | norm RMSE (eV/Å) | weighted angle (°) |", "|---|---|---|---|---|---|"]
+    for name, path in (("trained on dataset:rings", base), ("after clusterforce learn", learned)):
+        result["models"][name] = {}
+        for test, frames in tests.items():
+            m = metrics(path, frames)
+            result["models"][name][test] = m
+            for cls, c in m["classes"].items():
+                lines.append(f"| {name} | {test} | {cls} | {c['n']} | {c['norm_rmse']:.3f} | {c['weighted_angle_deg']:.1f} |")
+    table = "\n".join(lines)
+    print(table)
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / f"learn_rings{suffix}.json").write_text(json.dumps(result, indent=2) + "\n")
+    (RESULTS / f"learn_rings{suffix}.md").write_text(
+        f"# dml learning on rings n = 4-6, tested on unseen ring7 and ring8 GFN1-xTB MD\n\n`{result['learn_command']}`: "
+        f"{summary['calls']} reference calls ({summary['skipped']} skipped)\n\n{table}\n"
+    )
+
+
+if __name__ == "__main__":
+    main()
