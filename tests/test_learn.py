@@ -88,6 +88,7 @@ def test_cli_learn_survives_kill_9(tmp_path):
     frames = read(tmp_path / "w" / "frames.extxyz", ":")
     assert [f.info["learn_call"] for f in frames] == list(range(1, len(frames) + 1))
     assert json.loads((tmp_path / "w" / "summary.json").read_text())["calls"] == len(frames)
+    assert (tmp_path / "w" / "learning_curve.png").stat().st_size > 0
     learned = GAPModel.load(tmp_path / "l.cfm")
     assert list(learned.maps_) == [0]  # mapped once, after the last update
 

@@ -41,3 +41,29 @@ def parity_plots(out: Path, pred_e, ref_e, n_atoms, pred_f, ref_f, *, model_name
         plt.close(fig)
         written.append(out / name)
     return written
+
+
+def learning_curve(path: Path, force_rmse_before: list[float], seen: list[float], threshold: float, floor: float | None) -> Path:
+    """``clusterforce learn``'s run at a glance: the model's force RMSE on each labelled structure
+    before it was added (eV/Angstrom), and the largest per-atom uncertainty at every check with the
+    threshold and the budget rule's floor (the kind's uncertainty units)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.6))
+    left.plot(np.arange(1, len(force_rmse_before) + 1), force_rmse_before, ".-", lw=0.8, ms=3)
+    left.set(xlabel="reference call", ylabel="force RMSE before the update (eV/Å)", title="learning curve")
+    seen_arr = np.asarray(seen, dtype=float)
+    right.plot(np.where(seen_arr < 1e300, seen_arr, np.nan), lw=0.6)
+    right.axhline(threshold, color="C3", lw=0.8, label="threshold")
+    if floor is not None:
+        right.axhline(floor, color="C2", lw=0.8, ls="--", label="budget-rule floor")
+    right.set(xlabel="check", ylabel="largest per-atom uncertainty", title="uncertainty over the run")
+    right.legend(fontsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path

@@ -120,8 +120,12 @@ def run(args: argparse.Namespace) -> int:
     model.save(args.output)
     report = summary(workdir)
     (workdir / "summary.json").write_text(json.dumps(report, indent=1) + "\n")
+    from ..plots import learning_curve
+
+    state = json.loads((workdir / "state.json").read_text())
+    learning_curve(workdir / "learning_curve.png", report["force_rmse_before_each_call"], state["seen"], state["threshold"], state["floor"])
     print(
         f"{report['calls']} reference calls ({report['skipped']} skipped) in {report['md_steps']} MD steps; "
-        f"model {args.output}, frames {workdir / 'frames.extxyz'}"
+        f"model {args.output}, frames {workdir / 'frames.extxyz'}, plot {workdir / 'learning_curve.png'}"
     )
     return 0
