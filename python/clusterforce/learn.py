@@ -292,7 +292,8 @@ class Learner:
     def _checks_left(self, state: LearnState) -> int:
         """Uncertainty checks the schedule has left (MD checks, quenches, hops), for the budget rule."""
         s = self.settings
-        per_start = len(s.temperatures) * (-(-s.steps_per_temperature // s.check_every) + 1) + s.hops
+        hops = s.hops if self.kind == "gap" else 0  # dml has no energy to hop on
+        per_start = len(s.temperatures) * (-(-s.steps_per_temperature // s.check_every) + 1) + hops
         return max(1, len(self.starts) * per_start - len(state.seen))
 
     def _why_label(self, u: np.ndarray, state: LearnState, calls: int) -> str | None:
