@@ -150,3 +150,15 @@ def test_dml_refits_every_few_frames_and_at_the_end(tmp_path):
     sizes.clear()
     Learner("dml", fit_dml, init, lambda a: EMT(), [start()], settings(**{**kw, "max_calls": 5}), tmp_path).run()
     assert sizes == [4, 8, 9]
+
+
+def test_cli_bad_schedule_is_one_line_error(tmp_path, capsys):
+    from clusterforce.cli import main
+
+    init = tmp_path / "init.extxyz"
+    write(init, emt_frames(2, seed=0, rattle=0.05))
+    write(tmp_path / "start.xyz", start())
+    code = main(["learn", "--kind", "gap", "--reference", "emt", "--init", str(init), "--start", str(tmp_path / "start.xyz"),
+                 "--terms", "2b", "--hops", "-1", "--workdir", str(tmp_path / "w"), "-o", str(tmp_path / "l.cfm"), "--quiet"])  # fmt: skip
+    assert code == 1
+    assert "clusterforce learn: error: hops must be >= 0" in capsys.readouterr().err

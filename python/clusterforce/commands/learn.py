@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 
@@ -109,9 +110,13 @@ def run(args: argparse.Namespace) -> int:
         max_calls=args.max_calls, seed=args.seed,
     )  # fmt: skip
     workdir = Path(args.workdir) if args.workdir else Path(args.output).with_suffix("").with_name(Path(args.output).stem + "_learn")
-    learner = Learner(
-        args.kind, fit, init, lambda atoms: resolve(args.reference, atoms), starts, settings, workdir, progress=not args.quiet
-    )
+    try:
+        learner = Learner(
+            args.kind, fit, init, lambda atoms: resolve(args.reference, atoms), starts, settings, workdir, progress=not args.quiet
+        )
+    except ValueError as exc:
+        print(f"clusterforce learn: error: {exc}", file=sys.stderr)
+        return 1
     model, _ = learner.run()
     if args.kind == "gap" and getattr(args, "map", False) and any(t.kind != "soap" for t in model.terms):
         from ..gap.mapping import map_model

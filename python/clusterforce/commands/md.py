@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -47,8 +48,15 @@ def run(args: argparse.Namespace) -> int:
         steps=args.steps, timestep=args.timestep, sample_every=args.sample_every, thermostat=args.thermostat, damping=args.damping,
         evaporation_distance=args.evaporation_distance, checkpoint_every=args.checkpoint_every, engine=args.engine, seed=args.seed,
     )  # fmt: skip
-    settings.validate()
-    status = run_replicas(args.model, read(args.start, index=-1), args.temperatures, settings, args.output, progress=not args.quiet)
+    try:
+        settings.validate()
+        if min(args.temperatures) <= 0:
+            raise ValueError(f"--temperatures must be positive (K), got {args.temperatures}")
+        start = read(args.start, index=-1)
+    except (ValueError, FileNotFoundError) as exc:
+        print(f"clusterforce md: error: {exc}", file=sys.stderr)
+        return 1
+    status = run_replicas(args.model, start, args.temperatures, settings, args.output, progress=not args.quiet)
     for t, s in status.items():
         print(f"{t:8.2f} K: {s}")
     return 0 if all(s == "done" for s in status.values()) else 3
