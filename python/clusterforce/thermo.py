@@ -231,15 +231,35 @@ def block_bootstrap(
     return best, samples.std(axis=0, ddof=1)
 
 
+def _local_maxima(curve: np.ndarray) -> np.ndarray:
+    c = np.asarray(curve, dtype=float)
+    return np.flatnonzero((c[1:-1] > c[:-2]) & (c[1:-1] >= c[2:])) + 1
+
+
 def interior_peak(grid: np.ndarray, curve: np.ndarray) -> float | None:
     """Temperature (K) of the highest local maximum of ``curve`` strictly inside ``grid``, or None.
 
     A heat capacity that is largest at either end of the replica ladder has not shown its peak
     there: the maximum of the grid is then an edge, not a melting temperature.
     """
-    c = np.asarray(curve, dtype=float)
-    inside = np.flatnonzero((c[1:-1] > c[:-2]) & (c[1:-1] >= c[2:])) + 1
-    return float(np.asarray(grid)[inside[np.argmax(c[inside])]]) if inside.size else None
+    inside = _local_maxima(curve)
+    return float(np.asarray(grid)[inside[np.argmax(np.asarray(curve)[inside])]]) if inside.size else None
+
+
+def tracked_peak_spread(grid: np.ndarray, curves: np.ndarray, peak: float) -> float | None:
+    """Standard deviation (K) over bootstrap ``curves`` of the local maximum nearest to ``peak``.
+
+    The uncertainty of one peak's position. The spread of each curve's highest maximum mixes in
+    other maxima of similar height (a rise at the top of the ladder, say) and can be several
+    times larger without saying anything about where this peak is.
+    """
+    grid = np.asarray(grid, dtype=float)
+    found = []
+    for curve in np.atleast_2d(curves):
+        inside = _local_maxima(curve)
+        if inside.size:
+            found.append(grid[inside[np.argmin(np.abs(grid[inside] - peak))]])
+    return float(np.std(found)) if found else None
 
 
 def reduced_heat_capacity(configurational: np.ndarray, n_atoms: int) -> np.ndarray:

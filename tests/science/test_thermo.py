@@ -144,3 +144,18 @@ def test_lindemann_index_rigid_and_vibrating():
     assert lindemann_index(rigid) == pytest.approx(0.0, abs=1e-12)
     shaken = rigid + rng.normal(scale=0.3, size=rigid.shape)
     assert 0.02 < lindemann_index(shaken) < 0.3
+
+
+def test_tracked_peak_spread_follows_one_peak_not_the_highest():
+    from clusterforce.thermo import tracked_peak_spread
+
+    grid = np.linspace(100, 350, 251)
+    rng = np.random.default_rng(0)
+    # A bump near 210 K and an edge-side bump near 330 K of about the same height: the highest
+    # maximum of each noisy curve jumps between them, the bump itself moves by ~2 K.
+    shifts = rng.normal(0, 2.0, 200)
+    curves = np.array([np.exp(-(((grid - 210 - d) / 15) ** 2)) + 1.01 * np.exp(-(((grid - 330) / 15) ** 2)) * rng.uniform(0.97, 1.03)
+                       for d in shifts])  # fmt: skip
+    highest = grid[np.argmax(curves, axis=1)]
+    assert np.std(highest) > 30
+    assert tracked_peak_spread(grid, curves, 210.0) == pytest.approx(np.std(np.round(210 + shifts)), abs=0.6)
