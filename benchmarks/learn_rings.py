@@ -20,24 +20,20 @@ and weighted angle <= 30 degrees. Writes ``benchmarks/results/learn_rings.{json,
 
 from __future__ import annotations
 
-import argparse
 import json
-import shlex
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 from ase.io import read, write
 from clusterforce.dml.metrics import class_metrics
 from clusterforce.kinds import load_model
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _learning import cli, parse_args, train_and_learn  # noqa: E402
+
 RESULTS = Path(__file__).resolve().parent / "results"
 MD = ("--reference", "gfn1-xtb", "--temperatures", "300", "600", "900", "--steps-per-temperature", "100", "--frames", "20")
-
-
-def cli(*args: str) -> None:
-    subprocess.run([sys.executable, "-m", "clusterforce", *args], check=True)
 
 
 def test_sets(workdir: Path) -> dict[str, list]:
@@ -81,32 +77,11 @@ def metrics(model_path: Path, frames: list) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--workdir", default="learn-rings-work")
-    parser.add_argument("--max-calls", type=int, default=200)
-    parser.add_argument("--learn-args", default="", help="extra arguments for clusterforce learn (one quoted string)")
-    parser.add_argument("--tag", default="", help="suffix of the result files")
-    args = parser.parse_args()
-    workdir = Path(args.workdir)
-    workdir.mkdir(parents=True, exist_ok=True)
-    tests = test_sets(workdir)
-
-    suffix = f"-{args.tag}" if args.tag else ""
-    base, learned = workdir / "rings-dml.cfm", workdir / f"rings-dml-learned{suffix}.cfm"
-    timings = {}
-    if not base.exists():
-        t = time.perf_counter()
-        cli("train", "--kind", "dml", "dataset:rings", "-o", str(base), "--quiet")
-        timings["train_s"] = time.perf_counter() - t
-    learn = ["learn", "--kind", "dml", "--reference", "gfn1-xtb", "--system", "ring", "--n", "4", "5", "6", "--init", "dataset:rings"]
-    learn += ["--max-calls", str(args.max_calls), "-o", str(learned), "--quiet", *shlex.split(args.learn_args)]
-    if not learned.exists():
-        t = time.perf_counter()
-        cli(*learn)
-        timings["learn_s"] = time.perf_counter() - t
-    summary = json.loads((learned.parent / (learned.stem + "_learn") / "summary.json").read_text())
-
-    result = {"learn_command": "clusterforce " + " ".join(learn), "reference_calls": summary["calls"], **timings, "models": {}}
+    args = parse_args(__doc__, "learn-rings-work", 200)
+    tests = test_sets(Path(args.workdir))
+    run = train_and_learn(args, "dml", "rings", ["--system", "ring", "--n", "4", "5", "6"])
+    base, learned, summary = run["base"], run["learned"], run["summary"]
+    result = {"learn_command": run["command"], "reference_calls": summary["calls"], **run["timings"], "models": {}}
     lines = ["| model | test | class | atoms | norm RMSE (eV/Å) | weighted angle (°) |", "|---|---|---|---|---|---|"]
     for name, path in (("trained on dataset:rings", base), ("after clusterforce learn", learned)):
         result["models"][name] = {}
@@ -118,6 +93,7 @@ def main() -> None:
     table = "\n".join(lines)
     print(table)
     RESULTS.mkdir(exist_ok=True)
+    suffix = f"-{args.tag}" if args.tag else ""
     (RESULTS / f"learn_rings{suffix}.json").write_text(json.dumps(result, indent=2) + "\n")
     (RESULTS / f"learn_rings{suffix}.md").write_text(
         f"# dml learning on rings n = 4-6, tested on unseen ring7 and ring8 GFN1-xTB MD\n\n`{result['learn_command']}`: "

@@ -19,24 +19,20 @@ energy RMSE <= 2 meV/atom. Writes ``benchmarks/results/learn_sodium.{json,md}``.
 
 from __future__ import annotations
 
-import argparse
 import json
-import shlex
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 from ase.io import read
 from clusterforce.kinds import load_model
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _learning import cli, parse_args, train_and_learn  # noqa: E402
+
 RESULTS = Path(__file__).resolve().parent / "results"
 STRUCTURES = Path(__file__).resolve().parents[2] / "shared" / "structures" / "qcd_low_energy_Na.extxyz"
-
-
-def cli(*args: str) -> None:
-    subprocess.run([sys.executable, "-m", "clusterforce", *args], check=True)
 
 
 def test_frames(workdir: Path) -> list:
@@ -78,38 +74,17 @@ def errors(model_path: Path, frames: list) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--workdir", default="learn-sodium-work")
-    parser.add_argument("--max-calls", type=int, default=300)
-    parser.add_argument("--learn-args", default="", help="extra arguments for clusterforce learn (one quoted string)")
-    parser.add_argument("--tag", default="", help="suffix of the result files")
-    args = parser.parse_args()
-    workdir = Path(args.workdir)
-    workdir.mkdir(parents=True, exist_ok=True)
-    frames = test_frames(workdir)
-
-    base, learned = workdir / "na-gap.cfm", workdir / ("na-gap-learned" + (f"-{args.tag}" if args.tag else "") + ".cfm")
-    timings = {}
-    if not base.exists():
-        t = time.perf_counter()
-        cli("train", "--kind", "gap", "dataset:na", "-o", str(base), "--quiet")
-        timings["train_s"] = time.perf_counter() - t
-    learn = ["learn", "--kind", "gap", "--reference", "gfn1-xtb", "--system", "na", "--n", "20", "25", "31", "41", "55"]
-    learn += ["--init", "dataset:na", "--max-calls", str(args.max_calls), "-o", str(learned), "--quiet", *shlex.split(args.learn_args)]
-    if not learned.exists():
-        t = time.perf_counter()
-        cli(*learn)
-        timings["learn_s"] = time.perf_counter() - t
-    log = [json.loads(line) for line in (learned.parent / (learned.stem + "_learn") / "log.jsonl").read_text().splitlines()]
-    calls = sum(1 for e in log if e.get("event") == "call")
-    skipped = sum(1 for e in log if e.get("event") == "skip")
-
+    args = parse_args(__doc__, "learn-sodium-work", 300)
+    frames = test_frames(Path(args.workdir))
+    run = train_and_learn(args, "gap", "na", ["--system", "na", "--n", "20", "25", "31", "41", "55"])
+    base, learned, summary = run["base"], run["learned"], run["summary"]
+    calls, skipped = summary["calls"], summary["skipped"]
     result = {
-        "learn_command": "clusterforce " + " ".join(learn),
+        "learn_command": run["command"],
         "reference_calls": calls,
         "skipped_calls": skipped,
         "test_frames": len(frames),
-        **timings,
+        **run["timings"],
         "trained on dataset:na": errors(base, frames),
         "after clusterforce learn": errors(learned, frames),
     }
