@@ -47,3 +47,13 @@ def train_and_learn(args: argparse.Namespace, kind: str, dataset: str, explore: 
         timings["learn_s"] = time.perf_counter() - t
     summary = json.loads((learned.parent / (learned.stem + "_learn") / "summary.json").read_text())
     return {"base": base, "learned": learned, "command": "clusterforce " + " ".join(learn), "summary": summary, "timings": timings}
+
+
+def write_results(name: str, args: argparse.Namespace, title: str, result: dict, table: str) -> None:
+    """``benchmarks/results/NAME[-TAG].{json,md}``: the numbers, and the table under the learn command."""
+    results = Path(__file__).resolve().parent / "results"
+    results.mkdir(exist_ok=True)
+    stem = name + (f"-{args.tag}" if args.tag else "")
+    (results / f"{stem}.json").write_text(json.dumps(result, indent=2) + "\n")
+    calls = f"{result['reference_calls']} reference calls ({result['skipped_calls']} skipped)"
+    (results / f"{stem}.md").write_text(f"# {title}\n\n`{result['learn_command']}`: {calls}\n\n{table}\n")

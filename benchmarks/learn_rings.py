@@ -20,7 +20,6 @@ and weighted angle <= 30 degrees. Writes ``benchmarks/results/learn_rings.{json,
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
@@ -30,9 +29,8 @@ from clusterforce.kinds import load_model
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _learning import cli, parse_args, train_and_learn  # noqa: E402
+from _learning import cli, parse_args, train_and_learn, write_results  # noqa: E402
 
-RESULTS = Path(__file__).resolve().parent / "results"
 MD = ("--reference", "gfn1-xtb", "--temperatures", "300", "600", "900", "--steps-per-temperature", "100", "--frames", "20")
 
 
@@ -81,7 +79,8 @@ def main() -> None:
     tests = test_sets(Path(args.workdir))
     run = train_and_learn(args, "dml", "rings", ["--system", "ring", "--n", "4", "5", "6"])
     base, learned, summary = run["base"], run["learned"], run["summary"]
-    result = {"learn_command": run["command"], "reference_calls": summary["calls"], **run["timings"], "models": {}}
+    result = {"learn_command": run["command"], "reference_calls": summary["calls"], "skipped_calls": summary["skipped"], **run["timings"]}
+    result["models"] = {}
     lines = ["| model | test | class | atoms | norm RMSE (eV/Å) | weighted angle (°) |", "|---|---|---|---|---|---|"]
     for name, path in (("trained on dataset:rings", base), ("after clusterforce learn", learned)):
         result["models"][name] = {}
@@ -92,13 +91,7 @@ def main() -> None:
                 lines.append(f"| {name} | {test} | {cls} | {c['n']} | {c['norm_rmse']:.3f} | {c['weighted_angle_deg']:.1f} |")
     table = "\n".join(lines)
     print(table)
-    RESULTS.mkdir(exist_ok=True)
-    suffix = f"-{args.tag}" if args.tag else ""
-    (RESULTS / f"learn_rings{suffix}.json").write_text(json.dumps(result, indent=2) + "\n")
-    (RESULTS / f"learn_rings{suffix}.md").write_text(
-        f"# dml learning on rings n = 4-6, tested on unseen ring7 and ring8 GFN1-xTB MD\n\n`{result['learn_command']}`: "
-        f"{summary['calls']} reference calls ({summary['skipped']} skipped)\n\n{table}\n"
-    )
+    write_results("learn_rings", args, "dml learning on rings n = 4-6, tested on unseen ring7 and ring8 GFN1-xTB MD", result, table)
 
 
 if __name__ == "__main__":

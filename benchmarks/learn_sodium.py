@@ -19,7 +19,6 @@ energy RMSE <= 2 meV/atom. Writes ``benchmarks/results/learn_sodium.{json,md}``.
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
@@ -29,9 +28,8 @@ from clusterforce.kinds import load_model
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _learning import cli, parse_args, train_and_learn  # noqa: E402
+from _learning import cli, parse_args, train_and_learn, write_results  # noqa: E402
 
-RESULTS = Path(__file__).resolve().parent / "results"
 STRUCTURES = Path(__file__).resolve().parents[2] / "shared" / "structures" / "qcd_low_energy_Na.extxyz"
 
 
@@ -101,13 +99,7 @@ def main() -> None:
     table = "\n".join(lines)
     print(table)
     print(f"{calls} reference calls ({skipped} skipped: SCF failures)")
-    RESULTS.mkdir(exist_ok=True)
-    name = "learn_sodium" + (f"-{args.tag}" if args.tag else "")
-    (RESULTS / f"{name}.json").write_text(json.dumps(result, indent=2) + "\n")
-    (RESULTS / f"{name}.md").write_text(
-        f"# Learning on sodium, tested on independent Na53/Na55 GFN1-xTB MD\n\n`{result['learn_command']}`: "
-        f"{calls} reference calls ({skipped} skipped)\n\n{table}\n"
-    )
+    write_results("learn_sodium", args, "Learning on sodium, tested on independent Na53/Na55 GFN1-xTB MD", result, table)
 
 
 if __name__ == "__main__":
