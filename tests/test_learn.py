@@ -162,3 +162,23 @@ def test_cli_bad_schedule_is_one_line_error(tmp_path, capsys):
                  "--terms", "2b", "--hops", "-1", "--workdir", str(tmp_path / "w"), "-o", str(tmp_path / "l.cfm"), "--quiet"])  # fmt: skip
     assert code == 1
     assert "clusterforce learn: error: hops must be >= 0" in capsys.readouterr().err
+
+
+def test_an_explorer_drives_the_md_while_the_learned_model_labels(tmp_path):
+    init = emt_frames(3, seed=0, rattle=0.05)
+    explorer = fit(init)
+    kw = dict(temperatures=(300.0,), steps_per_temperature=20, threshold=0.0, hops=2, max_calls=6)
+
+    class Counting(GAPModel):
+        calls = 0
+
+        def predict(self, atoms, **kw):
+            Counting.calls += 1
+            return super().predict(atoms, **kw)
+
+    explorer.__class__ = Counting
+    Learner("gap", fit, init, lambda a: EMT(), [start()], settings(**kw), tmp_path, explorer=explorer).run()
+    reasons = [f.info["learn_reason"] for f in read(tmp_path / "frames.extxyz", ":")]
+    # MD, quench and hops ran on the explorer's forces (many predictions), and hops happened with it.
+    assert Counting.calls > 20
+    assert any(r.startswith("basin hop") for r in reasons)

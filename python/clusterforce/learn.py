@@ -130,6 +130,11 @@ class Learner:
         ``reference(atoms) -> Calculator`` for a structure (e.g. :func:`clusterforce.calculators.resolve`).
     starts
         Start structures of the exploration.
+    explorer
+        A fixed model that drives the MD, quenches and basin hops instead of the model being learned
+        (which still decides what to label). For a force-only ``dml`` model, whose force field is not
+        conservative: its own hot MD breaks rings and the loop then labels broken structures
+        (docs/workflows.md); a ``gap`` model of the same data keeps the exploration physical and can hop.
     """
 
     def __init__(
@@ -142,6 +147,7 @@ class Learner:
         settings: LearnSettings,
         workdir: str | Path,
         *,
+        explorer: object | None = None,
         progress: bool = True,
     ) -> None:
         if kind not in ("gap", "dml"):
@@ -157,6 +163,7 @@ class Learner:
         self.log_path = self.dir / "log.jsonl"
         self.state_path = self.dir / "state.json"
         self.current_path = self.dir / "current.extxyz"
+        self.explorer = explorer
         self.progress = progress
 
     # ------------------------------------------------------------------ bookkeeping
@@ -243,7 +250,7 @@ class Learner:
                 MaxwellBoltzmannDistribution(atoms, temperature_K=temperature, rng=rng)
                 Stationary(atoms)
                 ZeroRotation(atoms)
-            atoms.calc = Calculator(model)
+            atoms.calc = Calculator(self._driver(model))
             dyn = Langevin(atoms, s.timestep * units.fs, temperature_K=temperature, friction=0.02 / units.fs, rng=rng)
             hold = 0
             while state.step < s.steps_per_temperature and len(collected) < s.max_calls:
@@ -257,7 +264,7 @@ class Learner:
                 if why:
                     model, labelled = self._label(model, atoms, collected, f"md {temperature:g} K step {state.step}: {why}")
                     if labelled:
-                        atoms.calc = Calculator(model)
+                        atoms.calc = Calculator(self._driver(model))
                     # Also after a failed call: a structure whose SCF fails usually fails for
                     # the next few steps too (seen on Na20-25 at 2000 K: 134 failures in a row).
                     hold = s.cooldown
@@ -282,7 +289,7 @@ class Learner:
         from .optimize import ForceOnlyAtoms
 
         quench = atoms.copy()
-        quench.calc = Calculator(model)
+        quench.calc = Calculator(self._driver(model))
         FIRE(ForceOnlyAtoms(quench), logfile=None).run(fmax=0.05, steps=self.settings.quench_steps)
         why = self._why_label(self._uncertainty(model, quench), state, len(collected))
         if why and len(collected) < self.settings.max_calls:
@@ -292,7 +299,8 @@ class Learner:
     def _checks_left(self, state: LearnState) -> int:
         """Uncertainty checks the schedule has left (MD checks, quenches, hops), for the budget rule."""
         s = self.settings
-        hops = s.hops if self.kind == "gap" else 0  # dml has no energy to hop on
+        hops_run = self._has_energy(self.explorer) if self.explorer is not None else self.kind == "gap"  # dml has no energy
+        hops = s.hops if hops_run else 0
         per_start = len(s.temperatures) * (-(-s.steps_per_temperature // s.check_every) + 1) + hops
         return max(1, len(self.starts) * per_start - len(state.seen))
 
@@ -311,8 +319,16 @@ class Learner:
             return f"max uncertainty {top:.3g} in the top {100 * min(rate, 1):.0f} % seen (budget rule)"
         return None
 
+    def _driver(self, model):
+        """The model whose forces move the atoms: the explorer if one was given, else the one being learned."""
+        return self.explorer if self.explorer is not None else model
+
+    @staticmethod
+    def _has_energy(model) -> bool:
+        return "energy" in getattr(model, "implemented_properties", ("energy",))
+
     def _hops_possible(self, model) -> bool:
-        return self.settings.hops > 0 and "energy" in getattr(model, "implemented_properties", ("energy",))
+        return self.settings.hops > 0 and self._has_energy(self._driver(model))
 
     def _basin_hops(self, model, atoms: Atoms, collected: list[Atoms], state: LearnState):
         """Basin hopping with the model from the end of a start's ladder, labelling uncertain minima.
@@ -329,16 +345,17 @@ class Learner:
         s = self.settings
         if not self._hops_possible(model):
             return model
-        current, energy, _ = relax(atoms, Calculator(model), fmax=0.05, steps=s.quench_steps * 5)
+        current, energy, _ = relax(atoms, Calculator(self._driver(model)), fmax=0.05, steps=s.quench_steps * 5)
         radius = containment_radius(current)
         while state.hop < s.hops and len(collected) < s.max_calls:
             rng = np.random.default_rng([s.seed, state.start, state.hop])
-            trial, e_trial, _ = relax(perturb(current, s.hop_step, rng, radius), Calculator(model), fmax=0.05, steps=s.quench_steps * 5)
+            driver = Calculator(self._driver(model))
+            trial, e_trial, _ = relax(perturb(current, s.hop_step, rng, radius), driver, fmax=0.05, steps=s.quench_steps * 5)
             state.hop += 1
             why = self._why_label(self._uncertainty(model, trial), state, len(collected))
             if why:
                 model, labelled = self._label(model, trial, collected, f"basin hop {state.hop}: {why}")
-                if labelled:  # compare both minima on the updated model
+                if labelled and self.explorer is None:  # compare both minima on the updated model
                     energy, e_trial = (float(model.predict(a)["energy"]) for a in (current, trial))
             if e_trial <= energy or rng.random() < np.exp(-(e_trial - energy) / s.hop_kt):
                 current, energy = trial, e_trial

@@ -55,6 +55,11 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         help="also label the structures most uncertain among those seen so far, at the rate that spends --max-calls over the "
         "schedule (never below the init frames' median uncertainty; default: on)",
     )  # fmt: skip
+    p.add_argument(
+        "--explore-with", default=None, metavar="MODEL.cfm",
+        help="a fixed model that drives the MD, quenches and hops (the learned model still decides what to label); "
+        "e.g. a gap model of the same data for a dml run, whose own forces are not conservative",
+    )  # fmt: skip
     p.add_argument("--refit-every", type=int, default=d.refit_every, help="dml: refit after this many new frames (and at the end)")
     p.add_argument("--max-calls", type=int, default=d.max_calls, help="reference-call budget")
     p.add_argument("--seed", type=int, default=d.seed)
@@ -111,10 +116,12 @@ def run(args: argparse.Namespace) -> int:
     )  # fmt: skip
     workdir = Path(args.workdir) if args.workdir else Path(args.output).with_suffix("").with_name(Path(args.output).stem + "_learn")
     try:
+        explorer = kinds.load_model(args.explore_with) if args.explore_with else None
         learner = Learner(
-            args.kind, fit, init, lambda atoms: resolve(args.reference, atoms), starts, settings, workdir, progress=not args.quiet
-        )
-    except ValueError as exc:
+            args.kind, fit, init, lambda atoms: resolve(args.reference, atoms), starts, settings, workdir,
+            explorer=explorer, progress=not args.quiet,
+        )  # fmt: skip
+    except (ValueError, FileNotFoundError) as exc:  # ModelFileError is a ValueError
         print(f"clusterforce learn: error: {exc}", file=sys.stderr)
         return 1
     model, _ = learner.run()
