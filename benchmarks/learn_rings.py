@@ -24,7 +24,7 @@ import sys
 from pathlib import Path
 
 from ase.io import read, write
-from clusterforce.dml.metrics import class_metrics
+from clusterforce.dml.metrics import evaluate_model
 from clusterforce.kinds import load_model
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -62,16 +62,7 @@ def test_sets(workdir: Path) -> dict[str, list]:
 
 
 def metrics(model_path: Path, frames: list) -> dict:
-    import numpy as np
-
-    model = load_model(model_path)
-    pred, ref, classes = [], [], []
-    for atoms in frames:
-        out = model.predict(atoms)
-        pred.append(out["forces"])
-        ref.append(atoms.get_forces())
-        classes += list(out["classes"])
-    return class_metrics(np.concatenate(pred), np.concatenate(ref), classes)
+    return evaluate_model(load_model(model_path), frames, progress=False)[0]
 
 
 def main() -> None:
