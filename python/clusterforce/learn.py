@@ -164,6 +164,9 @@ class Learner:
         self.state_path = self.dir / "state.json"
         self.current_path = self.dir / "current.extxyz"
         self.explorer = explorer
+        # Basin hopping needs an energy from whatever moves the atoms; the learned model has one only for gap.
+        moves_with_energy = self._has_energy(explorer) if explorer is not None else kind == "gap"
+        self.hops = settings.hops if moves_with_energy else 0
         self.progress = progress
 
     # ------------------------------------------------------------------ bookkeeping
@@ -299,9 +302,7 @@ class Learner:
     def _checks_left(self, state: LearnState) -> int:
         """Uncertainty checks the schedule has left (MD checks, quenches, hops), for the budget rule."""
         s = self.settings
-        hops_run = self._has_energy(self.explorer) if self.explorer is not None else self.kind == "gap"  # dml has no energy
-        hops = s.hops if hops_run else 0
-        per_start = len(s.temperatures) * (-(-s.steps_per_temperature // s.check_every) + 1) + hops
+        per_start = len(s.temperatures) * (-(-s.steps_per_temperature // s.check_every) + 1) + self.hops
         return max(1, len(self.starts) * per_start - len(state.seen))
 
     def _why_label(self, u: np.ndarray, state: LearnState, calls: int) -> str | None:
@@ -327,9 +328,6 @@ class Learner:
     def _has_energy(model) -> bool:
         return "energy" in getattr(model, "implemented_properties", ("energy",))
 
-    def _hops_possible(self, model) -> bool:
-        return self.settings.hops > 0 and self._has_energy(self._driver(model))
-
     def _basin_hops(self, model, atoms: Atoms, collected: list[Atoms], state: LearnState):
         """Basin hopping with the model from the end of a start's ladder, labelling uncertain minima.
 
@@ -343,11 +341,11 @@ class Learner:
         from .search import containment_radius, perturb
 
         s = self.settings
-        if not self._hops_possible(model):
+        if not self.hops:
             return model
         current, energy, _ = relax(atoms, Calculator(self._driver(model)), fmax=0.05, steps=s.quench_steps * 5)
         radius = containment_radius(current)
-        while state.hop < s.hops and len(collected) < s.max_calls:
+        while state.hop < self.hops and len(collected) < s.max_calls:
             rng = np.random.default_rng([s.seed, state.start, state.hop])
             driver = Calculator(self._driver(model))
             trial, e_trial, _ = relax(perturb(current, s.hop_step, rng, radius), driver, fmax=0.05, steps=s.quench_steps * 5)

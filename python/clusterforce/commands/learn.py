@@ -124,7 +124,7 @@ def run(args: argparse.Namespace) -> int:
     except (ValueError, FileNotFoundError) as exc:  # ModelFileError is a ValueError
         print(f"clusterforce learn: error: {exc}", file=sys.stderr)
         return 1
-    model, _ = learner.run()
+    model, state = learner.run()
     if args.kind == "gap" and getattr(args, "map", False) and any(t.kind != "soap" for t in model.terms):
         from ..gap.mapping import map_model
 
@@ -134,8 +134,7 @@ def run(args: argparse.Namespace) -> int:
     (workdir / "summary.json").write_text(json.dumps(report, indent=1) + "\n")
     from ..plots import learning_curve
 
-    state = json.loads((workdir / "state.json").read_text())
-    learning_curve(workdir / "learning_curve.png", report["force_rmse_before_each_call"], state["seen"], state["threshold"], state["floor"])
+    learning_curve(workdir / "learning_curve.png", report["force_rmse_before_each_call"], state.seen, state.threshold, state.floor)
     print(
         f"{report['calls']} reference calls ({report['skipped']} skipped) in {report['md_steps']} MD steps; "
         f"model {args.output}, frames {workdir / 'frames.extxyz'}, plot {workdir / 'learning_curve.png'}"
