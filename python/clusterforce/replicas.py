@@ -210,12 +210,20 @@ def run_replica(model: str, start: Atoms, temperature: float, settings: ReplicaS
     return "done"
 
 
+def check_temperatures(temperatures: Sequence[float]) -> None:
+    """A replica ladder needs at least one temperature, all positive (K)."""
+    if not len(temperatures) or not min(temperatures) > 0:
+        raise ValueError(f"temperatures must be positive (K), got {list(temperatures)}")
+
+
 def run_replicas(
     model: str, start: Atoms, temperatures: Sequence[float], settings: ReplicaSettings, outdir: str | Path, *, progress: bool = True
 ) -> dict[float, str]:
     """Run every replica in turn (resuming unfinished ones); returns each temperature's status."""
     from tqdm.auto import tqdm
 
+    settings.validate()
+    check_temperatures(temperatures)
     outdir = Path(outdir)
     outdir.mkdir(parents=True, exist_ok=True)
     (outdir / "settings.json").write_text(

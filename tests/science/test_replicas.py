@@ -86,3 +86,14 @@ def test_md_then_heat_capacity_commands(cu13, tmp_path):
     assert all(np.isfinite(result["cv_over_c0"])) and (out / "heat_capacity.png").stat().st_size > 0
     # A near-harmonic solid: C/C0 of order 1.
     assert 0.3 < np.median(result["cv_over_c0"]) < 3
+
+
+def test_a_non_positive_temperature_is_refused_before_any_md(cu13, tmp_path, capsys):
+    from clusterforce.replicas import run_replicas
+
+    model, atoms, start = cu13
+    with pytest.raises(ValueError, match=r"temperatures must be positive \(K\), got \[300.0, 0.0\]"):
+        run_replicas(model, atoms, [300.0, 0.0], ReplicaSettings(steps=10, checkpoint_every=10, sample_every=1), tmp_path / "api")
+    assert not (tmp_path / "api").exists()
+    assert main(["md", model, str(start), "--temperatures", "-5", "--steps", "10", "-o", str(tmp_path / "cli")]) == 1
+    assert "clusterforce md: error: temperatures must be positive" in capsys.readouterr().err

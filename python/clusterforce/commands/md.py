@@ -42,7 +42,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     from ase.io import read
 
-    from ..replicas import ReplicaSettings, run_replicas
+    from ..replicas import ReplicaSettings, check_temperatures, run_replicas
 
     settings = ReplicaSettings(
         steps=args.steps, timestep=args.timestep, sample_every=args.sample_every, thermostat=args.thermostat, damping=args.damping,
@@ -50,8 +50,7 @@ def run(args: argparse.Namespace) -> int:
     )  # fmt: skip
     try:
         settings.validate()
-        if min(args.temperatures) <= 0:
-            raise ValueError(f"--temperatures must be positive (K), got {args.temperatures}")
+        check_temperatures(args.temperatures)
         start = read(args.start, index=-1)
     except (ValueError, FileNotFoundError) as exc:
         print(f"clusterforce md: error: {exc}", file=sys.stderr)
