@@ -62,34 +62,24 @@ class SoapTerm : public GapTerm {
 
   double centre_energy(int cs, const double* rel, const int* sp, int n, double* grad) const override {
     if (alpha_.empty()) throw std::invalid_argument("SOAP term has no weights (alpha): train it first");
-    Centre c = centre(cs, rel, sp, n, grad != nullptr);
+    if (grad == nullptr) return energy_of(cs, centre(cs, rel, sp, n, false).p.data(), nullptr);
+    // Forces as one vector-Jacobian product through the expansion coefficients: dE/dp is known
+    // once the spectrum is, and the (n + 1, 3, F) array dp/dr is never formed.
     const std::size_t f = soap_.n_features();
-    const double d2 = delta_ * delta_;
-    // dE/dp_hat = delta^2 sum_m alpha_m zeta z_m^(zeta-1) p_hat_m
-    std::vector<double> u(f, 0.0);
+    std::vector<double> p_hat(f), u(f), out(3 * (static_cast<std::size_t>(n) + 1));
     double energy = 0.0;
-    const std::vector<double>& a = quadratic_[static_cast<std::size_t>(cs)];
-    if (!a.empty()) {  // zeta = 2: E = p_hat^T A p_hat, dE/dp_hat = 2 A p_hat (A symmetric)
-      for (std::size_t k = 0; k < f; ++k) u[k] = 2.0 * dot(a.data() + k * f, c.p.data(), f);
-      energy = 0.5 * dot(u.data(), c.p.data(), f);
-    } else {
-      for (int64_t m = offsets_[cs]; m < offsets_[cs + 1]; ++m) {
-        const double* pm = sparse_.data() + m * f;
-        const double z = dot(c.p.data(), pm, f);
-        energy += d2 * alpha_[m] * std::pow(z, zeta_);
-        if (grad == nullptr) continue;
-        const double coef = d2 * alpha_[m] * zeta_ * std::pow(z, zeta_ - 1);
-        for (std::size_t k = 0; k < f; ++k) u[k] += coef * pm[k];
-      }
-    }
-    if (grad == nullptr) return energy;
-    // Through the normalisation: dE/dp = (u - (u . p_hat) p_hat) / |p|.
-    const double up = dot(u.data(), c.p.data(), f);
-    for (std::size_t k = 0; k < f; ++k) u[k] = (u[k] - up * c.p[k]) / c.norm;
-    for (int j = 0; j < n; ++j) {
-      const double* g = c.grad.data() + (j + 1) * 3 * f;
-      for (int x = 0; x < 3; ++x) grad[3 * j + x] += dot(g + x * f, u.data(), f);
-    }
+    SoapGTO::Workspace ws = soap_.make_workspace();
+    auto make_weights = [&](const double* p) {
+      std::copy(p, p + f, p_hat.begin());
+      const double norm = normalise(p_hat);
+      energy = energy_of(cs, p_hat.data(), u.data());
+      // Through the normalisation: dE/dp = (u - (u . p_hat) p_hat) / |p|.
+      const double up = dot(u.data(), p_hat.data(), f);
+      for (std::size_t k = 0; k < f; ++k) u[k] = (u[k] - up * p_hat[k]) / norm;
+      return static_cast<const double*>(u.data());
+    };
+    soap_.contract_center_with(cs, static_cast<std::size_t>(n), rel, sp, make_weights, nullptr, out.data(), ws);
+    for (int k = 0; k < 3 * n; ++k) grad[k] += out[3 + k];
     return energy;
   }
 
@@ -249,10 +239,42 @@ class SoapTerm : public GapTerm {
     if (with_grad) c.grad.resize((static_cast<std::size_t>(n) + 1) * 3 * f);
     SoapGTO::Workspace ws = soap_.make_workspace();
     soap_.compute_center(cs, static_cast<std::size_t>(n), rel, sp, c.p.data(), with_grad ? c.grad.data() : nullptr, ws);
-    c.norm = std::sqrt(dot(c.p.data(), c.p.data(), f));
-    if (!(c.norm > 0.0)) throw std::invalid_argument("SOAP power spectrum of a centre is zero; cannot normalise");
-    for (double& v : c.p) v /= c.norm;
+    c.norm = normalise(c.p);
     return c;
+  }
+
+  // Scales p to unit length in place; returns the length it had.
+  static double normalise(std::vector<double>& p) {
+    const double norm = std::sqrt(dot(p.data(), p.data(), p.size()));
+    if (!(norm > 0.0)) throw std::invalid_argument("SOAP power spectrum of a centre is zero; cannot normalise");
+    for (double& v : p) v /= norm;
+    return norm;
+  }
+
+  // Local energy of a centre with normalised spectrum p_hat; with u, also dE/dp_hat (F values):
+  // delta^2 sum_m alpha_m zeta z_m^(zeta-1) p_m, or 2 A p_hat through the zeta = 2 quadratic form.
+  double energy_of(int cs, const double* p_hat, double* u) const {
+    const std::size_t f = soap_.n_features();
+    const std::vector<double>& a = quadratic_[static_cast<std::size_t>(cs)];
+    if (!a.empty()) {  // E = p_hat^T A p_hat, A symmetric
+      std::vector<double> ap(f);
+      for (std::size_t k = 0; k < f; ++k) ap[k] = dot(a.data() + k * f, p_hat, f);
+      if (u != nullptr)
+        for (std::size_t k = 0; k < f; ++k) u[k] = 2.0 * ap[k];
+      return dot(ap.data(), p_hat, f);
+    }
+    const double d2 = delta_ * delta_;
+    if (u != nullptr) std::fill(u, u + f, 0.0);
+    double energy = 0.0;
+    for (int64_t m = offsets_[cs]; m < offsets_[cs + 1]; ++m) {
+      const double* pm = sparse_.data() + m * f;
+      const double z = dot(p_hat, pm, f);
+      energy += d2 * alpha_[m] * std::pow(z, zeta_);
+      if (u == nullptr) continue;
+      const double coef = d2 * alpha_[m] * zeta_ * std::pow(z, zeta_ - 1);
+      for (std::size_t k = 0; k < f; ++k) u[k] += coef * pm[k];
+    }
+    return energy;
   }
 
   SoapGTO soap_;

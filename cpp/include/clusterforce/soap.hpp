@@ -212,6 +212,7 @@ class SoapGTO {
     std::vector<char> touched;       // neighbours whose gradient row has been written
     std::vector<double> h;           // (n_species, n_lm, n_max): weights pulled back to c
     std::vector<double> weights;     // per neighbour: w and (dw/dr)/r
+    std::vector<double> values;      // (n_features,) power spectrum of the current centre
     std::vector<int> inside;         // neighbours within the cutoff
     soap_detail::SolidHarmonics ylm{0};
   };
@@ -430,8 +431,22 @@ class SoapGTO {
   // Arguments otherwise as compute_center.
   void contract_center(int center_species, std::size_t n_neighbors, const double* rel, const int* neighbor_species,
                        const double* weights, double* values, double* out, Workspace& ws) const {
+    contract_center_with(
+        center_species, n_neighbors, rel, neighbor_species, [weights](const double*) { return weights; }, values, out,
+        ws);
+  }
+
+  // As contract_center, for weights that depend on the centre's own power spectrum (dE/dp of a
+  // kernel model): make_weights(values) returns the n_features weights once the spectrum is
+  // known, so the expansion runs once and no (n_neighbors + 1, 3, n_features) array is formed.
+  template <class MakeWeights>
+  void contract_center_with(int center_species, std::size_t n_neighbors, const double* rel, const int* neighbor_species,
+                            MakeWeights&& make_weights, double* values, double* out, Workspace& ws) const {
     expand(center_species, n_neighbors, rel, neighbor_species, true, ws);
-    if (values != nullptr) power_spectrum(ws.coeff.data(), values);
+    grow(ws.values, n_features_);
+    power_spectrum(ws.coeff.data(), ws.values.data());
+    if (values != nullptr) std::copy(ws.values.begin(), ws.values.begin() + n_features_, values);
+    const double* weights = make_weights(static_cast<const double*>(ws.values.data()));
     const int S = n_species(), N = n_max_, L1 = l_max_ + 1, NLM = n_lm_;
     const std::size_t cs = static_cast<std::size_t>(NLM) * N;
     const std::size_t radial_stride = 2 * static_cast<std::size_t>(L1) * N;
