@@ -9,6 +9,7 @@ import sys
 import time
 
 import numpy as np
+import pytest
 from _frames import emt_frames
 from ase.calculators.emt import EMT
 from ase.cluster import Icosahedron
@@ -182,3 +183,44 @@ def test_an_explorer_drives_the_md_while_the_learned_model_labels(tmp_path):
     # MD, quench and hops ran on the explorer's forces (many predictions), and hops happened with it.
     assert Counting.calls > 20
     assert any(r.startswith("basin hop") for r in reasons)
+
+
+def test_a_broken_reference_frame_is_not_fitted_and_the_md_goes_back(tmp_path):
+    class Exploding(EMT):
+        def calculate(self, *args, **kwargs):
+            super().calculate(*args, **kwargs)
+            self.results["forces"] = self.results["forces"] * 1e3
+
+    init = emt_frames(3, seed=0, rattle=0.05)
+    kw = dict(temperatures=(300.0,), steps_per_temperature=30, threshold=0.0, hops=0)
+    model, state = Learner("gap", fit, init, lambda a: Exploding(), [start()], settings(**kw), tmp_path).run()
+    events = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()]
+    skips = [e for e in events if e["event"] == "skip"]
+    assert skips and all("above the cap" in e["error"] for e in skips)
+    assert state.restarts == sum(e["event"] == "restart" for e in events) >= 1
+    assert not (tmp_path / "frames.extxyz").exists()
+    assert model.training_["n_frames"] == len(init)
+    # Off: the same frames are fitted.
+    Learner("gap", fit, init, lambda a: Exploding(), [start()], settings(**kw, max_force_ratio=None), tmp_path / "off").run()
+    assert len(read(tmp_path / "off" / "frames.extxyz", ":")) >= 1
+
+
+def test_a_structure_outside_the_data_is_undone_not_labelled(tmp_path):
+    class Flagging(Learner):
+        checks = 0
+
+        def _uncertainty(self, model, atoms):
+            Flagging.checks += 1
+            u = super()._uncertainty(model, atoms)
+            return np.full_like(u, np.inf) if Flagging.checks % 3 == 0 else u  # as dml flags a too-short pair
+
+    init = emt_frames(3, seed=0, rattle=0.05)
+    kw = dict(temperatures=(300.0,), steps_per_temperature=30, threshold=1e9, fill_budget=False, hops=0)
+    _, state = Flagging("gap", fit, init, lambda a: EMT(), [start()], settings(**kw), tmp_path).run()
+    assert state.restarts >= 2
+    assert not (tmp_path / "frames.extxyz").exists()
+
+
+def test_max_force_ratio_must_exceed_one():
+    with pytest.raises(ValueError, match="max_force_ratio must be above 1"):
+        settings(max_force_ratio=0.5).validate()

@@ -60,6 +60,11 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         help="a fixed model that drives the MD, quenches and hops (the learned model still decides what to label); "
         "e.g. a gap model of the same data for a dml run, whose own forces are not conservative",
     )  # fmt: skip
+    p.add_argument(
+        "--max-force-ratio", type=float, default=d.max_force_ratio,
+        help="a reference frame with a force component above this times the init frames' largest is a broken structure: "
+        "not fitted, and the MD goes back to the last sound structure (default: %(default)s; 0: off)",
+    )  # fmt: skip
     p.add_argument("--refit-every", type=int, default=d.refit_every, help="dml: refit after this many new frames (and at the end)")
     p.add_argument("--max-calls", type=int, default=d.max_calls, help="reference-call budget")
     p.add_argument("--seed", type=int, default=d.seed)
@@ -111,7 +116,7 @@ def run(args: argparse.Namespace) -> int:
         temperatures=temperatures, steps_per_temperature=args.steps_per_temperature, timestep=args.timestep,
         check_every=args.check_every, relative_threshold=args.relative_threshold, threshold=args.threshold,
         hops=args.hops, hop_step=args.hop_step, hop_kt=args.hop_kt, fill_budget=args.fill_budget,
-        refit_every=args.refit_every,
+        refit_every=args.refit_every, max_force_ratio=args.max_force_ratio or None,
         max_calls=args.max_calls, seed=args.seed,
     )  # fmt: skip
     workdir = Path(args.workdir) if args.workdir else Path(args.output).with_suffix("").with_name(Path(args.output).stem + "_learn")
