@@ -75,6 +75,9 @@ def scores(model, test, has_forces: bool) -> dict:
     n = np.array([len(a) for a in test])
     # Ranking is judged within one composition (a size, or an alloy's formula).
     system = np.array([a.get_chemical_formula() for a in test])
+    # Size order (Au16 before Au17); by length alone, equal lengths came out in set order, which
+    # changes from run to run.
+    systems = sorted(set(system), key=lambda s: (len(s), s))
     e_pred = np.array([p["energy"] for p in preds])
     e_ref = np.array([a.get_potential_energy() for a in test])
     err = e_pred - e_ref
@@ -83,13 +86,13 @@ def scores(model, test, has_forces: bool) -> dict:
         "energy_bias_mev_per_atom": float(1e3 * np.mean(err / n)),
         "energy_mae_kcal_per_mol": float(np.mean(np.abs(err)) * KCAL),
         "predict_ms_per_atom": float(1e3 * seconds / n.sum()),
-        "spearman_by_system": {s: float(spearmanr(e_pred[system == s], e_ref[system == s])[0]) for s in sorted(set(system), key=len)},
+        "spearman_by_system": {s: float(spearmanr(e_pred[system == s], e_ref[system == s])[0]) for s in systems},
     }
     if has_forces:
         df = np.concatenate([(p["forces"] - a.get_forces()).ravel() for p, a in zip(preds, test)])
         out["force_rmse_mev_per_A"] = float(1e3 * np.sqrt(np.mean(df**2)))
         by_system = {}
-        for s in sorted(set(system), key=len):
+        for s in systems:
             d = np.concatenate([(p["forces"] - a.get_forces()).ravel() for p, a in zip(preds, test) if a.get_chemical_formula() == s])
             by_system[s] = float(1e3 * np.sqrt(np.mean(d**2)))
         out["force_rmse_by_system"] = by_system

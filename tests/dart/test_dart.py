@@ -142,6 +142,11 @@ def test_shells_fall_between_neighbour_shells_of_the_data():
     r_j, r_k = shells_from_rdf(frames)
     assert 2.6 < r_j < 3.4  # Cu nearest neighbours ~2.5 A, second ~3.6 A
     assert r_k > 1.3 * r_j
+    # the paper's rule: the first minimum, past the half-height flank; same r_K
+    r_min, r_k_min = shells_from_rdf(frames, rule="minimum")
+    assert r_j < r_min < 3.6 and r_k_min == r_k
+    with pytest.raises(ValueError, match="rule"):
+        shells_from_rdf(frames, rule="maximum")
 
 
 def test_file_round_trip_calculator_and_errors(trained, tmp_path):
@@ -177,3 +182,33 @@ def test_train_evaluate_and_screen_from_the_command_line(tmp_path, capsys):
     assert "Spearman" in capsys.readouterr().out
     assert main(["screen", str(model), str(data), "--bins", "4", "--json", str(tmp_path / "s.json")]) == 0
     assert 1 <= json.loads((tmp_path / "s.json").read_text())["representatives"] <= 4
+
+
+def _weights_norm(model: DARTModel) -> float:
+    return float(np.sqrt(sum(np.sum(w**2) for name in NETS for w in model.nets_[name]["W"])))
+
+
+def test_weight_decay_shrinks_the_weights_and_is_checked():
+    frames = _frames(30, 6)
+    common = dict(max_epochs=15, batch_size=4, r_J=3.0, r_K=4.6, width=0.3, **SMALL)
+    plain = DARTModel(**common).fit(frames)
+    # 105 steps at lr 1e-3: the decay alone would scale W by 0.98^105 ~ 0.12
+    decayed = DARTModel(weight_decay=20.0, **common).fit(frames)
+    assert _weights_norm(decayed) < 0.5 * _weights_norm(plain)
+    for bad in (-0.1, float("nan")):
+        with pytest.raises(ValueError, match="weight_decay"):
+            DARTModel(weight_decay=bad, **common).fit(frames)
+
+
+def test_largest_size_validation_holds_out_whole_sizes():
+    frames = _frames(20, 7) + _frames(6, 8, shells=3)  # 13- and 55-atom clusters
+    sizes = np.array([len(a) for a in frames])
+    valid, train = DARTModel(validation="largest", validation_fraction=0.1)._split(sizes, np.random.default_rng(0))
+    assert set(sizes[valid]) == {sizes.max()} and set(sizes[train]) == {sizes.min()}
+    assert len(valid) == (sizes == sizes.max()).sum()
+    # one size only: random frames, as validation="random"
+    same = np.full(40, 13)
+    valid, train = DARTModel(validation="largest")._split(same, np.random.default_rng(0))
+    assert len(valid) == 4 and len(train) == 36
+    with pytest.raises(ValueError, match="validation"):
+        DARTModel(validation="smallest", max_epochs=1, **SMALL).fit(frames[:12])

@@ -33,6 +33,8 @@ _FLAG_HELP = {
     "batch_size": "frames per batch",
     "max_epochs": "most epochs",
     "patience": "epochs without a better validation MAE before the learning rate drops 10x",
+    "weight_decay": "decoupled (AdamW) decay of the weights per step, times the learning rate",
+    "validation": "frames held out to pick the best epoch: random ones, or whole sizes from the largest",
 }
 
 
@@ -42,7 +44,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     for name in ("r_J", "r_K"):
         g.add_argument(f"--{name.lower().replace('_', '-')}", dest=name, type=float, metavar="ANGSTROM", help=_FLAG_HELP[name])
     defaults = DARTModel().get_params()
-    add_parameter_flags(g, {name: defaults[name] for name in _FLAG_HELP if name not in ("r_J", "r_K")}, _FLAG_HELP)
+    add_parameter_flags(
+        g,
+        {name: defaults[name] for name in _FLAG_HELP if name not in ("r_J", "r_K")},
+        _FLAG_HELP,
+        choices={"validation": ("random", "largest")},
+    )
 
 
 def train(frames: Sequence[Atoms], args: argparse.Namespace) -> DARTModel:
