@@ -230,7 +230,7 @@ def test_variance_small_at_training_points_and_large_far_away(model, train_frame
     stretched = train_frames[0].copy()
     stretched.positions *= 1.35
     near, far = pair.predict(train_frames[0], variance=True), pair.predict(stretched, variance=True)
-    sigma_e2 = (pair.sigma_energy * np.sqrt(13)) ** 2
+    sigma_e2 = (pair.sigma_energy_ * np.sqrt(13)) ** 2
     assert near["energy_variance"] < sigma_e2  # the fitted energy pins the total down
     assert far["energy_variance"] > 100 * near["energy_variance"]
     assert np.median(far["variance"]) > 2 * np.median(near["variance"])
@@ -617,6 +617,27 @@ def test_estimator_without_terms_takes_the_preset_of_its_data(train_frames):
     model = GAPModel(variance=False, progress=False).fit(train_frames[:3])
     assert [k.term for k in model.kernels_] == list(PRESETS["metal"])
     assert model.terms is None  # the constructor argument is left as given (scikit-learn convention)
+
+
+def test_noise_comes_from_the_preset_unless_given(train_frames, tmp_path):
+    from clusterforce.gap.kind import train
+    from clusterforce.gap.terms import PRESET_NOISE
+
+    frames = train_frames[:3]
+    metal = GAPModel(terms=TERMS[:1], variance=False, progress=False).fit(frames)
+    assert (metal.sigma_energy_, metal.sigma_force_) == PRESET_NOISE["metal"] == (0.01, 0.02)
+    assert metal.training_["sigma_energy"] == 0.01 and metal.sigma_energy is None
+    given = GAPModel(terms=TERMS[:1], sigma_energy=0.003, variance=False, progress=False).fit(frames)
+    assert (given.sigma_energy_, given.sigma_force_) == (0.003, 0.02)
+    # A different noise is a different fit; the same noise given explicitly is the same fit.
+    explicit = GAPModel(terms=TERMS[:1], sigma_energy=0.01, sigma_force=0.02, variance=False, progress=False).fit(frames)
+    np.testing.assert_allclose(explicit.alpha_[0], metal.alpha_[0], rtol=1e-12)
+    assert not np.allclose(given.alpha_[0], metal.alpha_[0])
+    # The command line takes the noise of the preset it uses, also one named with --preset.
+    args = gap_parser().parse_args(["--terms", "2b", "--n-sparse-2b", "5", "--preset", "gap-sodium", "--no-variance"])
+    assert train(frames, args).sigma_energy == PRESET_NOISE["gap-sodium"][0] == 0.001
+    args = gap_parser().parse_args(["--terms", "2b", "--n-sparse-2b", "5", "--sigma-energy", "0.004", "--no-variance"])
+    assert train(frames, args).sigma_energy == 0.004
 
 
 def test_zeta_2_soap_predicts_through_a_quadratic_form_equal_to_the_kernel_sum(train_frames):

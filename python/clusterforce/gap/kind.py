@@ -22,7 +22,7 @@ from ..metrics import collect_predictions, energy_force_metrics, print_table
 from ..plots import parity_plots
 from .mapping import map_model
 from .model import GAPModel
-from .terms import PRESETS, TERM_TYPES, Soap, ThreeBody, TwoBody, preset_for
+from .terms import PRESET_NOISE, PRESETS, TERM_TYPES, Soap, ThreeBody, TwoBody, preset_for
 
 ESTIMATOR = GAPModel
 SUMMARY = "GAP-style sparse Gaussian process (2b + 3b + SOAP), energies and forces"
@@ -70,8 +70,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
             choices={"sparse_method": ("cur", "fps")},
             unset="from --preset",
         )
-    g.add_argument("--sigma-energy", type=float, default=0.001, help="energy noise per atom, eV/atom (default: 0.001)")
-    g.add_argument("--sigma-force", type=float, default=0.02, help="force noise, eV/Angstrom (default: 0.02)")
+    g.add_argument(
+        "--sigma-energy", type=float, help="energy noise per atom, eV/atom (default: the preset's, gap-sodium 0.001, metal and ligand 0.01)"
+    )
+    g.add_argument("--sigma-force", type=float, help="force noise, eV/Angstrom (default: the preset's, 0.02)")
     g.add_argument("--e0", nargs="+", metavar="EL=EV", help="isolated-atom energies, e.g. Na=-0.21 (default: from data)")
     g.add_argument("--jitter", type=float, default=1e-10, help="relative Cholesky jitter (default: 1e-10)")
     g.add_argument("--no-variance", action="store_true", help="skip the posterior matrix (no predictive variances)")
@@ -90,10 +92,15 @@ def _e0(values: Any) -> dict[str, float] | None:
     return parse_assignments(values, usage="--e0 expects ELEMENT=EV items such as Na=-0.21")
 
 
+def preset_from_args(args: argparse.Namespace, elements: Sequence[str]) -> str:
+    """The preset ``--preset`` names, or for ``auto`` the one for ``elements`` (chemical symbols)."""
+    return preset_for(elements) if args.preset == "auto" else args.preset
+
+
 def terms_from_args(args: argparse.Namespace, elements: Sequence[str]) -> tuple:
     """The term objects the flags describe, in the order of ``--terms``: the preset's values for
     ``elements`` (chemical symbols of the training data) overridden by every flag given."""
-    preset = preset_for(elements) if args.preset == "auto" else args.preset
+    preset = preset_from_args(args, elements)
     base = {t.kind: t for t in PRESETS[preset]}
     out = []
     for kind in args.terms:
@@ -112,11 +119,12 @@ def terms_from_args(args: argparse.Namespace, elements: Sequence[str]) -> tuple:
 def train(frames: Sequence[Atoms], args: argparse.Namespace) -> GAPModel:
     """Fit a GAP model on ``frames`` with the hyperparameters in ``args``; returns the model."""
     elements = sorted({s for a in frames for s in a.get_chemical_symbols()}, key=lambda s: atomic_numbers[s])
+    preset = preset_from_args(args, elements)
     model = GAPModel(
         terms=terms_from_args(args, elements),
         e0=_e0(args.e0),
-        sigma_energy=args.sigma_energy,
-        sigma_force=args.sigma_force,
+        sigma_energy=PRESET_NOISE[preset][0] if args.sigma_energy is None else args.sigma_energy,
+        sigma_force=PRESET_NOISE[preset][1] if args.sigma_force is None else args.sigma_force,
         jitter=args.jitter,
         variance=not args.no_variance,
         baseline=bool(getattr(args, "baseline", None)),

@@ -40,7 +40,7 @@ from ..metrics import collect_predictions, energy_force_metrics
 from . import design as gp
 from .kernels import Geometry, NBodyKernel, SoapKernel
 from .solve import solve, variance_matrix
-from .terms import PRESETS, Soap, Term, preset_for, term_from_dict
+from .terms import PRESET_NOISE, PRESETS, Soap, Term, preset_for, term_from_dict
 
 logger = logging.getLogger(__name__)
 
@@ -61,12 +61,14 @@ class GAPModel(BaseEstimator):
         Isolated-atom energies. Default: the energies of single-atom frames in the data if
         every element has one (as gap_fit), otherwise a least-squares fit of the frame
         energies to the composition.
-    sigma_energy : float
+    sigma_energy : float, optional
         Energy noise per atom (eV/atom); a frame's total-energy noise is sigma_energy *
-        sqrt(n_atoms). Overridden per frame by ``info["energy_sigma"]`` (eV/atom).
-    sigma_force : float
+        sqrt(n_atoms). Overridden per frame by ``info["energy_sigma"]`` (eV/atom). Default: the
+        preset's for the data's elements (:data:`clusterforce.gap.terms.PRESET_NOISE`: 0.001 for
+        alkali metals, 0.01 otherwise; logged at fit).
+    sigma_force : float, optional
         Force noise (eV/Angstrom). Overridden per frame by ``info["force_sigma"]`` and per
-        atom by ``arrays["force_atom_sigma"]``.
+        atom by ``arrays["force_atom_sigma"]``. Default: the preset's (0.02).
     jitter : float
         Relative diagonal jitter of the Cholesky solve (raised x100 on failure).
     variance : bool
@@ -95,8 +97,8 @@ class GAPModel(BaseEstimator):
         terms: Sequence[Term] | None = None,
         species: Sequence[str] | None = None,
         e0: Mapping[str, float] | None = None,
-        sigma_energy: float = 0.001,
-        sigma_force: float = 0.02,
+        sigma_energy: float | None = None,
+        sigma_force: float | None = None,
         jitter: float = 1e-10,
         variance: bool = True,
         baseline: bool = False,
@@ -139,12 +141,17 @@ class GAPModel(BaseEstimator):
         self._check_frames(frames)
         self.atomic_numbers_ = self._species(frames)
         self.element_list_ = [chemical_symbols[z] for z in self.atomic_numbers_]
+        preset = preset_for(self.element_list_)
         if terms is None:
-            preset = preset_for(self.element_list_)
             terms = list(PRESETS[preset])
             logger.info(
                 "gap terms: preset %r for %s (pass terms= to choose): %s", preset, "".join(self.element_list_), [t.to_dict() for t in terms]
             )
+        noise = PRESET_NOISE[preset]
+        self.sigma_energy_ = noise[0] if self.sigma_energy is None else float(self.sigma_energy)
+        self.sigma_force_ = noise[1] if self.sigma_force is None else float(self.sigma_force)
+        if self.sigma_energy is None or self.sigma_force is None:
+            logger.info("gap noise: %g eV/atom, %g eV/A (preset %r where not given)", self.sigma_energy_, self.sigma_force_, preset)
         self.e0_ = self._isolated_energies(frames)
         self.baseline_r_s_ = pair_wall.fit_pair_wall(frames, self.element_list_) if self.baseline else None
         samples = [self._sample(a, i) for i, a in enumerate(frames)]
@@ -168,6 +175,8 @@ class GAPModel(BaseEstimator):
             "n_sparse": [k.n_sparse for k in self.kernels_],
             "solver": solution.method,
             "solver_jitter": solution.jitter,
+            "sigma_energy": self.sigma_energy_,
+            "sigma_force": self.sigma_force_,
             "fit_seconds": fit_seconds,
             "metrics": self.score_frames(frames),
         }
@@ -231,6 +240,8 @@ class GAPModel(BaseEstimator):
             raise ValueError("GAPModel takes at most one Soap term")
         for name in ("sigma_energy", "sigma_force", "jitter", "max_chunk_mb"):
             value = getattr(self, name)
+            if value is None and name.startswith("sigma"):
+                continue
             if not (isinstance(value, (int, float)) and np.isfinite(value) and value > 0):
                 raise ValueError(f"GAPModel: '{name}' must be a positive number, got {value!r}")
         if not isinstance(self.max_candidates, int) or self.max_candidates < 1:
@@ -295,8 +306,8 @@ class GAPModel(BaseEstimator):
         energy = get_energy(atoms)
         if energy is not None:
             energy -= sum(self.e0_[s] for s in atoms.get_chemical_symbols())
-        sigma_e = float(atoms.info.get("energy_sigma", self.sigma_energy)) * np.sqrt(n)
-        sigma_f = np.full(n, float(atoms.info.get("force_sigma", self.sigma_force)))
+        sigma_e = float(atoms.info.get("energy_sigma", self.sigma_energy_)) * np.sqrt(n)
+        sigma_f = np.full(n, float(atoms.info.get("force_sigma", self.sigma_force_)))
         if "force_atom_sigma" in atoms.arrays:
             sigma_f = np.asarray(atoms.arrays["force_atom_sigma"], dtype=float).reshape(n)
         if not (sigma_e > 0 and np.all(sigma_f > 0)):
