@@ -112,7 +112,10 @@ def main() -> None:
     def percent(value):
         return "-" if value is None else f"{100 * value:.0f} %"
 
-    header = "| uncertainty | class | atoms | force RMSE (eV/Å) | Spearman ρ | RMS unc. / RMS error | err > 0.1: atoms, flagged |"
+    header = (
+        "| uncertainty | class | atoms | RMS of ‖ΔF‖ per atom (eV/Å; √3 × component RMSE) | Spearman ρ | RMS unc. / RMS error "
+        "| err > 0.1: atoms, flagged |"
+    )
     lines = [header + " err > 1: atoms, flagged |", "|---|---|---|---|---|---|---|---|"]
     for r in rows:
         ratio = "-" if r["scale_ratio"] is None else f"{r['scale_ratio']:.2f}"
