@@ -169,7 +169,7 @@ def test_dml_clone_and_params():
     model = DMLModel(**{**SMALL, "sigma2": {"S": 0.3}})
     twin = clone(model)
     assert twin.get_params() == model.get_params()
-    assert twin._sigma2("S") == 0.3 and twin._sigma2("Au_unit") == 0.25 and twin._sigma2("H") == 0.5
+    assert twin._sigma2("S") == 0.3 and twin._sigma2("Au_unit") == twin._sigma2("H") == 0.5  # unlisted classes: DEFAULT_SIGMA2
 
 
 def test_dml_predict_is_the_compiled_predictor(ring_model, tmp_path):

@@ -44,7 +44,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("dml options (EMLM norms + OAMLM directions)")
     defaults = DMLModel().get_params()
     add_parameter_flags(g, {name: defaults[name] for name in _FLAG_HELP}, _FLAG_HELP, choices={"loss": LOSSES})
-    g.add_argument("--sigma2", nargs="+", metavar="CLASS=VALUE", help="OAMLM sigma2 per class (default: Au_unit=0.25, others 0.5)")
+    g.add_argument("--sigma2", nargs="+", metavar="CLASS=VALUE", help="OAMLM sigma2 per class (default: 0.5 Angstrom for every class)")
 
 
 def train(frames: Sequence[Atoms], args: argparse.Namespace) -> DMLModel:
