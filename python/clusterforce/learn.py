@@ -269,11 +269,7 @@ class Learner:
             temperature = s.temperatures[state.temperature]
             atoms = (current if current is not None else self.starts[state.start]).copy()
             if current is None:
-                from ase.md.velocitydistribution import MaxwellBoltzmannDistribution, Stationary, ZeroRotation
-
-                MaxwellBoltzmannDistribution(atoms, temperature_K=temperature, rng=rng)
-                Stationary(atoms)
-                ZeroRotation(atoms)
+                _thermalise(atoms, temperature, rng)
             atoms.calc = Calculator(self._driver(model))
             dyn = Langevin(atoms, s.timestep * units.fs, temperature_K=temperature, friction=0.02 / units.fs, rng=rng)
             hold = 0
@@ -393,12 +389,8 @@ class Learner:
 
     def _restart(self, atoms: Atoms, sound: Atoms, state: LearnState, temperature: float, rng: np.random.Generator) -> None:
         """Put the MD back on the last structure that passed its check, with fresh velocities."""
-        from ase.md.velocitydistribution import MaxwellBoltzmannDistribution, Stationary, ZeroRotation
-
         atoms.positions = sound.positions
-        MaxwellBoltzmannDistribution(atoms, temperature_K=temperature, rng=rng)
-        Stationary(atoms)
-        ZeroRotation(atoms)
+        _thermalise(atoms, temperature, rng)
         state.restarts += 1
         self._event(event="restart", temperature=temperature, step=state.step)
         log.info("md %g K step %d: the structure left the data (a pair shorter than any trained on, or broken); back to the last "
@@ -433,6 +425,15 @@ class Learner:
         self._event(event="call", call=len(collected), reason=reason, force_rmse_before=error, max_force=float(np.abs(forces).max()))
         log.info("call %d: %s; model force RMSE there %.3f eV/A", len(collected), reason, error)
         return self._update(model, collected, frame), "labelled"
+
+
+def _thermalise(atoms: Atoms, temperature: float, rng: np.random.Generator) -> None:
+    """Maxwell-Boltzmann velocities at ``temperature`` (K) without net translation or rotation."""
+    from ase.md.velocitydistribution import MaxwellBoltzmannDistribution, Stationary, ZeroRotation
+
+    MaxwellBoltzmannDistribution(atoms, temperature_K=temperature, rng=rng)
+    Stationary(atoms)
+    ZeroRotation(atoms)
 
 
 def summary(workdir: str | Path) -> dict:
