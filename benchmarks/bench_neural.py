@@ -89,13 +89,11 @@ def scores(model, test, has_forces: bool) -> dict:
         "spearman_by_system": {s: float(spearmanr(e_pred[system == s], e_ref[system == s])[0]) for s in systems},
     }
     if has_forces:
-        df = np.concatenate([(p["forces"] - a.get_forces()).ravel() for p, a in zip(preds, test)])
-        out["force_rmse_mev_per_A"] = float(1e3 * np.sqrt(np.mean(df**2)))
-        by_system = {}
-        for s in systems:
-            d = np.concatenate([(p["forces"] - a.get_forces()).ravel() for p, a in zip(preds, test) if a.get_chemical_formula() == s])
-            by_system[s] = float(1e3 * np.sqrt(np.mean(d**2)))
-        out["force_rmse_by_system"] = by_system
+        errors = [(p["forces"] - a.get_forces()).ravel() for p, a in zip(preds, test)]
+        out["force_rmse_mev_per_A"] = float(1e3 * np.sqrt(np.mean(np.concatenate(errors) ** 2)))
+        out["force_rmse_by_system"] = {
+            s: float(1e3 * np.sqrt(np.mean(np.concatenate([e for e, f in zip(errors, system) if f == s]) ** 2))) for s in systems
+        }
     return out
 
 
