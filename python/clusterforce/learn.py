@@ -185,7 +185,6 @@ class Learner:
         moves_with_energy = self._has_energy(explorer) if explorer is not None else kind == "gap"
         self.hops = settings.hops if moves_with_energy else 0
         self.progress = progress
-        self._force_cap: float | None = None  # eV/Angstrom, from the state once run() starts
 
     # ------------------------------------------------------------------ bookkeeping
     def _collected(self) -> list[Atoms]:
@@ -253,7 +252,6 @@ class Learner:
             if s.max_force_ratio is not None:
                 state.force_cap = s.max_force_ratio * max(float(np.abs(a.get_forces()).max()) for a in self.init)
             self._event(event="start", threshold=state.threshold, floor=state.floor, init_frames=len(self.init), kind=self.kind)
-        self._force_cap = state.force_cap
         log.info(
             "learning with threshold %.4g (uncertainty units of %s), %d frames collected so far", state.threshold, self.kind, len(collected)
         )
@@ -286,7 +284,7 @@ class Learner:
                 if outcome is None:
                     why = self._why_label(u, state, len(collected))
                     if why:
-                        model, outcome = self._label(model, atoms, collected, f"md {temperature:g} K step {state.step}: {why}")
+                        model, outcome = self._label(model, atoms, collected, state, f"md {temperature:g} K step {state.step}: {why}")
                         if outcome == "labelled":
                             atoms.calc = Calculator(self._driver(model))
                         # Also after a failed call: a structure whose SCF fails usually fails for
@@ -322,7 +320,7 @@ class Learner:
         u = self._uncertainty(model, quench)
         why = None if np.isinf(u).any() else self._why_label(u, state, len(collected))
         if why and len(collected) < self.settings.max_calls:
-            model, _ = self._label(model, quench, collected, f"quench after {temperature:g} K: {why}")
+            model, _ = self._label(model, quench, collected, state, f"quench after {temperature:g} K: {why}")
         return model
 
     def _checks_left(self, state: LearnState) -> int:
@@ -379,7 +377,7 @@ class Learner:
             u = self._uncertainty(model, trial)
             why = None if np.isinf(u).any() else self._why_label(u, state, len(collected))
             if why:
-                model, outcome = self._label(model, trial, collected, f"basin hop {state.hop}: {why}")
+                model, outcome = self._label(model, trial, collected, state, f"basin hop {state.hop}: {why}")
                 if outcome == "labelled" and self.explorer is None:  # compare both minima on the updated model
                     energy, e_trial = (float(model.predict(a)["energy"]) for a in (current, trial))
             if e_trial <= energy or rng.random() < np.exp(-(e_trial - energy) / s.hop_kt):
@@ -396,7 +394,7 @@ class Learner:
         log.info("md %g K step %d: the structure left the data (a pair shorter than any trained on, or broken); back to the last "
                  "sound structure", temperature, state.step)  # fmt: skip
 
-    def _label(self, model, atoms: Atoms, collected: list[Atoms], reason: str):
+    def _label(self, model, atoms: Atoms, collected: list[Atoms], state: LearnState, reason: str):
         """Reference single point, error of the model there, append, update.
 
         Returns (model, outcome): ``"labelled"``, ``"failed"`` (the reference raised, e.g. no SCF
@@ -409,7 +407,7 @@ class Learner:
             log.warning("reference failed (%s); frame skipped", exc)
             self._event(event="skip", reason=reason, error=str(exc))
             return model, "failed"
-        cap = self._force_cap
+        cap = state.force_cap
         if cap is not None and np.abs(forces).max() > cap:
             error = f"reference force {np.abs(forces).max():.3g} eV/A above the cap {cap:.3g} (a broken structure)"
             log.warning("%s; frame not fitted", error)
