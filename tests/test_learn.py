@@ -133,24 +133,35 @@ def test_budget_rule_spends_calls_a_high_threshold_would_not(tmp_path):
     assert all(float(re.search(r"max uncertainty (\S+) in the top", f.info["learn_reason"]).group(1)) > floor for f in frames)
 
 
-def test_dml_refits_every_few_frames_and_at_the_end(tmp_path):
+def test_dml_adds_references_every_few_frames_and_at_the_end(tmp_path):
     from clusterforce.dml.model import DMLModel
 
-    sizes = []
+    fits, batches = [], []
+
+    class Tracked(DMLModel):
+        def partial_fit(self, frames):
+            batches.append(len(frames))
+            return super().partial_fit(frames)
 
     def fit_dml(frames):
-        sizes.append(len(frames))
-        return DMLModel(r_cut=4.0, n_max=4, l_max=3, n_references_norm=60, n_references_direction=40, progress=False).fit(frames)
+        fits.append(len(frames))
+        return Tracked(r_cut=4.0, n_max=4, l_max=3, n_references_norm=60, n_references_direction=40, random_state=0, progress=False).fit(
+            frames
+        )
 
     init = emt_frames(4, seed=0, rattle=0.05)
     kw = dict(temperatures=(300.0,), threshold=0.0, hops=0, refit_every=2, max_calls=5)
     model, _ = Learner("dml", fit_dml, init, lambda a: EMT(), [start()], settings(**kw), tmp_path).run()
-    assert sizes == [4, 6, 8, 9]  # init, after 2 and 4 new frames, the fifth at the end
+    # Trained once on init; then references added after 2 and 4 new frames, the fifth at the end.
+    assert fits == [4] and batches == [2, 2, 1]
     assert model.training_["n_frames"] == 9
-    # Resuming refits on the frames of the last completed batch, as the uninterrupted run had.
-    sizes.clear()
-    Learner("dml", fit_dml, init, lambda a: EMT(), [start()], settings(**{**kw, "max_calls": 5}), tmp_path).run()
-    assert sizes == [4, 8, 9]
+    # Resuming adds the same batches in the same order: the model the uninterrupted run ended with.
+    fits.clear()
+    batches.clear()
+    resumed, _ = Learner("dml", fit_dml, init, lambda a: EMT(), [start()], settings(**kw), tmp_path).run()
+    assert fits == [4] and batches == [2, 2, 1]
+    probe = start()
+    np.testing.assert_allclose(resumed.predict_forces(probe), model.predict_forces(probe), atol=1e-12)
 
 
 def test_cli_bad_schedule_is_one_line_error(tmp_path, capsys):

@@ -41,19 +41,38 @@ UNSEEN_FRACTION = 0.75
 SEARCH_RADIUS = 4.0
 
 
-def fit_pair_wall(frames: Iterable[Atoms], elements: Sequence[str]) -> np.ndarray:
-    """r_s (n_species x n_species, Angstrom): ``1 - WALL_MARGIN`` times the shortest distance of
-    each element pair in ``frames``."""
+def _shortest(frames: Iterable[Atoms]) -> dict[str, float]:
     shortest: dict[str, float] = {}
     for atoms in frames:
         for key, d in shortest_pair_distances(atoms, SEARCH_RADIUS).items():
             shortest[key] = min(d, shortest.get(key, np.inf))
+    return shortest
+
+
+def fit_pair_wall(frames: Iterable[Atoms], elements: Sequence[str]) -> np.ndarray:
+    """r_s (n_species x n_species, Angstrom): ``1 - WALL_MARGIN`` times the shortest distance of
+    each element pair in ``frames``."""
+    shortest = _shortest(frames)
     z = [atomic_numbers[e] for e in elements]
     r_s = np.empty((len(z), len(z)))
     for a, za in enumerate(z):
         for b, zb in enumerate(z):
             seen = shortest.get(pair_key(za, zb))
             r_s[a, b] = (1 - WALL_MARGIN) * seen if seen is not None else UNSEEN_FRACTION * (covalent_radii[za] + covalent_radii[zb])
+    return r_s
+
+
+def lower_pair_wall(r_s: np.ndarray, frames: Iterable[Atoms], elements: Sequence[str]) -> np.ndarray:
+    """``r_s`` of a model that learns ``frames`` too: each pair's wall moved below their shortest
+    distance of the pair where they come closer, so it stays zero on every training frame."""
+    shortest = _shortest(frames)
+    z = [atomic_numbers[e] for e in elements]
+    r_s = np.array(r_s, dtype=float)
+    for a, za in enumerate(z):
+        for b, zb in enumerate(z):
+            seen = shortest.get(pair_key(za, zb))
+            if seen is not None:
+                r_s[a, b] = min(r_s[a, b], (1 - WALL_MARGIN) * seen)
     return r_s
 
 

@@ -10,9 +10,10 @@ the model is updated:
 
 - ``gap``: :meth:`GAPModel.partial_fit` adds the frame's rows to the normal equations and solves
   again; the cost does not grow with the data.
-- ``dml``: the model is refit on all frames every ``refit_every`` new frames and at the end (its
-  references and B matrices are solved together, so there is no incremental update; a refit takes
-  tens of seconds on the ring data).
+- ``dml``: every ``refit_every`` new frames and at the end :meth:`DMLModel.partial_fit` adds their
+  atoms that are unlike any reference as new references and solves the EMLM and OAMLM again; the
+  init references stay (a refit on all frames chose them again, and on the rings the labelled
+  structures then displaced references of the conformers the model was trained on).
 
 A structure is labelled when its largest per-atom uncertainty passes the threshold — relative by
 default: ``relative_threshold`` times the 99th percentile of the uncertainty on the initial training
@@ -40,6 +41,7 @@ last structure that passed its check, with fresh velocities. Measured on the rin
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import time
@@ -73,7 +75,7 @@ class LearnSettings:
     hop_step: float = 0.4
     hop_kt: float = 0.1
     fill_budget: bool = True
-    # dml has no incremental update (its references and B matrices are solved together): refit after this many new frames.
+    # dml adds references in batches (its B matrices are solved again each time): update after this many new frames.
     refit_every: int = 10
     seed: int = 0
     # Steps the MD is held back after a call (or a failed one), so one excursion does not cost several calls.
@@ -222,7 +224,8 @@ class Learner:
     def _update(self, model, frames: list[Atoms], new: Atoms):
         if self.kind == "gap":
             return model.partial_fit([new])
-        return self.fit(self.init + frames) if len(frames) % self.settings.refit_every == 0 else model
+        every = self.settings.refit_every
+        return model.partial_fit(frames[-every:]) if len(frames) % every == 0 else model
 
     # ------------------------------------------------------------------ run
     def run(self) -> tuple[object, LearnState]:
@@ -241,8 +244,9 @@ class Learner:
         model = self.fit(self.init)
         if collected and self.kind == "gap":
             model = model.partial_fit(collected)
-        elif len(collected) >= s.refit_every:
-            model = self.fit(self.init + collected[: len(collected) - len(collected) % s.refit_every])
+        elif self.kind == "dml":
+            for k in range(0, len(collected) - len(collected) % s.refit_every, s.refit_every):  # the run's batches, in its order
+                model = model.partial_fit(collected[k : k + s.refit_every])
         if state.threshold is None:
             per_frame = [self._uncertainty(model, a) for a in self.init[:: max(1, len(self.init) // 50)]]
             pooled = np.concatenate(per_frame)
@@ -303,7 +307,7 @@ class Learner:
             current = atoms
             self._save_state(state, current)
         if self.kind != "gap" and len(collected) % s.refit_every:
-            model = self.fit(self.init + collected)  # the frames since the last refit
+            model = model.partial_fit(collected[len(collected) - len(collected) % s.refit_every :])  # the frames since the last update
         self._event(event="finish", calls=len(collected), md_steps=state.md_steps)
         return model, state
 
@@ -418,7 +422,12 @@ class Learner:
         frame.calc = SinglePointCalculator(frame, energy=energy, forces=forces)
         frame.info["learn_reason"] = reason
         frame.info["learn_call"] = len(collected) + 1
-        write(self.frames_path, frame, format="extxyz", append=True)
+        text = io.StringIO()
+        write(text, frame, format="extxyz")
+        with self.frames_path.open("a") as fh:
+            fh.write(text.getvalue())
+        # The model learns the frame as the file holds it (rounded), so a resumed run, which reads the file, gets the same model.
+        frame = read(io.StringIO(text.getvalue()), format="extxyz")
         collected.append(frame)
         self._event(event="call", call=len(collected), reason=reason, force_rmse_before=error, max_force=float(np.abs(forces).max()))
         log.info("call %d: %s; model force RMSE there %.3f eV/A", len(collected), reason, error)

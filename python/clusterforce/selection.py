@@ -1,10 +1,13 @@
 """Choosing representative rows of a descriptor matrix: farthest-point sampling, RS-maximin
-(the dml kind's references, oamlm paper) and CUR leverage (the gap kind's sparse points)."""
+(the dml kind's references, oamlm paper) and its continuation over new data, and CUR leverage
+(the gap kind's sparse points)."""
 
 from __future__ import annotations
 
 import numpy as np
 from sklearn.utils import check_random_state
+
+from .distances import euclidean_distances
 
 
 def farthest_point_sampling(X: np.ndarray, k: int, *, start: int = 0) -> np.ndarray:
@@ -75,6 +78,46 @@ def rs_maximin(X: np.ndarray, k: int, *, random_state=None) -> np.ndarray:
     return farthest_point_sampling(X, k, start=start)
 
 
+def extend_maximin(references: np.ndarray, candidates: np.ndarray) -> np.ndarray:
+    """Candidates that farthest-point sampling, continued from ``references``, would add.
+
+    Each step takes the candidate farthest from the references and the candidates already taken,
+    and stops when that distance is no longer above the median nearest-neighbour spacing of
+    ``references``: environments unlike any reference join, repeats of known ones do not, so the
+    references keep the density RS-maximin gave them.
+
+    Parameters
+    ----------
+    references : ndarray, shape (K, F)
+        The present references (K >= 2).
+    candidates : ndarray, shape (N, F)
+
+    Returns
+    -------
+    ndarray of int
+        Indices into ``candidates`` in selection order (possibly empty).
+    """
+    references = np.asarray(references, dtype=np.float64)
+    candidates = np.asarray(candidates, dtype=np.float64)
+    if references.ndim != 2 or candidates.ndim != 2 or references.shape[1] != candidates.shape[1] or len(references) < 2:
+        raise ValueError(
+            f"extend_maximin needs references (K >= 2, F) and candidates (N, F), got shapes {references.shape}, {candidates.shape}"
+        )
+    if not len(candidates):
+        return np.empty(0, dtype=np.intp)
+    within = euclidean_distances(references, references)
+    np.fill_diagonal(within, np.inf)
+    spacing = float(np.median(within.min(axis=1)))
+    nearest = euclidean_distances(candidates, references).min(axis=1)
+    chosen = []
+    while True:
+        best = int(np.argmax(nearest))
+        if not nearest[best] > spacing:
+            return np.array(chosen, dtype=np.intp)
+        chosen.append(best)
+        np.minimum(nearest, euclidean_distances(candidates, candidates[best : best + 1])[:, 0], out=nearest)
+
+
 def cur_rows(X: np.ndarray, k: int) -> np.ndarray:
     """Indices of the ``k`` rows of ``X`` with the largest CUR leverage scores, sorted.
 
@@ -94,4 +137,4 @@ def cur_rows(X: np.ndarray, k: int) -> np.ndarray:
     return np.sort(np.argsort(-leverage, kind="stable")[:k])
 
 
-__all__ = ["cur_rows", "farthest_point_sampling", "rs_maximin"]
+__all__ = ["cur_rows", "extend_maximin", "farthest_point_sampling", "rs_maximin"]

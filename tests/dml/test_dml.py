@@ -3,6 +3,7 @@ import pytest
 from _frames import emt_frames, ring, ring_frames
 from ase import Atoms
 from ase.calculators.singlepoint import SinglePointCalculator
+from clusterforce import baseline as pair_wall
 from clusterforce.data import DataError
 from clusterforce.dml import DMLModel
 from clusterforce.dml.metrics import class_metrics
@@ -266,3 +267,43 @@ def test_periodic_cells_run_the_compiled_predictor_like_the_composed_pieces():
     small = bulk("Au", "fcc", a=4.08, cubic=True)
     small.rattle(0.05, seed=3)
     np.testing.assert_allclose(model.predict(small)["forces"], composed_prediction(model, small)["forces"], rtol=0, atol=1e-8)
+
+
+def test_dml_partial_fit_adds_new_environments_not_repeats(tmp_path):
+    train = emt_frames(8, seed=0)
+    model = DMLModel(**SMALL).fit(train)
+    counts = {name: (s["n_references_norm"], s["n_references_direction"]) for name, s in model.training_["classes"].items()}
+    # Farthest-point sampling leaves every unchosen atom closer to the references than their spacing.
+    model.partial_fit(train[:3])
+    assert {name: (s["n_references_norm"], s["n_references_direction"]) for name, s in model.training_["classes"].items()} == counts
+    assert model.training_["n_frames"] == 11
+    hot = emt_frames(4, seed=5, rattle=0.35)
+
+    def scores():
+        out = [model.predict(a) for a in hot]
+        reference = np.concatenate([a.get_forces() for a in hot])
+        metrics = class_metrics(np.concatenate([o["forces"] for o in out]), reference, np.concatenate([o["classes"] for o in out]))
+        return metrics["classes"]["Au"]
+
+    before = scores()
+    model.partial_fit(hot)
+    stats = model.training_["classes"]["Au"]
+    assert stats["n_references_norm"] > counts["Au"][0] and stats["n_references_direction"] > counts["Au"][1]
+    after = scores()
+    assert after["norm_rmse"] < 0.2 * before["norm_rmse"]
+    assert after["mean_angle_deg"] < 0.5 * before["mean_angle_deg"]
+    # Closer pairs than in the first data: the wall moved below them instead of pushing on the frames learned.
+    for atoms in hot:
+        assert pair_wall.energy_forces(model.baseline_r_s_, atoms, np.zeros(len(atoms), dtype=int))[0] == 0.0
+    # The grown model is a complete model: its file predicts what it does.
+    model.save(tmp_path / "grown.cfm")
+    np.testing.assert_allclose(load_model(tmp_path / "grown.cfm").predict_forces(hot[0]), model.predict_forces(hot[0]), atol=1e-9)
+
+
+def test_dml_partial_fit_needs_the_fitted_references(ring_model, au_model, tmp_path):
+    ring_model.save(tmp_path / "ring.cfm")
+    with pytest.raises(ValueError, match="loaded from a file"):
+        load_model(tmp_path / "ring.cfm").partial_fit(ring_frames(4, 1))
+    grown = clone(au_model).fit(emt_frames(4, seed=0))
+    with pytest.raises(ValueError, match="atom 1 is S, an element this model was not trained on"):
+        grown.partial_fit(ring_frames(4, 1))

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from clusterforce.dml.emlm import DEFAULT_BETA, EMLM
 from clusterforce.dml.ridge import ridge_solve
-from clusterforce.selection import rs_maximin
+from clusterforce.selection import extend_maximin, rs_maximin
 from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 
@@ -109,6 +109,18 @@ def test_rs_maximin_edge_cases():
         rs_maximin(X, 0)
     with pytest.raises(ValueError, match="2-D array"):
         rs_maximin(np.zeros(4), 2)
+
+
+def test_extend_maximin_continues_farthest_point_sampling():
+    rng = np.random.default_rng(3)
+    grid = np.stack(np.meshgrid(np.arange(5.0), np.arange(5.0)), -1).reshape(-1, 2)  # spacing 1
+    near = grid[:6] + rng.uniform(-0.3, 0.3, (6, 2))  # repeats of known points: none is added
+    far = np.array([[10.0, 10.0], [10.2, 10.0], [-6.0, 2.0]])  # two new regions, one of them seen twice
+    # The farthest first; [10, 10] then lies 0.2 from a reference, closer than the spacing.
+    np.testing.assert_array_equal(extend_maximin(grid, np.vstack([near, far])), [7, 8])
+    assert extend_maximin(grid, np.empty((0, 2))).size == 0
+    with pytest.raises(ValueError, match="references"):
+        extend_maximin(grid[:1], far)
 
 
 def test_distance_regression_chunks_match_one_shot(monkeypatch):

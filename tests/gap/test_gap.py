@@ -597,6 +597,20 @@ def test_partial_fit_equals_a_fit_on_all_frames_with_the_same_sparse_points(trai
     assert not np.allclose(model.predict(probe)["forces"], before)  # the update changed the model
 
 
+def test_partial_fit_moves_the_baseline_below_closer_pairs(train_frames):
+    from clusterforce import baseline as pair_wall
+
+    terms = [TwoBody(r_cut=4.5, n_sparse=10)]
+    model = GAPModel(terms=terms, baseline=True, progress=False).fit(train_frames[:3])
+    squeezed = train_frames[3].copy()
+    squeezed.positions *= 0.85  # every pair shorter than in the first frames
+    squeezed.calc = SinglePointCalculator(squeezed, energy=train_frames[3].get_potential_energy(), forces=train_frames[3].get_forces())
+    model.partial_fit([squeezed])
+    np.testing.assert_allclose(model.baseline_r_s_, pair_wall.fit_pair_wall(train_frames[:3] + [squeezed], model.element_list_))
+    species = np.searchsorted(model.atomic_numbers_, squeezed.numbers)
+    assert pair_wall.energy_forces(model.baseline_r_s_, squeezed, species)[0] == 0.0
+
+
 def test_preset_follows_the_elements_and_flags_override_it():
     from clusterforce.gap.kind import terms_from_args
     from clusterforce.gap.terms import PRESETS, preset_for

@@ -19,7 +19,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         help="grow a model on the fly: explore with it, label uncertain structures with the reference, refit",
         description="Langevin MD over a temperature ladder plus quenches and basin hops, with the model; where its per-atom uncertainty "
         "passes the threshold the reference labels the structure and the model is updated (gap: normal-equation "
-        "update; dml: refit every --refit-every frames). Resumable: rerun the same command after an interruption.",
+        "update; dml: new references every --refit-every frames). Resumable: rerun the same command after an interruption.",
     )
     p.add_argument("--kind", choices=("gap", "dml"), default="gap")
     p.add_argument("--reference", required=True, help="gfn1-xtb, emt, a model file (.cfm) or module:factory")
@@ -65,7 +65,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         help="a reference frame with a force component above this times the init frames' largest is a broken structure: "
         "not fitted, and the MD goes back to the last sound structure (default: %(default)s; 0: off)",
     )  # fmt: skip
-    p.add_argument("--refit-every", type=int, default=d.refit_every, help="dml: refit after this many new frames (and at the end)")
+    p.add_argument("--refit-every", type=int, default=d.refit_every, help="dml: add references after this many new frames (and at the end)")
     p.add_argument("--max-calls", type=int, default=d.max_calls, help="reference-call budget")
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--workdir", default=None, help="frames, log and state (default: OUTPUT without .cfm + '_learn')")

@@ -40,7 +40,7 @@ from .. import baseline as pair_wall
 from .. import modelfile
 from ..data import dataset_hash, get_forces, species_indices, validate_frames
 from ..neighbors import element_pairs, neighbor_list_atoms, shortest_pair_distances
-from ..selection import rs_maximin
+from ..selection import extend_maximin, rs_maximin
 from .descriptor import Neighbourhoods, SoapDescriptor
 from .emlm import EMLM
 from .environments import Environments, detect_chemistry, extract_environments
@@ -76,6 +76,8 @@ class ClassModel:
     centres: Neighbourhoods | None  # None: loaded from a file that stores the descriptors
     norm_index: np.ndarray | None
     direction_index: np.ndarray | None
+    # |F| (eV/Angstrom) of the EMLM references, kept by fit for partial_fit (not in the model file).
+    norm_targets: np.ndarray | None = None
 
 
 def shortest_pairs_of(frames: Iterable[Atoms], cutoff: float) -> dict[str, float]:
@@ -256,8 +258,63 @@ class DMLModel(BaseEstimator):
         }
         logger.info("class %s: %s", name, stats)
         kept = np.union1d(ref_norm, ref_dir)
-        model = ClassModel(scaler, emlm, oamlm, centres.take(kept), np.searchsorted(kept, ref_norm), np.searchsorted(kept, ref_dir))
+        model = ClassModel(
+            scaler, emlm, oamlm, centres.take(kept), np.searchsorted(kept, ref_norm), np.searchsorted(kept, ref_dir), norms[ref_norm]
+        )
         return model, stats
+
+    def partial_fit(self, frames: Iterable[Atoms]) -> DMLModel:
+        """Add frames to a fitted model: their atoms join the references where they are new.
+
+        Per class, RS-maximin continues from the present EMLM and OAMLM references over the new
+        atoms (:func:`clusterforce.selection.extend_maximin`): an atom farther from every reference
+        than their median spacing becomes one, a repeat of a known environment does not. The
+        scaler, the present references and the hyperparameters stay; the EMLM weights and the OAMLM
+        B matrices are solved again on the enlarged sets; the repulsive baseline moves below any
+        pair the new frames bring closer, so it stays zero on all training data. This is on-the-fly learning's update
+        (``clusterforce learn``): a refit on all frames would choose the references again, and on
+        the rings the structures the loop labels then displace references of the conformers the
+        model was trained on. A model loaded from a file keeps no reference forces: refit it.
+        """
+        check_is_fitted(self, "models_")
+        frames = list(frames)
+        if not frames:
+            return self
+        if any(m.norm_targets is None or m.centres is None for m in self.models_.values()):
+            raise ValueError("this DMLModel keeps no reference forces (loaded from a file?); call fit() on all frames instead")
+        validate_frames(frames, need_energy=False, need_forces=True, hint=FORCES_HINT)
+        X, F, envs, centres = self._collect(frames)
+        unknown = sorted(set(X) - set(self.models_))
+        if unknown:
+            raise ValueError(
+                f"the new frames have atoms of class(es) {', '.join(unknown)}, which the model has no data for; call fit() on all frames"
+            )
+        for name, Xn in X.items():
+            m, stats = self.models_[name], self.training_["classes"][name]
+            Xs, norms = m.scaler.transform(Xn), np.linalg.norm(F[name], axis=1)
+            add_norm = extend_maximin(m.emlm.references_, Xs)
+            usable = np.flatnonzero(norms > ZERO_FORCE)
+            add_dir = usable[extend_maximin(m.oamlm.X_ref_, Xs[usable])]
+            m.norm_targets = np.concatenate([m.norm_targets, norms[add_norm]])
+            m.emlm = EMLM(**m.emlm.get_params()).fit(np.vstack([m.emlm.references_, Xs[add_norm]]), m.norm_targets)
+            directions = np.vstack([m.oamlm.T_, F[name][add_dir]])
+            environments = Environments.concatenate([m.oamlm.references_, envs[name][add_dir]])
+            m.oamlm = OAMLM(**m.oamlm.get_params()).fit(np.vstack([m.oamlm.X_ref_, Xs[add_dir]]), environments, directions)
+            new_rows = np.union1d(add_norm, add_dir)
+            m.norm_index = np.concatenate([m.norm_index, len(m.centres) + np.searchsorted(new_rows, add_norm)])
+            m.direction_index = np.concatenate([m.direction_index, len(m.centres) + np.searchsorted(new_rows, add_dir)])
+            m.centres = Neighbourhoods.concatenate([m.centres, centres[name].take(new_rows)])
+            _round_to_stored_precision(m)
+            stats.update(n_atoms=stats["n_atoms"] + len(Xn), n_references_norm=len(m.norm_targets), n_references_direction=len(m.oamlm.T_))
+            logger.info("class %s: %d new atoms, %d new norm and %d new direction references", name, len(Xn), len(add_norm), len(add_dir))
+        for key, d in shortest_pairs_of(frames, self.r_cut).items():
+            self.training_["shortest_pairs"][key] = min(d, self.training_["shortest_pairs"].get(key, np.inf))
+        if self.baseline_r_s_ is not None:
+            self.baseline_r_s_ = pair_wall.lower_pair_wall(self.baseline_r_s_, frames, self.descriptor_.species_)
+        self.training_["n_frames"] += len(frames)
+        self.training_["data_hash"] = None  # no longer the hash of one data set
+        self._compiled = None
+        return self
 
     # ---------------------------------------------------------------- prediction
     @property

@@ -200,7 +200,8 @@ class GAPModel(BaseEstimator):
     def partial_fit(self, frames: Iterable[Atoms]) -> GAPModel:
         """Add frames to a fitted model: their rows join the normal equations, which are solved again.
 
-        The sparse points, isolated-atom energies and hyperparameters stay those of :meth:`fit`,
+        The sparse points, isolated-atom energies and hyperparameters stay those of :meth:`fit`
+        (the baseline, if any, moves below pairs the new frames bring closer),
         so the result equals a fit on all frames with those sparse points (to round-off), and the
         cost of an update does not grow with the frames already fitted. This is what on-the-fly
         learning needs. A model loaded from a file has no normal equations: refit it.
@@ -221,6 +222,8 @@ class GAPModel(BaseEstimator):
         eq = gp.accumulate(self.kernels_, samples, chunk_rows=gp.chunk_rows_for(len(k_mm), self.max_chunk_mb), progress=False)
         new_ata, new_atb = eq.finish()
         self.normal_equations_ = (k_mm, ata + new_ata, atb + new_atb)
+        if getattr(self, "baseline_r_s_", None) is not None:  # zero on the new frames too, as fit() made it on the old
+            self.baseline_r_s_ = pair_wall.lower_pair_wall(self.baseline_r_s_, frames, self.element_list_)
         self._solve()
         self.training_["n_frames"] += len(frames)
         self.training_["n_rows"] += int(eq.n_rows)
