@@ -231,16 +231,19 @@ void bind_gap(py::module_& m) {
       .def(
           py::init([](int n_species, const Array& e0, std::vector<std::shared_ptr<GapTerm>> terms,
                       const std::optional<Array>& variance, const std::optional<Array>& baseline_r_s, double baseline_A,
-                      double baseline_rho) {
+                      double baseline_rho, const std::optional<Array>& uncertainty_scale) {
             std::vector<std::shared_ptr<const GapTerm>> t(terms.begin(), terms.end());
             PairWall wall;
             if (baseline_r_s) wall = PairWall(n_species, to_vector(*baseline_r_s), baseline_A, baseline_rho);
             return GapModel(n_species, to_vector(e0), std::move(t),
-                            variance ? to_vector(*variance) : std::vector<double>(), std::move(wall));
+                            variance ? to_vector(*variance) : std::vector<double>(), std::move(wall),
+                            uncertainty_scale ? to_vector(*uncertainty_scale) : std::vector<double>());
           }),
           py::arg("n_species"), py::arg("e0"), py::arg("terms"), py::arg("variance") = py::none(),
           py::arg("baseline_r_s") = py::none(), py::arg("baseline_A") = 1.0, py::arg("baseline_rho") = 0.2,
-          "baseline_r_s (n_species x n_species, Angstrom), A (eV), rho (Angstrom): repulsive pair wall (baseline.hpp).")
+          py::arg("uncertainty_scale") = py::none(),
+          "baseline_r_s (n_species x n_species, Angstrom), A (eV), rho (Angstrom): repulsive pair wall (baseline.hpp); "
+          "uncertainty_scale (n_species): factors applied to the force standard deviations.")
       .def_static(
           "read",
           [](const std::string& path) {

@@ -252,7 +252,7 @@ def test_force_variance_is_the_second_derivative_of_the_energy_covariance(train_
     # Independent route: cov(E(X), E(X')) from the energy variance of X and X' placed 100 A
     # apart in one structure, and var(dE/dr) = var(E(r + h) - E(r - h)) / 4h^2. Checked for the
     # prior (V = 0) and for a random positive V (the explained part g^T V g).
-    model = GAPModel(terms=list(terms), progress=False).fit(train_frames[:10])
+    model = GAPModel(terms=list(terms), calibrate_uncertainty=False, progress=False).fit(train_frames[:10])
     atoms = emt_clusters(1, seed=5)[0]
     atoms.positions *= 1.05
     m = len(model.variance_)
@@ -275,6 +275,37 @@ def test_force_variance_is_the_second_derivative_of_the_energy_covariance(train_
             far.positions += 100.0
             fd = (2 * var_e(plus) + 2 * var_e(minus) - var_e(plus + far)) / (4 * h * h)
             assert out["forces_variance"][k, x] == pytest.approx(fd, rel=2e-4), (k, x)
+
+
+def test_force_uncertainty_is_scaled_to_the_errors_of_left_out_groups():
+    from clusterforce.gap import design as gp
+
+    frames = emt_clusters(12, seed=3)
+    groups = np.arange(12) % 3
+    for atoms, g in zip(frames, groups):
+        atoms.info["system"] = f"size{g}"
+    terms = [TwoBody(r_cut=4.5, n_sparse=10)]
+    model = GAPModel(terms=terms, progress=False).fit(frames)
+    raw = GAPModel(terms=terms, calibrate_uncertainty=False, progress=False).fit(frames)
+    assert model.training_["uncertainty_calibration"]["groups"] == 3
+    # Independently: each group predicted by a model of the other groups' rows (same sparse points).
+    err2, var = np.zeros(2), np.zeros(2)
+    for g in range(3):
+        rest = [model._sample(a, i) for i, a in enumerate(frames) if groups[i] != g]
+        ata, atb = gp.accumulate(model.kernels_, rest, chunk_rows=64, progress=False).finish()
+        other = GAPModel(terms=terms, calibrate_uncertainty=False, progress=False).fit(frames)
+        other.normal_equations_ = (gp.sparse_covariance(model.kernels_), ata, atb)
+        other._solve()
+        for atoms in (a for a, k in zip(frames, groups) if k == g):
+            p, species = other.predict(atoms, variance=True), np.searchsorted(model.atomic_numbers_, atoms.numbers)
+            np.add.at(err2, species, ((p["forces"] - atoms.get_forces()) ** 2).sum(axis=1))
+            np.add.at(var, species, p["forces_variance"].sum(axis=1))
+    np.testing.assert_allclose(model.uncertainty_scale_, np.sqrt(err2 / var), rtol=1e-6)
+    probe = emt_clusters(1, seed=9)[0]
+    species = np.searchsorted(model.atomic_numbers_, probe.numbers)
+    scaled, unscaled = model.predict(probe, variance=True), raw.predict(probe, variance=True)
+    np.testing.assert_allclose(scaled["uncertainty"], model.uncertainty_scale_[species] * unscaled["uncertainty"], rtol=1e-6)
+    np.testing.assert_allclose(scaled["forces"], unscaled["forces"], rtol=1e-9, atol=1e-9)  # only the uncertainty changes
 
 
 def test_centre_entry_point_matches_whole_structure(model):
@@ -303,9 +334,10 @@ def test_save_load_gives_identical_predictions(model, tmp_path):
     # nearly equal numbers, so the same round-off shows up relatively larger there.
     for key in ("energy", "forces", "energies"):
         np.testing.assert_allclose(q[key], p[key], rtol=1e-12, atol=1e-12)
-    for key in ("variance", "energy_variance"):
+    for key in ("variance", "energy_variance", "forces_variance"):
         np.testing.assert_allclose(q[key], p[key], rtol=1e-3, atol=1e-10)
     cpp = _kernels.GapModel.read(str(path)).compute(a.positions, species, True)
+    np.testing.assert_allclose(cpp["forces_variance"], p["forces_variance"], rtol=1e-3, atol=1e-10)
     np.testing.assert_allclose(cpp["forces"], p["forces"], rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(cpp["energy"], p["energy"], rtol=1e-12)
     meta = modelfile.load(path).metadata

@@ -44,13 +44,16 @@ class GapModel {
   /// variance: M x M matrix (K_mm^-1 - (K_mm + K_mn Sigma^-1 K_nm)^-1), row-major, M = sum of the
   /// terms' sparse points in term order; empty when the model carries no variance.
   /// baseline: optional repulsive pair wall (baseline.hpp) added to every centre's energy.
+  /// uncertainty_scale: per species, the factor that makes the force standard deviation match
+  /// held-out force errors (fitted at training by leaving groups of frames out); empty = 1.
   GapModel(int n_species, std::vector<double> e0, std::vector<std::shared_ptr<const GapTerm>> terms,
-           std::vector<double> variance, PairWall baseline = {})
+           std::vector<double> variance, PairWall baseline = {}, std::vector<double> uncertainty_scale = {})
       : n_species_(n_species),
         e0_(std::move(e0)),
         terms_(std::move(terms)),
         variance_(std::move(variance)),
-        baseline_(std::move(baseline)) {
+        baseline_(std::move(baseline)),
+        uncertainty_scale_(std::move(uncertainty_scale)) {
     if (n_species < 1) throw std::invalid_argument("n_species must be >= 1, got " + std::to_string(n_species));
     if (static_cast<int>(e0_.size()) != n_species) {
       throw std::invalid_argument("e0 has " + std::to_string(e0_.size()) + " entries for " + std::to_string(n_species) +
@@ -69,6 +72,12 @@ class GapModel {
       throw std::invalid_argument("variance matrix has " + std::to_string(variance_.size()) + " entries, expected " +
                                   std::to_string(m) + " x " + std::to_string(m));
     }
+    if (!uncertainty_scale_.empty() && static_cast<int>(uncertainty_scale_.size()) != n_species)
+      throw std::invalid_argument("uncertainty scale has " + std::to_string(uncertainty_scale_.size()) +
+                                  " entries for " + std::to_string(n_species) + " species");
+    for (double s : uncertainty_scale_)
+      if (!(s > 0.0) || !std::isfinite(s))
+        throw std::invalid_argument("uncertainty scale factors must be positive and finite, got " + std::to_string(s));
   }
 
   int n_species() const { return n_species_; }
@@ -141,8 +150,9 @@ class GapModel {
 
   /// Predictive variance of every force component (3n, eV^2 / Angstrom^2, atom-major): the
   /// prior variance of -dE/dr_kx minus g^T V g with g = d k_m(E) / d r_kx, the gradient of the
-  /// structure's kernel row. Forces are what the model is used for, so this is the
-  /// uncertainty that estimates a force error (eV/Angstrom after a square root).
+  /// structure's kernel row, times the square of the atom's species' uncertainty scale. Forces
+  /// are what the model is used for, so this is the uncertainty that estimates a force error
+  /// (eV/Angstrom after a square root).
   std::vector<double> force_variances(const Geometry& g) const {
     const int n = g.n;
     for (int i = 0; i < n; ++i) check_species(g.species[i], n_species_, "atom");
@@ -186,8 +196,10 @@ class GapModel {
     }
     std::vector<double> out(rows);
 #pragma omp parallel for schedule(dynamic)
-    for (int64_t c = 0; c < static_cast<int64_t>(rows); ++c)
-      out[c] = std::max(0.0, prior[c] - quadratic_form(grad.data() + c * m, m));
+    for (int64_t c = 0; c < static_cast<int64_t>(rows); ++c) {
+      const double scale = uncertainty_scale_.empty() ? 1.0 : uncertainty_scale_[g.species[c / 3]];
+      out[c] = scale * scale * std::max(0.0, prior[c] - quadratic_form(grad.data() + c * m, m));
+    }
     return out;
   }
 
@@ -241,6 +253,7 @@ class GapModel {
   std::vector<double> e0_;
   std::vector<std::shared_ptr<const GapTerm>> terms_;
   std::vector<double> variance_;
+  std::vector<double> uncertainty_scale_;
   PairWall baseline_;
   std::vector<int64_t> term_offsets_;
   double cutoff_ = 0.0;
@@ -401,7 +414,10 @@ inline GapModel read_gap_model(const ModelFile& mf) {
   if (mf.metadata().contains("maps")) read_maps(mf, built);
   std::vector<double> variance;
   if (mf.has("variance")) variance = mf.f64("variance", {total, total});
-  return GapModel(n_species, e0, std::move(built), std::move(variance), read_pair_wall(mf, n_species));
+  std::vector<double> scale;  // files written before the calibration have none: unscaled
+  if (mf.has("uncertainty_scale")) scale = mf.f64("uncertainty_scale", {n_species});
+  return GapModel(n_species, e0, std::move(built), std::move(variance), read_pair_wall(mf, n_species),
+                  std::move(scale));
 }
 
 }  // namespace clusterforce

@@ -77,6 +77,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--e0", nargs="+", metavar="EL=EV", help="isolated-atom energies, e.g. Na=-0.21 (default: from data)")
     g.add_argument("--jitter", type=float, default=1e-10, help="relative Cholesky jitter (default: 1e-10)")
     g.add_argument("--no-variance", action="store_true", help="skip the posterior matrix (no predictive variances)")
+    g.add_argument(
+        "--no-calibrate-uncertainty", action="store_true",
+        help="keep the raw GP force standard deviation (default: scaled per element to the force errors on groups of frames "
+        "left out in turn, by info system or contiguous blocks)",
+    )  # fmt: skip
     g.add_argument("--max-chunk-mb", type=float, default=256.0, help="memory for buffered design rows, MB (default: 256)")
     g.add_argument(
         "--map",
@@ -127,6 +132,7 @@ def train(frames: Sequence[Atoms], args: argparse.Namespace) -> GAPModel:
         sigma_force=PRESET_NOISE[preset][1] if args.sigma_force is None else args.sigma_force,
         jitter=args.jitter,
         variance=not args.no_variance,
+        calibrate_uncertainty=not args.no_calibrate_uncertainty,
         baseline=bool(getattr(args, "baseline", None)),
         max_chunk_mb=args.max_chunk_mb,
         random_state=getattr(args, "seed", 0),

@@ -47,6 +47,31 @@ logger = logging.getLogger(__name__)
 KIND = "gap"
 
 
+#: At most this many groups of frames are left out in turn to calibrate the force uncertainty.
+CALIBRATION_GROUPS = 5
+#: Frames of each left-out group predicted for the calibration.
+CALIBRATION_FRAMES = 10
+
+
+def calibration_groups(frames: Sequence[Atoms]) -> np.ndarray:
+    """Group of each frame for the uncertainty calibration (``GAPModel(calibrate_uncertainty=True)``).
+
+    By ``info["system"]`` (what ``clusterforce datagen`` writes: the cluster size or ring) when it
+    takes two values or more, so each group is a size the rest never saw; the systems, sorted, are
+    dealt into at most :data:`CALIBRATION_GROUPS` groups. Otherwise contiguous blocks of frames (parts
+    of trajectories). Fewer than 4 frames: one group (no calibration).
+    """
+    n = len(frames)
+    systems = [str(a.info.get("system", "")) for a in frames]
+    names = sorted(set(systems))
+    if len(names) >= 2 and "" not in names:
+        index = {name: i % CALIBRATION_GROUPS for i, name in enumerate(names)}
+        return np.array([index[s] for s in systems], dtype=int)
+    if n < 4:
+        return np.zeros(n, dtype=int)
+    return np.minimum(np.arange(n) * min(CALIBRATION_GROUPS, n // 2) // n, CALIBRATION_GROUPS - 1)
+
+
 class GAPModel(BaseEstimator):
     """Sparse GP force field of kind ``gap``: E = sum_i e0[s_i] + sum of 2b, 3b and SOAP terms.
 
@@ -77,6 +102,14 @@ class GAPModel(BaseEstimator):
     baseline : bool
         Add a repulsive pair wall below the shortest training distance of each element pair
         (:mod:`clusterforce.baseline`); zero on the training data, so the GP is fitted as without it.
+    calibrate_uncertainty : bool
+        Scale the force standard deviation so that it estimates held-out force errors (with
+        ``variance``): the frames are split into groups (by ``info["system"]``, e.g. cluster size,
+        when it takes two values or more, else contiguous blocks), each group is taken out of the
+        normal equations in turn, the model without it predicts it, and per element the ratio
+        RMS force error / RMS predicted standard deviation becomes the factor
+        (``uncertainty_scale_``). The GP variance alone measured 3-10x below the held-out errors
+        (docs/benchmarks.md, "uncertainty"). Costs one solve per group, no new rows.
     max_chunk_mb : float
         Memory for buffered design rows (MB); bounds the training memory with O(M^2).
     max_candidates : int
@@ -102,6 +135,7 @@ class GAPModel(BaseEstimator):
         jitter: float = 1e-10,
         variance: bool = True,
         baseline: bool = False,
+        calibrate_uncertainty: bool = True,
         max_chunk_mb: float = 256.0,
         max_candidates: int = 20000,
         random_state: int = 0,
@@ -115,6 +149,7 @@ class GAPModel(BaseEstimator):
         self.jitter = jitter
         self.variance = variance
         self.baseline = baseline
+        self.calibrate_uncertainty = calibrate_uncertainty
         self.max_chunk_mb = max_chunk_mb
         self.max_candidates = max_candidates
         self.random_state = random_state
@@ -159,13 +194,22 @@ class GAPModel(BaseEstimator):
         gp.select_sparse_points(self.kernels_, samples, progress=self.progress, comm=comm)
         k_mm = gp.sparse_covariance(self.kernels_)
         m = len(k_mm)
-        eq = gp.accumulate(self.kernels_, samples, chunk_rows=gp.chunk_rows_for(m, self.max_chunk_mb), progress=self.progress, comm=comm)
-        ata, atb = eq.finish()
-        n_rows = eq.n_rows
-        del eq
+        groups = calibration_groups(frames) if self.variance and self.calibrate_uncertainty else np.zeros(len(frames), dtype=int)
+        per_group, n_rows = [], 0
+        for g in range(groups.max() + 1):
+            eq = gp.accumulate(self.kernels_, [samples[i] for i in np.flatnonzero(groups == g)],
+                               chunk_rows=gp.chunk_rows_for(m, self.max_chunk_mb), progress=self.progress, comm=comm)  # fmt: skip
+            per_group.append(eq.finish())
+            n_rows += eq.n_rows
+            del eq
+        ata, atb = sum(a for a, _ in per_group), sum(b for _, b in per_group)
         # Kept for partial_fit: new frames add their rows here, so an update costs the same however
         # many frames came before (O(rows M^2 + M^3), no pass over the old data).
         self.normal_equations_ = (k_mm, ata, atb)
+        self.uncertainty_scale_, calibration = None, None
+        if len(per_group) > 1:
+            self.uncertainty_scale_, calibration = self._calibrate(frames, groups, per_group)
+        del per_group
         solution = self._solve()
         fit_seconds = time.perf_counter() - start
         self.training_ = {
@@ -178,9 +222,36 @@ class GAPModel(BaseEstimator):
             "sigma_energy": self.sigma_energy_,
             "sigma_force": self.sigma_force_,
             "fit_seconds": fit_seconds,
+            "uncertainty_calibration": calibration,
             "metrics": self.score_frames(frames),
         }
         return self
+
+    def _calibrate(self, frames: list[Atoms], groups: np.ndarray, per_group: list) -> tuple[np.ndarray, dict[str, Any]]:
+        """Per-species factors for the force standard deviation from leaving each group out of the
+        normal equations (``calibrate_uncertainty``), and what the training record keeps of them."""
+        k_mm, ata, atb = self.normal_equations_
+        n_species = len(self.element_list_)
+        err2, var = np.zeros(n_species), np.zeros(n_species)
+        for g, (ata_g, atb_g) in enumerate(per_group):
+            held = [frames[i] for i in np.flatnonzero(groups == g) if get_forces(frames[i]) is not None]
+            if not held or len(held) == len(frames):
+                continue
+            alpha = solve(k_mm, ata - ata_g, atb - atb_g, jitter=self.jitter).alpha
+            predictor = self._predictor(self._per_term(alpha), variance_matrix(k_mm, ata - ata_g), None, {})
+            for atoms in held[:: max(1, len(held) // CALIBRATION_FRAMES)][:CALIBRATION_FRAMES]:
+                geometry = self._geometry(atoms, frame_label(atoms, 0))
+                out = predictor.compute(geometry.positions, geometry.species, True, geometry.cell, geometry.pbc)
+                np.add.at(err2, geometry.species, ((out["forces"] - get_forces(atoms)) ** 2).sum(axis=1))
+                np.add.at(var, geometry.species, out["forces_variance"].sum(axis=1))
+        seen = var > 0
+        scale = np.ones(n_species)
+        scale[seen] = np.sqrt(err2[seen] / var[seen])
+        if seen.any():
+            scale[~seen] = np.median(scale[seen])  # an element no left-out group had: the typical factor
+        record = {"groups": int(len(per_group)), "scale": dict(zip(self.element_list_, scale.round(4).tolist()))}
+        logger.info("force uncertainty calibrated on %d left-out groups: x %s", len(per_group), record["scale"])
+        return scale, record
 
     def _solve(self):
         """Solve the kept normal equations; set alpha, the variance matrix and the predictor."""
@@ -189,8 +260,7 @@ class GAPModel(BaseEstimator):
         m = len(k_mm)
         logger.info("solved %d x %d normal equations by %s, jitter %.1e", m, m, solution.method, solution.jitter)
         self.variance_ = variance_matrix(k_mm, ata) if self.variance else None
-        bounds = np.cumsum([0] + [k.n_sparse for k in self.kernels_])
-        self.alpha_ = [solution.alpha[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
+        self.alpha_ = self._per_term(solution.alpha)
         if getattr(self, "maps_", None):
             logger.warning("new weights: the tables of `clusterforce map` are dropped (map the model again)")
         self.maps_, self.map_info_ = {}, []
@@ -328,15 +398,26 @@ class GAPModel(BaseEstimator):
         self.map_info_ = [dict(entry) for entry in info]
         self._build_predictor()
 
+    def _per_term(self, alpha: np.ndarray) -> list[np.ndarray]:
+        """The solved weights split into the terms' parts."""
+        bounds = np.cumsum([0] + [k.n_sparse for k in self.kernels_])
+        return [alpha[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
+
     def _build_predictor(self) -> None:
+        scale = getattr(self, "uncertainty_scale_", None)
+        self.predictor_ = self._predictor(self.alpha_, self.variance_, scale, getattr(self, "maps_", {}))
+
+    def _predictor(self, alpha: list[np.ndarray], variance, uncertainty_scale, maps):
+        """The compiled predictor for per-term weights ``alpha``."""
         e0 = np.array([self.e0_[s] for s in self.element_list_])
-        terms = [k.predictor_term(a) for k, a in zip(self.kernels_, self.alpha_)]
-        for i, t in getattr(self, "maps_", {}).items():
+        terms = [k.predictor_term(a) for k, a in zip(self.kernels_, alpha)]
+        for i, t in maps.items():
             terms[i] = _kernels.MappedNBodyTerm(terms[i], t["knots_r"], t["coefficients"], t.get("knots_cos"))
         wall = getattr(self, "baseline_r_s_", None)
-        self.predictor_ = _kernels.GapModel(
-            len(e0), e0, terms, self.variance_, baseline_r_s=wall, baseline_A=pair_wall.A, baseline_rho=pair_wall.RHO
-        )
+        return _kernels.GapModel(
+            len(e0), e0, terms, variance, baseline_r_s=wall, baseline_A=pair_wall.A, baseline_rho=pair_wall.RHO,
+            uncertainty_scale=uncertainty_scale,
+        )  # fmt: skip
 
     # ---------------------------------------------------------------- prediction
     @property
@@ -399,6 +480,8 @@ class GAPModel(BaseEstimator):
             arrays[f"terms/{i}/alpha"] = a
         if self.variance_ is not None:
             arrays["variance"] = self.variance_
+        if getattr(self, "uncertainty_scale_", None) is not None:
+            arrays["uncertainty_scale"] = self.uncertainty_scale_
         for i, tables in getattr(self, "maps_", {}).items():
             arrays.update({f"maps/{i}/{name}": value for name, value in tables.items()})
         params = self.get_params()
@@ -447,6 +530,8 @@ class GAPModel(BaseEstimator):
                 model.alpha_.append(mf.array(f"terms/{i}/alpha", shape=(m,)))
             n_sparse = sum(k.n_sparse for k in model.kernels_)
             model.variance_ = mf.array("variance", shape=(n_sparse, n_sparse)) if "variance" in mf.arrays else None
+            n_species = len(model.atomic_numbers_)
+            model.uncertainty_scale_ = mf.array("uncertainty_scale", shape=(n_species,)) if "uncertainty_scale" in mf.arrays else None
             model.baseline = "baseline/r_s" in mf.arrays
             model.baseline_r_s_ = mf.arrays.get("baseline/r_s")
             model.map_info_ = list(meta.get("maps", []))
