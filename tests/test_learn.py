@@ -1,5 +1,6 @@
 """On-the-fly learning: calls where the model is unsure, resumes after kill -9, skips failed references."""
 
+import io
 import json
 import os
 import re
@@ -92,6 +93,17 @@ def test_cli_learn_survives_kill_9(tmp_path):
     assert (tmp_path / "w" / "learning_curve.png").stat().st_size > 0
     learned = GAPModel.load(tmp_path / "l.cfm")
     assert list(learned.maps_) == [0]  # mapped once, after the last update
+
+
+def test_a_frame_cut_short_by_a_kill_is_dropped_on_resume(tmp_path, caplog):
+    learner = Learner("gap", fit, emt_frames(3, seed=0, rattle=0.05), lambda a: EMT(), [start()], settings(), tmp_path)
+    write(learner.frames_path, emt_frames(2, seed=1))
+    whole = learner.frames_path.read_text()
+    third = io.StringIO()
+    write(third, emt_frames(1, seed=2)[0], format="extxyz")
+    learner.frames_path.write_text(whole + third.getvalue()[:-40])  # killed 40 characters before the end
+    assert len(learner._collected()) == 2
+    assert learner.frames_path.read_text() == whole and "cut short" in caplog.text
 
 
 def test_default_ladder_is_the_temperatures_of_the_init_frames():

@@ -190,7 +190,20 @@ class Learner:
 
     # ------------------------------------------------------------------ bookkeeping
     def _collected(self) -> list[Atoms]:
-        return read(self.frames_path, ":") if self.frames_path.exists() and self.frames_path.stat().st_size else []
+        """The labelled frames on disk; a last frame cut short by a kill mid-write is dropped from the file."""
+        if not self.frames_path.exists():
+            return []
+        lines = self.frames_path.read_text().splitlines(keepends=True)
+        end = 0  # lines up to here form complete frames (count line, comment line, one line per atom)
+        while end < len(lines) and lines[end].strip().isdigit():
+            size = int(lines[end]) + 2
+            if end + size > len(lines) or not lines[end + size - 1].endswith("\n"):
+                break
+            end += size
+        if end < len(lines):
+            log.warning("%s ends in a frame cut short (killed while writing it); dropped, its call is made again", self.frames_path)
+            self.frames_path.write_text("".join(lines[:end]))
+        return read(self.frames_path, ":") if end else []
 
     def _event(self, **record) -> None:
         with self.log_path.open("a") as fh:

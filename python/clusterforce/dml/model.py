@@ -270,11 +270,12 @@ class DMLModel(BaseEstimator):
         atoms (:func:`clusterforce.selection.extend_maximin`): an atom farther from every reference
         than their median spacing becomes one, a repeat of a known environment does not. The
         scaler, the present references and the hyperparameters stay; the EMLM weights and the OAMLM
-        B matrices are solved again on the enlarged sets; the repulsive baseline moves below any
-        pair the new frames bring closer, so it stays zero on all training data. This is on-the-fly learning's update
-        (``clusterforce learn``): a refit on all frames would choose the references again, and on
-        the rings the structures the loop labels then displace references of the conformers the
-        model was trained on. A model loaded from a file keeps no reference forces: refit it.
+        B matrices are solved again where references were added; the repulsive baseline moves
+        below any pair the new frames bring closer, so it stays zero on all training data. This is
+        on-the-fly learning's update (``clusterforce learn``): a refit on all frames would choose
+        the references again, and on the rings the structures the loop labels then displace
+        references of the conformers the model was trained on. A model loaded from a file keeps
+        no reference forces: refit it.
         """
         check_is_fitted(self, "models_")
         frames = list(frames)
@@ -292,14 +293,16 @@ class DMLModel(BaseEstimator):
         for name, Xn in X.items():
             m, stats = self.models_[name], self.training_["classes"][name]
             Xs, norms = m.scaler.transform(Xn), np.linalg.norm(F[name], axis=1)
-            add_norm = extend_maximin(m.emlm.references_, Xs)
+            add_norm = _new_references(m.emlm.references_, Xs)
             usable = np.flatnonzero(norms > ZERO_FORCE)
-            add_dir = usable[extend_maximin(m.oamlm.X_ref_, Xs[usable])]
-            m.norm_targets = np.concatenate([m.norm_targets, norms[add_norm]])
-            m.emlm = EMLM(**m.emlm.get_params()).fit(np.vstack([m.emlm.references_, Xs[add_norm]]), m.norm_targets)
-            directions = np.vstack([m.oamlm.T_, F[name][add_dir]])
-            environments = Environments.concatenate([m.oamlm.references_, envs[name][add_dir]])
-            m.oamlm = OAMLM(**m.oamlm.get_params()).fit(np.vstack([m.oamlm.X_ref_, Xs[add_dir]]), environments, directions)
+            add_dir = usable[_new_references(m.oamlm.X_ref_, Xs[usable])]
+            if add_norm.size:
+                m.norm_targets = np.concatenate([m.norm_targets, norms[add_norm]])
+                m.emlm = EMLM(**m.emlm.get_params()).fit(np.vstack([m.emlm.references_, Xs[add_norm]]), m.norm_targets)
+            if add_dir.size:
+                directions = np.vstack([m.oamlm.T_, F[name][add_dir]])
+                environments = Environments.concatenate([m.oamlm.references_, envs[name][add_dir]])
+                m.oamlm = OAMLM(**m.oamlm.get_params()).fit(np.vstack([m.oamlm.X_ref_, Xs[add_dir]]), environments, directions)
             new_rows = np.union1d(add_norm, add_dir)
             m.norm_index = np.concatenate([m.norm_index, len(m.centres) + np.searchsorted(new_rows, add_norm)])
             m.direction_index = np.concatenate([m.direction_index, len(m.centres) + np.searchsorted(new_rows, add_dir)])
@@ -511,6 +514,11 @@ class DMLModel(BaseEstimator):
                     direction_index,
                 )
         return model
+
+
+def _new_references(references: np.ndarray, candidates: np.ndarray) -> np.ndarray:
+    """Rows of ``candidates`` that join ``references`` (all of them while there is no spacing to keep)."""
+    return extend_maximin(references, candidates) if len(references) >= 2 else np.arange(len(candidates))
 
 
 def _reference_rows(descriptor: SoapDescriptor, scaler: MinMaxScaler, state: dict[str, dict[str, np.ndarray]], where: str):
