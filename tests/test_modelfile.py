@@ -127,3 +127,15 @@ def test_wrong_kind_and_missing_field(model_path):
 def test_metadata_must_be_json(tmp_path):
     with pytest.raises(ValueError, match="not JSON-serialisable"):
         modelfile.save(tmp_path / "x.cfm", kind="dml", arrays={}, metadata={"bad": object()})
+
+
+def test_a_header_byte_that_is_not_utf8_is_a_damaged_file(model_path, tmp_path):
+    raw = bytearray(model_path[0].read_bytes())
+    at = raw.index(b"descriptor")
+    raw[at] = 0xFF  # never valid in UTF-8
+    damaged = tmp_path / "damaged.cfm"
+    damaged.write_bytes(bytes(raw))
+    with pytest.raises(ValueError, match=rf"damaged\.cfm: damaged model file \(byte {at}, in the header, is not UTF-8 text\)"):
+        _kernels.read_model_file(str(damaged))
+    with pytest.raises(ValueError, match=r"damaged\.cfm"):
+        modelfile.load(damaged)

@@ -44,6 +44,22 @@ inline uint32_t crc32(const char* data, size_t size, uint32_t crc = 0) {
 }
 
 /// A model file that cannot be read or lacks what its reader needs; the message names the file.
+// Offset of the first byte that breaks UTF-8 in text, or text.size() if it is all valid. The
+// header is JSON, which is UTF-8; a damaged byte there must become a message naming the file,
+// not a string Python cannot decode.
+inline size_t first_invalid_utf8(const std::string& text) {
+  size_t i = 0;
+  while (i < text.size()) {
+    const auto c = static_cast<unsigned char>(text[i]);
+    const size_t n = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xE ? 3 : (c >> 3) == 0x1E ? 4 : 0;
+    if (n == 0 || i + n > text.size()) return i;
+    for (size_t k = 1; k < n; ++k)
+      if ((static_cast<unsigned char>(text[i + k]) >> 6) != 0x2) return i;
+    i += n;
+  }
+  return text.size();
+}
+
 class ModelFileError : public std::runtime_error {
  public:
   using std::runtime_error::runtime_error;
@@ -99,6 +115,9 @@ class ModelFile {
       throw ModelFileError(path + ": truncated model file (header needs " + std::to_string(n_header) +
                            " bytes, file has " + std::to_string(size - 8) + ")");
     const std::string header_text = bytes.substr(8, static_cast<size_t>(n_header));
+    if (const size_t bad = first_invalid_utf8(header_text); bad < header_text.size())
+      throw ModelFileError(path + ": damaged model file (byte " + std::to_string(8 + bad) +
+                           ", in the header, is not UTF-8 text); copy it again or retrain");
     const uint64_t data_size = size - 8 - n_header;
     const char* data = bytes.data() + 8 + n_header;
     Json header;
