@@ -234,15 +234,15 @@ class GAPModel(BaseEstimator):
         n_species = len(self.element_list_)
         err2, var = np.zeros(n_species), np.zeros(n_species)
         for g, (ata_g, atb_g) in enumerate(per_group):
-            held = [frames[i] for i in np.flatnonzero(groups == g) if get_forces(frames[i]) is not None]
+            held = [i for i in np.flatnonzero(groups == g) if get_forces(frames[i]) is not None]
             if not held or len(held) == len(frames):
                 continue
             alpha = solve(k_mm, ata - ata_g, atb - atb_g, jitter=self.jitter).alpha
             predictor = self._predictor(self._per_term(alpha), variance_matrix(k_mm, ata - ata_g), None, {})
-            for atoms in held[:: max(1, len(held) // CALIBRATION_FRAMES)][:CALIBRATION_FRAMES]:
-                geometry = self._geometry(atoms, frame_label(atoms, 0))
+            for i in held[:: max(1, len(held) // CALIBRATION_FRAMES)][:CALIBRATION_FRAMES]:
+                geometry = self._geometry(frames[i], frame_label(frames[i], i))
                 out = predictor.compute(geometry.positions, geometry.species, True, geometry.cell, geometry.pbc)
-                np.add.at(err2, geometry.species, ((out["forces"] - get_forces(atoms)) ** 2).sum(axis=1))
+                np.add.at(err2, geometry.species, ((out["forces"] - get_forces(frames[i])) ** 2).sum(axis=1))
                 np.add.at(var, geometry.species, out["forces_variance"].sum(axis=1))
         seen = var > 0
         scale = np.ones(n_species)
