@@ -29,7 +29,8 @@ void ComputeClusterforceUncertaintyAtom::init() {
   if (!pair_->has_uncertainty())
     error->all(FLERR,
                "compute clusterforce/uncertainty/atom: model {} (kind {}) provides no per-atom uncertainty "
-               "(dml models do; gap models only when trained with variance=True)",
+               "(dml models do; gap models only when trained with variance=True; sann models only when the file "
+               "carries uncertainty/last_layer_covariance, i.e. trained since sann uncertainties exist)",
                pair_->model_path(), pair_->model_kind());
 }
 

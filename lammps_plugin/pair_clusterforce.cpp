@@ -342,7 +342,7 @@ void PairClusterforce::compute_dml() {
 }
 
 bool PairClusterforce::has_uncertainty() const {
-  return dml_ != nullptr || (gap_ && gap_->has_variance());
+  return dml_ != nullptr || (gap_ && gap_->has_variance()) || (sann_ && sann_->has_variance());
 }
 
 void PairClusterforce::uncertainty(double* out) {
@@ -352,15 +352,16 @@ void PairClusterforce::uncertainty(double* out) {
     std::copy(uncertainty_.begin(), uncertainty_.begin() + std::min<std::size_t>(nlocal, uncertainty_.size()), out);
     return;
   }
-  gap_force_uncertainty(out);
+  structure_force_uncertainty(out);
 }
 
-// gap: the standard deviation of an atom's force needs the kernel-row gradients of every centre
-// that sees the atom and the prior covariance between them, which does not split over ranks or
-// ghost atoms. Every rank therefore gathers the whole system (the free clusters this is for have
-// at most a few thousand atoms) and runs the one C++ path, GapModel::force_variances, that Python
-// and ASE run; the cost is that of one Python predict(variance=True) per invocation, on each rank.
-void PairClusterforce::gap_force_uncertainty(double* out) {
+// gap and sann: the standard deviation of an atom's force needs the rows (kernel-row gradients,
+// last-layer Jacobians) of every centre that sees the atom and the covariance between them, which
+// does not split over ranks or ghost atoms. Every rank therefore gathers the whole system (the free
+// clusters this is for have at most a few thousand atoms) and runs the one C++ path,
+// GapModel::force_variances or SannModel::force_variances, that Python and ASE run; the cost is
+// that of one Python predict(variance=True) per invocation, on each rank.
+void PairClusterforce::structure_force_uncertainty(double* out) {
   const int nlocal = atom->nlocal;
   const int* type = atom->type;
   double** x = atom->x;
@@ -415,7 +416,7 @@ void PairClusterforce::gap_force_uncertainty(double* out) {
   g.cell = (g.pbc[0] || g.pbc[1] || g.pbc[2]) ? cell : nullptr;
   std::vector<double> variances;
   try {
-    variances = gap_->force_variances(g);
+    variances = gap_ ? gap_->force_variances(g) : sann_->force_variances(g);
   } catch (const std::exception& ex) {
     error->all(FLERR, fmt::format("compute clusterforce/uncertainty/atom: {}", ex.what()));
   }

@@ -47,7 +47,7 @@ class PairClusterforce : public Pair {
   int gather(int i, int* jlist, int jnum);
   void compute_centres(int eflag, double** fout);
   void compute_dml();
-  void gap_force_uncertainty(double* out);
+  void structure_force_uncertainty(double* out);
 
   std::string model_path_, kind_, model_version_;
   std::vector<std::string> model_elements_;  // species order of the model

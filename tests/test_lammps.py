@@ -302,7 +302,22 @@ def test_mapped_gap_runs_as_in_ase_serial_and_on_two_ranks(tmp_path, gap_file):
     np.testing.assert_allclose(mpi_dump[:, :, :7], serial_dump[:, :, :7], rtol=0, atol=1e-9)
 
 
-def test_sann_forces_match_ase_serial_and_on_two_ranks(tmp_path):
+def lammps_uncertainty(atoms, path, *, periodic: bool, **setup) -> np.ndarray:
+    """``compute clusterforce/uncertainty/atom`` after ``run 0`` (library, serial), in atom order."""
+    lmp = new_lammps()
+    try:
+        lmp.commands_string(setup_commands(atoms, path, periodic=periodic, **setup))
+        lmp.commands_string("compute u all clusterforce/uncertainty/atom\nrun 0")
+        n = lmp.extract_global("nlocal")
+        order = np.argsort(np.array(lmp.numpy.extract_atom("id"))[:n])
+        return np.array(lmp.numpy.extract_compute("u", 1, 1))[:n][order]
+    finally:
+        lmp.close()
+
+
+@pytest.fixture(scope="module")
+def sann_file(tmp_path_factory) -> Path:
+    """A small Cu-Ag sann model of EMT data (with its last-layer covariance)."""
     from clusterforce.sann import SANNModel
 
     frames = []
@@ -312,8 +327,13 @@ def test_sann_forces_match_ase_serial_and_on_two_ranks(tmp_path):
         atoms.get_forces()
         frames.append(atoms)
     small = dict(exponents=[0.003, 0.03], xi=[0.01, 0.3], l_max=3, hidden=(6, 6), r_cut=4.5, epochs=1, progress=False)
-    path = tmp_path / "sann.cfm"
+    path = tmp_path_factory.mktemp("sann") / "sann.cfm"
     SANNModel(z_eff={"Cu": 5.842, "Ag": 8.03}, **small).fit(frames).save(path)
+    return path
+
+
+def test_sann_forces_match_ase_serial_and_on_two_ranks(tmp_path, sann_file):
+    path = sann_file
     atoms = rattled_cluster(11)
     calc = Calculator(str(path))
     ref = {"forces": calc.get_forces(atoms), "energies": calc.get_potential_energies(atoms), "energy": calc.get_potential_energy(atoms)}
@@ -325,6 +345,33 @@ def test_sann_forces_match_ase_serial_and_on_two_ranks(tmp_path):
     mpi_thermo, mpi_dump = run_lmp(tmp_path, path, 2, "mpi", uncertainty=False)
     np.testing.assert_allclose(mpi_thermo, serial_thermo, rtol=1e-10, atol=1e-10)
     np.testing.assert_allclose(mpi_dump, serial_dump, rtol=0, atol=1e-9)
+
+
+def test_uncertainty_compute_gives_the_sann_last_layer_uncertainty(tmp_path, sann_file):
+    from clusterforce.kinds import load_model
+
+    path = sann_file
+    model = load_model(path)
+    # Python = ASE = LAMMPS (library, serial) for one structure.
+    atoms = rattled_cluster(13)
+    expected = model.predict(atoms, variance=True)["uncertainty"]
+    assert np.all(np.isfinite(expected)) and expected.min() > 0
+    np.testing.assert_allclose(Calculator(str(path)).get_property("uncertainty", atoms), expected, rtol=0, atol=1e-12)
+    got = lammps_uncertainty(atoms, path, periodic=False)
+    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-9)
+    # Serial = two ranks along an MD run; the first dump is the structure Python predicts.
+    serial_thermo, serial_dump = run_lmp(tmp_path, path, 1, "serial")
+    mpi_thermo, mpi_dump = run_lmp(tmp_path, path, 2, "mpi")
+    np.testing.assert_allclose(mpi_thermo, serial_thermo, rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(mpi_dump, serial_dump, rtol=0, atol=1e-9)
+    first = model.predict(rattled_cluster(21), variance=True)["uncertainty"]
+    np.testing.assert_allclose(serial_dump[0, :, 7], first, rtol=0, atol=1e-9)
+    # A file without the covariance (written before sann uncertainties) is a LAMMPS error naming the kinds.
+    model.last_layer_covariance_ = None
+    old = tmp_path / "old_sann.cfm"
+    model.save(old)
+    message = lammps_error(error_setup(old).replace("run 0", "compute u all clusterforce/uncertainty/atom\nrun 0"))
+    assert "provides no per-atom uncertainty" in message and "sann models" in message
 
 
 # ---------------------------------------------------------------------- lammps-check
@@ -449,15 +496,7 @@ def test_dml_runs_md_and_minimisation_and_says_it_is_force_only(dml_file, tmp_pa
 
 def test_uncertainty_compute_gives_the_dml_force_error_estimate(dml_file):
     atoms = au13(6)
-    lmp = new_lammps()
-    try:
-        lmp.commands_string(setup_commands(atoms, dml_file, periodic=False, elements=("Au",)))
-        lmp.commands_string("compute u all clusterforce/uncertainty/atom\nrun 0")
-        n = lmp.extract_global("nlocal")
-        order = np.argsort(np.array(lmp.numpy.extract_atom("id"))[:n])
-        got = np.array(lmp.numpy.extract_compute("u", 1, 1))[:n][order]
-    finally:
-        lmp.close()
+    got = lammps_uncertainty(atoms, dml_file, periodic=False, elements=("Au",))
     expected = compiled_dml(dml_file, atoms)["uncertainty"]
     assert expected.max() > 0
     np.testing.assert_allclose(got, expected, rtol=0, atol=1e-12)
@@ -523,15 +562,7 @@ def test_uncertainty_compute_gives_the_gap_force_standard_deviation(gap_file, tm
     predicted = model.predict(atoms, variance=True)
     # The force standard deviation, eV/A, as Python and ASE give it.
     expected = predicted["uncertainty"]
-    lmp = new_lammps()
-    try:
-        lmp.commands_string(setup_commands(atoms, path, periodic=periodic))
-        lmp.commands_string("compute u all clusterforce/uncertainty/atom\nrun 0")
-        n = lmp.extract_global("nlocal")
-        order = np.argsort(np.array(lmp.numpy.extract_atom("id"))[:n])
-        got = np.array(lmp.numpy.extract_compute("u", 1, 1))[:n][order]
-    finally:
-        lmp.close()
+    got = lammps_uncertainty(atoms, path, periodic=periodic)
     assert expected.max() > 0 and not np.allclose(expected, np.sqrt(predicted["variance"]), rtol=0.1)
     np.testing.assert_allclose(got, expected, rtol=0, atol=1e-9)
     # The ASE calculator gives the same number through get_property.

@@ -120,7 +120,44 @@ void bind_sann(py::module_& m) {
             return out;
           },
           py::arg("positions"), py::arg("species"), py::arg("cell") = py::none(), py::arg("pbc") = py::none(),
-          "Energy (eV), per-atom energies (eV) and the decoupled forces (eV/Angstrom).");
+          "Energy (eV), per-atom energies (eV) and the decoupled forces (eV/Angstrom).")
+      .def_property_readonly("has_variance", &SannModel::has_variance)
+      .def(
+          "last_layer_rows",
+          [](const SannModel& model, const DoubleArray& positions, const IntArray& species,
+             const std::optional<DoubleArray>& cell, const std::optional<std::array<bool, 3>>& pbc) {
+            const GeometryArgs args = geometry(positions, species, cell, pbc);
+            const Geometry& g = args.g;
+            std::vector<double> energy_row, force_rows;
+            {
+              py::gil_scoped_release release;
+              model.last_layer_rows(g, energy_row, force_rows);
+            }
+            const auto m = static_cast<py::ssize_t>(model.n_last_layer());
+            return py::make_tuple(py::array_t<double>(m, energy_row.data()),
+                                  py::array_t<double>({3 * static_cast<py::ssize_t>(g.n), m}, force_rows.data()));
+          },
+          py::arg("positions"), py::arg("species"), py::arg("cell") = py::none(), py::arg("pbc") = py::none(),
+          "(energy_row (H+1,) eV, force_rows (3n, H+1) eV/Angstrom): the derivatives of the energy and of every "
+          "force component (atom-major, x y z) w.r.t. the output layer's (w_L, b_L), in which both are linear.")
+      .def(
+          "force_variances",
+          [](const SannModel& model, const DoubleArray& positions, const IntArray& species,
+             const std::optional<DoubleArray>& cell, const std::optional<std::array<bool, 3>>& pbc) {
+            const GeometryArgs args = geometry(positions, species, cell, pbc);
+            const Geometry& g = args.g;
+            if (!model.has_variance())
+              throw py::value_error(
+                  "this sann model carries no last-layer covariance; retrain it to get uncertainties");
+            std::vector<double> var;
+            {
+              py::gil_scoped_release release;
+              var = model.force_variances(g);
+            }
+            return py::array_t<double>({static_cast<py::ssize_t>(g.n), py::ssize_t(3)}, var.data());
+          },
+          py::arg("positions"), py::arg("species"), py::arg("cell") = py::none(), py::arg("pbc") = py::none(),
+          "Variance of every force component (n, 3), eV^2/Angstrom^2, under the last layer's Laplace posterior.");
 }
 
 }  // namespace clusterforce::bindings

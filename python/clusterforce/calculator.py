@@ -74,8 +74,8 @@ class Calculator(_AseCalculator):
         if self._checked_numbers is None or not np.array_equal(self._checked_numbers, self.atoms.numbers):
             species_indices(self.atoms, self.model.elements)
             self._checked_numbers = self.atoms.numbers.copy()
-        # gap variances cost a second pass over the sparse points: computed only when asked for.
-        wants_variance = "uncertainty" in properties and self.kind == "gap"
+        # gap and sann variances cost a second pass over the structure: computed only when asked for.
+        wants_variance = "uncertainty" in properties and self.kind in ("gap", "sann")
         predicted = self.model.predict(self.atoms, variance=True) if wants_variance else self.model.predict(self.atoms)
         results: dict[str, Any] = {"forces": np.array(predicted["forces"], dtype=float)}
         if "energy" in predicted:

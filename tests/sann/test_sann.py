@@ -154,3 +154,74 @@ def test_file_calculator_and_command_line(gold, tmp_path, capsys):
     assert main(["train", "--kind", "sann", str(data), "-o", str(tmp_path / "t.cfm"), *flags]) == 0
     assert main(["evaluate", str(tmp_path / "t.cfm"), str(data), "--json", str(tmp_path / "e.json")]) == 0
     assert json.loads((tmp_path / "e.json").read_text())["force_rmse"] > 0
+
+
+def _last_layer_theta(model: SANNModel) -> np.ndarray:
+    """View of theta_L = (w_L, b_L): the last H + 1 entries of the flat parameter vector."""
+    return model.net_.theta[-(model.hidden[-1] + 1) :]
+
+
+def test_energies_and_forces_are_linear_in_the_last_layer(gold):
+    # Perturbing theta_L by d must change E by energy_row . d and F by force_rows d exactly: an
+    # independent check of the compiled Jacobian d a_L / d input behind the force rows.
+    import copy
+
+    atoms = _cluster(77)
+    species = np.zeros(len(atoms), dtype=np.int32)
+    energy_row, force_rows = gold._predictor().last_layer_rows(atoms.positions, species)
+    assert force_rows.shape == (3 * len(atoms), gold.hidden[-1] + 1)
+    np.testing.assert_array_equal(force_rows[:, -1], 0.0)  # the bias does not move with r
+    base = gold.predict(atoms)
+    perturbed = copy.deepcopy(gold)
+    d = np.random.default_rng(3).normal(scale=0.1, size=energy_row.size)
+    _last_layer_theta(perturbed)[...] += d
+    perturbed._build_predictor()
+    moved = perturbed.predict(atoms)
+    np.testing.assert_allclose(moved["forces"].ravel() - base["forces"].ravel(), force_rows @ d, rtol=0, atol=1e-9)
+    assert moved["energy"] - base["energy"] == pytest.approx(energy_row @ d, abs=1e-9)
+
+
+def test_uncertainty_is_positive_and_the_same_through_ase(gold):
+    atoms = _cluster(78)
+    assert gold.provides_uncertainty
+    assert set(gold.training_["uncertainty"]) >= {"sigma_energy_eV_per_frame", "sigma_force_eV_per_A", "prior_variance"}
+    predicted = gold.predict(atoms, variance=True)
+    assert predicted["forces_variance"].shape == (13, 3) and predicted["uncertainty"].shape == (13,)
+    assert np.all(np.isfinite(predicted["uncertainty"])) and np.all(predicted["uncertainty"] > 0)
+    np.testing.assert_allclose(predicted["uncertainty"], np.sqrt(predicted["forces_variance"].sum(axis=1)), rtol=1e-12)
+    through_ase = Calculator(gold).get_property("uncertainty", atoms)
+    np.testing.assert_allclose(through_ase, predicted["uncertainty"], rtol=0, atol=1e-12)
+
+
+def test_uncertainty_grows_away_from_the_training_data(gold):
+    # Compressed by 15%: the force rows (descriptor gradients) leave the span the training frames
+    # constrained. Expanding by 15% instead LOWERS this uncertainty (0.011 -> 0.008 eV/Angstrom on
+    # this model): the neighbours move towards the flat tail of the descriptors, every force row
+    # shrinks, and a last-layer variance is quadratic in the rows. It flags new bonding, not sparsity.
+    train = [_cluster(s) for s in range(5)]
+    compressed = [a.copy() for a in train]
+    for a in compressed:
+        a.positions = a.positions.mean(axis=0) + 0.85 * (a.positions - a.positions.mean(axis=0))
+    inside = np.mean([gold.predict(a, variance=True)["uncertainty"].mean() for a in train])
+    outside = np.mean([gold.predict(a, variance=True)["uncertainty"].mean() for a in compressed])
+    assert outside > 1.5 * inside
+
+
+def test_file_without_covariance_loads_without_uncertainty(gold, tmp_path):
+    import copy
+
+    old = copy.deepcopy(gold)
+    old.last_layer_covariance_ = None  # as a file written before sann uncertainties
+    old.save(tmp_path / "old.cfm")
+    loaded = kinds.load_model(tmp_path / "old.cfm")
+    assert not loaded.provides_uncertainty
+    assert "uncertainty" not in Calculator(loaded).implemented_properties
+    np.testing.assert_allclose(loaded.predict(_cluster(5))["forces"], gold.predict(_cluster(5))["forces"], rtol=0, atol=1e-12)
+    with pytest.raises(ValueError, match="carries no last-layer covariance.*retrain") as err:
+        loaded.predict(_cluster(5), variance=True)
+    assert "\n" not in str(err.value)
+    gold.save(tmp_path / "new.cfm")
+    reloaded = kinds.load_model(tmp_path / "new.cfm")
+    np.testing.assert_allclose(
+        reloaded.predict(_cluster(5), variance=True)["uncertainty"], gold.predict(_cluster(5), variance=True)["uncertainty"], atol=1e-12
+    )

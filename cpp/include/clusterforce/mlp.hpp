@@ -1,5 +1,6 @@
 // A small dense network (multilayer perceptron) for the neural kinds: forward pass and the
-// vector-Jacobian product with respect to its input, which is what forces need.
+// vector-Jacobian product with respect to its input, which is what forces need, and the Jacobian of
+// the last hidden layer's activations, which the sann last-layer uncertainty needs.
 //
 // Layer l maps h_{l-1} (n_in) to W_l h_{l-1} + b_l (n_out), W_l row-major (n_out x n_in); every
 // layer but the last is followed by the activation: CELU (alpha = 1; x for x > 0, exp(x) - 1
@@ -79,8 +80,37 @@ class Mlp {
 
   /// grad_in (n_in) = J^T grad_out, J the network's Jacobian at the cached input.
   void input_gradient(const Cache& cache, const double* grad_out, double* grad_in) const {
-    std::vector<double> g(grad_out, grad_out + n_out()), prev;
-    for (std::size_t l = w_.size(); l-- > 0;) {
+    backward(cache, std::vector<double>(grad_out, grad_out + n_out()), w_.size(), grad_in);
+  }
+
+  /// Neurons of the last hidden layer (the inputs of the output layer).
+  int n_last_hidden() const { return sizes_[sizes_.size() - 2]; }
+
+  /// out (n_last_hidden) = activations of the last hidden layer at the cached input.
+  void last_hidden(const Cache& cache, double* out) const {
+    if (w_.size() < 2) throw std::logic_error("MLP: a network without hidden layers has no last hidden layer");
+    const std::vector<double>& pre = cache.pre[w_.size() - 2];
+    for (std::size_t k = 0; k < pre.size(); ++k) out[k] = act(pre[k]);
+  }
+
+  /// jac (n_last_hidden x n_in, row-major) = d a_L / d input at the cached input: one backward
+  /// pass per last-hidden unit, through every layer below the output layer.
+  void last_hidden_jacobian(const Cache& cache, double* jac) const {
+    if (w_.size() < 2) throw std::logic_error("MLP: a network without hidden layers has no last hidden layer");
+    const int h = n_last_hidden();
+    for (int k = 0; k < h; ++k) {
+      std::vector<double> seed(h, 0.0);
+      seed[k] = 1.0;
+      backward(cache, std::move(seed), w_.size() - 1, jac + static_cast<std::size_t>(k) * n_in());
+    }
+  }
+
+ private:
+  /// grad_in (n_in) = J^T g for the sub-network of the first `top` layers, g (the gradient w.r.t.
+  /// that sub-network's output, after the activation if layer top - 1 is hidden).
+  void backward(const Cache& cache, std::vector<double> g, std::size_t top, double* grad_in) const {
+    std::vector<double> prev;
+    for (std::size_t l = top; l-- > 0;) {
       if (l + 1 < w_.size())
         for (std::size_t o = 0; o < g.size(); ++o) g[o] *= dact(cache.pre[l][o]);
       const int in = sizes_[l], out_n = sizes_[l + 1];
@@ -94,7 +124,6 @@ class Mlp {
     std::copy(g.begin(), g.end(), grad_in);
   }
 
- private:
   double act(double x) const {
     if (activation_ == Activation::sigmoid) return 1.0 / (1.0 + std::exp(-x));
     return x > 0.0 ? x : std::expm1(x);

@@ -15,6 +15,7 @@
 // where standardising d and d' separately makes z_E = z_F); MD with them does not conserve energy.
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <stdexcept>
@@ -157,9 +158,7 @@ class SannModel {
   /// Energy of centre h (eV); grad (n x 3) += w_beta[s_h] dE'_h / d rel_j, so that the force on
   /// neighbour j is -grad_j and on the centre +sum_j grad_j (the pair style's convention).
   double centre_energy(int cs, const double* rel, const int* sp, int n, double* grad) const {
-    if (cs < 0 || cs >= n_species()) throw std::out_of_range("sann: centre species out of range");
-    for (int k = 0; k < n; ++k)
-      if (sp[k] < 0 || sp[k] >= n_species()) throw std::out_of_range("sann: neighbour species out of range");
+    check_centre(cs, sp, n);
     const int dim = desc_.size();
     std::vector<double> d(dim), z(dim);
     const std::vector<double> w = mead_weights(masses_.data(), cs, sp, n);
@@ -177,13 +176,92 @@ class SannModel {
     net_.forward(z.data(), &out, cache);
     const double seed = e_scale_ * w_beta_[cs];
     net_.input_gradient(cache, &seed, gz.data());
-    for (int k = 0; k < dim; ++k) {
-      const double gk = gz[k] / scale_f_[k];
-      if (gk == 0.0) continue;
-      const double* row = dd.data() + static_cast<std::size_t>(k) * n * 3;
-      for (int j = 0; j < 3 * n; ++j) grad[j] += gk * row[j];
-    }
+    add_position_gradient(gz.data(), dd.data(), n, grad);
     return energy;
+  }
+
+  /// Parameters of the output layer, theta_L = (w_L, b_L): energies and forces are linear in them.
+  int n_last_layer() const { return net_.n_last_hidden() + 1; }
+  bool has_variance() const { return !covariance_.empty(); }
+
+  /// Posterior covariance Sigma_L of theta_L ((H + 1) x (H + 1), row-major; dimensionless, as
+  /// theta_L is: E = e_scale N) from the Laplace approximation at training; empty = no uncertainty.
+  void set_last_layer_covariance(std::vector<double> covariance) {
+    const std::size_t m = static_cast<std::size_t>(n_last_layer());
+    if (!covariance.empty() && covariance.size() != m * m)
+      throw std::invalid_argument("sann: the last-layer covariance needs " + std::to_string(m) + " x " +
+                                  std::to_string(m) + " entries");
+    covariance_ = std::move(covariance);
+  }
+
+  /// Centre h's share of the rows: energy_row (H + 1) += e_scale [a_L(z_e); 1] (eV) and
+  /// grad (H x n x 3) += w_beta[s_h] e_scale d a_L(z_f) / d rel_j (eV/Angstrom), the unit-by-unit
+  /// analogue of centre_energy's grad (the bias has no force row: it does not move with r).
+  void centre_rows(int cs, const double* rel, const int* sp, int n, double* energy_row, double* grad) const {
+    check_centre(cs, sp, n);
+    const int dim = desc_.size(), h = net_.n_last_hidden();
+    std::vector<double> d(dim), z(dim), a(h), out(1);
+    const std::vector<double> w = mead_weights(masses_.data(), cs, sp, n);
+    desc_.centre(rel, w.data(), n, d.data(), nullptr);
+    for (int k = 0; k < dim; ++k) z[k] = (d[k] - mean_e_[k]) / scale_e_[k];
+    Mlp::Cache cache;
+    net_.forward(z.data(), out.data(), cache);
+    net_.last_hidden(cache, a.data());
+    for (int k = 0; k < h; ++k) energy_row[k] += e_scale_ * a[k];
+    energy_row[h] += e_scale_;
+    const std::vector<double> ones(n, 1.0);
+    std::vector<double> dd(static_cast<std::size_t>(dim) * n * 3), jac(static_cast<std::size_t>(h) * dim);
+    desc_.centre(rel, ones.data(), n, d.data(), dd.data());
+    for (int k = 0; k < dim; ++k) z[k] = (d[k] - mean_f_[k]) / scale_f_[k];
+    net_.forward(z.data(), out.data(), cache);
+    net_.last_hidden_jacobian(cache, jac.data());
+    const double seed = e_scale_ * w_beta_[cs];
+    for (double& v : jac) v *= seed;
+    for (int k = 0; k < h; ++k)
+      add_position_gradient(jac.data() + static_cast<std::size_t>(k) * dim, dd.data(), n,
+                            grad + static_cast<std::size_t>(k) * n * 3);
+  }
+
+  /// energy_row (H + 1): dE/d theta_L (eV); force_rows (3n x (H + 1), row-major): dF_{i,x} / d theta_L
+  /// (eV/Angstrom), so that E = const + energy_row . theta_L and F = force_rows theta_L exactly.
+  void last_layer_rows(const Geometry& g, std::vector<double>& energy_row, std::vector<double>& force_rows) const {
+    const CentreNeighbors nl = centre_neighbors(g, desc_.r_cut);
+    const int h = net_.n_last_hidden(), m = h + 1;
+    energy_row.assign(m, 0.0);
+    force_rows.assign(3 * static_cast<std::size_t>(g.n) * m, 0.0);
+    std::vector<double> grad;
+    for (int i = 0; i < g.n; ++i) {
+      const int nn = nl.count(i);
+      grad.assign(static_cast<std::size_t>(h) * nn * 3, 0.0);
+      centre_rows(g.species[i], nl.rel.data() + 3 * nl.offsets[i], nl.species.data() + nl.offsets[i], nn,
+                  energy_row.data(), grad.data());
+      for (int k = 0; k < h; ++k)
+        scatter_forces(nl, i, grad.data() + static_cast<std::size_t>(k) * nn * 3, force_rows.data() + k, m);
+    }
+  }
+
+  /// diag(J_F Sigma_L J_F^T) (3n, eV^2/Angstrom^2): the variance of every force component under
+  /// the last layer's posterior, exact because the forces are linear in theta_L.
+  std::vector<double> force_variances(const Geometry& g) const {
+    if (!has_variance())
+      throw std::invalid_argument(
+          "this sann model carries no last-layer covariance (saved before sann "
+          "uncertainties existed); retrain it to get uncertainties");
+    std::vector<double> energy_row, rows;
+    last_layer_rows(g, energy_row, rows);
+    const std::size_t m = static_cast<std::size_t>(n_last_layer()), n_rows = 3 * static_cast<std::size_t>(g.n);
+    std::vector<double> var(n_rows, 0.0);
+    for (std::size_t r = 0; r < n_rows; ++r) {
+      const double* j = rows.data() + r * m;
+      double s = 0.0;
+      for (std::size_t a = 0; a < m; ++a) {
+        double t = 0.0;
+        for (std::size_t b = 0; b < m; ++b) t += covariance_[a * m + b] * j[b];
+        s += j[a] * t;
+      }
+      var[r] = std::max(s, 0.0);  // Sigma_L is positive definite; this only clips rounding.
+    }
+    return var;
   }
 
   SannResult compute(const Geometry& g) const {
@@ -198,23 +276,48 @@ class SannModel {
       grad.assign(3 * static_cast<std::size_t>(nn), 0.0);
       res.atom_energies[i] = centre_energy(g.species[i], nl.rel.data() + 3 * o, nl.species.data() + o, nn, grad.data());
       res.energy += res.atom_energies[i];
-      for (int j = 0; j < nn; ++j) {
-        const int64_t a = nl.index[o + j];
-        for (int x = 0; x < 3; ++x) {
-          res.forces[3 * a + x] -= grad[3 * j + x];
-          res.forces[3 * static_cast<std::size_t>(i) + x] += grad[3 * j + x];
-        }
-      }
+      scatter_forces(nl, i, grad.data(), res.forces.data(), 1);
     }
     return res;
   }
 
  private:
+  void check_centre(int cs, const int* sp, int n) const {
+    if (cs < 0 || cs >= n_species()) throw std::out_of_range("sann: centre species out of range");
+    for (int k = 0; k < n; ++k)
+      if (sp[k] < 0 || sp[k] >= n_species()) throw std::out_of_range("sann: neighbour species out of range");
+  }
+
+  /// grad (n x 3) += sum_k gz[k] / scale_f[k] dd[k] (n x 3): a gradient w.r.t. the standardised
+  /// force descriptor carried to the neighbour positions.
+  void add_position_gradient(const double* gz, const double* dd, int n, double* grad) const {
+    for (int k = 0; k < desc_.size(); ++k) {
+      const double gk = gz[k] / scale_f_[k];
+      if (gk == 0.0) continue;
+      const double* row = dd + static_cast<std::size_t>(k) * n * 3;
+      for (int j = 0; j < 3 * n; ++j) grad[j] += gk * row[j];
+    }
+  }
+
+  /// Centre i's gradient (nn x 3, w.r.t. its neighbours' relative positions) into structure forces
+  /// (entry 3a + x at out[(3a + x) * stride]): -grad on each neighbour, +grad on the centre.
+  static void scatter_forces(const CentreNeighbors& nl, int i, const double* grad, double* out, std::size_t stride) {
+    const int64_t o = nl.offsets[i];
+    for (int j = 0; j < nl.count(i); ++j) {
+      const int64_t a = nl.index[o + j];
+      for (int x = 0; x < 3; ++x) {
+        out[(3 * a + x) * stride] -= grad[3 * j + x];
+        out[(3 * static_cast<std::size_t>(i) + x) * stride] += grad[3 * j + x];
+      }
+    }
+  }
+
   SannDescriptor desc_;
   std::vector<double> masses_, w_beta_, e0_;
   double e_scale_;
   std::vector<double> mean_e_, scale_e_, mean_f_, scale_f_;
   Mlp net_;
+  std::vector<double> covariance_;  // Sigma_L, (H + 1) x (H + 1); empty without uncertainty
 };
 
 /// Build a sann model from a .cfm file of kind "sann".
@@ -237,10 +340,16 @@ inline SannModel read_sann_model(const ModelFile& mf) {
       w.push_back(mf.f64("net/W" + std::to_string(l), {-1, -1}));
       b.push_back(mf.f64("net/b" + std::to_string(l), {-1}));
     }
-    return SannModel(desc, mf.f64("masses", {s}), mf.f64("w_beta", {s}), mf.f64("e0", {s}),
-                     meta.at("e_scale").as_double(), mf.f64("mean_e", {dim}), mf.f64("scale_e", {dim}),
-                     mf.f64("mean_f", {dim}), mf.f64("scale_f", {dim}),
-                     Mlp(std::move(w), std::move(b), Activation::sigmoid));
+    SannModel model(desc, mf.f64("masses", {s}), mf.f64("w_beta", {s}), mf.f64("e0", {s}),
+                    meta.at("e_scale").as_double(), mf.f64("mean_e", {dim}), mf.f64("scale_e", {dim}),
+                    mf.f64("mean_f", {dim}), mf.f64("scale_f", {dim}),
+                    Mlp(std::move(w), std::move(b), Activation::sigmoid));
+    // Optional: files written before sann uncertainties existed load without one.
+    if (mf.has("uncertainty/last_layer_covariance")) {
+      const int64_t m = model.n_last_layer();
+      model.set_last_layer_covariance(mf.f64("uncertainty/last_layer_covariance", {m, m}));
+    }
+    return model;
   } catch (const std::invalid_argument& e) {
     throw ModelFileError(path + ": inconsistent sann model: " + e.what());
   } catch (const std::out_of_range& e) {

@@ -17,7 +17,14 @@ compiled ``clusterforce._kernels.SannModel``, which the LAMMPS pair style runs t
 Model file (kind ``"sann"``): metadata ``elements``, ``atomic_numbers``, ``descriptor`` (``r_cut``,
 ``exponents``, ``l_max``, ``xi``), ``layers``, ``e_scale``, ``hyperparameters``, ``training``; arrays
 ``masses``, ``w_beta``, ``e0`` (S,), ``mean_e``, ``scale_e``, ``mean_f``, ``scale_f`` (D,),
-``net/W<l>`` (n_out, n_in) and ``net/b<l>``.
+``net/W<l>`` (n_out, n_in) and ``net/b<l>``; ``uncertainty/last_layer_covariance`` (H + 1, H + 1)
+when trained with uncertainties (files without it load and predict, without uncertainty).
+
+Uncertainty (Bayesian last layer): energies and forces are linear in the output layer's weights
+theta_L = (w_L, b_L), so a Gaussian posterior on theta_L gives exact force variances
+diag(J_F Sigma_L J_F^T). Sigma_L is the Laplace approximation after training,
+(sum_rows j j^T / sigma_row^2 + I / lambda)^-1 over the training frames' energy and force rows,
+with sigma the model's own training RMSEs and lambda = mean(theta_L^2).
 """
 
 from __future__ import annotations
@@ -86,7 +93,6 @@ class SANNModel(NetworkModelFile, BaseEstimator):
 
     kind = KIND
     implemented_properties = ("energy", "free_energy", "energies", "forces")
-    provides_uncertainty = False
     _COMPILED = _kernels.SannModel
     _FITTED = "net_"
 
@@ -129,10 +135,9 @@ class SANNModel(NetworkModelFile, BaseEstimator):
 
     # ------------------------------------------------------------------ training
     def _descriptors(self, atoms: Atoms, species: np.ndarray) -> dict[str, np.ndarray]:
-        cell = (np.array(atoms.cell[:], dtype=float), tuple(bool(p) for p in atoms.pbc)) if atoms.pbc.any() else (None, None)
-        return _kernels.sann_descriptors(
-            atoms.positions, species, self.masses_, self.r_cut, list(self.exponents), self.l_max, list(self.xi), *cell
-        )
+        positions, species, cell, pbc = self._geometry_args(atoms, species)
+        args = (self.masses_, self.r_cut, list(self.exponents), self.l_max, list(self.xi))
+        return _kernels.sann_descriptors(positions, species, *args, cell, pbc)
 
     def _w_beta(self) -> np.ndarray:
         if len(self.element_list_) == 1:
@@ -155,6 +160,7 @@ class SANNModel(NetworkModelFile, BaseEstimator):
         if self.optimizer not in ("kalman", "adam"):
             raise ValueError(f"sann: optimizer must be 'kalman' or 'adam', got {self.optimizer!r}")
         species = self._index_species(frames)
+        self.last_layer_covariance_ = None  # a refit's network differs: the old posterior does not apply
         self.masses_ = np.array([atomic_masses[z] for z in self.atomic_numbers_])
         self.w_beta_ = self._w_beta()
         raw = [
@@ -181,7 +187,65 @@ class SANNModel(NetworkModelFile, BaseEstimator):
             )
         self._train(data)
         self._finish_fit(frames, start)
+        self._fit_last_layer_covariance(frames, species)
         return self
+
+    def _geometry_args(self, atoms: Atoms, species: np.ndarray) -> tuple:
+        cell = (np.array(atoms.cell[:], dtype=float), tuple(bool(p) for p in atoms.pbc)) if atoms.pbc.any() else (None, None)
+        return (atoms.positions, species, *cell)
+
+    def _fit_last_layer_covariance(self, frames: Sequence[Atoms], species: Sequence[np.ndarray]) -> None:
+        """Sigma_L = (sum_rows j j^T / sigma_row^2 + I / lambda)^-1 (Laplace approximation on theta_L).
+
+        The EKF already treats the weights as Gaussian; the output layer is where energies and forces
+        are linear in them, so this posterior gives exact, cheap force variances. sigma_E (eV per frame)
+        and sigma_F (eV/Angstrom per component) are the model's own training RMSEs; lambda, the prior
+        variance of the output weights, is mean(theta_L^2).
+        """
+        compiled = self._predictor()
+        m = int(self.hidden[-1]) + 1
+        gram_e, gram_f = np.zeros((m, m)), np.zeros((m, m))
+        energy_sq, force_sq, n_components = 0.0, 0.0, 0
+        for atoms, s in zip(frames, species):
+            args = self._geometry_args(atoms, s)
+            out = compiled.compute(*args)
+            energy_row, force_rows = compiled.last_layer_rows(*args)
+            gram_e += np.outer(energy_row, energy_row)
+            gram_f += force_rows.T @ force_rows
+            energy_sq += (out["energy"] - atoms.get_potential_energy()) ** 2
+            force_sq += float(np.sum((out["forces"] - get_forces(atoms)) ** 2))
+            n_components += 3 * len(atoms)
+        # Floors keep a (near-)perfect fit of a tiny data set from giving an infinite precision.
+        sigma_e = max(np.sqrt(energy_sq / len(frames)), 1e-6)
+        sigma_f = max(np.sqrt(force_sq / n_components), 1e-6)
+        weights, biases = self.net_.layers()
+        theta_l = np.concatenate([weights[-1].ravel(), biases[-1].ravel()])
+        prior = max(float(np.mean(theta_l**2)), 1e-12)
+        covariance = np.linalg.inv(np.eye(m) / prior + gram_e / sigma_e**2 + gram_f / sigma_f**2)
+        self.last_layer_covariance_ = 0.5 * (covariance + covariance.T)
+        self._build_predictor()
+        # The last layer's posterior leaves out every other layer's error: measured at 0.02-0.04 of
+        # the actual force error. Its scale is fitted on the frames early stopping held out.
+        valid = [i for i in getattr(self, "_validation_frames", ()) if i < len(frames)]
+        scale = 1.0
+        if valid:
+            compiled = self._predictor()
+            err2 = var = 0.0
+            for i in valid:
+                args = self._geometry_args(frames[i], species[i])
+                var += float(compiled.force_variances(*args).sum())
+                err2 += float(np.sum((compiled.compute(*args)["forces"] - get_forces(frames[i])) ** 2))
+            scale = float(np.sqrt(err2 / var)) if var > 0 else 1.0
+            self.last_layer_covariance_ = self.last_layer_covariance_ * scale**2
+            self._build_predictor()
+        self.training_["uncertainty"] = {
+            "method": "Laplace approximation on the output layer (w_L, b_L), scaled to the validation frames' force errors",
+            "sigma_energy_eV_per_frame": float(sigma_e),
+            "sigma_force_eV_per_A": float(sigma_f),
+            "prior_variance": prior,
+            "validation_scale": scale,
+            "validation_frames": len(valid),
+        }
 
     def _predict_scaled(self, net: SannNetwork, d: dict) -> tuple[float, np.ndarray]:
         """Energy residual (eV) and forces (3n,) of one frame from the numpy network."""
@@ -231,6 +295,7 @@ class SANNModel(NetworkModelFile, BaseEstimator):
         order = rng.permutation(len(data))
         n_valid = int(round(self.validation_fraction * len(data))) if len(data) >= 10 else 0
         valid, train = [data[i] for i in order[:n_valid]], [data[i] for i in order[n_valid:]]
+        self._validation_frames = np.sort(order[:n_valid])
         net = SannNetwork(data[0]["ze"].shape[1], self.hidden, rng)
         ekf = GlobalEKF(net.theta) if self.optimizer == "kalman" else None
         adam = Adam([net.theta], self.learning_rate) if self.optimizer == "adam" else None
@@ -270,13 +335,30 @@ class SANNModel(NetworkModelFile, BaseEstimator):
         logger.info("sann fit (%s): %d epochs, best validation loss %.4g", self.optimizer, len(history), best)
 
     # ---------------------------------------------------------------- prediction
-    def predict(self, atoms: Atoms) -> dict[str, Any]:
-        """Energy (eV), per-atom energies (eV) and the decoupled forces (eV/Angstrom)."""
+    @property
+    def provides_uncertainty(self) -> bool:
+        """Whether ``predict(..., variance=True)`` can give per-atom force uncertainties (the model
+        carries the last layer's covariance; files from before sann uncertainties do not)."""
+        return getattr(self, "last_layer_covariance_", None) is not None
+
+    def predict(self, atoms: Atoms, *, variance: bool = False) -> dict[str, Any]:
+        """Energy (eV), per-atom energies (eV) and the decoupled forces (eV/Angstrom).
+
+        With ``variance=True`` also ``forces_variance`` (n, 3), the variance of each force component
+        under the last layer's Laplace posterior (eV^2/Angstrom^2), and ``uncertainty`` (n,)
+        ``sqrt(sum_x forces_variance)``, the expected size of the atom's force error (eV/Angstrom).
+        """
         compiled = self._predictor()
+        if variance and not self.provides_uncertainty:
+            raise ValueError("this sann model carries no last-layer covariance (saved before sann uncertainties); retrain it")
         species = species_indices(atoms, self.element_list_, label=atoms.info.get("source_file", "structure"))
-        cell = (np.array(atoms.cell[:], dtype=float), tuple(bool(p) for p in atoms.pbc)) if atoms.pbc.any() else (None, None)
-        out = compiled.compute(atoms.positions, species, *cell)
-        return {"energy": out["energy"], "free_energy": out["energy"], "energies": out["energies"], "forces": out["forces"]}
+        args = self._geometry_args(atoms, species)
+        out = compiled.compute(*args)
+        result = {"energy": out["energy"], "free_energy": out["energy"], "energies": out["energies"], "forces": out["forces"]}
+        if variance:
+            result["forces_variance"] = compiled.force_variances(*args)
+            result["uncertainty"] = np.sqrt(result["forces_variance"].sum(axis=1))
+        return result
 
     # -------------------------------------------------------------- model file
     _STATE = ("masses", "w_beta", "mean_e", "scale_e", "mean_f", "scale_f")
@@ -287,6 +369,8 @@ class SANNModel(NetworkModelFile, BaseEstimator):
         for layer, (w, b) in enumerate(zip(weights, biases)):
             arrays[f"net/W{layer}"] = np.ascontiguousarray(w)
             arrays[f"net/b{layer}"] = np.ascontiguousarray(b)
+        if self.provides_uncertainty:
+            arrays["uncertainty/last_layer_covariance"] = np.ascontiguousarray(self.last_layer_covariance_)
         params = self.get_params()
         params.update(
             exponents=list(self.exponents), xi=list(self.xi), hidden=list(self.hidden), z_eff=dict(self.z_eff) if self.z_eff else None
@@ -304,3 +388,6 @@ class SANNModel(NetworkModelFile, BaseEstimator):
         net = SannNetwork(len(self.mean_e_), self.hidden, np.random.default_rng(0))
         net.theta[...] = np.concatenate([mf.array(f"net/{k}{layer}").ravel() for layer in range(3) for k in ("W", "b")])
         self.net_ = net
+        m = int(self.hidden[-1]) + 1
+        name = "uncertainty/last_layer_covariance"
+        self.last_layer_covariance_ = mf.array(name, shape=(m, m)) if name in mf.arrays else None
