@@ -40,7 +40,8 @@ from clusterforce.datagen import (
     single_point_energies,
 )
 from clusterforce.dml.align import kabsch
-from clusterforce.dml.model import DMLModel, shortest_pairs_of
+from clusterforce.dml.model import DMLModel
+from clusterforce.neighbors import shortest_pairs_of
 from clusterforce.optimize import ForceOnlyOptimizer
 
 RESULTS = Path(__file__).resolve().parent / "results"

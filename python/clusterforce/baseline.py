@@ -22,7 +22,7 @@ from ase import Atoms
 from ase.data import atomic_numbers, covalent_radii
 
 from . import _kernels
-from .neighbors import pair_key, shortest_pair_distances
+from .neighbors import pair_key, shortest_pairs_of
 
 #: Wall height scale (eV) and decay length (Angstrom): 0.2 Angstrom inside r_s the pair energy is
 #: 0.72 eV and the force 8.6 eV/Angstrom; 0.5 Angstrom inside, 8.7 eV and 56 eV/Angstrom.
@@ -41,18 +41,10 @@ UNSEEN_FRACTION = 0.75
 SEARCH_RADIUS = 4.0
 
 
-def _shortest(frames: Iterable[Atoms]) -> dict[str, float]:
-    shortest: dict[str, float] = {}
-    for atoms in frames:
-        for key, d in shortest_pair_distances(atoms, SEARCH_RADIUS).items():
-            shortest[key] = min(d, shortest.get(key, np.inf))
-    return shortest
-
-
 def fit_pair_wall(frames: Iterable[Atoms], elements: Sequence[str]) -> np.ndarray:
     """r_s (n_species x n_species, Angstrom): ``1 - WALL_MARGIN`` times the shortest distance of
     each element pair in ``frames``."""
-    shortest = _shortest(frames)
+    shortest = shortest_pairs_of(frames, SEARCH_RADIUS)
     z = [atomic_numbers[e] for e in elements]
     r_s = np.empty((len(z), len(z)))
     for a, za in enumerate(z):
@@ -65,7 +57,7 @@ def fit_pair_wall(frames: Iterable[Atoms], elements: Sequence[str]) -> np.ndarra
 def lower_pair_wall(r_s: np.ndarray, frames: Iterable[Atoms], elements: Sequence[str]) -> np.ndarray:
     """``r_s`` of a model that learns ``frames`` too: each pair's wall moved below their shortest
     distance of the pair where they come closer, so it stays zero on every training frame."""
-    shortest = _shortest(frames)
+    shortest = shortest_pairs_of(frames, SEARCH_RADIUS)
     z = [atomic_numbers[e] for e in elements]
     r_s = np.array(r_s, dtype=float)
     for a, za in enumerate(z):

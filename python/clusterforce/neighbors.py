@@ -6,6 +6,7 @@ serves the models' prediction paths, so ASE and LAMMPS see the same pairs.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -17,7 +18,15 @@ from . import _kernels
 if TYPE_CHECKING:
     from ase import Atoms
 
-__all__ = ["NeighborList", "neighbor_list", "element_pairs", "neighbor_list_atoms", "pair_key", "shortest_pair_distances"]
+__all__ = [
+    "NeighborList",
+    "element_pairs",
+    "neighbor_list",
+    "neighbor_list_atoms",
+    "pair_key",
+    "shortest_pair_distances",
+    "shortest_pairs_of",
+]
 
 
 @dataclass(frozen=True)
@@ -134,3 +143,13 @@ def shortest_pair_distances(atoms: Atoms, cutoff: float) -> dict[str, float]:
     shortest = np.full(len(keys), np.inf)
     np.minimum.at(shortest, inverse, nl.d)
     return {key: float(d) for key, d in zip(keys, shortest)}
+
+
+def shortest_pairs_of(frames: Iterable[Atoms], cutoff: float, known: Mapping[str, float] | None = None) -> dict[str, float]:
+    """Shortest distance (Angstrom) of every element pair closer than ``cutoff`` over ``frames``,
+    starting from ``known`` (the shortest of frames seen before), keyed by :func:`pair_key`."""
+    shortest = dict(known or {})
+    for atoms in frames:
+        for key, d in shortest_pair_distances(atoms, cutoff).items():
+            shortest[key] = min(d, shortest.get(key, np.inf))
+    return shortest

@@ -39,7 +39,7 @@ from tqdm.auto import tqdm
 from .. import baseline as pair_wall
 from .. import modelfile
 from ..data import dataset_hash, get_forces, species_indices, validate_frames
-from ..neighbors import element_pairs, neighbor_list_atoms, shortest_pair_distances
+from ..neighbors import element_pairs, neighbor_list_atoms, shortest_pairs_of
 from ..selection import extend_maximin, rs_maximin
 from .descriptor import Neighbourhoods, SoapDescriptor
 from .emlm import EMLM
@@ -78,16 +78,6 @@ class ClassModel:
     direction_index: np.ndarray | None
     # |F| (eV/Angstrom) of the EMLM references, kept by fit for partial_fit (not in the model file).
     norm_targets: np.ndarray | None = None
-
-
-def shortest_pairs_of(frames: Iterable[Atoms], cutoff: float) -> dict[str, float]:
-    """Shortest distance (Angstrom) of every element pair within ``cutoff`` over ``frames``:
-    the training distances :meth:`DMLModel.extrapolating` compares with."""
-    shortest: dict[str, float] = {}
-    for atoms in frames:
-        for key, d in shortest_pair_distances(atoms, cutoff).items():
-            shortest[key] = min(d, shortest.get(key, np.inf))
-    return shortest
 
 
 #: Arrays stored as float32: the OAMLM matrices, most of a model's bytes. Rounding them to float32
@@ -310,8 +300,7 @@ class DMLModel(BaseEstimator):
             _round_to_stored_precision(m)
             stats.update(n_atoms=stats["n_atoms"] + len(Xn), n_references_norm=len(m.norm_targets), n_references_direction=len(m.oamlm.T_))
             logger.info("class %s: %d new atoms, %d new norm and %d new direction references", name, len(Xn), len(add_norm), len(add_dir))
-        for key, d in shortest_pairs_of(frames, self.r_cut).items():
-            self.training_["shortest_pairs"][key] = min(d, self.training_["shortest_pairs"].get(key, np.inf))
+        self.training_["shortest_pairs"] = shortest_pairs_of(frames, self.r_cut, known=self.training_["shortest_pairs"])
         if self.baseline_r_s_ is not None:
             self.baseline_r_s_ = pair_wall.lower_pair_wall(self.baseline_r_s_, frames, self.descriptor_.species_)
         self.training_["n_frames"] += len(frames)
