@@ -146,9 +146,6 @@ void bind_sann(py::module_& m) {
              const std::optional<DoubleArray>& cell, const std::optional<std::array<bool, 3>>& pbc) {
             const GeometryArgs args = geometry(positions, species, cell, pbc);
             const Geometry& g = args.g;
-            if (!model.has_variance())
-              throw py::value_error(
-                  "this sann model carries no last-layer covariance; retrain it to get uncertainties");
             std::vector<double> var;
             {
               py::gil_scoped_release release;

@@ -193,6 +193,17 @@ def test_uncertainty_is_positive_and_the_same_through_ase(gold):
     np.testing.assert_allclose(through_ase, predicted["uncertainty"], rtol=0, atol=1e-12)
 
 
+def test_uncertainty_is_scaled_to_the_validation_frames_errors(gold):
+    # The frames early stopping held out (the fit's split: 10 % of a permutation seeded by
+    # random_state): their summed predicted force variance equals their summed squared force error.
+    frames = [_cluster(s) for s in range(40)]
+    held_out = np.random.default_rng(gold.random_state).permutation(40)[:4]
+    assert gold.training_["uncertainty"]["validation_frames"] == 4
+    var = sum(float(gold.predict(frames[i], variance=True)["forces_variance"].sum()) for i in held_out)
+    err2 = sum(float(np.sum((gold.predict(frames[i])["forces"] - frames[i].get_forces()) ** 2)) for i in held_out)
+    assert var == pytest.approx(err2, rel=1e-9)
+
+
 def test_uncertainty_grows_away_from_the_training_data(gold):
     # Compressed by 15%: the force rows (descriptor gradients) leave the span the training frames
     # constrained. Expanding by 15% instead LOWERS this uncertainty (0.011 -> 0.008 eV/Angstrom on

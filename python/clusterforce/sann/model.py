@@ -185,17 +185,18 @@ class SANNModel(NetworkModelFile, BaseEstimator):
                     "n": n,
                 }
             )
-        self._train(data)
+        valid = self._train(data)
         self._finish_fit(frames, start)
-        self._fit_last_layer_covariance(frames, species)
+        self._fit_last_layer_covariance(frames, species, valid)
         return self
 
     def _geometry_args(self, atoms: Atoms, species: np.ndarray) -> tuple:
         cell = (np.array(atoms.cell[:], dtype=float), tuple(bool(p) for p in atoms.pbc)) if atoms.pbc.any() else (None, None)
         return (atoms.positions, species, *cell)
 
-    def _fit_last_layer_covariance(self, frames: Sequence[Atoms], species: Sequence[np.ndarray]) -> None:
-        """Sigma_L = (sum_rows j j^T / sigma_row^2 + I / lambda)^-1 (Laplace approximation on theta_L).
+    def _fit_last_layer_covariance(self, frames: Sequence[Atoms], species: Sequence[np.ndarray], valid: np.ndarray) -> None:
+        """Sigma_L = (sum_rows j j^T / sigma_row^2 + I / lambda)^-1 (Laplace approximation on theta_L),
+        scaled to the force errors of the ``valid`` frames (indices into ``frames``).
 
         The EKF already treats the weights as Gaussian; the output layer is where energies and forces
         are linear in them, so this posterior gives exact, cheap force variances. sigma_E (eV per frame)
@@ -204,17 +205,22 @@ class SANNModel(NetworkModelFile, BaseEstimator):
         """
         compiled = self._predictor()
         m = int(self.hidden[-1]) + 1
-        gram_e, gram_f = np.zeros((m, m)), np.zeros((m, m))
-        energy_sq, force_sq, n_components = 0.0, 0.0, 0
-        for atoms, s in zip(frames, species):
+        gram_e, gram_f, gram_valid = np.zeros((m, m)), np.zeros((m, m)), np.zeros((m, m))
+        energy_sq, force_sq, valid_sq, n_components = 0.0, 0.0, 0.0, 0
+        in_valid = np.isin(np.arange(len(frames)), valid)
+        for atoms, s, held_out in zip(frames, species, in_valid):
             args = self._geometry_args(atoms, s)
             out = compiled.compute(*args)
             energy_row, force_rows = compiled.last_layer_rows(*args)
             gram_e += np.outer(energy_row, energy_row)
             gram_f += force_rows.T @ force_rows
             energy_sq += (out["energy"] - atoms.get_potential_energy()) ** 2
-            force_sq += float(np.sum((out["forces"] - get_forces(atoms)) ** 2))
+            frame_sq = float(np.sum((out["forces"] - get_forces(atoms)) ** 2))
+            force_sq += frame_sq
             n_components += 3 * len(atoms)
+            if held_out:
+                gram_valid += force_rows.T @ force_rows
+                valid_sq += frame_sq
         # Floors keep a (near-)perfect fit of a tiny data set from giving an infinite precision.
         sigma_e = max(np.sqrt(energy_sq / len(frames)), 1e-6)
         sigma_f = max(np.sqrt(force_sq / n_components), 1e-6)
@@ -222,22 +228,14 @@ class SANNModel(NetworkModelFile, BaseEstimator):
         theta_l = np.concatenate([weights[-1].ravel(), biases[-1].ravel()])
         prior = max(float(np.mean(theta_l**2)), 1e-12)
         covariance = np.linalg.inv(np.eye(m) / prior + gram_e / sigma_e**2 + gram_f / sigma_f**2)
-        self.last_layer_covariance_ = 0.5 * (covariance + covariance.T)
-        self._build_predictor()
+        covariance = 0.5 * (covariance + covariance.T)
         # The last layer's posterior leaves out every other layer's error: measured at 0.02-0.04 of
-        # the actual force error. Its scale is fitted on the frames early stopping held out.
-        valid = [i for i in getattr(self, "_validation_frames", ()) if i < len(frames)]
-        scale = 1.0
-        if valid:
-            compiled = self._predictor()
-            err2 = var = 0.0
-            for i in valid:
-                args = self._geometry_args(frames[i], species[i])
-                var += float(compiled.force_variances(*args).sum())
-                err2 += float(np.sum((compiled.compute(*args)["forces"] - get_forces(frames[i])) ** 2))
-            scale = float(np.sqrt(err2 / var)) if var > 0 else 1.0
-            self.last_layer_covariance_ = self.last_layer_covariance_ * scale**2
-            self._build_predictor()
+        # the actual force error. Its scale is fitted on the frames early stopping held out, whose
+        # summed force variance is sum_rows j^T Sigma_L j = trace(Sigma_L sum_rows j j^T).
+        valid_var = float(np.sum(covariance * gram_valid))
+        scale = float(np.sqrt(valid_sq / valid_var)) if valid_var > 0 else 1.0
+        self.last_layer_covariance_ = covariance * scale**2
+        self._build_predictor()
         self.training_["uncertainty"] = {
             "method": "Laplace approximation on the output layer (w_L, b_L), scaled to the validation frames' force errors",
             "sigma_energy_eV_per_frame": float(sigma_e),
@@ -290,12 +288,12 @@ class SANNModel(NetworkModelFile, BaseEstimator):
             )
         return total / max(len(data), 1)
 
-    def _train(self, data: list[dict]) -> None:
+    def _train(self, data: list[dict]) -> np.ndarray:
+        """Fit the network on ``data``; returns the indices of the frames held out for early stopping."""
         rng = np.random.default_rng(self.random_state)
         order = rng.permutation(len(data))
         n_valid = int(round(self.validation_fraction * len(data))) if len(data) >= 10 else 0
         valid, train = [data[i] for i in order[:n_valid]], [data[i] for i in order[n_valid:]]
-        self._validation_frames = np.sort(order[:n_valid])
         net = SannNetwork(data[0]["ze"].shape[1], self.hidden, rng)
         ekf = GlobalEKF(net.theta) if self.optimizer == "kalman" else None
         adam = Adam([net.theta], self.learning_rate) if self.optimizer == "adam" else None
@@ -333,6 +331,7 @@ class SANNModel(NetworkModelFile, BaseEstimator):
         if updates:
             self.training_["kalman_seconds_per_update"] = update_seconds / updates
         logger.info("sann fit (%s): %d epochs, best validation loss %.4g", self.optimizer, len(history), best)
+        return np.sort(order[:n_valid])
 
     # ---------------------------------------------------------------- prediction
     @property
