@@ -159,21 +159,11 @@ class SannModel {
   /// neighbour j is -grad_j and on the centre +sum_j grad_j (the pair style's convention).
   double centre_energy(int cs, const double* rel, const int* sp, int n, double* grad) const {
     check_centre(cs, sp, n);
-    const int dim = desc_.size();
-    std::vector<double> d(dim), z(dim);
-    const std::vector<double> w = mead_weights(masses_.data(), cs, sp, n);
-    desc_.centre(rel, w.data(), n, d.data(), nullptr);
-    for (int k = 0; k < dim; ++k) z[k] = (d[k] - mean_e_[k]) / scale_e_[k];
     Mlp::Cache cache;
-    double out;
-    net_.forward(z.data(), &out, cache);
-    const double energy = e0_[cs] + e_scale_ * out;
+    const double energy = e0_[cs] + e_scale_ * energy_pass(cs, rel, sp, n, cache);
     if (grad == nullptr) return energy;
-    const std::vector<double> ones(n, 1.0);
-    std::vector<double> dd(static_cast<std::size_t>(dim) * n * 3), gz(dim);
-    desc_.centre(rel, ones.data(), n, d.data(), dd.data());
-    for (int k = 0; k < dim; ++k) z[k] = (d[k] - mean_f_[k]) / scale_f_[k];
-    net_.forward(z.data(), &out, cache);
+    std::vector<double> dd, gz(desc_.size());
+    force_pass(rel, n, cache, dd);
     const double seed = e_scale_ * w_beta_[cs];
     net_.input_gradient(cache, &seed, gz.data());
     add_position_gradient(gz.data(), dd.data(), n, grad);
@@ -200,20 +190,13 @@ class SannModel {
   void centre_rows(int cs, const double* rel, const int* sp, int n, double* energy_row, double* grad) const {
     check_centre(cs, sp, n);
     const int dim = desc_.size(), h = net_.n_last_hidden();
-    std::vector<double> d(dim), z(dim), a(h), out(1);
-    const std::vector<double> w = mead_weights(masses_.data(), cs, sp, n);
-    desc_.centre(rel, w.data(), n, d.data(), nullptr);
-    for (int k = 0; k < dim; ++k) z[k] = (d[k] - mean_e_[k]) / scale_e_[k];
+    std::vector<double> a(h), dd, jac(static_cast<std::size_t>(h) * dim);
     Mlp::Cache cache;
-    net_.forward(z.data(), out.data(), cache);
+    energy_pass(cs, rel, sp, n, cache);
     net_.last_hidden(cache, a.data());
     for (int k = 0; k < h; ++k) energy_row[k] += e_scale_ * a[k];
     energy_row[h] += e_scale_;
-    const std::vector<double> ones(n, 1.0);
-    std::vector<double> dd(static_cast<std::size_t>(dim) * n * 3), jac(static_cast<std::size_t>(h) * dim);
-    desc_.centre(rel, ones.data(), n, d.data(), dd.data());
-    for (int k = 0; k < dim; ++k) z[k] = (d[k] - mean_f_[k]) / scale_f_[k];
-    net_.forward(z.data(), out.data(), cache);
+    force_pass(rel, n, cache, dd);
     net_.last_hidden_jacobian(cache, jac.data());
     const double seed = e_scale_ * w_beta_[cs];
     for (double& v : jac) v *= seed;
@@ -286,6 +269,31 @@ class SannModel {
     if (cs < 0 || cs >= n_species()) throw std::out_of_range("sann: centre species out of range");
     for (int k = 0; k < n; ++k)
       if (sp[k] < 0 || sp[k] >= n_species()) throw std::out_of_range("sann: neighbour species out of range");
+  }
+
+  /// The network on centre cs's standardised energy descriptor (MEAD bond weights): N(z_e), cache filled.
+  double energy_pass(int cs, const double* rel, const int* sp, int n, Mlp::Cache& cache) const {
+    const int dim = desc_.size();
+    std::vector<double> d(dim), z(dim);
+    const std::vector<double> w = mead_weights(masses_.data(), cs, sp, n);
+    desc_.centre(rel, w.data(), n, d.data(), nullptr);
+    for (int k = 0; k < dim; ++k) z[k] = (d[k] - mean_e_[k]) / scale_e_[k];
+    double out;
+    net_.forward(z.data(), &out, cache);
+    return out;
+  }
+
+  /// The network on the standardised force ("dummy energy") descriptor (unit bond weights): cache
+  /// filled, dd (dim x n x 3) the descriptor's derivatives w.r.t. the neighbours' positions.
+  void force_pass(const double* rel, int n, Mlp::Cache& cache, std::vector<double>& dd) const {
+    const int dim = desc_.size();
+    std::vector<double> d(dim), z(dim);
+    const std::vector<double> ones(n, 1.0);
+    dd.assign(static_cast<std::size_t>(dim) * n * 3, 0.0);
+    desc_.centre(rel, ones.data(), n, d.data(), dd.data());
+    for (int k = 0; k < dim; ++k) z[k] = (d[k] - mean_f_[k]) / scale_f_[k];
+    double out;
+    net_.forward(z.data(), &out, cache);
   }
 
   /// grad (n x 3) += sum_k gz[k] / scale_f[k] dd[k] (n x 3): a gradient w.r.t. the standardised
