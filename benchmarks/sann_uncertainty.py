@@ -28,19 +28,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_gap import au_frames  # noqa: E402
+from uncertainty_calibration import per_atom  # noqa: E402
 
 LARGE_ERROR = 0.5  # eV/Angstrom
-
-
-def per_atom(model, frames) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Symbols, uncertainty (eV/Angstrom) and force error norm (eV/Angstrom) of every atom."""
-    symbols, unc, err = [], [], []
-    for atoms in frames:
-        p = model.predict(atoms, variance=True)
-        symbols += atoms.get_chemical_symbols()
-        unc.append(p["uncertainty"])
-        err.append(np.linalg.norm(p["forces"] - atoms.get_forces(), axis=1))
-    return np.array(symbols), np.concatenate(unc), np.concatenate(err)
 
 
 def element_scores(unc: np.ndarray, err: np.ndarray, threshold: float) -> dict:
@@ -76,8 +66,8 @@ def main() -> int:
     start = time.perf_counter()
     model = SANNModel(epochs=args.epochs, progress=False).fit(train)
     fit_seconds = time.perf_counter() - start
-    train_symbols, train_unc, train_err = per_atom(model, train)
-    test_symbols, test_unc, test_err = per_atom(model, test)
+    train_err, train_unc, train_symbols = per_atom(model, train, variance=True)
+    test_err, test_unc, test_symbols = per_atom(model, test, variance=True)
     rows = {}
     for element in sorted(set(test_symbols)):
         threshold = np.percentile(train_unc[train_symbols == element], 95)

@@ -44,13 +44,15 @@ from scipy.stats import spearmanr
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
-def per_atom(model, frames, *, gap: bool, key: str = "uncertainty"):
+def per_atom(model, frames, *, variance: bool, key: str = "uncertainty"):
+    """Force error norm (eV/Angstrom), uncertainty ``key`` and label of every atom: the element for
+    models asked with ``predict(atoms, variance=True)`` (gap, sann), the atom class for dml."""
     errors, unc, labels = [], [], []
     for atoms in frames:
-        out = model.predict(atoms, variance=True) if gap else model.predict(atoms)
+        out = model.predict(atoms, variance=True) if variance else model.predict(atoms)
         errors.append(np.linalg.norm(out["forces"] - atoms.get_forces(), axis=1))
         unc.append(np.sqrt(out["variance"]) if key == "energy_std" else out[key])
-        labels.append(np.array(atoms.get_chemical_symbols()) if gap else np.asarray(out["classes"]))
+        labels.append(np.array(atoms.get_chemical_symbols()) if variance else np.asarray(out["classes"]))
     return np.concatenate(errors), np.concatenate(unc), np.concatenate(labels)
 
 
@@ -119,7 +121,7 @@ def main() -> None:
     rows = []
     for model_path, frames_path in args.independent:
         gap, frames = load_model(model_path), read(frames_path, ":")
-        err, unc, labels = per_atom(gap, frames, gap=True)
+        err, unc, labels = per_atom(gap, frames, variance=True)
         rows += table_rows(f"gap force std, eV/Å ({Path(model_path).name} on {Path(frames_path).name})", err, unc, labels,
                            None, (0.1, 1.0), force_units=True, env=environments(gap, frames))  # fmt: skip
 
@@ -131,8 +133,8 @@ def main() -> None:
         gap = GAPModel(progress=False).fit(train)
         env = environments(gap, test)
         for key, name in (("uncertainty", "gap force std, eV/Å"), ("energy_std", "gap local-energy std, eV")):
-            _, unc_tr, _ = per_atom(gap, train[::4], gap=True, key=key)
-            err, unc, labels = per_atom(gap, test, gap=True, key=key)
+            _, unc_tr, _ = per_atom(gap, train[::4], variance=True, key=key)
+            err, unc, labels = per_atom(gap, test, variance=True, key=key)
             rows += table_rows(f"{name} ({data}, held out {held_out})", err, unc, labels, np.percentile(unc_tr, 95), (0.1, 1.0),
                                force_units=key == "uncertainty", env=env)  # fmt: skip
 
@@ -142,8 +144,8 @@ def main() -> None:
     dml = DMLModel(**({"n_references_norm": 1000, "n_references_direction": 500} if args.quick else {}), progress=False).fit(train)
     env = environments(dml, test)
     for key, name in (("uncertainty", "dml ‖F‖ sqrt(2 spread), eV/Å"), ("spread", "dml spread")):
-        _, unc_tr, _ = per_atom(dml, train[::10], gap=False, key=key)
-        err, unc, labels = per_atom(dml, test, gap=False, key=key)
+        _, unc_tr, _ = per_atom(dml, train[::10], variance=False, key=key)
+        err, unc, labels = per_atom(dml, test, variance=False, key=key)
         rows += table_rows(f"{name} (rings, held out ring6)", err, unc, labels, np.percentile(unc_tr, 95), (0.1, 1.0),
                            force_units=key == "uncertainty", env=env)  # fmt: skip
 
