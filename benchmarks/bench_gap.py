@@ -110,7 +110,21 @@ def prediction_timing(model, frames, repeats: int = 3) -> dict:
         forces = (rows[1:] @ alpha).reshape(-1, 3)
         max_diff = max(max_diff, float(np.abs(forces - model.predict(a)["forces"]).max()))
     numpy_path = (time.perf_counter() - t) / atoms_total
-    return {"cpp_s_per_atom": cpp, "numpy_rows_s_per_atom": numpy_path, "speedup": numpy_path / cpp, "max_force_diff": max_diff}
+    out = {"cpp_s_per_atom": cpp, "numpy_rows_s_per_atom": numpy_path, "speedup": numpy_path / cpp, "max_force_diff": max_diff}
+    if model.variance_ is not None:
+        # Force uncertainty: the compiled predict(variance=True) against numpy's BLAS on the same
+        # quadratic forms, diag(G V G^T) with G the force rows (3n x M) of the design path.
+        t = time.perf_counter()
+        for a in frames:
+            model.predict(a, variance=True)
+        out["cpp_variance_s_per_atom"] = (time.perf_counter() - t) / atoms_total
+        t = time.perf_counter()
+        for a in frames:
+            g = model._geometry(a, "bench")
+            rows, _ = sample_rows(model.kernels_, Sample(g, 0.0, np.zeros((len(a), 3)), 1.0, np.ones(len(a))))
+            np.einsum("ij,ij->i", rows[1:] @ model.variance_, rows[1:])
+        out["numpy_variance_s_per_atom"] = (time.perf_counter() - t) / atoms_total
+    return out
 
 
 def child_gap(task: dict) -> dict:
@@ -342,14 +356,17 @@ def report(results: dict) -> str:
         "",
         "## Prediction time per atom (1 thread)",
         "",
-        "| data | compiled (us/atom) | numpy rows (us/atom) | speedup |",
-        "|---|---|---|---|",
+        "| data | compiled (us/atom) | numpy rows (us/atom) | speedup | with force uncertainty: compiled (us/atom) "
+        "| numpy rows, diag(G V G^T) (us/atom) | speedup |",
+        "|---|---|---|---|---|---|---|",
     ]
     for data in ("na", "au"):
         g = results.get(f"{data}_gap")
         if g and "prediction" in g:
             p = g["prediction"]
-            lines.append(f"| {data} | {1e6 * p['cpp_s_per_atom']:.1f} | {1e6 * p['numpy_rows_s_per_atom']:.1f} | {p['speedup']:.1f}x |")
+            row = f"| {data} | {1e6 * p['cpp_s_per_atom']:.1f} | {1e6 * p['numpy_rows_s_per_atom']:.1f} | {p['speedup']:.1f}x |"
+            c, n = p.get("cpp_variance_s_per_atom"), p.get("numpy_variance_s_per_atom")
+            lines.append(row + (f" {1e6 * c:.0f} | {1e6 * n:.0f} | {n / c:.1f}x |" if c else " - | - | - |"))
     return "\n".join(lines)
 
 

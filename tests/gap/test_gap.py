@@ -13,7 +13,7 @@ from clusterforce.gap import Soap, ThreeBody, TwoBody, term_from_dict
 from clusterforce.gap.design import Sample, sample_rows
 from clusterforce.gap.kernels import Geometry, NBodyKernel, SoapKernel
 from clusterforce.gap.model import GAPModel
-from clusterforce.gap.solve import NormalEquations, _symmetrise_upper, solve, variance_matrix
+from clusterforce.gap.solve import NormalEquations, _symmetrise_upper, inverse, solve, variance_matrix
 from clusterforce.gap.sparse import select_sparse, uniform_grid
 from clusterforce.selection import cur_rows, farthest_point_sampling
 from scipy.stats import spearmanr
@@ -147,8 +147,15 @@ def test_variance_matrix_is_prior_minus_posterior_precision():
     x = rng.normal(size=(6, 4))
     k_mm = x.T @ x + 0.5 * np.eye(4)
     ata = np.diag([3.0, 1.0, 0.0, 2.0])
-    v = variance_matrix(k_mm, ata, jitter=0.0)
+    kept = k_mm.copy()
+    k_inv = inverse(k_mm, jitter=0.0)
+    np.testing.assert_array_equal(k_mm, kept)  # not overwritten
+    v = variance_matrix(k_inv, k_mm + ata, jitter=0.0)
     np.testing.assert_allclose(v, np.linalg.inv(k_mm) - np.linalg.inv(k_mm + ata), atol=1e-10)
+    np.testing.assert_array_equal(v, v.T)
+    # singular beyond the allowed jitter: the pseudo-inverse over the kept eigen-directions
+    sing = np.array([[1.0, 2.0], [2.0, 1.0]])
+    np.testing.assert_allclose(inverse(sing, max_jitter=1e-6), np.full((2, 2), 1 / 6))  # eigenvalue 3 on (1, 1) kept, -1 dropped
 
 
 # ---------------------------------------------------------------- sparse points

@@ -39,7 +39,7 @@ from ..data import dataset_hash, frame_label, get_energy, get_forces, species_in
 from ..metrics import collect_predictions, energy_force_metrics
 from . import design as gp
 from .kernels import Geometry, NBodyKernel, SoapKernel
-from .solve import solve, variance_matrix
+from .solve import inverse, solve, variance_matrix
 from .terms import PRESET_NOISE, PRESETS, Soap, Term, preset_for, term_from_dict
 
 logger = logging.getLogger(__name__)
@@ -97,8 +97,8 @@ class GAPModel(BaseEstimator):
     jitter : float
         Relative diagonal jitter of the Cholesky solve (raised x100 on failure).
     variance : bool
-        Also compute the posterior matrix needed for predictive variances (costs two M x M
-        inversions and M^2 numbers in the model file).
+        Also compute the posterior matrix needed for predictive variances (costs the inverse of
+        K_mm, once per fit, one of K_mm + A^T A per solve, and M^2 numbers in the model file).
     baseline : bool
         Add a repulsive pair wall below the shortest training distance of each element pair
         (:mod:`clusterforce.baseline`); zero on the training data, so the GP is fitted as without it.
@@ -206,6 +206,8 @@ class GAPModel(BaseEstimator):
         # Kept for partial_fit: new frames add their rows here, so an update costs the same however
         # many frames came before (O(rows M^2 + M^3), no pass over the old data).
         self.normal_equations_ = (k_mm, ata, atb)
+        # Factorised once: every solve below (one per left-out group, and each partial_fit) reuses it.
+        self._k_mm_inverse = inverse(k_mm) if self.variance else None
         self.uncertainty_scale_, calibration = None, None
         if len(per_group) > 1:
             self.uncertainty_scale_, calibration = self._calibrate(frames, groups, per_group)
@@ -238,7 +240,7 @@ class GAPModel(BaseEstimator):
             if not held or len(held) == len(frames):
                 continue
             alpha = solve(k_mm, ata - ata_g, atb - atb_g, jitter=self.jitter).alpha
-            predictor = self._predictor(self._per_term(alpha), variance_matrix(k_mm, ata - ata_g), None, {})
+            predictor = self._predictor(self._per_term(alpha), variance_matrix(self._k_mm_inverse, k_mm + ata - ata_g), None, {})
             for i in held[:: max(1, len(held) // CALIBRATION_FRAMES)][:CALIBRATION_FRAMES]:
                 geometry = self._geometry(frames[i], frame_label(frames[i], i))
                 out = predictor.compute(geometry.positions, geometry.species, True, geometry.cell, geometry.pbc)
@@ -259,7 +261,7 @@ class GAPModel(BaseEstimator):
         solution = solve(k_mm, ata, atb, jitter=self.jitter)
         m = len(k_mm)
         logger.info("solved %d x %d normal equations by %s, jitter %.1e", m, m, solution.method, solution.jitter)
-        self.variance_ = variance_matrix(k_mm, ata) if self.variance else None
+        self.variance_ = variance_matrix(self._k_mm_inverse, k_mm + ata) if self.variance else None
         self.alpha_ = self._per_term(solution.alpha)
         if getattr(self, "maps_", None):
             logger.warning("new weights: the tables of `clusterforce map` are dropped (map the model again)")

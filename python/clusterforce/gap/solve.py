@@ -143,6 +143,46 @@ def _cholesky(c_hat: np.ndarray, jitter: float, max_jitter: float) -> tuple[tupl
         c_hat[idx] = diag
 
 
+def _factorise(c: np.ndarray, jitter: float, max_jitter: float):
+    """Equilibrate ``c`` (overwritten) and factorise it: Cholesky with a relative jitter that grows
+    x100 on failure up to ``max_jitter``, beyond that the symmetric eigen-decomposition with the
+    directions whose eigenvalues are below ``max_jitter`` (relative to the largest) dropped.
+
+    Returns (scale d, method, jitter, factor): the factor is scipy's ``cho_factor`` pair or the
+    kept (eigenvalues, eigenvectors)."""
+    d = _equilibrate(c)
+    chol = _cholesky(c, jitter, max_jitter)
+    if chol is not None:
+        return d, "cholesky", chol[1], chol[0]
+    w, v = scipy.linalg.eigh(c, check_finite=False)
+    keep = w > max_jitter * w.max()
+    return d, "eigen", max_jitter, (w[keep], v[:, keep])
+
+
+def _apply_inverse(method: str, factor, d: np.ndarray, rhs: np.ndarray) -> np.ndarray:
+    rhs = rhs / d
+    if method == "cholesky":
+        return scipy.linalg.cho_solve(factor, rhs, check_finite=False) / d
+    w, v = factor
+    return v @ ((v.T @ rhs) / w) / d
+
+
+def _full_inverse(method: str, factor, d: np.ndarray) -> np.ndarray:
+    """The inverse itself (M x M, symmetric) from a factorisation of :func:`_factorise`."""
+    if method == "cholesky":
+        inv, info = scipy.linalg.lapack.dpotri(factor[0], lower=1, overwrite_c=1)
+        if info != 0:
+            raise np.linalg.LinAlgError(f"dpotri failed (info={info})")
+        inv = np.ascontiguousarray(inv.T)  # lower triangle filled -> upper of the transpose
+        _symmetrise_upper(inv)
+    else:
+        w, v = factor
+        inv = (v / w) @ v.T
+    inv /= d[:, None]
+    inv /= d[None, :]
+    return inv
+
+
 def solve(k_mm: np.ndarray, ata: np.ndarray, atb: np.ndarray, *, jitter: float = 1e-10, max_jitter: float = 1e-4) -> Solution:
     """Solve ``(K_mm + A^T A) alpha = A^T b``.
 
@@ -151,44 +191,30 @@ def solve(k_mm: np.ndarray, ata: np.ndarray, atb: np.ndarray, *, jitter: float =
     symmetric eigen-decomposition is used and directions with eigenvalues below
     ``max_jitter`` (relative to the largest) are dropped.
     """
-    c_hat = k_mm + ata
-    d = _equilibrate(c_hat)
-    rhs = atb / d
-    chol = _cholesky(c_hat, jitter, max_jitter)
-    if chol is not None:
-        factor, j = chol
-        return Solution(scipy.linalg.cho_solve(factor, rhs, check_finite=False) / d, "cholesky", j)
-    logger.warning("normal matrix is not positive definite even with jitter %.1e; using an eigen solve", max_jitter)
-    w, v = scipy.linalg.eigh(c_hat, check_finite=False)
-    keep = w > max_jitter * w.max()
-    alpha = v[:, keep] @ ((v[:, keep].T @ rhs) / w[keep])
-    return Solution(alpha / d, "eigen", max_jitter)
+    d, method, used, factor = _factorise(k_mm + ata, jitter, max_jitter)
+    if method == "eigen":
+        logger.warning("normal matrix is not positive definite even with jitter %.1e; using an eigen solve", max_jitter)
+    return Solution(_apply_inverse(method, factor, d, atb), method, used)
 
 
-def _inverse(c: np.ndarray, *, jitter: float, max_jitter: float) -> np.ndarray:
-    """Inverse of the symmetric positive (semi)definite ``c``, which is overwritten."""
-    d = _equilibrate(c)
-    chol = _cholesky(c, jitter, max_jitter)
-    if chol is not None:
-        del c  # the caller's array is scratch from here on; the factor holds what we need
-        inv, info = scipy.linalg.lapack.dpotri(chol[0][0], lower=1, overwrite_c=1)
-        if info != 0:
-            raise np.linalg.LinAlgError(f"dpotri failed (info={info})")
-        inv = np.ascontiguousarray(inv.T)  # lower triangle filled -> upper of the transpose
-        _symmetrise_upper(inv)
-    else:
-        w, v = scipy.linalg.eigh(c, check_finite=False)
-        keep = w > max_jitter * w.max()
-        inv = (v[:, keep] / w[keep]) @ v[:, keep].T
-    inv /= d[:, None]
-    inv /= d[None, :]
-    return inv
+#: Relative jitter of the two inverses of the variance matrix. Their difference is what is kept,
+#: so both take the same one, larger than the solve's: with 1e-10 round-off dominates the local
+#: energy variance of a 2-body model at its own training frames.
+VARIANCE_JITTER = 1e-8
 
 
-def variance_matrix(k_mm: np.ndarray, ata: np.ndarray, *, jitter: float = 1e-8, max_jitter: float = 1e-4) -> np.ndarray:
-    """``K_mm^-1 - (K_mm + A^T A)^-1``: predictive variance of a local energy with kernel row k is
-    ``k(x, x) - k^T V k`` (projected process, no noise term)."""
-    v = _inverse(np.array(k_mm, order="C"), jitter=jitter, max_jitter=max_jitter)
-    v -= _inverse(k_mm + ata, jitter=jitter, max_jitter=max_jitter)
+def inverse(c: np.ndarray, *, jitter: float = VARIANCE_JITTER, max_jitter: float = 1e-4) -> np.ndarray:
+    """Inverse of the symmetric positive (semi)definite ``c`` (not modified), factorised as
+    :func:`solve` does (a pseudo-inverse over the kept eigen-directions if it is singular)."""
+    d, method, _, factor = _factorise(np.array(c, dtype=float, order="C"), jitter, max_jitter)
+    return _full_inverse(method, factor, d)
+
+
+def variance_matrix(k_mm_inverse: np.ndarray, c: np.ndarray, *, jitter: float = VARIANCE_JITTER, max_jitter: float = 1e-4) -> np.ndarray:
+    """``K_mm^-1 - (K_mm + A^T A)^-1`` from ``inverse(K_mm)`` and ``c = K_mm + A^T A``: the
+    predictive variance of a local energy with kernel row k is ``k(x, x) - k^T V k`` (projected
+    process, no noise term). K_mm^-1 is passed in because a fit reuses it for every solve (one
+    per left-out group of the uncertainty calibration, and every ``partial_fit``)."""
+    v = k_mm_inverse - inverse(c, jitter=jitter, max_jitter=max_jitter)
     _symmetrise_upper(v)
     return v
