@@ -204,30 +204,38 @@ class GapModel {
   }
 
  private:
-  // var = prior - k^T V k, for each atom's local energy and for the total energy.
+  // var = prior - k^T V k, for each atom's local energy and for the total energy. The kernel rows
+  // are made a chunk of atoms at a time, so memory stays O(chunk M) for large structures.
   void variances(const CentreNeighbors& nl, const int* species, int n, GapResult& res) const {
+    constexpr int kChunk = 256;
     const int64_t m = n_sparse();
-    std::vector<double> rows(static_cast<std::size_t>(n) * m, 0.0), priors(n, 0.0);
-#pragma omp parallel for schedule(dynamic)
-    for (int i = 0; i < n; ++i) {
-      const int64_t o = nl.offsets[i];
-      const int nn = nl.count(i);
-      const double* rel = nl.rel.data() + 3 * o;
-      const int* sp = nl.species.data() + o;
-      centre_kernel_row(species[i], rel, sp, nn, rows.data() + i * m);
-      for (const auto& t : terms_) priors[i] += t->centre_self_covariance(species[i], rel, sp, nn);
-    }
-    // The total's row is summed in centre order, so the energy variance, a small difference
-    // prior - k^T V k, does not change with the thread schedule from call to call.
-    std::vector<double> total(rows.begin(), rows.begin() + (n > 0 ? m : 0));
-    for (int i = 1; i < n; ++i)
-      for (int64_t k = 0; k < m; ++k) total[k] += rows[i * m + k];
     res.atom_variances.assign(n, 0.0);
-    quadratic_forms(rows.data(), n, res.atom_variances.data());
-    for (int i = 0; i < n; ++i) res.atom_variances[i] = std::max(0.0, priors[i] - res.atom_variances[i]);
+    std::vector<double> total(m, 0.0), rows, priors;
+    for (int c0 = 0; c0 < n; c0 += kChunk) {
+      const int nc = std::min(kChunk, n - c0);
+      rows.assign(static_cast<std::size_t>(nc) * m, 0.0);
+      priors.assign(nc, 0.0);
+#pragma omp parallel for schedule(dynamic)
+      for (int c = 0; c < nc; ++c) {
+        const int i = c0 + c;
+        const int64_t o = nl.offsets[i];
+        const int nn = nl.count(i);
+        const double* rel = nl.rel.data() + 3 * o;
+        const int* sp = nl.species.data() + o;
+        centre_kernel_row(species[i], rel, sp, nn, rows.data() + c * m);
+        for (const auto& t : terms_) priors[c] += t->centre_self_covariance(species[i], rel, sp, nn);
+      }
+      // The total's row is summed in centre order, so the energy variance, a small difference
+      // prior - k^T V k, does not change with the thread schedule from call to call.
+      for (int c = 0; c < nc; ++c)
+        for (int64_t k = 0; k < m; ++k) total[k] += rows[c * m + k];
+      double* var = res.atom_variances.data() + c0;
+      quadratic_forms(rows.data(), nc, var);
+      for (int c = 0; c < nc; ++c) var[c] = std::max(0.0, priors[c] - var[c]);
+    }
     double prior = 0.0, fixed = 0.0;
     for (const auto& t : terms_) prior += t->structure_self_covariance(nl, species, n);
-    if (n > 0) quadratic_forms(total.data(), 1, &fixed);
+    quadratic_forms(total.data(), 1, &fixed);
     res.energy_variance = std::max(0.0, prior - fixed);
   }
 

@@ -206,7 +206,7 @@ class GAPModel(BaseEstimator):
         # Kept for partial_fit: new frames add their rows here, so an update costs the same however
         # many frames came before (O(rows M^2 + M^3), no pass over the old data).
         self.normal_equations_ = (k_mm, ata, atb)
-        # Factorised once: every solve below (one per left-out group, and each partial_fit) reuses it.
+        # Inverted once: the variance matrix of every solve (one per left-out group below, and each partial_fit) reuses it.
         self._k_mm_inverse = inverse(k_mm) if self.variance else None
         self.uncertainty_scale_, calibration = None, None
         if len(per_group) > 1:
