@@ -24,6 +24,7 @@
 #include "gap_soap.hpp"
 #include "gap_term.hpp"
 #include "modelfile.hpp"
+#include "quadratic_form.hpp"
 
 namespace clusterforce {
 
@@ -239,34 +240,9 @@ class GapModel {
     res.energy_variance = std::max(0.0, prior - fixed);
   }
 
-  /// out[r] = k_r^T V k_r for the n_rows rows k_r (each n_sparse() long, contiguous), as
-  /// sum_a k_a (V_aa k_a + 2 sum_{b>a} V_ab k_b) since V is symmetric. V (M x M, hundreds of MB
-  /// for M in the thousands) is streamed once per block of rows instead of once per row: a row of
-  /// V stays in cache while the block's rows use it. The inner sums run in four fixed lanes (so
-  /// they vectorise) in an order that does not depend on the blocking or the threads.
+  /// out[r] = k_r^T V k_r for n_rows kernel rows (or their derivatives), each n_sparse() long.
   void quadratic_forms(const double* rows, int64_t n_rows, double* out) const {
-    constexpr int64_t kBlock = 16;
-    const int64_t m = n_sparse();
-#pragma omp parallel for schedule(dynamic)
-    for (int64_t r0 = 0; r0 < n_rows; r0 += kBlock) {
-      const int64_t nb = std::min(kBlock, n_rows - r0);
-      const double* k = rows + r0 * m;
-      double s[kBlock] = {};
-      for (int64_t a = 0; a < m; ++a) {
-        const double* va = variance_.data() + a * m;
-        for (int64_t r = 0; r < nb; ++r) {
-          const double* kr = k + r * m;
-          if (kr[a] == 0.0) continue;  // sparse points of species the row never sees
-          double lane[4] = {0.0, 0.0, 0.0, 0.0};
-          int64_t b = a + 1;
-          for (; b + 4 <= m; b += 4)
-            for (int l = 0; l < 4; ++l) lane[l] += va[b + l] * kr[b + l];
-          for (; b < m; ++b) lane[0] += va[b] * kr[b];
-          s[r] += kr[a] * (va[a] * kr[a] + 2.0 * ((lane[0] + lane[1]) + (lane[2] + lane[3])));
-        }
-      }
-      for (int64_t r = 0; r < nb; ++r) out[r0 + r] = s[r];
-    }
+    clusterforce::quadratic_forms(variance_.data(), n_sparse(), rows, n_rows, out);
   }
 
   int n_species_;

@@ -26,6 +26,7 @@
 #include "gap_term.hpp"
 #include "mlp.hpp"
 #include "modelfile.hpp"
+#include "quadratic_form.hpp"
 #include "soap.hpp"
 
 namespace clusterforce {
@@ -174,7 +175,7 @@ class SannModel {
   int n_last_layer() const { return net_.n_last_hidden() + 1; }
   bool has_variance() const { return !covariance_.empty(); }
 
-  /// Posterior covariance Sigma_L of theta_L ((H + 1) x (H + 1), row-major; dimensionless, as
+  /// Posterior covariance Sigma_L of theta_L ((H + 1) x (H + 1), symmetric, row-major; dimensionless, as
   /// theta_L is: E = e_scale N) from the Laplace approximation at training; empty = no uncertainty.
   void set_last_layer_covariance(std::vector<double> covariance) {
     const std::size_t m = static_cast<std::size_t>(n_last_layer());
@@ -234,16 +235,8 @@ class SannModel {
     last_layer_rows(g, energy_row, rows);
     const std::size_t m = static_cast<std::size_t>(n_last_layer()), n_rows = 3 * static_cast<std::size_t>(g.n);
     std::vector<double> var(n_rows, 0.0);
-    for (std::size_t r = 0; r < n_rows; ++r) {
-      const double* j = rows.data() + r * m;
-      double s = 0.0;
-      for (std::size_t a = 0; a < m; ++a) {
-        double t = 0.0;
-        for (std::size_t b = 0; b < m; ++b) t += covariance_[a * m + b] * j[b];
-        s += j[a] * t;
-      }
-      var[r] = std::max(s, 0.0);  // Sigma_L is positive definite; this only clips rounding.
-    }
+    quadratic_forms(covariance_.data(), static_cast<int64_t>(m), rows.data(), static_cast<int64_t>(n_rows), var.data());
+    for (double& v : var) v = std::max(v, 0.0);  // Sigma_L is positive definite; this only clips rounding.
     return var;
   }
 
