@@ -44,28 +44,24 @@ SEARCH_RADIUS = 4.0
 def fit_pair_wall(frames: Iterable[Atoms], elements: Sequence[str]) -> np.ndarray:
     """r_s (n_species x n_species, Angstrom): ``1 - WALL_MARGIN`` times the shortest distance of
     each element pair in ``frames``."""
-    shortest = shortest_pairs_of(frames, SEARCH_RADIUS)
+    r_s = _below_shortest(frames, elements)
     z = [atomic_numbers[e] for e in elements]
-    r_s = np.empty((len(z), len(z)))
-    for a, za in enumerate(z):
-        for b, zb in enumerate(z):
-            seen = shortest.get(pair_key(za, zb))
-            r_s[a, b] = (1 - WALL_MARGIN) * seen if seen is not None else UNSEEN_FRACTION * (covalent_radii[za] + covalent_radii[zb])
-    return r_s
+    unseen = UNSEEN_FRACTION * (covalent_radii[z][:, None] + covalent_radii[z][None, :])
+    return np.where(np.isnan(r_s), unseen, r_s)
 
 
 def lower_pair_wall(r_s: np.ndarray, frames: Iterable[Atoms], elements: Sequence[str]) -> np.ndarray:
     """``r_s`` of a model that learns ``frames`` too: each pair's wall moved below their shortest
     distance of the pair where they come closer, so it stays zero on every training frame."""
+    return np.fmin(np.asarray(r_s, dtype=float), _below_shortest(frames, elements))  # fmin: NaN (pair not in frames) keeps r_s
+
+
+def _below_shortest(frames: Iterable[Atoms], elements: Sequence[str]) -> np.ndarray:
+    """``1 - WALL_MARGIN`` times the shortest distance of each element pair in ``frames``
+    (n_species x n_species, Angstrom); NaN for a pair the frames never bring within SEARCH_RADIUS."""
     shortest = shortest_pairs_of(frames, SEARCH_RADIUS)
     z = [atomic_numbers[e] for e in elements]
-    r_s = np.array(r_s, dtype=float)
-    for a, za in enumerate(z):
-        for b, zb in enumerate(z):
-            seen = shortest.get(pair_key(za, zb))
-            if seen is not None:
-                r_s[a, b] = min(r_s[a, b], (1 - WALL_MARGIN) * seen)
-    return r_s
+    return np.array([[(1 - WALL_MARGIN) * shortest.get(pair_key(za, zb), np.nan) for zb in z] for za in z])
 
 
 def file_entries(r_s: np.ndarray) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
