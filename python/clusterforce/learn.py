@@ -6,14 +6,17 @@ stretch a quench (local relaxation with the model), and after the ladder basin h
 model (when it has energies), so low-energy basins are visited, not only hot MD. Whenever the
 largest per-atom uncertainty of a structure passes the threshold, the reference labels it (SCF
 failures are skipped with a log line), the frame joins the data with the reason it was added, and
-the model is updated:
+the model is updated. The loop uses only the estimator contract (``docs/adding-a-kind.md``): the
+per-atom ``uncertainty`` and ``extrapolating`` flags of :class:`clusterforce.Calculator`,
+``implemented_properties`` (basin hopping needs an energy), and the update the estimator offers:
 
-- ``gap``: :meth:`GAPModel.partial_fit` adds the frame's rows to the normal equations and solves
-  again; the cost does not grow with the data.
-- ``dml``: every ``refit_every`` new frames and at the end :meth:`DMLModel.partial_fit` adds their
-  atoms that are unlike any reference as new references and solves the EMLM and OAMLM again; the
-  init references stay (a refit on all frames chose them again, and on the rings the labelled
-  structures then displaced references of the conformers the model was trained on).
+- with ``partial_fit``, the frames of each batch of ``refit_every`` (default: the estimator's
+  ``partial_fit_every``) are added to the fitted model. ``gap`` (every frame) adds their rows to
+  the normal equations and solves again: the cost does not grow with the data. ``dml`` (every
+  10) adds their atoms that are unlike any reference as new references and solves the EMLM and
+  OAMLM again; the init references stay (a refit on all frames chose them again, and on the rings
+  the labelled structures then displaced references of the conformers the model was trained on);
+- without it, the model is fitted again on the init and collected frames after each batch.
 
 A structure is labelled when its largest per-atom uncertainty passes the threshold — relative by
 default: ``relative_threshold`` times the 99th percentile of the uncertainty on the initial training
@@ -24,19 +27,30 @@ typical training structure). A fixed threshold alone is badly scaled one way or 
 sodium 1.5x the 99th percentile gave 1 call in 5000 MD steps, and a low one calls the reference at
 every check; the budget rule asks about the structures the model knows least, as many as the user
 paid for. Before each update the model's force error on the new frame is recorded: the
-learning curve. Everything is written as it happens to the work directory — the frames
-(``frames.extxyz``, appended), the events (``log.jsonl``) and the position in the schedule
-(``state.json``) — so a run killed at any moment resumes where it stopped, with every labelled
-frame kept once.
+learning curve.
 
-Exploration that leaves physics is not labelled but undone: when a structure has a pair of atoms
-closer than any pair in the training data (the model's ``extrapolating`` flag; the repulsive
-baseline, not the data, has to hold such atoms apart), or when the reference's largest force
-component is above ``max_force_ratio`` times the largest in the init frames, the MD goes back to the
-last structure that passed its check, with fresh velocities. Measured on the rings with dml's own
-(non-conservative) MD: without this rule 46 of 154 calls labelled broken rings (forces up to
-734 eV/A against 6.5 eV/A in the init data) and the learned model's Au force norms went from
-0.14 to 2.2 eV/A RMSE on unseen sizes.
+Everything is written to the work directory so that a run killed at any instant resumes exactly:
+the rerun makes the same frames, events and model as a run that was never interrupted.
+``frames.extxyz`` (the labelled frames, appended) is the source of truth: the number of calls is
+the number of frames in it, and the model of a resumed run is the init model updated with them
+in the run's batches. ``state.json`` is the commit record, replaced (temporary file, fsync,
+rename) after every uncertainty check: the position in the schedule, the random generator, the
+structure and velocities, and the frames and ``log.jsonl`` events of the check, which are
+appended only after the record is on disk. A resumed run first completes the appends of the last
+record (a kill between the rename and an append left them out) and drops a frame or event cut
+short by a kill mid-write; whatever happened after the last record is made again, identically.
+``summary.json`` is written when a run finishes and removed when one starts, so it never
+describes other frames than those on disk.
+
+Exploration that leaves physics is not labelled but undone: when the model flags an atom as
+outside its data (``extrapolating``, e.g. a pair closer than any pair in the training data; the
+repulsive baseline, not the data, has to hold such atoms apart), when a force or position is not
+finite (the MD is stopped at that step), or when the reference's largest force component is above
+``max_force_ratio`` times the largest in the init frames, the MD goes back to the last structure
+that passed its check, with fresh velocities; a quench or basin-hop minimum of that kind is not
+labelled. Measured on the rings with dml's own (non-conservative) MD: without this rule 46 of 154
+calls labelled broken rings (forces up to 734 eV/A against 6.5 eV/A in the init data) and the
+learned model's Au force norms went from 0.14 to 2.2 eV/A RMSE on unseen sizes.
 """
 
 from __future__ import annotations
@@ -44,6 +58,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -51,8 +66,11 @@ from pathlib import Path
 
 import numpy as np
 from ase import Atoms, units
+from ase.calculators.calculator import all_changes
 from ase.calculators.singlepoint import SinglePointCalculator
 from ase.io import read, write
+
+from .calculator import Calculator
 
 log = logging.getLogger(__name__)
 
@@ -75,8 +93,8 @@ class LearnSettings:
     hop_step: float = 0.4
     hop_kt: float = 0.1
     fill_budget: bool = True
-    # dml adds references in batches (its B matrices are solved again each time): update after this many new frames.
-    refit_every: int = 10
+    # Update the model after this many new frames (and at the end); None: the estimator's partial_fit_every.
+    refit_every: int | None = None
     seed: int = 0
     # Steps the MD is held back after a call (or a failed one), so one excursion does not cost several calls.
     cooldown: int = 10
@@ -87,9 +105,11 @@ class LearnSettings:
     def validate(self) -> None:
         if not self.temperatures or min(self.temperatures) <= 0:
             raise ValueError(f"temperatures must be positive (K), got {list(self.temperatures)}")
-        for name in ("steps_per_temperature", "check_every", "max_calls", "refit_every"):
+        for name in ("steps_per_temperature", "check_every", "max_calls"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.refit_every is not None and int(self.refit_every) < 1:
+            raise ValueError(f"refit_every must be at least 1 (or None for the model's own), got {self.refit_every}")
         if int(self.hops) < 0 or not (self.hop_step > 0 and self.hop_kt > 0):
             raise ValueError(f"hops must be >= 0 and hop_step, hop_kt positive, got {self.hops}, {self.hop_step}, {self.hop_kt}")
         if self.threshold is None and not self.relative_threshold > 0:
@@ -117,7 +137,7 @@ def init_temperatures(frames: Sequence[Atoms], fallback: Sequence[float] = Learn
 
 @dataclass
 class LearnState:
-    """Where the schedule stands (``state.json``): start index, temperature index (the number of
+    """Where the schedule stands (in ``state.json``): start index, temperature index (the number of
     temperatures once the ladder is done and basin hopping runs), MD step, basin-hopping step."""
 
     start: int = 0
@@ -132,6 +152,14 @@ class LearnState:
     # Reference frames with a larger force component (eV/Angstrom) are broken structures; None: no cap.
     force_cap: float | None = None
     restarts: int = 0
+    skipped: int = 0
+    # MD steps left of the cooldown after a call.
+    hold: int = 0
+    # Basin hopping: model energy (eV) of the current minimum, and the containment radius (Angstrom).
+    hop_energy: float | None = None
+    hop_radius: float | None = None
+    # The last commit record is that of the run's end (a rerun with the same settings has nothing to add).
+    finished: bool = False
 
 
 class Learner:
@@ -139,10 +167,9 @@ class Learner:
 
     Parameters
     ----------
-    kind
-        ``"gap"`` or ``"dml"``.
     fit
-        ``fit(frames) -> model`` trains a fresh model of the kind (hyperparameters bound).
+        ``fit(frames) -> model`` trains a fresh estimator (hyperparameters bound) whose per-atom
+        uncertainty decides what is labelled (``provides_uncertainty``).
     init
         Frames the first model is trained on (with reference energies/forces).
     reference
@@ -151,14 +178,13 @@ class Learner:
         Start structures of the exploration.
     explorer
         A fixed model that drives the MD, quenches and basin hops instead of the model being learned
-        (which still decides what to label). For a force-only ``dml`` model, whose force field is not
-        conservative: its own hot MD breaks rings and the loop then labels broken structures
+        (which still decides what to label). For a force-only model (``dml``), whose force field is
+        not conservative: its own hot MD breaks rings and the loop then labels broken structures
         (docs/workflows.md); a ``gap`` model of the same data keeps the exploration physical and can hop.
     """
 
     def __init__(
         self,
-        kind: str,
         fit: Callable[[list[Atoms]], object],
         init: list[Atoms],
         reference: Callable[[Atoms], object],
@@ -169,173 +195,260 @@ class Learner:
         explorer: object | None = None,
         progress: bool = True,
     ) -> None:
-        if kind not in ("gap", "dml"):
-            raise ValueError(f"learn supports kinds gap and dml, got {kind!r}")
         settings.validate()
         if not starts:
             raise ValueError("no start structures: give --start FILE or --system with --n")
-        self.kind, self.fit, self.init, self.reference, self.starts = kind, fit, list(init), reference, starts
+        self.fit, self.init, self.reference, self.starts = fit, list(init), reference, starts
         self.settings = settings
         self.dir = Path(workdir)
         self.dir.mkdir(parents=True, exist_ok=True)
         self.frames_path = self.dir / "frames.extxyz"
         self.log_path = self.dir / "log.jsonl"
         self.state_path = self.dir / "state.json"
-        self.current_path = self.dir / "current.extxyz"
+        self.summary_path = self.dir / "summary.json"
         self.explorer = explorer
-        # Basin hopping needs an energy from whatever moves the atoms; the learned model has one only for gap.
-        moves_with_energy = self._has_energy(explorer) if explorer is not None else kind == "gap"
-        self.hops = settings.hops if moves_with_energy else 0
         self.progress = progress
+        # Frames (extxyz text) and events (json lines) made since the last commit record.
+        self._pending_frames: list[str] = []
+        self._pending_events: list[str] = []
+        self._rng = np.random.default_rng(settings.seed)
 
-    # ------------------------------------------------------------------ bookkeeping
+    # ------------------------------------------------------------------ the work directory
     def _collected(self) -> list[Atoms]:
         """The labelled frames on disk; a last frame cut short by a kill mid-write is dropped from the file."""
-        if not self.frames_path.exists():
-            return []
-        lines = self.frames_path.read_text().splitlines(keepends=True)
-        end = 0  # lines up to here form complete frames (count line, comment line, one line per atom)
-        while end < len(lines) and lines[end].strip().isdigit():
-            size = int(lines[end]) + 2
-            if end + size > len(lines) or not lines[end + size - 1].endswith("\n"):
-                break
-            end += size
-        if end < len(lines):
-            log.warning("%s ends in a frame cut short (killed while writing it); dropped, its call is made again", self.frames_path)
-            self.frames_path.write_text("".join(lines[:end]))
-        return read(self.frames_path, ":") if end else []
+        _drop_torn_tail(self.frames_path, _frame_ends, "frame")
+        return read(self.frames_path, ":") if self.frames_path.exists() and self.frames_path.stat().st_size else []
 
     def _event(self, **record) -> None:
-        with self.log_path.open("a") as fh:
-            fh.write(json.dumps({"time": time.time(), **record}, default=float) + "\n")
+        self._pending_events.append(json.dumps({"time": time.time(), **record}, default=float) + "\n")
 
-    def _save_state(self, state: LearnState, atoms: Atoms | None) -> None:
-        if atoms is not None:
-            tmp = self.current_path.with_suffix(".tmp.extxyz")
-            write(tmp, atoms, format="extxyz")
-            tmp.replace(self.current_path)
-        tmp = self.state_path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(asdict(state)) + "\n")
-        tmp.replace(self.state_path)
+    def _commit(self, state: LearnState, atoms: Atoms | None, sound: Atoms | None, calls: int, *, finished: bool = False) -> None:
+        """Write the commit record (``state.json``), then append the frames and events it holds.
 
-    def _load_state(self) -> tuple[LearnState, Atoms | None]:
-        if not self.state_path.exists():
-            return LearnState(), None
-        stored = json.loads(self.state_path.read_text())
-        state = LearnState(**{k: v for k, v in stored.items() if k in LearnState.__dataclass_fields__})
-        return state, (read(self.current_path) if self.current_path.exists() else None)
+        A kill before the rename leaves the previous record, and the run resumes from it; a kill
+        after it leaves the appends to the resumed run (:meth:`_recover`)."""
+        state.finished = finished
+        record = {
+            "state": asdict(state),
+            "rng": self._rng.bit_generator.state,
+            "atoms": None if atoms is None else _motion(atoms),
+            "sound": None if sound is None else sound.positions.tolist(),
+            "frames": calls,
+            "events": self._events_on_disk + len(self._pending_events),
+            "pending_frames": self._pending_frames,
+            "pending_events": self._pending_events,
+        }
+        # On disk before returning when a record holds frames (reference calls) or ends the run; a
+        # crash of the machine may lose the other records, which a resumed run makes again.
+        durable = bool(self._pending_frames) or finished
+        _replace(self.state_path, json.dumps(record) + "\n", durable=durable)
+        for path, texts in ((self.frames_path, self._pending_frames), (self.log_path, self._pending_events)):
+            if texts:
+                _append(path, "".join(texts), durable=durable)
+        self._events_on_disk = record["events"]
+        self._pending_frames, self._pending_events = [], []
+
+    def _recover(self) -> dict | None:
+        """Bring the directory to its last commit record (returned; None before the first one):
+        drop torn tails, append the frames and events the record holds but the files lack."""
+        self.summary_path.unlink(missing_ok=True)  # describes a finished run; rewritten when this one finishes
+        counts = {
+            "frames": _drop_torn_tail(self.frames_path, _frame_ends, "frame"),
+            "events": _drop_torn_tail(self.log_path, _line_ends, "event"),
+        }
+        record = json.loads(self.state_path.read_text()) if self.state_path.exists() else None
+        if record is not None and "pending_frames" not in record:
+            raise ValueError(
+                f"{self.state_path} was written by an older clusterforce and cannot be resumed exactly; remove it to start the "
+                "schedule again (the frames are kept and learned)"
+            )
+        for name, path in (("frames", self.frames_path), ("events", self.log_path)):
+            if record is None:
+                break
+            pending = record[f"pending_{name}"]
+            missing = record[name] - counts[name]
+            if 0 < missing <= len(pending):
+                _append(path, "".join(pending[len(pending) - missing :]), durable=True)
+                counts[name] += missing
+            elif missing:
+                # Only if the files were edited by hand: the frames file counts.
+                log.warning(
+                    "%s holds %d %s, its commit record %s %d; the file counts", path, counts[name], name, self.state_path, record[name]
+                )
+        self._events_on_disk = counts["events"]
+        return record
+
+    def _restore(self, record: dict | None) -> tuple[LearnState, Atoms | None, Atoms | None]:
+        """The schedule position, structure and last sound structure of a commit record."""
+        if record is None:
+            return LearnState(), None, None
+        state = LearnState(**record["state"])
+        self._rng.bit_generator.state = record["rng"]
+        atoms = sound = None
+        if record["atoms"] is not None:
+            atoms = self.starts[state.start].copy()
+            atoms.positions = record["atoms"]["positions"]
+            if record["atoms"]["momenta"] is not None:
+                atoms.set_momenta(record["atoms"]["momenta"])
+        if record["sound"] is not None:
+            sound = self.starts[state.start].copy()
+            sound.positions = record["sound"]
+        return state, atoms, sound
 
     # ------------------------------------------------------------------ model
-    def _uncertainty(self, model, atoms: Atoms) -> np.ndarray:
-        out = model.predict(atoms, variance=True) if self.kind == "gap" else model.predict(atoms)
-        u = np.asarray(out["uncertainty"], dtype=float)
-        if self.kind == "dml":
-            # An atom closer to a neighbour than any training pair is outside the data whatever the spread says.
-            u = np.where(out["extrapolating"], np.inf, u)
-        return u
+    def _assess(self, model, atoms: Atoms) -> tuple[np.ndarray | None, str | None]:
+        """Per-atom uncertainty (eV/Angstrom) of the learned model for ``atoms``, and why the
+        structure is outside the model's data (None if it is not): a non-finite position, force or
+        uncertainty, or an atom the model flags as ``extrapolating``."""
+        reason = _non_finite(atoms)
+        if reason:
+            return None, reason
+        calc = Calculator(model)
+        u = np.asarray(calc.get_property("uncertainty", atoms), dtype=float)
+        reason = _non_finite(atoms, calc.results) or _first(~np.isfinite(u), "non-finite uncertainty of atom {}")
+        flags = calc.results.get("extrapolating")
+        return u, reason or (None if flags is None else _first(flags, "atom {} outside the training data (extrapolating)"))
 
-    def _update(self, model, frames: list[Atoms], new: Atoms):
-        if self.kind == "gap":
-            return model.partial_fit([new])
-        every = self.settings.refit_every
-        return model.partial_fit(frames[-every:]) if len(frames) % every == 0 else model
+    def _learn(self, model, collected: list[Atoms], lo: int, hi: int):
+        """The model after learning ``collected[lo:hi]``: ``partial_fit`` where the estimator has
+        one, else a fit on the init frames and ``collected[:hi]``."""
+        if hasattr(model, "partial_fit"):
+            return model.partial_fit(collected[lo:hi])
+        return self.fit(self.init + collected[:hi])
+
+    def _replayed(self, collected: list[Atoms]):
+        """The model an uninterrupted run has once it has labelled ``collected``: the init model
+        updated in the run's batches, in its order (a resumed run then continues identically)."""
+        model = self.fit(self.init)
+        self._every = self.settings.refit_every or getattr(model, "partial_fit_every", 1)
+        full = len(collected) - len(collected) % self._every
+        ends = range(self._every, full + 1, self._every) if hasattr(model, "partial_fit") else [full] if full else []
+        for hi in ends:
+            model = self._learn(model, collected, hi - self._every, hi)
+        return model
+
+    def _update(self, model, collected: list[Atoms]):
+        """After a frame joined ``collected``: the updated model at the end of a batch, else ``model``."""
+        n = len(collected)
+        return self._learn(model, collected, n - self._every, n) if n % self._every == 0 else model
 
     # ------------------------------------------------------------------ run
     def run(self) -> tuple[object, LearnState]:
-        """Run (or resume) the schedule; returns the final model and state."""
-        from ase.md.langevin import Langevin
-
-        from .calculator import Calculator
-
+        """Run (or resume) the schedule; returns the final model and state (and writes ``summary.json``)."""
         s = self.settings
+        record = self._recover()
         collected = self._collected()
-        state, current = self._load_state()
-        logged = sum(1 for line in self.log_path.open() if '"event": "call"' in line) if self.log_path.exists() else 0
-        if logged > len(collected):
-            log.warning("log has %d calls but %d frames were kept (killed mid-write); the frames file counts", logged, len(collected))
-        # The same model an uninterrupted run has at this point: gap keeps the sparse points of init.
-        model = self.fit(self.init)
-        if collected and self.kind == "gap":
-            model = model.partial_fit(collected)
-        elif self.kind == "dml":
-            for k in range(0, len(collected) - len(collected) % s.refit_every, s.refit_every):  # the run's batches, in its order
-                model = model.partial_fit(collected[k : k + s.refit_every])
+        state, current, sound = self._restore(record)
+        model = self._replayed(collected)
+        kind = getattr(model, "kind", type(model).__name__)
+        if not getattr(model, "provides_uncertainty", False):
+            raise ValueError(f"learn needs a model with a per-atom uncertainty; this {kind} model provides none")
+        # Basin hopping needs an energy from whatever moves the atoms.
+        self.hops = s.hops if "energy" in getattr(self._driver(model), "implemented_properties", ()) else 0
         if state.threshold is None:
-            per_frame = [self._uncertainty(model, a) for a in self.init[:: max(1, len(self.init) // 50)]]
+            per_frame = [self._assess(model, a)[0] for a in self.init[:: max(1, len(self.init) // 50)]]
             pooled = np.concatenate(per_frame)
             finite = pooled[np.isfinite(pooled)]
             state.threshold = float(s.threshold if s.threshold is not None else s.relative_threshold * np.percentile(finite, 99))
             state.floor = float(np.median([np.max(u) for u in per_frame]))
             if s.max_force_ratio is not None:
                 state.force_cap = s.max_force_ratio * max(float(np.abs(a.get_forces()).max()) for a in self.init)
-            self._event(event="start", threshold=state.threshold, floor=state.floor, init_frames=len(self.init), kind=self.kind)
+            self._event(event="start", threshold=state.threshold, floor=state.floor, init_frames=len(self.init), kind=kind)
         log.info(
-            "learning with threshold %.4g (uncertainty units of %s), %d frames collected so far", state.threshold, self.kind, len(collected)
+            "learning with threshold %.4g (uncertainty units of %s), %d frames collected so far", state.threshold, kind, len(collected)
         )
-        rng = np.random.default_rng(s.seed + len(collected))
         while state.start < len(self.starts) and len(collected) < s.max_calls:
             if state.temperature == len(s.temperatures):
-                model = self._basin_hops(model, current, collected, state)
+                model, current = self._basin_hops(model, current, collected, state)
                 if len(collected) >= s.max_calls:
                     break
                 state.temperature, state.start, state.hop, current = 0, state.start + 1, 0, None
-                self._save_state(state, current)
+                state.hop_energy = state.hop_radius = None
+                self._commit(state, None, None, len(collected))
                 continue
-            temperature = s.temperatures[state.temperature]
-            atoms = (current if current is not None else self.starts[state.start]).copy()
-            if current is None:
-                _thermalise(atoms, temperature, rng)
-            atoms.calc = Calculator(self._driver(model))
-            dyn = Langevin(atoms, s.timestep * units.fs, temperature_K=temperature, friction=0.02 / units.fs, rng=rng)
-            hold = 0
-            sound = atoms.copy()
-            while state.step < s.steps_per_temperature and len(collected) < s.max_calls:
-                dyn.run(s.check_every)
-                state.step += s.check_every
-                state.md_steps += s.check_every
-                hold = max(0, hold - s.check_every)
-                if hold:
-                    continue
-                u = self._uncertainty(model, atoms)
-                outcome = "broken" if np.isinf(u).any() else None
-                if outcome is None:
-                    why = self._why_label(u, state, len(collected))
-                    if why:
-                        model, outcome = self._label(model, atoms, collected, state, f"md {temperature:g} K step {state.step}: {why}")
-                        if outcome == "labelled":
-                            atoms.calc = Calculator(self._driver(model))
-                        # Also after a failed call: a structure whose SCF fails usually fails for
-                        # the next few steps too (seen on Na20-25 at 2000 K: 134 failures in a row).
-                        hold = s.cooldown
-                if outcome == "broken":
-                    self._restart(atoms, sound, state, temperature, rng)
-                elif outcome != "failed":
-                    sound = atoms.copy()
-                self._save_state(state, atoms)
+            model, current, sound = self._md(model, current, sound, collected, state)
             if len(collected) >= s.max_calls:
                 break
-            model = self._quench(model, atoms, collected, state, temperature)
-            state.step = 0
-            state.temperature += 1
-            current = atoms
-            self._save_state(state, current)
-        if self.kind != "gap" and len(collected) % s.refit_every:
-            model = model.partial_fit(collected[len(collected) - len(collected) % s.refit_every :])  # the frames since the last update
-        self._event(event="finish", calls=len(collected), md_steps=state.md_steps)
+            model = self._quench(model, current, collected, state, s.temperatures[state.temperature])
+            state.step, state.hold, state.temperature, sound = 0, 0, state.temperature + 1, None
+            self._commit(state, current, None, len(collected))
+        if len(collected) % self._every:  # the frames since the last update
+            model = self._learn(model, collected, len(collected) - len(collected) % self._every, len(collected))
+        if not state.finished:
+            self._event(event="finish", calls=len(collected), md_steps=state.md_steps)
+            self._commit(state, current, sound, len(collected), finished=True)
+        _replace(self.summary_path, json.dumps(summary(self.dir), indent=1) + "\n", durable=False)
         return model, state
+
+    def _md(self, model, current: Atoms | None, sound: Atoms | None, collected: list[Atoms], state: LearnState):
+        """Langevin MD at the state's temperature, checked every ``check_every`` steps, from
+        ``current`` (resumed) or the start structure; returns the model, the final structure and
+        the last sound one."""
+        from ase.md.langevin import Langevin
+
+        s = self.settings
+        temperature = s.temperatures[state.temperature]
+        atoms = (current if current is not None else self.starts[state.start]).copy()
+        if current is None:
+            _thermalise(atoms, temperature, self._rng)
+        atoms.calc = self._moving(model)
+        dyn = Langevin(atoms, s.timestep * units.fs, temperature_K=temperature, friction=0.02 / units.fs, rng=self._rng)
+        sound = sound if sound is not None else atoms.copy()
+        while state.step < s.steps_per_temperature and len(collected) < s.max_calls:
+            first, broken = dyn.nsteps, None
+            try:
+                atoms.get_forces()  # at the structure of this step (the MD then reuses them)
+            except _LeftPhysics as exc:
+                broken = f"md {temperature:g} K step {state.step}: {exc}"
+            else:
+                try:
+                    dyn.run(s.check_every)
+                except _LeftPhysics as exc:  # in the force evaluation that closes the step after the last completed one
+                    broken = f"md {temperature:g} K step {state.step + dyn.nsteps - first + 1}: {exc}"
+            state.md_steps += dyn.nsteps - first
+            state.step += s.check_every
+            state.hold = max(0, state.hold - s.check_every)
+            outcome = None
+            if broken is None and state.hold:
+                continue
+            if broken is None:
+                u, outside = self._assess(model, atoms)
+                broken = outside and f"md {temperature:g} K step {state.step}: {outside}"
+            if broken is None:
+                why = self._why_label(u, state, len(collected))
+                if why:
+                    model, outcome = self._label(model, atoms, collected, state, f"md {temperature:g} K step {state.step}: {why}")
+                    if outcome == "labelled":
+                        atoms.calc = self._moving(model)
+                    # Also after a failed call: a structure whose SCF fails usually fails for
+                    # the next few steps too (seen on Na20-25 at 2000 K: 134 failures in a row).
+                    state.hold = s.cooldown
+                    if outcome == "broken":
+                        broken = f"md {temperature:g} K step {state.step}: the reference forces are above the cap"
+            if broken is not None:
+                self._restart(atoms, sound, state, temperature, broken)
+            elif outcome != "failed":
+                sound = atoms.copy()
+            self._commit(state, atoms, sound, len(collected))
+        return model, atoms, sound
 
     def _quench(self, model, atoms: Atoms, collected: list[Atoms], state: LearnState, temperature: float):
         """Relax a copy with the model (FIRE on model forces) and label the minimum if the model is unsure there."""
         from ase.optimize import FIRE
 
-        from .calculator import Calculator
         from .optimize import ForceOnlyAtoms
 
         quench = atoms.copy()
-        quench.calc = Calculator(self._driver(model))
-        FIRE(ForceOnlyAtoms(quench), logfile=None).run(fmax=0.05, steps=self.settings.quench_steps)
-        u = self._uncertainty(model, quench)
-        why = None if np.isinf(u).any() else self._why_label(u, state, len(collected))
+        quench.calc = self._moving(model)
+        try:
+            FIRE(ForceOnlyAtoms(quench), logfile=None).run(fmax=0.05, steps=self.settings.quench_steps)
+            u, outside = self._assess(model, quench)
+        except _LeftPhysics as exc:
+            u, outside = None, str(exc)
+        if outside:
+            log.info("quench after %g K: %s; not labelled", temperature, outside)
+            return model
+        why = self._why_label(u, state, len(collected))
         if why and len(collected) < self.settings.max_calls:
             model, _ = self._label(model, quench, collected, state, f"quench after {temperature:g} K: {why}")
         return model
@@ -350,7 +463,7 @@ class Learner:
         """Why a structure with per-atom uncertainties ``u`` should be labelled, or None."""
         top = float(np.max(u))
         seen = np.asarray(state.seen)
-        state.seen.append(top if np.isfinite(top) else 1e300)
+        state.seen.append(top)
         if top > state.threshold:
             return f"max uncertainty {top:.3g} above the threshold {state.threshold:.3g}"
         s = self.settings
@@ -365,9 +478,10 @@ class Learner:
         """The model whose forces move the atoms: the explorer if one was given, else the one being learned."""
         return self.explorer if self.explorer is not None else model
 
-    @staticmethod
-    def _has_energy(model) -> bool:
-        return "energy" in getattr(model, "implemented_properties", ("energy",))
+    def _moving(self, model) -> Calculator:
+        """The calculator that moves the atoms (MD, quench, hops): the driver's, raising
+        :class:`_LeftPhysics` at a non-finite position or force before anything moves with it."""
+        return _Watched(self._driver(model))
 
     def _basin_hops(self, model, atoms: Atoms, collected: list[Atoms], state: LearnState):
         """Basin hopping with the model from the end of a start's ladder, labelling uncertain minima.
@@ -375,44 +489,56 @@ class Learner:
         MD and quenches stay in the basin the MD reached; hops perturb every atom and relax, accepted
         by the Metropolis rule on the model energy, so the loop also asks about the other low-energy
         basins (the structures cluster science needs). Needs a model energy: a force-only model
-        (``dml``) is quenched only. Resumable per hop: ``state.hop`` and the current minimum are saved.
+        (``dml``) is quenched only. Resumable per hop: ``state.hop``, the current minimum and its
+        energy are committed after each hop. Returns the model and the current minimum.
         """
-        from .calculator import Calculator
         from .isomers import relax
         from .search import containment_radius, perturb
 
         s = self.settings
         if not self.hops:
-            return model
-        current, energy, _ = relax(atoms, Calculator(self._driver(model)), fmax=0.05, steps=s.quench_steps * 5)
-        radius = containment_radius(current)
+            return model, atoms
+        if state.hop_energy is None:  # first hop: from the ladder's end, relaxed
+            try:
+                atoms, state.hop_energy, _ = relax(atoms, self._moving(model), fmax=0.05, steps=s.quench_steps * 5)
+            except _LeftPhysics as exc:
+                log.info("basin hopping after the ladder of start %d: %s in the first relaxation; no hops", state.start, exc)
+                return model, atoms
+            state.hop_radius = containment_radius(atoms)
+        current, energy = atoms, state.hop_energy
         while state.hop < self.hops and len(collected) < s.max_calls:
             rng = np.random.default_rng([s.seed, state.start, state.hop])
-            driver = Calculator(self._driver(model))
-            trial, e_trial, _ = relax(perturb(current, s.hop_step, rng, radius), driver, fmax=0.05, steps=s.quench_steps * 5)
+            try:
+                trial, e_trial, _ = relax(
+                    perturb(current, s.hop_step, rng, state.hop_radius), self._moving(model), fmax=0.05, steps=s.quench_steps * 5
+                )
+                u, outside = self._assess(model, trial)
+            except _LeftPhysics as exc:
+                u, outside = None, str(exc)
             state.hop += 1
-            u = self._uncertainty(model, trial)
-            why = None if np.isinf(u).any() else self._why_label(u, state, len(collected))
+            if outside:
+                log.info("basin hop %d: %s; not labelled, not accepted", state.hop, outside)
+            why = None if outside else self._why_label(u, state, len(collected))
             if why:
                 model, outcome = self._label(model, trial, collected, state, f"basin hop {state.hop}: {why}")
                 if outcome == "labelled" and self.explorer is None:  # compare both minima on the updated model
                     energy, e_trial = (float(model.predict(a)["energy"]) for a in (current, trial))
-            if e_trial <= energy or rng.random() < np.exp(-(e_trial - energy) / s.hop_kt):
+            if not outside and (e_trial <= energy or rng.random() < np.exp(-(e_trial - energy) / s.hop_kt)):
                 current, energy = trial, e_trial
-            self._save_state(state, current)
-        return model
+            state.hop_energy = energy
+            self._commit(state, current, None, len(collected))
+        return model, current
 
-    def _restart(self, atoms: Atoms, sound: Atoms, state: LearnState, temperature: float, rng: np.random.Generator) -> None:
+    def _restart(self, atoms: Atoms, sound: Atoms, state: LearnState, temperature: float, reason: str) -> None:
         """Put the MD back on the last structure that passed its check, with fresh velocities."""
         atoms.positions = sound.positions
-        _thermalise(atoms, temperature, rng)
+        _thermalise(atoms, temperature, self._rng)
         state.restarts += 1
-        self._event(event="restart", temperature=temperature, step=state.step)
-        log.info("md %g K step %d: the structure left the data (a pair shorter than any trained on, or broken); back to the last "
-                 "sound structure", temperature, state.step)  # fmt: skip
+        self._event(event="restart", temperature=temperature, step=state.step, reason=reason)
+        log.info("%s; back to the last sound structure", reason)
 
     def _label(self, model, atoms: Atoms, collected: list[Atoms], state: LearnState, reason: str):
-        """Reference single point, error of the model there, append, update.
+        """Reference single point, error of the model there, update; the frame is written by the next commit.
 
         Returns (model, outcome): ``"labelled"``, ``"failed"`` (the reference raised, e.g. no SCF
         convergence) or ``"broken"`` (a force above the cap: not fitted)."""
@@ -422,29 +548,65 @@ class Learner:
             energy, forces = frame.get_potential_energy(), frame.get_forces()
         except Exception as exc:  # an SCF failure (or any reference failure) skips the frame
             log.warning("reference failed (%s); frame skipped", exc)
+            state.skipped += 1
             self._event(event="skip", reason=reason, error=str(exc))
             return model, "failed"
         cap = state.force_cap
         if cap is not None and np.abs(forces).max() > cap:
             error = f"reference force {np.abs(forces).max():.3g} eV/A above the cap {cap:.3g} (a broken structure)"
             log.warning("%s; frame not fitted", error)
+            state.skipped += 1
             self._event(event="skip", reason=reason, error=error)
             return model, "broken"
-        predicted = model.predict(frame)["forces"]
-        error = float(np.sqrt(np.mean((predicted - forces) ** 2)))
+        error = float(np.sqrt(np.mean((model.predict(frame)["forces"] - forces) ** 2)))
         frame.calc = SinglePointCalculator(frame, energy=energy, forces=forces)
-        frame.info["learn_reason"] = reason
-        frame.info["learn_call"] = len(collected) + 1
+        frame.info.update(learn_reason=reason, learn_call=len(collected) + 1, learn_force_rmse_before=error)
         text = io.StringIO()
         write(text, frame, format="extxyz")
-        with self.frames_path.open("a") as fh:
-            fh.write(text.getvalue())
+        self._pending_frames.append(text.getvalue())
         # The model learns the frame as the file holds it (rounded), so a resumed run, which reads the file, gets the same model.
-        frame = read(io.StringIO(text.getvalue()), format="extxyz")
-        collected.append(frame)
+        collected.append(read(io.StringIO(text.getvalue()), format="extxyz"))
         self._event(event="call", call=len(collected), reason=reason, force_rmse_before=error, max_force=float(np.abs(forces).max()))
         log.info("call %d: %s; model force RMSE there %.3f eV/A", len(collected), reason, error)
-        return self._update(model, collected, frame), "labelled"
+        return self._update(model, collected), "labelled"
+
+
+class _LeftPhysics(Exception):
+    """A non-finite position or force where the atoms are moved (the message names the atom)."""
+
+
+class _Watched(Calculator):
+    """A model's calculator that refuses non-finite positions (before its neighbour search sees
+    them) and non-finite forces (before an integrator or optimiser moves atoms with them)."""
+
+    def calculate(self, atoms=None, properties=("forces",), system_changes=all_changes) -> None:
+        reason = _non_finite(atoms if atoms is not None else self.atoms)
+        if reason is None:
+            super().calculate(atoms, properties, system_changes)
+            reason = _non_finite(self.atoms, self.results)
+        if reason:
+            self.reset()  # nothing cached: asked again at the same positions, it computes (and refuses) again
+            raise _LeftPhysics(reason)
+
+
+def _first(flags, message: str) -> str | None:
+    """``message`` with the index of the first true entry of ``flags``, None if there is none."""
+    hits = np.flatnonzero(np.asarray(flags, dtype=bool))
+    return message.format(hits[0]) if hits.size else None
+
+
+def _non_finite(atoms: Atoms, results: dict | None = None) -> str | None:
+    """What is not finite about ``atoms`` (positions) or a calculator's ``results`` (forces), or None."""
+    reason = _first(~np.isfinite(atoms.positions).all(axis=1), "non-finite position of atom {}")
+    if reason is None and results is not None and "forces" in results:
+        reason = _first(~np.isfinite(results["forces"]).all(axis=1), "non-finite force on atom {}")
+    return reason
+
+
+def _motion(atoms: Atoms) -> dict:
+    """Positions and momenta of ``atoms`` as JSON lists (JSON keeps every bit of a float)."""
+    momenta = atoms.get_momenta().tolist() if "momenta" in atoms.arrays else None
+    return {"positions": atoms.positions.tolist(), "momenta": momenta}
 
 
 def _thermalise(atoms: Atoms, temperature: float, rng: np.random.Generator) -> None:
@@ -456,17 +618,95 @@ def _thermalise(atoms: Atoms, temperature: float, rng: np.random.Generator) -> N
     ZeroRotation(atoms)
 
 
+# ---------------------------------------------------------------------- files a kill may cut short
+def _replace(path: Path, text: str, *, durable: bool) -> None:
+    """Make ``text`` the content of ``path`` so that a kill at any instant leaves the old content or
+    the new: a temporary file in the same directory, renamed over ``path``; ``durable``: flushed to
+    disk first, and the rename too (survives a crash of the machine, at a few ms)."""
+    tmp = path.with_name(path.name + ".tmp")
+    with tmp.open("w") as fh:
+        fh.write(text)
+        if durable:
+            fh.flush()
+            os.fsync(fh.fileno())
+    os.replace(tmp, path)
+    if durable:
+        directory = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(directory)
+        finally:
+            os.close(directory)
+
+
+def _append(path: Path, text: str, *, durable: bool) -> None:
+    """Append ``text`` to ``path`` (``durable``: on disk when this returns); a kill may cut it short,
+    :func:`_drop_torn_tail` drops the torn record."""
+    with path.open("a") as fh:
+        fh.write(text)
+        if durable:
+            fh.flush()
+            os.fsync(fh.fileno())
+
+
+def _frame_ends(text: str) -> list[int]:
+    """Character offsets where each complete extxyz frame of ``text`` ends."""
+    ends, pos = [], 0
+    while True:
+        head = text.find("\n", pos)
+        if head < 0 or not text[pos:head].strip().isdigit():
+            return ends
+        end = head
+        for _ in range(int(text[pos:head]) + 1):  # comment line, one line per atom
+            end = text.find("\n", end + 1)
+            if end < 0:
+                return ends
+        pos = end + 1
+        ends.append(pos)
+
+
+def _line_ends(text: str) -> list[int]:
+    """Character offsets where each complete JSON line of ``text`` ends."""
+    ends, pos = [], 0
+    while (end := text.find("\n", pos)) >= 0:
+        try:
+            json.loads(text[pos:end])
+        except ValueError:
+            break
+        pos = end + 1
+        ends.append(pos)
+    return ends
+
+
+def _complete(path: Path, ends: Callable[[str], list[int]]) -> tuple[str, list[int]]:
+    """The text of ``path`` ('' if absent) and the offsets where its complete records end."""
+    text = path.read_text() if path.exists() else ""
+    return text, ends(text)
+
+
+def _drop_torn_tail(path: Path, ends: Callable[[str], list[int]], what: str) -> int:
+    """Cut ``path`` after its last complete record (a kill mid-append leaves a torn one); returns the record count."""
+    text, found = _complete(path, ends)
+    keep = found[-1] if found else 0
+    if keep < len(text):
+        log.warning("%s ends in a %s cut short (killed while writing it); dropped, it is made again", path, what)
+        os.truncate(path, len(text[:keep].encode()))
+    return len(found)
+
+
 def summary(workdir: str | Path) -> dict:
-    """The learning curve and call rate from ``log.jsonl``."""
-    events = [json.loads(line) for line in Path(workdir, "log.jsonl").read_text().splitlines()]
-    calls = [e for e in events if e["event"] == "call"]
-    finish = next((e for e in reversed(events) if e["event"] == "finish"), None)
-    md_steps = finish["md_steps"] if finish else None
+    """Calls, the learning curve and the call rate of the run in ``workdir``, from its frames
+    (one per call) and its commit record."""
+    workdir = Path(workdir)
+    text, ends = _complete(workdir / "frames.extxyz", _frame_ends)
+    frames = read(io.StringIO(text[: ends[-1]]), ":", format="extxyz") if ends else []
+    state_path = workdir / "state.json"
+    state = json.loads(state_path.read_text())["state"] if state_path.exists() else asdict(LearnState())
+    md_steps = state["md_steps"]
     return {
-        "calls": len(calls),
-        "skipped": sum(e["event"] == "skip" for e in events),
+        "calls": len(frames),
+        "skipped": state["skipped"],
         "md_steps": md_steps,
-        "calls_per_1000_md_steps": 1000 * len(calls) / md_steps if md_steps else None,
-        "force_rmse_before_each_call": [e["force_rmse_before"] for e in calls],
-        "reasons": [e["reason"] for e in calls],
+        "calls_per_1000_md_steps": 1000 * len(frames) / md_steps if md_steps else None,
+        "force_rmse_before_each_call": [float(f.info["learn_force_rmse_before"]) for f in frames],
+        "reasons": [f.info["learn_reason"] for f in frames],
     }

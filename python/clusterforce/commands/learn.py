@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -65,7 +64,10 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         help="a reference frame with a force component above this times the init frames' largest is a broken structure: "
         "not fitted, and the MD goes back to the last sound structure (default: %(default)s; 0: off)",
     )  # fmt: skip
-    p.add_argument("--refit-every", type=int, default=d.refit_every, help="dml: add references after this many new frames (and at the end)")
+    p.add_argument(
+        "--refit-every", type=int, default=d.refit_every,
+        help="update the model after this many new frames, and at the end (default: the kind's own: gap every frame, dml 10)",
+    )  # fmt: skip
     p.add_argument("--max-calls", type=int, default=d.max_calls, help="reference-call budget")
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--workdir", default=None, help="frames, log and state (default: OUTPUT without .cfm + '_learn')")
@@ -123,7 +125,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         explorer = kinds.load_model(args.explore_with) if args.explore_with else None
         learner = Learner(
-            args.kind, fit, init, lambda atoms: resolve(args.reference, atoms), starts, settings, workdir,
+            fit, init, lambda atoms: resolve(args.reference, atoms), starts, settings, workdir,
             explorer=explorer, progress=not args.quiet,
         )  # fmt: skip
     except (ValueError, FileNotFoundError) as exc:  # ModelFileError is a ValueError
@@ -135,8 +137,7 @@ def run(args: argparse.Namespace) -> int:
 
         map_model(model)
     model.save(args.output)
-    report = summary(workdir)
-    (workdir / "summary.json").write_text(json.dumps(report, indent=1) + "\n")
+    report = summary(workdir)  # also in workdir/summary.json, written by the run
     from ..plots import learning_curve
 
     learning_curve(workdir / "learning_curve.png", report["force_rmse_before_each_call"], state.seen, state.threshold, state.floor)

@@ -126,6 +126,8 @@ class DMLModel(BaseEstimator):
     implemented_properties = ("forces",)
     #: predict() always gives ``uncertainty``, the expected force error |F| sqrt(2 spread) (eV/Angstrom).
     provides_uncertainty = True
+    #: Frames ``clusterforce learn`` collects before each partial_fit (each solves the B matrices again).
+    partial_fit_every = 10
 
     def __init__(
         self,
