@@ -1,6 +1,7 @@
 """On-the-fly learning: calls where the model is unsure, resumes after kill -9, skips failed references."""
 
 import io
+import itertools
 import json
 import logging
 import os
@@ -215,24 +216,31 @@ def test_a_broken_reference_frame_is_not_fitted_and_the_md_goes_back(tmp_path):
     assert len(read(tmp_path / "off" / "frames.extxyz", ":")) >= 1
 
 
-def test_a_structure_outside_the_data_is_undone_not_labelled(tmp_path, caplog):
-    class Flagging(GAPModel):
-        """Flags atom 2 as extrapolating at every third uncertainty check, as dml does at a too-short pair."""
+def fit_altering(alter):
+    """A ``fit`` whose GAP model passes every prediction through ``alter(out, atoms, variance)``: a model misbehaving on cue."""
 
-        checks = 0
-
+    class Altered(GAPModel):
         def predict(self, atoms, *, variance=False):
             out = super().predict(atoms, variance=variance)
-            if variance:
-                Flagging.checks += 1
-                out["extrapolating"] = np.arange(len(atoms)) == 2 if Flagging.checks % 3 == 0 else np.zeros(len(atoms), bool)
+            alter(out, atoms, variance)
             return out
 
-    def fit_flagging(frames):
+    def fitted(frames):
         model = fit(frames)
-        model.__class__ = Flagging
+        model.__class__ = Altered
         return model
 
+    return fitted
+
+
+def test_a_structure_outside_the_data_is_undone_not_labelled(tmp_path, caplog):
+    checks = itertools.count(1)
+
+    def flag(out, atoms, variance):  # atom 2 extrapolating at every third uncertainty check, as dml flags a too-short pair
+        if variance:
+            out["extrapolating"] = (np.arange(len(atoms)) == 2) & (next(checks) % 3 == 0)
+
+    fit_flagging = fit_altering(flag)
     init = emt_frames(3, seed=0, rattle=0.05)
     kw = dict(temperatures=(300.0,), steps_per_temperature=30, threshold=1e9, fill_budget=False, hops=0)
     with caplog.at_level(logging.INFO, logger="clusterforce.learn"):
@@ -243,23 +251,13 @@ def test_a_structure_outside_the_data_is_undone_not_labelled(tmp_path, caplog):
 
 
 def test_a_non_finite_force_stops_the_md_at_its_step(tmp_path, caplog):
-    class Breaking(GAPModel):
-        """Forces of atom 4 turn NaN at the 12th force evaluation."""
+    calls = itertools.count(1)
 
-        calls = 0
+    def break_atom_4(out, atoms, variance):  # its force turns NaN at the 12th prediction
+        if next(calls) == 12:
+            out["forces"][4] = np.nan
 
-        def predict(self, atoms, *, variance=False):
-            out = super().predict(atoms, variance=variance)
-            Breaking.calls += 1
-            if Breaking.calls == 12:
-                out["forces"][4] = np.nan
-            return out
-
-    def fit_breaking(frames):
-        model = fit(frames)
-        model.__class__ = Breaking
-        return model
-
+    fit_breaking = fit_altering(break_atom_4)
     init = emt_frames(3, seed=0, rattle=0.05)
     kw = dict(temperatures=(300.0,), steps_per_temperature=20, threshold=0.0, cooldown=0, hops=0, max_calls=10)
     with caplog.at_level(logging.INFO, logger="clusterforce.learn"):
@@ -442,3 +440,10 @@ def test_cli_learn_killed_twice_with_kill_9_ends_as_the_uninterrupted_run(tmp_pa
     learned = GAPModel.load(tmp_path / "killed.cfm")
     assert list(learned.maps_) == [0]  # mapped once, after the last update
     np.testing.assert_array_equal(learned.predict(start())["forces"], GAPModel.load(tmp_path / "whole.cfm").predict(start())["forces"])
+
+
+def test_a_state_file_it_cannot_resume_is_refused_by_name(tmp_path):
+    (tmp_path / "state.json").write_text(json.dumps({"start": 0, "temperature": 1, "step": 0}))  # as learn wrote before commit records
+    learner = Learner(fit_small, emt_frames(2, seed=0, rattle=0.05), lambda a: EMT(), [start()], settings(), tmp_path)
+    with pytest.raises(ValueError, match=r"state.json was written by an older clusterforce and cannot be resumed exactly; remove it"):
+        learner.run()

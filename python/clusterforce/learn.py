@@ -211,7 +211,6 @@ class Learner:
         # Frames (extxyz text) and events (json lines) made since the last commit record.
         self._pending_frames: list[str] = []
         self._pending_events: list[str] = []
-        self._rng = np.random.default_rng(settings.seed)
 
     # ------------------------------------------------------------------ the work directory
     def _collected(self) -> list[Atoms]:
@@ -279,7 +278,8 @@ class Learner:
         return record
 
     def _restore(self, record: dict | None) -> tuple[LearnState, Atoms | None, Atoms | None]:
-        """The schedule position, structure and last sound structure of a commit record."""
+        """The schedule position, structure and last sound structure of a commit record (and its random generator)."""
+        self._rng = np.random.default_rng(self.settings.seed)
         if record is None:
             return LearnState(), None, None
         state = LearnState(**record["state"])

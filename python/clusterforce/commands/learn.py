@@ -128,10 +128,10 @@ def run(args: argparse.Namespace) -> int:
             fit, init, lambda atoms: resolve(args.reference, atoms), starts, settings, workdir,
             explorer=explorer, progress=not args.quiet,
         )  # fmt: skip
+        model, state = learner.run()  # refuses a state.json it cannot resume, or a model without uncertainty
     except (ValueError, FileNotFoundError) as exc:  # ModelFileError is a ValueError
         print(f"clusterforce learn: error: {exc}", file=sys.stderr)
         return 1
-    model, state = learner.run()
     if args.kind == "gap" and getattr(args, "map", False) and any(t.kind != "soap" for t in model.terms):
         from ..gap.mapping import map_model
 
