@@ -79,7 +79,7 @@ def prepare(parser: argparse.ArgumentParser, argv: Sequence[str]) -> None:
         kind = early.kind or config.get("kind") or (None if early.help else parser.get_default("kind"))
         if kind in kinds.kind_choices(parser):
             kinds.add_chosen_kind_arguments(parser, kind, argv)
-    if config:
+    if config and not early.help:  # --help shows the options, whatever a file would set
         apply_config(parser, early.config, config, stray=(lambda flag: kinds.stray_option(flag, kind)) if kind else None)
 
 
