@@ -112,7 +112,7 @@ def main() -> int:
     parser.add_argument("-o", "--output", default=str(ROOT / "benchmarks" / "results" / "neural.json"))
     args = parser.parse_args()
     from clusterforce import datasets
-    from clusterforce.cli import parse_assignments
+    from clusterforce.cli_args import parse_assignments
     from clusterforce.dart import DARTModel
     from clusterforce.gap.mapping import map_model
     from clusterforce.gap.model import GAPModel

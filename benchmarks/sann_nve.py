@@ -45,7 +45,7 @@ def frames(alloy: bool, count: int, seed: int):
 
 
 def main() -> int:
-    from clusterforce.cli import parse_assignments
+    from clusterforce.cli_args import parse_assignments
     from clusterforce.sann import SANNModel
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])

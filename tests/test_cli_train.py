@@ -1,8 +1,10 @@
 import json
+import re
 
 import pytest
 from _frames import emt_frames, ring_frames
 from ase.io import write
+from clusterforce import kinds
 from clusterforce.cli import main
 
 SMALL = ["--n-max", "3", "--l-max", "2", "--n-references-norm", "30", "--n-references-direction", "20", "--quiet"]
@@ -31,21 +33,6 @@ def test_train_then_evaluate_writes_json_schema_and_plots(tmp_path, data, capsys
     assert set(report["classes"]["Au"]) == {"n", "norm_rmse", "weighted_angle_deg", "mean_angle_deg"}
     assert report["classes"]["Au"]["n"] == 26 and report["force_rmse"] > 0
     assert (plots / "norms.png").stat().st_size > 0 and (plots / "angles.png").stat().st_size > 0
-
-
-def test_train_reads_config_and_flags_override_it(tmp_path, data):
-    train, _ = data
-    config = tmp_path / "cfg.yaml"
-    config.write_text("n-references-norm: 25\nn-references-direction: 7\nsigma2: {Au: 0.4}\n")
-    model = tmp_path / "au.cfm"
-    args = ["train", str(train), "-o", str(model), "--config", str(config), *SMALL[:4], "--n-references-direction", "9", "--quiet"]
-    assert main(args) == 0
-    from clusterforce.kinds import load_model
-
-    loaded = load_model(model)
-    stats = loaded.training_["classes"]["Au"]
-    assert (stats["n_references_norm"], stats["n_references_direction"]) == (25, 9)
-    assert loaded.models_["Au"].oamlm.sigma2 == 0.4
 
 
 def test_bad_input_gives_one_clear_line(tmp_path, data, capsys):
@@ -182,3 +169,52 @@ def test_train_with_validation_split_by_group(tmp_path, capsys):
         == 1
     )
     assert "frame 0 has no info['nokey']" in capsys.readouterr().err
+
+
+def _help(capsys, monkeypatch, *argv: str) -> str:
+    monkeypatch.setenv("COLUMNS", "80")  # argparse wraps to the terminal width
+    with pytest.raises(SystemExit) as done:
+        main(["train", *argv, "--help"])
+    assert done.value.code == 0
+    return capsys.readouterr().out
+
+
+def _lists(text: str, flag: str) -> bool:
+    """Whether ``flag`` appears as a whole option (``--r-cut`` is not inside ``--r-cut-2b``)."""
+    return re.search(rf"(?<![\w-]){re.escape(flag)}(?![\w-])", text) is not None
+
+
+@pytest.mark.parametrize("kind", list(kinds.KINDS))
+def test_help_of_a_kind_lists_its_options_and_no_other_kinds(kind, capsys, monkeypatch):
+    text = _help(capsys, monkeypatch, "--kind", kind)
+    own = kinds.kind_options(kind)
+    others = {flag for name in kinds.KINDS for flag in kinds.kind_options(name)} - own
+    assert own and all(_lists(text, flag) for flag in own)
+    assert not [flag for flag in others if _lists(text, flag)]
+    assert all(_lists(text, flag) for flag in ("--kind", "-o", "--config", "--valid-fraction", "--seed"))
+    assert len(text.splitlines()) < 80
+
+
+def test_help_without_a_kind_lists_the_kinds(capsys, monkeypatch):
+    text = _help(capsys, monkeypatch)
+    assert "Add --kind K --help" in text
+    assert all(f"{name}: {kinds.get(name).SUMMARY.split()[0]}" in text for name in kinds.KINDS)
+    assert not [flag for name in kinds.KINDS for flag in kinds.kind_options(name) if _lists(text, flag)]
+
+
+@pytest.mark.parametrize(
+    "argv,message",
+    [
+        (["--kind", "dart", "--r-cut", "5"], "--r-cut is an option of kinds dml and sann, not dart"),
+        (["--kind", "gap", "--hidden", "6", "6"], "--hidden is an option of kind sann, not gap"),
+        (["--kind", "sann", "--sigma=0.3"], "--sigma is an option of kind dml, not sann"),
+        (["--kind", "dart", "--no-baseline"], "--no-baseline is an option of kinds dml and gap, not dart"),
+        (["--r-cut-2b", "5"], "--r-cut-2b is an option of kind gap, not dml"),  # the default kind, dml
+        (["--kind", "gap", "--r-cut-2", "5"], "unknown option --r-cut-2 ('--kind gap --help' lists the options)"),
+    ],
+)
+def test_an_option_of_another_kind_is_an_error_naming_its_kind(tmp_path, capsys, argv, message):
+    with pytest.raises(SystemExit) as done:
+        main(["train", *argv, str(tmp_path / "data.extxyz"), "-o", str(tmp_path / "m.cfm")])
+    assert done.value.code == 2
+    assert f"clusterforce train: error: {message}" in capsys.readouterr().err

@@ -1,20 +1,28 @@
 """Command-line interface: ``clusterforce <subcommand> ...``.
 
 Each subcommand is a module in :mod:`clusterforce.commands` with ``add_parser(subparsers)``
-and ``run(args) -> int``; a YAML ``--config`` may give defaults for a subcommand's flags
-(keys equal the flag names), and flags given on the command line override it.
+and ``run(args) -> int``. Before parsing, :func:`prepare` gives a command that trains the
+flags of the chosen ``--kind`` only, and makes its YAML ``--config`` file (keys equal the flag
+names) the defaults, so flags given on the command line override it. A command with
+``--config`` logs its resolved flags, the package version and the git commit once.
+The flag helpers live in :mod:`clusterforce.cli_args` and :mod:`clusterforce.kinds`.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import json
 import logging
+import os
 import sys
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Sequence
 
+from . import kinds
 from ._version import __version__
+from .cli_args import apply_config, read_config, run_record
+
+logger = logging.getLogger(__name__)
 
 #: Subcommand modules, in the order ``--help`` lists them.
 COMMANDS: tuple[str, ...] = (
@@ -33,7 +41,8 @@ COMMANDS: tuple[str, ...] = (
 )
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
+    """The ``clusterforce`` parser, and its command parsers by name."""
     parser = argparse.ArgumentParser(
         prog="clusterforce",
         description="Machine-learned force fields for nanoclusters: make reference data, "
@@ -45,110 +54,56 @@ def build_parser() -> argparse.ArgumentParser:
         module = importlib.import_module(f".commands.{name}", __package__)
         p = module.add_parser(sub)
         p.set_defaults(_run=module.run)
-    return parser
+    return parser, sub.choices
 
 
-def parse_assignments(values: Any, *, usage: str) -> dict[str, float] | None:
-    """``NAME=NUMBER`` items of a flag (or the YAML mapping that replaced them) as a dict.
-
-    ``usage`` starts the error for a malformed item, e.g. ``"--e0 expects ELEMENT=EV items such as Na=-0.21"``.
-    """
-    if not values:
-        return None
-    if isinstance(values, dict):
-        return {str(k): float(v) for k, v in values.items()}
-    out = {}
-    for item in values:
-        name, sep, value = str(item).partition("=")
-        try:
-            out[name] = float(value)
-        except ValueError:
-            sep = ""
-        if not sep or not name:
-            raise ValueError(f"{usage}, got '{item}'")
-    return out
-
-
-def add_parameter_flags(
-    group: argparse._ArgumentGroup,
-    defaults: Mapping[str, Any],
-    help: Mapping[str, str],
-    *,
-    suffix: str = "",
-    choices: Mapping[str, Sequence[Any]] | None = None,
-    unset: str | None = None,
-) -> None:
-    """One flag per estimator parameter: ``--NAME[-SUFFIX]`` with the default's type.
-
-    Parameters
-    ----------
-    group
-        Argument group of the kind (``clusterforce train --help`` lists it under the kind).
-    defaults
-        Parameter name -> default value (an int, float, str or bool); the flag's type follows it.
-    help
-        Parameter name -> help text (units included); the default is appended.
-    suffix
-        Appended to the flag (``--r-cut-2b``) and to the destination (``r_cut_2b``), to keep
-        apart parameters of the same name in different terms.
-    choices
-        Parameter name -> allowed values, where they are limited.
-    unset
-        If given, flags default to None (the caller fills them in) and the help says
-        ``(default: UNSET)`` instead of the value, which then only sets the type.
-    """
-    for name, default in defaults.items():
-        tail = f"-{suffix}" if suffix else ""
-        group.add_argument(
-            f"--{name.replace('_', '-')}{tail}",
-            dest=parameter_dest(name, suffix),
-            type=type(default),
-            default=None if unset else default,
-            choices=(choices or {}).get(name),
-            help=f"{help[name]} (default: {unset or default})",
-        )
-
-
-def parameter_dest(name: str, suffix: str = "") -> str:
-    """Attribute of the parsed arguments that holds parameter ``name`` (see :func:`add_parameter_flags`)."""
-    return f"{name}_{suffix}" if suffix else name
-
-
-def apply_config(parser: argparse.ArgumentParser, args: argparse.Namespace, argv: Sequence[str]) -> None:
-    """Fill flags not given on the command line from ``args.config`` (YAML, keys = flag names)."""
-    path = getattr(args, "config", None)
-    if not path:
-        return
-    import yaml
-
+def prepare(parser: argparse.ArgumentParser, argv: Sequence[str]) -> None:
+    """Ready one command's parser for its arguments ``argv``: add the chosen kind's flags (a parser
+    made with :func:`kinds.add_kind_argument`) and make the ``--config`` file's values its defaults."""
+    # --kind and --config are read ahead of the parse: the flags the parser takes depend on them.
+    ahead = argparse.ArgumentParser(add_help=False, allow_abbrev=False, exit_on_error=False)
+    ahead.add_argument("--kind")
+    ahead.add_argument("--config")
+    ahead.add_argument("-h", "--help", action="store_true")
     try:
-        with open(path) as fh:
-            values = yaml.safe_load(fh) or {}
-    except OSError as exc:
-        raise SystemExit(f"clusterforce: cannot read config file {path}: {exc.strerror}") from None
-    except yaml.YAMLError as exc:
-        raise SystemExit(f"clusterforce: config file {path} is not valid YAML: {exc}") from None
-    if not isinstance(values, dict):
-        raise SystemExit(f"clusterforce: config file {path} must be a mapping of flag names to values")
-    given = {a.split("=")[0].lstrip("-").replace("-", "_") for a in argv if a.startswith("--")}
-    for key, value in values.items():
-        attr = key.replace("-", "_")
-        if not hasattr(args, attr):
-            raise SystemExit(f"clusterforce: config file {path}: unknown key '{key}' for '{args.command}'")
-        if attr not in given:
-            setattr(args, attr, value)
+        early, _ = ahead.parse_known_args(argv)
+    except argparse.ArgumentError:  # e.g. --config without a file: the real parse says so
+        return
+    takes_config = any("--config" in a.option_strings for a in parser._actions)
+    try:
+        config = read_config(early.config) if takes_config and early.config else {}
+    except ValueError as exc:
+        parser.error(str(exc))
+    kind = None
+    if kinds.kind_choices(parser):
+        kind = early.kind or config.get("kind") or (None if early.help else parser.get_default("kind"))
+        if kind in kinds.kind_choices(parser):
+            kinds.add_chosen_kind_arguments(parser, kind, argv)
+    if config and not early.help:  # --help shows the options, whatever a file would set
+        apply_config(parser, early.config, config, stray=(lambda flag: kinds.stray_option(flag, kind)) if kind else None)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    parser = build_parser()
+    parser, commands = build_parser()
+    # Only --help and --version come before the command name.
+    at = next((i for i, a in enumerate(argv) if not a.startswith("-")), None)
+    if at is not None and argv[at] in commands:
+        prepare(commands[argv[at]], argv[at + 1 :])
     args = parser.parse_args(argv)
-    apply_config(parser, args, argv)
     logging.basicConfig(
-        level=logging.WARNING if getattr(args, "quiet", False) else logging.INFO,
+        # Under MPI only rank 0 logs information; every rank still reports warnings and errors.
+        level=logging.WARNING if getattr(args, "quiet", False) or _mpi_rank() > 0 else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    if hasattr(args, "config"):  # the commands that fit a model (and datagen): record what they run with, once
+        logger.info("clusterforce %s: %s", args.command, json.dumps(run_record(args), default=str))
     return int(args._run(args) or 0)
+
+
+def _mpi_rank() -> int:
+    """This process's rank when started by an MPI launcher (without importing MPI), else 0."""
+    return int(os.environ.get("PMI_RANK", os.environ.get("OMPI_COMM_WORLD_RANK", "0")))
 
 
 if __name__ == "__main__":

@@ -10,7 +10,10 @@ it, so adding a kind is one new subpackage and one line in :data:`KINDS`:
 ``SUMMARY``
     One line for ``--help``.
 ``add_arguments(parser)``
-    Adds the kind's ``clusterforce train`` flags as one argument group.
+    Adds the kind's ``clusterforce train`` flags as one argument group (built with
+    :mod:`clusterforce.cli_args` and the shared helpers here, never with :mod:`clusterforce.cli`).
+    Only the chosen kind's group is on the parser (:func:`add_kind_argument`), so flag names
+    need no kind suffix.
 ``train(frames, args)``
     Builds the estimator from the parsed flags, fits it on the frames and returns it.
 ``evaluate(model, frames, args)``
@@ -21,6 +24,7 @@ it, so adding a kind is one new subpackage and one line in :data:`KINDS`:
 from __future__ import annotations
 
 import argparse
+import functools
 import importlib
 import os
 from collections.abc import Sequence
@@ -53,15 +57,70 @@ class KindRecord(Protocol):
     def evaluate(self, model: Any, frames: Sequence[Atoms], args: argparse.Namespace) -> dict[str, Any]: ...
 
 
-def add_baseline_flag(parser) -> None:
-    """``--baseline/--no-baseline``, shared by every kind (default: on for dml, off for gap)."""
+def add_baseline_flag(parser, *, default: bool) -> None:
+    """``--baseline/--no-baseline`` for a kind with the repulsive pair wall of :mod:`clusterforce.baseline`;
+    ``default`` is the kind's estimator's."""
     parser.add_argument(
         "--baseline",
         action=argparse.BooleanOptionalAction,
-        default=None,
-        help="repulsive pair wall 8 %% below the shortest training distance of each element pair, zero on the training "
-        "data (default: on for dml, off for gap)",
+        default=default,
+        help="repulsive pair wall 8 %% below each element pair's shortest training distance, zero on the training data "
+        f"(default: {'on' if default else 'off'})",
     )
+
+
+def add_kind_argument(parser: argparse.ArgumentParser, choices: Sequence[str] = tuple(KINDS), *, default: str) -> None:
+    """``--kind K`` on a command that trains: the parser then takes the shared flags and kind K's only.
+
+    :mod:`clusterforce.cli` reads ``--kind`` (or the config file's ``kind``) before parsing and calls
+    :func:`add_chosen_kind_arguments`; without a kind, ``--help`` lists the kinds.
+    """
+    parser.add_argument(
+        "--kind", choices=choices, default=default, metavar="K", help=f"model kind: {', '.join(choices)} (default: {default})"
+    )
+    parser.epilog = (
+        "kinds: " + "; ".join(f"{name}: {get(name).SUMMARY}" for name in choices) + ". Add --kind K --help for the options of kind K."
+    )
+    # An abbreviated flag could otherwise pick an option of the chosen kind that another kind owns in full.
+    parser.allow_abbrev = False
+    parser.set_defaults(_kinds=tuple(choices))
+
+
+def kind_choices(parser: argparse.ArgumentParser) -> tuple[str, ...] | None:
+    """The kinds ``parser``'s ``--kind`` offers if it was made by :func:`add_kind_argument`, else None."""
+    return parser.get_default("_kinds")
+
+
+def add_chosen_kind_arguments(parser: argparse.ArgumentParser, kind: str, argv: Sequence[str]) -> None:
+    """Add kind ``kind``'s flag group to ``parser``; ``parser.error`` (exit 2) for a flag in ``argv``
+    it does not know, naming the kind that has it if one does."""
+    get(kind).add_arguments(parser)
+    parser.epilog = None
+    known = {s for a in parser._actions for s in a.option_strings}
+    for token in argv:
+        if token == "--":
+            break
+        flag = token.split("=", 1)[0]
+        if flag.startswith("--") and flag not in known:
+            parser.error(stray_option(flag, kind) or f"unknown option {flag} ('--kind {kind} --help' lists the options)")
+
+
+@functools.cache
+def kind_options(name: str) -> frozenset[str]:
+    """Every option string (``--r-cut``, ``--no-map``) of kind ``name``'s flag group."""
+    probe = argparse.ArgumentParser(add_help=False)
+    get(name).add_arguments(probe)
+    return frozenset(s for a in probe._actions for s in a.option_strings)
+
+
+def stray_option(flag: str, kind: str) -> str | None:
+    """Why ``flag`` is no option of kind ``kind``: "--r-cut is an option of kind dml, not dart"; None
+    if no other kind has it either."""
+    owners = [name for name in KINDS if name != kind and flag in kind_options(name)]
+    if not owners:
+        return None
+    named = owners[0] if len(owners) == 1 else ", ".join(owners[:-1]) + " and " + owners[-1]
+    return f"{flag} is an option of kind{'s' * (len(owners) > 1)} {named}, not {kind}"
 
 
 def get(name: str) -> KindRecord | ModuleType:
@@ -85,4 +144,4 @@ def load_model(path: str | os.PathLike) -> Any:
     return get(mf.kind).ESTIMATOR.from_modelfile(mf)
 
 
-__all__ = ["KINDS", "KindRecord", "get", "load_model"]
+__all__ = ["KINDS", "KindRecord", "add_baseline_flag", "add_kind_argument", "get", "load_model"]

@@ -475,15 +475,15 @@ def gap_parser():
 
 
 def test_train_and_evaluate_from_flags_and_config(tmp_path, train_frames):
-    from clusterforce.cli import apply_config
+    from clusterforce.cli_args import apply_config
     from clusterforce.gap.kind import evaluate, terms_from_args, train
 
     config = tmp_path / "gap.yaml"
     config.write_text("terms: [2b, soap]\nn_sparse_soap: 25\nn_max_soap: 3\nl_max_soap: 2\nr_cut_soap: 4.0\nr_cut_2b: 5.0\n")
     argv = ["--config", str(config), "--quiet", "--n-sparse-soap", "30", "--plots", str(tmp_path / "plots")]
     parser = gap_parser()
+    apply_config(parser, config)
     args = parser.parse_args(argv)
-    apply_config(parser, args, argv)
     terms = terms_from_args(args, ["Na"])
     assert [t.kind for t in terms] == ["2b", "soap"]
     assert terms[1].n_sparse == 30 and terms[1].n_max == 3 and terms[0].r_cut == 5.0  # flag beats config

@@ -150,7 +150,7 @@ def test_file_calculator_and_command_line(gold, tmp_path, capsys):
     from ase.io import write
 
     write(data, [_cluster(s) for s in range(12)])
-    flags = ["--epochs-sann", "1", "--l-max-sann", "3", "--hidden-sann", "6", "6", "--r-cut-sann", "5.0", "--quiet"]
+    flags = ["--epochs", "1", "--l-max", "3", "--hidden", "6", "6", "--r-cut", "5.0", "--quiet"]
     assert main(["train", "--kind", "sann", str(data), "-o", str(tmp_path / "t.cfm"), *flags]) == 0
     assert main(["evaluate", str(tmp_path / "t.cfm"), str(data), "--json", str(tmp_path / "e.json")]) == 0
     assert json.loads((tmp_path / "e.json").read_text())["force_rmse"] > 0

@@ -9,6 +9,7 @@ from pathlib import Path
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     from .. import kinds
+    from ..cli_args import add_config_argument
     from ..datagen.builders import SYSTEMS
     from ..learn import LearnSettings
 
@@ -20,7 +21,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         "passes the threshold the reference labels the structure and the model is updated (gap: normal-equation "
         "update; dml: new references every --refit-every frames). Resumable: rerun the same command after an interruption.",
     )
-    p.add_argument("--kind", choices=("gap", "dml"), default="gap")
+    kinds.add_kind_argument(p, ("gap", "dml"), default="gap")
     p.add_argument("--reference", required=True, help="gfn1-xtb, emt, a model file (.cfm) or module:factory")
     p.add_argument("--init", nargs="+", required=True, help="initial training frames (files or dataset:NAME)")
     p.add_argument("--system", choices=SYSTEMS, help="builder of start structures (with --n)")
@@ -73,9 +74,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--workdir", default=None, help="frames, log and state (default: OUTPUT without .cfm + '_learn')")
     p.add_argument("-o", "--output", required=True, help="model file to write")
     p.add_argument("--quiet", action="store_true")
-    kinds.add_baseline_flag(p)
-    for name in ("gap", "dml"):
-        kinds.get(name).add_arguments(p)
+    add_config_argument(p)
     return p
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
+    from ..cli_args import add_config_argument
     from ..gap.mapping import MapGrid
 
     d = MapGrid()
@@ -32,6 +33,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--cos-spacing", type=float, default=d.cos_spacing, help="grid spacing of 3b cos theta (default %(default)s)")
     p.add_argument("--check", nargs="+", metavar="DATA", help="frames on which to compare mapped and unmapped forces and energies")
     p.add_argument("--json", metavar="OUT.json", help="write the error report as JSON")
+    add_config_argument(p)
     return p
 
 

@@ -10,46 +10,43 @@ import sys
 import numpy as np
 
 from .. import kinds
-from .._version import __version__
+from ..cli_args import add_config_argument
 
 logger = logging.getLogger(__name__)
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
-    listing = "; ".join(f"{name}: {kinds.get(name).SUMMARY}" for name in kinds.KINDS)
     p = subparsers.add_parser(
         "train",
         help="train a force model on reference data",
-        description="Train a model of the given kind on frames with reference forces (and energies, "
-        f"for kinds that need them) and write it as one .cfm file. Kinds: {listing}.",
+        usage="%(prog)s [--kind KIND] [options] DATA [DATA ...] -o MODEL.cfm",
+        description="Fit a model of one kind on frames with reference forces (and energies, for kinds that need them) "
+        "and write it as one .cfm file. Every kind takes the options below; --kind K --help adds kind K's.",
     )
     p.add_argument(
         "data", nargs="+", metavar="DATA", help="training frames (extended XYZ or anything ASE reads; dataset:NAME for a shipped set)"
     )
-    p.add_argument("--kind", choices=sorted(kinds.KINDS), default="dml", help="model kind (default: dml)")
+    kinds.add_kind_argument(p, default="dml")
     p.add_argument("-o", "--output", metavar="MODEL.cfm", help="model file to write (required)")
-    p.add_argument("--config", metavar="CFG.yaml", help="YAML file whose keys are flag names (flags override it)")
-    p.add_argument("--seed", type=int, default=0, help="random seed for reference/sparse-point selection (default: 0)")
+    add_config_argument(p)
+    p.add_argument("--seed", type=int, default=0, metavar="N", help="seed of the fit's random choices (default: 0)")
     p.add_argument("--quiet", action="store_true", help="no progress bars, warnings only")
     p.add_argument(
         "--valid-fraction",
         type=float,
         default=None,
         metavar="F",
-        help="hold out this fraction of the frames (or of the groups, with --group-by) for validation; metrics of "
-        "both splits are logged, stored in the model file and written to --metrics-json",
+        help="hold out this fraction of the frames (of the groups, with --group-by) for validation; the metrics of "
+        "both splits are logged and stored in the model file",
     )
     p.add_argument(
         "--group-by",
         default=None,
         metavar="KEY",
-        help="hold out whole groups: an atoms.info key (e.g. system, trajectory) or 'size' (number of atoms), so "
-        "validation measures generalisation to unseen trajectories, conformers or sizes",
+        help="hold out whole groups (unseen trajectories, conformers, sizes): an atoms.info key such as system or "
+        "trajectory, or 'size' (number of atoms)",
     )
     p.add_argument("--metrics-json", default=None, metavar="OUT.json", help="write the train/validation metrics here")
-    kinds.add_baseline_flag(p)
-    for name in kinds.KINDS:
-        kinds.get(name).add_arguments(p)
     return p
 
 
@@ -59,11 +56,6 @@ def run(args: argparse.Namespace) -> int:
     if not args.output:
         print("clusterforce train: error: no output file; give -o MODEL.cfm", file=sys.stderr)
         return 2
-    logger.info(
-        "clusterforce %s train: %s",
-        __version__,
-        json.dumps({k: v for k, v in vars(args).items() if not k.startswith("_")}, default=str, sort_keys=True),
-    )
     try:
         frames = read_frames(args.data)
         train, valid = _split(frames, args)

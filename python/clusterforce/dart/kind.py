@@ -14,7 +14,7 @@ import numpy as np
 from ase import Atoms
 from scipy.stats import spearmanr
 
-from ..cli import add_parameter_flags
+from ..cli_args import add_parameter_flags
 from ..data import get_energy, validate_frames
 from ..metrics import print_table
 from .model import KCAL_PER_MOL_PER_EV, DARTModel

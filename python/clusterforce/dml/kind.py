@@ -2,7 +2,7 @@
 training from those flags, and evaluation (per-class table and the paper's FIG. 3/4 plots).
 
 The flags are generated from :class:`DMLModel`'s parameters; every flag may also come from
-``--config dml.yaml`` (keys = flag names with ``_``).
+``--config dml.yaml`` (keys = flag names).
 """
 
 from __future__ import annotations
@@ -17,8 +17,9 @@ from typing import Any
 import numpy as np
 from ase import Atoms
 
-from ..cli import add_parameter_flags, parse_assignments
+from ..cli_args import add_parameter_flags, parse_assignments
 from ..data import validate_frames
+from ..kinds import add_baseline_flag
 from .metrics import angles_deg, evaluate_model, markdown_table
 from .model import LOSSES, DMLModel
 from .plots import plot_angle_vs_norm, plot_norm_parity
@@ -45,6 +46,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     defaults = DMLModel().get_params()
     add_parameter_flags(g, {name: defaults[name] for name in _FLAG_HELP}, _FLAG_HELP, choices={"loss": LOSSES})
     g.add_argument("--sigma2", nargs="+", metavar="CLASS=VALUE", help="OAMLM sigma2 per class (default: 0.5 Angstrom for every class)")
+    add_baseline_flag(g, default=defaults["baseline"])
 
 
 def train(frames: Sequence[Atoms], args: argparse.Namespace) -> DMLModel:

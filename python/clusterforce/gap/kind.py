@@ -1,7 +1,7 @@
 """The ``gap`` kind's record (see :mod:`clusterforce.kinds`): its ``clusterforce train`` flags,
 training from those flags, and evaluation.
 
-Every flag may also come from ``--config gap.yaml`` (keys = flag names with ``_``).
+Every flag may also come from ``--config gap.yaml`` (keys = flag names).
 """
 
 from __future__ import annotations
@@ -17,7 +17,8 @@ from typing import Any
 from ase import Atoms
 from ase.data import atomic_numbers
 
-from ..cli import add_parameter_flags, parameter_dest, parse_assignments
+from ..cli_args import add_parameter_flags, parameter_dest, parse_assignments
+from ..kinds import add_baseline_flag
 from ..metrics import collect_predictions, energy_force_metrics, print_table
 from ..plots import parity_plots
 from .mapping import map_model
@@ -29,7 +30,7 @@ SUMMARY = "GAP-style sparse Gaussian process (2b + 3b + SOAP), energies and forc
 
 logger = logging.getLogger(__name__)
 
-# Term fields exposed as --FIELD-KIND flags (the kind suffix keeps them apart from other kinds' flags).
+# Term fields exposed as --FIELD-TERM flags (the term suffix keeps the 2b, 3b and SOAP fields apart).
 _FLAG_HELP = {
     "delta": "energy scale (eV)",
     "r_cut": "cutoff radius (Angstrom)",
@@ -39,8 +40,8 @@ _FLAG_HELP = {
     "n_max": "radial order",
     "l_max": "angular order",
     "sigma": "atomic Gaussian width (Angstrom)",
-    "r_cut_width": "SOAP cutoff transition width (Angstrom; 0 = abrupt)",
-    "zeta": "power of the normalised dot product (2 is predicted as a quadratic form, at a cost independent of the sparse points)",
+    "r_cut_width": "cutoff transition width (Angstrom; 0 = abrupt)",
+    "zeta": "power of the normalised dot product (2: a quadratic form, cost free of n_sparse)",
     "sparse_method": "sparse-point selection",
 }
 
@@ -52,9 +53,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--preset",
         choices=["auto", *PRESETS],
         default="auto",
-        help="term settings every --FIELD-TERM flag starts from: gap-sodium (the paper's Table 1), metal (5.5 A SOAP, "
-        "n_max 8), ligand (4.0 A SOAP, n_max 6, l_max 4); auto picks gap-sodium for alkali metals, metal for other metals "
-        "and ligand when a non-metal is present (default: auto; the choice is logged)",
+        help="defaults of every --FIELD-TERM flag below: gap-sodium (the paper's Table 1), metal (5.5 A SOAP, n_max 8), "
+        "ligand (4.0 A SOAP, n_max 6, l_max 4); auto (default, logged): gap-sodium for alkali metals, metal for other "
+        "metals, ligand with a non-metal",
     )
     g.add_argument(
         "--terms", nargs="+", choices=sorted(TERM_TYPES), default=["2b", "3b", "soap"], help="terms of the model (default: 2b 3b soap)"
@@ -68,28 +69,29 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
             {k: f"{cls.kind} {v}" for k, v in _FLAG_HELP.items()},
             suffix=cls.kind,
             choices={"sparse_method": ("cur", "fps")},
-            unset="from --preset",
+            unset=True,
         )
     g.add_argument(
-        "--sigma-energy", type=float, help="energy noise per atom, eV/atom (default: the preset's, gap-sodium 0.001, metal and ligand 0.01)"
+        "--sigma-energy", type=float, metavar="X", help="energy noise, eV/atom (default: the preset's: gap-sodium 0.001, else 0.01)"
     )
-    g.add_argument("--sigma-force", type=float, help="force noise, eV/Angstrom (default: the preset's, 0.02)")
+    g.add_argument("--sigma-force", type=float, metavar="X", help="force noise, eV/Angstrom (default: the preset's, 0.02)")
     g.add_argument("--e0", nargs="+", metavar="EL=EV", help="isolated-atom energies, e.g. Na=-0.21 (default: from data)")
-    g.add_argument("--jitter", type=float, default=1e-10, help="relative Cholesky jitter (default: 1e-10)")
+    g.add_argument("--jitter", type=float, default=1e-10, metavar="X", help="relative Cholesky jitter (default: 1e-10)")
     g.add_argument("--no-variance", action="store_true", help="skip the posterior matrix (no predictive variances)")
     g.add_argument(
         "--no-calibrate-uncertainty", action="store_true",
-        help="keep the raw GP force standard deviation (default: scaled per element to the force errors on groups of frames "
-        "left out in turn, by info system or contiguous blocks)",
+        help="keep the raw GP force standard deviation (default: scaled per element to the force errors on groups of "
+        "frames left out in turn)",
     )  # fmt: skip
-    g.add_argument("--max-chunk-mb", type=float, default=256.0, help="memory for buffered design rows, MB (default: 256)")
+    g.add_argument("--max-chunk-mb", type=float, default=256.0, metavar="MB", help="memory for buffered design rows (default: 256)")
     g.add_argument(
         "--map",
         action=argparse.BooleanOptionalAction,
         default=True,
-        help="tabulate the 2b/3b terms on splines after the fit, as 'clusterforce map' does with its default grid: the "
-        "same model to ~1e-4 eV/A, several times faster (default: on; the added error is logged)",
+        help="tabulate the 2b/3b terms on splines after the fit (as 'clusterforce map'): several times faster, "
+        "~1e-4 eV/A off (default: on; the error is logged)",
     )
+    add_baseline_flag(g, default=GAPModel().baseline)
 
 
 def _e0(values: Any) -> dict[str, float] | None:

@@ -11,7 +11,7 @@ from typing import Any
 
 from ase import Atoms
 
-from ..cli import add_parameter_flags, parameter_dest, parse_assignments
+from ..cli_args import add_parameter_flags, parse_assignments
 from ..metrics import collect_predictions, energy_force_metrics, print_table
 from .model import SANNModel
 
@@ -37,11 +37,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the sann flags (one argument group) to a ``train`` parser."""
     g = parser.add_argument_group("sann options (single network, decoupled forces)")
     defaults = SANNModel().get_params()
-    # Suffixed (--epochs-sann) because every kind's flags share the train parser.
-    add_parameter_flags(
-        g, {name: defaults[name] for name in _FLAG_HELP}, _FLAG_HELP, suffix="sann", choices={"optimizer": ("kalman", "adam")}
+    add_parameter_flags(g, {name: defaults[name] for name in _FLAG_HELP}, _FLAG_HELP, choices={"optimizer": ("kalman", "adam")})
+    g.add_argument(
+        "--hidden",
+        type=int,
+        nargs=2,
+        default=list(defaults["hidden"]),
+        metavar="N",
+        help="neurons of the two sigmoid layers (default: %(default)s)",
     )
-    g.add_argument("--hidden-sann", type=int, nargs=2, default=[30, 30], help="neurons of the two sigmoid layers (default: 30 30)")
     g.add_argument(
         "--z-eff", nargs="+", metavar="EL=Z", help="effective nuclear charges for w_beta (default: Clementi-Raimondi where known)"
     )
@@ -50,8 +54,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def train(frames: Sequence[Atoms], args: argparse.Namespace) -> SANNModel:
     """Fit a sann model on ``frames`` with the hyperparameters in ``args``; returns the model."""
     model = SANNModel(
-        **{name: getattr(args, parameter_dest(name, "sann")) for name in _FLAG_HELP},
-        hidden=tuple(args.hidden_sann),
+        **{name: getattr(args, name) for name in _FLAG_HELP},
+        hidden=tuple(args.hidden),
         z_eff=parse_assignments(args.z_eff, usage="--z-eff expects ELEMENT=VALUE items such as Au=10.94"),
         random_state=args.seed,
         progress=not args.quiet,
