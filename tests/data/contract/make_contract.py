@@ -43,7 +43,7 @@ def models():
     ]
 
 
-def squeezed(atoms, factor: float = 0.88):
+def squeezed(atoms, factor: float = 0.8):
     """``atoms`` shrunk about its centre: pairs below the training data, where the wall acts."""
     out = atoms.copy()
     centre = out.positions.mean(axis=0)
