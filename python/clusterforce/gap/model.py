@@ -418,7 +418,8 @@ class GAPModel(BaseEstimator):
         included): the C++ path of the calculator and LAMMPS."""
         if getattr(self, "_compiled", None) is None:
             arrays, metadata = self._file_contents()
-            self._compiled = _kernels.Predictor.from_bytes(modelfile.to_bytes(kind=KIND, arrays=arrays, metadata=metadata), "<GAPModel in memory>")
+            data = modelfile.to_bytes(kind=KIND, arrays=arrays, metadata=metadata)
+            self._compiled = _kernels.Predictor.from_bytes(data, "<GAPModel in memory>")
         return self._compiled
 
     def __getstate__(self) -> dict[str, Any]:
