@@ -22,6 +22,7 @@ from ase.data import atomic_numbers as _Z
 from sklearn.utils.validation import check_is_fitted
 
 from . import _kernels, modelfile
+from . import baseline as pair_wall
 from .baseline import R_MIN_FIELD, training_r_min
 from .data import dataset_hash, frame_label, get_energy, species_indices
 
@@ -85,6 +86,9 @@ class NetworkModelFile(abc.ABC):
         }
         if getattr(self, "r_min_", None) is not None:
             arrays = {**arrays, R_MIN_FIELD: np.asarray(self.r_min_, dtype=float)}
+        if getattr(self, "baseline_r_s_", None) is not None:  # the wall: added by the C++ driver
+            wall_arrays, wall_metadata = pair_wall.file_entries(self.baseline_r_s_)
+            arrays, metadata = {**arrays, **wall_arrays}, {**metadata, **wall_metadata}
         return {"e0": np.asarray(self.e0_, dtype=float), **arrays}, {**common, **metadata}
 
     def _build_predictor(self) -> None:
@@ -135,6 +139,7 @@ class NetworkModelFile(abc.ABC):
             model.training_ = meta["training"]
             model.e0_ = mf.array("e0", shape=(len(model.element_list_),))
             model.r_min_ = mf.arrays.get(R_MIN_FIELD)  # None in files from before the table
+            model.baseline_r_s_ = mf.arrays.get("baseline/r_s")
             model._restore(mf)
             model._build_predictor()
         return model

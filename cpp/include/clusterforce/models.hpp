@@ -184,7 +184,7 @@ inline std::unique_ptr<Predictor> make_predictor(const ModelFile& mf) {
     return std::make_unique<DartPredictor>(std::move(elements), std::move(dart), read_pair_limits(mf, s));
   }
   throw ModelFileError(path + ": model kind '" + kind +
-                       "' is not known to this clusterforce (known: gap, sann, dml, dart)");
+                       "' is not supported by this clusterforce (supported: gap, sann, dml, dart)");
 }
 
 }  // namespace clusterforce
