@@ -22,9 +22,12 @@
 
 namespace clusterforce {
 
-class GapLocal : public LocalModel {
+/// An energy kind's model (GapModel, SannModel: n_species, cutoff, centre_energy, has_variance,
+/// force_variances) as a LocalModel.
+template <class Model>
+class EnergyLocal : public LocalModel {
  public:
-  explicit GapLocal(std::shared_ptr<const GapModel> model) : m_(std::move(model)) {}
+  explicit EnergyLocal(std::shared_ptr<const Model> model) : m_(std::move(model)) {}
   int n_species() const override { return m_->n_species(); }
   double cutoff() const override { return m_->cutoff(); }
   bool has_energy() const override { return true; }
@@ -34,30 +37,21 @@ class GapLocal : public LocalModel {
   }
   bool has_force_variances() const override { return m_->has_variance(); }
   std::vector<double> force_variances(const Geometry& g) const override { return m_->force_variances(g); }
+
+ protected:
+  std::shared_ptr<const Model> m_;
+};
+
+using SannLocal = EnergyLocal<SannModel>;
+
+/// gap also has the variances of the local and total energies.
+class GapLocal : public EnergyLocal<GapModel> {
+ public:
+  using EnergyLocal::EnergyLocal;
   bool has_energy_variances() const override { return m_->has_variance(); }
   void energy_variances(const Geometry& g, std::vector<double>& atoms, double& total) const override {
     m_->energy_variances(g, atoms, total);
   }
-
- private:
-  std::shared_ptr<const GapModel> m_;
-};
-
-class SannLocal : public LocalModel {
- public:
-  explicit SannLocal(std::shared_ptr<const SannModel> model) : m_(std::move(model)) {}
-  int n_species() const override { return m_->n_species(); }
-  double cutoff() const override { return m_->cutoff(); }
-  bool has_energy() const override { return true; }
-  bool has_uncertainty() const override { return m_->has_variance(); }
-  double centre_energy(int cs, const double* rel, const int* sp, int n, double* grad, LocalScratch*) const override {
-    return m_->centre_energy(cs, rel, sp, n, grad);
-  }
-  bool has_force_variances() const override { return m_->has_variance(); }
-  std::vector<double> force_variances(const Geometry& g) const override { return m_->force_variances(g); }
-
- private:
-  std::shared_ptr<const SannModel> m_;
 };
 
 class DmlLocal : public LocalModel {
