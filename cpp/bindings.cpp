@@ -58,5 +58,6 @@ PYBIND11_MODULE(_kernels, m) {
   clusterforce::bindings::bind_distances(m);
   clusterforce::bindings::bind_neighbors(m);
   clusterforce::bindings::bind_dart(m);
+  clusterforce::bindings::bind_predictor(m);
   clusterforce::bindings::bind_sann(m);
 }

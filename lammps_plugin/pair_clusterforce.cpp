@@ -11,10 +11,8 @@
 #include <numeric>
 
 #include "atom.h"
-#include "clusterforce/dml_predictor.hpp"
-#include "clusterforce/gap.hpp"
 #include "clusterforce/modelfile.hpp"
-#include "clusterforce/sann.hpp"
+#include "clusterforce/models.hpp"
 #include "comm.h"
 #include "domain.h"
 #include "error.h"
@@ -99,49 +97,22 @@ static std::string read_on_rank0(const std::string& path, MPI_Comm world, std::s
 void PairClusterforce::read_model(const std::string& path) {
   std::string message;
   const std::string bytes = read_on_rank0(path, world, message);
-  std::unique_ptr<clusterforce::GapModel> gap;
-  std::unique_ptr<clusterforce::DmlPredictor> dml;
-  std::unique_ptr<clusterforce::SannModel> sann;
-  std::string kind, version;
-  std::vector<std::string> elements;
-  double cutoff = 0.0;
+  std::shared_ptr<const clusterforce::Predictor> predictor;
+  std::string version;
   try {
     if (!message.empty()) throw clusterforce::ModelFileError(message);
     const clusterforce::ModelFile mf = clusterforce::ModelFile::from_bytes(bytes, path);
-    kind = mf.kind();
     version = mf.package_version();
-    const clusterforce::Json& meta = mf.metadata();
-    if (!meta.contains("elements") || !meta.at("elements").is_array())
-      throw clusterforce::ModelFileError(path + ": metadata field 'elements' is missing or not a list");
-    for (std::size_t k = 0; k < meta.at("elements").size(); ++k)
-      elements.push_back(meta.at("elements").at(k).as_string());
-    if (kind == "gap") {
-      gap = std::make_unique<clusterforce::GapModel>(clusterforce::read_gap_model(mf));
-      cutoff = gap->cutoff();
-      if (static_cast<int>(elements.size()) != gap->n_species())
-        throw clusterforce::ModelFileError(path + ": metadata lists " + std::to_string(elements.size()) +
-                                           " elements but the model has " + std::to_string(gap->n_species()) +
-                                           " species");
-    } else if (kind == "dml") {
-      dml = std::make_unique<clusterforce::DmlPredictor>(clusterforce::DmlPredictor::from_modelfile(mf));
-      cutoff = dml->cutoff();
-      if (elements != dml->elements())
-        throw clusterforce::ModelFileError(path + ": metadata 'elements' disagree with the descriptor species");
-    } else if (kind == "sann") {
-      sann = std::make_unique<clusterforce::SannModel>(clusterforce::read_sann_model(mf));
-      cutoff = sann->cutoff();
-      if (static_cast<int>(elements.size()) != sann->n_species())
-        throw clusterforce::ModelFileError(path + ": metadata 'elements' disagree with the model's species");
-    } else if (kind == "dart") {
+    if (mf.kind() == "dart")
       throw clusterforce::ModelFileError(
           path +
           ": a dart model ranks free clusters by energy (every atom is in some shell of every other, so it has no "
           "cutoff to decompose over ranks) and was fitted to energies only; use it from Python or 'clusterforce "
           "screen', and a gap model for MD");
-    } else {
-      throw clusterforce::ModelFileError(path + ": model kind '" + kind +
-                                         "' is not supported by pair_style clusterforce (supported: gap, dml, sann)");
-    }
+    predictor = clusterforce::make_predictor(mf);
+    if (predictor->local() == nullptr)
+      throw clusterforce::ModelFileError(path + ": model kind '" + mf.kind() +
+                                         "' has no cutoff and cannot run under pair_style clusterforce");
   } catch (const std::exception& e) {
     message = e.what();
   }
@@ -152,13 +123,13 @@ void PairClusterforce::read_model(const std::string& path) {
     error->all(FLERR, "pair_style clusterforce: another MPI rank failed to read model file " + path);
   }
   model_path_ = path;
-  kind_ = kind;
+  kind_ = predictor->kind();
   model_version_ = version;
-  model_elements_ = elements;
-  cutoff_ = cutoff;
-  gap_ = std::move(gap);
-  dml_ = std::move(dml);
-  sann_ = std::move(sann);
+  model_elements_ = predictor->elements();
+  cutoff_ = predictor->cutoff();
+  predictor_ = std::move(predictor);
+  local_ = predictor_->local();
+  warned_extrapolating_ = false;
 }
 
 void PairClusterforce::coeff(int narg, char** arg) {
@@ -194,11 +165,12 @@ void PairClusterforce::coeff(int narg, char** arg) {
       types += fmt::format(" {}->{}", t, map[t] < 0 ? std::string("NULL") : model_elements_[species_of_type_[t]]);
     utils::logmesg(lmp, "clusterforce: model {} (kind {}, written by clusterforce {}), cutoff {} A, types{}\n",
                    model_path_, kind_, model_version_.empty() ? "unknown" : model_version_, cutoff_, types);
-    if (dml_)
+    if (!predictor_->has_energy())
       utils::logmesg(lmp,
-                     "clusterforce: model kind 'dml' is force-only (direct, non-conservative forces): potential "
-                     "energy, per-atom energy and virial are reported as 0\n");
-    if (sann_)
+                     "clusterforce: model kind '{}' is force-only (direct, non-conservative forces): potential "
+                     "energy, per-atom energy and virial are reported as 0\n",
+                     kind_);
+    if (kind_ == "sann")
       utils::logmesg(lmp,
                      "clusterforce: model kind 'sann' fits forces apart from the energy (the paper's decoupled dummy "
                      "energy): forces are not the gradient of the potential energy, so NVE does not conserve it\n");
@@ -219,148 +191,133 @@ double PairClusterforce::init_one(int i, int j) {
   return cutoff_;
 }
 
-int PairClusterforce::gather(int i, int* jlist, int jnum) {
+void PairClusterforce::gather_centres() {
   double** x = atom->x;
   const int* type = atom->type;
   const double rc2 = cutoff_ * cutoff_;
-  if (static_cast<int>(index_.size()) < jnum) {
-    index_.resize(jnum);
-    species_.resize(jnum);
-    rel_.resize(3 * static_cast<std::size_t>(jnum));
-    grad_.resize(3 * static_cast<std::size_t>(jnum));
+  clusterforce::Centres& c = centres_;
+  c.nl.offsets.assign(1, 0);
+  c.nl.index.clear();
+  c.nl.rel.clear();
+  c.nl.species.clear();
+  c.species.clear();
+  c.atom.clear();
+  for (int ii = 0; ii < list->inum; ii++) {
+    const int i = list->ilist[ii];
+    const int si = species_of_type_[type[i]];
+    if (si < 0) continue;
+    const int* jlist = list->firstneigh[i];
+    for (int jj = 0; jj < list->numneigh[i]; jj++) {
+      const int j = jlist[jj] & NEIGHMASK;
+      const int sj = species_of_type_[type[j]];
+      if (sj < 0) continue;
+      const double d[3] = {x[j][0] - x[i][0], x[j][1] - x[i][1], x[j][2] - x[i][2]};
+      if (d[0] * d[0] + d[1] * d[1] + d[2] * d[2] >= rc2) continue;
+      c.nl.rel.insert(c.nl.rel.end(), d, d + 3);
+      c.nl.species.push_back(sj);
+      c.nl.index.push_back(j);
+    }
+    c.nl.offsets.push_back(static_cast<int64_t>(c.nl.index.size()));
+    c.species.push_back(si);
+    c.atom.push_back(i);
   }
-  int n = 0;
-  for (int jj = 0; jj < jnum; jj++) {
-    const int j = jlist[jj] & NEIGHMASK;
-    const int sj = species_of_type_[type[j]];
-    if (sj < 0) continue;
-    const double dx = x[j][0] - x[i][0], dy = x[j][1] - x[i][1], dz = x[j][2] - x[i][2];
-    if (dx * dx + dy * dy + dz * dz >= rc2) continue;
-    rel_[3 * n] = dx;
-    rel_[3 * n + 1] = dy;
-    rel_[3 * n + 2] = dz;
-    species_[n] = sj;
-    index_[n] = j;
-    n++;
-  }
-  return n;
 }
 
 void PairClusterforce::compute(int eflag, int vflag) {
   ev_init(eflag, vflag);
+  gather_centres();
   const int nall = atom->nlocal + atom->nghost;
-  double** fout = atom->f;
-  // With newton_pair off LAMMPS does not return ghost forces to their owners, so gap forces are
-  // collected here and sent home by reverse_comm below.
-  const bool own_reverse = force->newton_pair == 0 && (gap_ || sann_);
-  if (own_reverse) {
-    fghost_.assign(3 * static_cast<std::size_t>(nall), 0.0);
-    fghost_rows_.resize(nall);
-    for (int k = 0; k < nall; k++) fghost_rows_[k] = fghost_.data() + 3 * static_cast<std::size_t>(k);
-    fout = fghost_rows_.data();
+  const tagint* tag = atom->tag;
+  // Messages name atoms by their IDs, ghosts included (a ghost carries its owner's ID).
+  const clusterforce::AtomId id = [tag](int64_t k) { return static_cast<int64_t>(tag[k]); };
+  clusterforce::CentreResults r;
+  try {
+    r = local_->evaluate(centres_, nall, id);
+  } catch (const std::exception& e) {
+    error->one(FLERR, fmt::format("pair clusterforce: {}", e.what()));
   }
-  if (gap_ || sann_)
-    compute_centres(eflag, fout);
-  else
-    compute_dml();
-  if (own_reverse) {
-    comm->reverse_comm(this);
-    double** f = atom->f;
-    for (int i = 0; i < atom->nlocal; i++)
-      for (int x = 0; x < 3; x++) f[i][x] += fghost_[3 * static_cast<std::size_t>(i) + x];
-  }
+  tally(r);
+  warn_extrapolating(r);
 }
 
-// gap and sann: each centre's energy and the gradient its forces come from, scattered to its
-// neighbours (ghosts included) and itself.
-void PairClusterforce::compute_centres(int eflag, double** fout) {
-  const int* type = atom->type;
-  const int inum = list->inum;
-  const int* ilist = list->ilist;
-  const int* numneigh = list->numneigh;
-  int** firstneigh = list->firstneigh;
-  for (int ii = 0; ii < inum; ii++) {
-    const int i = ilist[ii];
-    const int si = species_of_type_[type[i]];
-    if (si < 0) continue;
-    const int n = gather(i, firstneigh[i], numneigh[i]);
-    std::fill(grad_.begin(), grad_.begin() + 3 * static_cast<std::size_t>(n), 0.0);
-    double e = 0.0;
-    try {
-      e = gap_ ? gap_->centre_energy(si, rel_.data(), species_.data(), n, grad_.data())
-               : sann_->centre_energy(si, rel_.data(), species_.data(), n, grad_.data());
-    } catch (const std::exception& ex) {
-      error->one(FLERR, fmt::format("pair clusterforce: atom {}: {}", atom->tag ? atom->tag[i] : i, ex.what()));
-    }
-    if (eflag) {
-      if (eflag_global) eng_vdwl += e;
-      if (eflag_atom) eatom[i] += e;
-    }
-    for (int k = 0; k < n; k++) {
-      const int j = index_[k];
-      const double* g = &grad_[3 * static_cast<std::size_t>(k)];
-      const double* r = &rel_[3 * static_cast<std::size_t>(k)];
-      for (int x = 0; x < 3; x++) {
-        fout[j][x] -= g[x];
-        fout[i][x] += g[x];
-      }
-      if (vflag_either) {
-        // The pair (i, j) moves f = -g onto j and +g onto i: its virial is -rel (x) g.
-        const double v[6] = {-r[0] * g[0], -r[1] * g[1], -r[2] * g[2], -r[0] * g[1], -r[0] * g[2], -r[1] * g[2]};
-        if (vflag_global)
-          for (int m = 0; m < 6; m++) virial[m] += v[m];
-        if (vflag_atom)
-          for (int m = 0; m < 6; m++) vatom[i][m] += v[m];
-      }
-    }
-  }
-}
-
-// Direct forces: each local atom's force comes from its own neighbourhood, nothing lands on ghosts.
-void PairClusterforce::compute_dml() {
+// Energies, forces and virials of the driver's results into LAMMPS' arrays.
+void PairClusterforce::tally(const clusterforce::CentreResults& r) {
+  const int nlocal = atom->nlocal, nall = nlocal + atom->nghost, nc = centres_.size();
   double** f = atom->f;
-  const int* type = atom->type;
-  const int inum = list->inum;
-  const int* ilist = list->ilist;
-  const int* numneigh = list->numneigh;
-  int** firstneigh = list->firstneigh;
-  clusterforce::DmlPredictor::Workspace ws = dml_->make_workspace();
-  uncertainty_.assign(atom->nlocal, 0.0);
-  for (int ii = 0; ii < inum; ii++) {
-    const int i = ilist[ii];
-    const int si = species_of_type_[type[i]];
-    if (si < 0) continue;
-    const int n = gather(i, firstneigh[i], numneigh[i]);
-    try {
-      const clusterforce::DmlCentre r = dml_->centre(si, rel_.data(), species_.data(), n, ws);
-      for (int x = 0; x < 3; x++) f[i][x] += r.force[x];
-      uncertainty_[i] = r.uncertainty;
-    } catch (const std::exception& ex) {
-      error->one(FLERR, fmt::format("pair clusterforce: atom {}: {}", atom->tag ? atom->tag[i] : i, ex.what()));
-    }
+  if (predictor_->has_energy() && force->newton_pair == 0) {
+    // With newton_pair off LAMMPS does not return ghost forces to their owners: sent home here.
+    fghost_ = r.forces;
+    comm->reverse_comm(this);
+    for (int i = 0; i < nlocal; i++)
+      for (int x = 0; x < 3; x++) f[i][x] += fghost_[3 * static_cast<std::size_t>(i) + x];
+  } else {
+    for (int k = 0; k < nall; k++)
+      for (int x = 0; x < 3; x++) f[k][x] += r.forces[3 * static_cast<std::size_t>(k) + x];
   }
+  uncertainty_.assign(nlocal, 0.0);
+  for (int c = 0; c < nc && !r.uncertainty.empty(); c++) uncertainty_[centres_.atom[c]] = r.uncertainty[c];
+  if (!predictor_->has_energy()) return;
+  for (int c = 0; c < nc; c++) {
+    const int i = static_cast<int>(centres_.atom[c]);
+    if (eflag_global) eng_vdwl += r.energies[c];
+    if (eflag_atom) eatom[i] += r.energies[c];
+    const double* v = r.centre_virial.data() + 6 * static_cast<std::size_t>(c);
+    if (vflag_global)
+      for (int m = 0; m < 6; m++) virial[m] += v[m];
+    if (vflag_atom)
+      for (int m = 0; m < 6; m++) vatom[i][m] += v[m];
+  }
+}
+
+// Once per run, on rank 0: how many atoms are closer to a neighbour than any pair of their
+// elements in the training data, and the IDs of the first few.
+void PairClusterforce::warn_extrapolating(const clusterforce::CentreResults& r) {
+  if (warned_extrapolating_) return;
+  constexpr int kShown = 5;
+  std::vector<tagint> mine;
+  for (int c = 0; c < centres_.size(); c++)
+    if (r.extrapolating[c]) mine.push_back(atom->tag[centres_.atom[c]]);
+  long long count = static_cast<long long>(mine.size()), total = 0;
+  MPI_Allreduce(&count, &total, 1, MPI_LONG_LONG, MPI_SUM, world);
+  if (total == 0) return;
+  warned_extrapolating_ = true;
+  std::sort(mine.begin(), mine.end());
+  mine.resize(kShown, 0);  // padded with 0, which is no atom ID
+  std::vector<tagint> all(static_cast<std::size_t>(kShown) * comm->nprocs);
+  MPI_Gather(mine.data(), kShown, MPI_LMP_TAGINT, all.data(), kShown, MPI_LMP_TAGINT, 0, world);
+  if (comm->me != 0) return;
+  all.erase(std::remove(all.begin(), all.end(), tagint(0)), all.end());
+  std::sort(all.begin(), all.end());
+  std::string ids;
+  for (std::size_t k = 0; k < all.size() && k < static_cast<std::size_t>(kShown); k++)
+    ids += (k ? " " : "") + std::to_string(all[k]);
+  error->warning(FLERR,
+                 "clusterforce: {} atom(s) extrapolating at step {} (a neighbour closer than any pair of their "
+                 "elements in the training data of {}), atom IDs {}{}; forces there are not backed by data. Shown once "
+                 "per run",
+                 total, update->ntimestep, model_path_, ids, total > kShown ? " ..." : "");
 }
 
 bool PairClusterforce::has_uncertainty() const {
-  return dml_ != nullptr || (gap_ && gap_->has_variance()) || (sann_ && sann_->has_variance());
+  return predictor_ && predictor_->has_uncertainty();
 }
 
 void PairClusterforce::uncertainty(double* out) {
   const int nlocal = atom->nlocal;
   std::fill(out, out + nlocal, 0.0);
-  if (dml_) {
+  if (!local_->model().has_force_variances()) {
     std::copy(uncertainty_.begin(), uncertainty_.begin() + std::min<std::size_t>(nlocal, uncertainty_.size()), out);
     return;
   }
   structure_force_uncertainty(out);
 }
 
-// gap and sann: the standard deviation of an atom's force needs the rows (kernel-row gradients,
-// last-layer Jacobians) of every centre that sees the atom and the covariance between them, which
-// does not split over ranks or ghost atoms. Every rank therefore gathers the whole system (the free
-// clusters this is for have at most a few thousand atoms) and runs the one C++ path,
-// GapModel::force_variances or SannModel::force_variances, that Python and ASE run; the cost is
-// that of one Python predict(variance=True) per invocation, on each rank.
+// Models with whole-structure force variances (gap, sann): the standard deviation of an atom's
+// force needs the rows (kernel-row gradients, last-layer Jacobians) of every centre that sees the
+// atom and the covariance between them, which does not split over ranks or ghost atoms. Every
+// rank therefore gathers the whole system (the free clusters this is for have at most a few
+// thousand atoms) and runs the model's force_variances, the C++ path Python and ASE run; the cost
+// is that of one Python predict(variance=True) per invocation, on each rank.
 void PairClusterforce::structure_force_uncertainty(double* out) {
   const int nlocal = atom->nlocal;
   const int* type = atom->type;
@@ -416,7 +373,7 @@ void PairClusterforce::structure_force_uncertainty(double* out) {
   g.cell = (g.pbc[0] || g.pbc[1] || g.pbc[2]) ? cell : nullptr;
   std::vector<double> variances;
   try {
-    variances = gap_ ? gap_->force_variances(g) : sann_->force_variances(g);
+    variances = local_->model().force_variances(g);
   } catch (const std::exception& ex) {
     error->all(FLERR, fmt::format("compute clusterforce/uncertainty/atom: {}", ex.what()));
   }
@@ -442,7 +399,9 @@ void PairClusterforce::unpack_reverse_comm(int n, int* list, double* buf) {
 
 double PairClusterforce::memory_usage() {
   double bytes = Pair::memory_usage();
-  bytes += sizeof(double) * (rel_.capacity() + grad_.capacity() + fghost_.capacity() + uncertainty_.capacity());
-  bytes += sizeof(int) * (species_.capacity() + index_.capacity());
+  const clusterforce::Centres& c = centres_;
+  bytes += sizeof(double) * (c.nl.rel.capacity() + fghost_.capacity() + uncertainty_.capacity());
+  bytes += sizeof(int64_t) * (c.nl.offsets.capacity() + c.nl.index.capacity() + c.atom.capacity());
+  bytes += sizeof(int) * (c.nl.species.capacity() + c.species.capacity());
   return bytes;
 }

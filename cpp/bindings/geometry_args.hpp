@@ -9,7 +9,7 @@
 #include <optional>
 #include <string>
 
-#include "clusterforce/gap_term.hpp"
+#include "clusterforce/geometry.hpp"
 #include "numpy_helpers.hpp"
 
 namespace clusterforce::bindings {
@@ -52,6 +52,17 @@ inline GeometryArgs geometry(const PositionsArray& pos, const SpeciesArray& spec
     a.g.pbc = *pbc;
   }
   return a;
+}
+
+// As geometry(), but pbc alone may be given (None: a free cluster; a cell is needed only when an axis
+// is periodic) and a cell with pbc all False is ignored.
+inline GeometryArgs geometry_or_cluster(const PositionsArray& pos, const SpeciesArray& species,
+                                        const std::optional<PositionsArray>& cell,
+                                        const std::optional<std::array<bool, 3>>& pbc) {
+  const bool periodic = pbc && ((*pbc)[0] || (*pbc)[1] || (*pbc)[2]);
+  if (periodic && !cell) throw py::value_error("pbc has a periodic axis but no cell was given");
+  if (!periodic) return geometry(pos, species, std::nullopt, std::nullopt);
+  return geometry(pos, species, cell, pbc);
 }
 
 }  // namespace clusterforce::bindings

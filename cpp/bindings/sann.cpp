@@ -1,6 +1,4 @@
 // Bindings for the sann kind (cpp/include/clusterforce/sann.hpp).
-#include "clusterforce/sann.hpp"
-
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
@@ -11,6 +9,7 @@
 #include <vector>
 
 #include "bindings.hpp"
+#include "clusterforce/models.hpp"
 #include "geometry_args.hpp"
 #include "numpy_helpers.hpp"
 
@@ -51,32 +50,9 @@ void bind_sann(py::module_& m) {
         double* pe = qe.mutable_data();
         double* pf = qf.mutable_data();
         double* pd = dqf.mutable_data();
-        std::fill(pd, pd + static_cast<std::size_t>(n) * dim * n * 3, 0.0);
         {
           py::gil_scoped_release release;
-          const CentreNeighbors nl = centre_neighbors(g, desc.r_cut);
-          std::vector<double> grad;
-          for (int i = 0; i < n; ++i) {
-            const int64_t o = nl.offsets[i];
-            const int nn = nl.count(i);
-            const double* rel = nl.rel.data() + 3 * o;
-            const int* sp = nl.species.data() + o;
-            const std::vector<double> w = mead_weights(masses.data(), g.species[i], sp, nn), ones(nn, 1.0);
-            desc.centre(rel, w.data(), nn, pe + static_cast<std::size_t>(i) * dim, nullptr);
-            grad.assign(static_cast<std::size_t>(dim) * nn * 3, 0.0);
-            desc.centre(rel, ones.data(), nn, pf + static_cast<std::size_t>(i) * dim, grad.data());
-            for (int k = 0; k < dim; ++k) {
-              double* row = pd + (static_cast<std::size_t>(i) * dim + k) * n * 3;
-              for (int j = 0; j < nn; ++j) {
-                const int64_t a = nl.index[o + j];
-                for (int x = 0; x < 3; ++x) {
-                  const double v = grad[(static_cast<std::size_t>(k) * nn + j) * 3 + x];
-                  row[3 * a + x] += v;
-                  row[3 * static_cast<std::size_t>(i) + x] -= v;
-                }
-              }
-            }
-          }
+          structure_descriptors(desc, masses.data(), g, pe, pf, pd);
         }
         py::dict out;
         out["energy"] = qe;
@@ -91,32 +67,33 @@ void bind_sann(py::module_& m) {
       "'force' (n, D) with unit weights, and 'force_gradient' (n, D, n, 3), d force-descriptor / d positions "
       "(1/Angstrom).");
 
-  py::class_<SannModel>(m, "SannModel", "Compiled sann prediction (MEAD energy, decoupled forces) of a .cfm file.")
+  py::class_<SannModel, std::shared_ptr<SannModel>>(
+      m, "SannModel", "Compiled sann network (MEAD energy, decoupled forces) of a .cfm file, without its wall.")
       .def_static(
           "from_bytes",
           [](const py::bytes& data, const std::string& name) {
             std::string bytes = data;
             py::gil_scoped_release release;
-            return read_sann_model(ModelFile::from_bytes(bytes, name));
+            return std::make_shared<SannModel>(read_sann_model(ModelFile::from_bytes(bytes, name)));
           },
           py::arg("data"), py::arg("name") = "<bytes>",
           "Build from the bytes of a .cfm file; `name` labels error messages.")
       .def_property_readonly("cutoff", &SannModel::cutoff)
       .def(
           "compute",
-          [](const SannModel& model, const DoubleArray& positions, const IntArray& species,
+          [](const std::shared_ptr<SannModel>& model, const DoubleArray& positions, const IntArray& species,
              const std::optional<DoubleArray>& cell, const std::optional<std::array<bool, 3>>& pbc) {
             const GeometryArgs args = geometry(positions, species, cell, pbc);
-            const Geometry& g = args.g;
-            SannResult r;
+            const LocalPredictor predictor("sann", {}, std::make_shared<SannLocal>(model), PairWall{}, PairLimits{});
+            Prediction r;
             {
               py::gil_scoped_release release;
-              r = model.compute(g);
+              r = predictor.compute(args.g, false);
             }
             py::dict out;
             out["energy"] = r.energy;
-            out["energies"] = py::array_t<double>(g.n, r.atom_energies.data());
-            out["forces"] = py::array_t<double>({static_cast<py::ssize_t>(g.n), py::ssize_t(3)}, r.forces.data());
+            out["energies"] = py::array_t<double>(args.g.n, r.energies.data());
+            out["forces"] = py::array_t<double>({static_cast<py::ssize_t>(args.g.n), py::ssize_t(3)}, r.forces.data());
             return out;
           },
           py::arg("positions"), py::arg("species"), py::arg("cell") = py::none(), py::arg("pbc") = py::none(),

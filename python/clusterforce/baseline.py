@@ -10,6 +10,11 @@ pull them together.
 
 Model files store r_s as the array ``baseline/r_s`` (n_species x n_species, Angstrom, species in
 the model's element order) and ``{"A": eV, "rho": Angstrom}`` as ``metadata["baseline"]``.
+
+Every model file (every kind, wall or not) also stores the shortest distance of each element pair
+in its training data, ``training/r_min`` (:func:`training_r_min`, NaN for a pair the data never
+brought within ``SEARCH_RADIUS``): the C++ structure driver flags an atom in a shorter pair as
+``extrapolating``.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ from ase import Atoms
 from ase.data import atomic_numbers, covalent_radii
 
 from . import _kernels
-from .neighbors import pair_key, shortest_pairs_of
+from .neighbors import shortest_pair_table, shortest_pairs_of
 
 #: Wall height scale (eV) and decay length (Angstrom): 0.2 Angstrom inside r_s the pair energy is
 #: 0.72 eV and the force 8.6 eV/Angstrom; 0.5 Angstrom inside, 8.7 eV and 56 eV/Angstrom.
@@ -59,9 +64,19 @@ def lower_pair_wall(r_s: np.ndarray, frames: Iterable[Atoms], elements: Sequence
 def _below_shortest(frames: Iterable[Atoms], elements: Sequence[str]) -> np.ndarray:
     """``1 - WALL_MARGIN`` times the shortest distance of each element pair in ``frames``
     (n_species x n_species, Angstrom); NaN for a pair the frames never bring within SEARCH_RADIUS."""
-    shortest = shortest_pairs_of(frames, SEARCH_RADIUS)
-    z = [atomic_numbers[e] for e in elements]
-    return np.array([[(1 - WALL_MARGIN) * shortest.get(pair_key(za, zb), np.nan) for zb in z] for za in z])
+    return (1 - WALL_MARGIN) * training_r_min(frames, elements)
+
+
+#: Model-file array of the shortest training distances (n_species x n_species, Angstrom).
+R_MIN_FIELD = "training/r_min"
+
+
+def training_r_min(frames: Iterable[Atoms], elements: Sequence[str], known: np.ndarray | None = None) -> np.ndarray:
+    """Shortest distance (Angstrom) of each element pair in ``frames`` (n_species x n_species, in the
+    order of ``elements``), NaN for a pair never within ``SEARCH_RADIUS``; with ``known`` (the table
+    of frames seen before) the smaller of the two per pair (``partial_fit``)."""
+    table = shortest_pair_table(shortest_pairs_of(frames, SEARCH_RADIUS), elements)
+    return table if known is None else np.fmin(np.asarray(known, dtype=float), table)
 
 
 def file_entries(r_s: np.ndarray) -> tuple[dict[str, np.ndarray], dict[str, Any]]:

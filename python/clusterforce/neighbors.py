@@ -6,7 +6,7 @@ serves the models' prediction paths, so ASE and LAMMPS see the same pairs.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -25,6 +25,7 @@ __all__ = [
     "neighbor_list_atoms",
     "pair_key",
     "shortest_pair_distances",
+    "shortest_pair_table",
     "shortest_pairs_of",
 ]
 
@@ -153,3 +154,12 @@ def shortest_pairs_of(frames: Iterable[Atoms], cutoff: float, known: Mapping[str
         for key, d in shortest_pair_distances(atoms, cutoff).items():
             shortest[key] = min(d, shortest.get(key, np.inf))
     return shortest
+
+
+def shortest_pair_table(shortest: Mapping[str, float], elements: Sequence[str]) -> np.ndarray:
+    """``shortest`` (from :func:`shortest_pairs_of`) as a symmetric (n_species, n_species) array in
+    the order of ``elements`` (Angstrom); NaN for a pair it does not hold."""
+    from ase.data import atomic_numbers
+
+    z = [atomic_numbers[e] for e in elements]
+    return np.array([[shortest.get(pair_key(za, zb), np.nan) for zb in z] for za in z], dtype=float)

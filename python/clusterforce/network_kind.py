@@ -2,9 +2,10 @@
 
 A kind using :class:`NetworkModelFile` provides ``_arrays_metadata()`` (its file's arrays and the
 metadata beyond the common keys), ``_restore(mf)`` (its learned attributes from a loaded file),
-``_COMPILED`` (the ``_kernels`` class with ``from_bytes``) and ``_FITTED`` (an attribute set by
-``fit``). The compiled predictor is built from the very bytes ``save`` writes, so Python, ASE and
-LAMMPS run one path, and is dropped when pickling (compiled objects do not pickle).
+``_COMPILED`` (the kind's ``_kernels`` network class with ``from_bytes``, for training) and
+``_FITTED`` (an attribute set by ``fit``). Predictions go through ``_kernels.Predictor``, built
+from the very bytes ``save`` writes, so Python, ASE and LAMMPS run one path (wall, input checks and
+extrapolation flags included); compiled objects are dropped when pickling (they do not pickle).
 """
 
 from __future__ import annotations
@@ -20,7 +21,9 @@ from ase import Atoms
 from ase.data import atomic_numbers as _Z
 from sklearn.utils.validation import check_is_fitted
 
-from . import modelfile
+from . import _kernels, modelfile
+from . import baseline as pair_wall
+from .baseline import R_MIN_FIELD, training_r_min
 from .data import dataset_hash, frame_label, get_energy, species_indices
 
 
@@ -64,6 +67,7 @@ class NetworkModelFile(abc.ABC):
             "n_frames": len(frames),
             "fit_seconds": time.perf_counter() - start,
         }
+        self.r_min_ = training_r_min(frames, self.element_list_)
         self._build_predictor()
 
     @property
@@ -80,13 +84,26 @@ class NetworkModelFile(abc.ABC):
             "e_scale": self.e_scale_,
             "training": self.training_,
         }
+        if getattr(self, "r_min_", None) is not None:
+            arrays = {**arrays, R_MIN_FIELD: np.asarray(self.r_min_, dtype=float)}
+        if getattr(self, "baseline_r_s_", None) is not None:  # the wall: added by the C++ driver
+            wall_arrays, wall_metadata = pair_wall.file_entries(self.baseline_r_s_)
+            arrays, metadata = {**arrays, **wall_arrays}, {**metadata, **wall_metadata}
         return {"e0": np.asarray(self.e0_, dtype=float), **arrays}, {**common, **metadata}
 
     def _build_predictor(self) -> None:
         arrays, metadata = self._file_contents()
-        self._compiled = self._COMPILED.from_bytes(
-            modelfile.to_bytes(kind=self.kind, arrays=arrays, metadata=metadata), f"{self.kind} model"
-        )
+        data = modelfile.to_bytes(kind=self.kind, arrays=arrays, metadata=metadata)
+        self._compiled = self._COMPILED.from_bytes(data, f"{self.kind} model")
+        self._file_predictor = _kernels.Predictor.from_bytes(data, f"{self.kind} model")
+
+    def _predict_structure(self, atoms: Atoms, *, uncertainty: bool = False) -> dict[str, Any]:
+        """The model file's Predictor on ``atoms`` (``_kernels.Predictor.compute``'s dict)."""
+        self._predictor()
+        species = species_indices(atoms, self.element_list_, label=atoms.info.get("source_file", "structure"))
+        periodic = bool(atoms.pbc.any())
+        cell = np.array(atoms.cell[:], dtype=float) if periodic else None
+        return self._file_predictor.compute(atoms.positions, species, cell, tuple(bool(p) for p in atoms.pbc), uncertainty=uncertainty)
 
     def _predictor(self):
         check_is_fitted(self, self._FITTED)
@@ -97,6 +114,7 @@ class NetworkModelFile(abc.ABC):
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
         state.pop("_compiled", None)
+        state.pop("_file_predictor", None)
         return state
 
     def save(self, path: str | os.PathLike) -> None:
@@ -120,6 +138,8 @@ class NetworkModelFile(abc.ABC):
             model.e_scale_ = float(meta["e_scale"])
             model.training_ = meta["training"]
             model.e0_ = mf.array("e0", shape=(len(model.element_list_),))
+            model.r_min_ = mf.arrays.get(R_MIN_FIELD)  # None in files from before the table
+            model.baseline_r_s_ = mf.arrays.get("baseline/r_s")
             model._restore(mf)
             model._build_predictor()
         return model

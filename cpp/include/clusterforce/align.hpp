@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "environments.hpp"
+#include "parallel.hpp"
 
 namespace clusterforce {
 
@@ -530,8 +531,7 @@ inline void align_batch(const Environment* in, std::size_t n, const ReferenceSet
   check_compatible(in, n, refs, opt);
   const std::size_t K = refs.size();
   const auto nn = static_cast<std::int64_t>(n);
-#pragma omp parallel for schedule(dynamic, 1)
-  for (std::int64_t i = 0; i < nn; ++i) {
+  parallel_for(nn, [&](std::int64_t i) {
     for (std::size_t j = 0; j < K; ++j) {
       const Alignment al = align_environments(in[i], refs, j, opt);
       const std::size_t ij = static_cast<std::size_t>(i) * K + j;
@@ -541,7 +541,7 @@ inline void align_batch(const Environment* in, std::size_t n, const ReferenceSet
         std::copy(M.begin(), M.end(), R + 9 * ij);
       }
     }
-  }
+  });
 }
 
 // Training matrices of OAMLM without storing N x K rotations: D_c[i,j] = y_i . (M_ij t_j)
@@ -552,8 +552,7 @@ inline void alignment_cosines(const Environment* in, std::size_t n, const Refere
   check_compatible(in, n, refs, opt);
   const std::size_t K = refs.size();
   const auto nn = static_cast<std::int64_t>(n);
-#pragma omp parallel for schedule(dynamic, 1)
-  for (std::int64_t i = 0; i < nn; ++i) {
+  parallel_for(nn, [&](std::int64_t i) {
     const double* yi = y + 3 * i;
     for (std::size_t j = 0; j < K; ++j) {
       const Alignment al = align_environments(in[i], refs, j, opt);
@@ -563,7 +562,7 @@ inline void alignment_cosines(const Environment* in, std::size_t n, const Refere
       Dc[ij] = detail::dot(yi, rt);
       Dg[ij] = al.g;
     }
-  }
+  });
 }
 
 }  // namespace clusterforce

@@ -1,5 +1,5 @@
 // Portability helpers for the hot kernels: run-time choice of the SIMD instruction set,
-// forced inlining, prefetch hints, and OpenMP pragmas that vanish in builds without OpenMP.
+// forced inlining and prefetch hints (OpenMP pragmas: parallel.hpp).
 //
 // The package is built once (often on a login node) and run elsewhere, so kernels are not
 // compiled with -march=native. Instead each hot kernel is instantiated for a few instruction
@@ -9,6 +9,8 @@
 #include <stdexcept>
 #include <string>
 
+#include "parallel.hpp"  // CLUSTERFORCE_PRAGMA
+
 #if (defined(__x86_64__) || defined(__i386__)) && (defined(__GNUC__) || defined(__clang__))
 #define CLUSTERFORCE_X86_DISPATCH 1
 #define CLUSTERFORCE_TARGET_AVX2 __attribute__((target("avx2,fma")))
@@ -17,12 +19,6 @@
 #define CLUSTERFORCE_X86_DISPATCH 0
 #define CLUSTERFORCE_TARGET_AVX2
 #define CLUSTERFORCE_TARGET_AVX512
-#endif
-
-#ifdef _OPENMP
-#define CLUSTERFORCE_PRAGMA(x) _Pragma(#x)
-#else
-#define CLUSTERFORCE_PRAGMA(x)
 #endif
 
 #if defined(__GNUC__) || defined(__clang__)

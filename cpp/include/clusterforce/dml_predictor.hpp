@@ -3,8 +3,8 @@
 // references, clamped to the training norm range -> OAMLM direction from distances to the
 // direction references (d_c = d B_c) and the aligned neighbourhood -> F = |F| v. Per class
 // (Au_core, S, ... or the element for generic chemistry), read from a .cfm file of kind "dml".
-// The LAMMPS pair style calls DmlPredictor::centre with its neighbour list; the Python binding
-// calls compute() on a free structure, which runs the same centre() for every atom.
+// Whole structures (Python, ASE) and LAMMPS neighbour lists run DmlPredictor::centre for every
+// atom through the one structure driver (structure.hpp; the adapter is in models.hpp).
 #pragma once
 
 #include <algorithm>
@@ -181,64 +181,6 @@ class DmlPredictor {
     DmlCentre out;
     predict_block(c, ws.p.data(), &env, 1, &out, ws);
     if (baseline_.active()) baseline_.centre_force(element, rel, neighbour_elements, n, out.force);
-    return out;
-  }
-
-  /// Every atom of a structure: positions (n x 3, Angstrom), element indices (n); a cluster, or a
-  /// periodic cell (cell: 3 x 3 row vectors, pbc per axis) through the shared neighbour list.
-  /// Same arithmetic as centre() per atom, but the atoms of a class share each pass over the
-  /// references (which do not fit in cache for thousands of references).
-  std::vector<DmlCentre> compute(const double* pos, const int* element, int n, const double* cell = nullptr,
-                                 std::array<bool, 3> pbc = {false, false, false}) const {
-    for (int i = 0; i < n; ++i) check_element(element[i], "atom");
-    const std::size_t F = soap_->n_features();
-    std::vector<DmlCentre> out(static_cast<std::size_t>(n));
-    std::vector<double> P(static_cast<std::size_t>(n) * F);
-    std::vector<Environment> envs(static_cast<std::size_t>(n));
-    std::vector<std::vector<int>> members(classes_.size());
-    Workspace ws = make_workspace();
-    const NeighborList pairs = neighbor_list(pos, static_cast<std::size_t>(n), cutoff(), cell, pbc);
-    std::vector<int> nb_all(pairs.size());
-    for (std::size_t k = 0; k < pairs.size(); ++k) nb_all[k] = element[pairs.j[k]];
-    std::vector<double> wall(3 * static_cast<std::size_t>(n), 0.0);  // baseline forces
-    std::size_t first = 0;                                           // pairs come sorted by centre
-    for (int i = 0; i < n; ++i) {
-      std::size_t last = first;
-      while (last < pairs.size() && pairs.i[last] == i) ++last;
-      const double* rel = pairs.D.data() + 3 * first;
-      const int* nb = nb_all.data() + first;
-      const int count = static_cast<int>(last - first);
-      try {
-        const int c = describe(element[i], rel, nb, count, ws, P.data() + static_cast<std::size_t>(i) * F,
-                               envs[static_cast<std::size_t>(i)]);
-        members[static_cast<std::size_t>(c)].push_back(i);
-        if (baseline_.active()) baseline_.centre_force(element[i], rel, nb, count, wall.data() + 3 * i);
-      } catch (const std::invalid_argument& e) {
-        throw std::invalid_argument("atom " + std::to_string(i) + ": " + e.what());
-      }
-      first = last;
-    }
-    std::vector<double> Pc;
-    std::vector<Environment> envc;
-    std::vector<DmlCentre> outc;
-    for (std::size_t c = 0; c < classes_.size(); ++c) {
-      const std::vector<int>& idx = members[c];
-      if (idx.empty()) continue;
-      Pc.resize(idx.size() * F);
-      envc.resize(idx.size());
-      outc.resize(idx.size());
-      for (std::size_t r = 0; r < idx.size(); ++r) {
-        const auto i = static_cast<std::size_t>(idx[r]);
-        std::copy(P.begin() + static_cast<std::ptrdiff_t>(i * F), P.begin() + static_cast<std::ptrdiff_t>((i + 1) * F),
-                  Pc.begin() + static_cast<std::ptrdiff_t>(r * F));
-        envc[r] = envs[i];
-      }
-      predict_block(static_cast<int>(c), Pc.data(), envc.data(), idx.size(), outc.data(), ws);
-      for (std::size_t r = 0; r < idx.size(); ++r) out[static_cast<std::size_t>(idx[r])] = outc[r];
-    }
-    for (int i = 0; i < n; ++i)
-      for (int x = 0; x < 3; ++x)
-        out[static_cast<std::size_t>(i)].force[x] += wall[3 * static_cast<std::size_t>(i) + x];
     return out;
   }
 

@@ -16,6 +16,8 @@
 #include <string>
 #include <vector>
 
+#include "parallel.hpp"
+
 namespace clusterforce {
 
 inline constexpr int kMaxAnchors = 6;              // unit gold: two S-C-Au blocks
@@ -380,12 +382,14 @@ inline void build_environments(Chemistry chemistry, std::size_t n_centres, const
       throw std::invalid_argument("neighbour entry " + std::to_string(k) + " (Z=" + std::to_string(z[k]) +
                                   ") sits on its centre atom");
   const auto n = static_cast<std::int64_t>(n_centres);
-#pragma omp parallel for schedule(dynamic, 64)
-  for (std::int64_t i = 0; i < n; ++i) {
-    const std::int64_t b = offsets[i];
-    out[i] =
-        build_environment(chemistry, centre_z[i], static_cast<std::size_t>(offsets[i + 1] - b), z + b, rel + 3 * b);
-  }
+  parallel_for(
+      n,
+      [&](std::int64_t i) {
+        const std::int64_t b = offsets[i];
+        out[i] =
+            build_environment(chemistry, centre_z[i], static_cast<std::size_t>(offsets[i + 1] - b), z + b, rel + 3 * b);
+      },
+      Schedule::dynamic_chunks(64));
 }
 
 // Rebuild a record from stored arrays (model file), validating every count.

@@ -1,5 +1,6 @@
 // GAP-style sparse Gaussian process prediction: sum of n-body terms (2b, 3b; gap_nbody.hpp) and
-// SOAP (gap_soap.hpp), the whole-structure entry points and the .cfm reader.
+// SOAP (gap_soap.hpp), the whole-structure variances and the .cfm reader. Whole structures are
+// predicted by the structure driver (structure.hpp) through the per-centre energy.
 //
 // Local energy of centre i: e0[s_i] + sum_t sum_{instances of i} w * sum_m alpha_{t,m} k_t(q, q_m),
 // with k_t = delta_t^2 * (squared exponential in q, summed over the triangle's species-preserving
@@ -18,42 +19,29 @@
 #include <utility>
 #include <vector>
 
-#include "baseline.hpp"
 #include "gap_mapped.hpp"
 #include "gap_nbody.hpp"
 #include "gap_soap.hpp"
 #include "gap_term.hpp"
 #include "modelfile.hpp"
+#include "parallel.hpp"
 #include "quadratic_form.hpp"
 
 namespace clusterforce {
-
-/// Results for a whole structure. Forces = -dE/dr (eV/A); virial = -sum_pairs rel (x) dE/drel (eV),
-/// row-major 3 x 3; variances in eV^2 (empty / zero unless requested).
-struct GapResult {
-  double energy = 0.0;
-  std::vector<double> atom_energies;
-  std::vector<double> forces;
-  std::vector<double> virial;
-  std::vector<double> atom_variances;
-  double energy_variance = 0.0;
-};
 
 /// A trained GAP: isolated-atom energies plus terms; optional posterior matrix for variances.
 class GapModel {
  public:
   /// variance: M x M matrix (K_mm^-1 - (K_mm + K_mn Sigma^-1 K_nm)^-1), row-major, M = sum of the
   /// terms' sparse points in term order; empty when the model carries no variance.
-  /// baseline: optional repulsive pair wall (baseline.hpp) added to every centre's energy.
   /// uncertainty_scale: per species, the factor that makes the force standard deviation match
   /// held-out force errors (fitted at training by leaving groups of frames out); empty = 1.
   GapModel(int n_species, std::vector<double> e0, std::vector<std::shared_ptr<const GapTerm>> terms,
-           std::vector<double> variance, PairWall baseline = {}, std::vector<double> uncertainty_scale = {})
+           std::vector<double> variance, std::vector<double> uncertainty_scale = {})
       : n_species_(n_species),
         e0_(std::move(e0)),
         terms_(std::move(terms)),
         variance_(std::move(variance)),
-        baseline_(std::move(baseline)),
         uncertainty_scale_(std::move(uncertainty_scale)) {
     if (n_species < 1) throw std::invalid_argument("n_species must be >= 1, got " + std::to_string(n_species));
     if (static_cast<int>(e0_.size()) != n_species) {
@@ -67,7 +55,6 @@ class GapModel {
       cutoff_ = std::max(cutoff_, t->r_cut());
       term_offsets_.push_back(term_offsets_.back() + t->n_sparse());
     }
-    cutoff_ = std::max(cutoff_, baseline_.cutoff());
     const int64_t m = term_offsets_.back();
     if (!variance_.empty() && static_cast<int64_t>(variance_.size()) != m * m) {
       throw std::invalid_argument("variance matrix has " + std::to_string(variance_.size()) + " entries, expected " +
@@ -85,7 +72,6 @@ class GapModel {
   double cutoff() const { return cutoff_; }
   int n_sparse() const { return static_cast<int>(term_offsets_.back()); }
   bool has_variance() const { return !variance_.empty(); }
-  bool has_baseline() const { return baseline_.active(); }
   const std::vector<std::shared_ptr<const GapTerm>>& terms() const { return terms_; }
 
   /// LAMMPS-style entry: local energy of a centre of species cs (eV, e0 included) from its
@@ -95,7 +81,6 @@ class GapModel {
     check_species(cs, n_species_, "centre");
     double e = e0_[cs];
     for (const auto& t : terms_) e += t->centre_energy(cs, rel, sp, n, grad);
-    if (baseline_.active()) e += baseline_.centre_energy(cs, rel, sp, n, grad);
     return e;
   }
 
@@ -103,50 +88,6 @@ class GapModel {
   void centre_kernel_row(int cs, const double* rel, const int* sp, int n, double* row) const {
     for (std::size_t t = 0; t < terms_.size(); ++t)
       terms_[t]->centre_rows(cs, rel, sp, n, row + term_offsets_[t], nullptr);
-  }
-
-  /// Energy, per-atom energies, forces and virial of a structure; variances if asked.
-  GapResult compute(const Geometry& g, bool with_variance) const {
-    const int n = g.n;
-    const int* species = g.species;
-    if (n < 0) throw std::invalid_argument("number of atoms must be >= 0, got " + std::to_string(n));
-    for (int i = 0; i < n; ++i) check_species(species[i], n_species_, "atom");
-    if (with_variance && variance_.empty()) {
-      throw std::invalid_argument("this GAP model carries no variance matrix (trained without variance)");
-    }
-    const CentreNeighbors nl = centre_neighbors(g, cutoff_);
-    GapResult res;
-    res.atom_energies.assign(n, 0.0);
-    res.forces.assign(3 * static_cast<std::size_t>(n), 0.0);
-    res.virial.assign(9, 0.0);
-#pragma omp parallel
-    {
-      std::vector<double> forces(3 * static_cast<std::size_t>(n), 0.0), virial(9, 0.0), grad;
-#pragma omp for schedule(dynamic)
-      for (int i = 0; i < n; ++i) {
-        const int64_t o = nl.offsets[i];
-        const int nn = nl.count(i);
-        const double* rel = nl.rel.data() + 3 * o;
-        grad.assign(3 * static_cast<std::size_t>(nn), 0.0);
-        res.atom_energies[i] = centre_energy(species[i], rel, nl.species.data() + o, nn, grad.data());
-        for (int j = 0; j < nn; ++j) {
-          const int64_t a = nl.index[o + j];
-          for (int x = 0; x < 3; ++x) {
-            forces[3 * a + x] -= grad[3 * j + x];
-            forces[3 * i + x] += grad[3 * j + x];
-            for (int y = 0; y < 3; ++y) virial[3 * x + y] -= rel[3 * j + x] * grad[3 * j + y];
-          }
-        }
-      }
-#pragma omp critical
-      {
-        for (std::size_t k = 0; k < forces.size(); ++k) res.forces[k] += forces[k];
-        for (int k = 0; k < 9; ++k) res.virial[k] += virial[k];
-      }
-    }
-    for (int i = 0; i < n; ++i) res.energy += res.atom_energies[i];
-    if (with_variance) variances(nl, species, n, res);
-    return res;
   }
 
   /// Predictive variance of every force component (3n, eV^2 / Angstrom^2, atom-major): the
@@ -164,32 +105,45 @@ class GapModel {
     const std::size_t rows = 3 * static_cast<std::size_t>(n);
     std::vector<double> prior(rows, 0.0), grad(rows * static_cast<std::size_t>(m), 0.0);
     for (const auto& t : terms_) t->structure_force_prior(nl, g.species, n, prior.data());
-    // Rows in parallel, added to grad in centre order (ordered): the result does not depend on
-    // the thread count, which matters because prior - g^T V g cancels to a small difference.
-#pragma omp parallel for ordered schedule(static, 1)
-    for (int i = 0; i < n; ++i) {
-      const int64_t o = nl.offsets[i];
-      const int nn = nl.count(i);
-      std::vector<std::vector<double>> grad_rows(terms_.size());
-      for (std::size_t t = 0; t < terms_.size(); ++t) {
-        const int64_t mt = terms_[t]->n_sparse();
-        std::vector<double> row(static_cast<std::size_t>(mt), 0.0);
-        grad_rows[t].assign(3 * static_cast<std::size_t>(nn) * mt, 0.0);
-        terms_[t]->centre_rows(g.species[i], nl.rel.data() + 3 * o, nl.species.data() + o, nn, row.data(),
-                               grad_rows[t].data());
-      }
-#pragma omp ordered
-      for (std::size_t t = 0; t < terms_.size(); ++t) {
-        const int64_t mt = terms_[t]->n_sparse(), off = term_offsets_[t];
-        for (int j = 0; j < nn; ++j) {
-          const int64_t a = nl.index[o + j];
-          for (int x = 0; x < 3; ++x) {
-            const double* src = grad_rows[t].data() + (3 * static_cast<int64_t>(j) + x) * mt;
-            double* to_neighbour = grad.data() + (3 * a + x) * m + off;
-            double* to_centre = grad.data() + (3 * static_cast<int64_t>(i) + x) * m + off;
-            for (int64_t k = 0; k < mt; ++k) {
-              to_neighbour[k] += src[k];
-              to_centre[k] -= src[k];
+    // Rows of a chunk of centres in parallel, added to grad serially in centre order: the result
+    // does not depend on the thread count, which matters because prior - g^T V g cancels to a
+    // small difference. Chunks keep the rows' memory at O(chunk x neighbours x M).
+    constexpr int kChunk = 32;
+    std::vector<std::vector<double>> grad_rows(kChunk);
+    for (int c0 = 0; c0 < n; c0 += kChunk) {
+      const int nc = std::min(kChunk, n - c0);
+      parallel_for(nc, [&](int64_t c) {
+        const int i = c0 + static_cast<int>(c);
+        const int64_t o = nl.offsets[i];
+        const int nn = nl.count(i);
+        std::vector<double>& rows_c = grad_rows[c];
+        rows_c.assign(3 * static_cast<std::size_t>(nn) * m, 0.0);
+        std::vector<double> row;
+        for (std::size_t t = 0; t < terms_.size(); ++t) {
+          const int64_t mt = terms_[t]->n_sparse();
+          row.assign(static_cast<std::size_t>(mt), 0.0);
+          // Term t's rows (3 nn x mt) sit at offset 3 nn term_offsets_[t] of the centre's block.
+          terms_[t]->centre_rows(g.species[i], nl.rel.data() + 3 * o, nl.species.data() + o, nn, row.data(),
+                                 rows_c.data() + 3 * static_cast<std::size_t>(nn) * term_offsets_[t]);
+        }
+      });
+      for (int c = 0; c < nc; ++c) {
+        const int i = c0 + c;
+        const int64_t o = nl.offsets[i];
+        const int nn = nl.count(i);
+        for (std::size_t t = 0; t < terms_.size(); ++t) {
+          const int64_t mt = terms_[t]->n_sparse(), off = term_offsets_[t];
+          const double* block = grad_rows[c].data() + 3 * static_cast<std::size_t>(nn) * off;
+          for (int j = 0; j < nn; ++j) {
+            const int64_t a = nl.index[o + j];
+            for (int x = 0; x < 3; ++x) {
+              const double* src = block + (3 * static_cast<int64_t>(j) + x) * mt;
+              double* to_neighbour = grad.data() + (3 * a + x) * m + off;
+              double* to_centre = grad.data() + (3 * static_cast<int64_t>(i) + x) * m + off;
+              for (int64_t k = 0; k < mt; ++k) {
+                to_neighbour[k] += src[k];
+                to_centre[k] -= src[k];
+              }
             }
           }
         }
@@ -204,42 +158,48 @@ class GapModel {
     return out;
   }
 
- private:
-  // var = prior - k^T V k, for each atom's local energy and for the total energy. The kernel rows
-  // are made a chunk of atoms at a time, so memory stays O(chunk M) for large structures.
-  void variances(const CentreNeighbors& nl, const int* species, int n, GapResult& res) const {
+  /// Predictive variance (eV^2) of every atom's local energy (atoms, n) and of the total energy:
+  /// prior - k^T V k. The kernel rows are made a chunk of atoms at a time, so memory stays
+  /// O(chunk M) for large structures.
+  void energy_variances(const Geometry& g, std::vector<double>& atoms, double& total_variance) const {
+    const int n = g.n;
+    const int* species = g.species;
+    for (int i = 0; i < n; ++i) check_species(species[i], n_species_, "atom");
+    if (variance_.empty())
+      throw std::invalid_argument("this GAP model carries no variance matrix (trained without variance)");
+    const CentreNeighbors nl = centre_neighbors(g, cutoff_);
     constexpr int kChunk = 256;
     const int64_t m = n_sparse();
-    res.atom_variances.assign(n, 0.0);
+    atoms.assign(n, 0.0);
     std::vector<double> total(m, 0.0), rows, priors;
     for (int c0 = 0; c0 < n; c0 += kChunk) {
       const int nc = std::min(kChunk, n - c0);
       rows.assign(static_cast<std::size_t>(nc) * m, 0.0);
       priors.assign(nc, 0.0);
-#pragma omp parallel for schedule(dynamic)
-      for (int c = 0; c < nc; ++c) {
-        const int i = c0 + c;
+      parallel_for(nc, [&](int64_t c) {
+        const int i = c0 + static_cast<int>(c);
         const int64_t o = nl.offsets[i];
         const int nn = nl.count(i);
         const double* rel = nl.rel.data() + 3 * o;
         const int* sp = nl.species.data() + o;
         centre_kernel_row(species[i], rel, sp, nn, rows.data() + c * m);
         for (const auto& t : terms_) priors[c] += t->centre_self_covariance(species[i], rel, sp, nn);
-      }
+      });
       // The total's row is summed in centre order, so the energy variance, a small difference
       // prior - k^T V k, does not change with the thread schedule from call to call.
       for (int c = 0; c < nc; ++c)
         for (int64_t k = 0; k < m; ++k) total[k] += rows[c * m + k];
-      double* var = res.atom_variances.data() + c0;
+      double* var = atoms.data() + c0;
       quadratic_forms(rows.data(), nc, var);
       for (int c = 0; c < nc; ++c) var[c] = std::max(0.0, priors[c] - var[c]);
     }
     double prior = 0.0, fixed = 0.0;
     for (const auto& t : terms_) prior += t->structure_self_covariance(nl, species, n);
     quadratic_forms(total.data(), 1, &fixed);
-    res.energy_variance = std::max(0.0, prior - fixed);
+    total_variance = std::max(0.0, prior - fixed);
   }
 
+ private:
   /// out[r] = k_r^T V k_r for n_rows kernel rows (or their derivatives), each n_sparse() long.
   void quadratic_forms(const double* rows, int64_t n_rows, double* out) const {
     clusterforce::quadratic_forms(variance_.data(), n_sparse(), rows, n_rows, out);
@@ -250,7 +210,6 @@ class GapModel {
   std::vector<std::shared_ptr<const GapTerm>> terms_;
   std::vector<double> variance_;
   std::vector<double> uncertainty_scale_;
-  PairWall baseline_;
   std::vector<int64_t> term_offsets_;
   double cutoff_ = 0.0;
 };
@@ -412,8 +371,7 @@ inline GapModel read_gap_model(const ModelFile& mf) {
   if (mf.has("variance")) variance = mf.f64("variance", {total, total});
   std::vector<double> scale;  // files written before the calibration have none: unscaled
   if (mf.has("uncertainty_scale")) scale = mf.f64("uncertainty_scale", {n_species});
-  return GapModel(n_species, e0, std::move(built), std::move(variance), read_pair_wall(mf, n_species),
-                  std::move(scale));
+  return GapModel(n_species, e0, std::move(built), std::move(variance), std::move(scale));
 }
 
 }  // namespace clusterforce

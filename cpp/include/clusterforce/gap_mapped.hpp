@@ -26,6 +26,7 @@
 #include <vector>
 
 #include "gap_nbody.hpp"
+#include "parallel.hpp"
 
 namespace clusterforce {
 
@@ -238,14 +239,16 @@ inline void mapped_profile(const NBodyTerm& term, int channel, const double* poi
     if (++b == s) b = ++a;
   }
   const int sp[3] = {cs, a, b};
-#pragma omp parallel for schedule(static)
-  for (int64_t i = 0; i < n; ++i) {
-    const double r1 = points[3 * i], r2 = points[3 * i + 1], c = points[3 * i + 2];
-    const double len[3] = {r1, r2, std::sqrt(std::max(0.0, r1 * r1 + r2 * r2 - 2.0 * r1 * r2 * c))};
-    const CanonicalTriangle canon = canonical_triangle(sp, len, s);
-    const double q[3] = {len[canon.side[0]], len[canon.side[1]], len[canon.side[2]]};
-    out[i] = term.local_function(canon.channel, q);
-  }
+  parallel_for(
+      n,
+      [&](int64_t i) {
+        const double r1 = points[3 * i], r2 = points[3 * i + 1], c = points[3 * i + 2];
+        const double len[3] = {r1, r2, std::sqrt(std::max(0.0, r1 * r1 + r2 * r2 - 2.0 * r1 * r2 * c))};
+        const CanonicalTriangle canon = canonical_triangle(sp, len, s);
+        const double q[3] = {len[canon.side[0]], len[canon.side[1]], len[canon.side[2]]};
+        out[i] = term.local_function(canon.channel, q);
+      },
+      Schedule::static_blocks());
 }
 
 }  // namespace clusterforce

@@ -13,6 +13,7 @@
 
 #include "gap_term.hpp"
 #include "nbody.hpp"
+#include "parallel.hpp"
 
 namespace clusterforce {
 
@@ -261,8 +262,8 @@ class NBodyTerm : public GapTerm {
         for (int l = 0; l < n_local; ++l) by_atom[atoms[l]].push_back(local[l]);
       }
     }
-#pragma omp parallel for schedule(dynamic)
-    for (int k = 0; k < n; ++k) {
+    parallel_for(n, [&](int64_t atom) {
+      const int k = static_cast<int>(atom);
       for (const Touch& a : by_atom[k]) {
         const NBodyInstance& sa = inst[a.inst];
         for (const Touch& b : by_atom[k]) {
@@ -280,7 +281,7 @@ class NBodyTerm : public GapTerm {
           }
         }
       }
-    }
+    });
   }
 
   /// k(q, q2), its gradients with respect to q (ga) and q2 (gb) and the mixed second

@@ -11,6 +11,7 @@
 
 #include "distances.hpp"
 #include "gap_term.hpp"
+#include "parallel.hpp"
 #include "soap.hpp"
 
 namespace clusterforce {
@@ -163,10 +164,10 @@ class SoapTerm : public GapTerm {
     // Per atom and direction, all centre pairs at once: A = J J^T and B = J P^T (blocked
     // products), with J (T x F) the touching centres' Jacobians and P (T x F) their spectra.
     const double d2 = delta_ * delta_;
-#pragma omp parallel for schedule(dynamic)
-    for (int k = 0; k < n; ++k) {
+    parallel_for(n, [&](int64_t atom) {
+      const int k = static_cast<int>(atom);
       const std::size_t t_count = by_atom[k].size();
-      if (t_count == 0) continue;
+      if (t_count == 0) return;
       std::vector<double> P(t_count * f), J(t_count * f), A(t_count * t_count), B(t_count * t_count),
           Z(t_count * t_count);
       for (std::size_t a = 0; a < t_count; ++a)
@@ -191,7 +192,7 @@ class SoapTerm : public GapTerm {
         }
         out[3 * k + x] += d2 * zeta_ * sum;
       }
-    }
+    });
   }
 
   /// Normalised power spectrum of a centre (length n_features).

@@ -26,6 +26,7 @@
 #include <vector>
 
 #include "align.hpp"
+#include "parallel.hpp"
 
 namespace clusterforce {
 
@@ -76,7 +77,8 @@ inline void check_model(const OamlmModel& m) {
 inline void project_distances(const double* d, std::size_t n, std::size_t K, const double* B, double* out) {
   constexpr std::size_t block = 16;
   const auto nblocks = static_cast<std::int64_t>((n + block - 1) / block);
-#pragma omp parallel for schedule(static)
+  // Arithmetic only (nothing throws): a plain OpenMP loop.
+  CLUSTERFORCE_PRAGMA(omp parallel for schedule(static))
   for (std::int64_t b = 0; b < nblocks; ++b) {
     const std::size_t i0 = static_cast<std::size_t>(b) * block, i1 = std::min(n, i0 + block);
     std::fill(out + i0 * K, out + i1 * K, 0.0);
@@ -260,16 +262,13 @@ inline void oamlm_predict(const OamlmModel& m, const Environment* in, std::size_
     const std::size_t len = std::min(chunk, n - i0);
     project_distances(d_in + i0 * K, len, K, m.B_c, dc.data());
     if (m.B_g) project_distances(d_in + i0 * K, len, K, m.B_g, gh.data());
-#pragma omp parallel
-    {
-      std::vector<double> scratch(5 * K);
-#pragma omp for schedule(dynamic, 1)
-      for (std::int64_t i = 0; i < static_cast<std::int64_t>(len); ++i) {
-        const std::size_t r = static_cast<std::size_t>(i) * K;
-        out[i0 + static_cast<std::size_t>(i)] = oamlm_direction(m, in[i0 + static_cast<std::size_t>(i)], dc.data() + r,
-                                                                m.B_g ? gh.data() + r : nullptr, scratch.data());
-      }
-    }
+    parallel_for_with(
+        static_cast<std::int64_t>(len), [&] { return std::vector<double>(5 * K); },
+        [&](std::vector<double>& scratch, std::int64_t i) {
+          const std::size_t r = static_cast<std::size_t>(i) * K;
+          out[i0 + static_cast<std::size_t>(i)] = oamlm_direction(
+              m, in[i0 + static_cast<std::size_t>(i)], dc.data() + r, m.B_g ? gh.data() + r : nullptr, scratch.data());
+        });
   }
 }
 

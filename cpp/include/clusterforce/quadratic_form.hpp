@@ -6,6 +6,8 @@
 #include <algorithm>
 #include <cstdint>
 
+#include "parallel.hpp"
+
 namespace clusterforce {
 
 /// out[r] = k_r^T V k_r for the n_rows rows k_r (each m long, contiguous) and the symmetric
@@ -15,7 +17,8 @@ namespace clusterforce {
 /// fixed lanes (so they vectorise) in an order that does not depend on the blocking or the threads.
 inline void quadratic_forms(const double* V, int64_t m, const double* rows, int64_t n_rows, double* out) {
   constexpr int64_t kBlock = 16;
-#pragma omp parallel for schedule(dynamic)
+  // Arithmetic only (nothing throws): a plain OpenMP loop.
+  CLUSTERFORCE_PRAGMA(omp parallel for schedule(dynamic))
   for (int64_t r0 = 0; r0 < n_rows; r0 += kBlock) {
     const int64_t nb = std::min(kBlock, n_rows - r0);
     const double* k = rows + r0 * m;

@@ -23,9 +23,10 @@
 #include <utility>
 #include <vector>
 
-#include "gap_term.hpp"
+#include "geometry.hpp"
 #include "mlp.hpp"
 #include "modelfile.hpp"
+#include "parallel.hpp"
 #include "quadratic_form.hpp"
 #include "soap.hpp"
 
@@ -119,11 +120,37 @@ inline std::vector<double> mead_weights(const double* masses, int cs, const int*
   return w;
 }
 
-struct SannResult {
-  double energy = 0.0;
-  std::vector<double> atom_energies;  // eV
-  std::vector<double> forces;         // 3n, eV/Angstrom (decoupled: not -dE/dr)
-};
+/// Descriptors of every atom of a structure, as training needs them: energy (n x D, MEAD bond
+/// weights exp(mu_hk / m_h), masses in species order), force (n x D, unit weights) and
+/// force_gradient (n x D x n x 3, d force descriptor / d positions, 1/Angstrom; zeroed here).
+inline void structure_descriptors(const SannDescriptor& desc, const double* masses, const Geometry& g, double* energy,
+                                  double* force, double* force_gradient) {
+  const int n = g.n, dim = desc.size();
+  const CentreNeighbors nl = centre_neighbors(g, desc.r_cut);
+  std::fill(force_gradient, force_gradient + static_cast<std::size_t>(n) * dim * n * 3, 0.0);
+  parallel_for(n, [&](int64_t i) {
+    const int64_t o = nl.offsets[i];
+    const int nn = nl.count(static_cast<int>(i));
+    const double* rel = nl.rel.data() + 3 * o;
+    const int* sp = nl.species.data() + o;
+    const std::vector<double> w = mead_weights(masses, g.species[i], sp, nn), ones(nn, 1.0);
+    desc.centre(rel, w.data(), nn, energy + static_cast<std::size_t>(i) * dim, nullptr);
+    std::vector<double> grad(static_cast<std::size_t>(dim) * nn * 3, 0.0);
+    desc.centre(rel, ones.data(), nn, force + static_cast<std::size_t>(i) * dim, grad.data());
+    // Row i of force_gradient belongs to this centre alone: no two threads write one entry.
+    for (int k = 0; k < dim; ++k) {
+      double* row = force_gradient + (static_cast<std::size_t>(i) * dim + k) * n * 3;
+      for (int j = 0; j < nn; ++j) {
+        const int64_t a = nl.index[o + j];
+        for (int x = 0; x < 3; ++x) {
+          const double v = grad[(static_cast<std::size_t>(k) * nn + j) * 3 + x];
+          row[3 * a + x] += v;
+          row[3 * static_cast<std::size_t>(i) + x] -= v;
+        }
+      }
+    }
+  });
+}
 
 class SannModel {
  public:
@@ -238,23 +265,6 @@ class SannModel {
     quadratic_forms(covariance_.data(), static_cast<int64_t>(m), rows.data(), static_cast<int64_t>(n_rows), var.data());
     for (double& v : var) v = std::max(v, 0.0);  // Sigma_L is positive definite; this only clips rounding.
     return var;
-  }
-
-  SannResult compute(const Geometry& g) const {
-    const CentreNeighbors nl = centre_neighbors(g, desc_.r_cut);
-    SannResult res;
-    res.atom_energies.assign(g.n, 0.0);
-    res.forces.assign(3 * static_cast<std::size_t>(g.n), 0.0);
-    std::vector<double> grad;
-    for (int i = 0; i < g.n; ++i) {
-      const int64_t o = nl.offsets[i];
-      const int nn = nl.count(i);
-      grad.assign(3 * static_cast<std::size_t>(nn), 0.0);
-      res.atom_energies[i] = centre_energy(g.species[i], nl.rel.data() + 3 * o, nl.species.data() + o, nn, grad.data());
-      res.energy += res.atom_energies[i];
-      scatter_forces(nl, i, grad.data(), res.forces.data(), 1);
-    }
-    return res;
   }
 
  private:

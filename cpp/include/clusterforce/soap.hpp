@@ -32,6 +32,7 @@
 #include <vector>
 
 #include "neighbors.hpp"
+#include "parallel.hpp"
 
 namespace clusterforce {
 
@@ -793,16 +794,14 @@ inline void compute_neighbourhoods(const SoapGTO& soap, std::size_t n_centres, c
         throw std::invalid_argument("neighbour " + std::to_string(k) + " has a non-finite position");
   }
   const std::size_t F = soap.n_features();
-#pragma omp parallel
-  {
-    SoapGTO::Workspace ws = soap.make_workspace();
-#pragma omp for schedule(dynamic, 16)
-    for (std::int64_t c = 0; c < static_cast<std::int64_t>(n_centres); ++c) {
-      const std::int64_t begin = offsets[c], end = offsets[c + 1];
-      soap.compute_center(centre_species[c], static_cast<std::size_t>(end - begin), rel + 3 * begin,
-                          neighbor_species + begin, out + static_cast<std::size_t>(c) * F, nullptr, ws);
-    }
-  }
+  parallel_for_with(
+      static_cast<std::int64_t>(n_centres), [&] { return soap.make_workspace(); },
+      [&](SoapGTO::Workspace& ws, std::int64_t c) {
+        const std::int64_t begin = offsets[c], end = offsets[c + 1];
+        soap.compute_center(centre_species[c], static_cast<std::size_t>(end - begin), rel + 3 * begin,
+                            neighbor_species + begin, out + static_cast<std::size_t>(c) * F, nullptr, ws);
+      },
+      Schedule::dynamic_chunks(16));
 }
 
 // SOAP of a whole structure (a cluster, or periodic along the directions flagged in pbc).
@@ -934,16 +933,16 @@ class SoapStructure {
   template <class Task>
   void for_each_center(Task task) const {
     const long n = static_cast<long>(n_centers_);
-#pragma omp parallel
-    {
-      SoapGTO::Workspace ws = soap_.make_workspace();
+    struct State {
+      SoapGTO::Workspace ws;
       std::vector<double> scratch;
-#pragma omp for schedule(dynamic, 1)
-      for (long c = 0; c < n; ++c) {
-        const std::int64_t a = centers_[c];
-        task(static_cast<std::size_t>(c), atom_start_[a], atom_start_[a + 1] - atom_start_[a], ws, scratch);
-      }
-    }
+    };
+    parallel_for_with(
+        n, [&] { return State{soap_.make_workspace(), {}}; },
+        [&](State& s, std::int64_t c) {
+          const std::int64_t a = centers_[c];
+          task(static_cast<std::size_t>(c), atom_start_[a], atom_start_[a + 1] - atom_start_[a], s.ws, s.scratch);
+        });
   }
 
   // Sums per-entry rows (entry e in scratch row e + 1, the centre in row 0) into the centre's

@@ -6,7 +6,8 @@ one-hot), and its energy is MLP_int(MLP_f(x_i) + sum over shells s and atoms j i
 MLP_s(x_j)) (paper eqs. 1-6); a cluster's energy is the sum. Trained on energies alone with the
 paper's recipe (L1 loss on the energies, Adam, learning rate x0.1 on a plateau of 25 epochs, CELU,
 Kaiming initialisation, batches of 32), by default with the paper's layer sizes (Table 1).
-Prediction is the compiled ``clusterforce._kernels.DartModel`` (``cpp/include/clusterforce/dart.hpp``);
+Prediction is the model file's ``clusterforce._kernels.Predictor`` around the compiled DART network
+(``cpp/include/clusterforce/dart.hpp``, ``models.hpp``);
 forces are its exact gradient, but the model is fitted to energies only: use it to rank and
 screen structures (``clusterforce screen``), not to run dynamics.
 
@@ -31,7 +32,7 @@ from tqdm.auto import tqdm
 
 from .. import _kernels, modelfile
 from ..adam import Adam
-from ..data import frame_label, species_indices, validate_frames
+from ..data import frame_label, validate_frames
 from ..network_kind import NetworkModelFile
 from .network import Mlp
 
@@ -327,12 +328,14 @@ class DARTModel(NetworkModelFile, BaseEstimator):
     # ---------------------------------------------------------------- prediction
     def predict(self, atoms: Atoms) -> dict[str, Any]:
         """Energy (eV), per-atom energies (eV) and forces (eV/Angstrom) of a free cluster."""
-        compiled = self._predictor()
-        label = atoms.info.get("source_file", "structure")
-        if atoms.pbc.any():
-            raise ValueError(f"{label}: dart models free clusters (its L shell holds every other atom); this structure is periodic")
-        out = compiled.compute(atoms.positions, species_indices(atoms, self.element_list_, label=label))
-        return {"energy": out["energy"], "free_energy": out["energy"], "energies": out["energies"], "forces": out["forces"]}
+        out = self._predict_structure(atoms)
+        return {
+            "energy": out["energy"],
+            "free_energy": out["energy"],
+            "energies": out["energies"],
+            "forces": out["forces"],
+            "extrapolating": out["extrapolating"],
+        }
 
     # -------------------------------------------------------------- model file
     def _arrays_metadata(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:

@@ -39,7 +39,7 @@ from tqdm.auto import tqdm
 from .. import baseline as pair_wall
 from .. import modelfile
 from ..data import dataset_hash, get_forces, species_indices, validate_frames
-from ..neighbors import element_pairs, neighbor_list_atoms, shortest_pairs_of
+from ..neighbors import shortest_pairs_of
 from ..selection import extend_maximin, rs_maximin
 from .descriptor import Neighbourhoods, SoapDescriptor
 from .emlm import EMLM
@@ -56,9 +56,6 @@ KIND = "dml"
 DEFAULT_SIGMA2 = 0.5
 #: Training forces below this norm (eV/Angstrom) have no usable direction.
 ZERO_FORCE = 1e-6
-#: Slack (Angstrom) below the shortest training distance of an element pair before an atom
-#: counts as extrapolating (thermal data rarely samples the very shortest approach).
-EXTRAPOLATION_TOLERANCE = 0.05
 LOSSES = ("analytic", "numeric")
 #: DMLModel parameters that are SOAP settings (stored once in the model file, as the descriptor's).
 _SOAP_FIELDS = ("r_cut", "n_max", "l_max", "sigma")
@@ -178,6 +175,7 @@ class DMLModel(BaseEstimator):
         # Zero on every training frame (its r_s lie below the shortest training distances), so
         # the ML part above was fitted to the reference forces as they are.
         self.baseline_r_s_ = pair_wall.fit_pair_wall(frames, self.descriptor_.species_) if self.baseline else None
+        self.r_min_ = pair_wall.training_r_min(frames, self.descriptor_.species_)
         self.training_ = {
             "data_hash": dataset_hash(frames),
             "n_frames": len(frames),
@@ -305,6 +303,8 @@ class DMLModel(BaseEstimator):
         self.training_["shortest_pairs"] = shortest_pairs_of(frames, self.r_cut, known=self.training_["shortest_pairs"])
         if self.baseline_r_s_ is not None:
             self.baseline_r_s_ = pair_wall.lower_pair_wall(self.baseline_r_s_, frames, self.descriptor_.species_)
+        if getattr(self, "r_min_", None) is not None:
+            self.r_min_ = pair_wall.training_r_min(frames, self.descriptor_.species_, known=self.r_min_)
         self.training_["n_frames"] += len(frames)
         self.training_["data_hash"] = None  # no longer the hash of one data set
         self._compiled = None
@@ -334,7 +334,9 @@ class DMLModel(BaseEstimator):
             spread (dimensionless, 0 = the aligned references agree); ``uncertainty`` (n,) the
             expected force error ``norms * sqrt(2 spread)`` in eV/Angstrom (the chord of a
             direction error theta with 1 - cos(theta) = spread); ``classes`` (n,) class name per atom;
-            ``extrapolating`` (n,) bool, see :meth:`extrapolating`.
+            ``extrapolating`` (n,) bool: the atom is in a pair shorter than the shortest of its two
+            elements in the training data (``training/r_min`` of the model file; files from
+            before it: the wall's r_s / (1 - WALL_MARGIN); none: all False).
 
         Raises
         ------
@@ -343,31 +345,7 @@ class DMLModel(BaseEstimator):
             data (names the atom index and the element or class).
         """
         check_is_fitted(self, "models_")
-        out = self._predict_compiled(atoms)
-        out["extrapolating"] = self.extrapolating(atoms)
-        return out
-
-    def extrapolating(self, atoms: Atoms, tolerance: float = EXTRAPOLATION_TOLERANCE) -> np.ndarray:
-        """Per atom (bool): is it in a pair closer than any pair of the same two elements in
-        the training data (by more than ``tolerance`` Angstrom), or in a pair of elements that
-        never came within the SOAP cutoff there?
-
-        Distance-based models have no physics outside their data: a bond compressed beyond
-        the training range gets forces borrowed from other geometries, which need not push
-        the atoms apart. Models saved before this check existed report False everywhere.
-        """
-        check_is_fitted(self, "models_")
-        flags = np.zeros(len(atoms), dtype=bool)
-        shortest = self.training_.get("shortest_pairs")
-        if shortest is None:
-            return flags
-        nl = neighbor_list_atoms(atoms, self.r_cut)
-        keys, inverse = element_pairs(atoms, nl)
-        limits = np.array([shortest.get(key, self.r_cut) for key in keys])[inverse]
-        close = nl.d < limits - tolerance
-        flags[nl.i[close]] = True
-        flags[nl.j[close]] = True
-        return flags
+        return self._predict_compiled(atoms)
 
     def _predict_compiled(self, atoms: Atoms) -> dict[str, np.ndarray]:
         # The one dml prediction path, for clusters and periodic cells: the compiled predictor
@@ -375,12 +353,8 @@ class DMLModel(BaseEstimator):
         predictor = self._predictor()
         species = species_indices(atoms, predictor.elements)
         periodic = bool(np.any(atoms.pbc))
-        out = predictor.compute(
-            atoms.positions,
-            species,
-            np.asarray(atoms.cell.array) if periodic else None,
-            tuple(bool(p) for p in atoms.pbc) if periodic else None,
-        )
+        cell = np.asarray(atoms.cell.array) if periodic else None
+        out = predictor.compute(atoms.positions, species, cell, tuple(bool(p) for p in atoms.pbc))
         norms = out["norms"]
         # norms and directions describe the learned part; forces include the baseline.
         learned = out["forces"]
@@ -393,7 +367,8 @@ class DMLModel(BaseEstimator):
             "directions": directions,
             "uncertainty": out["uncertainty"],
             "spread": out["spread"],
-            "classes": np.asarray(predictor.classes, dtype=str)[out["class_index"]],
+            "classes": np.asarray(self.classes_, dtype=str)[out["class_index"].astype(int)],
+            "extrapolating": out["extrapolating"],
         }
 
     def _predictor(self):
@@ -402,7 +377,7 @@ class DMLModel(BaseEstimator):
             from .. import _kernels
 
             arrays, metadata = self._serialise()
-            self._compiled = _kernels.DmlPredictor.from_bytes(
+            self._compiled = _kernels.Predictor.from_bytes(
                 modelfile.to_bytes(kind=KIND, arrays=arrays, metadata=metadata), "<DMLModel in memory>"
             )
         return self._compiled
@@ -463,6 +438,8 @@ class DMLModel(BaseEstimator):
             wall_arrays, wall_metadata = pair_wall.file_entries(self.baseline_r_s_)
             arrays.update(wall_arrays)
             metadata.update(wall_metadata)
+        if getattr(self, "r_min_", None) is not None:
+            arrays[pair_wall.R_MIN_FIELD] = np.asarray(self.r_min_, dtype=float)
         return arrays, metadata
 
     @classmethod
@@ -483,6 +460,7 @@ class DMLModel(BaseEstimator):
             # Files written before the baseline existed have none: they predict as they did.
             model.baseline = "baseline/r_s" in mf.arrays
             model.baseline_r_s_ = mf.arrays.get("baseline/r_s")
+            model.r_min_ = mf.arrays.get(pair_wall.R_MIN_FIELD)  # None in files from before the table
             model.models_ = {}
             for name in meta["classes"]:
                 params = meta["models"][name]

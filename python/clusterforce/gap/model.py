@@ -189,6 +189,7 @@ class GAPModel(BaseEstimator):
             logger.info("gap noise: %g eV/atom, %g eV/A (preset %r where not given)", self.sigma_energy_, self.sigma_force_, preset)
         self.e0_ = self._isolated_energies(frames)
         self.baseline_r_s_ = pair_wall.fit_pair_wall(frames, self.element_list_) if self.baseline else None
+        self.r_min_ = pair_wall.training_r_min(frames, self.element_list_)
         samples = [self._sample(a, i) for i, a in enumerate(frames)]
         self.kernels_ = gp.make_kernels(terms, self.atomic_numbers_, seed=self.random_state, max_candidates=self.max_candidates)
         gp.select_sparse_points(self.kernels_, samples, progress=self.progress, comm=comm)
@@ -296,6 +297,8 @@ class GAPModel(BaseEstimator):
         self.normal_equations_ = (k_mm, ata + new_ata, atb + new_atb)
         if getattr(self, "baseline_r_s_", None) is not None:  # zero on the new frames too, as fit() made it on the old
             self.baseline_r_s_ = pair_wall.lower_pair_wall(self.baseline_r_s_, frames, self.element_list_)
+        if getattr(self, "r_min_", None) is not None:
+            self.r_min_ = pair_wall.training_r_min(frames, self.element_list_, known=self.r_min_)
         self._solve()
         self.training_["n_frames"] += len(frames)
         self.training_["n_rows"] += int(eq.n_rows)
@@ -408,6 +411,21 @@ class GAPModel(BaseEstimator):
     def _build_predictor(self) -> None:
         scale = getattr(self, "uncertainty_scale_", None)
         self.predictor_ = self._predictor(self.alpha_, self.variance_, scale, getattr(self, "maps_", {}))
+        self._compiled = None  # the model file's Predictor, rebuilt on the next predict
+
+    def _file_predictor(self) -> _kernels.Predictor:
+        """The Predictor of the model file :meth:`save` writes (wall and extrapolation limits
+        included): the C++ path of the calculator and LAMMPS."""
+        if getattr(self, "_compiled", None) is None:
+            arrays, metadata = self._file_contents()
+            data = modelfile.to_bytes(kind=KIND, arrays=arrays, metadata=metadata)
+            self._compiled = _kernels.Predictor.from_bytes(data, "<GAPModel in memory>")
+        return self._compiled
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = super().__getstate__()
+        state.pop("_compiled", None)  # compiled objects do not pickle; rebuilt on first use
+        return state
 
     def _predictor(self, alpha: list[np.ndarray], variance, uncertainty_scale, maps):
         """The compiled predictor for per-term weights ``alpha``."""
@@ -415,11 +433,7 @@ class GAPModel(BaseEstimator):
         terms = [k.predictor_term(a) for k, a in zip(self.kernels_, alpha)]
         for i, t in maps.items():
             terms[i] = _kernels.MappedNBodyTerm(terms[i], t["knots_r"], t["coefficients"], t.get("knots_cos"))
-        wall = getattr(self, "baseline_r_s_", None)
-        return _kernels.GapModel(
-            len(e0), e0, terms, variance, baseline_r_s=wall, baseline_A=pair_wall.A, baseline_rho=pair_wall.RHO,
-            uncertainty_scale=uncertainty_scale,
-        )  # fmt: skip
+        return _kernels.GapModel(len(e0), e0, terms, variance, uncertainty_scale=uncertainty_scale)
 
     # ---------------------------------------------------------------- prediction
     @property
@@ -451,19 +465,20 @@ class GAPModel(BaseEstimator):
         if variance and self.variance_ is None:
             raise ValueError("this gap model was trained with variance=False and cannot give variances")
         g = self._geometry(atoms, label)
-        out = self.predictor_.compute(g.positions, g.species, variance, g.cell, g.pbc)
+        out = self._file_predictor().compute(g.positions, g.species, g.cell, g.pbc, uncertainty=variance)
         result: dict[str, Any] = {
             "energy": out["energy"],
             "free_energy": out["energy"],
             "energies": out["energies"],
             "forces": out["forces"],
             "virial": out["virial"],
+            "extrapolating": out["extrapolating"],
         }
         if variance:
             result["variance"] = out["energies_variance"]
             result["energy_variance"] = out["energy_variance"]
             result["forces_variance"] = out["forces_variance"]
-            result["uncertainty"] = np.sqrt(out["forces_variance"].sum(axis=1))
+            result["uncertainty"] = out["uncertainty"]
         return result
 
     def score_frames(self, frames: Sequence[Atoms]) -> dict[str, Any]:
@@ -474,6 +489,11 @@ class GAPModel(BaseEstimator):
     # -------------------------------------------------------------- model file
     def save(self, path: str | os.PathLike) -> None:
         """Write the model as a ``.cfm`` file of kind ``"gap"``."""
+        arrays, metadata = self._file_contents()
+        modelfile.save(path, kind=KIND, arrays=arrays, metadata=metadata)
+
+    def _file_contents(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        """The arrays and metadata of the model file (:meth:`save`, the Predictor)."""
         check_is_fitted(self, "predictor_")
         arrays: dict[str, np.ndarray] = {"e0": np.array([self.e0_[s] for s in self.element_list_])}
         for i, (k, a) in enumerate(zip(self.kernels_, self.alpha_)):
@@ -498,12 +518,14 @@ class GAPModel(BaseEstimator):
             "terms": [k.term.to_dict() for k in self.kernels_],
             "e0": self.e0_,
             "hyperparameters": params,
-            "training": self.training_,
+            "training": getattr(self, "training_", {}),  # fit predicts its metrics before recording them
             **wall_metadata,
         }
         if getattr(self, "maps_", None):
             metadata["maps"] = self.map_info_
-        modelfile.save(path, kind=KIND, arrays=arrays, metadata=metadata)
+        if getattr(self, "r_min_", None) is not None:
+            arrays[pair_wall.R_MIN_FIELD] = self.r_min_
+        return arrays, metadata
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> GAPModel:
@@ -536,6 +558,7 @@ class GAPModel(BaseEstimator):
             model.uncertainty_scale_ = mf.array("uncertainty_scale", shape=(n_species,)) if "uncertainty_scale" in mf.arrays else None
             model.baseline = "baseline/r_s" in mf.arrays
             model.baseline_r_s_ = mf.arrays.get("baseline/r_s")
+            model.r_min_ = mf.arrays.get(pair_wall.R_MIN_FIELD)  # None in files from before the table
             model.map_info_ = list(meta.get("maps", []))
             model.maps_ = {}
             for entry in model.map_info_:

@@ -12,7 +12,8 @@ Training: the global extended Kalman filter on each structure's error vector (it
 update, ``force_rows`` random force components; paper eq. 9), or Adam on the same squared errors,
 for comparison. The descriptors are standardised (energy and force sets separately: with one
 species the two then coincide and the forces are the energy's gradient). Prediction is the
-compiled ``clusterforce._kernels.SannModel``, which the LAMMPS pair style runs too.
+model file's ``clusterforce._kernels.Predictor`` (the network ``_kernels.SannModel`` plus the
+structure driver's wall and checks), which the LAMMPS pair style runs too.
 
 Model file (kind ``"sann"``): metadata ``elements``, ``atomic_numbers``, ``descriptor`` (``r_cut``,
 ``exponents``, ``l_max``, ``xi``), ``layers``, ``e_scale``, ``hyperparameters``, ``training``; arrays
@@ -42,7 +43,7 @@ from tqdm.auto import tqdm
 
 from .. import _kernels, modelfile
 from ..adam import Adam
-from ..data import get_forces, species_indices, validate_frames
+from ..data import get_forces, validate_frames
 from ..network_kind import NetworkModelFile
 from .kalman import GlobalEKF
 from .network import SannNetwork
@@ -347,16 +348,14 @@ class SANNModel(NetworkModelFile, BaseEstimator):
         under the last layer's Laplace posterior (eV^2/Angstrom^2), and ``uncertainty`` (n,)
         ``sqrt(sum_x forces_variance)``, the expected size of the atom's force error (eV/Angstrom).
         """
-        compiled = self._predictor()
         if variance and not self.provides_uncertainty:
             raise ValueError("this sann model carries no last-layer covariance (saved before sann uncertainties); retrain it")
-        species = species_indices(atoms, self.element_list_, label=atoms.info.get("source_file", "structure"))
-        args = self._geometry_args(atoms, species)
-        out = compiled.compute(*args)
+        out = self._predict_structure(atoms, uncertainty=variance)
         result = {"energy": out["energy"], "free_energy": out["energy"], "energies": out["energies"], "forces": out["forces"]}
+        result["extrapolating"] = out["extrapolating"]
         if variance:
-            result["forces_variance"] = compiled.force_variances(*args)
-            result["uncertainty"] = np.sqrt(result["forces_variance"].sum(axis=1))
+            result["forces_variance"] = out["forces_variance"]
+            result["uncertainty"] = out["uncertainty"]
         return result
 
     # -------------------------------------------------------------- model file

@@ -1,0 +1,70 @@
+// Binding of the one whole-structure Predictor of every model kind (cpp/include/clusterforce/models.hpp).
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <array>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "bindings.hpp"
+#include "clusterforce/models.hpp"
+#include "geometry_args.hpp"
+#include "numpy_helpers.hpp"
+#include "prediction_dict.hpp"
+
+namespace py = pybind11;
+
+namespace clusterforce::bindings {
+
+void bind_predictor(py::module_& m) {
+  py::class_<Predictor, std::shared_ptr<Predictor>>(
+      m, "Predictor",
+      "Whole-structure prediction of a model file of any kind (gap, sann, dml, dart): the one C++ path that the "
+      "estimators, the ASE calculator and the LAMMPS pair style share.")
+      .def_static(
+          "from_bytes",
+          [](const py::bytes& data, const std::string& path) {
+            std::string bytes = data;  // copied with the GIL held; parsing needs no Python
+            py::gil_scoped_release release;
+            return std::shared_ptr<Predictor>(make_predictor(ModelFile::from_bytes(bytes, path)));
+          },
+          py::arg("data"), py::arg("path") = "<bytes>",
+          "Build from the bytes of a .cfm file (clusterforce.modelfile.to_bytes or the file's contents); `path` "
+          "names the file in error messages.")
+      .def_static(
+          "read",
+          [](const std::string& path) {
+            py::gil_scoped_release release;
+            return std::shared_ptr<Predictor>(make_predictor(ModelFile::read(path)));
+          },
+          py::arg("path"), "Read a .cfm file of any kind (as the LAMMPS pair style does).")
+      .def_property_readonly("kind", &Predictor::kind)
+      .def_property_readonly("elements", &Predictor::elements, "Chemical symbols in species-index order.")
+      .def_property_readonly("cutoff", &Predictor::cutoff, "Interaction range (Angstrom); 0 for dart (global).")
+      .def_property_readonly("has_energy", &Predictor::has_energy)
+      .def_property_readonly("has_uncertainty", &Predictor::has_uncertainty)
+      .def(
+          "compute",
+          [](const Predictor& p, const DoubleArray& positions, const SpeciesArray& species,
+             const std::optional<DoubleArray>& cell, const std::optional<std::array<bool, 3>>& pbc, bool uncertainty) {
+            const GeometryArgs a = geometry_or_cluster(positions, species, cell, pbc);
+            Prediction r;
+            {
+              py::gil_scoped_release release;
+              r = p.compute(a.g, uncertainty);
+            }
+            return prediction_dict(r, a.g.n);
+          },
+          py::arg("positions"), py::arg("species"), py::arg("cell") = py::none(), py::arg("pbc") = py::none(),
+          py::kw_only(), py::arg("uncertainty") = false,
+          "positions (n, 3) Angstrom, species (n,) indices into `elements`, cell (3, 3) rows or None, pbc (3,) bools "
+          "(None: a free cluster). Returns a dict: 'forces' (n, 3) eV/Angstrom, 'extrapolating' (n,) bool (a pair "
+          "shorter than the shortest of its elements in the training data); energy kinds 'energy' eV, 'energies' (n,) "
+          "eV, 'virial' (3, 3) eV; 'uncertainty' (n,) eV/Angstrom when asked for (dml: always) and, for gap and sann, "
+          "'forces_variance' (n, 3) eV^2/Angstrom^2 (gap also 'energies_variance' (n,), 'energy_variance' eV^2); dml "
+          "'norms', 'spread', 'class_index' (n,). ValueError for coincident atoms or non-finite positions.");
+}
+
+}  // namespace clusterforce::bindings

@@ -1,0 +1,184 @@
+// Every model kind behind the one contract: the LocalModel adapters of gap, sann and dml, the
+// global dart predictor, and make_predictor, which builds the Predictor of any model file (the
+// factory the Python bindings and the LAMMPS pair style share).
+#pragma once
+
+#include <array>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "baseline.hpp"
+#include "dart.hpp"
+#include "dml_predictor.hpp"
+#include "gap.hpp"
+#include "local_model.hpp"
+#include "modelfile.hpp"
+#include "predictor.hpp"
+#include "sann.hpp"
+#include "structure.hpp"
+
+namespace clusterforce {
+
+/// An energy kind's model (GapModel, SannModel: n_species, cutoff, centre_energy, has_variance,
+/// force_variances) as a LocalModel.
+template <class Model>
+class EnergyLocal : public LocalModel {
+ public:
+  explicit EnergyLocal(std::shared_ptr<const Model> model) : m_(std::move(model)) {}
+  int n_species() const override { return m_->n_species(); }
+  double cutoff() const override { return m_->cutoff(); }
+  bool has_energy() const override { return true; }
+  bool has_uncertainty() const override { return m_->has_variance(); }
+  double centre_energy(int cs, const double* rel, const int* sp, int n, double* grad, LocalScratch*) const override {
+    return m_->centre_energy(cs, rel, sp, n, grad);
+  }
+  bool has_force_variances() const override { return m_->has_variance(); }
+  std::vector<double> force_variances(const Geometry& g) const override { return m_->force_variances(g); }
+
+ protected:
+  std::shared_ptr<const Model> m_;
+};
+
+using SannLocal = EnergyLocal<SannModel>;
+
+/// gap also has the variances of the local and total energies.
+class GapLocal : public EnergyLocal<GapModel> {
+ public:
+  using EnergyLocal::EnergyLocal;
+  bool has_energy_variances() const override { return m_->has_variance(); }
+  void energy_variances(const Geometry& g, std::vector<double>& atoms, double& total) const override {
+    m_->energy_variances(g, atoms, total);
+  }
+};
+
+class DmlLocal : public LocalModel {
+ public:
+  explicit DmlLocal(std::shared_ptr<const DmlPredictor> model) : m_(std::move(model)) {}
+  int n_species() const override { return static_cast<int>(m_->elements().size()); }
+  double cutoff() const override { return m_->cutoff(); }
+  bool has_energy() const override { return false; }
+  bool has_uncertainty() const override { return true; }
+  std::unique_ptr<LocalScratch> make_scratch() const override {
+    return std::make_unique<Scratch>(m_->make_workspace());
+  }
+  /// |F| of the learned part (eV/Angstrom), OAMLM spread, class index into DmlPredictor::classes().
+  std::vector<std::string> diagnostic_names() const override { return {"norms", "spread", "class_index"}; }
+  CentreForce centre_force(int cs, const double* rel, const int* sp, int n, LocalScratch* scratch,
+                           double* diag) const override {
+    const DmlCentre r = m_->centre(cs, rel, sp, n, static_cast<Scratch*>(scratch)->ws);
+    CentreForce out;
+    for (int x = 0; x < 3; ++x) out.force[x] = r.force[x];
+    out.uncertainty = r.uncertainty;
+    if (diag) {
+      diag[0] = r.norm;
+      diag[1] = r.spread;
+      diag[2] = r.class_index;
+    }
+    return out;
+  }
+
+ private:
+  struct Scratch : LocalScratch {
+    explicit Scratch(DmlPredictor::Workspace w) : ws(std::move(w)) {}
+    DmlPredictor::Workspace ws;
+  };
+  std::shared_ptr<const DmlPredictor> m_;
+};
+
+/// dart: every atom sees every other (no cutoff), so it runs as a whole free cluster; the driver's
+/// input checks and extrapolation flags apply as for the local kinds.
+class DartPredictor : public Predictor {
+ public:
+  DartPredictor(std::vector<std::string> elements, std::shared_ptr<const DartModel> model, PairLimits limits)
+      : Predictor("dart", std::move(elements)), m_(std::move(model)), limits_(std::move(limits)) {}
+  double cutoff() const override { return 0.0; }
+  bool has_energy() const override { return true; }
+  bool has_uncertainty() const override { return false; }
+
+  Prediction compute(const Geometry& g, bool uncertainty) const override {
+    check_uncertainty_request(uncertainty);
+    check_geometry(g, m_->n_species());
+    if (g.pbc[0] || g.pbc[1] || g.pbc[2])
+      throw std::invalid_argument(
+          "dart models free clusters (its L shell holds every other atom); this structure is "
+          "periodic");
+    // Pairs as close as the shortest training distances: enough for the flags and the checks.
+    const Centres c = structure_centres(g, limits_.reach());
+    const auto id = [](int64_t i) { return i; };
+    check_coincident(c, id);
+    const DartResult r = m_->compute(g.positions, g.species, g.n);
+    Prediction p;
+    p.has_energy = true;
+    p.energy = r.energy;
+    p.energies = r.atom_energies;
+    p.forces = r.forces;
+    // Free cluster: W = sum_k r_k (x) F_k (translation invariant, the forces summing to zero).
+    p.virial.assign(9, 0.0);
+    for (int k = 0; k < g.n; ++k)
+      for (int x = 0; x < 3; ++x)
+        for (int y = 0; y < 3; ++y) p.virial[3 * x + y] += g.positions[3 * k + x] * r.forces[3 * k + y];
+    p.extrapolating = extrapolating_centres(c, limits_);
+    return p;
+  }
+
+ private:
+  std::shared_ptr<const DartModel> m_;
+  PairLimits limits_;
+};
+
+/// Chemical symbols of a model file (metadata "elements"), in species order.
+inline std::vector<std::string> model_elements(const ModelFile& mf) {
+  const Json& meta = mf.metadata();
+  if (!meta.contains("elements") || !meta.at("elements").is_array() || meta.at("elements").size() == 0)
+    throw ModelFileError(mf.path() + ": metadata field 'elements' is missing or not a non-empty list");
+  std::vector<std::string> out;
+  for (std::size_t k = 0; k < meta.at("elements").size(); ++k) out.push_back(meta.at("elements").at(k).as_string());
+  return out;
+}
+
+/// The Predictor of a model file of any kind; ModelFileError naming the file otherwise.
+inline std::unique_ptr<Predictor> make_predictor(const ModelFile& mf) {
+  const std::string& path = mf.path();
+  const std::string& kind = mf.kind();
+  std::vector<std::string> elements = model_elements(mf);
+  const int s = static_cast<int>(elements.size());
+  const auto check_species = [&](int n_species) {
+    if (n_species != s)
+      throw ModelFileError(path + ": metadata lists " + std::to_string(s) + " elements but the " + kind +
+                           " model has " + std::to_string(n_species) + " species");
+  };
+  if (kind == "gap" || kind == "sann") {
+    std::shared_ptr<const LocalModel> model;
+    if (kind == "gap") {
+      auto gap = std::make_shared<const GapModel>(read_gap_model(mf));
+      check_species(gap->n_species());
+      model = std::make_shared<GapLocal>(std::move(gap));
+    } else {
+      auto sann = std::make_shared<const SannModel>(read_sann_model(mf));
+      check_species(sann->n_species());
+      model = std::make_shared<SannLocal>(std::move(sann));
+    }
+    return std::make_unique<LocalPredictor>(kind, std::move(elements), std::move(model), read_pair_wall(mf, s),
+                                            read_pair_limits(mf, s));
+  }
+  if (kind == "dml") {
+    auto dml = std::make_shared<const DmlPredictor>(DmlPredictor::from_modelfile(mf));
+    if (dml->elements() != elements)
+      throw ModelFileError(path + ": metadata 'elements' disagree with the descriptor species");
+    // dml adds its wall itself, as direct forces (DmlPredictor::centre).
+    return std::make_unique<LocalPredictor>(kind, std::move(elements), std::make_shared<DmlLocal>(std::move(dml)),
+                                            PairWall{}, read_pair_limits(mf, s));
+  }
+  if (kind == "dart") {
+    auto dart = std::make_shared<const DartModel>(read_dart_model(mf));
+    check_species(dart->n_species());
+    return std::make_unique<DartPredictor>(std::move(elements), std::move(dart), read_pair_limits(mf, s));
+  }
+  throw ModelFileError(path + ": model kind '" + kind +
+                       "' is not supported by this clusterforce (supported: gap, sann, dml, dart)");
+}
+
+}  // namespace clusterforce
