@@ -497,30 +497,51 @@ inline Alignment align_environments(const Environment& in, const ReferenceSet& r
   return detail::align_cloud(in, refs, j, opt);
 }
 
-// Throws std::invalid_argument naming the first input / reference of a class other than that
-// of the first reference (only environments of one class are aligned with each other), or for
-// a negative n_triangles.
-inline void check_compatible(const Environment* in, std::size_t n, const ReferenceSet& refs, const AlignOptions& opt) {
+namespace detail {
+
+// These checks run on every prediction call: messages are built only on failure.
+inline void check_scheme_of(const Environment& e, const char* what, std::size_t k) {
+  if (e.scheme < 0 || e.scheme >= static_cast<int>(kSchemes.size()))
+    check_scheme(e.scheme, (std::string(what) + " environment " + std::to_string(k)).c_str());
+}
+
+[[noreturn]] inline void incompatible(const char* what, std::size_t k, const Environment& e, const Environment& r0) {
+  throw std::invalid_argument(std::string(what) + " environment " + std::to_string(k) + " (scheme " +
+                              kSchemes[static_cast<std::size_t>(e.scheme)].name + ", Z=" + std::to_string(e.element) +
+                              ") cannot be aligned with reference environment 0 (scheme " +
+                              kSchemes[static_cast<std::size_t>(r0.scheme)].name + ", Z=" + std::to_string(r0.element) +
+                              "): environments of different classes need separate models");
+}
+
+}  // namespace detail
+
+// Throws std::invalid_argument unless the references share one class (only environments of
+// one class are aligned with each other) and n_triangles >= 0; std::out_of_range for an
+// unknown scheme. Once per reference set; check_inputs then checks each batch of inputs.
+inline void check_references(const ReferenceSet& refs, const AlignOptions& opt) {
   if (opt.n_triangles < 0)
     throw std::invalid_argument("n_triangles must be >= 0 (0 = no prefilter), got " + std::to_string(opt.n_triangles));
-  for (std::size_t i = 0; i < n; ++i) check_scheme(in[i].scheme, ("input environment " + std::to_string(i)).c_str());
-  for (std::size_t j = 0; j < refs.size(); ++j)
-    check_scheme(refs[j].scheme, ("reference environment " + std::to_string(j)).c_str());
+  for (std::size_t j = 0; j < refs.size(); ++j) detail::check_scheme_of(refs[j], "reference", j);
   if (refs.size() == 0) return;
-  const Environment& r0 = refs[0];
-  const int key = class_key(r0);
-  auto fail = [&](const char* what, std::size_t k, const Environment& e) {
-    throw std::invalid_argument(std::string(what) + " environment " + std::to_string(k) + " (scheme " +
-                                kSchemes[static_cast<std::size_t>(e.scheme)].name + ", Z=" + std::to_string(e.element) +
-                                ") cannot be aligned with reference environment 0 (scheme " +
-                                kSchemes[static_cast<std::size_t>(r0.scheme)].name +
-                                ", Z=" + std::to_string(r0.element) +
-                                "): environments of different classes need separate models");
-  };
+  const int key = class_key(refs[0]);
   for (std::size_t j = 1; j < refs.size(); ++j)
-    if (class_key(refs[j]) != key) fail("reference", j, refs[j]);
+    if (class_key(refs[j]) != key) detail::incompatible("reference", j, refs[j], refs[0]);
+}
+
+// Throws std::invalid_argument naming the first input of a class other than the references'
+// (std::out_of_range for an unknown scheme); the references must have passed check_references.
+inline void check_inputs(const Environment* in, std::size_t n, const ReferenceSet& refs) {
+  for (std::size_t i = 0; i < n; ++i) detail::check_scheme_of(in[i], "input", i);
+  if (refs.size() == 0) return;
+  const int key = class_key(refs[0]);
   for (std::size_t i = 0; i < n; ++i)
-    if (class_key(in[i]) != key) fail("input", i, in[i]);
+    if (class_key(in[i]) != key) detail::incompatible("input", i, in[i], refs[0]);
+}
+
+// check_references, then check_inputs.
+inline void check_compatible(const Environment* in, std::size_t n, const ReferenceSet& refs, const AlignOptions& opt) {
+  check_references(refs, opt);
+  check_inputs(in, n, refs);
 }
 
 // g (n x K) and optionally the force maps (n x K x 9, row-major; nullptr to skip) of every

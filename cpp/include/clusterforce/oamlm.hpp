@@ -72,18 +72,22 @@ inline void check_model(const OamlmModel& m) {
   }
 }
 
-// out (n x K) = d (n x K) @ B (K x K); rows of B are streamed once per block of inputs.
-inline void project_distances(const double* d, std::size_t n, std::size_t K, const double* B, double* out) {
+// out (n x K) = d (n x K, row stride ld >= K; 0 = K) @ B (K x K); rows of B are streamed once
+// per block of inputs. A single block runs on the calling thread (a centre of a structure loop
+// that is itself parallel).
+inline void project_distances(const double* d, std::size_t n, std::size_t K, const double* B, double* out,
+                              std::size_t ld = 0) {
   constexpr std::size_t block = 16;
+  if (ld == 0) ld = K;
   const auto nblocks = static_cast<std::int64_t>((n + block - 1) / block);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (nblocks > 1)
   for (std::int64_t b = 0; b < nblocks; ++b) {
     const std::size_t i0 = static_cast<std::size_t>(b) * block, i1 = std::min(n, i0 + block);
     std::fill(out + i0 * K, out + i1 * K, 0.0);
     for (std::size_t k = 0; k < K; ++k) {
       const double* row = B + k * K;
       for (std::size_t i = i0; i < i1; ++i) {
-        const double a = d[i * K + k];
+        const double a = d[i * ld + k];
         if (a == 0.0) continue;
         double* o = out + i * K;
         for (std::size_t j = 0; j < K; ++j) o[j] += a * row[j];
