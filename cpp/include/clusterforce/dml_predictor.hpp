@@ -139,6 +139,8 @@ class DmlPredictor {
                                 : p.stored_descriptors(mf, pre + "oamlm/X_ref", F, x_ref, where);
       m->merge_references(x_ref, emlm_refs, static_cast<std::size_t>(F));
       m->B_c = mf.f64(pre + "oamlm/B_c", {k, k});
+      m->B_c32.assign(m->B_c.begin(), m->B_c.end());
+      if (!std::equal(m->B_c.begin(), m->B_c.end(), m->B_c32.begin())) m->B_c32.clear();
       // oamlm/B_g is not read: it only predicts OAMLM's alignment residual, which DmlCentre
       // does not report.
       m->T = mf.f64(pre + "oamlm/T", {k, 3});
@@ -290,7 +292,10 @@ class DmlPredictor {
     ws.d.resize(count * rows);
     euclidean_distances(P, count, m.X.data(), rows, F, ws.d.data(), DistanceOptions{DistanceMode::exact});
     ws.dc.resize(count * K);
-    project_distances(ws.d.data(), count, K, m.B_c.data(), ws.dc.data(), rows);
+    if (m.B_c32.empty())
+      project_distances(ws.d.data(), count, K, m.B_c.data(), ws.dc.data(), rows);
+    else
+      project_distances(ws.d.data(), count, K, m.B_c32.data(), ws.dc.data(), rows);
     ws.scratch.resize(5 * K);
     for (std::size_t i = 0; i < count; ++i) {
       const double* d = ws.d.data() + i * rows;
@@ -375,6 +380,9 @@ class DmlPredictor {
   struct ClassModel {
     std::string name;
     std::vector<double> data_min, scale, emlm_coef, B_c, T;
+    // B_c as float when every entry is a float32 value (files store it so): the same
+    // projection from half the memory traffic; empty otherwise.
+    std::vector<float> B_c32;
     // Reference descriptors (rows x F): the K direction references (rows 0..K-1), then the norm
     // references that are not among them; emlm_rows[k] is the row of norm reference k. In files
     // with centres the direction references are norm references too, so a centre reads each
