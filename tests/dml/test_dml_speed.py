@@ -2,8 +2,8 @@
 
 tests/data/dml_speed/ holds a small rings model and the predictions of held-out ring frames
 made by the code before the batched / SIMD rewrite of ``DmlPredictor::centre`` (README there);
-the rewrite changes only the order of floating-point sums (and fused multiply-adds), so forces and uncertainties agree
-to round-off. The LAMMPS pair style (which calls ``centre`` per atom) is checked against the
+the rewrite changes only the order of floating-point sums (and fused multiply-adds), so forces
+and uncertainties agree to round-off. The LAMMPS pair style (which calls ``centre`` per atom) is checked against the
 same numbers.
 """
 
