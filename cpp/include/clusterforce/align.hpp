@@ -19,8 +19,13 @@
 #include <utility>
 #include <vector>
 
+#include "cpu.hpp"
 #include "environments.hpp"
 #include "parallel.hpp"
+
+#if CLUSTERFORCE_X86_DISPATCH
+#include <immintrin.h>
+#endif
 
 namespace clusterforce {
 
@@ -54,13 +59,11 @@ inline double norm(const double* a) {
 
 }  // namespace detail
 
-// SVD of a 3x3 matrix by one-sided (Hestenes) Jacobi: accurate singular vectors without
-// forming A^T A. Singular vectors of (numerically) zero singular values are completed to an
-// orthonormal basis deterministically (cross products), so U and V are always orthogonal.
-inline Svd3 svd3(const Mat3& A) {
-  double W[3][3], V[3][3] = {{1, 0, 0}, {0, 1, 0}, {0, 0, 1}};
-  for (int i = 0; i < 3; ++i)
-    for (int j = 0; j < 3; ++j) W[i][j] = A[3 * i + j];
+namespace detail {
+
+// One-sided (Hestenes) Jacobi sweeps: orthogonalises the columns of W in place and
+// accumulates the rotations in V (W = A V on return).
+inline void jacobi3(double (&W)[3][3], double (&V)[3][3]) {
   for (int sweep = 0; sweep < 64; ++sweep) {
     bool rotated = false;
     for (int p = 0; p < 2; ++p) {
@@ -88,6 +91,67 @@ inline Svd3 svd3(const Mat3& A) {
     }
     if (!rotated) break;
   }
+}
+
+#if CLUSTERFORCE_X86_DISPATCH
+// jacobi3 on four matrices at once, one per AVX2 lane (W[i][j][lane]): the sweeps are a chain
+// of dependent square roots and divisions, which one matrix cannot keep the units busy with.
+// A lane whose pair needs no rotation gets the identity (c = 1, s = 0 leave it unchanged), and
+// a lane that stopped rotating stays unchanged until all have, so each lane ends as jacobi3
+// would leave it (up to fused multiply-adds).
+CLUSTERFORCE_TARGET_AVX2 inline void jacobi3_x4(double (&W)[3][3][4], double (&V)[3][3][4]) {
+  __m256d w[3][3], v[3][3];
+  for (int i = 0; i < 3; ++i)
+    for (int j = 0; j < 3; ++j) {
+      w[i][j] = _mm256_loadu_pd(W[i][j]);
+      v[i][j] = _mm256_loadu_pd(V[i][j]);
+    }
+  const __m256d one = _mm256_set1_pd(1.0), zero = _mm256_setzero_pd(), tiny = _mm256_set1_pd(1e-30);
+  const __m256d sign_bit = _mm256_set1_pd(-0.0);
+  for (int sweep = 0; sweep < 64; ++sweep) {
+    __m256d rotated = zero;
+    for (int p = 0; p < 2; ++p) {
+      for (int q = p + 1; q < 3; ++q) {
+        __m256d alpha = zero, beta = zero, gamma = zero;
+        for (int i = 0; i < 3; ++i) {
+          alpha = _mm256_add_pd(alpha, _mm256_mul_pd(w[i][p], w[i][p]));
+          beta = _mm256_add_pd(beta, _mm256_mul_pd(w[i][q], w[i][q]));
+          gamma = _mm256_add_pd(gamma, _mm256_mul_pd(w[i][p], w[i][q]));
+        }
+        const __m256d skip =
+            _mm256_cmp_pd(_mm256_mul_pd(gamma, gamma), _mm256_mul_pd(_mm256_mul_pd(tiny, alpha), beta), _CMP_LE_OQ);
+        if (_mm256_movemask_pd(skip) == 0xF) continue;
+        rotated = _mm256_or_pd(rotated, _mm256_andnot_pd(skip, _mm256_castsi256_pd(_mm256_set1_epi64x(-1))));
+        const __m256d zeta = _mm256_div_pd(_mm256_sub_pd(beta, alpha), _mm256_add_pd(gamma, gamma));
+        const __m256d abs_zeta = _mm256_andnot_pd(sign_bit, zeta);
+        const __m256d sgn = _mm256_blendv_pd(_mm256_set1_pd(-1.0), one, _mm256_cmp_pd(zeta, zero, _CMP_GE_OQ));
+        const __m256d t =
+            _mm256_div_pd(sgn, _mm256_add_pd(abs_zeta, _mm256_sqrt_pd(_mm256_add_pd(one, _mm256_mul_pd(zeta, zeta)))));
+        __m256d c = _mm256_div_pd(one, _mm256_sqrt_pd(_mm256_add_pd(one, _mm256_mul_pd(t, t))));
+        __m256d s = _mm256_mul_pd(c, t);
+        c = _mm256_blendv_pd(c, one, skip);
+        s = _mm256_blendv_pd(s, zero, skip);
+        for (int i = 0; i < 3; ++i) {
+          const __m256d wp = w[i][p], wq = w[i][q], vp = v[i][p], vq = v[i][q];
+          w[i][p] = _mm256_sub_pd(_mm256_mul_pd(c, wp), _mm256_mul_pd(s, wq));
+          w[i][q] = _mm256_add_pd(_mm256_mul_pd(s, wp), _mm256_mul_pd(c, wq));
+          v[i][p] = _mm256_sub_pd(_mm256_mul_pd(c, vp), _mm256_mul_pd(s, vq));
+          v[i][q] = _mm256_add_pd(_mm256_mul_pd(s, vp), _mm256_mul_pd(c, vq));
+        }
+      }
+    }
+    if (_mm256_movemask_pd(rotated) == 0) break;
+  }
+  for (int i = 0; i < 3; ++i)
+    for (int j = 0; j < 3; ++j) {
+      _mm256_storeu_pd(W[i][j], w[i][j]);
+      _mm256_storeu_pd(V[i][j], v[i][j]);
+    }
+}
+#endif
+
+// The SVD from converged Jacobi sweeps (W = A V with orthogonal columns).
+inline Svd3 svd3_finish(const double (&W)[3][3], const double (&V)[3][3]) {
   double sv[3];
   for (int k = 0; k < 3; ++k) sv[k] = std::sqrt(W[0][k] * W[0][k] + W[1][k] * W[1][k] + W[2][k] * W[2][k]);
   int order[3] = {0, 1, 2};
@@ -130,6 +194,48 @@ inline Svd3 svd3(const Mat3& A) {
   for (int k = 0; k < 3; ++k)
     for (int i = 0; i < 3; ++i) out.U[static_cast<std::size_t>(3 * i + k)] = u[k][i];
   return out;
+}
+
+}  // namespace detail
+
+// SVD of a 3x3 matrix by one-sided (Hestenes) Jacobi: accurate singular vectors without
+// forming A^T A. Singular vectors of (numerically) zero singular values are completed to an
+// orthonormal basis deterministically (cross products), so U and V are always orthogonal.
+inline Svd3 svd3(const Mat3& A) {
+  double W[3][3], V[3][3] = {{1, 0, 0}, {0, 1, 0}, {0, 0, 1}};
+  for (int i = 0; i < 3; ++i)
+    for (int j = 0; j < 3; ++j) W[i][j] = A[3 * i + j];
+  detail::jacobi3(W, V);
+  return detail::svd3_finish(W, V);
+}
+
+// out[k] = svd3(A[k]) for n matrices; four at a time on CPUs with AVX2 (the same algorithm,
+// so the same result up to fused multiply-adds).
+inline void svd3_batch(const Mat3* A, std::size_t n, Svd3* out) {
+  std::size_t k = 0;
+#if CLUSTERFORCE_X86_DISPATCH
+  static const bool avx2 = cpu_supports(Isa::avx2);
+  for (; avx2 && k + 4 <= n; k += 4) {
+    double W[3][3][4], V[3][3][4];
+    for (int i = 0; i < 3; ++i)
+      for (int j = 0; j < 3; ++j)
+        for (int l = 0; l < 4; ++l) {
+          W[i][j][l] = A[k + static_cast<std::size_t>(l)][static_cast<std::size_t>(3 * i + j)];
+          V[i][j][l] = i == j ? 1.0 : 0.0;
+        }
+    detail::jacobi3_x4(W, V);
+    for (int l = 0; l < 4; ++l) {
+      double Wl[3][3], Vl[3][3];
+      for (int i = 0; i < 3; ++i)
+        for (int j = 0; j < 3; ++j) {
+          Wl[i][j] = W[i][j][l];
+          Vl[i][j] = V[i][j][l];
+        }
+      out[k + static_cast<std::size_t>(l)] = detail::svd3_finish(Wl, Vl);
+    }
+  }
+#endif
+  for (; k < n; ++k) out[k] = svd3(A[k]);
 }
 
 // Optimal proper rotation of a point set and how well the points determine it.
@@ -198,22 +304,21 @@ inline bool kabsch_two(const double* p, const double* s, Mat3& R) {
 
 }  // namespace detail
 
-// Proper rotation R (det +1) minimising sum_k |p_k - R s_k|^2 over m point pairs given
-// relative to the centre atom (no centroid shift: the centre atoms coincide). p = input, s =
-// reference, both m x 3 row-major. When the points are collinear with the centre (rank 1) the
-// spin about their axis is fixed deterministically by svd3's completion; see force_map.
-inline KabschResult kabsch_rotation(std::size_t m, const double* p, const double* s) {
-  KabschResult out{};
-  if (m == 2 && detail::kabsch_two(p, s, out.R)) {
-    out.rank = 2;
-    return out;
-  }
+namespace detail {
+
+// A = sum_k s_k p_k^T (Arun's H with the reference as the source; see the top of this file).
+inline Mat3 cross_covariance(std::size_t m, const double* p, const double* s) {
   Mat3 A{};
   for (std::size_t k = 0; k < m; ++k)
     for (int a = 0; a < 3; ++a)
       for (int b = 0; b < 3; ++b) A[static_cast<std::size_t>(3 * a + b)] += s[3 * k + a] * p[3 * k + b];
-  const Svd3 d = svd3(A);
-  const double sign = detail::det3(d.U) * detail::det3(d.V) < 0 ? -1.0 : 1.0;
+  return A;
+}
+
+// The proper rotation V diag(1, 1, det) U^T of the SVD of cross_covariance.
+inline KabschResult kabsch_from_svd(const Svd3& d) {
+  KabschResult out{};
+  const double sign = det3(d.U) * det3(d.V) < 0 ? -1.0 : 1.0;
   for (int a = 0; a < 3; ++a)
     for (int b = 0; b < 3; ++b) {
       double r = 0;
@@ -227,9 +332,27 @@ inline KabschResult kabsch_rotation(std::size_t m, const double* p, const double
   return out;
 }
 
+}  // namespace detail
+
+// Proper rotation R (det +1) minimising sum_k |p_k - R s_k|^2 over m point pairs given
+// relative to the centre atom (no centroid shift: the centre atoms coincide). p = input, s =
+// reference, both m x 3 row-major. When the points are collinear with the centre (rank 1) the
+// spin about their axis is fixed deterministically by svd3's completion; see force_map.
+inline KabschResult kabsch_rotation(std::size_t m, const double* p, const double* s) {
+  KabschResult out{};
+  if (m == 2 && detail::kabsch_two(p, s, out.R)) {
+    out.rank = 2;
+    return out;
+  }
+  return detail::kabsch_from_svd(svd3(detail::cross_covariance(m, p, s)));
+}
+
 inline Mat3 kabsch(std::size_t m, const double* p, const double* s) {
   return kabsch_rotation(m, p, s).R;
 }
+
+// References per align_chunk call.
+inline constexpr std::size_t kAlignChunk = 8;
 
 struct AlignOptions {
   int n_triangles = 10;  // eq. 18 prefilter keeps this many ordered pairs; 0 = try all
@@ -376,7 +499,12 @@ class ReferenceSet {
 
 namespace detail {
 
-inline Alignment align_anchors(const Environment& in, const Environment& ref) {
+// Calls f(m, p, s) with the m matched anchor points of the input (p) and the reference (s)
+// for every ordered selection of k of the larger side's blocks against the smaller side's
+// blocks in order: every permutation of the block indices whose unused tail is ascending, i.e.
+// each selection once, always in the same order.
+template <class F>
+void for_each_anchor_match(const Environment& in, const Environment& ref, F&& f) {
   const Scheme& a = kSchemes[static_cast<std::size_t>(in.scheme)];
   const int pre = a.prefix, bs = a.block_size;
   const int mi = a.n_blocks, mr = kSchemes[static_cast<std::size_t>(ref.scheme)].n_blocks;
@@ -384,10 +512,6 @@ inline Alignment align_anchors(const Environment& in, const Environment& ref) {
   const int m = pre + k * bs;
   int idx[kMaxAnchors];
   for (int i = 0; i < big; ++i) idx[i] = i;
-  Alignment best{};
-  bool have = false;
-  // Ordered selections of k of the larger side's blocks against the smaller side's blocks in
-  // order: every permutation of idx whose unused tail is ascending, i.e. each selection once.
   do {
     if (!std::is_sorted(idx + k, idx + big)) continue;
     double p[kMaxAnchors][3], s[kMaxAnchors][3];
@@ -405,12 +529,66 @@ inline Alignment align_anchors(const Environment& in, const Environment& ref) {
           s[pre + blk * bs + r][c] = ref.anchors[pre + br * bs + r][c];
         }
     }
+    f(m, p, s);
+  } while (std::next_permutation(idx, idx + big));
+}
+
+// The smallest eq. 12 error over the anchor matches; the first one wins a tie.
+inline Alignment align_anchors(const Environment& in, const Environment& ref) {
+  Alignment best{};
+  bool have = false;
+  for_each_anchor_match(in, ref, [&](int m, const double (*p)[3], const double (*s)[3]) {
     const KabschResult rot = kabsch_rotation(static_cast<std::size_t>(m), &p[0][0], &s[0][0]);
     const double g = anchor_error(m, p, s, rot.R);
     if (!have || g < best.g) best = {rot, g};
     have = true;
-  } while (std::next_permutation(idx, idx + big));
+  });
   return best;
+}
+
+// align_anchors for references [j0, j0 + n) of refs, n <= kChunk, into out: the matches of all
+// of them share batched SVDs (svd3_batch). Same choices as align_anchors.
+inline void align_anchors_chunk(const Environment& in, const ReferenceSet& refs, std::size_t j0, std::size_t n,
+                                Alignment* out) {
+  constexpr std::size_t kCapacity = 32;  // matches per batch of SVDs
+  struct Match {
+    double p[kMaxAnchors][3], s[kMaxAnchors][3];
+    int m;
+    std::size_t ref;  // into out
+  };
+  Match matches[kCapacity];
+  Mat3 A[kCapacity];
+  Svd3 d[kCapacity];
+  bool have[kAlignChunk] = {};
+  std::size_t count = 0;
+  const auto flush = [&] {
+    svd3_batch(A, count, d);
+    for (std::size_t t = 0; t < count; ++t) {
+      const Match& x = matches[t];
+      KabschResult rot{};
+      if (x.m == 2 && kabsch_two(&x.p[0][0], &x.s[0][0], rot.R))
+        rot.rank = 2;
+      else
+        rot = kabsch_from_svd(d[t]);
+      const double g = anchor_error(x.m, x.p, x.s, rot.R);
+      if (!have[x.ref] || g < out[x.ref].g) out[x.ref] = {rot, g};
+      have[x.ref] = true;
+    }
+    count = 0;
+  };
+  for (std::size_t r = 0; r < n; ++r) {
+    out[r] = Alignment{};
+    for_each_anchor_match(in, refs[j0 + r], [&](int m, const double (*p)[3], const double (*s)[3]) {
+      Match& x = matches[count];
+      std::copy(&p[0][0], &p[0][0] + 3 * m, &x.p[0][0]);
+      std::copy(&s[0][0], &s[0][0] + 3 * m, &x.s[0][0]);
+      x.m = m;
+      x.ref = r;
+      A[count] = cross_covariance(static_cast<std::size_t>(m), &p[0][0], &s[0][0]);
+      if (++count == kCapacity) flush();
+    });
+  }
+  flush();
 }
 
 // Try reference point sets (centre + the given cloud rows) against the fixed input rows and
@@ -498,30 +676,63 @@ inline Alignment align_environments(const Environment& in, const ReferenceSet& r
   return detail::align_cloud(in, refs, j, opt);
 }
 
-// Throws std::invalid_argument naming the first input / reference of a class other than that
-// of the first reference (only environments of one class are aligned with each other), or for
-// a negative n_triangles.
-inline void check_compatible(const Environment* in, std::size_t n, const ReferenceSet& refs, const AlignOptions& opt) {
+namespace detail {
+
+// These checks run on every prediction call: messages are built only on failure.
+inline void check_scheme_of(const Environment& e, const char* what, std::size_t k) {
+  if (e.scheme < 0 || e.scheme >= static_cast<int>(kSchemes.size()))
+    check_scheme(e.scheme, (std::string(what) + " environment " + std::to_string(k)).c_str());
+}
+
+[[noreturn]] inline void incompatible(const char* what, std::size_t k, const Environment& e, const Environment& r0) {
+  throw std::invalid_argument(std::string(what) + " environment " + std::to_string(k) + " (scheme " +
+                              kSchemes[static_cast<std::size_t>(e.scheme)].name + ", Z=" + std::to_string(e.element) +
+                              ") cannot be aligned with reference environment 0 (scheme " +
+                              kSchemes[static_cast<std::size_t>(r0.scheme)].name + ", Z=" + std::to_string(r0.element) +
+                              "): environments of different classes need separate models");
+}
+
+}  // namespace detail
+
+// align_environments(in, refs, j, opt) for j in [j0, j0 + n), n <= kAlignChunk, into out;
+// anchor schemes batch the SVDs of the whole range.
+inline void align_chunk(const Environment& in, const ReferenceSet& refs, std::size_t j0, std::size_t n,
+                        const AlignOptions& opt, Alignment* out) {
+  if (n > kAlignChunk) throw std::invalid_argument("align_chunk: at most kAlignChunk references");
+  if (kSchemes[static_cast<std::size_t>(in.scheme)].error == ErrorKind::Anchors) {
+    detail::align_anchors_chunk(in, refs, j0, n, out);
+    return;
+  }
+  for (std::size_t r = 0; r < n; ++r) out[r] = detail::align_cloud(in, refs, j0 + r, opt);
+}
+
+// Throws std::invalid_argument unless the references share one class (only environments of
+// one class are aligned with each other) and n_triangles >= 0; std::out_of_range for an
+// unknown scheme. Once per reference set; check_inputs then checks each batch of inputs.
+inline void check_references(const ReferenceSet& refs, const AlignOptions& opt) {
   if (opt.n_triangles < 0)
     throw std::invalid_argument("n_triangles must be >= 0 (0 = no prefilter), got " + std::to_string(opt.n_triangles));
-  for (std::size_t i = 0; i < n; ++i) check_scheme(in[i].scheme, ("input environment " + std::to_string(i)).c_str());
-  for (std::size_t j = 0; j < refs.size(); ++j)
-    check_scheme(refs[j].scheme, ("reference environment " + std::to_string(j)).c_str());
+  for (std::size_t j = 0; j < refs.size(); ++j) detail::check_scheme_of(refs[j], "reference", j);
   if (refs.size() == 0) return;
-  const Environment& r0 = refs[0];
-  const int key = class_key(r0);
-  auto fail = [&](const char* what, std::size_t k, const Environment& e) {
-    throw std::invalid_argument(std::string(what) + " environment " + std::to_string(k) + " (scheme " +
-                                kSchemes[static_cast<std::size_t>(e.scheme)].name + ", Z=" + std::to_string(e.element) +
-                                ") cannot be aligned with reference environment 0 (scheme " +
-                                kSchemes[static_cast<std::size_t>(r0.scheme)].name +
-                                ", Z=" + std::to_string(r0.element) +
-                                "): environments of different classes need separate models");
-  };
+  const int key = class_key(refs[0]);
   for (std::size_t j = 1; j < refs.size(); ++j)
-    if (class_key(refs[j]) != key) fail("reference", j, refs[j]);
+    if (class_key(refs[j]) != key) detail::incompatible("reference", j, refs[j], refs[0]);
+}
+
+// Throws std::invalid_argument naming the first input of a class other than the references'
+// (std::out_of_range for an unknown scheme); the references must have passed check_references.
+inline void check_inputs(const Environment* in, std::size_t n, const ReferenceSet& refs) {
+  for (std::size_t i = 0; i < n; ++i) detail::check_scheme_of(in[i], "input", i);
+  if (refs.size() == 0) return;
+  const int key = class_key(refs[0]);
   for (std::size_t i = 0; i < n; ++i)
-    if (class_key(in[i]) != key) fail("input", i, in[i]);
+    if (class_key(in[i]) != key) detail::incompatible("input", i, in[i], refs[0]);
+}
+
+// check_references, then check_inputs.
+inline void check_compatible(const Environment* in, std::size_t n, const ReferenceSet& refs, const AlignOptions& opt) {
+  check_references(refs, opt);
+  check_inputs(in, n, refs);
 }
 
 // g (n x K) and optionally the force maps (n x K x 9, row-major; nullptr to skip) of every

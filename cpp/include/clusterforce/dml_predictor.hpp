@@ -16,10 +16,13 @@
 #include <memory>
 #include <stdexcept>
 #include <string>
+#include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "align.hpp"
 #include "baseline.hpp"
+#include "distances.hpp"
 #include "environments.hpp"
 #include "modelfile.hpp"
 #include "neighbors.hpp"
@@ -60,7 +63,7 @@ class DmlPredictor {
   /// Scratch space of one thread; make one per thread with make_workspace().
   struct Workspace {
     SoapGTO::Workspace soap;
-    std::vector<double> p, d, dc, gh, scratch;
+    std::vector<double> p, d, dc, scratch;
     std::vector<int> soap_species, z;
   };
 
@@ -122,8 +125,9 @@ class DmlPredictor {
       const bool centres = mf.has(pre + "centres/offsets");
       const std::vector<double> X =
           centres ? p.centre_descriptors(mf, pre, m->data_min, m->scale) : std::vector<double>{};
-      const int64_t ke = centres ? p.reference_rows(mf, pre + "emlm/reference_index", X, F, m->emlm_refs, where)
-                                 : p.stored_descriptors(mf, pre + "emlm/references", F, m->emlm_refs, where);
+      std::vector<double> emlm_refs, x_ref;
+      const int64_t ke = centres ? p.reference_rows(mf, pre + "emlm/reference_index", X, F, emlm_refs, where)
+                                 : p.stored_descriptors(mf, pre + "emlm/references", F, emlm_refs, where);
       m->emlm_coef = mf.f64(pre + "emlm/coef", {ke});
       // Older files have no output range: their norms are only bounded below.
       if (mf.has(pre + "emlm/output_range")) {
@@ -131,10 +135,14 @@ class DmlPredictor {
         m->norm_min = std::max(range[0], 0.0);
         m->norm_max = range[1];
       }
-      const int64_t k = centres ? p.reference_rows(mf, pre + "oamlm/reference_index", X, F, m->x_ref, where)
-                                : p.stored_descriptors(mf, pre + "oamlm/X_ref", F, m->x_ref, where);
+      const int64_t k = centres ? p.reference_rows(mf, pre + "oamlm/reference_index", X, F, x_ref, where)
+                                : p.stored_descriptors(mf, pre + "oamlm/X_ref", F, x_ref, where);
+      m->merge_references(x_ref, emlm_refs, static_cast<std::size_t>(F));
       m->B_c = mf.f64(pre + "oamlm/B_c", {k, k});
-      m->B_g = mf.f64(pre + "oamlm/B_g", {k, k});
+      m->B_c32.assign(m->B_c.begin(), m->B_c.end());
+      if (!std::equal(m->B_c.begin(), m->B_c.end(), m->B_c32.begin())) m->B_c32.clear();
+      // oamlm/B_g is not read: it only predicts OAMLM's alignment residual, which DmlCentre
+      // does not report.
       m->T = mf.f64(pre + "oamlm/T", {k, 3});
       const std::string r = pre + "oamlm/references/";
       try {
@@ -143,11 +151,11 @@ class DmlPredictor {
             mf.i64(r + "n_cloud", {k}).data(), mf.i64(r + "n_lead", {k}).data(), mf.i64(r + "flags", {k}).data(),
             mf.f64(r + "anchors", {k, kMaxAnchors, 3}).data(), mf.f64(r + "cloud", {k, kMaxCloud, 3}).data(), name);
         m->refs = std::make_unique<ReferenceSet>(envs.data(), envs.size());
-        m->oamlm =
-            OamlmModel{m->refs.get(), m->B_c.data(), m->B_g.data(), m->T.data(), sigma2.as_double(), AlignOptions{}};
+        m->oamlm = OamlmModel{m->refs.get(), m->B_c.data(), nullptr, m->T.data(), sigma2.as_double(), AlignOptions{}};
         m->oamlm.loss = parse_loss(field(oamlm_params, "loss", where).as_string());
         m->oamlm.sigma1 = field(oamlm_params, "sigma1", where).as_double();
         check_model(m->oamlm);
+        check_references(*m->refs, m->oamlm.options);
       } catch (const std::invalid_argument& e) {
         throw ModelFileError(where + ": " + e.what());
       } catch (const std::out_of_range& e) {
@@ -212,34 +220,33 @@ class DmlPredictor {
   }
 
   /// Norms and directions of `count` centres of class c from their scaled SOAP vectors P
-  /// (count x F) and environments; reference rows are the outer loop so each is read once.
+  /// (count x F) and environments. One pass of the SIMD distance kernel over the class's
+  /// reference rows serves the norm and the direction references; with many centres it is
+  /// the blocked kernel, which reads each reference row once per block of centres.
   void predict_block(int c, const double* P, const Environment* envs, std::size_t count, DmlCentre* out,
                      Workspace& ws) const {
     const ClassModel& m = *models_[static_cast<std::size_t>(c)];
     const std::size_t F = soap_->n_features();
-    const std::size_t ke = m.emlm_coef.size();
-    const std::size_t K = m.refs->size();
-    // Distances to the norm references (count x ke), then to the direction references (count x K).
-    ws.d.resize(count * std::max(ke, K));
-    for (std::size_t k = 0; k < ke; ++k)
-      for (std::size_t i = 0; i < count; ++i) ws.d[i * ke + k] = distance(P + i * F, m.emlm_refs.data() + k * F, F);
+    const std::size_t rows = m.n_rows(), K = m.refs->size();
+    check_inputs(envs, count, *m.refs);
+    // Exact differences, not the Gram form: a held-out centre can lie close to a reference,
+    // where |x|^2 + |y|^2 - 2 x.y loses digits the norms would amplify.
+    ws.d.resize(count * rows);
+    euclidean_distances(P, count, m.X.data(), rows, F, ws.d.data(), DistanceOptions{DistanceMode::exact});
+    ws.dc.resize(count * K);
+    if (m.B_c32.empty())
+      project_distances(ws.d.data(), count, K, m.B_c.data(), ws.dc.data(), rows);
+    else
+      project_distances(ws.d.data(), count, K, m.B_c32.data(), ws.dc.data(), rows);
+    ws.scratch.resize(5 * K);
     for (std::size_t i = 0; i < count; ++i) {
+      const double* d = ws.d.data() + i * rows;
       double norm = 0.0;
-      for (std::size_t k = 0; k < ke; ++k) norm += ws.d[i * ke + k] * m.emlm_coef[k];
+      for (std::size_t k = 0; k < m.emlm_coef.size(); ++k) norm += d[m.emlm_rows[k]] * m.emlm_coef[k];
       out[i] = DmlCentre{};
       out[i].class_index = c;
       out[i].norm = std::clamp(norm, m.norm_min, m.norm_max);
-    }
-    for (std::size_t k = 0; k < K; ++k)
-      for (std::size_t i = 0; i < count; ++i) ws.d[i * K + k] = distance(P + i * F, m.x_ref.data() + k * F, F);
-    ws.dc.resize(K);
-    ws.gh.resize(K);
-    ws.scratch.resize(5 * K);
-    check_compatible(envs, count, *m.refs, m.oamlm.options);
-    for (std::size_t i = 0; i < count; ++i) {
-      project_distances(ws.d.data() + i * K, 1, K, m.B_c.data(), ws.dc.data());
-      project_distances(ws.d.data() + i * K, 1, K, m.B_g.data(), ws.gh.data());
-      const OamlmResult r = oamlm_direction(m.oamlm, envs[i], ws.dc.data(), ws.gh.data(), ws.scratch.data());
+      const OamlmResult r = oamlm_direction(m.oamlm, envs[i], ws.dc.data() + i * K, nullptr, ws.scratch.data());
       for (int x = 0; x < 3; ++x) out[i].force[x] = out[i].norm * r.v[x];
       out[i].spread = r.spread;
       out[i].uncertainty = out[i].norm * std::sqrt(2.0 * r.spread);
@@ -314,29 +321,55 @@ class DmlPredictor {
 
   struct ClassModel {
     std::string name;
-    std::vector<double> data_min, scale, emlm_refs, emlm_coef, x_ref, B_c, B_g, T;
+    std::vector<double> data_min, scale, emlm_coef, B_c, T;
+    // B_c as float when every entry is a float32 value (files store it so): the same
+    // projection from half the memory traffic; empty otherwise.
+    std::vector<float> B_c32;
+    // Reference descriptors (rows x F): the K direction references (rows 0..K-1), then the norm
+    // references that are not among them; emlm_rows[k] is the row of norm reference k. In files
+    // with centres the direction references are norm references too, so a centre reads each
+    // reference descriptor once.
+    std::vector<double> X;
+    std::vector<std::size_t> emlm_rows;
     // EMLM norms are clamped to the training range (eV/Angstrom): d . W is linear in the
     // distances and grows without bound away from the data.
     double norm_min = 0.0, norm_max = std::numeric_limits<double>::infinity();
     std::unique_ptr<ReferenceSet> refs;
     OamlmModel oamlm;
+
+    std::size_t n_rows() const { return X.size() / std::max<std::size_t>(data_min.size(), 1); }
+
+    // X = direction references, then the norm references not already there (bitwise equal rows
+    // give equal distances, so merging them changes no result).
+    void merge_references(const std::vector<double>& direction, const std::vector<double>& norm, std::size_t F) {
+      X = direction;
+      std::unordered_map<std::string_view, std::size_t> row_of;
+      const auto key = [&](std::size_t r) {
+        return std::string_view(reinterpret_cast<const char*>(X.data() + r * F), F * sizeof(double));
+      };
+      const std::size_t K = direction.size() / F, ke = norm.size() / F;
+      X.reserve(direction.size() + norm.size());  // no reallocation: the keys point into X
+      for (std::size_t r = 0; r < K; ++r) row_of.emplace(key(r), r);
+      emlm_rows.resize(ke);
+      for (std::size_t k = 0; k < ke; ++k) {
+        const std::string_view row(reinterpret_cast<const char*>(norm.data() + k * F), F * sizeof(double));
+        const auto it = row_of.find(row);
+        if (it != row_of.end()) {
+          emlm_rows[k] = it->second;
+          continue;
+        }
+        emlm_rows[k] = X.size() / F;
+        X.insert(X.end(), norm.begin() + static_cast<std::ptrdiff_t>(k * F),
+                 norm.begin() + static_cast<std::ptrdiff_t>((k + 1) * F));
+        row_of.emplace(key(emlm_rows[k]), emlm_rows[k]);
+      }
+    }
   };
 
   static const Json& field(const Json& obj, const std::string& key, const std::string& where) {
     if (!obj.is_object() || !obj.contains(key))
       throw ModelFileError(where + ": metadata field '" + key + "' is missing");
     return obj.at(key);
-  }
-
-  // Four independent partial sums: one running sum is bound by the add latency, and these
-  // distances (F ~ 10^3 features x all references, per centre) dominate a prediction.
-  static double distance(const double* a, const double* b, std::size_t n) {
-    double s[4] = {0.0, 0.0, 0.0, 0.0};
-    std::size_t k = 0;
-    for (; k + 4 <= n; k += 4)
-      for (int u = 0; u < 4; ++u) s[u] += (a[k + u] - b[k + u]) * (a[k + u] - b[k + u]);
-    for (; k < n; ++k) s[0] += (a[k] - b[k]) * (a[k] - b[k]);
-    return std::sqrt((s[0] + s[1]) + (s[2] + s[3]));
   }
 
   static std::string joined(const std::vector<std::string>& v) {

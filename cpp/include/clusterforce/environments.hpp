@@ -12,6 +12,7 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -205,7 +206,7 @@ inline int class_key(const Environment& e) {
   const char* name = kSchemes[static_cast<std::size_t>(e.scheme)].class_name;
   if (name[0] == '\0') return -1 - e.element;
   for (std::size_t s = 0; s < kSchemes.size(); ++s)
-    if (std::string(kSchemes[s].class_name) == name) return static_cast<int>(s);
+    if (std::strcmp(kSchemes[s].class_name, name) == 0) return static_cast<int>(s);
   return e.scheme;
 }
 

@@ -73,22 +73,27 @@ inline void check_model(const OamlmModel& m) {
   }
 }
 
-// out (n x K) = d (n x K) @ B (K x K); rows of B are streamed once per block of inputs.
-inline void project_distances(const double* d, std::size_t n, std::size_t K, const double* B, double* out) {
+// out (n x K) = d (n x K, row stride ld >= K; 0 = K) @ B (K x K); rows of B are streamed once
+// per block of inputs. A single block runs on the calling thread (a centre of a structure loop
+// that is itself parallel). B may be float when its values are float32 (as model files store
+// it): each is widened exactly, so the result is that of the double matrix, from half the bytes.
+template <class Real>
+void project_distances(const double* d, std::size_t n, std::size_t K, const Real* B, double* out, std::size_t ld = 0) {
   constexpr std::size_t block = 16;
+  if (ld == 0) ld = K;
   const auto nblocks = static_cast<std::int64_t>((n + block - 1) / block);
   // Arithmetic only (nothing throws): a plain OpenMP loop.
-  CLUSTERFORCE_PRAGMA(omp parallel for schedule(static))
+  CLUSTERFORCE_PRAGMA(omp parallel for schedule(static) if (nblocks > 1))
   for (std::int64_t b = 0; b < nblocks; ++b) {
     const std::size_t i0 = static_cast<std::size_t>(b) * block, i1 = std::min(n, i0 + block);
     std::fill(out + i0 * K, out + i1 * K, 0.0);
     for (std::size_t k = 0; k < K; ++k) {
-      const double* row = B + k * K;
+      const Real* row = B + k * K;
       for (std::size_t i = i0; i < i1; ++i) {
-        const double a = d[i * K + k];
+        const double a = d[i * ld + k];
         if (a == 0.0) continue;
         double* o = out + i * K;
-        for (std::size_t j = 0; j < K; ++j) o[j] += a * row[j];
+        for (std::size_t j = 0; j < K; ++j) o[j] += a * static_cast<double>(row[j]);
       }
     }
   }
@@ -220,11 +225,16 @@ inline OamlmResult oamlm_direction(const OamlmModel& m, const Environment& in, c
   double* rt = scratch + K;     // K x 3
   double* w = scratch + 4 * K;  // eq. 16 weights, scaled as above
   double g_min = std::numeric_limits<double>::infinity();
-  for (std::size_t j = 0; j < K; ++j) {
-    const Alignment al = align_environments(in, refs, j, m.options);
-    g[j] = al.g;
-    detail::apply(force_map(al), m.T + 3 * j, rt + 3 * j);
-    g_min = std::min(g_min, al.g);
+  Alignment al[kAlignChunk];
+  for (std::size_t j0 = 0; j0 < K; j0 += kAlignChunk) {
+    const std::size_t n = std::min(kAlignChunk, K - j0);
+    align_chunk(in, refs, j0, n, m.options, al);
+    for (std::size_t r = 0; r < n; ++r) {
+      const std::size_t j = j0 + r;
+      g[j] = al[r].g;
+      detail::apply(force_map(al[r]), m.T + 3 * j, rt + 3 * j);
+      g_min = std::min(g_min, al[r].g);
+    }
   }
   const double inv_s2 = 1.0 / (m.sigma2 * m.sigma2);
   double sw = 0, swabs = 0, v[3] = {0, 0, 0}, res = 0;
