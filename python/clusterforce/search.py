@@ -2,7 +2,10 @@
 and DART-style screening of many frames by predicted energy.
 
 Every search feeds a :class:`~clusterforce.isomers.MinimaStore`, so each distinct minimum is kept
-once with the search that found it. Energies are in the calculator's units (eV; epsilon for
+once with the search that found it. A relaxed structure where the model has no data (an atom the
+calculator flags in ``results["extrapolating"]``, or a collapsed pair) or whose relaxation met a
+NaN or infinite force is never stored: it is counted in ``store.rejected`` with one log line, and
+basin hopping does not move there. Energies are in the calculator's units (eV; epsilon for
 Lennard-Jones), lengths in Angstrom (sigma for Lennard-Jones).
 """
 
@@ -20,7 +23,8 @@ from ase.calculators.calculator import Calculator
 from ase.data import atomic_numbers, covalent_radii
 from tqdm.auto import tqdm
 
-from .isomers import MinimaStore, relax
+from .isomers import MinimaStore, RelaxationError, rejection_reason, relax
+from .optimize import NonFiniteError, attach_finite_check
 
 log = logging.getLogger(__name__)
 
@@ -98,13 +102,22 @@ def basin_hopping(
     store = MinimaStore() if store is None else store
     rng = np.random.default_rng(seed)
     current, energy, _ = relax(start, calc, fmax=fmax)
+    reason, message = rejection_reason(current)
+    if reason:
+        raise RelaxationError(f"basin hopping: the relaxed start structure is rejected ({reason}): {message}; start from another structure")
     store.add(current, energy, "basin-hopping", 0)
     containment = containment_radius(current)
     accepted = 0
     for step in tqdm(range(1, steps + 1), desc="basin hopping", disable=not progress, leave=False):
-        trial, e_trial, _ = relax(perturb(current, step_size, rng, containment), calc, fmax=fmax)
-        store.add(trial, e_trial, "basin-hopping", step)
-        if e_trial <= energy or rng.random() < np.exp(-(e_trial - energy) / kt):
+        moved = perturb(current, step_size, rng, containment)
+        try:
+            trial, e_trial, _ = relax(moved, calc, fmax=fmax)
+        except NonFiniteError as exc:
+            store.reject("non-finite", "basin-hopping", step, str(exc))
+            kept = False
+        else:
+            kept = store.consider(trial, e_trial, "basin-hopping", step)
+        if kept and (e_trial <= energy or rng.random() < np.exp(-(e_trial - energy) / kt)):
             current, energy = trial, e_trial
             accepted += 1
         if step % ADAPT_EVERY == 0:
@@ -142,8 +155,12 @@ def minima_hopping(
         hop = MinimaHopping(atoms, T0=temperature, fmax=max(fmax, 1e-3), minima_traj=str(traj), logfile=str(Path(tmp) / "hop.log"))
         hop(totalsteps=steps)
         for i, m in enumerate(read(traj, ":")):
-            relaxed, energy, _ = relax(m, calc, fmax=fmax)
-            store.add(relaxed, energy, "minima-hopping", i)
+            try:
+                relaxed, energy, _ = relax(m, calc, fmax=fmax)
+            except NonFiniteError as exc:
+                store.reject("non-finite", "minima-hopping", i, str(exc))
+                continue
+            store.consider(relaxed, energy, "minima-hopping", i)
     return store
 
 
@@ -176,10 +193,16 @@ def md_quench(
     Stationary(atoms)
     ZeroRotation(atoms)
     dyn = Langevin(atoms, timestep * units.fs, temperature_K=temperature, friction=0.01 / units.fs, rng=rng)
+    attach_finite_check(dyn, atoms, "md-quench")  # the MD cannot go on from a NaN: the search stops
     for block in tqdm(range(steps // quench_every), desc="md-quench", disable=not progress, leave=False):
         dyn.run(quench_every)
-        relaxed, energy, _ = relax(atoms, calc, fmax=fmax)
-        store.add(relaxed, energy, "md-quench", (block + 1) * quench_every)
+        step = (block + 1) * quench_every
+        try:
+            relaxed, energy, _ = relax(atoms, calc, fmax=fmax)
+        except NonFiniteError as exc:
+            store.reject("non-finite", "md-quench", step, str(exc))
+            continue
+        store.consider(relaxed, energy, "md-quench", step)
     return store
 
 

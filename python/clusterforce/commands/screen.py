@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 
@@ -32,6 +33,7 @@ def run(args: argparse.Namespace) -> int:
     from ..calculators import resolve
     from ..data import read_frames
     from ..isomers import MinimaStore, relax
+    from ..optimize import NonFiniteError
     from ..search import screen
 
     frames = read_frames(args.frames)
@@ -47,11 +49,23 @@ def run(args: argparse.Namespace) -> int:
     if args.relax:
         store = MinimaStore()
         for rank, i in enumerate(reps):
-            minimum, e, _ = relax(frames[i], calc, fmax=args.fmax)
-            store.add(minimum, e, "screen", rank)
+            try:
+                minimum, e, _ = relax(frames[i], calc, fmax=args.fmax)
+            except NonFiniteError as exc:
+                store.reject("non-finite", "screen", rank, str(exc))
+                continue
+            store.consider(minimum, e, "screen", rank)
+        if not store.minima:
+            print(f"clusterforce screen: error: every relaxed representative was rejected ({store.rejected})", file=sys.stderr)
+            return 1
         out = [m.atoms for m in store.minima]
         summary.update(
-            {"distinct_minima": len(store.minima), "lowest_energy": store.lowest.energy, "energies": [m.energy for m in store.minima]}
+            {
+                "distinct_minima": len(store.minima),
+                "lowest_energy": store.lowest.energy,
+                "energies": [m.energy for m in store.minima],
+                "rejected": dict(store.rejected),
+            }
         )
         if args.db:
             store.write_db(args.db, reference=args.model)
