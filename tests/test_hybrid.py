@@ -120,7 +120,8 @@ def test_nan_model_forces_stop_at_the_last_checkpoint(rattled_cu13):
     atoms = rattled_cu13.copy()
     result = HybridOptimizer(atoms, BreaksAfter(sigma=2.3, epsilon=0.4, rc=6.0), EMT(), check_every=3).run(fmax=0.05, steps=60)
     # Call 1 is the start; calls 2-5 are model steps 1-4, so model step 5 is the first NaN.
-    assert result.stopped == "model step 5: the position or force of atoms 2 (Cu) is not finite (NaN or inf); returned to the last checkpoint"
+    expected = "model step 5: the position or force of atoms 2 (Cu) is not finite (NaN or inf); returned to the last checkpoint"
+    assert result.stopped == expected
     assert not result.converged and result.model_steps == 4 and np.isfinite(atoms.positions).all()
     atoms.calc = EMT()
     assert atoms.get_potential_energy() == pytest.approx(result.final_energy, abs=1e-9)
