@@ -17,8 +17,6 @@ from ase.cluster import Icosahedron
 from ase.io import write
 from clusterforce.calculators import LennardJones
 from clusterforce.cli import main
-from clusterforce.gap import TwoBody
-from clusterforce.gap.model import GAPModel
 from clusterforce.isomers import RelaxationError, rejection_reason, relax
 from clusterforce.optimize import NonFiniteError
 from clusterforce.replicas import ReplicaSettings, run_replica
@@ -139,21 +137,6 @@ def test_search_command_with_a_collapsing_model_is_one_line(tmp_path, monkeypatc
 
 
 # ----------------------------------------------------------------- the command-line boundary
-@pytest.fixture(scope="module")
-def cu_model(tmp_path_factory) -> str:
-    rng = np.random.default_rng(0)
-    frames = []
-    for _ in range(3):
-        atoms = Icosahedron("Cu", 2)
-        atoms.positions += rng.normal(0, 0.1, atoms.positions.shape)
-        atoms.calc = EMT()
-        atoms.get_potential_energy()
-        frames.append(atoms)
-    path = tmp_path_factory.mktemp("guards") / "cu.cfm"
-    GAPModel(terms=[TwoBody(r_cut=5.0, n_sparse=8)], progress=False).fit(frames).save(path)
-    return str(path)
-
-
 def _broken(tmp_path: Path, kind: str) -> Path:
     atoms = Icosahedron("Cu", 2)
     if kind == "duplicate":
@@ -170,14 +153,14 @@ EXPECTED = {"duplicate": r"atoms 3 and 7 at 0\.000 Angstrom", "nan": r"positions
 
 @pytest.mark.parametrize("kind", ["duplicate", "nan"])
 @pytest.mark.parametrize("command", ["optimize", "search", "md", "evaluate"])
-def test_a_broken_input_structure_is_one_line_and_exit_2(cu_model, tmp_path, capsys, command, kind):
+def test_a_broken_input_structure_is_one_line_and_exit_2(cu13_gap_model, tmp_path, capsys, command, kind):
     path = _broken(tmp_path, kind)
     argv = {
-        "optimize": ["optimize", cu_model, str(path), "-o", str(tmp_path / "o.traj"), "--quiet"],
-        "search": ["search", str(path), "--reference", cu_model, "--steps", "2", "--db", str(tmp_path / "m.db"), "--quiet"],
+        "optimize": ["optimize", cu13_gap_model, str(path), "-o", str(tmp_path / "o.traj"), "--quiet"],
+        "search": ["search", str(path), "--reference", cu13_gap_model, "--steps", "2", "--db", str(tmp_path / "m.db"), "--quiet"],
         "md": [
             "md",
-            cu_model,
+            cu13_gap_model,
             str(path),
             "--temperatures",
             "300",
@@ -189,7 +172,7 @@ def test_a_broken_input_structure_is_one_line_and_exit_2(cu_model, tmp_path, cap
             str(tmp_path / "r"),
             "--quiet",
         ],
-        "evaluate": ["evaluate", cu_model, str(path), "--quiet"],
+        "evaluate": ["evaluate", cu13_gap_model, str(path), "--quiet"],
     }[command]
     assert main(argv) == 2
     err = capsys.readouterr().err.strip()
@@ -197,12 +180,13 @@ def test_a_broken_input_structure_is_one_line_and_exit_2(cu_model, tmp_path, cap
     assert re.match(rf"clusterforce {command}: error: {re.escape(str(path))}(, frame 0)?: .*{EXPECTED[kind]}", err), err
 
 
-def test_optimize_partwise_classes_come_from_the_model(cu_model, tmp_path, capsys):
+def test_optimize_partwise_classes_come_from_the_model(cu13_gap_model, tmp_path, capsys):
     path = tmp_path / "cu.xyz"
     write(path, Icosahedron("Cu", 2))
-    assert main(["optimize", cu_model, str(path), "--partwise", "core:2", "-o", str(tmp_path / "o.traj"), "--quiet"]) == 2
+    argv = ["optimize", cu13_gap_model, str(path), "--steps", "2", "-o", str(tmp_path / "o.traj"), "--quiet"]
+    assert main([*argv, "--partwise", "core:2"]) == 2
     assert "this model defines no atom classes (core, outer" in capsys.readouterr().err
-    assert main(["optimize", cu_model, str(path), "--partwise", "Cu:2", "--steps", "2", "-o", str(tmp_path / "o.traj"), "--quiet"]) == 0
+    assert main([*argv, "--partwise", "Cu:2"]) == 0
 
 
 # ----------------------------------------------------------------- MD

@@ -75,6 +75,17 @@ def containment_radius(atoms: Atoms) -> float:
     return r + 2.0 * d
 
 
+def quench(atoms: Atoms, calc: Calculator, store: MinimaStore, found_by: str, step: int, *, fmax: float) -> tuple[Atoms, float] | None:
+    """Relax ``atoms`` (a copy) and store the minimum: its structure and energy, or None when it was
+    rejected (extrapolating, collapsed, or a NaN in the relaxation; counted in ``store.rejected``)."""
+    try:
+        relaxed, energy, _ = relax(atoms, calc, fmax=fmax)
+    except NonFiniteError as exc:
+        store.reject("non-finite", found_by, step, str(exc))
+        return None
+    return (relaxed, energy) if store.consider(relaxed, energy, found_by, step) else None
+
+
 def basin_hopping(
     start: Atoms,
     calc: Calculator,
@@ -109,16 +120,9 @@ def basin_hopping(
     containment = containment_radius(current)
     accepted = 0
     for step in tqdm(range(1, steps + 1), desc="basin hopping", disable=not progress, leave=False):
-        moved = perturb(current, step_size, rng, containment)
-        try:
-            trial, e_trial, _ = relax(moved, calc, fmax=fmax)
-        except NonFiniteError as exc:
-            store.reject("non-finite", "basin-hopping", step, str(exc))
-            kept = False
-        else:
-            kept = store.consider(trial, e_trial, "basin-hopping", step)
-        if kept and (e_trial <= energy or rng.random() < np.exp(-(e_trial - energy) / kt)):
-            current, energy = trial, e_trial
+        kept = quench(perturb(current, step_size, rng, containment), calc, store, "basin-hopping", step, fmax=fmax)
+        if kept is not None and (kept[1] <= energy or rng.random() < np.exp(-(kept[1] - energy) / kt)):
+            current, energy = kept
             accepted += 1
         if step % ADAPT_EVERY == 0:
             # Wales and Doye keep the acceptance ratio near 0.5 by scaling the step.
@@ -155,12 +159,7 @@ def minima_hopping(
         hop = MinimaHopping(atoms, T0=temperature, fmax=max(fmax, 1e-3), minima_traj=str(traj), logfile=str(Path(tmp) / "hop.log"))
         hop(totalsteps=steps)
         for i, m in enumerate(read(traj, ":")):
-            try:
-                relaxed, energy, _ = relax(m, calc, fmax=fmax)
-            except NonFiniteError as exc:
-                store.reject("non-finite", "minima-hopping", i, str(exc))
-                continue
-            store.consider(relaxed, energy, "minima-hopping", i)
+            quench(m, calc, store, "minima-hopping", i, fmax=fmax)
     return store
 
 
@@ -196,13 +195,7 @@ def md_quench(
     attach_finite_check(dyn, atoms, "md-quench")  # the MD cannot go on from a NaN: the search stops
     for block in tqdm(range(steps // quench_every), desc="md-quench", disable=not progress, leave=False):
         dyn.run(quench_every)
-        step = (block + 1) * quench_every
-        try:
-            relaxed, energy, _ = relax(atoms, calc, fmax=fmax)
-        except NonFiniteError as exc:
-            store.reject("non-finite", "md-quench", step, str(exc))
-            continue
-        store.consider(relaxed, energy, "md-quench", step)
+        quench(atoms, calc, store, "md-quench", (block + 1) * quench_every, fmax=fmax)
     return store
 
 

@@ -32,9 +32,8 @@ def run(args: argparse.Namespace) -> int:
 
     from ..calculators import resolve
     from ..data import read_frames
-    from ..isomers import MinimaStore, relax
-    from ..optimize import NonFiniteError
-    from ..search import screen
+    from ..isomers import MinimaStore
+    from ..search import quench, screen
 
     frames = read_frames(args.frames)
     calc = resolve(args.model, frames[0])
@@ -49,12 +48,7 @@ def run(args: argparse.Namespace) -> int:
     if args.relax:
         store = MinimaStore()
         for rank, i in enumerate(reps):
-            try:
-                minimum, e, _ = relax(frames[i], calc, fmax=args.fmax)
-            except NonFiniteError as exc:
-                store.reject("non-finite", "screen", rank, str(exc))
-                continue
-            store.consider(minimum, e, "screen", rank)
+            quench(frames[i], calc, store, "screen", rank, fmax=args.fmax)
         if not store.minima:
             print(f"clusterforce screen: error: every relaxed representative was rejected ({store.rejected})", file=sys.stderr)
             return 1
