@@ -103,3 +103,39 @@ def test_force_correction_reproduces_observed_errors_as_a_gradient_field():
     assert np.allclose(jac, jac.T, atol=1e-6)
     # Far from every observation the correction returns to the mean (the checkpoint's error).
     assert np.allclose(correction(x0 + 50.0), errors[-1], atol=1e-9)
+
+
+def test_nan_model_forces_stop_at_the_last_checkpoint(rattled_cu13):
+    class BreaksAfter(LennardJones):
+        """The poor LJ model until its 6th force call, NaN on atom 2 from then on."""
+
+        calls = 0
+
+        def calculate(self, *args, **kwargs):
+            super().calculate(*args, **kwargs)
+            BreaksAfter.calls += 1
+            if BreaksAfter.calls >= 6:
+                self.results["forces"][2] = np.nan
+
+    atoms = rattled_cu13.copy()
+    result = HybridOptimizer(atoms, BreaksAfter(sigma=2.3, epsilon=0.4, rc=6.0), EMT(), check_every=3).run(fmax=0.05, steps=60)
+    # Call 1 is the start; calls 2-5 are model steps 1-4, so model step 5 is the first NaN.
+    expected = "model step 5: the position or force of atoms 2 (Cu) is not finite (NaN or inf); returned to the last checkpoint"
+    assert result.stopped == expected
+    assert not result.converged and result.model_steps == 4 and np.isfinite(atoms.positions).all()
+    atoms.calc = EMT()
+    assert atoms.get_potential_energy() == pytest.approx(result.final_energy, abs=1e-9)
+
+
+def test_a_nan_reference_result_rejects_its_trial(rattled_cu13):
+    class NanOnce(EMT):
+        calls = 0
+
+        def calculate(self, *args, **kwargs):
+            super().calculate(*args, **kwargs)
+            NanOnce.calls += 1
+            if NanOnce.calls == 2:
+                self.results["energy"] = np.nan
+
+    result = HybridOptimizer(rattled_cu13.copy(), LennardJones(sigma=2.3, epsilon=0.4, rc=6.0), NanOnce()).run(fmax=0.05, steps=40)
+    assert result.accepted[0] is False and np.isnan(result.reference_energies[1]) and result.final_energy < result.start_energy

@@ -3,8 +3,9 @@ import pytest
 from ase.calculators.emt import EMT
 from ase.constraints import FixAtoms
 from ase.io import read
+from ase.optimize import BFGS
 from clusterforce import Calculator
-from clusterforce.optimize import ForceOnlyOptimizer, parse_partwise
+from clusterforce.optimize import CURVATURE_EPS, ForceOnlyOptimizer, _GuardedBFGS, curvature_ok, parse_partwise
 from conftest import EMTForceModel
 
 
@@ -129,8 +130,8 @@ def test_stop_when_extrapolating(rattled_au13, tmp_path):
     atoms = rattled_au13.copy()
     atoms.calc = Calculator(_SqueezingModel())
     traj = tmp_path / "squeeze.traj"
-    result = ForceOnlyOptimizer(atoms, maxstep=0.05, stop_when_extrapolating=True, trajectory=traj).run(fmax=0.01, steps=100)
-    assert not result.converged and result.stopped.startswith(f"step {result.nsteps}: atoms 0 (Au), 1 (Au)")
+    result = ForceOnlyOptimizer(atoms, maxstep=0.05, trajectory=traj).run(fmax=0.01, steps=100)  # stops by default
+    assert not result.converged and result.stopped.startswith(f"step {result.nsteps}: atoms 0 (Au), 1 (Au) are flagged as extrapolating")
     assert 0 < result.nsteps < 100
     frames = read(traj, ":")
     stopped_at = frames[result.nsteps]
@@ -140,10 +141,10 @@ def test_stop_when_extrapolating(rattled_au13, tmp_path):
     # The atoms are returned to the step with the lowest RMS force (the last trajectory frame too).
     assert np.array_equal(atoms.positions, frames[result.best_step].positions)
     assert np.array_equal(frames[-1].positions, atoms.positions) and len(frames) == result.nsteps + 2
-    # Without the flag the pull goes on; flags on fixed atoms do not stop a run.
+    # Without the stop the pull goes on; flags on fixed atoms do not stop a run.
     free_run = rattled_au13.copy()
     free_run.calc = Calculator(_SqueezingModel())
-    assert ForceOnlyOptimizer(free_run, maxstep=0.05).run(fmax=0.01, steps=result.nsteps + 5).stopped == ""
+    assert ForceOnlyOptimizer(free_run, maxstep=0.05, stop_when_extrapolating=False).run(fmax=0.01, steps=result.nsteps + 5).stopped == ""
     fixed = rattled_au13.copy()
     fixed.set_constraint(FixAtoms(indices=[0, 1]))
     fixed.calc = Calculator(_SqueezingModel())
@@ -176,3 +177,55 @@ def test_patience_stops_a_non_conservative_descent_at_its_best_structure(rattled
     assert result.stopped == "" and result.nsteps == 30 and result.fmax[-1] > result.fmax[0]
     with pytest.raises(ValueError, match="patience"):
         ForceOnlyOptimizer(rattled_au13.copy(), patience=0)
+
+
+def test_swirl_keeps_the_hessian_finite_and_positive_definite(rattled_au13):
+    """dr . dg of the swirl is zero up to round-off: the guarded update is skipped instead of dividing by it."""
+    atoms = rattled_au13.copy()
+    atoms.calc = _Swirl()
+    opt = ForceOnlyOptimizer(atoms, maxstep=0.05, stop_when_extrapolating=False)
+    result = opt.run(fmax=0.01, steps=15)
+    assert result.stopped == "" and np.all(np.isfinite(result.fmax)) and np.isfinite(atoms.positions).all()
+    np.testing.assert_array_equal(opt._optimizers[0].H, 70.0 * np.eye(3 * len(atoms)))
+
+
+def test_curvature_guard():
+    dr = np.array([1.0, 0.0, 0.0])
+    assert curvature_ok(dr, np.array([2.0, 1.0, 0.0]))
+    assert not curvature_ok(dr, np.array([0.0, 1.0, 0.0]))  # zero curvature: exactly what a swirl gives
+    assert not curvature_ok(dr, np.array([-1.0, 0.0, 0.0]))  # negative curvature would make H indefinite
+    assert not curvature_ok(dr, np.array([0.5 * CURVATURE_EPS, 1.0, 0.0]))  # round-off, relative to |dr| |dg|
+
+
+def test_guarded_bfgs_update_agrees_with_ase_where_the_curvature_is_positive(rattled_au13):
+    atoms = rattled_au13.copy()
+    atoms.calc = EMT()
+    guarded, plain = _GuardedBFGS(atoms.copy(), logfile=None), BFGS(atoms.copy(), logfile=None)
+    for opt in (guarded, plain):
+        opt.atoms.calc = EMT()
+        opt.run(fmax=0.0, steps=4)
+    np.testing.assert_allclose(guarded.H, plain.H, rtol=1e-12)
+
+
+class _BreaksAtCall(EMT):
+    """EMT whose forces on atom 3 turn NaN from its ``k``-th force call on."""
+
+    def __init__(self, k):
+        super().__init__()
+        self.k, self.calls = k, 0
+
+    def calculate(self, atoms=None, properties=("forces",), system_changes=None):
+        super().calculate(atoms, properties, system_changes)
+        self.calls += 1
+        if self.calls >= self.k:
+            self.results["forces"][3] = np.nan
+            self.results["energy"] = np.nan
+
+
+def test_nan_forces_stop_at_the_step_they_appear_and_keep_the_best_structure(rattled_au13):
+    atoms = rattled_au13.copy()
+    atoms.calc = _BreaksAtCall(4)
+    result = ForceOnlyOptimizer(atoms, maxstep=0.05).run(fmax=0.01, steps=50)
+    assert not result.converged and result.nsteps == 3
+    assert result.stopped == "step 3: the position or force of atoms 3 (Au) is not finite (NaN or inf)"
+    assert np.isfinite(atoms.positions).all() and result.best_step is not None and result.best_step < 3

@@ -26,6 +26,10 @@ point decides:
 
 So the reference energy of the checkpoints never rises, and the optimisation converges on the
 reference forces (fmax is checked on F_ref). Reference frames are kept for adding to the model.
+
+A BFGS update that fails the curvature condition is skipped (:func:`~clusterforce.optimize.curvature_ok`).
+A NaN or infinite model force stops the run at the last checkpoint, naming the model step; a
+non-finite reference result rejects its trial like any other reference failure.
 """
 
 from __future__ import annotations
@@ -43,7 +47,7 @@ from ase.calculators.calculator import Calculator
 from ase.calculators.singlepoint import SinglePointCalculator
 from ase.io import Trajectory
 
-from .optimize import fixed_indices
+from .optimize import NonFiniteError, check_finite, curvature_ok, extrapolating_atoms, fixed_indices
 
 log = logging.getLogger(__name__)
 
@@ -183,16 +187,18 @@ class HybridOptimizer:
         self.on_reference = on_reference
         self.free = np.setdiff1d(np.arange(len(atoms)), fixed_indices(atoms))
 
-    def _model_forces(self, positions: np.ndarray) -> tuple[np.ndarray, str]:
-        """Model forces on the free atoms (flattened) and why the model is unsure there ('' if it is not)."""
+    def _model_forces(self, positions: np.ndarray, where: str) -> tuple[np.ndarray, str]:
+        """Model forces on the free atoms (flattened) and why the model is unsure there ('' if it is not);
+        :class:`NonFiniteError` naming ``where`` for a NaN or infinite force."""
         probe = self.atoms.copy()
         probe.set_constraint()
         probe.positions = positions
         probe.calc = self.model
-        forces = probe.get_forces()[self.free].ravel()
+        forces = probe.get_forces()
+        check_finite(probe, forces, where)
+        forces = forces[self.free].ravel()
         results = self.model.results
-        flags = results.get("extrapolating")
-        if flags is not None and np.any(np.asarray(flags, dtype=bool)[self.free]):
+        if len(extrapolating_atoms(self.model, self.free)):
             return forces, "extrapolating"
         unc = results.get("uncertainty")
         if self.uncertainty_threshold is not None and unc is not None and np.max(np.asarray(unc)[self.free]) > self.uncertainty_threshold:
@@ -206,6 +212,9 @@ class HybridOptimizer:
         probe.calc = self.reference
         energy = float(probe.get_potential_energy())
         forces = probe.get_forces()
+        if not np.isfinite(energy):
+            raise NonFiniteError(f"reference call {result.reference_calls + 1}: the reference energy is {energy}")
+        check_finite(probe, forces, f"reference call {result.reference_calls + 1}")
         frame = probe.copy()
         frame.calc = SinglePointCalculator(frame, energy=energy, forces=forces)
         result.frames.append(frame)
@@ -236,82 +245,86 @@ class HybridOptimizer:
             free = self.free
             energy, f_ref = self._reference(x, result)
             checkpoint_fmax = result.reference_fmax[-1]
-            f_model, _ = self._model_forces(x)
+            f_model, _ = self._model_forces(x, "model forces at the start")
             correction = ForceCorrection(self.correction_length)
             correction.add(x[free].ravel(), f_ref - f_model)
             correction.condition(f_ref - f_model)
             hessian = np.eye(3 * len(free)) * self.alpha
             if out:
                 out.write(f"{1:4d} {0:11d} {energy:14.6f} {result.reference_fmax[-1]:9.4f} {self.radius:8.3f} start\n")
-            while True:
-                if checkpoint_fmax <= fmax:
-                    result.converged = True
-                    break
-                if result.model_steps >= steps:
-                    break
-                result.trust_radius.append(self.radius)
-                xs, fs = x.copy(), f_ref
-                why = "checked"
-                for _ in range(self.check_every):
-                    dx = self._step(hessian, fs)
-                    trial = xs.copy()
-                    trial[free] += dx.reshape(-1, 3)
-                    # Stay within the trust radius of the checkpoint: scale the step back onto it.
-                    reach = np.sqrt(((trial[free] - x[free]) ** 2).sum(axis=1)).max()
-                    hit_boundary = reach >= self.radius
-                    if hit_boundary:
-                        trial[free] = x[free] + (trial[free] - x[free]) * (self.radius / reach)
-                        dx = (trial[free] - xs[free]).ravel()
-                    fm, unsure = self._model_forces(trial)
-                    fs_new = fm + correction(trial[free].ravel())
-                    result.model_steps += 1
-                    y = fs - fs_new
-                    if dx @ y > 1e-12:
-                        hs = hessian @ dx
-                        hessian += np.outer(y, y) / (dx @ y) - np.outer(hs, hs) / (dx @ hs)
-                    xs, fs = trial, fs_new
-                    if traj is not None:
-                        frame = self.atoms.copy()
-                        frame.positions = xs
-                        traj.write(frame)
-                    done = np.sqrt((fs.reshape(-1, 3) ** 2).sum(axis=1)).max() <= 0.5 * fmax
-                    if unsure or hit_boundary or done or result.model_steps >= steps:
-                        why = unsure or ("trust radius" if hit_boundary else ("model converged" if done else "step budget"))
+            try:
+                while True:
+                    if checkpoint_fmax <= fmax:
+                        result.converged = True
                         break
-                try:
-                    e_new, f_new = self._reference(xs, result)
-                except Exception as exc:  # a reference failure (e.g. SCF) at a trial structure rejects it
-                    log.warning("reference failed at the trial structure after model step %d (%s); rejected", result.model_steps, exc)
-                    e_new, f_new = np.inf, f_ref
-                    result.reference_calls += 1
-                    result.reference_energies.append(np.nan)
-                    result.reference_fmax.append(np.nan)
-                    why = f"reference failed: {exc}"
-                else:
-                    correction.add(xs[free].ravel(), f_new - fm)
-                accepted = e_new < energy
-                result.accepted.append(accepted)
-                if accepted:
-                    x, energy, f_ref = xs, e_new, f_new
-                    correction.condition(f_new - fm)
-                    checkpoint_fmax = result.reference_fmax[-1]
-                    self.radius = min(self.radius * 1.5, self.max_radius)
-                else:
-                    self.radius *= 0.5
-                    if np.isfinite(e_new):  # the rejected trial's error was added: solve with it
-                        correction.condition(correction.mean)
-                    # The model's curvature led uphill: start the next segment from the initial guess.
-                    hessian = np.eye(3 * len(free)) * self.alpha
-                if out:
-                    verdict = "accepted" if accepted else "rejected"
-                    out.write(
-                        f"{result.reference_calls:4d} {result.model_steps:11d} {e_new:14.6f} "
-                        f"{result.reference_fmax[-1]:9.4f} {self.radius:8.3f} {verdict} ({why})\n"
-                    )
-                    out.flush()
-                if self.radius < 1e-3:
-                    result.stopped = "trust radius below 0.001 Angstrom: the model gives no downhill direction here"
-                    break
+                    if result.model_steps >= steps:
+                        break
+                    result.trust_radius.append(self.radius)
+                    xs, fs = x.copy(), f_ref
+                    why = "checked"
+                    for _ in range(self.check_every):
+                        dx = self._step(hessian, fs)
+                        trial = xs.copy()
+                        trial[free] += dx.reshape(-1, 3)
+                        # Stay within the trust radius of the checkpoint: scale the step back onto it.
+                        reach = np.sqrt(((trial[free] - x[free]) ** 2).sum(axis=1)).max()
+                        hit_boundary = reach >= self.radius
+                        if hit_boundary:
+                            trial[free] = x[free] + (trial[free] - x[free]) * (self.radius / reach)
+                            dx = (trial[free] - xs[free]).ravel()
+                        fm, unsure = self._model_forces(trial, f"model step {result.model_steps + 1}")
+                        fs_new = fm + correction(trial[free].ravel())
+                        result.model_steps += 1
+                        y = fs - fs_new
+                        if curvature_ok(dx, y):
+                            hs = hessian @ dx
+                            hessian += np.outer(y, y) / (dx @ y) - np.outer(hs, hs) / (dx @ hs)
+                        xs, fs = trial, fs_new
+                        if traj is not None:
+                            frame = self.atoms.copy()
+                            frame.positions = xs
+                            traj.write(frame)
+                        done = np.sqrt((fs.reshape(-1, 3) ** 2).sum(axis=1)).max() <= 0.5 * fmax
+                        if unsure or hit_boundary or done or result.model_steps >= steps:
+                            why = unsure or ("trust radius" if hit_boundary else ("model converged" if done else "step budget"))
+                            break
+                    try:
+                        e_new, f_new = self._reference(xs, result)
+                    except Exception as exc:  # a reference failure (e.g. SCF) at a trial structure rejects it
+                        log.warning("reference failed at the trial structure after model step %d (%s); rejected", result.model_steps, exc)
+                        e_new, f_new = np.inf, f_ref
+                        result.reference_calls += 1
+                        result.reference_energies.append(np.nan)
+                        result.reference_fmax.append(np.nan)
+                        why = f"reference failed: {exc}"
+                    else:
+                        correction.add(xs[free].ravel(), f_new - fm)
+                    accepted = e_new < energy
+                    result.accepted.append(accepted)
+                    if accepted:
+                        x, energy, f_ref = xs, e_new, f_new
+                        correction.condition(f_new - fm)
+                        checkpoint_fmax = result.reference_fmax[-1]
+                        self.radius = min(self.radius * 1.5, self.max_radius)
+                    else:
+                        self.radius *= 0.5
+                        if np.isfinite(e_new):  # the rejected trial's error was added: solve with it
+                            correction.condition(correction.mean)
+                        # The model's curvature led uphill: start the next segment from the initial guess.
+                        hessian = np.eye(3 * len(free)) * self.alpha
+                    if out:
+                        verdict = "accepted" if accepted else "rejected"
+                        out.write(
+                            f"{result.reference_calls:4d} {result.model_steps:11d} {e_new:14.6f} "
+                            f"{result.reference_fmax[-1]:9.4f} {self.radius:8.3f} {verdict} ({why})\n"
+                        )
+                        out.flush()
+                    if self.radius < 1e-3:
+                        result.stopped = "trust radius below 0.001 Angstrom: the model gives no downhill direction here"
+                        break
+            except NonFiniteError as exc:
+                result.stopped = f"{exc}; returned to the last checkpoint"
+                log.warning("hybrid optimisation stopped at %s", result.stopped)
             self.atoms.positions = x
         log.info(
             "hybrid optimisation %s: %d model steps, %d reference calls, reference energy %.4f -> %.4f eV",

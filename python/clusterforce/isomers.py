@@ -22,9 +22,15 @@ from scipy.optimize import linear_sum_assignment, minimize
 from scipy.spatial.transform import Rotation
 from threadpoolctl import threadpool_limits
 
+from .data.validate import close_pairs
+from .optimize import NonFiniteError, check_finite, describe_atoms, extrapolating_atoms
 from .symmetry import point_group
 
 log = logging.getLogger(__name__)
+
+
+#: Two atoms of a minimum closer than this (Angstrom) mean the model collapsed the structure.
+COLLAPSE_DISTANCE = 0.5
 
 
 class RelaxationError(RuntimeError):
@@ -45,11 +51,19 @@ def relax(atoms: Atoms, calc: Calculator, *, fmax: float = 1e-3, steps: int = 20
     work.calc = calc
     if "energy" not in getattr(calc, "implemented_properties", ("energy",)):
         raise ValueError(f"{type(calc).__name__} gives no energy; isomer search needs an energy model (a gap model, a reference)")
+    evaluations = 0
 
     def fun(x: np.ndarray) -> tuple[float, np.ndarray]:
+        nonlocal evaluations
+        evaluations += 1
         work.positions = x.reshape(-1, 3)
         energy = work.get_potential_energy()
-        return energy, -work.get_forces().ravel()
+        forces = work.get_forces()
+        where = f"local relaxation, force evaluation {evaluations}"
+        if not np.isfinite(energy):
+            raise NonFiniteError(f"{where}: the energy is {energy}")
+        check_finite(work, forces, where)
+        return energy, -forces.ravel()
 
     # One BLAS thread: L-BFGS-B's vectors are 3N long, and a threaded BLAS on a busy machine
     # made each iteration 6x slower (measured on 13 atoms, scipy 1.17, 2 cores).
@@ -59,8 +73,32 @@ def relax(atoms: Atoms, calc: Calculator, *, fmax: float = 1e-3, steps: int = 20
         )
     work.positions = result.x.reshape(-1, 3)
     energy, grad = fun(result.x)
+    flags = getattr(calc, "results", {}).get("extrapolating")
     work.calc = SinglePointCalculator(work, energy=energy, forces=-grad.reshape(-1, 3))
+    if flags is not None:  # kept beside energy and forces for rejection_reason (not an ASE property)
+        work.calc.results["extrapolating"] = np.array(flags, dtype=bool)
     return work, float(energy), bool(np.max(np.abs(grad)) <= fmax)
+
+
+def rejection_reason(relaxed: Atoms, *, min_distance: float = COLLAPSE_DISTANCE) -> tuple[str, str]:
+    """Why a relaxed structure must not be stored as a minimum: a short key (``"extrapolating"``,
+    ``"collapsed"``) and a message naming the atoms; ``("", "")`` if it may be stored.
+
+    A minimum is rejected where the model has no data: an atom its calculator flags in
+    ``results["extrapolating"]`` (as kept by :func:`relax`), or two atoms closer than
+    ``min_distance`` (Angstrom), where every model has collapsed (seen: a gap model on gold
+    relaxed a random start to -979.9 eV with a pair at 0.00 Angstrom).
+    """
+    flagged = extrapolating_atoms(relaxed.calc)
+    if flagged.size:
+        return (
+            "extrapolating",
+            f"atoms {describe_atoms(relaxed, flagged)} are flagged as extrapolating (no training data for their surroundings)",
+        )
+    i, j, d = close_pairs(relaxed, min_distance)
+    if d.size:
+        return "collapsed", f"atoms {i[0]} and {j[0]} are {d[0]:.3f} Angstrom apart (closer than {min_distance} Angstrom)"
+    return "", ""
 
 
 def _kabsch(p: np.ndarray, q: np.ndarray, allow_mirror: bool) -> np.ndarray:
@@ -146,6 +184,21 @@ class MinimaStore:
     energy_tol: float = 1e-3
     rmsd_tol: float = 0.05
     minima: list[Minimum] = field(default_factory=list)
+    rejected: dict[str, int] = field(default_factory=dict)  # structures never stored, by reason
+
+    def reject(self, reason: str, found_by: str, step: int, message: str) -> None:
+        """Count a structure that is not stored (``reason``: a short key such as ``"extrapolating"``) with one log line."""
+        self.rejected[reason] = self.rejected.get(reason, 0) + 1
+        log.warning("%s step %d rejected (%s): %s", found_by, step, reason, message)
+
+    def consider(self, atoms: Atoms, energy: float, found_by: str, step: int = 0) -> bool:
+        """Store ``atoms`` (a :func:`relax` result) unless :func:`rejection_reason` rejects it; whether it was kept."""
+        reason, message = rejection_reason(atoms)
+        if reason:
+            self.reject(reason, found_by, step, message)
+            return False
+        self.add(atoms, energy, found_by, step)
+        return True
 
     def add(self, atoms: Atoms, energy: float, found_by: str, step: int = 0) -> tuple[Minimum, bool]:
         """Store ``atoms`` unless an equal minimum is stored; returns the stored minimum and whether it is new."""

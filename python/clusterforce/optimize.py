@@ -6,6 +6,11 @@ optimisation: groups of atoms take turns (outer layer 24 steps with the core fix
 the core 12 steps with the outer layer fixed). Each group keeps its own BFGS Hessian over its
 own coordinates, so the other group's moves never enter it; a reset returns every group's
 Hessian to its initial value.
+
+The guards every optimiser and MD run of the package shares live here too: the BFGS curvature
+condition (:func:`curvature_ok`), the stop on a non-finite force or position
+(:class:`NonFiniteError`, :func:`nonfinite_atoms`) and the per-atom ``extrapolating`` flag a model
+calculator sets where it has no data (:func:`extrapolating_atoms`).
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ from __future__ import annotations
 import logging
 import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +32,69 @@ from ase.optimize.optimize import OptimizableAtoms
 from ase.utils.abc import Optimizable
 
 log = logging.getLogger(__name__)
+
+#: A BFGS update is skipped unless the step dr and the gradient change dg satisfy
+#: dr . dg > CURVATURE_EPS |dr| |dg| (Nocedal and Wright, section 6.1): a zero or negative
+#: curvature would divide by round-off or make the Hessian indefinite. Non-conservative forces
+#: (a swirl F = J x with J antisymmetric) give dr . dg = 0 exactly.
+CURVATURE_EPS = 1e-8
+
+
+def curvature_ok(dr: np.ndarray, dg: np.ndarray) -> bool:
+    """Whether a BFGS update from step ``dr`` (Angstrom) and gradient change ``dg`` (eV/Angstrom) is safe."""
+    return float(dr @ dg) > CURVATURE_EPS * float(np.linalg.norm(dr) * np.linalg.norm(dg))
+
+
+class NonFiniteError(RuntimeError):
+    """A force, energy or position became NaN or infinite; the message names the step and the atoms."""
+
+
+def describe_atoms(atoms: Atoms, indices: Sequence[int], limit: int = 6) -> str:
+    """``"0 (Au), 1 (Au)"``: atom indices with their elements, the first ``limit`` of them."""
+    symbols = atoms.get_chemical_symbols()
+    text = ", ".join(f"{int(i)} ({symbols[int(i)]})" for i in list(indices)[:limit])
+    return text + (f" and {len(indices) - limit} more" if len(indices) > limit else "")
+
+
+def nonfinite_atoms(atoms: Atoms, forces: np.ndarray | None = None) -> np.ndarray:
+    """Indices of atoms whose position or (if given) force (eV/Angstrom) is NaN or infinite."""
+    bad = ~np.isfinite(atoms.positions).all(axis=1)
+    if forces is not None:
+        bad |= ~np.isfinite(np.asarray(forces)).all(axis=1)
+    return np.flatnonzero(bad)
+
+
+def check_finite(atoms: Atoms, forces: np.ndarray | None, where: str) -> None:
+    """Raise :class:`NonFiniteError` naming ``where`` (e.g. ``"MD step 120"``) and the atoms with a
+    non-finite position or force."""
+    bad = nonfinite_atoms(atoms, forces)
+    if bad.size:
+        raise NonFiniteError(f"{where}: the position or force of atoms {describe_atoms(atoms, bad)} is not finite (NaN or inf)")
+
+
+def attach_finite_check(dyn, atoms: Atoms, label: str, first_step: int = 0) -> None:
+    """Make the ASE MD ``dyn`` raise :class:`NonFiniteError` after the first step whose positions
+    or forces are not finite, naming ``label`` and the step (counted from ``first_step``)."""
+    dyn.attach(lambda: check_finite(atoms, atoms.get_forces(), f"{label} MD step {first_step + dyn.nsteps}"), interval=1)
+
+
+def extrapolating_atoms(calc, indices: np.ndarray | None = None) -> np.ndarray:
+    """Atoms (of ``indices``, default all) that ``calc`` flags in ``results["extrapolating"]`` as
+    outside its training data; none for a calculator that does not set the flag."""
+    flags = getattr(calc, "results", {}).get("extrapolating")
+    if flags is None:
+        return np.zeros(0, dtype=int)
+    flags = np.asarray(flags, dtype=bool)
+    return np.flatnonzero(flags) if indices is None else indices[flags[indices]]
+
+
+class _GuardedBFGS(BFGS):
+    """ASE's BFGS with the curvature guard: an update with dr . dg <= CURVATURE_EPS |dr| |dg| is skipped."""
+
+    def update(self, pos, forces, pos0, forces0):
+        if pos0 is not None and not curvature_ok(pos - pos0, forces0 - forces):
+            return
+        super().update(pos, forces, pos0, forces0)
 
 
 @dataclass(frozen=True)
@@ -79,27 +147,36 @@ class ForceOnlyAtoms(OptimizableAtoms):
         return float("nan")
 
 
+#: Atom indices and ranges joined by ``+``: ``0-11+20``.
+_INDICES = r"\d+(-\d+)?(\+\d+(-\d+)?)*"
+
+
 def fixed_indices(atoms: Atoms) -> np.ndarray:
     """Indices held fixed by :class:`ase.constraints.FixAtoms` constraints on ``atoms``."""
     fixed = [c.index for c in atoms.constraints if isinstance(c, FixAtoms)]
     return np.unique(np.concatenate(fixed)) if fixed else np.array([], dtype=int)
 
 
-def parse_partwise(spec: str, atoms: Atoms, classes: Sequence[str] | None = None) -> list[Part]:
+def parse_partwise(spec: str, atoms: Atoms, classes: Sequence[str] | Callable[[], Sequence[str]] | None = None) -> list[Part]:
     """Parse a schedule such as ``"outer:24,core:12"`` into :class:`Part` objects.
 
     A group is ``core`` (class ``Au_core``), ``outer`` (every other atom), ``all``, an atom
     class name (``S``, ``Au_unit`` ...), an element symbol, or atom indices and ranges joined
     by ``+`` (``0-11+20``). ``classes`` are the per-atom class names, needed for ``core``,
-    ``outer`` and class names.
+    ``outer`` and class names; a callable is asked for them only when a group needs them (and
+    may raise ValueError saying why there are none).
     """
     parts = []
     symbols = np.array(atoms.get_chemical_symbols())
     n = len(atoms)
-    for item in spec.split(","):
-        name, sep, steps_text = item.strip().rpartition(":")
+    items = [item.strip().rpartition(":") for item in spec.split(",")]
+    for name, sep, steps_text in items:
         if not sep or not name or not steps_text.isdigit() or int(steps_text) < 1:
-            raise ValueError(f"partwise schedule '{spec}': '{item.strip()}' is not GROUP:STEPS with STEPS a positive integer")
+            raise ValueError(f"partwise schedule '{spec}': '{name}{sep}{steps_text}' is not GROUP:STEPS with STEPS a positive integer")
+    needs_classes = any(name not in ("all", *symbols) and not re.fullmatch(_INDICES, name) for name, _, _ in items)
+    if callable(classes):
+        classes = classes() if needs_classes else None
+    for name, _, steps_text in items:
         if name in ("core", "outer") or (classes is not None and name in set(classes)):
             if classes is None:
                 raise ValueError(f"partwise group '{name}' needs atom classes; give indices instead")
@@ -115,7 +192,7 @@ def parse_partwise(spec: str, atoms: Atoms, classes: Sequence[str] | None = None
             indices = np.arange(n)
         elif name in set(symbols):
             indices = np.flatnonzero(symbols == name)
-        elif re.fullmatch(r"\d+(-\d+)?(\+\d+(-\d+)?)*", name):
+        elif re.fullmatch(_INDICES, name):
             chosen: list[int] = []
             for chunk in name.split("+"):
                 lo, _, hi = chunk.partition("-")
@@ -167,19 +244,22 @@ class ForceOnlyOptimizer:
         ASE trajectory path and a text log path (``"-"`` for stdout); either may be ``None``.
     stop_when_extrapolating
         Stop (not converged) as soon as the calculator flags a free atom in
-        ``results["extrapolating"]`` (dml models: a pair closer than the training data had),
-        before the model's forces there move the structure further; the reason is in
-        :attr:`OptimizationResult.stopped`.
+        ``results["extrapolating"]`` (the model has no data there, e.g. a pair closer than any in
+        its training data), before the model's forces there move the structure further; the
+        reason is in :attr:`OptimizationResult.stopped`. On by default; a calculator that sets no
+        flag never stops for this.
     patience
         Stop (not converged) when the RMS force on the free atoms has not fallen below its
         lowest value for this many steps. A force field without an energy can descend forever
-        along a loop of non-conservative forces (seen: a dml model on a hot ring it never saw, RMS
+        along a loop of non-conservative forces (seen: a force-only model on a hot ring it never saw, RMS
         force 0.81 -> 1.63 eV/Angstrom over 30 steps while the reference energy rose 6 eV);
         ``None`` never stops for this.
 
-    After either early stop the atoms are returned to the structure with the lowest RMS force
-    seen (:attr:`OptimizationResult.best_step`): the model's best estimate of a stationary point,
-    rather than where it stopped making sense.
+    A NaN or infinite force or position always stops the run (the step and the atoms are named in
+    :attr:`OptimizationResult.stopped`). The BFGS Hessian update is skipped where the curvature
+    condition fails (:func:`curvature_ok`). After any early stop the atoms are returned to the
+    structure with the lowest RMS force seen (:attr:`OptimizationResult.best_step`): the model's
+    best estimate of a stationary point, rather than where it stopped making sense.
     """
 
     def __init__(
@@ -192,7 +272,7 @@ class ForceOnlyOptimizer:
         alpha: float = 70.0,
         trajectory: str | Path | None = None,
         logfile: str | Path | None = None,
-        stop_when_extrapolating: bool = False,
+        stop_when_extrapolating: bool = True,
         patience: int | None = None,
     ):
         if maxstep <= 0:
@@ -218,24 +298,20 @@ class ForceOnlyOptimizer:
             if len(p.indices) == 0:
                 raise ValueError(f"partwise group '{p.name}' has no free atoms (all are fixed by FixAtoms)")
         self._free = np.unique(np.concatenate([p.indices for p in self.parts]))
-        self._optimizers = [BFGS(_SubsetOptimizable(atoms, p.indices), maxstep=maxstep, alpha=alpha, logfile=None) for p in self.parts]
+        self._optimizers = [
+            _GuardedBFGS(_SubsetOptimizable(atoms, p.indices), maxstep=maxstep, alpha=alpha, logfile=None) for p in self.parts
+        ]
 
     def reset_hessians(self) -> None:
         """Return every group's Hessian approximation to its initial value."""
         for opt in self._optimizers:
             opt.initialize()
 
-    def _force_norms(self) -> tuple[float, float]:
-        """Largest and RMS force on the free atoms (eV/Angstrom)."""
-        forces = self.atoms.get_forces()[self._free]
-        return float(np.sqrt((forces**2).sum(axis=1)).max()), float(np.sqrt((forces**2).sum(axis=1).mean()))
-
-    def _extrapolating(self) -> np.ndarray:
-        """Free atoms the calculator flags as outside its training data (none if it cannot tell)."""
-        flags = getattr(self.atoms.calc, "results", {}).get("extrapolating")
-        if flags is None:
-            return np.zeros(0, dtype=int)
-        return self._free[np.asarray(flags, dtype=bool)[self._free]]
+    def _force_norms(self) -> tuple[float, float, np.ndarray]:
+        """Largest and RMS force on the free atoms (eV/Angstrom), and the atoms whose position or force is not finite."""
+        forces = self.atoms.get_forces()
+        norms = np.sqrt((forces[self._free] ** 2).sum(axis=1))
+        return float(norms.max()), float(np.sqrt((norms**2).mean())), nonfinite_atoms(self.atoms, forces)
 
     def _schedule(self):
         while True:
@@ -259,8 +335,13 @@ class ForceOnlyOptimizer:
             schedule = self._schedule()
             best_rms, best_step, best_positions = np.inf, 0, self.atoms.positions.copy()
             for step in range(steps + 1):
-                current, rms = self._force_norms()
+                current, rms, broken = self._force_norms()
                 result.fmax.append(current)
+                if broken.size:
+                    result.stopped = (
+                        f"step {step}: the position or force of atoms {describe_atoms(self.atoms, broken)} is not finite (NaN or inf)"
+                    )
+                    break
                 if rms < best_rms:
                     best_rms, best_step, best_positions = rms, step, self.atoms.positions.copy()
                 if traj is not None:
@@ -270,11 +351,12 @@ class ForceOnlyOptimizer:
                     break
                 if step == steps:
                     break
-                outside = self._extrapolating() if self.stop_when_extrapolating else ()
+                outside = extrapolating_atoms(self.atoms.calc, self._free) if self.stop_when_extrapolating else ()
                 if len(outside):
-                    symbols = self.atoms.get_chemical_symbols()
-                    atoms_text = ", ".join(f"{i} ({symbols[i]})" for i in outside[:6]) + (" ..." if len(outside) > 6 else "")
-                    result.stopped = f"step {step}: atoms {atoms_text} are closer to a neighbour than any pair in the training data"
+                    result.stopped = (
+                        f"step {step}: atoms {describe_atoms(self.atoms, outside)} are flagged as extrapolating "
+                        "(the model has no training data for their surroundings)"
+                    )
                     break
                 if self.patience is not None and step - best_step >= self.patience:
                     result.stopped = (

@@ -12,7 +12,12 @@ unfinished replica from its checkpoint (energies after the checkpoint are droppe
 counted twice). The thermostat's own state restarts from zero at a checkpoint, which perturbs
 the first few damping times. A replica in which an atom gets farther than
 ``evaporation_distance`` (Angstrom) from every other atom stops with a message naming the atom:
-an evaporated atom makes the potential-energy histogram meaningless.
+an evaporated atom makes the potential-energy histogram meaningless. A NaN or infinite position,
+force or energy stops a replica too (status ``non-finite``, the message names the step: ASE
+checks every step, LAMMPS every ``sample_every`` steps from its thermo output and positions).
+With the ASE engine, the first step at which the model flags an atom in
+``results["extrapolating"]`` is logged once per replica and recorded in its ``status.json``
+(``first_extrapolating_step``); the LAMMPS pair style does not export the flag.
 """
 
 from __future__ import annotations
@@ -28,11 +33,14 @@ import numpy as np
 from ase import Atoms, units
 from ase.io import read, write
 
+from .optimize import NonFiniteError, attach_finite_check, describe_atoms, extrapolating_atoms
 from .thermo import Lindemann
 
 log = logging.getLogger(__name__)
 
 THERMOSTATS = ("nose-hoover", "langevin")
+#: Statuses of a replica that stopped early; rerunning does not continue it (it would stop again).
+STOPPED = ("evaporated", "non-finite")
 ENGINES = ("lammps", "ase")
 
 
@@ -115,6 +123,7 @@ class _Recorder:
         self.lindemann_path = self.dir / "lindemann.npz"
         self.rows: list[tuple[int, float, float]] = []
         self.lindemann: Lindemann | None = None
+        self.first_extrapolating_step: int | None = None
 
     def resume(self) -> tuple[Atoms | None, int]:
         """Checkpointed structure (with velocities) and its step; energies beyond it dropped."""
@@ -154,6 +163,8 @@ class _Recorder:
     def finish(self, status: str, message: str = "", *, cpu_seconds: float = 0.0) -> None:
         """Write the replica's status with the MD steps it has and the CPU seconds they took."""
         record = {"status": status, "message": message, "steps": self.recorded_step(), "cpu_seconds": cpu_seconds}
+        if self.first_extrapolating_step is not None:
+            record["first_extrapolating_step"] = self.first_extrapolating_step
         self.status.write_text(json.dumps(record) + "\n")
 
     def recorded_step(self) -> int:
@@ -161,7 +172,7 @@ class _Recorder:
         return int(read(self.checkpoint).info["step"]) if self.checkpoint.exists() else 0
 
     def done(self) -> bool:
-        return self.status.exists() and json.loads(self.status.read_text())["status"] in ("done", "evaporated")
+        return self.status.exists() and json.loads(self.status.read_text())["status"] in ("done", *STOPPED)
 
 
 def load_energies(outdir: str | Path, temperatures: Sequence[float], *, skip: int = 0) -> list[np.ndarray]:
@@ -177,14 +188,14 @@ def load_energies(outdir: str | Path, temperatures: Sequence[float], *, skip: in
 
 
 def run_replica(model: str, start: Atoms, temperature: float, settings: ReplicaSettings, outdir: str | Path, index: int = 0) -> str:
-    """Run (or continue) one replica; returns ``"done"`` or ``"evaporated"``."""
+    """Run (or continue) one replica; returns ``"done"``, ``"evaporated"`` or ``"non-finite"``."""
     settings.validate()
     recorder = _Recorder(replica_dir(Path(outdir), temperature))
     cpu_before = 0.0  # CPU seconds of earlier runs that finished this replica (a killed run's share is not known)
     if recorder.done():
         previous = json.loads(recorder.status.read_text())
         # A finished replica continues when asked for more steps (an evaporated one does not).
-        if previous["status"] == "evaporated" or recorder.recorded_step() >= settings.steps:
+        if previous["status"] in STOPPED or recorder.recorded_step() >= settings.steps:
             return previous["status"]
         cpu_before = float(previous.get("cpu_seconds", 0.0))
         recorder.status.unlink()
@@ -202,10 +213,11 @@ def run_replica(model: str, start: Atoms, temperature: float, settings: ReplicaS
             step,
             settings.seed + index,
         )
-    except EvaporationError as exc:
+    except (EvaporationError, NonFiniteError) as exc:
+        status = "evaporated" if isinstance(exc, EvaporationError) else "non-finite"
         log.warning("%g K replica stopped: %s", temperature, exc)
-        recorder.finish("evaporated", str(exc), cpu_seconds=cpu_before + time.process_time() - cpu)
-        return "evaporated"
+        recorder.finish(status, str(exc), cpu_seconds=cpu_before + time.process_time() - cpu)
+        return status
     recorder.finish("done", cpu_seconds=cpu_before + time.process_time() - cpu)
     return "done"
 
@@ -287,7 +299,15 @@ def _run_lammps(model, atoms, restarted, temperature, settings, recorder, step, 
             # LAMMPS reorders its atoms: sort by ID so every sample lists them the same way.
             order = np.argsort(np.array(lmp.numpy.extract_atom("id"))[:n])
             x = np.array(lmp.numpy.extract_atom("x"))[:n][order]
-            recorder.add(step, lmp.get_thermo("pe"), lmp.get_thermo("temp"), x)
+            pe, temp = lmp.get_thermo("pe"), lmp.get_thermo("temp")
+            if not (np.isfinite(pe) and np.isfinite(temp) and np.isfinite(x).all()):
+                bad = np.flatnonzero(~np.isfinite(x).all(axis=1))
+                raise NonFiniteError(
+                    f"LAMMPS MD step {step} of the {temperature:g} K replica: potential energy {pe}, temperature {temp}"
+                    + (f", positions of atoms {describe_atoms(atoms, bad)}" if bad.size else "")
+                    + " (NaN or inf)"
+                )
+            recorder.add(step, pe, temp, x)
             if step % settings.checkpoint_every == 0 or step >= settings.steps:
                 v = np.array(lmp.numpy.extract_atom("v"))[:n][order]
                 _check(x, settings, step, temperature)
@@ -318,6 +338,22 @@ def _run_ase(model, atoms, restarted, temperature, settings, recorder, step, see
     else:
         dyn = Langevin(atoms, dt, temperature_K=temperature, friction=1.0 / (settings.damping * units.fs), rng=np.random.default_rng(seed))
     dof = 3 * len(atoms) - 6
+    attach_finite_check(dyn, atoms, f"the {temperature:g} K replica's", first_step=step)
+    first = step
+
+    def note_extrapolating() -> None:
+        flagged = extrapolating_atoms(atoms.calc)
+        if flagged.size and recorder.first_extrapolating_step is None:
+            recorder.first_extrapolating_step = first + dyn.nsteps
+            log.warning(
+                "%g K replica, MD step %d: the model flags atoms %s as extrapolating (no training data for their surroundings); "
+                "energies from here on are the model's guess",
+                temperature,
+                recorder.first_extrapolating_step,
+                describe_atoms(atoms, flagged),
+            )
+
+    dyn.attach(note_extrapolating, interval=1)
     while step < settings.steps:
         dyn.run(settings.sample_every)
         Stationary(atoms)

@@ -2,7 +2,10 @@
 and DART-style screening of many frames by predicted energy.
 
 Every search feeds a :class:`~clusterforce.isomers.MinimaStore`, so each distinct minimum is kept
-once with the search that found it. Energies are in the calculator's units (eV; epsilon for
+once with the search that found it. A relaxed structure where the model has no data (an atom the
+calculator flags in ``results["extrapolating"]``, or a collapsed pair) or whose relaxation met a
+NaN or infinite force is never stored: it is counted in ``store.rejected`` with one log line, and
+basin hopping does not move there. Energies are in the calculator's units (eV; epsilon for
 Lennard-Jones), lengths in Angstrom (sigma for Lennard-Jones).
 """
 
@@ -20,7 +23,8 @@ from ase.calculators.calculator import Calculator
 from ase.data import atomic_numbers, covalent_radii
 from tqdm.auto import tqdm
 
-from .isomers import MinimaStore, relax
+from .isomers import MinimaStore, RelaxationError, rejection_reason, relax
+from .optimize import NonFiniteError, attach_finite_check
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +75,17 @@ def containment_radius(atoms: Atoms) -> float:
     return r + 2.0 * d
 
 
+def quench(atoms: Atoms, calc: Calculator, store: MinimaStore, found_by: str, step: int, *, fmax: float) -> tuple[Atoms, float] | None:
+    """Relax ``atoms`` (a copy) and store the minimum: its structure and energy, or None when it was
+    rejected (extrapolating, collapsed, or a NaN in the relaxation; counted in ``store.rejected``)."""
+    try:
+        relaxed, energy, _ = relax(atoms, calc, fmax=fmax)
+    except NonFiniteError as exc:
+        store.reject("non-finite", found_by, step, str(exc))
+        return None
+    return (relaxed, energy) if store.consider(relaxed, energy, found_by, step) else None
+
+
 def basin_hopping(
     start: Atoms,
     calc: Calculator,
@@ -98,14 +113,16 @@ def basin_hopping(
     store = MinimaStore() if store is None else store
     rng = np.random.default_rng(seed)
     current, energy, _ = relax(start, calc, fmax=fmax)
+    reason, message = rejection_reason(current)
+    if reason:
+        raise RelaxationError(f"basin hopping: the relaxed start structure is rejected ({reason}): {message}; start from another structure")
     store.add(current, energy, "basin-hopping", 0)
     containment = containment_radius(current)
     accepted = 0
     for step in tqdm(range(1, steps + 1), desc="basin hopping", disable=not progress, leave=False):
-        trial, e_trial, _ = relax(perturb(current, step_size, rng, containment), calc, fmax=fmax)
-        store.add(trial, e_trial, "basin-hopping", step)
-        if e_trial <= energy or rng.random() < np.exp(-(e_trial - energy) / kt):
-            current, energy = trial, e_trial
+        kept = quench(perturb(current, step_size, rng, containment), calc, store, "basin-hopping", step, fmax=fmax)
+        if kept is not None and (kept[1] <= energy or rng.random() < np.exp(-(kept[1] - energy) / kt)):
+            current, energy = kept
             accepted += 1
         if step % ADAPT_EVERY == 0:
             # Wales and Doye keep the acceptance ratio near 0.5 by scaling the step.
@@ -142,8 +159,7 @@ def minima_hopping(
         hop = MinimaHopping(atoms, T0=temperature, fmax=max(fmax, 1e-3), minima_traj=str(traj), logfile=str(Path(tmp) / "hop.log"))
         hop(totalsteps=steps)
         for i, m in enumerate(read(traj, ":")):
-            relaxed, energy, _ = relax(m, calc, fmax=fmax)
-            store.add(relaxed, energy, "minima-hopping", i)
+            quench(m, calc, store, "minima-hopping", i, fmax=fmax)
     return store
 
 
@@ -176,10 +192,10 @@ def md_quench(
     Stationary(atoms)
     ZeroRotation(atoms)
     dyn = Langevin(atoms, timestep * units.fs, temperature_K=temperature, friction=0.01 / units.fs, rng=rng)
+    attach_finite_check(dyn, atoms, "md-quench")  # the MD cannot go on from a NaN: the search stops
     for block in tqdm(range(steps // quench_every), desc="md-quench", disable=not progress, leave=False):
         dyn.run(quench_every)
-        relaxed, energy, _ = relax(atoms, calc, fmax=fmax)
-        store.add(relaxed, energy, "md-quench", (block + 1) * quench_every)
+        quench(atoms, calc, store, "md-quench", (block + 1) * quench_every, fmax=fmax)
     return store
 
 

@@ -4,31 +4,18 @@ import json
 
 import numpy as np
 import pytest
-from ase.calculators.emt import EMT
 from ase.cluster import Icosahedron
 from ase.io import write
 from clusterforce.cli import main
-from clusterforce.gap import TwoBody
-from clusterforce.gap.model import GAPModel
 from clusterforce.replicas import ReplicaSettings, isolated_atom, load_energies, replica_dir, run_replica
 
 
 @pytest.fixture(scope="module")
-def cu13(tmp_path_factory):
-    rng = np.random.default_rng(0)
-    frames = []
-    for _ in range(4):
-        atoms = Icosahedron("Cu", 2)
-        atoms.positions += rng.normal(0, 0.1, atoms.positions.shape)
-        atoms.calc = EMT()
-        atoms.get_potential_energy()
-        frames.append(atoms)
+def cu13(cu13_gap_model, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("rep")
-    model = tmp / "cu.cfm"
-    GAPModel(terms=[TwoBody(r_cut=5.0, n_sparse=12)], progress=False).fit(frames).save(model)
     start = tmp / "start.xyz"
     write(start, Icosahedron("Cu", 2))
-    return str(model), Icosahedron("Cu", 2), start
+    return cu13_gap_model, Icosahedron("Cu", 2), start
 
 
 @pytest.mark.parametrize("engine", ["lammps", "ase"])

@@ -26,11 +26,18 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     from .. import kinds
-    from ..data import read_frames
+    from ..data import DataError, frame_label, read_frames
+    from ..data.validate import check_structure
 
     try:
-        model = kinds.load_model(args.model)
         frames = read_frames(args.data)
+        for position, atoms in enumerate(frames):
+            check_structure(atoms, frame_label(atoms, position))
+    except DataError as exc:  # a frame no model can predict: a NaN position or two atoms on top of each other
+        print(f"clusterforce evaluate: error: {exc}", file=sys.stderr)
+        return 2
+    try:
+        model = kinds.load_model(args.model)
         report = kinds.get(model.kind).evaluate(model, frames, args)
     except ValueError as exc:
         print(f"clusterforce evaluate: error: {exc}", file=sys.stderr)

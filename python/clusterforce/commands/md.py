@@ -17,7 +17,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         "angular momentum removed, evaporation detected, resumable from checkpoints. Potential energies go to "
         "OUT/T<temperature>/energies.dat; `clusterforce heat-capacity OUT` turns them into Cv(T).",
     )
-    p.add_argument("model", help="trained model file (.cfm; an energy model such as gap)")
+    p.add_argument("model", help="trained model file (.cfm) of a kind that predicts energies")
     p.add_argument("start", help="start structure (any format ASE reads; last frame), e.g. the lowest-energy isomer")
     p.add_argument("--temperatures", type=float, nargs="+", required=True, help="replica temperatures, K")
     p.add_argument("-o", "--output", default="replicas", help="output directory (rerun to resume)")
@@ -40,8 +40,8 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ase.io import read
-
+    from ..data import DataError
+    from ..data.validate import read_structure
     from ..replicas import ReplicaSettings, check_temperatures, run_replicas
 
     settings = ReplicaSettings(
@@ -49,10 +49,14 @@ def run(args: argparse.Namespace) -> int:
         evaporation_distance=args.evaporation_distance, checkpoint_every=args.checkpoint_every, engine=args.engine, seed=args.seed,
     )  # fmt: skip
     try:
+        start = read_structure(args.start)
+    except DataError as exc:
+        print(f"clusterforce md: error: {exc}", file=sys.stderr)
+        return 2
+    try:
         settings.validate()
         check_temperatures(args.temperatures)
-        start = read(args.start, index=-1)
-    except (ValueError, FileNotFoundError) as exc:
+    except ValueError as exc:
         print(f"clusterforce md: error: {exc}", file=sys.stderr)
         return 1
     status = run_replicas(args.model, start, args.temperatures, settings, args.output, progress=not args.quiet)

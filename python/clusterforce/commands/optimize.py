@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import logging
+import sys
 
-from ase.io import read, write
+from ase.io import write
 
 log = logging.getLogger(__name__)
 
@@ -38,8 +40,9 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         "--stop-when-extrapolating",
         action=argparse.BooleanOptionalAction,
         default=True,
-        help="without --reference: stop when an atom comes closer to a neighbour than any pair of those elements "
-        "in the training data (default; --no-stop-when-extrapolating runs on regardless)",
+        help="without --reference: stop when the model flags an atom as extrapolating (results['extrapolating']: "
+        "surroundings unlike its training data, such as a pair closer than any there). On by default; "
+        "--no-stop-when-extrapolating runs on regardless",
     )
     p.add_argument(
         "--patience",
@@ -74,24 +77,26 @@ def run(args: argparse.Namespace) -> int:
     from ase.constraints import FixAtoms
 
     from ..calculator import Calculator
-    from ..dml.environments import classify
+    from ..data import DataError
+    from ..data.validate import read_structure
     from ..optimize import ForceOnlyOptimizer, parse_partwise
 
-    calc = Calculator(args.model)
     try:
-        atoms = read(args.start, index=args.index)
-    except Exception as exc:  # ASE raises many types for unreadable files
-        raise SystemExit(f"clusterforce optimize: cannot read {args.start}: {exc}") from None
+        atoms = read_structure(args.start, args.index)
+        calc = Calculator(args.model)
+        classes = _class_supplier(args.model, calc.model, atoms)
+        fixed = parse_partwise(f"{args.fix}:1", atoms, classes)[0].indices if args.fix else None
+        parts = parse_partwise(args.partwise, atoms, classes) if args.partwise else None
+    except (DataError, ValueError, FileNotFoundError) as exc:
+        print(f"clusterforce optimize: error: {exc}", file=sys.stderr)
+        return 2
     atoms.calc = calc
-    classes = list(classify(atoms))
-    if args.fix:
-        fixed = parse_partwise(f"{args.fix}:1", atoms, classes)[0].indices
+    if fixed is not None:
         atoms.set_constraint(FixAtoms(indices=fixed))
         log.info("fixed %d atoms (%s)", len(fixed), args.fix)
     logfile = None if (args.quiet and args.log == "-") else args.log
     if args.reference:
         return _run_hybrid(args, atoms, calc, logfile)
-    parts = parse_partwise(args.partwise, atoms, classes) if args.partwise else None
     optimizer = ForceOnlyOptimizer(
         atoms,
         maxstep=args.maxstep,
@@ -130,6 +135,23 @@ def run(args: argparse.Namespace) -> int:
         )
     )
     return 0
+
+
+def _class_supplier(path: str, model, atoms):
+    """Per-atom class names for partwise groups such as ``core`` and ``outer``, asked of the model
+    (its ``predict`` output ``classes``) only when a group needs them."""
+
+    @functools.cache
+    def classes() -> list[str]:
+        predicted = model.predict(atoms).get("classes")
+        if predicted is None:
+            raise ValueError(
+                f"{path}: this model defines no atom classes (core, outer, Au_unit ...); name the groups by element or by atom "
+                "indices such as 0-11+20"
+            )
+        return list(predicted)
+
+    return classes
 
 
 def _write_json(path: str | None, summary: dict) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 
@@ -31,8 +32,8 @@ def run(args: argparse.Namespace) -> int:
 
     from ..calculators import resolve
     from ..data import read_frames
-    from ..isomers import MinimaStore, relax
-    from ..search import screen
+    from ..isomers import MinimaStore
+    from ..search import quench, screen
 
     frames = read_frames(args.frames)
     calc = resolve(args.model, frames[0])
@@ -47,11 +48,18 @@ def run(args: argparse.Namespace) -> int:
     if args.relax:
         store = MinimaStore()
         for rank, i in enumerate(reps):
-            minimum, e, _ = relax(frames[i], calc, fmax=args.fmax)
-            store.add(minimum, e, "screen", rank)
+            quench(frames[i], calc, store, "screen", rank, fmax=args.fmax)
+        if not store.minima:
+            print(f"clusterforce screen: error: every relaxed representative was rejected ({store.rejected})", file=sys.stderr)
+            return 1
         out = [m.atoms for m in store.minima]
         summary.update(
-            {"distinct_minima": len(store.minima), "lowest_energy": store.lowest.energy, "energies": [m.energy for m in store.minima]}
+            {
+                "distinct_minima": len(store.minima),
+                "lowest_energy": store.lowest.energy,
+                "energies": [m.energy for m in store.minima],
+                "rejected": dict(store.rejected),
+            }
         )
         if args.db:
             store.write_db(args.db, reference=args.model)

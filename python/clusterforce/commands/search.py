@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import sys
 import time
 from pathlib import Path
 
@@ -59,8 +60,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 
 def _start(spec: str, reference: str, seed: int):
-    from ase.io import read
-
+    from ..data.validate import read_structure
     from ..search import LJ_NEAREST, random_cluster
 
     if spec.startswith("random:"):
@@ -73,17 +73,36 @@ def _start(spec: str, reference: str, seed: int):
         return random_cluster(n, symbol, nearest=LJ_NEAREST if reference == "lj" else None, seed=seed)
     if not Path(spec).is_file():
         raise FileNotFoundError(f"START {spec}: no such file (or give random:N[:ELEMENT])")
-    return read(spec, index=-1)
+    return read_structure(spec)
 
 
 def run(args: argparse.Namespace) -> int:
     from ..calculators import resolve
-    from ..isomers import MinimaStore, reoptimize
+    from ..isomers import MinimaStore, RelaxationError
+    from ..optimize import NonFiniteError
+
+    try:
+        start = _start(args.start, args.reference, args.seed)
+        calc = resolve(args.reference, start)
+    except (ValueError, FileNotFoundError) as exc:  # DataError is a ValueError
+        print(f"clusterforce search: error: {exc}", file=sys.stderr)
+        return 2
+    store = MinimaStore(energy_tol=args.energy_tol, rmsd_tol=args.rmsd_tol)
+    try:
+        cpu = _search(args, start, calc, store)
+    except ValueError as exc:  # a calculator that cannot search (no energy)
+        print(f"clusterforce search: error: {exc}", file=sys.stderr)
+        return 2
+    except (RelaxationError, NonFiniteError) as exc:  # the start itself is rejected, or the MD met a NaN
+        print(f"clusterforce search: error: {exc}", file=sys.stderr)
+        return 1
+    return _report(args, start, store, cpu)
+
+
+def _search(args: argparse.Namespace, start, calc, store) -> float:
+    """Run the chosen search into ``store``; the CPU seconds it took."""
     from ..search import basin_hopping, md_quench, minima_hopping
 
-    start = _start(args.start, args.reference, args.seed)
-    calc = resolve(args.reference, start)
-    store = MinimaStore(energy_tol=args.energy_tol, rmsd_tol=args.rmsd_tol)
     lj = args.reference == "lj"
     cpu = time.process_time()
     if args.method == "basin-hopping":
@@ -115,13 +134,21 @@ def run(args: argparse.Namespace) -> int:
             store=store,
             progress=not args.quiet,
         )
-    cpu = time.process_time() - cpu
+    return time.process_time() - cpu
+
+
+def _report(args: argparse.Namespace, start, store, cpu: float) -> int:
+    """Re-optimise if asked, write the database and the JSON, print the summary."""
+    from ..calculators import resolve
+    from ..isomers import MinimaStore, reoptimize
+
     checked = reoptimize(store, resolve(args.reoptimize_with, start), args.reoptimize, fmax=args.reoptimize_fmax) if args.reoptimize else []
     store.write_db(args.db, reference=args.reference, reoptimized=checked)
     lowest = store.lowest
+    rejected = ", ".join(f"{n} {reason}" for reason, n in sorted(store.rejected.items()))
     print(
         f"{len(store.minima)} distinct minima; lowest {lowest.energy:.6f} (found at step {lowest.step}); "
-        f"CPU {cpu:.1f} s; written to {args.db}"
+        f"CPU {cpu:.1f} s; written to {args.db}" + (f"; rejected steps (never stored): {rejected}" if rejected else "")
     )
     # Model minima that the reference relaxes into one are one isomer of the reference.
     reference_minima = MinimaStore(energy_tol=args.energy_tol, rmsd_tol=args.rmsd_tol)
@@ -141,6 +168,7 @@ def run(args: argparse.Namespace) -> int:
             "lowest_energy": lowest.energy,
             "lowest_found_at_step": lowest.step,
             "n_minima": len(store.minima),
+            "rejected": dict(store.rejected),
             "energies": [m.energy for m in store.minima],
             "cpu_seconds": cpu,
             "db": str(args.db),

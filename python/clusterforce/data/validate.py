@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 from ase import Atoms
@@ -73,6 +74,44 @@ def validate_frames(
         raise DataError(text)
 
 
+def check_structure(atoms: Atoms, label: str, *, min_distance: float = 0.5) -> None:
+    """Check a structure a workflow starts from (optimise, search, MD): atoms present, every
+    position finite and no two atoms closer than ``min_distance`` (Angstrom).
+
+    Raises
+    ------
+    DataError
+        One line starting with ``label`` (e.g. the file name) that names the atoms.
+    """
+    problems = _frame_problems(atoms, False, False, min_distance, None)
+    if problems:
+        raise DataError(f"{label}: " + "; ".join(problems))
+
+
+def read_structure(path: str, index: str | int = -1, *, min_distance: float = 0.5) -> Atoms:
+    """Frame ``index`` (ASE index syntax, default the last) of the file ``path``, checked by
+    :func:`check_structure`: the command-line boundary of every workflow.
+
+    Raises
+    ------
+    DataError
+        A missing or unreadable file, or a structure that cannot be simulated; one line naming
+        the file (and the frame, when not the last) and the atoms.
+    """
+    from ase.io import read
+
+    if not Path(path).is_file():
+        raise DataError(f"{path}: no such file")
+    try:
+        atoms = read(path, index=index)
+    except Exception as exc:  # ASE raises many types for unreadable files
+        raise DataError(f"{path}: cannot read a structure ({type(exc).__name__}: {exc})") from None
+    if not isinstance(atoms, Atoms):
+        raise DataError(f"{path}: index {index!r} selects {len(atoms)} frames; give one frame")
+    check_structure(atoms, path if str(index) == "-1" else f"{path}, frame {index}", min_distance=min_distance)
+    return atoms
+
+
 def _frame_problems(atoms: Atoms, need_energy: bool, need_forces: bool, min_distance: float, hint: str | None) -> list[str]:
     problems: list[str] = []
     n = len(atoms)
@@ -119,15 +158,22 @@ def _distance_problems(atoms: Atoms, min_distance: float) -> list[str]:
                 f"periodic cell is only {spacing[thin[0]]:.3g} Angstrom thick along axis {thin[0]}, so every atom "
                 f"is closer than {min_distance} Angstrom to its own image; fix the cell or pbc"
             ]
+    i, j, d = close_pairs(atoms, min_distance)
+    if not len(d):
+        return []
+    shown = ", ".join(f"atoms {i[k]} and {j[k]} at {d[k]:.3f}" for k in range(min(len(d), MAX_REPORTED_PAIRS)))
+    more = f" (+{len(d) - MAX_REPORTED_PAIRS} more pairs)" if len(d) > MAX_REPORTED_PAIRS else ""
+    return [f"atoms closer than min_distance={min_distance} Angstrom: {shown} Angstrom{more}; {advice}"]
+
+
+def close_pairs(atoms: Atoms, min_distance: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Pairs ``i < j`` of atoms (periodic images included) closer than ``min_distance`` (Angstrom),
+    closest first: indices ``i``, ``j`` and distances ``d``."""
     nl = neighbor_list_atoms(atoms, min_distance)
     keep = nl.i < nl.j
     i, j, d = nl.i[keep], nl.j[keep], nl.d[keep]
-    if not len(d):
-        return []
     order = np.argsort(d, kind="stable")
-    shown = ", ".join(f"atoms {i[k]} and {j[k]} at {d[k]:.3f}" for k in order[:MAX_REPORTED_PAIRS])
-    more = f" (+{len(d) - MAX_REPORTED_PAIRS} more pairs)" if len(d) > MAX_REPORTED_PAIRS else ""
-    return [f"atoms closer than min_distance={min_distance} Angstrom: {shown} Angstrom{more}; {advice}"]
+    return i[order], j[order], d[order]
 
 
 def _list(indices: np.ndarray, limit: int = 5) -> str:
