@@ -48,7 +48,7 @@ def start():
 
 
 def test_learning_calls_the_reference_and_improves_the_model(tmp_path):
-    init = emt_frames(3, seed=0, rattle=0.05)
+    init = emt_frames(3, seed=0, rattle=0.3)
     learner = Learner(fit, init, lambda a: EMT(), [start()], settings(), tmp_path)
     model, state = learner.run()
     frames = read(tmp_path / "frames.extxyz", ":")
@@ -62,7 +62,7 @@ def test_learning_calls_the_reference_and_improves_the_model(tmp_path):
 
 
 def test_resume_continues_without_duplicates(tmp_path):
-    init = emt_frames(3, seed=0, rattle=0.05)
+    init = emt_frames(3, seed=0, rattle=0.3)
     Learner(fit, init, lambda a: EMT(), [start()], settings(max_calls=2), tmp_path).run()
     first = read(tmp_path / "frames.extxyz", ":")
     Learner(fit, init, lambda a: EMT(), [start()], settings(max_calls=4), tmp_path).run()
@@ -76,7 +76,7 @@ def test_failed_reference_is_skipped_with_a_log_line(tmp_path):
         def calculate(self, *args, **kwargs):
             raise RuntimeError("SCF did not converge")
 
-    init = emt_frames(3, seed=0, rattle=0.05)
+    init = emt_frames(3, seed=0, rattle=0.3)
     Learner(fit, init, lambda a: Failing(), [start()], settings(steps_per_temperature=20), tmp_path).run()
     events = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()]
     assert any(e["event"] == "skip" and "SCF" in e["error"] for e in events)
@@ -84,7 +84,7 @@ def test_failed_reference_is_skipped_with_a_log_line(tmp_path):
 
 
 def test_a_frame_cut_short_by_a_kill_is_dropped_on_resume(tmp_path, caplog):
-    learner = Learner(fit, emt_frames(3, seed=0, rattle=0.05), lambda a: EMT(), [start()], settings(), tmp_path)
+    learner = Learner(fit, emt_frames(3, seed=0, rattle=0.3), lambda a: EMT(), [start()], settings(), tmp_path)
     write(learner.frames_path, emt_frames(2, seed=1))
     whole = learner.frames_path.read_text()
     third = io.StringIO()
@@ -95,7 +95,7 @@ def test_a_frame_cut_short_by_a_kill_is_dropped_on_resume(tmp_path, caplog):
 
 
 def test_default_ladder_is_the_temperatures_of_the_init_frames():
-    frames = emt_frames(4, seed=0, rattle=0.05)
+    frames = emt_frames(4, seed=0, rattle=0.3)
     assert init_temperatures(frames) == LearnSettings.temperatures  # no frame records one
     for atoms, t in zip(frames, (450.0, 150.0, 450.0, np.nan)):
         atoms.info["temperature_K"] = t
@@ -103,7 +103,7 @@ def test_default_ladder_is_the_temperatures_of_the_init_frames():
 
 
 def test_basin_hops_after_the_ladder_label_minima_and_resume(tmp_path):
-    init = emt_frames(3, seed=0, rattle=0.05)
+    init = emt_frames(3, seed=0, rattle=0.3)
     # threshold 0: every check labels, so the reasons show the schedule: one MD check, the quench, three hops.
     kw = dict(temperatures=(300.0,), steps_per_temperature=5, threshold=0.0, hops=3)
     Learner(fit, init, lambda a: EMT(), [start()], settings(**kw, max_calls=3), tmp_path).run()
@@ -119,8 +119,8 @@ def test_basin_hops_after_the_ladder_label_minima_and_resume(tmp_path):
 
 
 def test_budget_rule_spends_calls_a_high_threshold_would_not(tmp_path):
-    init = emt_frames(3, seed=0, rattle=0.05)
-    kw = dict(temperatures=(300.0, 1500.0), relative_threshold=100.0, max_calls=6, hops=0)
+    init = emt_frames(3, seed=0, rattle=0.3)
+    kw = dict(temperatures=(300.0, 600.0), relative_threshold=100.0, max_calls=6, hops=0)
     _, state = Learner(fit, init, lambda a: EMT(), [start()], settings(**kw, fill_budget=False), tmp_path / "off").run()
     assert not (tmp_path / "off" / "frames.extxyz").exists()
     assert len(state.seen) == 2 * (60 // 5 + 1)  # every MD check and quench was looked at
@@ -149,7 +149,7 @@ def test_dml_adds_references_every_few_frames_and_at_the_end(tmp_path):
             frames
         )
 
-    init = emt_frames(4, seed=0, rattle=0.05)
+    init = emt_frames(4, seed=0, rattle=0.3)
     kw = dict(temperatures=(300.0,), threshold=0.0, hops=0, refit_every=2, max_calls=5)
     model, _ = Learner(fit_dml, init, lambda a: EMT(), [start()], settings(**kw), tmp_path).run()
     # Trained once on init; then references added after 2 and 4 new frames, the fifth at the end.
@@ -168,7 +168,7 @@ def test_cli_bad_schedule_is_one_line_error(tmp_path, capsys):
     from clusterforce.cli import main
 
     init = tmp_path / "init.extxyz"
-    write(init, emt_frames(2, seed=0, rattle=0.05))
+    write(init, emt_frames(2, seed=0, rattle=0.3))
     write(tmp_path / "start.xyz", start())
     code = main(["learn", "--kind", "gap", "--reference", "emt", "--init", str(init), "--start", str(tmp_path / "start.xyz"),
                  "--terms", "2b", "--hops", "-1", "--workdir", str(tmp_path / "w"), "-o", str(tmp_path / "l.cfm"), "--quiet"])  # fmt: skip
@@ -177,7 +177,7 @@ def test_cli_bad_schedule_is_one_line_error(tmp_path, capsys):
 
 
 def test_an_explorer_drives_the_md_while_the_learned_model_labels(tmp_path):
-    init = emt_frames(3, seed=0, rattle=0.05)
+    init = emt_frames(3, seed=0, rattle=0.3)
     explorer = fit(init)
     kw = dict(temperatures=(300.0,), steps_per_temperature=20, threshold=0.0, hops=2, max_calls=6)
 
@@ -202,7 +202,7 @@ def test_a_broken_reference_frame_is_not_fitted_and_the_md_goes_back(tmp_path):
             super().calculate(*args, **kwargs)
             self.results["forces"] = self.results["forces"] * 1e3
 
-    init = emt_frames(3, seed=0, rattle=0.05)
+    init = emt_frames(3, seed=0, rattle=0.3)
     kw = dict(temperatures=(300.0,), steps_per_temperature=30, threshold=0.0, hops=0)
     model, state = Learner(fit, init, lambda a: Exploding(), [start()], settings(**kw), tmp_path).run()
     events = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()]
@@ -241,7 +241,7 @@ def test_a_structure_outside_the_data_is_undone_not_labelled(tmp_path, caplog):
             out["extrapolating"] = (np.arange(len(atoms)) == 2) & (next(checks) % 3 == 0)
 
     fit_flagging = fit_altering(flag)
-    init = emt_frames(3, seed=0, rattle=0.05)
+    init = emt_frames(3, seed=0, rattle=0.3)
     kw = dict(temperatures=(300.0,), steps_per_temperature=30, threshold=1e9, fill_budget=False, hops=0)
     with caplog.at_level(logging.INFO, logger="clusterforce.learn"):
         _, state = Learner(fit_flagging, init, lambda a: EMT(), [start()], settings(**kw), tmp_path).run()
@@ -258,7 +258,7 @@ def test_a_non_finite_force_stops_the_md_at_its_step(tmp_path, caplog):
             out["forces"][4] = np.nan
 
     fit_breaking = fit_altering(break_atom_4)
-    init = emt_frames(3, seed=0, rattle=0.05)
+    init = emt_frames(3, seed=0, rattle=0.3)
     kw = dict(temperatures=(300.0,), steps_per_temperature=20, threshold=0.0, cooldown=0, hops=0, max_calls=10)
     with caplog.at_level(logging.INFO, logger="clusterforce.learn"):
         _, state = Learner(fit_breaking, init, lambda a: EMT(), [start()], settings(**kw), tmp_path).run()
@@ -290,7 +290,7 @@ def test_learn_uses_the_estimator_contract_only(tmp_path):
         fits.append(len(frames))
         return RefitOnly(frames)
 
-    init = emt_frames(3, seed=0, rattle=0.05)
+    init = emt_frames(3, seed=0, rattle=0.3)
     kw = dict(temperatures=(300.0,), threshold=0.0, hops=0, refit_every=2, max_calls=3)
     Learner(fit_refit, init, lambda a: EMT(), [start()], settings(**kw), tmp_path / "refit").run()
     assert fits == [3, 5, 6]  # init; after two frames; at the end
@@ -322,7 +322,7 @@ def fit_small(frames):
 def tiny_run(workdir):
     """A learning run of about a second through every kind of write: MD checks, a quench, basin hops, the end."""
     kw = dict(temperatures=(300.0,), steps_per_temperature=10, threshold=0.0, cooldown=5, hops=2, max_calls=4, quench_steps=10)
-    return Learner(fit_small, emt_frames(2, seed=0, rattle=0.05), lambda a: EMT(), [start()], settings(**kw), workdir)
+    return Learner(fit_small, emt_frames(2, seed=0, rattle=0.3), lambda a: EMT(), [start()], settings(**kw), workdir)
 
 
 def outcome(workdir, model=None):
@@ -407,7 +407,7 @@ def test_a_kill_at_any_write_resumes_to_the_uninterrupted_run(tmp_path, monkeypa
 def test_cli_learn_killed_twice_with_kill_9_ends_as_the_uninterrupted_run(tmp_path):
     """Real kill -9 of ``clusterforce learn`` (whenever the kill lands: the checks hold for any instant)."""
     init = tmp_path / "init.extxyz"
-    write(init, emt_frames(2, seed=0, rattle=0.05))
+    write(init, emt_frames(2, seed=0, rattle=0.3))
     write(tmp_path / "start.xyz", start())
 
     def command(name):
@@ -444,6 +444,6 @@ def test_cli_learn_killed_twice_with_kill_9_ends_as_the_uninterrupted_run(tmp_pa
 
 def test_a_state_file_it_cannot_resume_is_refused_by_name(tmp_path):
     (tmp_path / "state.json").write_text(json.dumps({"start": 0, "temperature": 1, "step": 0}))  # as learn wrote before commit records
-    learner = Learner(fit_small, emt_frames(2, seed=0, rattle=0.05), lambda a: EMT(), [start()], settings(), tmp_path)
+    learner = Learner(fit_small, emt_frames(2, seed=0, rattle=0.3), lambda a: EMT(), [start()], settings(), tmp_path)
     with pytest.raises(ValueError, match=r"state.json was written by an older clusterforce and cannot be resumed exactly; remove it"):
         learner.run()
