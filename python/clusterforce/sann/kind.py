@@ -53,6 +53,7 @@ def train(frames: Sequence[Atoms], args: argparse.Namespace) -> SANNModel:
         **{name: getattr(args, parameter_dest(name, "sann")) for name in _FLAG_HELP},
         hidden=tuple(args.hidden_sann),
         z_eff=parse_assignments(args.z_eff, usage="--z-eff expects ELEMENT=VALUE items such as Au=10.94"),
+        baseline=getattr(args, "baseline", None) is not False,
         random_state=args.seed,
         progress=not args.quiet,
     )
