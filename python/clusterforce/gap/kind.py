@@ -135,7 +135,7 @@ def train(frames: Sequence[Atoms], args: argparse.Namespace) -> GAPModel:
         jitter=args.jitter,
         variance=not args.no_variance,
         calibrate_uncertainty=not args.no_calibrate_uncertainty,
-        baseline=bool(getattr(args, "baseline", None)),
+        baseline=getattr(args, "baseline", None) is not False,
         max_chunk_mb=args.max_chunk_mb,
         random_state=getattr(args, "seed", 0),
         progress=not getattr(args, "quiet", False),

@@ -101,7 +101,9 @@ class GAPModel(BaseEstimator):
         K_mm, once per fit, one of K_mm + A^T A per solve, and M^2 numbers in the model file).
     baseline : bool
         Add a repulsive pair wall below the shortest training distance of each element pair
-        (:mod:`clusterforce.baseline`); zero on the training data, so the GP is fitted as without it.
+        (:mod:`clusterforce.baseline`; default on). The GP is fitted to the reference minus the
+        wall, which is the reference itself: the wall starts below every training pair, so it is
+        zero on every training frame and the GP is the one a fit without it gives.
     calibrate_uncertainty : bool
         Scale the force standard deviation so that it estimates held-out force errors (with
         ``variance``): the frames are split into groups (by ``info["system"]``, e.g. cluster size,
@@ -134,7 +136,7 @@ class GAPModel(BaseEstimator):
         sigma_force: float | None = None,
         jitter: float = 1e-10,
         variance: bool = True,
-        baseline: bool = False,
+        baseline: bool = True,
         calibrate_uncertainty: bool = True,
         max_chunk_mb: float = 256.0,
         max_candidates: int = 20000,

@@ -12,6 +12,7 @@ from typing import Any
 from ase import Atoms
 
 from ..cli_args import add_parameter_flags, parse_assignments
+from ..kinds import add_baseline_flag
 from ..metrics import collect_predictions, energy_force_metrics, print_table
 from .model import SANNModel
 
@@ -38,6 +39,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("sann options (single network, decoupled forces)")
     defaults = SANNModel().get_params()
     add_parameter_flags(g, {name: defaults[name] for name in _FLAG_HELP}, _FLAG_HELP, choices={"optimizer": ("kalman", "adam")})
+    add_baseline_flag(g, default=defaults["baseline"])
     g.add_argument(
         "--hidden",
         type=int,
@@ -57,6 +59,7 @@ def train(frames: Sequence[Atoms], args: argparse.Namespace) -> SANNModel:
         **{name: getattr(args, name) for name in _FLAG_HELP},
         hidden=tuple(args.hidden),
         z_eff=parse_assignments(args.z_eff, usage="--z-eff expects ELEMENT=VALUE items such as Au=10.94"),
+        baseline=getattr(args, "baseline", None) is not False,
         random_state=args.seed,
         progress=not args.quiet,
     )

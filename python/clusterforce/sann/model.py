@@ -19,7 +19,9 @@ Model file (kind ``"sann"``): metadata ``elements``, ``atomic_numbers``, ``descr
 ``exponents``, ``l_max``, ``xi``), ``layers``, ``e_scale``, ``hyperparameters``, ``training``; arrays
 ``masses``, ``w_beta``, ``e0`` (S,), ``mean_e``, ``scale_e``, ``mean_f``, ``scale_f`` (D,),
 ``net/W<l>`` (n_out, n_in) and ``net/b<l>``; ``uncertainty/last_layer_covariance`` (H + 1, H + 1)
-when trained with uncertainties (files without it load and predict, without uncertainty).
+when trained with uncertainties (files without it load and predict, without uncertainty); the
+repulsive baseline's ``baseline/r_s`` (S, S) and metadata ``baseline`` when trained with it (the
+default; :mod:`clusterforce.baseline`, as the gap and dml kinds store it).
 
 Uncertainty (Bayesian last layer): energies and forces are linear in the output layer's weights
 theta_L = (w_L, b_L), so a Gaussian posterior on theta_L gives exact force variances
@@ -42,6 +44,7 @@ from sklearn.base import BaseEstimator
 from tqdm.auto import tqdm
 
 from .. import _kernels, modelfile
+from .. import baseline as pair_wall
 from ..adam import Adam
 from ..data import get_forces, validate_frames
 from ..network_kind import NetworkModelFile
@@ -88,6 +91,10 @@ class SANNModel(NetworkModelFile, BaseEstimator):
         one species (w_beta = 1).
     validation_fraction : float
         Frames held out to pick the best epoch.
+    baseline : bool
+        Add a repulsive pair wall below the shortest training distance of each element pair
+        (:mod:`clusterforce.baseline`; default on). The network fits the reference minus the wall,
+        which is the reference itself: the wall is zero on every training frame.
     random_state : int
     progress : bool
     """
@@ -114,6 +121,7 @@ class SANNModel(NetworkModelFile, BaseEstimator):
         batch_size: int = 8,
         z_eff: Mapping[str, float] | None = None,
         validation_fraction: float = 0.1,
+        baseline: bool = True,
         random_state: int = 0,
         progress: bool = True,
     ) -> None:
@@ -131,6 +139,7 @@ class SANNModel(NetworkModelFile, BaseEstimator):
         self.batch_size = batch_size
         self.z_eff = z_eff
         self.validation_fraction = validation_fraction
+        self.baseline = baseline
         self.random_state = random_state
         self.progress = progress
 
@@ -161,6 +170,7 @@ class SANNModel(NetworkModelFile, BaseEstimator):
         if self.optimizer not in ("kalman", "adam"):
             raise ValueError(f"sann: optimizer must be 'kalman' or 'adam', got {self.optimizer!r}")
         species = self._index_species(frames)
+        self.baseline_r_s_ = pair_wall.fit_pair_wall(frames, self.element_list_) if self.baseline else None
         self.last_layer_covariance_ = None  # a refit's network differs: the old posterior does not apply
         self.masses_ = np.array([atomic_masses[z] for z in self.atomic_numbers_])
         self.w_beta_ = self._w_beta()
@@ -369,6 +379,10 @@ class SANNModel(NetworkModelFile, BaseEstimator):
             arrays[f"net/b{layer}"] = np.ascontiguousarray(b)
         if self.provides_uncertainty:
             arrays["uncertainty/last_layer_covariance"] = np.ascontiguousarray(self.last_layer_covariance_)
+        wall_metadata = {}
+        if self.baseline_r_s_ is not None:
+            wall_arrays, wall_metadata = pair_wall.file_entries(self.baseline_r_s_)
+            arrays.update(wall_arrays)
         params = self.get_params()
         params.update(
             exponents=list(self.exponents), xi=list(self.xi), hidden=list(self.hidden), z_eff=dict(self.z_eff) if self.z_eff else None
@@ -377,6 +391,7 @@ class SANNModel(NetworkModelFile, BaseEstimator):
             "descriptor": {"r_cut": self.r_cut, "exponents": list(self.exponents), "l_max": self.l_max, "xi": list(self.xi)},
             "layers": len(weights),
             "hyperparameters": params,
+            **wall_metadata,
         }
         return arrays, metadata
 
@@ -389,3 +404,7 @@ class SANNModel(NetworkModelFile, BaseEstimator):
         m = int(self.hidden[-1]) + 1
         name = "uncertainty/last_layer_covariance"
         self.last_layer_covariance_ = mf.array(name, shape=(m, m)) if name in mf.arrays else None
+        # Files written before sann had the baseline carry none: they predict as they did.
+        n_species = len(self.element_list_)
+        self.baseline = "baseline/r_s" in mf.arrays
+        self.baseline_r_s_ = mf.array("baseline/r_s", shape=(n_species, n_species)) if self.baseline else None
