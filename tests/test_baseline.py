@@ -98,11 +98,9 @@ def test_gap_baseline_energy_forces_and_lammps():
 
 
 # ---------------------------------------------------------------- on by default for gap and sann
-# The wall of sann files is applied by the shared structure driver (branch core); until it is
-# merged the compiled sann predictor ignores baseline/r_s, and the tests asserting its effect fail.
-NEEDS_DRIVER = pytest.mark.xfail(reason="needs the driver's wall (branch core)", strict=True)
+# The wall of sann files is applied by the shared structure driver (structure.hpp), as gap's.
 GAP = "gap"
-SANN_WALL = pytest.param("sann", marks=NEEDS_DRIVER)
+SANN_WALL = "sann"
 SANN_SMALL = dict(exponents=[0.0028, 0.011, 0.059], xi=[0.005, 0.06, 0.48], l_max=4, hidden=(10, 10), r_cut=6.0, progress=False)
 
 
