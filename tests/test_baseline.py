@@ -263,18 +263,19 @@ def test_default_gap_wall_is_the_same_in_lammps(na_models, na_frames, tmp_path):
 
 @pytest.mark.parametrize("kind", ["gap", "sann"])
 def test_train_flags_turn_the_wall_off(na_frames, tmp_path, kind):
-    import argparse
+    from clusterforce import cli, kinds
 
-    from clusterforce import kinds
-    from clusterforce.commands import train as train_command
-
-    parser = argparse.ArgumentParser()
-    train_command.add_parser(parser.add_subparsers())
     small = {
         "gap": ["--terms", "2b", "--n-sparse-2b", "8", "--no-map", "--no-variance"],
-        "sann": ["--epochs-sann", "1", "--l-max-sann", "3", "--hidden-sann", "6", "6", "--r-cut-sann", "5.0"],
+        "sann": ["--epochs", "1", "--l-max", "3", "--hidden", "6", "6", "--r-cut", "5.0"],
     }[kind]
     argv = ["train", "--kind", kind, "dataset:na", "-o", str(tmp_path / "m.cfm"), "--quiet", *small]
-    on = kinds.get(kind).train(na_frames[:4], parser.parse_args(argv))
-    off = kinds.get(kind).train(na_frames[:4], parser.parse_args([*argv, "--no-baseline"]))
+
+    def parse(arguments):
+        parser, commands = cli.build_parser()
+        cli.prepare(commands["train"], arguments[1:])
+        return parser.parse_args(arguments)
+
+    on = kinds.get(kind).train(na_frames[:4], parse(argv))
+    off = kinds.get(kind).train(na_frames[:4], parse([*argv, "--no-baseline"]))
     assert on.baseline_r_s_ is not None and off.baseline_r_s_ is None
