@@ -208,7 +208,7 @@ def test_help_without_a_kind_lists_the_kinds(capsys, monkeypatch):
         (["--kind", "dart", "--r-cut", "5"], "--r-cut is an option of kinds dml and sann, not dart"),
         (["--kind", "gap", "--hidden", "6", "6"], "--hidden is an option of kind sann, not gap"),
         (["--kind", "sann", "--sigma=0.3"], "--sigma is an option of kind dml, not sann"),
-        (["--kind", "dart", "--no-baseline"], "--no-baseline is an option of kinds dml and gap, not dart"),
+        (["--kind", "dart", "--no-baseline"], "--no-baseline is an option of kinds dml, gap and sann, not dart"),
         (["--r-cut-2b", "5"], "--r-cut-2b is an option of kind gap, not dml"),  # the default kind, dml
         (["--kind", "gap", "--r-cut-2", "5"], "unknown option --r-cut-2 ('--kind gap --help' lists the options)"),
     ],
