@@ -19,10 +19,10 @@ def _label(atoms: Atoms, calc) -> Atoms:
     return atoms
 
 
-def emt_frames(n_frames: int, *, seed: int = 0, rattle: float = 0.15) -> list[Atoms]:
-    """Au13 icosahedra with random displacements (Angstrom), EMT energies and forces."""
+def emt_frames(n_frames: int, *, seed: int = 0, rattle: float = 0.15, element: str = "Au") -> list[Atoms]:
+    """13-atom icosahedra of ``element`` with random displacements (Angstrom), EMT energies and forces."""
     rng = np.random.default_rng(seed)
-    base = Icosahedron("Au", 2)
+    base = Icosahedron(element, 2)
     frames = []
     for _ in range(n_frames):
         atoms = base.copy()

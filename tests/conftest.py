@@ -125,17 +125,11 @@ def rattled_au13():
 @pytest.fixture(scope="session")
 def cu13_gap_model(tmp_path_factory) -> str:
     """Path of a small 2-body gap model of Cu13 (EMT energies of 4 rattled icosahedra), for workflow tests."""
+    from _frames import emt_frames
     from clusterforce.gap import TwoBody
     from clusterforce.gap.model import GAPModel
 
-    rng = np.random.default_rng(0)
-    frames = []
-    for _ in range(4):
-        atoms = Icosahedron("Cu", 2)
-        atoms.positions += rng.normal(0, 0.1, atoms.positions.shape)
-        atoms.calc = EMT()
-        atoms.get_potential_energy()
-        frames.append(atoms)
+    frames = emt_frames(4, seed=0, rattle=0.1, element="Cu")
     model = tmp_path_factory.mktemp("cu13_gap") / "cu.cfm"
     GAPModel(terms=[TwoBody(r_cut=5.0, n_sparse=12)], progress=False).fit(frames).save(model)
     return str(model)
