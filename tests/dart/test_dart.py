@@ -171,7 +171,7 @@ def test_file_round_trip_calculator_and_errors(trained, tmp_path):
 
 def test_train_evaluate_and_screen_from_the_command_line(tmp_path, capsys):
     data, model, report = tmp_path / "train.extxyz", tmp_path / "dart.cfm", tmp_path / "eval.json"
-    from ase.io import write
+    from ase.io import read, write
 
     write(data, _frames(30, 4))
     flags = ["--feature-width", "8", "--max-epochs", "5", "--r-j", "3.0", "--r-k", "4.6", "--quiet"]
@@ -180,8 +180,9 @@ def test_train_evaluate_and_screen_from_the_command_line(tmp_path, capsys):
     out = json.loads(report.read_text())
     assert out["kind"] == "dart" and out["by_size"]["13"]["frames"] == 30 and out["energy_mae_kcal_per_mol"] > 0
     assert "Spearman" in capsys.readouterr().out
-    assert main(["screen", str(model), str(data), "--bins", "4", "--json", str(tmp_path / "s.json")]) == 0
-    assert 1 <= json.loads((tmp_path / "s.json").read_text())["representatives"] <= 4
+    screened = tmp_path / "screened.extxyz"
+    assert main(["screen", str(model), str(data), "--bins", "4", "-o", str(screened), "--json", str(tmp_path / "s.json")]) == 0
+    assert 1 <= json.loads((tmp_path / "s.json").read_text())["representatives"] == len(read(screened, ":")) <= 4
 
 
 def _weights_norm(model: DARTModel) -> float:
