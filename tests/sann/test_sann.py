@@ -126,9 +126,14 @@ def test_one_species_forces_are_the_energy_gradient_and_training_learns(gold):
     assert gold.training_["optimizer"] == "kalman" and gold.training_["kalman_seconds_per_update"] > 0
 
 
-def test_missing_effective_charge_is_named():
-    with pytest.raises(ValueError, match="no effective nuclear charge for Ag, Au"):
-        SANNModel(epochs=1, **SMALL).fit([_cluster(0, alloy=True), _cluster(1, alloy=True)])
+def test_the_papers_alloy_needs_no_effective_charges_and_a_missing_one_is_named():
+    model = SANNModel(epochs=1, **SMALL).fit([_cluster(0, alloy=True), _cluster(1, alloy=True)])
+    assert model.w_beta_ == pytest.approx(np.array([8.030, 10.940]) / 18.97)  # Ag 5s, Au 6s (Clementi, Raimondi, Reinhardt 1967)
+    platinum = rattled_icosahedron(0, "Au", substitute={78: (1, 5, 9)})
+    platinum.calc = EMT()
+    platinum.get_forces()
+    with pytest.raises(ValueError, match="no effective nuclear charge for Pt"):
+        SANNModel(epochs=1, **SMALL).fit([platinum])
 
 
 def test_adam_also_trains(gold):

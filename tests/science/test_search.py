@@ -113,8 +113,8 @@ def test_resolve_names():
         resolve("nope")
 
 
-def test_search_command_writes_db_and_json(tmp_path):
-    out, db = tmp_path / "s.json", tmp_path / "m.db"
+def test_search_command_writes_db_json_and_the_lowest_minimum(tmp_path):
+    out, db, lowest = tmp_path / "s.json", tmp_path / "m.db", tmp_path / "lowest.xyz"
     assert (
         main(
             [
@@ -132,6 +132,8 @@ def test_search_command_writes_db_and_json(tmp_path):
                 str(db),
                 "--json",
                 str(out),
+                "-o",
+                str(lowest),
                 "--quiet",
             ]
         )
@@ -139,6 +141,13 @@ def test_search_command_writes_db_and_json(tmp_path):
     )
     summary = json.loads(out.read_text())
     assert summary["lowest_energy"] == pytest.approx(LJ13, abs=1e-5)
+    from ase.io import read
+
+    from clusterforce.calculators import LennardJones
+
+    best = read(lowest)
+    best.calc = LennardJones()
+    assert len(best) == 13 and best.get_potential_energy() == pytest.approx(LJ13, abs=1e-5)
     assert summary["n_minima"] >= 1
     from ase.db import connect
 

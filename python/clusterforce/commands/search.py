@@ -54,6 +54,9 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     )
     p.add_argument("--reoptimize-fmax", type=float, default=0.01, help="--reoptimize converges below this force component, eV/Angstrom")
     p.add_argument("--db", default="minima.db", help="ASE database of the distinct minima")
+    p.add_argument(
+        "-o", "--output", default=None, help="also write the lowest minimum to this file (any format ASE writes, e.g. lowest.xyz)"
+    )
     p.add_argument("--json", default=None, help="summary: lowest_energy, n_minima, energies, CPU time")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
@@ -145,10 +148,14 @@ def _report(args: argparse.Namespace, start, store, cpu: float) -> int:
     checked = reoptimize(store, resolve(args.reoptimize_with, start), args.reoptimize, fmax=args.reoptimize_fmax) if args.reoptimize else []
     store.write_db(args.db, reference=args.reference, reoptimized=checked)
     lowest = store.lowest
+    if args.output:
+        from ase.io import write
+
+        write(args.output, lowest.atoms)
     rejected = ", ".join(f"{n} {reason}" for reason, n in sorted(store.rejected.items()))
     print(
         f"{len(store.minima)} distinct minima; lowest {lowest.energy:.6f} (found at step {lowest.step}); "
-        f"CPU {cpu:.1f} s; written to {args.db}" + (f"; rejected steps (never stored): {rejected}" if rejected else "")
+        f"CPU {cpu:.1f} s; written to {args.db}" + (f", the lowest to {args.output}" if args.output else "") + (f"; rejected steps (never stored): {rejected}" if rejected else "")
     )
     # Model minima that the reference relaxes into one are one isomer of the reference.
     reference_minima = MinimaStore(energy_tol=args.energy_tol, rmsd_tol=args.rmsd_tol)

@@ -55,9 +55,23 @@ logger = logging.getLogger(__name__)
 
 KIND = "sann"
 
-#: Clementi-Raimondi (1963) effective nuclear charge of the outermost valence orbital, for the
-#: elements of the paper's systems and the project's data sets. Others: pass ``z_eff``.
-CLEMENTI_RAIMONDI = {"H": 1.0, "C": 3.136, "N": 3.834, "O": 4.453, "Na": 2.507, "S": 5.482, "Cl": 6.116}
+#: Effective nuclear charge of the outermost valence orbital, for the elements of the paper's systems
+#: (Ag-Au alloys, Au-thiolates) and the project's data sets: Clementi and Raimondi, J. Chem. Phys. 38,
+#: 2686 (1963) up to Kr (Cu 4s, Ga 4p), Clementi, Raimondi and Reinhardt, J. Chem. Phys. 47, 1300 (1967)
+#: beyond (Ag 5s, Au 6s). Others: pass ``z_eff``.
+CLEMENTI_RAIMONDI = {
+    "H": 1.0,
+    "C": 3.136,
+    "N": 3.834,
+    "O": 4.453,
+    "Na": 2.507,
+    "S": 5.482,
+    "Cl": 6.116,
+    "Cu": 5.842,
+    "Ga": 6.222,
+    "Ag": 8.030,
+    "Au": 10.940,
+}
 
 PAPER_EXPONENTS = (0.0028, 0.0040, 0.0110, 0.0280, 0.059)
 PAPER_XI = (0.005, 0.015, 0.0230, 0.038, 0.060, 0.090, 0.150, 0.260, 0.480)
