@@ -12,7 +12,6 @@ import shlex
 from pathlib import Path
 
 import pytest
-
 from clusterforce.cli import build_parser, prepare
 
 README = Path(__file__).resolve().parents[1] / "README.md"

@@ -142,7 +142,6 @@ def test_search_command_writes_db_json_and_the_lowest_minimum(tmp_path):
     summary = json.loads(out.read_text())
     assert summary["lowest_energy"] == pytest.approx(LJ13, abs=1e-5)
     from ase.io import read
-
     from clusterforce.calculators import LennardJones
 
     best = read(lowest)

@@ -153,9 +153,10 @@ def _report(args: argparse.Namespace, start, store, cpu: float) -> int:
 
         write(args.output, lowest.atoms)
     rejected = ", ".join(f"{n} {reason}" for reason, n in sorted(store.rejected.items()))
+    written = f"{args.db}" + (f", the lowest to {args.output}" if args.output else "")
     print(
         f"{len(store.minima)} distinct minima; lowest {lowest.energy:.6f} (found at step {lowest.step}); "
-        f"CPU {cpu:.1f} s; written to {args.db}" + (f", the lowest to {args.output}" if args.output else "") + (f"; rejected steps (never stored): {rejected}" if rejected else "")
+        f"CPU {cpu:.1f} s; written to {written}" + (f"; rejected steps (never stored): {rejected}" if rejected else "")
     )
     # Model minima that the reference relaxes into one are one isomer of the reference.
     reference_minima = MinimaStore(energy_tol=args.energy_tol, rmsd_tol=args.rmsd_tol)
