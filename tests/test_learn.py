@@ -447,3 +447,33 @@ def test_a_state_file_it_cannot_resume_is_refused_by_name(tmp_path):
     learner = Learner(fit_small, emt_frames(2, seed=0, rattle=0.3), lambda a: EMT(), [start()], settings(), tmp_path)
     with pytest.raises(ValueError, match=r"state.json was written by an older clusterforce and cannot be resumed exactly; remove it"):
         learner.run()
+
+
+def test_without_a_reference_it_proposes_structures_to_label_and_resumes(tmp_path):
+    init = tmp_path / "init.extxyz"
+    write(init, emt_frames(3, seed=0, rattle=0.3))
+    write(tmp_path / "start.xyz", start())
+    argv = ["learn", "--kind", "gap", "--reference", "none", "--propose", "3", "--init", str(init), "--start", str(tmp_path / "start.xyz"),
+            "--temperatures", "300", "1500", "--steps-per-temperature", "60", "--timestep", "2", "--check-every", "5", "--hops", "2",
+            "--terms", "2b", "--r-cut-2b", "5.0", "--n-sparse-2b", "15", "--workdir", str(tmp_path / "work"),
+            "-o", str(tmp_path / "to_label.extxyz"), "--quiet"]  # fmt: skip
+    from clusterforce.cli import main
+
+    assert main(argv) == 0
+    proposed = read(tmp_path / "to_label.extxyz", ":")
+    assert len(proposed) == 3 and [f.info["learn_call"] for f in proposed] == [1, 2, 3]
+    assert all(f.calc is None and "uncertainty" in f.info["learn_reason"] for f in proposed)  # no labels: nothing was computed
+    report = summary(tmp_path / "work")
+    assert report["proposed"] == 3 and report["calls"] == 0
+    # A rerun of the finished run proposes the same structures again, no more.
+    assert main(argv) == 0
+    again = read(tmp_path / "to_label.extxyz", ":")
+    assert len(again) == 3 and all(np.array_equal(a.positions, b.positions) for a, b in zip(proposed, again))
+
+
+@pytest.mark.parametrize("flags", [["--reference", "none"], ["--reference", "emt", "--propose", "2"]])
+def test_propose_and_reference_none_go_together(tmp_path, flags):
+    from clusterforce.cli import main
+
+    with pytest.raises(SystemExit, match="--propose N goes with --reference none"):
+        main(["learn", *flags, "--init", "dataset:na", "--system", "na", "--n", "13", "-o", str(tmp_path / "x.cfm")])

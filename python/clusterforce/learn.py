@@ -42,6 +42,12 @@ short by a kill mid-write; whatever happened after the last record is made again
 ``summary.json`` is written when a run finishes and removed when one starts, so it never
 describes other frames than those on disk.
 
+Without a reference that runs here (``reference=None``; ``clusterforce learn --reference none
+--propose N``) the loop proposes instead of labelling: the same exploration with the init model,
+and the N structures the rule picks (the budget rule spreads them over the schedule) are written
+to ``frames.extxyz`` without energies or forces, for a DFT user to compute and add to the data.
+The model is not updated, so a proposal is the init model's view of where it is unsure.
+
 Exploration that leaves physics is not labelled but undone: when the model flags an atom as
 outside its data (``extrapolating``, e.g. a pair closer than any pair in the training data; the
 repulsive baseline, not the data, has to hold such atoms apart), when a force or position is not
@@ -173,7 +179,8 @@ class Learner:
     init
         Frames the first model is trained on (with reference energies/forces).
     reference
-        ``reference(atoms) -> Calculator`` for a structure (e.g. :func:`clusterforce.calculators.resolve`).
+        ``reference(atoms) -> Calculator`` for a structure (e.g. :func:`clusterforce.calculators.resolve`),
+        or None to propose the structures to label instead of labelling them (``settings.max_calls`` of them).
     starts
         Start structures of the exploration.
     explorer
@@ -187,7 +194,7 @@ class Learner:
         self,
         fit: Callable[[list[Atoms]], object],
         init: list[Atoms],
-        reference: Callable[[Atoms], object],
+        reference: Callable[[Atoms], object] | None,
         starts: list[Atoms],
         settings: LearnSettings,
         workdir: str | Path,
@@ -321,6 +328,8 @@ class Learner:
         updated in the run's batches, in its order (a resumed run then continues identically)."""
         model = self.fit(self.init)
         self._every = self.settings.refit_every or getattr(model, "partial_fit_every", 1)
+        if self.reference is None:  # proposals carry no labels: nothing to learn
+            return model
         full = len(collected) - len(collected) % self._every
         ends = range(self._every, full + 1, self._every) if hasattr(model, "partial_fit") else [full] if full else []
         for hi in ends:
@@ -372,7 +381,7 @@ class Learner:
             model = self._quench(model, current, collected, state, s.temperatures[state.temperature])
             state.step, state.hold, state.temperature, sound = 0, 0, state.temperature + 1, None
             self._commit(state, current, None, len(collected))
-        if len(collected) % self._every:  # the frames since the last update
+        if self.reference is not None and len(collected) % self._every:  # the frames since the last update
             model = self._learn(model, collected, len(collected) - len(collected) % self._every, len(collected))
         if not state.finished:
             self._event(event="finish", calls=len(collected), md_steps=state.md_steps)
@@ -541,8 +550,15 @@ class Learner:
         """Reference single point, error of the model there, update; the frame is written by the next commit.
 
         Returns (model, outcome): ``"labelled"``, ``"failed"`` (the reference raised, e.g. no SCF
-        convergence) or ``"broken"`` (a force above the cap: not fitted)."""
+        convergence), ``"broken"`` (a force above the cap: not fitted) or, without a reference,
+        ``"proposed"`` (the structure is written to be labelled elsewhere; the model is unchanged)."""
         frame = atoms.copy()
+        if self.reference is None:
+            frame.info.update(learn_reason=reason, learn_call=len(collected) + 1)
+            self._keep(frame, collected)
+            self._event(event="propose", call=len(collected), reason=reason)
+            log.info("proposal %d: %s", len(collected), reason)
+            return model, "proposed"
         frame.calc = self.reference(frame)
         try:
             energy, forces = frame.get_potential_energy(), frame.get_forces()
@@ -561,14 +577,18 @@ class Learner:
         error = float(np.sqrt(np.mean((model.predict(frame)["forces"] - forces) ** 2)))
         frame.calc = SinglePointCalculator(frame, energy=energy, forces=forces)
         frame.info.update(learn_reason=reason, learn_call=len(collected) + 1, learn_force_rmse_before=error)
+        self._keep(frame, collected)
+        self._event(event="call", call=len(collected), reason=reason, force_rmse_before=error, max_force=float(np.abs(forces).max()))
+        log.info("call %d: %s; model force RMSE there %.3f eV/A", len(collected), reason, error)
+        return self._update(model, collected), "labelled"
+
+    def _keep(self, frame: Atoms, collected: list[Atoms]) -> None:
+        """Queue ``frame`` for the next commit and add it to ``collected`` as the file will hold it."""
         text = io.StringIO()
         write(text, frame, format="extxyz")
         self._pending_frames.append(text.getvalue())
         # The model learns the frame as the file holds it (rounded), so a resumed run, which reads the file, gets the same model.
         collected.append(read(io.StringIO(text.getvalue()), format="extxyz"))
-        self._event(event="call", call=len(collected), reason=reason, force_rmse_before=error, max_force=float(np.abs(forces).max()))
-        log.info("call %d: %s; model force RMSE there %.3f eV/A", len(collected), reason, error)
-        return self._update(model, collected), "labelled"
 
 
 class _LeftPhysics(Exception):
@@ -695,18 +715,20 @@ def _drop_torn_tail(path: Path, ends: Callable[[str], list[int]], what: str) -> 
 
 def summary(workdir: str | Path) -> dict:
     """Calls, the learning curve and the call rate of the run in ``workdir``, from its frames
-    (one per call) and its commit record."""
+    (one per call, or per proposal of a run without a reference) and its commit record."""
     workdir = Path(workdir)
     text, ends = _complete(workdir / "frames.extxyz", _frame_ends)
     frames = read(io.StringIO(text[: ends[-1]]), ":", format="extxyz") if ends else []
     state_path = workdir / "state.json"
     state = json.loads(state_path.read_text())["state"] if state_path.exists() else asdict(LearnState())
     md_steps = state["md_steps"]
+    labelled = [f for f in frames if "learn_force_rmse_before" in f.info]
     return {
-        "calls": len(frames),
+        "calls": len(labelled),
+        "proposed": len(frames) - len(labelled),
         "skipped": state["skipped"],
         "md_steps": md_steps,
         "calls_per_1000_md_steps": 1000 * len(frames) / md_steps if md_steps else None,
-        "force_rmse_before_each_call": [float(f.info["learn_force_rmse_before"]) for f in frames],
+        "force_rmse_before_each_call": [float(f.info["learn_force_rmse_before"]) for f in labelled],
         "reasons": [f.info["learn_reason"] for f in frames],
     }

@@ -22,7 +22,10 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         "update; dml: new references every --refit-every frames). Resumable: rerun the same command after an interruption.",
     )
     kinds.add_kind_argument(p, ("gap", "dml"), default="gap")
-    p.add_argument("--reference", required=True, help="gfn1-xtb, emt, a model file (.cfm) or module:factory")
+    p.add_argument(
+        "--reference", required=True,
+        help="gfn1-xtb, emt, a model file (.cfm) or module:factory; 'none' (with --propose) for a reference that cannot run here",
+    )  # fmt: skip
     p.add_argument("--init", nargs="+", required=True, help="initial training frames (files or dataset:NAME)")
     p.add_argument("--system", choices=SYSTEMS, help="builder of start structures (with --n)")
     p.add_argument("--n", type=int, nargs="+", help="sizes for --system")
@@ -70,9 +73,14 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         help="update the model after this many new frames, and at the end (default: the kind's own: gap every frame, dml 10)",
     )  # fmt: skip
     p.add_argument("--max-calls", type=int, default=d.max_calls, help="reference-call budget")
+    p.add_argument(
+        "--propose", type=int, default=None, metavar="N",
+        help="with --reference none: explore with the init model and write the N structures to label (no energies or "
+        "forces) to OUTPUT, an extxyz file, instead of labelling them; label them with your reference and add them to --init",
+    )  # fmt: skip
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--workdir", default=None, help="frames, log and state (default: OUTPUT without .cfm + '_learn')")
-    p.add_argument("-o", "--output", required=True, help="model file to write")
+    p.add_argument("-o", "--output", required=True, help="model file to write (with --propose: the structures to label, .extxyz)")
     p.add_argument("--quiet", action="store_true")
     add_config_argument(p)
     return p
@@ -102,6 +110,13 @@ def run(args: argparse.Namespace) -> int:
                 starts += [s.atoms for s in build(args.system, [n], shape="random")]
     else:
         raise SystemExit("clusterforce learn: give start structures: --start FILE, or --system NAME --n SIZES")
+    propose = args.reference.lower() == "none"
+    if propose != (args.propose is not None):
+        raise SystemExit("clusterforce learn: --propose N goes with --reference none (and --reference none needs --propose N)")
+    if propose:
+        if args.propose < 1:
+            raise SystemExit(f"clusterforce learn: --propose must be at least 1, got {args.propose}")
+        args.max_calls = args.propose
     init = read_frames(args.init)
     record = kinds.get(args.kind)
     # The loop updates the weights (partial_fit), which would drop spline tables: map once, at the end.
@@ -124,13 +139,21 @@ def run(args: argparse.Namespace) -> int:
     try:
         explorer = kinds.load_model(args.explore_with) if args.explore_with else None
         learner = Learner(
-            fit, init, lambda atoms: resolve(args.reference, atoms), starts, settings, workdir,
+            fit, init, None if propose else (lambda atoms: resolve(args.reference, atoms)), starts, settings, workdir,
             explorer=explorer, progress=not args.quiet,
         )  # fmt: skip
         model, state = learner.run()  # refuses a state.json it cannot resume, or a model without uncertainty
     except (ValueError, FileNotFoundError) as exc:  # ModelFileError is a ValueError
         print(f"clusterforce learn: error: {exc}", file=sys.stderr)
         return 1
+    if propose:
+        proposals = workdir / "frames.extxyz"
+        Path(args.output).write_text(proposals.read_text() if proposals.exists() else "")
+        print(
+            f"{summary(workdir)['proposed']} structures to label in {args.output} (the init model's most uncertain, spread over "
+            f"{state.md_steps} MD steps, quenches and hops): compute them with your reference and add them to --init"
+        )
+        return 0
     if args.kind == "gap" and getattr(args, "map", False) and any(t.kind != "soap" for t in model.terms):
         from ..gap.mapping import map_model
 
