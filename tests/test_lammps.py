@@ -354,7 +354,7 @@ def test_uncertainty_compute_gives_the_sann_last_layer_uncertainty(tmp_path, san
     model = load_model(path)
     # Python = ASE = LAMMPS (library, serial) for one structure.
     atoms = rattled_cluster(13)
-    expected = model.predict(atoms, variance=True)["uncertainty"]
+    expected = model.predict(atoms, properties=["uncertainty"])["uncertainty"]
     assert np.all(np.isfinite(expected)) and expected.min() > 0
     np.testing.assert_allclose(Calculator(str(path)).get_property("uncertainty", atoms), expected, rtol=0, atol=1e-12)
     got = lammps_uncertainty(atoms, path, periodic=False)
@@ -364,7 +364,7 @@ def test_uncertainty_compute_gives_the_sann_last_layer_uncertainty(tmp_path, san
     mpi_thermo, mpi_dump = run_lmp(tmp_path, path, 2, "mpi")
     np.testing.assert_allclose(mpi_thermo, serial_thermo, rtol=1e-10, atol=1e-10)
     np.testing.assert_allclose(mpi_dump, serial_dump, rtol=0, atol=1e-9)
-    first = model.predict(rattled_cluster(21), variance=True)["uncertainty"]
+    first = model.predict(rattled_cluster(21), properties=["uncertainty"])["uncertainty"]
     np.testing.assert_allclose(serial_dump[0, :, 7], first, rtol=0, atol=1e-9)
     # A file without the covariance (written before sann uncertainties) is a LAMMPS error naming the kinds.
     model.last_layer_covariance_ = None
@@ -559,11 +559,11 @@ def test_uncertainty_compute_gives_the_gap_force_standard_deviation(gap_file, tm
         atoms.wrap()
         assert atoms.cell.lengths().min() < 2 * CUTOFF
     periodic = bool(atoms.pbc.any())
-    predicted = model.predict(atoms, variance=True)
+    predicted = model.predict(atoms, properties=["uncertainty"])
     # The force standard deviation, eV/A, as Python and ASE give it.
     expected = predicted["uncertainty"]
     got = lammps_uncertainty(atoms, path, periodic=periodic)
-    assert expected.max() > 0 and not np.allclose(expected, np.sqrt(predicted["variance"]), rtol=0.1)
+    assert expected.max() > 0 and not np.allclose(expected, np.sqrt(predicted["energies_variance"]), rtol=0.1)
     np.testing.assert_allclose(got, expected, rtol=0, atol=1e-9)
     # The ASE calculator gives the same number through get_property.
     through_ase = Calculator(str(path)).get_property("uncertainty", atoms)
