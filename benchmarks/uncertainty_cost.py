@@ -56,10 +56,10 @@ def main() -> int:
         model = make().fit(frames)
         fit = time.perf_counter() - start
         atoms = max(frames, key=len)
-        plain = median_ms(lambda: model.predict(atoms), args.repeats)
+        plain = median_ms(lambda model=model, atoms=atoms: model.predict(atoms), args.repeats)
         row = {"fit_seconds": fit, "structure": atoms.get_chemical_formula(), "predict_ms": plain}
         if model.provides_uncertainty:
-            with_u = median_ms(lambda: model.predict(atoms, properties=["uncertainty"]), args.repeats)
+            with_u = median_ms(lambda model=model, atoms=atoms: model.predict(atoms, properties=["uncertainty"]), args.repeats)
             row.update(predict_with_uncertainty_ms=with_u, extra_percent=100.0 * (with_u - plain) / plain)
         row["uncertainty_is_cheap"] = type(model).uncertainty_is_cheap
         rows[kind] = row
