@@ -99,7 +99,7 @@ class Calculator(_AseCalculator):
             virial = np.asarray(predicted["virial"], dtype=float).reshape(3, 3)
             stress = -virial / self.atoms.get_volume()
             results["stress"] = stress.flat[[0, 4, 8, 5, 2, 1]]
-        for extra in UNCERTAINTY_KEYS:
+        for extra in UNCERTAINTY_KEYS if wanted else ():  # a kind may return them unasked (dml: free)
             if extra in predicted:
                 results[extra] = np.array(predicted[extra], dtype=float)
         if "extrapolating" in predicted:
