@@ -1,13 +1,14 @@
 """What the per-atom uncertainty costs per prediction, per kind (sets each kind's ``uncertainty_is_cheap``).
 
-Fits each kind with its default settings on shipped data (gap, sann, dart: ``dataset:na``; dml:
-``dataset:rings``; sann with ``--sann-epochs`` epochs, since the cost of a prediction depends on the
-network's shape, not on how long it trained), then times ``model.predict(atoms)`` against
+Fits each kind with its default settings on every ``--every``-th frame of shipped data (gap, sann,
+dart: ``dataset:na``; dml: ``dataset:rings``; sann and dart with ``--epochs`` epochs: the cost of a
+prediction depends on the model's shape -- gap's sparse points per term, the networks' layers --
+not on how long it trained or on how many frames), then times ``model.predict(atoms)`` against
 ``model.predict(atoms, properties=["uncertainty"])`` on the largest structure of the data (Na55, a
 ring of 6 units), as the median of ``--repeats`` calls each, in one process and one run. The threads
 are whatever OMP_NUM_THREADS gives (printed). Writes benchmarks/results/uncertainty_cost.json.
 
-    python benchmarks/uncertainty_cost.py [--repeats 30] [--sann-epochs 1]
+    python benchmarks/uncertainty_cost.py [--repeats 30] [--every 3] [--epochs 1]
 """
 
 from __future__ import annotations
@@ -41,13 +42,14 @@ def median_ms(call, repeats: int) -> float:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=30)
-    parser.add_argument("--sann-epochs", type=int, default=1)
+    parser.add_argument("--every", type=int, default=3)
+    parser.add_argument("--epochs", type=int, default=1)
     args = parser.parse_args()
-    na, rings = datasets.load("na"), datasets.load("rings")
+    na, rings = datasets.load("na")[:: args.every], datasets.load("rings")[:: args.every]
     makers = {
         "gap": (lambda: GAPModel(progress=False), na),
-        "sann": (lambda: SANNModel(epochs=args.sann_epochs, progress=False), na),
-        "dart": (lambda: DARTModel(progress=False), na),
+        "sann": (lambda: SANNModel(epochs=args.epochs, progress=False), na),
+        "dart": (lambda: DARTModel(max_epochs=args.epochs, progress=False), na),
         "dml": (lambda: DMLModel(random_state=0, progress=False), rings),
     }
     rows = {}
@@ -64,7 +66,7 @@ def main() -> int:
         row["uncertainty_is_cheap"] = type(model).uncertainty_is_cheap
         rows[kind] = row
         print(kind, json.dumps(row), flush=True)
-    record = {"omp_num_threads": os.environ.get("OMP_NUM_THREADS", "unset"), "repeats": args.repeats, "kinds": rows}
+    record = {"omp_num_threads": os.environ.get("OMP_NUM_THREADS", "unset"), "repeats": args.repeats, "every": args.every, "kinds": rows}
     OUT.parent.mkdir(exist_ok=True)
     OUT.write_text(json.dumps(record, indent=1) + "\n")
     print(f"wrote {OUT}")

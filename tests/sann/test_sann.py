@@ -168,7 +168,7 @@ def test_energies_and_forces_are_linear_in_the_last_layer(gold):
 
     atoms = _cluster(77)
     species = np.zeros(len(atoms), dtype=np.int32)
-    energy_row, force_rows = gold._predictor().last_layer_rows(atoms.positions, species)
+    energy_row, force_rows = gold._network().last_layer_rows(atoms.positions, species)
     assert force_rows.shape == (3 * len(atoms), gold.hidden[-1] + 1)
     np.testing.assert_array_equal(force_rows[:, -1], 0.0)  # the bias does not move with r
     base = gold.predict(atoms)
