@@ -97,9 +97,9 @@ class Estimator(BaseEstimator, abc.ABC):
         atoms
             The structure; every element must be one the model knows.
         properties
-            ASE property names wanted; the result always has every cheap one of
-            ``implemented_properties``. ``"uncertainty"`` adds the per-atom uncertainties
-            (ValueError if the model provides none).
+            ASE property names wanted. The result holds every property the model computes
+            anyway; one it does not implement is a ValueError. ``"uncertainty"`` adds the
+            per-atom uncertainties (ValueError if the model provides none).
 
         Returns
         -------
@@ -112,7 +112,7 @@ class Estimator(BaseEstimator, abc.ABC):
             eV^2/Angstrom^2, ``energies_variance`` (n,) and ``energy_variance`` eV^2. A kind may
             add its own entries (dml: ``norms``, ``directions``, ``spread``, ``classes``).
         """
-        wanted = set(properties or ())
+        wanted = {properties} if isinstance(properties, str) else set(properties or ())
         unknown = wanted - set(self.implemented_properties) - {UNCERTAINTY}
         if unknown:
             raise ValueError(
@@ -122,7 +122,7 @@ class Estimator(BaseEstimator, abc.ABC):
         predictor = self._predictor()
         uncertainty = UNCERTAINTY in wanted
         if uncertainty and not predictor.has_uncertainty:
-            raise ValueError(f"this {self.kind} model provides no per-atom uncertainty (its file carries none; retrain it with one)")
+            raise ValueError(f"this {self.kind} model provides no per-atom uncertainty (its kind has none, or its file was saved without one)")
         species = species_indices(atoms, self.elements, label=atoms.info.get("source_file", "structure"))
         periodic = bool(np.any(atoms.pbc))
         cell = np.array(atoms.cell[:], dtype=float) if periodic else None
