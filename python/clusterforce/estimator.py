@@ -122,7 +122,7 @@ class Estimator(BaseEstimator, abc.ABC):
         predictor = self._predictor()
         uncertainty = UNCERTAINTY in wanted
         if uncertainty and not predictor.has_uncertainty:
-            raise ValueError(f"this {self.kind} model provides no per-atom uncertainty (its kind has none, or its file was saved without one)")
+            raise ValueError(f"this {self.kind} model provides no per-atom uncertainty (its kind has none, or its file was saved without)")
         species = species_indices(atoms, self.elements, label=atoms.info.get("source_file", "structure"))
         periodic = bool(np.any(atoms.pbc))
         cell = np.array(atoms.cell[:], dtype=float) if periodic else None
