@@ -228,7 +228,7 @@ def test_file_without_covariance_loads_without_uncertainty(gold, tmp_path):
     assert not loaded.provides_uncertainty
     assert "uncertainty" not in Calculator(loaded).implemented_properties
     np.testing.assert_allclose(loaded.predict(_cluster(5))["forces"], gold.predict(_cluster(5))["forces"], rtol=0, atol=1e-12)
-    with pytest.raises(ValueError, match="carries no last-layer covariance.*retrain") as err:
+    with pytest.raises(ValueError, match="this sann model provides no per-atom uncertainty") as err:
         loaded.predict(_cluster(5), properties=["uncertainty"])
     assert "\n" not in str(err.value)
     gold.save(tmp_path / "new.cfm")
