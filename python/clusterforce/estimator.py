@@ -123,7 +123,7 @@ class Estimator(BaseEstimator, abc.ABC):
         uncertainty = UNCERTAINTY in wanted
         if uncertainty and not predictor.has_uncertainty:
             raise ValueError(f"this {self.kind} model provides no per-atom uncertainty (its kind has none, or its file was saved without)")
-        species = species_indices(atoms, self.elements, label=atoms.info.get("source_file", "structure"))
+        species = species_indices(atoms, self.elements)  # callers that know the frame's file name it
         periodic = bool(np.any(atoms.pbc))
         cell = np.array(atoms.cell[:], dtype=float) if periodic else None
         pbc = tuple(bool(p) for p in atoms.pbc)
