@@ -112,11 +112,11 @@ def prediction_timing(model, frames, repeats: int = 3) -> dict:
     numpy_path = (time.perf_counter() - t) / atoms_total
     out = {"cpp_s_per_atom": cpp, "numpy_rows_s_per_atom": numpy_path, "speedup": numpy_path / cpp, "max_force_diff": max_diff}
     if model.variance_ is not None:
-        # Force uncertainty: the compiled predict(variance=True) against numpy's BLAS on the same
+        # Force uncertainty: the compiled predict(properties=["uncertainty"]) against numpy's BLAS on the same
         # quadratic forms, diag(G V G^T) with G the force rows (3n x M) of the design path.
         t = time.perf_counter()
         for a in frames:
-            model.predict(a, variance=True)
+            model.predict(a, properties=["uncertainty"])
         out["cpp_variance_s_per_atom"] = (time.perf_counter() - t) / atoms_total
         t = time.perf_counter()
         for a in frames:

@@ -46,12 +46,12 @@ RESULTS = Path(__file__).resolve().parent / "results"
 
 def per_atom(model, frames, *, variance: bool, key: str = "uncertainty"):
     """Force error norm (eV/Angstrom), uncertainty ``key`` and label of every atom: the element for
-    models asked with ``predict(atoms, variance=True)`` (gap, sann), the atom class for dml."""
+    models asked with ``predict(atoms, properties=["uncertainty"])`` (gap, sann), the atom class for dml."""
     errors, unc, labels = [], [], []
     for atoms in frames:
-        out = model.predict(atoms, variance=True) if variance else model.predict(atoms)
+        out = model.predict(atoms, properties=["uncertainty"] if variance else None)
         errors.append(np.linalg.norm(out["forces"] - atoms.get_forces(), axis=1))
-        unc.append(np.sqrt(out["variance"]) if key == "energy_std" else out[key])
+        unc.append(np.sqrt(out["energies_variance"]) if key == "energy_std" else out[key])
         labels.append(np.array(atoms.get_chemical_symbols()) if variance else np.asarray(out["classes"]))
     return np.concatenate(errors), np.concatenate(unc), np.concatenate(labels)
 

@@ -94,14 +94,15 @@ def geometric_coin(atoms, level):
 class EMTForceModel:
     """A force-only 'model' whose forces are ASE EMT's: an independent, exact reference."""
 
-    kind = "dml"
+    kind = "emt-forces"
     implemented_properties = ("forces",)
+    provides_uncertainty = uncertainty_is_cheap = True
 
     def __init__(self, elements=("Au", "Ag", "Cu")):
         self.elements = list(elements)
         self.calls = 0
 
-    def predict(self, atoms: Atoms) -> dict:
+    def predict(self, atoms: Atoms, *, properties=None) -> dict:
         self.calls += 1
         ref = atoms.copy()
         ref.calc = EMT()

@@ -19,7 +19,7 @@ def test_forces_equal_model_predict(rattled_au13, emt_force_model):
 
 def test_force_only_model_refuses_energy_with_reason(rattled_au13, emt_force_model):
     rattled_au13.calc = Calculator(emt_force_model)
-    with pytest.raises(PropertyNotImplementedError, match=r"kind 'dml'\) is force-only"):
+    with pytest.raises(PropertyNotImplementedError, match=r"kind 'emt-forces'\) is force-only"):
         rattled_au13.get_potential_energy()
 
 

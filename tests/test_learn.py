@@ -217,12 +217,13 @@ def test_a_broken_reference_frame_is_not_fitted_and_the_md_goes_back(tmp_path):
 
 
 def fit_altering(alter):
-    """A ``fit`` whose GAP model passes every prediction through ``alter(out, atoms, variance)``: a model misbehaving on cue."""
+    """A ``fit`` whose GAP model passes every prediction through ``alter(out, atoms, uncertainty)``
+    (uncertainty: whether it was asked for): a model misbehaving on cue."""
 
     class Altered(GAPModel):
-        def predict(self, atoms, *, variance=False):
-            out = super().predict(atoms, variance=variance)
-            alter(out, atoms, variance)
+        def predict(self, atoms, *, properties=None):
+            out = super().predict(atoms, properties=properties)
+            alter(out, atoms, "uncertainty" in (properties or ()))
             return out
 
     def fitted(frames):
@@ -282,7 +283,7 @@ def test_learn_uses_the_estimator_contract_only(tmp_path):
             self.elements = self.gap.elements
 
         def predict(self, atoms, **kw):  # uncertainty always, as the contract asks
-            return self.gap.predict(atoms, variance=True)
+            return self.gap.predict(atoms, properties=["uncertainty"])
 
     fits = []
 

@@ -115,8 +115,8 @@ class _SqueezingModel(EMTForceModel):
     """EMT forces plus a pull between atoms 0 and 1, flagged as extrapolating below 2.4 Angstrom
     (how a dml model reports a pair closer than its training data)."""
 
-    def predict(self, atoms):
-        out = super().predict(atoms)
+    def predict(self, atoms, *, properties=None):
+        out = super().predict(atoms, properties=properties)
         bond = atoms.positions[1] - atoms.positions[0]
         d = np.linalg.norm(bond)
         out["forces"][0] += 3.0 * bond / d

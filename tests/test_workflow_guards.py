@@ -200,7 +200,7 @@ class _NanModel:
     def __init__(self, k: int, flag_from: int | None = None):
         self.k, self.flag_from, self.calls = k, flag_from, 0
 
-    def predict(self, atoms: Atoms) -> dict:
+    def predict(self, atoms: Atoms, *, properties=None) -> dict:
         self.calls += 1
         ref = atoms.copy()
         ref.calc = EMT()

@@ -1,14 +1,15 @@
 """ASE calculator for trained clusterforce models (``atoms.calc = Calculator("model.cfm")``).
 
-Predictions go through the model's compiled path (the C++ core shared with LAMMPS).
-What the calculator offers depends on the model kind: ``dml`` models predict forces directly
-and define no energy (asking for one raises :class:`PropertyNotImplementedError` that says so);
-``gap`` models give energy, per-atom energies, forces and, for periodic cells, stress.
-Per-atom uncertainties land in ``calc.results["uncertainty"]`` when the model provides them
-(``calc.get_property("uncertainty", atoms)``; gap: the predictive standard deviation of each atom's
-force in eV/Angstrom, computed only when asked for; dml: the force error its OAMLM direction spread
-implies, |F| sqrt(2 spread), eV/Angstrom),
-and ``dml`` models flag atoms outside their training distances in ``calc.results["extrapolating"]``.
+Predictions go through the model's compiled path (the C++ core shared with LAMMPS). The
+calculator knows no kinds: it offers what the model says it implements
+(``model.implemented_properties``; stress only for fully periodic cells). A force-only model
+defines no energy (asking for one raises :class:`PropertyNotImplementedError` that says so).
+Per-atom uncertainties (eV/Angstrom, the expected size of each atom's force error) land in
+``calc.results["uncertainty"]`` when the model provides them: on every call when
+``uncertainty=True``, or by default (``uncertainty=None``) when the model declares them cheap
+(``model.uncertainty_is_cheap``; the measured costs are in docs/adding-a-kind.md), otherwise when
+``"uncertainty"`` is asked for (``calc.get_property("uncertainty", atoms)``). Atoms outside the
+training distances are flagged in ``calc.results["extrapolating"]``.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from ase.calculators.calculator import Calculator as _AseCalculator
 from ase.calculators.calculator import PropertyNotImplementedError, all_changes
 
 from .data import species_indices
+from .estimator import UNCERTAINTY, UNCERTAINTY_KEYS
 
 _ENERGY_PROPERTIES = ("energy", "free_energy", "energies")
 
@@ -32,36 +34,47 @@ class Calculator(_AseCalculator):
     Parameters
     ----------
     model
-        Path of a ``.cfm`` model file, or a loaded model (an object with ``kind``,
-        ``elements``, ``implemented_properties`` and ``predict(atoms) -> dict``).
+        Path of a ``.cfm`` model file, or a loaded model: an object with ``elements``,
+        ``implemented_properties`` and ``predict(atoms, *, properties=None) -> dict``
+        (:class:`clusterforce.estimator.Estimator`), optionally ``provides_uncertainty`` and
+        ``uncertainty_is_cheap``.
+    uncertainty
+        True: compute the per-atom uncertainty on every call (ValueError if the model has none);
+        False: never (``"uncertainty"`` is then not a property of this calculator); None
+        (default): on every call when the model declares it cheap, else only when asked for.
     """
 
     default_parameters: dict[str, Any] = {}
     nolabel = True
 
-    def __init__(self, model: str | os.PathLike | Any, **kwargs):
+    def __init__(self, model: str | os.PathLike | Any, *, uncertainty: bool | None = None, **kwargs):
         if isinstance(model, (str, os.PathLike)):
             from .kinds import load_model
 
             model = load_model(model)
         self.model = model
+        provided = bool(getattr(model, "provides_uncertainty", False))
+        if uncertainty and not provided:
+            raise ValueError(f"this clusterforce model ({self._described()}) provides no per-atom uncertainty")
         self.implemented_properties = list(model.implemented_properties)
-        if getattr(model, "provides_uncertainty", False):
-            self.implemented_properties.append("uncertainty")
+        if provided and uncertainty is not False:
+            self.implemented_properties.append(UNCERTAINTY)
+        cheap = bool(getattr(model, "uncertainty_is_cheap", False))
+        #: Whether every call computes the uncertainty.
+        self.uncertainty = provided and (cheap if uncertainty is None else uncertainty)
         self._checked_numbers: np.ndarray | None = None
         super().__init__(**kwargs)
 
-    @property
-    def kind(self) -> str:
-        return self.model.kind
+    def _described(self) -> str:
+        return f"kind '{getattr(self.model, 'kind', type(self.model).__name__)}'"
 
     def get_property(self, name: str, atoms: Atoms | None = None, allow_calculation: bool = True):
         if name in _ENERGY_PROPERTIES and name not in self.implemented_properties:
             raise PropertyNotImplementedError(
-                f"this clusterforce model (kind '{self.kind}') is force-only: it predicts forces directly "
+                f"this clusterforce model ({self._described()}) is force-only: it predicts forces directly "
                 f"and defines no {name}; use an optimiser or MD integrator that needs only forces "
                 "(clusterforce.optimize.ForceOnlyOptimizer, ase.md.VelocityVerlet, ase.md.Langevin), "
-                "or train a 'gap' model for energies"
+                "or train a model of a kind that predicts energies"
             )
         if name == "stress" and atoms is not None and not atoms.pbc.all():
             raise PropertyNotImplementedError("stress is defined only for fully periodic cells; this structure is a finite cluster")
@@ -74,9 +87,8 @@ class Calculator(_AseCalculator):
         if self._checked_numbers is None or not np.array_equal(self._checked_numbers, self.atoms.numbers):
             species_indices(self.atoms, self.model.elements)
             self._checked_numbers = self.atoms.numbers.copy()
-        # gap and sann variances cost a second pass over the structure: computed only when asked for.
-        wants_variance = "uncertainty" in properties and self.kind in ("gap", "sann")
-        predicted = self.model.predict(self.atoms, variance=True) if wants_variance else self.model.predict(self.atoms)
+        wanted = [UNCERTAINTY] if self.uncertainty or UNCERTAINTY in properties else []
+        predicted = self.model.predict(self.atoms, properties=wanted)
         results: dict[str, Any] = {"forces": np.array(predicted["forces"], dtype=float)}
         if "energy" in predicted:
             results["energy"] = results["free_energy"] = float(predicted["energy"])
@@ -87,7 +99,7 @@ class Calculator(_AseCalculator):
             virial = np.asarray(predicted["virial"], dtype=float).reshape(3, 3)
             stress = -virial / self.atoms.get_volume()
             results["stress"] = stress.flat[[0, 4, 8, 5, 2, 1]]
-        for extra in ("uncertainty", "variance", "energy_variance", "forces_variance"):
+        for extra in UNCERTAINTY_KEYS if wanted else ():  # a kind may return them unasked (dml: free)
             if extra in predicted:
                 results[extra] = np.array(predicted[extra], dtype=float)
         if "extrapolating" in predicted:

@@ -5,8 +5,8 @@ record in this registry. The record holds everything the command line and the lo
 it, so adding a kind is one new subpackage and one line in :data:`KINDS`:
 
 ``ESTIMATOR``
-    The estimator class (scikit-learn style ``fit``/``predict``/``save``, and
-    ``from_modelfile(ModelFile)``).
+    The estimator class, a :class:`clusterforce.estimator.Estimator` (``fit``, ``predict``,
+    ``save``, ``from_modelfile(ModelFile)``).
 ``SUMMARY``
     One line for ``--help``.
 ``add_arguments(parser)``

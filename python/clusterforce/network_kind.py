@@ -3,15 +3,13 @@
 A kind using :class:`NetworkModelFile` provides ``_arrays_metadata()`` (its file's arrays and the
 metadata beyond the common keys), ``_restore(mf)`` (its learned attributes from a loaded file),
 ``_COMPILED`` (the kind's ``_kernels`` network class with ``from_bytes``, for training) and
-``_FITTED`` (an attribute set by ``fit``). Predictions go through ``_kernels.Predictor``, built
-from the very bytes ``save`` writes, so Python, ASE and LAMMPS run one path (wall, input checks and
-extrapolation flags included); compiled objects are dropped when pickling (they do not pickle).
+``_FITTED`` (an attribute set by ``fit``). Prediction, the model file and pickling are
+:class:`clusterforce.estimator.Estimator`'s.
 """
 
 from __future__ import annotations
 
 import abc
-import os
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -21,16 +19,16 @@ from ase import Atoms
 from ase.data import atomic_numbers as _Z
 from sklearn.utils.validation import check_is_fitted
 
-from . import _kernels, modelfile
 from . import baseline as pair_wall
+from . import modelfile
 from .baseline import R_MIN_FIELD, training_r_min
 from .data import dataset_hash, frame_label, get_energy, species_indices
+from .estimator import Estimator
 
 
-class NetworkModelFile(abc.ABC):
-    kind: str
+class NetworkModelFile(Estimator):
     _COMPILED: Any
-    _FITTED: str
+    _UNPICKLED = ("_network_compiled",)
 
     @abc.abstractmethod
     def _arrays_metadata(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
@@ -70,12 +68,6 @@ class NetworkModelFile(abc.ABC):
         self.r_min_ = training_r_min(frames, self.element_list_)
         self._build_predictor()
 
-    @property
-    def elements(self) -> list[str]:
-        """Chemical symbols the model knows, in species order (sorted by atomic number)."""
-        check_is_fitted(self, self._FITTED)
-        return list(self.element_list_)
-
     def _file_contents(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         arrays, metadata = self._arrays_metadata()
         common = {
@@ -92,54 +84,31 @@ class NetworkModelFile(abc.ABC):
         return {"e0": np.asarray(self.e0_, dtype=float), **arrays}, {**common, **metadata}
 
     def _build_predictor(self) -> None:
+        """Build the kind's compiled network (training uses it) from the model-file bytes; the
+        Predictor is rebuilt from the same bytes on the next predict."""
         arrays, metadata = self._file_contents()
         data = modelfile.to_bytes(kind=self.kind, arrays=arrays, metadata=metadata)
-        self._compiled = self._COMPILED.from_bytes(data, f"{self.kind} model")
-        self._file_predictor = _kernels.Predictor.from_bytes(data, f"{self.kind} model")
+        self._network_compiled = self._COMPILED.from_bytes(data, f"{self.kind} model")
+        self._compiled = None
 
-    def _predict_structure(self, atoms: Atoms, *, uncertainty: bool = False) -> dict[str, Any]:
-        """The model file's Predictor on ``atoms`` (``_kernels.Predictor.compute``'s dict)."""
-        self._predictor()
-        species = species_indices(atoms, self.element_list_, label=atoms.info.get("source_file", "structure"))
-        periodic = bool(atoms.pbc.any())
-        cell = np.array(atoms.cell[:], dtype=float) if periodic else None
-        return self._file_predictor.compute(atoms.positions, species, cell, tuple(bool(p) for p in atoms.pbc), uncertainty=uncertainty)
-
-    def _predictor(self):
+    def _network(self):
+        """The kind's compiled network (``_COMPILED``) of the fitted state."""
         check_is_fitted(self, self._FITTED)
-        if getattr(self, "_compiled", None) is None:
+        if getattr(self, "_network_compiled", None) is None:
             self._build_predictor()
-        return self._compiled
-
-    def __getstate__(self) -> dict[str, Any]:
-        state = self.__dict__.copy()
-        state.pop("_compiled", None)
-        state.pop("_file_predictor", None)
-        return state
-
-    def save(self, path: str | os.PathLike) -> None:
-        """Write the model as a ``.cfm`` file of this kind."""
-        check_is_fitted(self, self._FITTED)
-        arrays, metadata = self._file_contents()
-        modelfile.save(path, kind=self.kind, arrays=arrays, metadata=metadata)
+        return self._network_compiled
 
     @classmethod
-    def load(cls, path: str | os.PathLike):
-        return cls.from_modelfile(modelfile.load(path, kind=cls.kind))
-
-    @classmethod
-    def from_modelfile(cls, mf: modelfile.ModelFile):
-        """A fitted model from a loaded model file of this kind; ModelFileError naming the file otherwise."""
+    def _from_file(cls, mf: modelfile.ModelFile):
         meta = mf.metadata
-        with mf.reading():
-            model = cls(**meta["hyperparameters"])
-            model.element_list_ = list(meta["elements"])
-            model.atomic_numbers_ = [int(z) for z in meta["atomic_numbers"]]
-            model.e_scale_ = float(meta["e_scale"])
-            model.training_ = meta["training"]
-            model.e0_ = mf.array("e0", shape=(len(model.element_list_),))
-            model.r_min_ = mf.arrays.get(R_MIN_FIELD)  # None in files from before the table
-            model.baseline_r_s_ = mf.arrays.get("baseline/r_s")
-            model._restore(mf)
-            model._build_predictor()
+        model = cls(**meta["hyperparameters"])
+        model.element_list_ = list(meta["elements"])
+        model.atomic_numbers_ = [int(z) for z in meta["atomic_numbers"]]
+        model.e_scale_ = float(meta["e_scale"])
+        model.training_ = meta["training"]
+        model.e0_ = mf.array("e0", shape=(len(model.element_list_),))
+        model.r_min_ = mf.arrays.get(R_MIN_FIELD)  # None in files from before the table
+        model.baseline_r_s_ = mf.arrays.get("baseline/r_s")
+        model._restore(mf)
+        model._build_predictor()
         return model

@@ -85,7 +85,7 @@ def test_dml_file_stores_reference_atoms_not_their_descriptors(ring_model, tmp_p
 
 def test_dml_files_with_stored_descriptors_still_load(ring_model, tmp_path):
     # The earlier layout: float32 descriptors in place of centres and row indices.
-    arrays, metadata = ring_model._serialise()
+    arrays, metadata = ring_model._file_contents()
     for name, part in ring_model.models_.items():
         pre = f"classes/{name}/"
         for key in (
@@ -111,7 +111,7 @@ def test_dml_files_with_stored_descriptors_still_load(ring_model, tmp_path):
 def test_dml_inconsistent_centres_are_one_clear_error(ring_model, tmp_path):
     from clusterforce import _kernels
 
-    arrays, metadata = ring_model._serialise()
+    arrays, metadata = ring_model._file_contents()
     arrays["classes/S/centres/offsets"] = arrays["classes/S/centres/offsets"] + 1000
     path = tmp_path / "bad.cfm"
     path.write_bytes(to_bytes(kind="dml", arrays=arrays, metadata=metadata))
@@ -215,7 +215,7 @@ def test_dml_predictor_cache_follows_fit_clone_and_pickle(tmp_path):
 def test_dml_predictor_from_bytes_names_the_source(ring_model):
     from clusterforce import _kernels
 
-    arrays, metadata = ring_model._serialise()
+    arrays, metadata = ring_model._file_contents()
     data = to_bytes(kind="dml", arrays=arrays, metadata=metadata)
     assert _kernels.DmlPredictor.from_bytes(data).classes == ring_model.classes_
     with pytest.raises(ValueError, match="mine.cfm: truncated model file"):

@@ -236,18 +236,18 @@ def test_variance_small_at_training_points_and_large_far_away(model, train_frame
     pair = GAPModel(terms=TERMS[:1], progress=False).fit(train_frames)
     stretched = train_frames[0].copy()
     stretched.positions *= 1.35
-    near, far = pair.predict(train_frames[0], variance=True), pair.predict(stretched, variance=True)
+    near, far = pair.predict(train_frames[0], properties=["uncertainty"]), pair.predict(stretched, properties=["uncertainty"])
     sigma_e2 = (pair.sigma_energy_ * np.sqrt(13)) ** 2
     assert near["energy_variance"] < sigma_e2  # the fitted energy pins the total down
     assert far["energy_variance"] > 100 * near["energy_variance"]
-    assert np.median(far["variance"]) > 2 * np.median(near["variance"])
-    full_near, full_far = model.predict(train_frames[0], variance=True), model.predict(stretched, variance=True)
-    assert np.all(full_near["variance"] >= 0) and full_far["energy_variance"] > 5 * full_near["energy_variance"]
+    assert np.median(far["energies_variance"]) > 2 * np.median(near["energies_variance"])
+    full_near, full_far = model.predict(train_frames[0], properties=["uncertainty"]), model.predict(stretched, properties=["uncertainty"])
+    assert np.all(full_near["energies_variance"] >= 0) and full_far["energy_variance"] > 5 * full_near["energy_variance"]
     # Force uncertainty (eV/A): larger on clusters rattled 4x more than the training ones, and
     # ranking the atoms by their actual force errors there.
     assert np.all(full_near["forces_variance"] >= 0)
     hot = emt_clusters(5, seed=40, amplitude=0.3)
-    predicted = [model.predict(a, variance=True) for a in hot]
+    predicted = [model.predict(a, properties=["uncertainty"]) for a in hot]
     uncertainty = np.concatenate([p["uncertainty"] for p in predicted])
     errors = np.concatenate([np.linalg.norm(p["forces"] - a.get_forces(), axis=1) for p, a in zip(predicted, hot)])
     assert np.median(uncertainty) > 2 * np.median(full_near["uncertainty"])
@@ -267,11 +267,11 @@ def test_force_variance_is_the_second_derivative_of_the_energy_covariance(train_
     for V in (np.zeros((m, m)), A @ A.T / m * 1e-2):
         model.variance_ = V
         model._build_predictor()
-        out = model.predict(atoms, variance=True)
+        out = model.predict(atoms, properties=["uncertainty"])
         np.testing.assert_allclose(out["uncertainty"], np.sqrt(out["forces_variance"].sum(axis=1)))
 
         def var_e(a):
-            return model.predict(a, variance=True)["energy_variance"]
+            return model.predict(a, properties=["uncertainty"])["energy_variance"]
 
         h = 1e-3
         for k, x in [(0, 0), (3, 1), (7, 2), (12, 0)]:
@@ -304,13 +304,13 @@ def test_force_uncertainty_is_scaled_to_the_errors_of_left_out_groups():
         other.normal_equations_ = (gp.sparse_covariance(model.kernels_), ata, atb)
         other._solve()
         for atoms in (a for a, k in zip(frames, groups) if k == g):
-            p, species = other.predict(atoms, variance=True), np.searchsorted(model.atomic_numbers_, atoms.numbers)
+            p, species = other.predict(atoms, properties=["uncertainty"]), np.searchsorted(model.atomic_numbers_, atoms.numbers)
             np.add.at(err2, species, ((p["forces"] - atoms.get_forces()) ** 2).sum(axis=1))
             np.add.at(var, species, p["forces_variance"].sum(axis=1))
     np.testing.assert_allclose(model.uncertainty_scale_, np.sqrt(err2 / var), rtol=1e-6)
     probe = emt_clusters(1, seed=9)[0]
     species = np.searchsorted(model.atomic_numbers_, probe.numbers)
-    scaled, unscaled = model.predict(probe, variance=True), raw.predict(probe, variance=True)
+    scaled, unscaled = model.predict(probe, properties=["uncertainty"]), raw.predict(probe, properties=["uncertainty"])
     np.testing.assert_allclose(scaled["uncertainty"], model.uncertainty_scale_[species] * unscaled["uncertainty"], rtol=1e-6)
     np.testing.assert_allclose(scaled["forces"], unscaled["forces"], rtol=1e-9, atol=1e-9)  # only the uncertainty changes
 
@@ -333,15 +333,15 @@ def test_save_load_gives_identical_predictions(model, tmp_path):
     path = tmp_path / "m.cfm"
     model.save(path)
     a, species = structure(seed=14)
-    p = model.predict(a, variance=True)
+    p = model.predict(a, properties=["uncertainty"])
     loaded = GAPModel.load(path)
-    q = loaded.predict(a, variance=True)
+    q = loaded.predict(a, properties=["uncertainty"])
     # Equal to round-off, not bitwise: with several OpenMP threads the order of the force
     # reduction varies from call to call. Variances are prior - k^T V k, a difference of
     # nearly equal numbers, so the same round-off shows up relatively larger there.
     for key in ("energy", "forces", "energies"):
         np.testing.assert_allclose(q[key], p[key], rtol=1e-12, atol=1e-12)
-    for key in ("variance", "energy_variance", "forces_variance"):
+    for key in ("energies_variance", "energy_variance", "forces_variance"):
         np.testing.assert_allclose(q[key], p[key], rtol=1e-3, atol=1e-10)
     cpp = _kernels.GapModel.read(str(path)).compute(a.positions, species, True)
     np.testing.assert_allclose(cpp["forces_variance"], p["forces_variance"], rtol=1e-3, atol=1e-10)

@@ -148,7 +148,7 @@ def test_file_round_trip_and_the_cpp_reader_agree(mapped, tmp_path):
     np.testing.assert_allclose(again["forces"], ref["forces"], atol=1e-12)
     np.testing.assert_allclose(cpp["forces"], ref["forces"], atol=1e-12)
     # uncertainties are the unmapped model's: the tables change the energy only
-    var = model.predict(atoms, variance=True)["uncertainty"]
+    var = model.predict(atoms, properties=["uncertainty"])["uncertainty"]
     assert np.all(np.isfinite(var)) and var.max() > 0
 
 

@@ -173,7 +173,7 @@ def test_energies_and_forces_are_linear_in_the_last_layer(gold):
 
     atoms = _cluster(77)
     species = np.zeros(len(atoms), dtype=np.int32)
-    energy_row, force_rows = gold._predictor().last_layer_rows(atoms.positions, species)
+    energy_row, force_rows = gold._network().last_layer_rows(atoms.positions, species)
     assert force_rows.shape == (3 * len(atoms), gold.hidden[-1] + 1)
     np.testing.assert_array_equal(force_rows[:, -1], 0.0)  # the bias does not move with r
     base = gold.predict(atoms)
@@ -190,7 +190,7 @@ def test_uncertainty_is_positive_and_the_same_through_ase(gold):
     atoms = _cluster(78)
     assert gold.provides_uncertainty
     assert set(gold.training_["uncertainty"]) >= {"sigma_energy_eV_per_frame", "sigma_force_eV_per_A", "prior_variance"}
-    predicted = gold.predict(atoms, variance=True)
+    predicted = gold.predict(atoms, properties=["uncertainty"])
     assert predicted["forces_variance"].shape == (13, 3) and predicted["uncertainty"].shape == (13,)
     assert np.all(np.isfinite(predicted["uncertainty"])) and np.all(predicted["uncertainty"] > 0)
     np.testing.assert_allclose(predicted["uncertainty"], np.sqrt(predicted["forces_variance"].sum(axis=1)), rtol=1e-12)
@@ -204,7 +204,7 @@ def test_uncertainty_is_scaled_to_the_validation_frames_errors(gold):
     frames = [_cluster(s) for s in range(40)]
     held_out = np.random.default_rng(gold.random_state).permutation(40)[:4]
     assert gold.training_["uncertainty"]["validation_frames"] == 4
-    var = sum(float(gold.predict(frames[i], variance=True)["forces_variance"].sum()) for i in held_out)
+    var = sum(float(gold.predict(frames[i], properties=["uncertainty"])["forces_variance"].sum()) for i in held_out)
     err2 = sum(float(np.sum((gold.predict(frames[i])["forces"] - frames[i].get_forces()) ** 2)) for i in held_out)
     assert var == pytest.approx(err2, rel=1e-9)
 
@@ -218,8 +218,8 @@ def test_uncertainty_grows_away_from_the_training_data(gold):
     compressed = [a.copy() for a in train]
     for a in compressed:
         a.positions = a.positions.mean(axis=0) + 0.85 * (a.positions - a.positions.mean(axis=0))
-    inside = np.mean([gold.predict(a, variance=True)["uncertainty"].mean() for a in train])
-    outside = np.mean([gold.predict(a, variance=True)["uncertainty"].mean() for a in compressed])
+    inside = np.mean([gold.predict(a, properties=["uncertainty"])["uncertainty"].mean() for a in train])
+    outside = np.mean([gold.predict(a, properties=["uncertainty"])["uncertainty"].mean() for a in compressed])
     assert outside > 1.5 * inside
 
 
@@ -233,11 +233,13 @@ def test_file_without_covariance_loads_without_uncertainty(gold, tmp_path):
     assert not loaded.provides_uncertainty
     assert "uncertainty" not in Calculator(loaded).implemented_properties
     np.testing.assert_allclose(loaded.predict(_cluster(5))["forces"], gold.predict(_cluster(5))["forces"], rtol=0, atol=1e-12)
-    with pytest.raises(ValueError, match="carries no last-layer covariance.*retrain") as err:
-        loaded.predict(_cluster(5), variance=True)
+    with pytest.raises(ValueError, match="this sann model provides no per-atom uncertainty") as err:
+        loaded.predict(_cluster(5), properties=["uncertainty"])
     assert "\n" not in str(err.value)
     gold.save(tmp_path / "new.cfm")
     reloaded = kinds.load_model(tmp_path / "new.cfm")
     np.testing.assert_allclose(
-        reloaded.predict(_cluster(5), variance=True)["uncertainty"], gold.predict(_cluster(5), variance=True)["uncertainty"], atol=1e-12
+        reloaded.predict(_cluster(5), properties=["uncertainty"])["uncertainty"],
+        gold.predict(_cluster(5), properties=["uncertainty"])["uncertainty"],
+        atol=1e-12,
     )

@@ -27,7 +27,6 @@ from typing import Any
 import numpy as np
 import scipy.sparse
 from ase import Atoms
-from sklearn.base import BaseEstimator
 from tqdm.auto import tqdm
 
 from .. import _kernels, modelfile
@@ -87,7 +86,7 @@ def shells_from_rdf(frames: Sequence[Atoms], *, bin_width: float = 0.05, rule: s
     return r_j, r_k
 
 
-class DARTModel(NetworkModelFile, BaseEstimator):
+class DARTModel(NetworkModelFile):
     """DART energy model on topological atomic descriptors (energies only; eV).
 
     Parameters
@@ -134,7 +133,6 @@ class DARTModel(NetworkModelFile, BaseEstimator):
 
     kind = KIND
     implemented_properties = ("energy", "free_energy", "energies", "forces")
-    provides_uncertainty = False
     _COMPILED = _kernels.DartModel
     _FITTED = "nets_"
 
@@ -324,18 +322,6 @@ class DARTModel(NetworkModelFile, BaseEstimator):
             "best_valid_mae_eV": float(best) if n_valid else None,
         }
         logger.info("dart fit: %d epochs, best validation MAE %.4f eV per frame (%d frames)", len(history), best, n_valid)
-
-    # ---------------------------------------------------------------- prediction
-    def predict(self, atoms: Atoms) -> dict[str, Any]:
-        """Energy (eV), per-atom energies (eV) and forces (eV/Angstrom) of a free cluster."""
-        out = self._predict_structure(atoms)
-        return {
-            "energy": out["energy"],
-            "free_energy": out["energy"],
-            "energies": out["energies"],
-            "forces": out["forces"],
-            "extrapolating": out["extrapolating"],
-        }
 
     # -------------------------------------------------------------- model file
     def _arrays_metadata(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:

@@ -24,21 +24,20 @@ Model file (kind ``"dml"``), read by :meth:`DMLModel.load` and by the C++ reader
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from ase import Atoms
-from sklearn.base import BaseEstimator
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 from tqdm.auto import tqdm
 
 from .. import baseline as pair_wall
 from .. import modelfile
-from ..data import dataset_hash, get_forces, species_indices, validate_frames
+from ..data import dataset_hash, get_forces, validate_frames
+from ..estimator import Estimator
 from ..neighbors import shortest_pairs_of
 from ..selection import extend_maximin, rs_maximin
 from .descriptor import Neighbourhoods, SoapDescriptor
@@ -92,7 +91,7 @@ def _round_to_stored_precision(model: ClassModel) -> None:
     model.oamlm.B_g_ = np.ascontiguousarray(model.oamlm.B_g_.astype(np.float32).astype(np.float64))
 
 
-class DMLModel(BaseEstimator):
+class DMLModel(Estimator):
     """Direct force model of kind ``dml`` (EMLM norms + OAMLM directions per atom class).
 
     Parameters
@@ -121,8 +120,10 @@ class DMLModel(BaseEstimator):
     kind = KIND
     #: Force-only: no energy is defined (docs/architecture.md, model kinds).
     implemented_properties = ("forces",)
-    #: predict() always gives ``uncertainty``, the expected force error |F| sqrt(2 spread) (eV/Angstrom).
-    provides_uncertainty = True
+    #: predict() always gives ``uncertainty``, the expected force error |F| sqrt(2 spread) (eV/Angstrom):
+    #: it costs nothing beyond the prediction.
+    uncertainty_is_cheap = True
+    _FITTED = "models_"
     #: Frames ``clusterforce learn`` collects before each partial_fit (each solves the B matrices again).
     partial_fit_every = 10
 
@@ -323,82 +324,27 @@ class DMLModel(BaseEstimator):
         check_is_fitted(self, "models_")
         return sorted(self.models_)
 
-    def predict(self, atoms: Atoms) -> dict[str, np.ndarray]:
-        """Predict forces for one structure.
-
-        Returns
-        -------
-        dict
-            ``forces`` (n, 3) eV/Angstrom (baseline included); ``norms`` (n,) eV/Angstrom and ``directions`` (n, 3) of the learned part
-            unit vectors (zero where the norm is zero); ``spread`` (n,) the OAMLM direction
-            spread (dimensionless, 0 = the aligned references agree); ``uncertainty`` (n,) the
-            expected force error ``norms * sqrt(2 spread)`` in eV/Angstrom (the chord of a
-            direction error theta with 1 - cos(theta) = spread); ``classes`` (n,) class name per atom;
-            ``extrapolating`` (n,) bool: the atom is in a pair shorter than the shortest of its two
-            elements in the training data (``training/r_min`` of the model file; files from
-            before it: the wall's r_s / (1 - WALL_MARGIN); none: all False).
-
-        Raises
-        ------
-        ValueError
-            An element the model was not trained on, or an atom whose class had no training
-            data (names the atom index and the element or class).
-        """
-        check_is_fitted(self, "models_")
-        return self._predict_compiled(atoms)
-
-    def _predict_compiled(self, atoms: Atoms) -> dict[str, np.ndarray]:
-        # The one dml prediction path, for clusters and periodic cells: the compiled predictor
-        # LAMMPS runs too (docs/architecture.md).
-        predictor = self._predictor()
-        species = species_indices(atoms, predictor.elements)
-        periodic = bool(np.any(atoms.pbc))
-        cell = np.asarray(atoms.cell.array) if periodic else None
-        out = predictor.compute(atoms.positions, species, cell, tuple(bool(p) for p in atoms.pbc))
+    def _extra_results(self, result: dict[str, Any], out: dict[str, Any], atoms: Atoms, species: np.ndarray) -> dict[str, Any]:
+        """dml's own entries of :meth:`predict`: ``norms`` (n,) eV/Angstrom and ``directions``
+        (n, 3) unit vectors of the learned part (the baseline's forces left out; zero where the
+        norm is zero); ``spread`` (n,) the OAMLM direction spread (dimensionless, 0 = the aligned
+        references agree; ``uncertainty`` = ``norms * sqrt(2 spread)``, the chord of a direction
+        error theta with 1 - cos(theta) = spread); ``classes`` (n,) class name per atom.
+        Prediction raises ValueError for an atom whose class had no training data."""
         norms = out["norms"]
-        # norms and directions describe the learned part; forces include the baseline.
         learned = out["forces"]
         if self.baseline_r_s_ is not None:
             learned = learned - pair_wall.energy_forces(self.baseline_r_s_, atoms, species)[1]
         directions = np.divide(learned, norms[:, None], out=np.zeros_like(learned), where=norms[:, None] > 0)
-        return {
-            "forces": out["forces"],
-            "norms": norms,
-            "directions": directions,
-            "uncertainty": out["uncertainty"],
-            "spread": out["spread"],
-            "classes": np.asarray(self.classes_, dtype=str)[out["class_index"].astype(int)],
-            "extrapolating": out["extrapolating"],
-        }
-
-    def _predictor(self):
-        """The compiled predictor of this model, built once from its serialised bytes."""
-        if getattr(self, "_compiled", None) is None:
-            from .. import _kernels
-
-            arrays, metadata = self._serialise()
-            self._compiled = _kernels.Predictor.from_bytes(
-                modelfile.to_bytes(kind=KIND, arrays=arrays, metadata=metadata), "<DMLModel in memory>"
-            )
-        return self._compiled
-
-    def __getstate__(self) -> dict[str, Any]:
-        # The compiled predictor cannot be pickled; it is rebuilt on first use.
-        state = super().__getstate__()
-        state.pop("_compiled", None)
-        return state
+        classes = np.asarray(self.classes_, dtype=str)[out["class_index"].astype(int)]
+        return {**result, "norms": norms, "directions": directions, "spread": out["spread"], "classes": classes}
 
     def predict_forces(self, atoms: Atoms) -> np.ndarray:
         """Forces (n, 3) in eV/Angstrom for one structure."""
         return self.predict(atoms)["forces"]
 
     # -------------------------------------------------------------- model file
-    def save(self, path: str | os.PathLike) -> None:
-        """Write the model as a ``.cfm`` file of kind ``"dml"``."""
-        arrays, metadata = self._serialise()
-        modelfile.save(path, kind=KIND, arrays=arrays, metadata=metadata)
-
-    def _serialise(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    def _file_contents(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         """The arrays and metadata of the model file (:meth:`save`, the compiled predictor)."""
         check_is_fitted(self, "models_")
         arrays: dict[str, np.ndarray] = {}
@@ -443,45 +389,38 @@ class DMLModel(BaseEstimator):
         return arrays, metadata
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> DMLModel:
-        """Read a model written by :meth:`save`."""
-        return cls.from_modelfile(modelfile.load(path, kind=KIND))
-
-    @classmethod
-    def from_modelfile(cls, mf: modelfile.ModelFile) -> DMLModel:
-        """Build a fitted model from an already loaded model file of kind ``"dml"``."""
+    def _from_file(cls, mf: modelfile.ModelFile) -> DMLModel:
         meta = mf.metadata
-        with mf.reading():
-            descriptor = SoapDescriptor.from_params(meta["descriptor"])
-            model = cls(**{**meta["hyperparameters"], **descriptor.soap_params.to_dict()})
-            model.descriptor_ = descriptor
-            model.chemistry_ = meta["chemistry"]
-            model.training_ = meta["training"]
-            # Files written before the baseline existed have none: they predict as they did.
-            model.baseline = "baseline/r_s" in mf.arrays
-            model.baseline_r_s_ = mf.arrays.get("baseline/r_s")
-            model.r_min_ = mf.arrays.get(pair_wall.R_MIN_FIELD)  # None in files from before the table
-            model.models_ = {}
-            for name in meta["classes"]:
-                params = meta["models"][name]
-                prefix = f"classes/{name}/"
-                state = {
-                    part: {k[len(prefix) + len(part) + 1 :]: v for k, v in mf.arrays.items() if k.startswith(f"{prefix}{part}/")}
-                    for part in ("scaler", "emlm", "oamlm", "centres")
-                }
-                for part, values in state.items():
-                    if not values and part != "centres":
-                        raise modelfile.ModelFileError(f"{mf.path}: fields '{prefix}{part}/*' are missing")
-                scaler = MinMaxScaler.from_state_dict(state["scaler"])
-                centres, norm_index, direction_index = _reference_rows(descriptor, scaler, state, f"{mf.path}: class {name}")
-                model.models_[name] = ClassModel(
-                    scaler,
-                    EMLM.from_state_dict(state["emlm"], params["emlm"]),
-                    OAMLM.from_state_dict(state["oamlm"], params["oamlm"]),
-                    centres,
-                    norm_index,
-                    direction_index,
-                )
+        descriptor = SoapDescriptor.from_params(meta["descriptor"])
+        model = cls(**{**meta["hyperparameters"], **descriptor.soap_params.to_dict()})
+        model.descriptor_ = descriptor
+        model.chemistry_ = meta["chemistry"]
+        model.training_ = meta["training"]
+        # Files written before the baseline existed have none: they predict as they did.
+        model.baseline = "baseline/r_s" in mf.arrays
+        model.baseline_r_s_ = mf.arrays.get("baseline/r_s")
+        model.r_min_ = mf.arrays.get(pair_wall.R_MIN_FIELD)  # None in files from before the table
+        model.models_ = {}
+        for name in meta["classes"]:
+            params = meta["models"][name]
+            prefix = f"classes/{name}/"
+            state = {
+                part: {k[len(prefix) + len(part) + 1 :]: v for k, v in mf.arrays.items() if k.startswith(f"{prefix}{part}/")}
+                for part in ("scaler", "emlm", "oamlm", "centres")
+            }
+            for part, values in state.items():
+                if not values and part != "centres":
+                    raise modelfile.ModelFileError(f"{mf.path}: fields '{prefix}{part}/*' are missing")
+            scaler = MinMaxScaler.from_state_dict(state["scaler"])
+            centres, norm_index, direction_index = _reference_rows(descriptor, scaler, state, f"{mf.path}: class {name}")
+            model.models_[name] = ClassModel(
+                scaler,
+                EMLM.from_state_dict(state["emlm"], params["emlm"]),
+                OAMLM.from_state_dict(state["oamlm"], params["oamlm"]),
+                centres,
+                norm_index,
+                direction_index,
+            )
         return model
 
 

@@ -91,6 +91,9 @@ class NBodyKernel:
         self.offsets = np.asarray(offsets, dtype=np.int64)
         self._rows_term = self.predictor_term(None)
 
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_rows_term": None}  # compiled; rebuilt on first use
+
     def _term(self) -> _kernels.NBodyTerm:
         if self._rows_term is None:
             raise RuntimeError(f"{self.term.kind} term has no sparse points yet: call select_sparse first")
@@ -131,10 +134,21 @@ class SoapKernel:
         self.n_species = len(atomic_numbers)
         self.max_candidates = max_candidates
         self.seed = seed
-        self.soap = _kernels.SoapGTO(term.r_cut, term.n_max, term.l_max, term.sigma, self.atomic_numbers, cutoff_width=term.r_cut_width)
+        self.soap = self._soap()
         self.sparse: np.ndarray | None = None
         self.offsets: np.ndarray | None = None
         self._numbers = np.asarray(self.atomic_numbers, dtype=np.int32)
+
+    def _soap(self) -> _kernels.SoapGTO:
+        t = self.term
+        return _kernels.SoapGTO(t.r_cut, t.n_max, t.l_max, t.sigma, self.atomic_numbers, cutoff_width=t.r_cut_width)
+
+    def __getstate__(self) -> dict:
+        return {k: v for k, v in self.__dict__.items() if k != "soap"}  # compiled: rebuilt from the term
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self.soap = self._soap()
 
     @property
     def n_sparse(self) -> int:

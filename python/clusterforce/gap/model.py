@@ -21,7 +21,6 @@ Model file (kind ``"gap"``), read by :meth:`GAPModel.load` and by C++ ``read_gap
 from __future__ import annotations
 
 import logging
-import os
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
@@ -30,12 +29,12 @@ import numpy as np
 from ase import Atoms
 from ase.data import atomic_numbers as _Z
 from ase.data import chemical_symbols
-from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
 from .. import _kernels, modelfile
 from .. import baseline as pair_wall
 from ..data import dataset_hash, frame_label, get_energy, get_forces, species_indices, validate_frames
+from ..estimator import Estimator
 from ..metrics import collect_predictions, energy_force_metrics
 from . import design as gp
 from .kernels import Geometry, NBodyKernel, SoapKernel
@@ -72,7 +71,7 @@ def calibration_groups(frames: Sequence[Atoms]) -> np.ndarray:
     return np.minimum(np.arange(n) * min(CALIBRATION_GROUPS, n // 2) // n, CALIBRATION_GROUPS - 1)
 
 
-class GAPModel(BaseEstimator):
+class GAPModel(Estimator):
     """Sparse GP force field of kind ``gap``: E = sum_i e0[s_i] + sum of 2b, 3b and SOAP terms.
 
     Parameters
@@ -125,6 +124,8 @@ class GAPModel(BaseEstimator):
     kind = KIND
     # stress only for fully periodic cells (the ASE Calculator refuses it for clusters)
     implemented_properties = ("energy", "free_energy", "energies", "forces", "stress")
+    _FITTED = "alpha_"
+    _UNPICKLED = ("_gap_model",)
 
     def __init__(
         self,
@@ -243,7 +244,7 @@ class GAPModel(BaseEstimator):
             if not held or len(held) == len(frames):
                 continue
             alpha = solve(k_mm, ata - ata_g, atb - atb_g, jitter=self.jitter).alpha
-            predictor = self._predictor(self._per_term(alpha), variance_matrix(self._k_mm_inverse, k_mm + ata - ata_g), None, {})
+            predictor = self._gap_model_for(self._per_term(alpha), variance_matrix(self._k_mm_inverse, k_mm + ata - ata_g), None, {})
             for i in held[:: max(1, len(held) // CALIBRATION_FRAMES)][:CALIBRATION_FRAMES]:
                 geometry = self._geometry(frames[i], frame_label(frames[i], i))
                 out = predictor.compute(geometry.positions, geometry.species, True, geometry.cell, geometry.pbc)
@@ -281,7 +282,7 @@ class GAPModel(BaseEstimator):
         cost of an update does not grow with the frames already fitted. This is what on-the-fly
         learning needs. A model loaded from a file has no normal equations: refit it.
         """
-        check_is_fitted(self, "predictor_")
+        check_is_fitted(self, self._FITTED)
         if getattr(self, "normal_equations_", None) is None:
             raise ValueError("this GAPModel has no normal equations (loaded from a file?); call fit() on all frames instead")
         frames = list(frames)
@@ -400,7 +401,7 @@ class GAPModel(BaseEstimator):
         ``maps[i]`` holds term i's ``knots_r``, ``coefficients`` and, for 3b, ``knots_cos``;
         ``info`` is what the model file's metadata ``maps`` records of each (grid, errors).
         """
-        check_is_fitted(self, "predictor_")
+        check_is_fitted(self, self._FITTED)
         self.maps_ = {int(i): dict(t) for i, t in maps.items()}
         self.map_info_ = [dict(entry) for entry in info]
         self._build_predictor()
@@ -411,26 +412,22 @@ class GAPModel(BaseEstimator):
         return [alpha[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
 
     def _build_predictor(self) -> None:
-        scale = getattr(self, "uncertainty_scale_", None)
-        self.predictor_ = self._predictor(self.alpha_, self.variance_, scale, getattr(self, "maps_", {}))
-        self._compiled = None  # the model file's Predictor, rebuilt on the next predict
+        """Forget the compiled objects of the old weights; both are rebuilt on first use."""
+        self._gap_model = None
+        self._compiled = None
 
-    def _file_predictor(self) -> _kernels.Predictor:
-        """The Predictor of the model file :meth:`save` writes (wall and extrapolation limits
-        included): the C++ path of the calculator and LAMMPS."""
-        if getattr(self, "_compiled", None) is None:
-            arrays, metadata = self._file_contents()
-            data = modelfile.to_bytes(kind=KIND, arrays=arrays, metadata=metadata)
-            self._compiled = _kernels.Predictor.from_bytes(data, "<GAPModel in memory>")
-        return self._compiled
+    @property
+    def predictor_(self) -> _kernels.GapModel:
+        """The compiled GAP terms of the fitted weights (per-centre energies; the model file's
+        Predictor runs the same terms)."""
+        if getattr(self, "_gap_model", None) is None:
+            check_is_fitted(self, self._FITTED)
+            scale = getattr(self, "uncertainty_scale_", None)
+            self._gap_model = self._gap_model_for(self.alpha_, self.variance_, scale, getattr(self, "maps_", {}))
+        return self._gap_model
 
-    def __getstate__(self) -> dict[str, Any]:
-        state = super().__getstate__()
-        state.pop("_compiled", None)  # compiled objects do not pickle; rebuilt on first use
-        return state
-
-    def _predictor(self, alpha: list[np.ndarray], variance, uncertainty_scale, maps):
-        """The compiled predictor for per-term weights ``alpha``."""
+    def _gap_model_for(self, alpha: list[np.ndarray], variance, uncertainty_scale, maps) -> _kernels.GapModel:
+        """The compiled GAP terms for per-term weights ``alpha``."""
         e0 = np.array([self.e0_[s] for s in self.element_list_])
         terms = [k.predictor_term(a) for k, a in zip(self.kernels_, alpha)]
         for i, t in maps.items():
@@ -438,65 +435,15 @@ class GAPModel(BaseEstimator):
         return _kernels.GapModel(len(e0), e0, terms, variance, uncertainty_scale=uncertainty_scale)
 
     # ---------------------------------------------------------------- prediction
-    @property
-    def elements(self) -> list[str]:
-        """Chemical symbols the model knows, in species order (sorted by atomic number)."""
-        check_is_fitted(self, "predictor_")
-        return list(self.element_list_)
-
-    @property
-    def provides_uncertainty(self) -> bool:
-        """Whether ``predict(..., variance=True)`` can give per-atom uncertainties (trained with variances)."""
-        return getattr(self, "variance_", None) is not None
-
-    def predict(self, atoms: Atoms, *, variance: bool = False) -> dict[str, Any]:
-        """Energy and forces of one structure (cluster or periodic) through the compiled predictor.
-
-        Returns
-        -------
-        dict
-            ``energy`` (eV), ``free_energy`` (same), ``energies`` (n,) per-atom energies (eV),
-            ``forces`` (n, 3) eV/Angstrom, ``virial`` (3, 3) eV; with ``variance=True`` also
-            ``variance`` (n,) predictive variance of each local energy (eV^2),
-            ``energy_variance`` (eV^2) of the total, ``forces_variance`` (n, 3) predictive
-            variance of each force component (eV^2/Angstrom^2) and ``uncertainty`` (n,)
-            ``sqrt(sum_x forces_variance)``: the expected size of the atom's force error, eV/Angstrom.
-        """
-        check_is_fitted(self, "predictor_")
-        label = atoms.info.get("source_file", "structure")
-        if variance and self.variance_ is None:
-            raise ValueError("this gap model was trained with variance=False and cannot give variances")
-        g = self._geometry(atoms, label)
-        out = self._file_predictor().compute(g.positions, g.species, g.cell, g.pbc, uncertainty=variance)
-        result: dict[str, Any] = {
-            "energy": out["energy"],
-            "free_energy": out["energy"],
-            "energies": out["energies"],
-            "forces": out["forces"],
-            "virial": out["virial"],
-            "extrapolating": out["extrapolating"],
-        }
-        if variance:
-            result["variance"] = out["energies_variance"]
-            result["energy_variance"] = out["energy_variance"]
-            result["forces_variance"] = out["forces_variance"]
-            result["uncertainty"] = out["uncertainty"]
-        return result
-
     def score_frames(self, frames: Sequence[Atoms]) -> dict[str, Any]:
         """Energy (meV/atom) and force (eV/Angstrom) errors on frames with references."""
-        check_is_fitted(self, "predictor_")
+        check_is_fitted(self, self._FITTED)
         return energy_force_metrics(*collect_predictions(self, frames, progress=self.progress))
 
     # -------------------------------------------------------------- model file
-    def save(self, path: str | os.PathLike) -> None:
-        """Write the model as a ``.cfm`` file of kind ``"gap"``."""
-        arrays, metadata = self._file_contents()
-        modelfile.save(path, kind=KIND, arrays=arrays, metadata=metadata)
-
     def _file_contents(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         """The arrays and metadata of the model file (:meth:`save`, the Predictor)."""
-        check_is_fitted(self, "predictor_")
+        check_is_fitted(self, self._FITTED)
         arrays: dict[str, np.ndarray] = {"e0": np.array([self.e0_[s] for s in self.element_list_])}
         for i, (k, a) in enumerate(zip(self.kernels_, self.alpha_)):
             for name, value in k.arrays().items():
@@ -530,42 +477,35 @@ class GAPModel(BaseEstimator):
         return arrays, metadata
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> GAPModel:
-        """Read a model written by :meth:`save`."""
-        return cls.from_modelfile(modelfile.load(path, kind=KIND))
-
-    @classmethod
-    def from_modelfile(cls, mf: modelfile.ModelFile) -> GAPModel:
-        """Build a fitted model from an already loaded model file of kind ``"gap"``."""
+    def _from_file(cls, mf: modelfile.ModelFile) -> GAPModel:
         meta = mf.metadata
-        with mf.reading():
-            terms = [term_from_dict(t) for t in meta["terms"]]
-            model = cls(terms=terms, **meta["hyperparameters"])
-            model.atomic_numbers_ = [int(z) for z in meta["atomic_numbers"]]
-            model.element_list_ = list(meta["elements"])
-            model.e0_ = {s: float(v) for s, v in meta["e0"].items()}
-            model.training_ = meta["training"]
-            model.kernels_, model.alpha_ = [], []
-            for i, term in enumerate(terms):
-                m = len(mf.array(f"terms/{i}/sparse"))
-                arrays = {"sparse": mf.array(f"terms/{i}/sparse"), "offsets": mf.array(f"terms/{i}/offsets")}
-                if isinstance(term, Soap):
-                    model.kernels_.append(SoapKernel.from_arrays(term, model.atomic_numbers_, arrays))
-                else:
-                    model.kernels_.append(NBodyKernel.from_arrays(term, len(model.atomic_numbers_), arrays))
-                model.alpha_.append(mf.array(f"terms/{i}/alpha", shape=(m,)))
-            n_sparse = sum(k.n_sparse for k in model.kernels_)
-            model.variance_ = mf.array("variance", shape=(n_sparse, n_sparse)) if "variance" in mf.arrays else None
-            n_species = len(model.atomic_numbers_)
-            model.uncertainty_scale_ = mf.array("uncertainty_scale", shape=(n_species,)) if "uncertainty_scale" in mf.arrays else None
-            model.baseline = "baseline/r_s" in mf.arrays
-            model.baseline_r_s_ = mf.arrays.get("baseline/r_s")
-            model.r_min_ = mf.arrays.get(pair_wall.R_MIN_FIELD)  # None in files from before the table
-            model.map_info_ = list(meta.get("maps", []))
-            model.maps_ = {}
-            for entry in model.map_info_:
-                i = int(entry["term"])
-                names = ("knots_r", "coefficients") + (("knots_cos",) if f"maps/{i}/knots_cos" in mf.arrays else ())
-                model.maps_[i] = {name: mf.array(f"maps/{i}/{name}") for name in names}
-            model._build_predictor()
+        terms = [term_from_dict(t) for t in meta["terms"]]
+        model = cls(terms=terms, **meta["hyperparameters"])
+        model.atomic_numbers_ = [int(z) for z in meta["atomic_numbers"]]
+        model.element_list_ = list(meta["elements"])
+        model.e0_ = {s: float(v) for s, v in meta["e0"].items()}
+        model.training_ = meta["training"]
+        model.kernels_, model.alpha_ = [], []
+        for i, term in enumerate(terms):
+            m = len(mf.array(f"terms/{i}/sparse"))
+            arrays = {"sparse": mf.array(f"terms/{i}/sparse"), "offsets": mf.array(f"terms/{i}/offsets")}
+            if isinstance(term, Soap):
+                model.kernels_.append(SoapKernel.from_arrays(term, model.atomic_numbers_, arrays))
+            else:
+                model.kernels_.append(NBodyKernel.from_arrays(term, len(model.atomic_numbers_), arrays))
+            model.alpha_.append(mf.array(f"terms/{i}/alpha", shape=(m,)))
+        n_sparse = sum(k.n_sparse for k in model.kernels_)
+        model.variance_ = mf.array("variance", shape=(n_sparse, n_sparse)) if "variance" in mf.arrays else None
+        n_species = len(model.atomic_numbers_)
+        model.uncertainty_scale_ = mf.array("uncertainty_scale", shape=(n_species,)) if "uncertainty_scale" in mf.arrays else None
+        model.baseline = "baseline/r_s" in mf.arrays
+        model.baseline_r_s_ = mf.arrays.get("baseline/r_s")
+        model.r_min_ = mf.arrays.get(pair_wall.R_MIN_FIELD)  # None in files from before the table
+        model.map_info_ = list(meta.get("maps", []))
+        model.maps_ = {}
+        for entry in model.map_info_:
+            i = int(entry["term"])
+            names = ("knots_r", "coefficients") + (("knots_cos",) if f"maps/{i}/knots_cos" in mf.arrays else ())
+            model.maps_[i] = {name: mf.array(f"maps/{i}/{name}") for name in names}
+        model._build_predictor()
         return model

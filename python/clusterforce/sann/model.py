@@ -40,7 +40,6 @@ from typing import Any
 import numpy as np
 from ase import Atoms
 from ase.data import atomic_masses
-from sklearn.base import BaseEstimator
 from tqdm.auto import tqdm
 
 from .. import _kernels, modelfile
@@ -77,7 +76,7 @@ PAPER_EXPONENTS = (0.0028, 0.0040, 0.0110, 0.0280, 0.059)
 PAPER_XI = (0.005, 0.015, 0.0230, 0.038, 0.060, 0.090, 0.150, 0.260, 0.480)
 
 
-class SANNModel(NetworkModelFile, BaseEstimator):
+class SANNModel(NetworkModelFile):
     """Single neural network for every species (energies in eV, forces in eV/Angstrom).
 
     Parameters
@@ -228,7 +227,7 @@ class SANNModel(NetworkModelFile, BaseEstimator):
         and sigma_F (eV/Angstrom per component) are the model's own training RMSEs; lambda, the prior
         variance of the output weights, is mean(theta_L^2).
         """
-        compiled = self._predictor()
+        compiled = self._network()
         m = int(self.hidden[-1]) + 1
         gram_e, gram_f, gram_valid = np.zeros((m, m)), np.zeros((m, m)), np.zeros((m, m))
         energy_sq, force_sq, valid_sq, n_components = 0.0, 0.0, 0.0, 0
@@ -359,29 +358,6 @@ class SANNModel(NetworkModelFile, BaseEstimator):
         return np.sort(order[:n_valid])
 
     # ---------------------------------------------------------------- prediction
-    @property
-    def provides_uncertainty(self) -> bool:
-        """Whether ``predict(..., variance=True)`` can give per-atom force uncertainties (the model
-        carries the last layer's covariance; files from before sann uncertainties do not)."""
-        return getattr(self, "last_layer_covariance_", None) is not None
-
-    def predict(self, atoms: Atoms, *, variance: bool = False) -> dict[str, Any]:
-        """Energy (eV), per-atom energies (eV) and the decoupled forces (eV/Angstrom).
-
-        With ``variance=True`` also ``forces_variance`` (n, 3), the variance of each force component
-        under the last layer's Laplace posterior (eV^2/Angstrom^2), and ``uncertainty`` (n,)
-        ``sqrt(sum_x forces_variance)``, the expected size of the atom's force error (eV/Angstrom).
-        """
-        if variance and not self.provides_uncertainty:
-            raise ValueError("this sann model carries no last-layer covariance (saved before sann uncertainties); retrain it")
-        out = self._predict_structure(atoms, uncertainty=variance)
-        result = {"energy": out["energy"], "free_energy": out["energy"], "energies": out["energies"], "forces": out["forces"]}
-        result["extrapolating"] = out["extrapolating"]
-        if variance:
-            result["forces_variance"] = out["forces_variance"]
-            result["uncertainty"] = out["uncertainty"]
-        return result
-
     # -------------------------------------------------------------- model file
     _STATE = ("masses", "w_beta", "mean_e", "scale_e", "mean_f", "scale_f")
 
@@ -391,7 +367,7 @@ class SANNModel(NetworkModelFile, BaseEstimator):
         for layer, (w, b) in enumerate(zip(weights, biases)):
             arrays[f"net/W{layer}"] = np.ascontiguousarray(w)
             arrays[f"net/b{layer}"] = np.ascontiguousarray(b)
-        if self.provides_uncertainty:
+        if getattr(self, "last_layer_covariance_", None) is not None:
             arrays["uncertainty/last_layer_covariance"] = np.ascontiguousarray(self.last_layer_covariance_)
         wall_metadata = {}
         if self.baseline_r_s_ is not None:

@@ -54,8 +54,7 @@ def squeezed(atoms, factor: float = 0.8):
 def predictions(model, frames) -> list[dict]:
     out = []
     for atoms in frames:
-        kw = {"variance": True} if model.kind in ("gap", "sann") and model.provides_uncertainty else {}
-        p = model.predict(atoms, **kw)
+        p = model.predict(atoms, properties=["uncertainty"] if model.provides_uncertainty else None)
         row = {"positions": atoms.positions.tolist(), "numbers": atoms.numbers.tolist(), "forces": np.asarray(p["forces"]).tolist()}
         for key in ("energy", "energies", "uncertainty"):
             if key in p:
