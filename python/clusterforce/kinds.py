@@ -69,6 +69,27 @@ def add_baseline_flag(parser, *, default: bool) -> None:
     )
 
 
+def add_e0_flag(parser) -> None:
+    """``--e0`` for an energy kind: where the per-element isolated-atom energies come from (read
+    with :func:`e0_from_args`, meaning in :mod:`clusterforce.composition`)."""
+    parser.add_argument(
+        "--e0",
+        nargs="+",
+        metavar="SPEC",
+        help="isolated-atom energies the model counts energies from: EL=EV items (Au=-2.137 S=-3.5, eV), 'reference' "
+        "(isolated atoms, ground-state spin, with the reference the frames record in info['method'], at their "
+        "electronic temperature), 'reference:NAME' (e.g. reference:gfn1-xtb), or 'fit' (default: least squares over "
+        "the training compositions, which one composition cannot determine)",
+    )
+
+
+def e0_from_args(args: argparse.Namespace) -> Any:
+    """The estimators' ``e0`` parameter from ``--e0`` (None when the flag is absent: fit)."""
+    from .composition import parse_e0_flag
+
+    return parse_e0_flag(getattr(args, "e0", None))
+
+
 def add_kind_argument(parser: argparse.ArgumentParser, choices: Sequence[str] = tuple(KINDS), *, default: str) -> None:
     """``--kind K`` on a command that trains: the parser then takes the shared flags and kind K's only.
 
@@ -144,4 +165,4 @@ def load_model(path: str | os.PathLike) -> Any:
     return get(mf.kind).ESTIMATOR.from_modelfile(mf)
 
 
-__all__ = ["KINDS", "KindRecord", "add_baseline_flag", "add_kind_argument", "get", "load_model"]
+__all__ = ["KINDS", "KindRecord", "add_baseline_flag", "add_e0_flag", "add_kind_argument", "e0_from_args", "get", "load_model"]

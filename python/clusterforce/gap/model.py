@@ -33,7 +33,7 @@ from ase.data import chemical_symbols
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
-from .. import _kernels, modelfile
+from .. import _kernels, composition, modelfile
 from .. import baseline as pair_wall
 from ..data import dataset_hash, frame_label, get_energy, get_forces, species_indices, validate_frames
 from ..metrics import collect_predictions, energy_force_metrics
@@ -82,10 +82,11 @@ class GAPModel(BaseEstimator):
         data's elements (:func:`clusterforce.gap.terms.preset_for`; logged at fit).
     species : sequence of str, optional
         Chemical symbols to model; default: every element in the training frames.
-    e0 : mapping of symbol to eV, optional
-        Isolated-atom energies. Default: the energies of single-atom frames in the data if
-        every element has one (as gap_fit), otherwise a least-squares fit of the frame
-        energies to the composition.
+    e0 : mapping of symbol to eV, or str, optional
+        Isolated-atom energies (eV per element), ``"reference"`` / ``"reference:NAME"`` (isolated
+        atoms computed with that reference) or ``"fit"``/None (default): the energies of single-atom
+        frames in the data if every element has one (as gap_fit), otherwise a least-squares fit of
+        the frame energies to the composition (:mod:`clusterforce.composition`).
     sigma_energy : float, optional
         Energy noise per atom (eV/atom); a frame's total-energy noise is sigma_energy *
         sqrt(n_atoms). Overridden per frame by ``info["energy_sigma"]`` (eV/atom). Default: the
@@ -189,7 +190,7 @@ class GAPModel(BaseEstimator):
         self.sigma_force_ = noise[1] if self.sigma_force is None else float(self.sigma_force)
         if self.sigma_energy is None or self.sigma_force is None:
             logger.info("gap noise: %g eV/atom, %g eV/A (preset %r where not given)", self.sigma_energy_, self.sigma_force_, preset)
-        self.e0_ = self._isolated_energies(frames)
+        self.e0_, self.e0_source_ = composition.resolve(self.e0, frames, self.element_list_)
         self.baseline_r_s_ = pair_wall.fit_pair_wall(frames, self.element_list_) if self.baseline else None
         self.r_min_ = pair_wall.training_r_min(frames, self.element_list_)
         samples = [self._sample(a, i) for i, a in enumerate(frames)]
@@ -229,7 +230,9 @@ class GAPModel(BaseEstimator):
             "fit_seconds": fit_seconds,
             "uncertainty_calibration": calibration,
             "metrics": self.score_frames(frames),
+            **composition.training_domain(frames, self.element_list_),
         }
+        self._compiled = None  # rebuilt with the training compositions, which the scoring above had not
         return self
 
     def _calibrate(self, frames: list[Atoms], groups: np.ndarray, per_group: list) -> tuple[np.ndarray, dict[str, Any]]:
@@ -350,30 +353,6 @@ class GAPModel(BaseEstimator):
             )
         return chosen
 
-    def _isolated_energies(self, frames: list[Atoms]) -> dict[str, float]:
-        symbols = self.element_list_
-        if self.e0 is not None:
-            missing = [s for s in symbols if s not in self.e0]
-            if missing:
-                raise ValueError(f"GAPModel: 'e0' lacks an isolated-atom energy for {', '.join(missing)}")
-            return {s: float(self.e0[s]) for s in symbols}
-        isolated = {}
-        for a in frames:
-            energy = get_energy(a)
-            if len(a) == 1 and energy is not None:
-                isolated.setdefault(a.get_chemical_symbols()[0], energy)
-        if all(s in isolated for s in symbols):
-            logger.info("e0 from single-atom frames: %s", isolated)
-            return {s: isolated[s] for s in symbols}
-        with_energy = [(a, get_energy(a)) for a in frames if get_energy(a) is not None]
-        if not with_energy:
-            raise ValueError("no frame has an energy, so e0 cannot be fitted; pass e0={element: eV}")
-        counts = np.array([[np.sum(a.numbers == z) for z in self.atomic_numbers_] for a, _ in with_energy], dtype=float)
-        energies = np.array([e for _, e in with_energy])
-        e0 = np.linalg.lstsq(counts, energies, rcond=None)[0]
-        logger.info("e0 by least squares over %d frames: %s", len(energies), dict(zip(symbols, e0.round(6))))
-        return {s: float(v) for s, v in zip(symbols, e0)}
-
     def _geometry(self, atoms: Atoms, label: str) -> Geometry:
         species = species_indices(atoms, self.element_list_, label=label)
         if not atoms.pbc.any():
@@ -385,7 +364,7 @@ class GAPModel(BaseEstimator):
         n = len(atoms)
         energy = get_energy(atoms)
         if energy is not None:
-            energy -= sum(self.e0_[s] for s in atoms.get_chemical_symbols())
+            energy -= composition.isolated_energy(atoms, self.e0_)
         sigma_e = float(atoms.info.get("energy_sigma", self.sigma_energy_)) * np.sqrt(n)
         sigma_f = np.full(n, float(atoms.info.get("force_sigma", self.sigma_force_)))
         if "force_atom_sigma" in atoms.arrays:
@@ -467,7 +446,9 @@ class GAPModel(BaseEstimator):
         if variance and self.variance_ is None:
             raise ValueError("this gap model was trained with variance=False and cannot give variances")
         g = self._geometry(atoms, label)
-        out = self._file_predictor().compute(g.positions, g.species, g.cell, g.pbc, uncertainty=variance)
+        charge = composition.charge_of(atoms)
+        out = self._file_predictor().compute(g.positions, g.species, g.cell, g.pbc, uncertainty=variance, charge=charge)
+        composition.emit_warnings(self, out)
         result: dict[str, Any] = {
             "energy": out["energy"],
             "free_energy": out["energy"],
@@ -519,6 +500,7 @@ class GAPModel(BaseEstimator):
             "atomic_numbers": self.atomic_numbers_,
             "terms": [k.term.to_dict() for k in self.kernels_],
             "e0": self.e0_,
+            **({"e0_source": self.e0_source_} if getattr(self, "e0_source_", None) else {}),
             "hyperparameters": params,
             "training": getattr(self, "training_", {}),  # fit predicts its metrics before recording them
             **wall_metadata,
@@ -544,6 +526,7 @@ class GAPModel(BaseEstimator):
             model.atomic_numbers_ = [int(z) for z in meta["atomic_numbers"]]
             model.element_list_ = list(meta["elements"])
             model.e0_ = {s: float(v) for s, v in meta["e0"].items()}
+            model.e0_source_ = meta.get("e0_source")  # None in files from before the field
             model.training_ = meta["training"]
             model.kernels_, model.alpha_ = [], []
             for i, term in enumerate(terms):
