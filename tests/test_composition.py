@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from _frames import rattled_icosahedron
 from ase.calculators.emt import EMT
+from ase.calculators.singlepoint import SinglePointCalculator
 from clusterforce import Calculator, composition, kinds, modelfile
 from clusterforce.gap.model import GAPModel
 from clusterforce.gap.terms import TwoBody
@@ -90,17 +91,30 @@ def test_compositions_spanning_the_elements_fix_e0_and_warn_about_nothing():
     assert composition_warnings(record) == [] and not any("do not determine" in str(w.message) for w in record)
 
 
-def test_explicit_e0_shifts_energies_by_exactly_its_sum(frames):
+def shifted_energy(atoms, shift: dict[str, float]):
+    """A copy of ``atoms`` whose reference energy is raised by shift[element] per atom (eV)."""
+    out = atoms.copy()
+    extra = sum(shift[s] for s in atoms.get_chemical_symbols())
+    out.calc = SinglePointCalculator(out, energy=atoms.get_potential_energy() + extra, forces=atoms.get_forces())
+    return out
+
+
+def test_explicit_e0_is_subtracted_at_training_and_added_back_per_atom(frames):
+    d = {"Cu": 1.0, "Au": 2.0}
+    mixed = frames + [cluster(seed, n_au=4) for seed in range(60, 62)]
     with warnings.catch_warnings():
-        warnings.simplefilter("error")  # given e0: no rank warning
-        base = fit(frames, e0=E0)
-        shifted = fit(frames, e0={"Cu": E0["Cu"] + 1.0, "Au": E0["Au"] + 2.0})
-    for atoms, shift in ((cluster(30), 10 * 1.0 + 3 * 2.0), (cluster(31, n_au=4), 9 * 1.0 + 4 * 2.0)):
+        warnings.simplefilter("error")  # e0 given: no rank warning
+        base = fit(mixed, e0=E0)
+        # Every reference raised by sum d[Z_i] and e0 raised by d: the learned part sees the same targets.
+        shifted = fit([shifted_energy(a, d) for a in mixed], e0={s: E0[s] + d[s] for s in E0})
+    for atoms, shift in ((cluster(30), 10 * 1.0 + 3 * 2.0), (cluster(31, n_au=5), 8 * 1.0 + 5 * 2.0)):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             a, b = base.predict(atoms), shifted.predict(atoms)
         assert b["energy"] - a["energy"] == pytest.approx(shift, abs=1e-8)
-        np.testing.assert_allclose(b["forces"], a["forces"], rtol=0, atol=1e-10)
+        per_atom = np.array([d[s] for s in atoms.get_chemical_symbols()])
+        np.testing.assert_allclose(b["energies"] - a["energies"], per_atom, rtol=0, atol=1e-8)
+        np.testing.assert_allclose(b["forces"], a["forces"], rtol=0, atol=1e-8)
 
 
 def test_a_model_with_e0_saved_and_loaded_predicts_identically(frames, tmp_path):
@@ -141,3 +155,15 @@ def test_e0_flag_is_shared_by_the_energy_kinds_and_parsed_once():
     assert composition.parse_e0_flag(["fit"]) == "fit" and composition.parse_e0_flag(None) is None
     with pytest.raises(ValueError, match="--e0 expects fit, reference"):
         composition.parse_e0_flag(["Au"])
+
+
+def test_partial_fit_adds_the_new_compositions(frames):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = fit(frames)
+    model.partial_fit([cluster(seed, n_au=4) for seed in range(50, 52)])
+    assert model.training_["compositions"] == [[9, 4], [10, 3]]
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        model.predict(cluster(53, n_au=6))
+    assert composition_warnings(record) == []

@@ -83,11 +83,14 @@ def isolated_energy(atoms: Atoms, e0: Mapping[str, float]) -> float:
     return float(sum(e0[s] for s in atoms.get_chemical_symbols()))
 
 
-def training_domain(frames: Sequence[Atoms], elements: Sequence[str]) -> dict[str, list]:
+def training_domain(frames: Sequence[Atoms], elements: Sequence[str], known: Mapping[str, Any] | None = None) -> dict[str, list]:
     """``compositions``: the distinct element-count vectors of ``frames`` (one count per element
-    of ``elements``); ``charges``: the distinct ``info['charge']`` (e, default 0)."""
-    rows = {tuple(_counts(a, elements)) for a in frames}
-    return {"compositions": [list(r) for r in sorted(rows)], "charges": sorted({charge_of(a) for a in frames})}
+    of ``elements``); ``charges``: the distinct ``info['charge']`` (e, default 0); both joined with
+    those of ``known`` (a model's ``training_``, for ``partial_fit``) if given."""
+    known = known or {}
+    rows = {tuple(_counts(a, elements)) for a in frames} | {tuple(r) for r in known.get("compositions", ())}
+    charges = {charge_of(a) for a in frames} | {float(q) for q in known.get("charges", ())}
+    return {"compositions": [list(r) for r in sorted(rows)], "charges": sorted(charges)}
 
 
 def charge_of(atoms: Atoms) -> float:

@@ -308,6 +308,9 @@ class GAPModel(BaseEstimator):
         self.training_["n_frames"] += len(frames)
         self.training_["n_rows"] += int(eq.n_rows)
         self.training_["data_hash"] = None  # no longer the hash of one data set
+        if "compositions" in self.training_:  # models from before the field stay without it
+            self.training_.update(composition.training_domain(frames, self.element_list_, known=self.training_))
+        self._compiled = None
         return self
 
     def _check_hyperparameters(self) -> list[Term] | None:
