@@ -76,10 +76,8 @@ def add_e0_flag(parser) -> None:
         "--e0",
         nargs="+",
         metavar="SPEC",
-        help="isolated-atom energies the model counts energies from: EL=EV items (Au=-2.137 S=-3.5, eV), 'reference' "
-        "(isolated atoms, ground-state spin, with the reference the frames record in info['method'], at their "
-        "electronic temperature), 'reference:NAME' (e.g. reference:gfn1-xtb), or 'fit' (default: least squares over "
-        "the training compositions, which one composition cannot determine)",
+        help="isolated-atom energies: EL=EV items (eV), 'reference[:NAME]' (computed, see docs/training.md) or 'fit' "
+        "(default: least squares over the training compositions)",
     )
 
 
