@@ -167,3 +167,20 @@ def test_partial_fit_adds_the_new_compositions(frames):
         warnings.simplefilter("always")
         model.predict(cluster(53, n_au=6))
     assert composition_warnings(record) == []
+
+
+def test_gfn1_xtb_isolated_atoms_use_the_ground_state_spin_and_the_data_temperature():
+    tblite = pytest.importorskip("tblite.ase")
+    from ase import Atoms
+
+    frames = [cluster(0)]
+    frames[0].info["electronic_temperature_K"] = 300.0
+    assert composition.data_electronic_temperature(frames) == 300.0
+    values = composition.reference_energies("gfn1-xtb", ["S"], composition.data_electronic_temperature(frames))
+    energies = {}
+    for multiplicity in (1, 3):  # ASE's ground state of S is a triplet
+        atom = Atoms("S")
+        atom.calc = tblite.TBLite(method="GFN1-xTB", electronic_temperature=300.0, multiplicity=multiplicity, verbosity=0)
+        energies[multiplicity] = atom.get_potential_energy()
+    assert values["S"] == pytest.approx(energies[3], abs=1e-8)
+    assert abs(energies[3] - energies[1]) > 1e-3
