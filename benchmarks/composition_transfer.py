@@ -77,7 +77,10 @@ def main() -> None:
     args = parser.parse_args()
     train = datasets.load("au38")[:: args.stride]
     test = datasets.load("au25")
-    rows = [measure(train, test, e0, args.n_sparse) for e0 in ("fit", "reference:gfn1-xtb")]
+    rows = []
+    for e0 in ("fit", "reference:gfn1-xtb"):
+        rows.append(measure(train, test, e0, args.n_sparse))
+        print(f"e0 {e0}: {rows[-1]['energy_rmse_mev_per_atom']:.1f} meV/atom, {rows[-1]['fit_seconds']:.0f} s fit", flush=True)
     report = {
         "train": f"dataset:au38 every {args.stride}th frame ({len(train)} frames, {train[0].get_chemical_formula()}, charge 0)",
         "test": f"dataset:au25 ({len(test)} frames, {test[0].get_chemical_formula()}, charge -1)",

@@ -57,7 +57,7 @@ def parse_e0_flag(values: Sequence[str] | None) -> E0Spec:
     items = [part for value in values for part in str(value).split(",") if part]
     if len(items) == 1 and (items[0] == FIT or items[0] == REFERENCE or items[0].startswith(REFERENCE + ":")):
         return items[0]
-    return parse_assignments(items, usage="--e0 expects fit, reference, reference:NAME or ELEMENT=EV items such as Au=-2.137")
+    return parse_assignments(items, usage="--e0 expects ELEMENT=EV items such as Au=-2.137, or fit, reference or reference:NAME")
 
 
 def resolve(e0: E0Spec, frames: Sequence[Atoms], elements: Sequence[str]) -> tuple[dict[str, float], str]:
@@ -66,7 +66,7 @@ def resolve(e0: E0Spec, frames: Sequence[Atoms], elements: Sequence[str]) -> tup
     if isinstance(e0, Mapping):
         missing = [s for s in elements if s not in e0]
         if missing:
-            raise ValueError(f"e0 lacks an isolated-atom energy (eV) for {', '.join(missing)}; give one per element of the data")
+            raise ValueError(f"'e0' lacks an isolated-atom energy for {', '.join(missing)} (give one in eV per element of the data)")
         return {s: float(e0[s]) for s in elements}, "given"
     if e0 is None or e0 == FIT:
         return _fit(frames, elements), FIT
