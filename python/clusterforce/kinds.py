@@ -71,7 +71,7 @@ def add_baseline_flag(parser, *, default: bool) -> None:
 
 def add_e0_flag(parser) -> None:
     """``--e0`` for an energy kind: where the per-element isolated-atom energies come from (read
-    with :func:`e0_from_args`, meaning in :mod:`clusterforce.composition`)."""
+    with :func:`clusterforce.composition.parse_e0_flag`, which says what each form means)."""
     parser.add_argument(
         "--e0",
         nargs="+",
@@ -79,13 +79,6 @@ def add_e0_flag(parser) -> None:
         help="isolated-atom energies: EL=EV items (eV), 'reference[:NAME]' (computed, see docs/training.md) or 'fit' "
         "(default: least squares over the training compositions)",
     )
-
-
-def e0_from_args(args: argparse.Namespace) -> Any:
-    """The estimators' ``e0`` parameter from ``--e0`` (None when the flag is absent: fit)."""
-    from .composition import parse_e0_flag
-
-    return parse_e0_flag(getattr(args, "e0", None))
 
 
 def add_kind_argument(parser: argparse.ArgumentParser, choices: Sequence[str] = tuple(KINDS), *, default: str) -> None:
@@ -163,4 +156,4 @@ def load_model(path: str | os.PathLike) -> Any:
     return get(mf.kind).ESTIMATOR.from_modelfile(mf)
 
 
-__all__ = ["KINDS", "KindRecord", "add_baseline_flag", "add_e0_flag", "add_kind_argument", "e0_from_args", "get", "load_model"]
+__all__ = ["KINDS", "KindRecord", "add_baseline_flag", "add_e0_flag", "add_kind_argument", "get", "load_model"]

@@ -18,7 +18,8 @@ from ase import Atoms
 from ase.data import atomic_numbers
 
 from ..cli_args import add_parameter_flags, parameter_dest
-from ..kinds import add_baseline_flag, add_e0_flag, e0_from_args
+from ..composition import parse_e0_flag
+from ..kinds import add_baseline_flag, add_e0_flag
 from ..metrics import collect_predictions, energy_force_metrics, print_table
 from ..plots import parity_plots
 from .mapping import map_model
@@ -124,7 +125,7 @@ def train(frames: Sequence[Atoms], args: argparse.Namespace) -> GAPModel:
     preset = preset_from_args(args, elements)
     model = GAPModel(
         terms=terms_from_args(args, elements),
-        e0=e0_from_args(args),
+        e0=parse_e0_flag(args.e0),
         sigma_energy=PRESET_NOISE[preset][0] if args.sigma_energy is None else args.sigma_energy,
         sigma_force=PRESET_NOISE[preset][1] if args.sigma_force is None else args.sigma_force,
         jitter=args.jitter,
