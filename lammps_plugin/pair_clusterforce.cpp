@@ -9,6 +9,7 @@
 #include <fstream>
 #include <iterator>
 #include <numeric>
+#include <optional>
 
 #include "atom.h"
 #include "clusterforce/modelfile.hpp"
@@ -130,6 +131,7 @@ void PairClusterforce::read_model(const std::string& path) {
   predictor_ = std::move(predictor);
   local_ = predictor_->local();
   warned_extrapolating_ = false;
+  checked_composition_ = false;
 }
 
 void PairClusterforce::coeff(int narg, char** arg) {
@@ -238,6 +240,7 @@ void PairClusterforce::compute(int eflag, int vflag) {
   }
   tally(r);
   warn_extrapolating(r);
+  warn_composition();
 }
 
 // Energies, forces and virials of the driver's results into LAMMPS' arrays.
@@ -267,6 +270,26 @@ void PairClusterforce::tally(const clusterforce::CentreResults& r) {
     if (vflag_atom)
       for (int m = 0; m < 6; m++) vatom[i][m] += v[m];
   }
+}
+
+// Once per run, on rank 0: the element counts of all atoms (every rank's local atoms summed) against
+// the compositions the model was trained on. A pair style has no total charge, so the charge is not
+// checked here.
+void PairClusterforce::warn_composition() {
+  if (checked_composition_) return;
+  checked_composition_ = true;
+  const clusterforce::TrainingDomain& domain = predictor_->domain();
+  if (!predictor_->has_energy() || domain.compositions().empty()) return;
+  const int n_species = static_cast<int>(model_elements_.size());
+  std::vector<double> mine(n_species, 0.0), all(n_species, 0.0);
+  for (int i = 0; i < atom->nlocal; i++) {
+    const int s = species_of_type_[atom->type[i]];
+    if (s >= 0) mine[s] += 1.0;
+  }
+  MPI_Allreduce(mine.data(), all.data(), n_species, MPI_DOUBLE, MPI_SUM, world);
+  if (comm->me != 0) return;
+  for (const std::string& text : domain.check(all, std::nullopt))
+    error->warning(FLERR, "clusterforce: model {}: {}. Shown once per run", model_path_, text);
 }
 
 // Once per run, on rank 0: how many atoms are closer to a neighbour than any pair of their

@@ -50,6 +50,7 @@ class PairClusterforce : public Pair {
   void gather_centres();
   void tally(const clusterforce::CentreResults& r);
   void warn_extrapolating(const clusterforce::CentreResults& r);
+  void warn_composition();
   void structure_force_uncertainty(double* out);
 
   std::string model_path_, kind_, model_version_;
@@ -59,6 +60,7 @@ class PairClusterforce : public Pair {
   std::shared_ptr<const clusterforce::Predictor> predictor_;
   const clusterforce::LocalPredictor* local_ = nullptr;  // predictor_'s per-centre form
   bool warned_extrapolating_ = false;                    // warn once per run
+  bool checked_composition_ = false;                     // composition checked once per run
 
   // Per-step buffers (vectors keep their capacity).
   clusterforce::Centres centres_;

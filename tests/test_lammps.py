@@ -609,3 +609,17 @@ def test_extrapolating_atoms_are_warned_about_once_by_id(tmp_path, gap_file):
     assert {3, j + 1} <= set(flagged)
     assert f"{len(flagged)} atom(s) extrapolating at step 0" in warnings[0], warnings[0]
     assert "atom IDs " + " ".join(map(str, flagged[:5])) in warnings[0], warnings[0]
+
+
+def test_a_composition_outside_the_training_data_is_warned_about_once(tmp_path, gap_file):
+    # gap_file is trained on Cu10Ag3 alone; one more Ag is a composition its energies never fixed.
+    atoms = rattled_cluster(22)
+    atoms.numbers[2] = 47
+    commands = setup_commands(atoms, gap_file, periodic=False).replace("boundary f f f", "boundary f f f\nprocessors 2 1 1")
+    out = run_script(tmp_path, commands + "\nfix nve all nve\ntimestep 0.0005\nrun 5\nrun 5\n", 2, "composition")
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
+    lines = [line for line in (out.stdout + out.stderr).splitlines() if "composition" in line]
+    assert len(lines) == 1, lines
+    assert "composition Cu9Ag4" in lines[0] and "(Cu10Ag3)" in lines[0] and "--e0 reference" in lines[0], lines[0]
+    same = run_script(tmp_path, setup_commands(rattled_cluster(23), gap_file, periodic=False) + "\nrun 0\n", 1, "same")
+    assert same.returncode == 0 and "composition" not in same.stdout + same.stderr

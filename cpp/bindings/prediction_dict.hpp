@@ -29,6 +29,9 @@ inline py::dict prediction_dict(const Prediction& r, int n_atoms) {
     out["energies_variance"] = py::array_t<double>(n, r.energies_variance.data());
     out["energy_variance"] = r.energy_variance;
   }
+  py::list warnings;
+  for (const std::string& w : r.warnings) warnings.append(w);
+  out["warnings"] = warnings;
   const std::size_t k = r.diagnostic_names.size();
   for (std::size_t d = 0; d < k; ++d) {
     py::array_t<double> values(n);

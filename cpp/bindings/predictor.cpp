@@ -48,23 +48,26 @@ void bind_predictor(py::module_& m) {
       .def(
           "compute",
           [](const Predictor& p, const DoubleArray& positions, const SpeciesArray& species,
-             const std::optional<DoubleArray>& cell, const std::optional<std::array<bool, 3>>& pbc, bool uncertainty) {
+             const std::optional<DoubleArray>& cell, const std::optional<std::array<bool, 3>>& pbc, bool uncertainty,
+             std::optional<double> charge) {
             const GeometryArgs a = geometry_or_cluster(positions, species, cell, pbc);
             Prediction r;
             {
               py::gil_scoped_release release;
-              r = p.compute(a.g, uncertainty);
+              r = p.predict(a.g, uncertainty, charge);
             }
             return prediction_dict(r, a.g.n);
           },
           py::arg("positions"), py::arg("species"), py::arg("cell") = py::none(), py::arg("pbc") = py::none(),
-          py::kw_only(), py::arg("uncertainty") = false,
+          py::kw_only(), py::arg("uncertainty") = false, py::arg("charge") = py::none(),
           "positions (n, 3) Angstrom, species (n,) indices into `elements`, cell (3, 3) rows or None, pbc (3,) bools "
           "(None: a free cluster). Returns a dict: 'forces' (n, 3) eV/Angstrom, 'extrapolating' (n,) bool (a pair "
           "shorter than the shortest of its elements in the training data); energy kinds 'energy' eV, 'energies' (n,) "
           "eV, 'virial' (3, 3) eV; 'uncertainty' (n,) eV/Angstrom when asked for (dml: always) and, for gap and sann, "
           "'forces_variance' (n, 3) eV^2/Angstrom^2 (gap also 'energies_variance' (n,), 'energy_variance' eV^2); dml "
-          "'norms', 'spread', 'class_index' (n,). ValueError for coincident atoms or non-finite positions.");
+          "'norms', 'spread', 'class_index' (n,); 'warnings' (list of str, at most one): the composition, or the total "
+          "`charge` (e; None: not checked), is outside the model's training data. ValueError for coincident atoms or "
+          "non-finite positions.");
 }
 
 }  // namespace clusterforce::bindings

@@ -31,7 +31,7 @@ from ase import Atoms
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
-from . import _kernels, modelfile
+from . import _kernels, composition, modelfile
 from .data import species_indices
 
 #: The property that asks :meth:`Estimator.predict` for per-atom uncertainties.
@@ -127,7 +127,8 @@ class Estimator(BaseEstimator, abc.ABC):
         periodic = bool(np.any(atoms.pbc))
         cell = np.array(atoms.cell[:], dtype=float) if periodic else None
         pbc = tuple(bool(p) for p in atoms.pbc)
-        out = dict(predictor.compute(np.asarray(atoms.positions, dtype=float), species, cell, pbc, uncertainty=uncertainty))
+        charge = composition.charge_of(atoms)
+        out = dict(predictor.compute(np.asarray(atoms.positions, dtype=float), species, cell, pbc, uncertainty=uncertainty, charge=charge))
         self._warn_once(out.pop("warnings", ()))
         result: dict[str, Any] = {"forces": out["forces"], "extrapolating": out["extrapolating"]}
         if "energy" in out:

@@ -69,6 +69,18 @@ def add_baseline_flag(parser, *, default: bool) -> None:
     )
 
 
+def add_e0_flag(parser) -> None:
+    """``--e0`` for an energy kind: where the per-element isolated-atom energies come from (read
+    with :func:`clusterforce.composition.parse_e0_flag`, which says what each form means)."""
+    parser.add_argument(
+        "--e0",
+        nargs="+",
+        metavar="SPEC",
+        help="isolated-atom energies: EL=EV items (eV), 'reference[:NAME]' (computed, see docs/training.md) or 'fit' "
+        "(default: least squares over the training compositions)",
+    )
+
+
 def add_kind_argument(parser: argparse.ArgumentParser, choices: Sequence[str] = tuple(KINDS), *, default: str) -> None:
     """``--kind K`` on a command that trains: the parser then takes the shared flags and kind K's only.
 
@@ -144,4 +156,4 @@ def load_model(path: str | os.PathLike) -> Any:
     return get(mf.kind).ESTIMATOR.from_modelfile(mf)
 
 
-__all__ = ["KINDS", "KindRecord", "add_baseline_flag", "add_kind_argument", "get", "load_model"]
+__all__ = ["KINDS", "KindRecord", "add_baseline_flag", "add_e0_flag", "add_kind_argument", "get", "load_model"]

@@ -20,7 +20,7 @@ from ase.data import atomic_numbers as _Z
 from sklearn.utils.validation import check_is_fitted
 
 from . import baseline as pair_wall
-from . import modelfile
+from . import composition, modelfile
 from .baseline import R_MIN_FIELD, training_r_min
 from .data import dataset_hash, frame_label, get_energy, species_indices
 from .estimator import Estimator
@@ -47,14 +47,14 @@ class NetworkModelFile(Estimator):
         return [species_indices(a, self.element_list_, label=frame_label(a, i)) for i, a in enumerate(frames)]
 
     def _fit_isolated_energies(self, frames: Sequence[Atoms], species: Sequence[np.ndarray], *, spread: float = 1.0) -> np.ndarray:
-        """Per-species energies ``e0_`` (eV) by least squares on the compositions, and the network's
-        output scale ``e_scale_`` = ``spread`` x the spread of the per-atom remainder (at least
-        1 meV); returns each frame's remainder (eV), what the network fits."""
-        composition = np.array([np.bincount(s, minlength=len(self.element_list_)) for s in species], dtype=float)
-        energy = np.array([get_energy(a) for a in frames])
-        self.e0_ = np.linalg.lstsq(composition, energy, rcond=None)[0]
-        residual = energy - composition @ self.e0_
-        self.e_scale_ = float(max(np.std(residual / composition.sum(axis=1)) * spread, 1e-3))
+        """Per-species energies ``e0_`` (eV) as the ``e0`` parameter says (:func:`clusterforce.composition.resolve`),
+        and the network's output scale ``e_scale_`` = ``spread`` x the spread of the per-atom
+        remainder (at least 1 meV); returns each frame's remainder (eV), what the network fits."""
+        e0, self.e0_source_ = composition.resolve(self.e0, frames, self.element_list_)
+        self.e0_ = np.array([e0[s] for s in self.element_list_])
+        residual = np.array([get_energy(a) - composition.isolated_energy(a, e0) for a in frames])
+        n_atoms = np.array([len(s) for s in species], dtype=float)
+        self.e_scale_ = float(max(np.std(residual / n_atoms) * spread, 1e-3))
         return residual
 
     def _finish_fit(self, frames: Sequence[Atoms], start: float) -> None:
@@ -64,6 +64,7 @@ class NetworkModelFile(Estimator):
             "data_hash": dataset_hash(frames),
             "n_frames": len(frames),
             "fit_seconds": time.perf_counter() - start,
+            **composition.training_domain(frames, self.element_list_),
         }
         self.r_min_ = training_r_min(frames, self.element_list_)
         self._build_predictor()
@@ -74,6 +75,8 @@ class NetworkModelFile(Estimator):
             "elements": self.element_list_,
             "atomic_numbers": self.atomic_numbers_,
             "e_scale": self.e_scale_,
+            "e0": dict(zip(self.element_list_, np.asarray(self.e0_, dtype=float).tolist())),
+            **({"e0_source": self.e0_source_} if getattr(self, "e0_source_", None) else {}),
             "training": self.training_,
         }
         if getattr(self, "r_min_", None) is not None:
@@ -101,14 +104,16 @@ class NetworkModelFile(Estimator):
     @classmethod
     def _from_file(cls, mf: modelfile.ModelFile):
         meta = mf.metadata
-        model = cls(**meta["hyperparameters"])
-        model.element_list_ = list(meta["elements"])
-        model.atomic_numbers_ = [int(z) for z in meta["atomic_numbers"]]
-        model.e_scale_ = float(meta["e_scale"])
-        model.training_ = meta["training"]
-        model.e0_ = mf.array("e0", shape=(len(model.element_list_),))
-        model.r_min_ = mf.arrays.get(R_MIN_FIELD)  # None in files from before the table
-        model.baseline_r_s_ = mf.arrays.get("baseline/r_s")
-        model._restore(mf)
-        model._build_predictor()
+        with mf.reading():
+            model = cls(**meta["hyperparameters"])
+            model.element_list_ = list(meta["elements"])
+            model.atomic_numbers_ = [int(z) for z in meta["atomic_numbers"]]
+            model.e_scale_ = float(meta["e_scale"])
+            model.training_ = meta["training"]
+            model.e0_ = mf.array("e0", shape=(len(model.element_list_),))
+            model.e0_source_ = meta.get("e0_source")  # None in files from before the field
+            model.r_min_ = mf.arrays.get(R_MIN_FIELD)  # None in files from before the table
+            model.baseline_r_s_ = mf.arrays.get("baseline/r_s")
+            model._restore(mf)
+            model._build_predictor()
         return model

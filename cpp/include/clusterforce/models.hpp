@@ -139,8 +139,10 @@ inline std::vector<std::string> model_elements(const ModelFile& mf) {
   return out;
 }
 
-/// The Predictor of a model file of any kind; ModelFileError naming the file otherwise.
-inline std::unique_ptr<Predictor> make_predictor(const ModelFile& mf) {
+namespace detail {
+
+/// The Predictor of a model file of any kind, without its training domain.
+inline std::unique_ptr<Predictor> make_kind_predictor(const ModelFile& mf) {
   const std::string& path = mf.path();
   const std::string& kind = mf.kind();
   std::vector<std::string> elements = model_elements(mf);
@@ -179,6 +181,16 @@ inline std::unique_ptr<Predictor> make_predictor(const ModelFile& mf) {
   }
   throw ModelFileError(path + ": model kind '" + kind +
                        "' is not supported by this clusterforce (supported: gap, sann, dml, dart)");
+}
+
+}  // namespace detail
+
+/// The Predictor of a model file of any kind (with the training compositions and charges its
+/// predict checks); ModelFileError naming the file otherwise.
+inline std::unique_ptr<Predictor> make_predictor(const ModelFile& mf) {
+  std::unique_ptr<Predictor> p = detail::make_kind_predictor(mf);
+  p->set_domain(TrainingDomain::from_modelfile(mf, p->elements()));
+  return p;
 }
 
 }  // namespace clusterforce

@@ -6,12 +6,14 @@
 #include <algorithm>
 #include <cmath>
 #include <memory>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "baseline.hpp"
+#include "composition.hpp"
 #include "geometry.hpp"
 #include "local_model.hpp"
 #include "structure.hpp"
@@ -22,7 +24,8 @@ namespace clusterforce {
 /// forces (3n, eV/Angstrom); uncertainty (n, eV/Angstrom: expected size of the force error) when
 /// asked for (force-only kinds always); forces_variance (3n, eV^2/Angstrom^2) and the energy
 /// variances (eV^2) where the kind defines them and uncertainty was asked for; diagnostics
-/// (n x diagnostic_names) of force-only kinds; extrapolating per atom.
+/// (n x diagnostic_names) of force-only kinds; extrapolating per atom; warnings: at most one text
+/// (Predictor::predict) when the structure's composition or charge is outside the training data.
 struct Prediction {
   bool has_energy = false;
   double energy = 0.0;
@@ -32,6 +35,7 @@ struct Prediction {
   std::vector<std::string> diagnostic_names;
   std::vector<double> diagnostics;
   std::vector<unsigned char> extrapolating;
+  std::vector<std::string> warnings;
 };
 
 class LocalPredictor;
@@ -54,6 +58,16 @@ class Predictor {
   /// Energy, forces, ... of a structure; uncertainty: also the per-atom force uncertainty.
   virtual Prediction compute(const Geometry& g, bool uncertainty) const = 0;
 
+  /// The compositions and charges of the training data (energy kinds; empty for older files).
+  const TrainingDomain& domain() const { return domain_; }
+  void set_domain(TrainingDomain domain) { domain_ = std::move(domain); }
+  /// compute, plus the warning of a composition or (if given, e) charge outside the training data.
+  Prediction predict(const Geometry& g, bool uncertainty, std::optional<double> charge) const {
+    Prediction p = compute(g, uncertainty);
+    if (p.has_energy) p.warnings = domain_.check(domain_.counts(g.species, g.n), charge);
+    return p;
+  }
+
  protected:
   void check_uncertainty_request(bool uncertainty) const {
     if (uncertainty && !has_uncertainty())
@@ -65,6 +79,7 @@ class Predictor {
  private:
   std::string kind_;
   std::vector<std::string> elements_;
+  TrainingDomain domain_;
 };
 
 /// A kind with a cutoff: a LocalModel plus the repulsive wall (energy kinds) and the training

@@ -15,7 +15,9 @@ from ase import Atoms
 from scipy.stats import spearmanr
 
 from ..cli_args import add_parameter_flags
+from ..composition import parse_e0_flag
 from ..data import get_energy, validate_frames
+from ..kinds import add_e0_flag
 from ..metrics import print_table
 from .model import KCAL_PER_MOL_PER_EV, DARTModel
 
@@ -50,11 +52,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         _FLAG_HELP,
         choices={"validation": ("random", "largest")},
     )
+    add_e0_flag(g)
 
 
 def train(frames: Sequence[Atoms], args: argparse.Namespace) -> DARTModel:
     """Fit a dart model on ``frames`` with the hyperparameters in ``args``; returns the model."""
-    model = DARTModel(**{name: getattr(args, name) for name in _FLAG_HELP}, random_state=args.seed, progress=not args.quiet)
+    model = DARTModel(
+        **{name: getattr(args, name) for name in _FLAG_HELP}, e0=parse_e0_flag(args.e0), random_state=args.seed, progress=not args.quiet
+    )
     logger.info("dart hyperparameters: %s", json.dumps(model.get_params(), default=str))
     return model.fit(frames)
 

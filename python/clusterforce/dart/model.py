@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -125,6 +125,10 @@ class DARTModel(NetworkModelFile):
         random when the data has a single size). On Au10-Au15 -> Au16-Au19, ``"largest"`` (Au15
         held out) cut the energy bias from 92 to 80 meV/atom but ranked slightly worse (Spearman
         rho 0.92-0.94 against 0.95-0.96), hence not the default.
+    e0 : mapping of symbol to eV, or str, optional
+        Isolated-atom energies the network's energies are counted from: a mapping (eV per element),
+        ``"reference"``/``"reference:NAME"`` (isolated atoms with that reference) or ``"fit"``/None
+        (default: least squares on the training compositions); :mod:`clusterforce.composition`.
     random_state : int
         Seed of the initialisation, the split and the batches.
     progress : bool
@@ -153,6 +157,7 @@ class DARTModel(NetworkModelFile):
         weight_decay: float = 0.0,
         validation_fraction: float = 0.1,
         validation: str = "random",
+        e0: Mapping[str, float] | str | None = None,
         random_state: int = 0,
         progress: bool = True,
     ) -> None:
@@ -170,6 +175,7 @@ class DARTModel(NetworkModelFile):
         self.weight_decay = weight_decay
         self.validation_fraction = validation_fraction
         self.validation = validation
+        self.e0 = e0
         self.random_state = random_state
         self.progress = progress
 

@@ -17,8 +17,9 @@ from typing import Any
 from ase import Atoms
 from ase.data import atomic_numbers
 
-from ..cli_args import add_parameter_flags, parameter_dest, parse_assignments
-from ..kinds import add_baseline_flag
+from ..cli_args import add_parameter_flags, parameter_dest
+from ..composition import parse_e0_flag
+from ..kinds import add_baseline_flag, add_e0_flag
 from ..metrics import collect_predictions, energy_force_metrics, print_table
 from ..plots import parity_plots
 from .mapping import map_model
@@ -75,7 +76,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--sigma-energy", type=float, metavar="X", help="energy noise, eV/atom (default: the preset's: gap-sodium 0.001, else 0.01)"
     )
     g.add_argument("--sigma-force", type=float, metavar="X", help="force noise, eV/Angstrom (default: the preset's, 0.02)")
-    g.add_argument("--e0", nargs="+", metavar="EL=EV", help="isolated-atom energies, e.g. Na=-0.21 (default: from data)")
+    add_e0_flag(g)
     g.add_argument("--jitter", type=float, default=1e-10, metavar="X", help="relative Cholesky jitter (default: 1e-10)")
     g.add_argument("--no-variance", action="store_true", help="skip the posterior matrix (no predictive variances)")
     g.add_argument(
@@ -92,11 +93,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "~1e-4 eV/A off (default: on; the error is logged)",
     )
     add_baseline_flag(g, default=GAPModel().baseline)
-
-
-def _e0(values: Any) -> dict[str, float] | None:
-    """``--e0 Na=-0.21 Au=-3.1`` (or a YAML mapping) to a dict."""
-    return parse_assignments(values, usage="--e0 expects ELEMENT=EV items such as Na=-0.21")
 
 
 def preset_from_args(args: argparse.Namespace, elements: Sequence[str]) -> str:
@@ -129,7 +125,7 @@ def train(frames: Sequence[Atoms], args: argparse.Namespace) -> GAPModel:
     preset = preset_from_args(args, elements)
     model = GAPModel(
         terms=terms_from_args(args, elements),
-        e0=_e0(args.e0),
+        e0=parse_e0_flag(args.e0),
         sigma_energy=PRESET_NOISE[preset][0] if args.sigma_energy is None else args.sigma_energy,
         sigma_force=PRESET_NOISE[preset][1] if args.sigma_force is None else args.sigma_force,
         jitter=args.jitter,

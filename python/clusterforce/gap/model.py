@@ -31,7 +31,7 @@ from ase.data import atomic_numbers as _Z
 from ase.data import chemical_symbols
 from sklearn.utils.validation import check_is_fitted
 
-from .. import _kernels, modelfile
+from .. import _kernels, composition, modelfile
 from .. import baseline as pair_wall
 from ..data import dataset_hash, frame_label, get_energy, get_forces, species_indices, validate_frames
 from ..estimator import Estimator
@@ -81,10 +81,11 @@ class GAPModel(Estimator):
         data's elements (:func:`clusterforce.gap.terms.preset_for`; logged at fit).
     species : sequence of str, optional
         Chemical symbols to model; default: every element in the training frames.
-    e0 : mapping of symbol to eV, optional
-        Isolated-atom energies. Default: the energies of single-atom frames in the data if
-        every element has one (as gap_fit), otherwise a least-squares fit of the frame
-        energies to the composition.
+    e0 : mapping of symbol to eV, or str, optional
+        Isolated-atom energies (eV per element), ``"reference"`` / ``"reference:NAME"`` (isolated
+        atoms computed with that reference) or ``"fit"``/None (default): the energies of single-atom
+        frames in the data if every element has one (as gap_fit), otherwise a least-squares fit of
+        the frame energies to the composition (:mod:`clusterforce.composition`).
     sigma_energy : float, optional
         Energy noise per atom (eV/atom); a frame's total-energy noise is sigma_energy *
         sqrt(n_atoms). Overridden per frame by ``info["energy_sigma"]`` (eV/atom). Default: the
@@ -190,7 +191,7 @@ class GAPModel(Estimator):
         self.sigma_force_ = noise[1] if self.sigma_force is None else float(self.sigma_force)
         if self.sigma_energy is None or self.sigma_force is None:
             logger.info("gap noise: %g eV/atom, %g eV/A (preset %r where not given)", self.sigma_energy_, self.sigma_force_, preset)
-        self.e0_ = self._isolated_energies(frames)
+        self.e0_, self.e0_source_ = composition.resolve(self.e0, frames, self.element_list_)
         self.baseline_r_s_ = pair_wall.fit_pair_wall(frames, self.element_list_) if self.baseline else None
         self.r_min_ = pair_wall.training_r_min(frames, self.element_list_)
         samples = [self._sample(a, i) for i, a in enumerate(frames)]
@@ -230,7 +231,9 @@ class GAPModel(Estimator):
             "fit_seconds": fit_seconds,
             "uncertainty_calibration": calibration,
             "metrics": self.score_frames(frames),
+            **composition.training_domain(frames, self.element_list_),
         }
+        self._compiled = None  # rebuilt with the training compositions, which the scoring above had not
         return self
 
     def _calibrate(self, frames: list[Atoms], groups: np.ndarray, per_group: list) -> tuple[np.ndarray, dict[str, Any]]:
@@ -306,6 +309,9 @@ class GAPModel(Estimator):
         self.training_["n_frames"] += len(frames)
         self.training_["n_rows"] += int(eq.n_rows)
         self.training_["data_hash"] = None  # no longer the hash of one data set
+        if "compositions" in self.training_:  # models from before the field stay without it
+            self.training_.update(composition.training_domain(frames, self.element_list_, known=self.training_))
+        self._compiled = None
         return self
 
     def _check_hyperparameters(self) -> list[Term] | None:
@@ -351,30 +357,6 @@ class GAPModel(Estimator):
             )
         return chosen
 
-    def _isolated_energies(self, frames: list[Atoms]) -> dict[str, float]:
-        symbols = self.element_list_
-        if self.e0 is not None:
-            missing = [s for s in symbols if s not in self.e0]
-            if missing:
-                raise ValueError(f"GAPModel: 'e0' lacks an isolated-atom energy for {', '.join(missing)}")
-            return {s: float(self.e0[s]) for s in symbols}
-        isolated = {}
-        for a in frames:
-            energy = get_energy(a)
-            if len(a) == 1 and energy is not None:
-                isolated.setdefault(a.get_chemical_symbols()[0], energy)
-        if all(s in isolated for s in symbols):
-            logger.info("e0 from single-atom frames: %s", isolated)
-            return {s: isolated[s] for s in symbols}
-        with_energy = [(a, get_energy(a)) for a in frames if get_energy(a) is not None]
-        if not with_energy:
-            raise ValueError("no frame has an energy, so e0 cannot be fitted; pass e0={element: eV}")
-        counts = np.array([[np.sum(a.numbers == z) for z in self.atomic_numbers_] for a, _ in with_energy], dtype=float)
-        energies = np.array([e for _, e in with_energy])
-        e0 = np.linalg.lstsq(counts, energies, rcond=None)[0]
-        logger.info("e0 by least squares over %d frames: %s", len(energies), dict(zip(symbols, e0.round(6))))
-        return {s: float(v) for s, v in zip(symbols, e0)}
-
     def _geometry(self, atoms: Atoms, label: str) -> Geometry:
         species = species_indices(atoms, self.element_list_, label=label)
         if not atoms.pbc.any():
@@ -386,7 +368,7 @@ class GAPModel(Estimator):
         n = len(atoms)
         energy = get_energy(atoms)
         if energy is not None:
-            energy -= sum(self.e0_[s] for s in atoms.get_chemical_symbols())
+            energy -= composition.isolated_energy(atoms, self.e0_)
         sigma_e = float(atoms.info.get("energy_sigma", self.sigma_energy_)) * np.sqrt(n)
         sigma_f = np.full(n, float(atoms.info.get("force_sigma", self.sigma_force_)))
         if "force_atom_sigma" in atoms.arrays:
@@ -466,6 +448,7 @@ class GAPModel(Estimator):
             "atomic_numbers": self.atomic_numbers_,
             "terms": [k.term.to_dict() for k in self.kernels_],
             "e0": self.e0_,
+            **({"e0_source": self.e0_source_} if getattr(self, "e0_source_", None) else {}),
             "hyperparameters": params,
             "training": getattr(self, "training_", {}),  # fit predicts its metrics before recording them
             **wall_metadata,
@@ -479,33 +462,35 @@ class GAPModel(Estimator):
     @classmethod
     def _from_file(cls, mf: modelfile.ModelFile) -> GAPModel:
         meta = mf.metadata
-        terms = [term_from_dict(t) for t in meta["terms"]]
-        model = cls(terms=terms, **meta["hyperparameters"])
-        model.atomic_numbers_ = [int(z) for z in meta["atomic_numbers"]]
-        model.element_list_ = list(meta["elements"])
-        model.e0_ = {s: float(v) for s, v in meta["e0"].items()}
-        model.training_ = meta["training"]
-        model.kernels_, model.alpha_ = [], []
-        for i, term in enumerate(terms):
-            m = len(mf.array(f"terms/{i}/sparse"))
-            arrays = {"sparse": mf.array(f"terms/{i}/sparse"), "offsets": mf.array(f"terms/{i}/offsets")}
-            if isinstance(term, Soap):
-                model.kernels_.append(SoapKernel.from_arrays(term, model.atomic_numbers_, arrays))
-            else:
-                model.kernels_.append(NBodyKernel.from_arrays(term, len(model.atomic_numbers_), arrays))
-            model.alpha_.append(mf.array(f"terms/{i}/alpha", shape=(m,)))
-        n_sparse = sum(k.n_sparse for k in model.kernels_)
-        model.variance_ = mf.array("variance", shape=(n_sparse, n_sparse)) if "variance" in mf.arrays else None
-        n_species = len(model.atomic_numbers_)
-        model.uncertainty_scale_ = mf.array("uncertainty_scale", shape=(n_species,)) if "uncertainty_scale" in mf.arrays else None
-        model.baseline = "baseline/r_s" in mf.arrays
-        model.baseline_r_s_ = mf.arrays.get("baseline/r_s")
-        model.r_min_ = mf.arrays.get(pair_wall.R_MIN_FIELD)  # None in files from before the table
-        model.map_info_ = list(meta.get("maps", []))
-        model.maps_ = {}
-        for entry in model.map_info_:
-            i = int(entry["term"])
-            names = ("knots_r", "coefficients") + (("knots_cos",) if f"maps/{i}/knots_cos" in mf.arrays else ())
-            model.maps_[i] = {name: mf.array(f"maps/{i}/{name}") for name in names}
-        model._build_predictor()
+        with mf.reading():
+            terms = [term_from_dict(t) for t in meta["terms"]]
+            model = cls(terms=terms, **meta["hyperparameters"])
+            model.atomic_numbers_ = [int(z) for z in meta["atomic_numbers"]]
+            model.element_list_ = list(meta["elements"])
+            model.e0_ = {s: float(v) for s, v in meta["e0"].items()}
+            model.e0_source_ = meta.get("e0_source")  # None in files from before the field
+            model.training_ = meta["training"]
+            model.kernels_, model.alpha_ = [], []
+            for i, term in enumerate(terms):
+                m = len(mf.array(f"terms/{i}/sparse"))
+                arrays = {"sparse": mf.array(f"terms/{i}/sparse"), "offsets": mf.array(f"terms/{i}/offsets")}
+                if isinstance(term, Soap):
+                    model.kernels_.append(SoapKernel.from_arrays(term, model.atomic_numbers_, arrays))
+                else:
+                    model.kernels_.append(NBodyKernel.from_arrays(term, len(model.atomic_numbers_), arrays))
+                model.alpha_.append(mf.array(f"terms/{i}/alpha", shape=(m,)))
+            n_sparse = sum(k.n_sparse for k in model.kernels_)
+            model.variance_ = mf.array("variance", shape=(n_sparse, n_sparse)) if "variance" in mf.arrays else None
+            n_species = len(model.atomic_numbers_)
+            model.uncertainty_scale_ = mf.array("uncertainty_scale", shape=(n_species,)) if "uncertainty_scale" in mf.arrays else None
+            model.baseline = "baseline/r_s" in mf.arrays
+            model.baseline_r_s_ = mf.arrays.get("baseline/r_s")
+            model.r_min_ = mf.arrays.get(pair_wall.R_MIN_FIELD)  # None in files from before the table
+            model.map_info_ = list(meta.get("maps", []))
+            model.maps_ = {}
+            for entry in model.map_info_:
+                i = int(entry["term"])
+                names = ("knots_r", "coefficients") + (("knots_cos",) if f"maps/{i}/knots_cos" in mf.arrays else ())
+                model.maps_[i] = {name: mf.array(f"maps/{i}/{name}") for name in names}
+            model._build_predictor()
         return model

@@ -12,7 +12,8 @@ from typing import Any
 from ase import Atoms
 
 from ..cli_args import add_parameter_flags, parse_assignments
-from ..kinds import add_baseline_flag
+from ..composition import parse_e0_flag
+from ..kinds import add_baseline_flag, add_e0_flag
 from ..metrics import collect_predictions, energy_force_metrics, print_table
 from .model import SANNModel
 
@@ -40,6 +41,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     defaults = SANNModel().get_params()
     add_parameter_flags(g, {name: defaults[name] for name in _FLAG_HELP}, _FLAG_HELP, choices={"optimizer": ("kalman", "adam")})
     add_baseline_flag(g, default=defaults["baseline"])
+    add_e0_flag(g)
     g.add_argument(
         "--hidden",
         type=int,
@@ -60,6 +62,7 @@ def train(frames: Sequence[Atoms], args: argparse.Namespace) -> SANNModel:
         hidden=tuple(args.hidden),
         z_eff=parse_assignments(args.z_eff, usage="--z-eff expects ELEMENT=VALUE items such as Au=10.94"),
         baseline=getattr(args, "baseline", None) is not False,
+        e0=parse_e0_flag(args.e0),
         random_state=args.seed,
         progress=not args.quiet,
     )

@@ -108,6 +108,10 @@ class SANNModel(NetworkModelFile):
         Add a repulsive pair wall below the shortest training distance of each element pair
         (:mod:`clusterforce.baseline`; default on). The network fits the reference minus the wall,
         which is the reference itself: the wall is zero on every training frame.
+    e0 : mapping of symbol to eV, or str, optional
+        Isolated-atom energies the network's energies are counted from: a mapping (eV per element),
+        ``"reference"``/``"reference:NAME"`` (isolated atoms with that reference) or ``"fit"``/None
+        (default: least squares on the training compositions); :mod:`clusterforce.composition`.
     random_state : int
     progress : bool
     """
@@ -135,6 +139,7 @@ class SANNModel(NetworkModelFile):
         z_eff: Mapping[str, float] | None = None,
         validation_fraction: float = 0.1,
         baseline: bool = True,
+        e0: Mapping[str, float] | str | None = None,
         random_state: int = 0,
         progress: bool = True,
     ) -> None:
@@ -153,6 +158,7 @@ class SANNModel(NetworkModelFile):
         self.z_eff = z_eff
         self.validation_fraction = validation_fraction
         self.baseline = baseline
+        self.e0 = e0
         self.random_state = random_state
         self.progress = progress
 
