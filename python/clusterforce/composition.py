@@ -35,7 +35,7 @@ import numpy as np
 from ase import Atoms
 from ase.data import atomic_numbers, ground_state_magnetic_moments
 
-from .data import get_energy
+from .data import charge_of, get_energy
 
 logger = logging.getLogger(__name__)
 
@@ -91,11 +91,6 @@ def training_domain(frames: Sequence[Atoms], elements: Sequence[str], known: Map
     rows = {tuple(_counts(a, elements)) for a in frames} | {tuple(r) for r in known.get("compositions", ())}
     charges = {charge_of(a) for a in frames} | {float(q) for q in known.get("charges", ())}
     return {"compositions": [list(r) for r in sorted(rows)], "charges": sorted(charges)}
-
-
-def charge_of(atoms: Atoms) -> float:
-    """Total charge of a structure in e: ``info['charge']``, 0 if not set."""
-    return float(atoms.info.get("charge", 0))
 
 
 def data_electronic_temperature(frames: Sequence[Atoms]) -> float:
@@ -181,7 +176,6 @@ def _fit(frames: Sequence[Atoms], elements: Sequence[str]) -> dict[str, float]:
 __all__ = [
     "FIT",
     "REFERENCE",
-    "charge_of",
     "data_electronic_temperature",
     "isolated_energy",
     "parse_e0_flag",

@@ -31,8 +31,8 @@ from ase import Atoms
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
-from . import _kernels, composition, modelfile
-from .data import species_indices
+from . import _kernels, modelfile
+from .data import charge_of, species_indices
 
 #: The property that asks :meth:`Estimator.predict` for per-atom uncertainties.
 UNCERTAINTY = "uncertainty"
@@ -127,7 +127,7 @@ class Estimator(BaseEstimator, abc.ABC):
         periodic = bool(np.any(atoms.pbc))
         cell = np.array(atoms.cell[:], dtype=float) if periodic else None
         pbc = tuple(bool(p) for p in atoms.pbc)
-        charge = composition.charge_of(atoms)
+        charge = charge_of(atoms)
         out = dict(predictor.compute(np.asarray(atoms.positions, dtype=float), species, cell, pbc, uncertainty=uncertainty, charge=charge))
         self._warn_once(out.pop("warnings", ()))
         result: dict[str, Any] = {"forces": out["forces"], "extrapolating": out["extrapolating"]}

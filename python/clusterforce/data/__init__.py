@@ -5,7 +5,7 @@ Frames are :class:`ase.Atoms`; positions in Angstrom, energies in eV, forces in 
 """
 
 from .fingerprint import dataset_hash
-from .io import DATASET_PREFIX, DataError, dataset_names, dataset_path, frame_label, get_energy, get_forces, read_frames
+from .io import DATASET_PREFIX, DataError, charge_of, dataset_names, dataset_path, frame_label, get_energy, get_forces, read_frames
 from .split import by_size, group_split, train_test_split_frames
 from .validate import species_indices, validate_frames
 
@@ -18,6 +18,7 @@ __all__ = [
     "dataset_names",
     "dataset_path",
     "frame_label",
+    "charge_of",
     "get_energy",
     "get_forces",
     "group_split",

@@ -217,6 +217,11 @@ def _forces_sources() -> str:
     return ", ".join(keys) + " and the attached calculator"
 
 
+def charge_of(atoms: Atoms) -> float:
+    """Total charge of a structure in e: ``info['charge']`` (ASE's convention), 0 if not set."""
+    return float(atoms.info.get("charge", 0))
+
+
 def get_energy(atoms: Atoms) -> float | None:
     """Reference total energy of a frame in eV, or None if the frame has none.
 
