@@ -178,7 +178,7 @@ def _keep_until(path: Path, step: int, header: str) -> None:
 class _Replica:
     """One LAMMPS instance holding one replica of the cluster."""
 
-    def __init__(self, index: int, atoms: Atoms, pair: list[str], settings: ReplicaSettings, temperature: float, restarted: bool):
+    def __init__(self, index: int, atoms: Atoms, pair: list[str], settings: ReplicaSettings, temperature: float, restarted: bool, seed: int):
         import lammps
         from mpi4py import MPI
 
@@ -189,7 +189,7 @@ class _Replica:
             set_lammps_velocities(self.lmp, atoms)
         else:
             self.lmp.command(f"velocity all create {temperature} {settings.seed + index} mom yes rot yes dist gaussian")
-        self.thermostat(temperature, settings.seed + index)
+        self.thermostat(temperature, seed)
         # No drift and no spin for a free cluster; the temperature counts 3N - 6 degrees of freedom.
         self.lmp.command("fix still all momentum 100 linear 1 1 1 angular")
         self.lmp.command("compute_modify thermo_temp extra/dof 6")
@@ -210,6 +210,8 @@ class _Replica:
         v[: self.n] *= np.sqrt(temperature / self.temperature)
         self.temperature = temperature
         self.thermostat(temperature, seed)
+        # The replaced fixes are set up only by a run with setup ("pre no" would leave them uninitialised).
+        self.lmp.command("run 0 post no")
 
     def state(self) -> tuple[np.ndarray, np.ndarray]:
         return sorted_state(self.lmp, self.n)
@@ -241,9 +243,7 @@ def _worker(outdir: Path, progress: bool) -> int:
             atoms.positions = np.array(state["positions"][r])
             atoms.set_velocities(np.array(state["velocities"][r]) / (units.fs * 1000.0))
         # A Langevin stream seeded anew at a restart must not repeat the noise of the first run.
-        replicas[r] = _Replica(r, atoms, config["pair"], settings, temps[held[r]], state is not None)
-        if state:
-            replicas[r].thermostat(temps[held[r]], settings.seed + r + k * (step // every))
+        replicas[r] = _Replica(r, atoms, config["pair"], settings, temps[held[r]], state is not None, settings.seed + r + k * (step // every))
     cpu_before = float(state["cpu_seconds"]) if state else 0.0
     rng = np.random.default_rng(settings.seed)
     if state:
