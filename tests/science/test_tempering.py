@@ -138,6 +138,6 @@ def test_missing_mpirun_is_one_clear_error(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(tempering, "find_mpirun", lambda: None)
     write(tmp_path / "start.xyz", ar13())
     model = tmp_path / "none.cfm"
-    code = main(["md", str(model), str(tmp_path / "start.xyz"), "--temperatures", "20", "30", "--exchange", "100", "-o", str(tmp_path / "o")])
+    code = main(["md", str(model), str(tmp_path / "start.xyz"), "--temperatures", "20", "30", "--exchange", "100", "-o", str(tmp_path)])
     assert code == 4
     assert "parallel tempering needs mpirun (pip install mpich" in capsys.readouterr().err
