@@ -256,37 +256,62 @@ def _check(atoms_positions: np.ndarray, settings: ReplicaSettings, step: int, te
         )
 
 
+def lammps_cluster_commands(atoms: Atoms, pair: Sequence[str], timestep: float) -> list[str]:
+    """LAMMPS commands that set up a free cluster (non-periodic box) with the ``pair`` commands; timestep in fs."""
+    symbols = sorted(set(atoms.get_chemical_symbols()))
+    centre = atoms.positions.mean(axis=0)
+    lines = ["units metal", "atom_style atomic", "boundary f f f", "atom_modify map array",
+             "region box block -60 60 -60 60 -60 60", f"create_box {len(symbols)} box"]  # fmt: skip
+    for sym, x in zip(atoms.get_chemical_symbols(), atoms.positions - centre):
+        lines.append(f"create_atoms {symbols.index(sym) + 1} single {x[0]:.12f} {x[1]:.12f} {x[2]:.12f} units box")
+    masses = {s: m for s, m in zip(atoms.get_chemical_symbols(), atoms.get_masses())}
+    lines += [f"mass {i + 1} {masses[s]}" for i, s in enumerate(symbols)]
+    return lines + list(pair) + [f"timestep {timestep / 1000.0}"]
+
+
+def clusterforce_pair(model: str, atoms: Atoms) -> list[str]:
+    """``pair_style clusterforce MODEL`` and its ``pair_coeff`` for the elements of ``atoms``."""
+    return [f"pair_style clusterforce {model}", f"pair_coeff * * {' '.join(sorted(set(atoms.get_chemical_symbols())))}"]
+
+
+def set_lammps_velocities(lmp, atoms: Atoms) -> None:
+    """Give LAMMPS atoms (created in the order of ``atoms``) the velocities of ``atoms`` (ASE units)."""
+    # LAMMPS velocities in metal units are Angstrom/ps; ASE's are Angstrom/(ASE time unit).
+    v = atoms.get_velocities() * units.fs * 1000.0
+    ids = np.array(lmp.numpy.extract_atom("id"))[: len(atoms)]
+    lmp.numpy.extract_atom("v")[: len(atoms)] = v[ids - 1]
+
+
+def thermostat_commands(settings: ReplicaSettings, temperature: float, seed: int) -> list[str]:
+    """The thermostat fixes (ID ``md``, and ``bath`` for Langevin) at ``temperature`` (K).
+
+    Issuing them again with another temperature replaces the fixes (their internal state restarts).
+    """
+    damp = settings.damping / 1000.0
+    if settings.thermostat == "nose-hoover":
+        return [f"fix md all nvt temp {temperature} {temperature} {damp} tchain 3", "compute_modify md_temp extra/dof 6"]
+    return ["fix md all nve", f"fix bath all langevin {temperature} {temperature} {damp} {seed} zero yes"]
+
+
+def sorted_state(lmp, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Positions (Angstrom) and velocities (Angstrom/ps) of the ``n`` LAMMPS atoms in ID order."""
+    # LAMMPS reorders its atoms: sort by ID so every sample lists them the same way.
+    order = np.argsort(np.array(lmp.numpy.extract_atom("id"))[:n])
+    return np.array(lmp.numpy.extract_atom("x"))[:n][order], np.array(lmp.numpy.extract_atom("v"))[:n][order]
+
+
 def _run_lammps(model, atoms, restarted, temperature, settings, recorder, step, seed) -> None:
     import lammps
     from mpi4py import MPI  # noqa: F401  (LAMMPS needs MPI initialised first)
 
     lmp = lammps.lammps(cmdargs=["-log", "none", "-screen", "none", "-nocite"])
     try:
-        symbols = sorted(set(atoms.get_chemical_symbols()))
-        centre = atoms.positions.mean(axis=0)
-        lines = ["units metal", "atom_style atomic", "boundary f f f", "atom_modify map array",
-                 "region box block -60 60 -60 60 -60 60", f"create_box {len(symbols)} box"]  # fmt: skip
-        for sym, x in zip(atoms.get_chemical_symbols(), atoms.positions - centre):
-            lines.append(f"create_atoms {symbols.index(sym) + 1} single {x[0]:.12f} {x[1]:.12f} {x[2]:.12f} units box")
-        masses = {s: m for s, m in zip(atoms.get_chemical_symbols(), atoms.get_masses())}
-        lines += [f"mass {i + 1} {masses[s]}" for i, s in enumerate(symbols)]
-        lines += [f"pair_style clusterforce {model}", f"pair_coeff * * {' '.join(symbols)}", f"timestep {settings.timestep / 1000.0}"]
-        lmp.commands_list(lines)
+        lmp.commands_list(lammps_cluster_commands(atoms, clusterforce_pair(model, atoms), settings.timestep))
         if restarted:
-            # LAMMPS velocities in metal units are Angstrom/ps; ASE's are Angstrom/(ASE time unit).
-            v = atoms.get_velocities() * units.fs * 1000.0
-            ids = np.array(lmp.numpy.extract_atom("id"))[: len(atoms)]
-            lmp_v = lmp.numpy.extract_atom("v")
-            lmp_v[: len(atoms)] = v[ids - 1]
+            set_lammps_velocities(lmp, atoms)
         else:
             lmp.command(f"velocity all create {temperature} {seed} mom yes rot yes dist gaussian")
-        damp = settings.damping / 1000.0
-        if settings.thermostat == "nose-hoover":
-            lmp.command(f"fix md all nvt temp {temperature} {temperature} {damp} tchain 3")
-            lmp.command("compute_modify md_temp extra/dof 6")
-        else:
-            lmp.command("fix md all nve")
-            lmp.command(f"fix bath all langevin {temperature} {temperature} {damp} {seed} zero yes")
+        lmp.commands_list(thermostat_commands(settings, temperature, seed))
         # No drift and no spin for a free cluster; the temperature counts 3N - 6 degrees of freedom.
         lmp.command("fix still all momentum 100 linear 1 1 1 angular")
         lmp.command("compute_modify thermo_temp extra/dof 6")
@@ -296,9 +321,7 @@ def _run_lammps(model, atoms, restarted, temperature, settings, recorder, step, 
         while step < settings.steps:
             lmp.command(f"run {settings.sample_every} pre no post no")
             step += settings.sample_every
-            # LAMMPS reorders its atoms: sort by ID so every sample lists them the same way.
-            order = np.argsort(np.array(lmp.numpy.extract_atom("id"))[:n])
-            x = np.array(lmp.numpy.extract_atom("x"))[:n][order]
+            x, v = sorted_state(lmp, n)
             pe, temp = lmp.get_thermo("pe"), lmp.get_thermo("temp")
             if not (np.isfinite(pe) and np.isfinite(temp) and np.isfinite(x).all()):
                 bad = np.flatnonzero(~np.isfinite(x).all(axis=1))
@@ -309,7 +332,6 @@ def _run_lammps(model, atoms, restarted, temperature, settings, recorder, step, 
                 )
             recorder.add(step, pe, temp, x)
             if step % settings.checkpoint_every == 0 or step >= settings.steps:
-                v = np.array(lmp.numpy.extract_atom("v"))[:n][order]
                 _check(x, settings, step, temperature)
                 snapshot = atoms.copy()
                 snapshot.positions = x

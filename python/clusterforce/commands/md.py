@@ -35,6 +35,16 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--checkpoint-every", type=int, default=d.checkpoint_every, help="steps between checkpoints")
     p.add_argument("--engine", choices=ENGINES, default=d.engine, help="lammps (plugin, default) or ase")
     p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument(
+        "--exchange",
+        type=int,
+        metavar="EVERY",
+        default=None,
+        help="parallel tempering: the replicas run side by side as LAMMPS instances under mpirun and neighbouring "
+        "temperatures swap by the Metropolis rule every EVERY steps (a multiple of --sample-every dividing "
+        "--checkpoint-every); the attempts go to OUT/swaps.dat",
+    )
+    p.add_argument("--ranks", type=int, default=None, help="MPI ranks for --exchange (default: one per temperature)")
     p.add_argument("--quiet", action="store_true")
     return p
 
@@ -59,7 +69,22 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"clusterforce md: error: {exc}", file=sys.stderr)
         return 1
-    status = run_replicas(args.model, start, args.temperatures, settings, args.output, progress=not args.quiet)
+    if args.exchange is None:
+        status = run_replicas(args.model, start, args.temperatures, settings, args.output, progress=not args.quiet)
+    else:
+        from ..tempering import run_tempering
+
+        try:
+            status = run_tempering(
+                args.model, start, args.temperatures, settings, args.output, exchange_every=args.exchange, ranks=args.ranks,
+                progress=not args.quiet,
+            )  # fmt: skip
+        except ValueError as exc:
+            print(f"clusterforce md: error: {exc}", file=sys.stderr)
+            return 1
+        except RuntimeError as exc:
+            print(f"clusterforce md: error: {exc}", file=sys.stderr)
+            return 4
     for t, s in status.items():
         print(f"{t:8.2f} K: {s}")
     return 0 if all(s == "done" for s in status.values()) else 3
