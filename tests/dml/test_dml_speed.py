@@ -87,9 +87,7 @@ def test_many_centres_of_one_class_equal_the_separate_structures(rings, model_fi
     assert a.get_chemical_symbols().count("H") + b.get_chemical_symbols().count("H") > 31
     far = b.positions + np.array([40.0, 0.0, 0.0])
     species = np.concatenate([element_indices(predictor, a), element_indices(predictor, b)])
-    alone = np.concatenate(
-        [predictor.compute(x.positions, element_indices(predictor, x))["forces"] for x in (a, b)]
-    )
+    alone = np.concatenate([predictor.compute(x.positions, element_indices(predictor, x))["forces"] for x in (a, b)])
     for threads in (1, 2):
         with threadpool_limits(limits=threads, user_api="openmp"):
             together = predictor.compute(np.concatenate([a.positions, far]), species)

@@ -82,22 +82,25 @@ inline PairShells pair_shells(const TadShells& shells, const double* positions, 
   PairShells p{std::vector<double>(nn * nn * 3, 0.0), std::vector<double>(nn * nn * 3, 0.0),
                std::vector<double>(nn * nn * 3, 0.0)};
   // Rows i are independent; coincident atoms throw from the row of the lower index.
-  parallel_for(n, [&](int64_t i) {
-    for (int j = 0; j < n; ++j) {
-      if (j == i) continue;
-      double dv[3], r2 = 0.0;
-      for (int c = 0; c < 3; ++c) {
-        dv[c] = positions[3 * j + c] - positions[3 * i + c];
-        r2 += dv[c] * dv[c];
-      }
-      if (r2 == 0.0)
-        throw std::invalid_argument("atoms " + std::to_string(i) + " and " + std::to_string(j) + " coincide");
-      const double r = std::sqrt(r2);
-      const std::size_t k = (static_cast<std::size_t>(i) * nn + j) * 3;
-      shells.membership(r, p.a.data() + k, p.da.data() + k);
-      for (int c = 0; c < 3; ++c) p.unit[k + c] = dv[c] / r;
-    }
-  }, Schedule{}.serial_below(kDartSerialAtoms));
+  parallel_for(
+      n,
+      [&](int64_t i) {
+        for (int j = 0; j < n; ++j) {
+          if (j == i) continue;
+          double dv[3], r2 = 0.0;
+          for (int c = 0; c < 3; ++c) {
+            dv[c] = positions[3 * j + c] - positions[3 * i + c];
+            r2 += dv[c] * dv[c];
+          }
+          if (r2 == 0.0)
+            throw std::invalid_argument("atoms " + std::to_string(i) + " and " + std::to_string(j) + " coincide");
+          const double r = std::sqrt(r2);
+          const std::size_t k = (static_cast<std::size_t>(i) * nn + j) * 3;
+          shells.membership(r, p.a.data() + k, p.da.data() + k);
+          for (int c = 0; c < 3; ++c) p.unit[k + c] = dv[c] / r;
+        }
+      },
+      Schedule{}.serial_below(kDartSerialAtoms));
   return p;
 }
 

@@ -229,7 +229,8 @@ class DmlPredictor {
         envc.resize(nb);
         for (std::size_t r = 0; r < nb; ++r) {
           const std::size_t i = members[b0 + r];
-          std::copy(P.begin() + static_cast<std::ptrdiff_t>(i * F), P.begin() + static_cast<std::ptrdiff_t>((i + 1) * F),
+          std::copy(P.begin() + static_cast<std::ptrdiff_t>(i * F),
+                    P.begin() + static_cast<std::ptrdiff_t>((i + 1) * F),
                     Pc.begin() + static_cast<std::ptrdiff_t>(r * F));
           envc[r] = envs[i];
         }
@@ -288,8 +289,7 @@ class DmlPredictor {
     check_inputs(envs, count, *m.refs);
     // Exact differences, not the Gram form: a held-out centre can lie close to a reference,
     // where |x|^2 + |y|^2 - 2 x.y loses digits the norms would amplify.
-    euclidean_distances(P, count, m.X.data(), m.n_rows(), soap_->n_features(), d,
-                        DistanceOptions{DistanceMode::exact});
+    euclidean_distances(P, count, m.X.data(), m.n_rows(), soap_->n_features(), d, DistanceOptions{DistanceMode::exact});
   }
 
   /// Norm and direction of a centre of class c from its distances d (n_rows) to the references.
