@@ -75,3 +75,20 @@ def test_lammps_centre_path_equals_the_stored_predictions(rings, model_files):
     frame, stored = STORED["frames"][0], STORED["predictions"]["analytic"][0]
     got = lammps_results(rings[frame], model_files["analytic"], periodic=False, elements=tuple(predictor.elements))
     np.testing.assert_allclose(got["forces"], stored["forces"], rtol=0, atol=TOL)
+
+
+def test_many_centres_of_one_class_equal_the_separate_structures(rings, model_files):
+    """Two ring6 frames 40 Angstrom apart hold 36 H centres, more than one distance block of a
+    class (DmlPredictor::centres): their forces are those of the frames alone, on 1 and 2 threads."""
+    from threadpoolctl import threadpool_limits
+
+    predictor = _kernels.DmlPredictor(str(model_files["analytic"]))
+    a, b = rings[210], rings[260]
+    assert a.get_chemical_symbols().count("H") + b.get_chemical_symbols().count("H") > 31
+    far = b.positions + np.array([40.0, 0.0, 0.0])
+    species = np.concatenate([element_indices(predictor, a), element_indices(predictor, b)])
+    alone = np.concatenate([predictor.compute(x.positions, element_indices(predictor, x))["forces"] for x in (a, b)])
+    for threads in (1, 2):
+        with threadpool_limits(limits=threads, user_api="openmp"):
+            together = predictor.compute(np.concatenate([a.positions, far]), species)
+        np.testing.assert_allclose(together["forces"], alone, rtol=0, atol=1e-12)

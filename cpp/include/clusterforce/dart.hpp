@@ -22,8 +22,13 @@
 
 #include "mlp.hpp"
 #include "modelfile.hpp"
+#include "parallel.hpp"
 
 namespace clusterforce {
+
+/// Below this many atoms dart's loops run on the calling thread: starting the OpenMP threads
+/// costs more than they save (benchmarks/parallel_predict.py).
+constexpr int kDartSerialAtoms = 16;
 
 /// Shell boundaries (Angstrom) and the width of their logistic steps (Angstrom).
 struct TadShells {
@@ -76,22 +81,26 @@ inline PairShells pair_shells(const TadShells& shells, const double* positions, 
   const std::size_t nn = static_cast<std::size_t>(n);
   PairShells p{std::vector<double>(nn * nn * 3, 0.0), std::vector<double>(nn * nn * 3, 0.0),
                std::vector<double>(nn * nn * 3, 0.0)};
-  for (int i = 0; i < n; ++i) {
-    for (int j = 0; j < n; ++j) {
-      if (j == i) continue;
-      double dv[3], r2 = 0.0;
-      for (int c = 0; c < 3; ++c) {
-        dv[c] = positions[3 * j + c] - positions[3 * i + c];
-        r2 += dv[c] * dv[c];
-      }
-      if (r2 == 0.0)
-        throw std::invalid_argument("atoms " + std::to_string(i) + " and " + std::to_string(j) + " coincide");
-      const double r = std::sqrt(r2);
-      const std::size_t k = (static_cast<std::size_t>(i) * nn + j) * 3;
-      shells.membership(r, p.a.data() + k, p.da.data() + k);
-      for (int c = 0; c < 3; ++c) p.unit[k + c] = dv[c] / r;
-    }
-  }
+  // Rows i are independent; coincident atoms throw from the row of the lower index.
+  parallel_for(
+      n,
+      [&](int64_t i) {
+        for (int j = 0; j < n; ++j) {
+          if (j == i) continue;
+          double dv[3], r2 = 0.0;
+          for (int c = 0; c < 3; ++c) {
+            dv[c] = positions[3 * j + c] - positions[3 * i + c];
+            r2 += dv[c] * dv[c];
+          }
+          if (r2 == 0.0)
+            throw std::invalid_argument("atoms " + std::to_string(i) + " and " + std::to_string(j) + " coincide");
+          const double r = std::sqrt(r2);
+          const std::size_t k = (static_cast<std::size_t>(i) * nn + j) * 3;
+          shells.membership(r, p.a.data() + k, p.da.data() + k);
+          for (int c = 0; c < 3; ++c) p.unit[k + c] = dv[c] / r;
+        }
+      },
+      Schedule{}.serial_below(kDartSerialAtoms));
   return p;
 }
 
@@ -171,60 +180,88 @@ class DartModel {
     // Atom networks: h[k][j] = MLP_k(z_j), k = f, J, K, L.
     std::vector<std::vector<Mlp::Cache>> cache(4, std::vector<Mlp::Cache>(nn));
     std::vector<std::vector<double>> h(4, std::vector<double>(nn * width));
-    for (int k = 0; k < 4; ++k)
-      for (int j = 0; j < n; ++j)
-        nets_[k].forward(z.data() + static_cast<std::size_t>(j) * d, h[k].data() + j * width, cache[k][j]);
+    const Schedule rows = Schedule::static_blocks().serial_below(kDartSerialAtoms);
+    parallel_for(
+        n,
+        [&](int64_t j) {
+          for (int k = 0; k < 4; ++k)
+            nets_[k].forward(z.data() + static_cast<std::size_t>(j) * d, h[k].data() + j * width, cache[k][j]);
+        },
+        rows);
     DartResult res;
     res.atom_energies.assign(nn, 0.0);
     res.forces.assign(3 * nn, 0.0);
-    std::vector<double> u(nn * width), y(width);
-    for (int i = 0; i < n; ++i) {
-      for (int f = 0; f < width; ++f) y[f] = h[0][i * width + f];
-      for (int j = 0; j < n; ++j) {
-        if (j == i) continue;
-        for (int s = 0; s < 3; ++s) {
-          const double w = a[(static_cast<std::size_t>(i) * nn + j) * 3 + s];
-          for (int f = 0; f < width; ++f) y[f] += w * h[1 + s][j * width + f];
-        }
-      }
-      Mlp::Cache c;
-      double out;
-      nets_[4].forward(y.data(), &out, c);
-      res.atom_energies[i] = e0_[species[i]] + e_scale_ * out;
-      res.energy += res.atom_energies[i];
-      nets_[4].input_gradient(c, &e_scale_, u.data() + i * width);  // u_i = dE / dY_i
-    }
+    std::vector<double> u(nn * width);
+    parallel_for_with(
+        n, [&] { return std::vector<double>(width); },
+        [&](std::vector<double>& y, int64_t i) {
+          for (int f = 0; f < width; ++f) y[f] = h[0][i * width + f];
+          for (int j = 0; j < n; ++j) {
+            if (j == i) continue;
+            for (int s = 0; s < 3; ++s) {
+              const double w = a[(static_cast<std::size_t>(i) * nn + j) * 3 + s];
+              for (int f = 0; f < width; ++f) y[f] += w * h[1 + s][j * width + f];
+            }
+          }
+          Mlp::Cache c;
+          double out;
+          nets_[4].forward(y.data(), &out, c);
+          res.atom_energies[i] = e0_[species[i]] + e_scale_ * out;
+          nets_[4].input_gradient(c, &e_scale_, u.data() + i * width);  // u_i = dE / dY_i
+        },
+        rows);
+    for (int i = 0; i < n; ++i) res.energy += res.atom_energies[i];  // in atom order: thread-count independent
     // dE/dz through the atom networks; dE/da directly (u_i . MLP_s(z_j)) and through the counts.
-    std::vector<double> gz(nn * d, 0.0), gin(d), v(width);
-    for (int j = 0; j < n; ++j) {
-      nets_[0].input_gradient(cache[0][j], u.data() + j * width, gin.data());
-      for (int k = 0; k < d; ++k) gz[j * d + k] += gin[k];
-      for (int s = 0; s < 3; ++s) {
-        std::fill(v.begin(), v.end(), 0.0);
-        for (int i = 0; i < n; ++i) {
-          if (i == j) continue;
-          const double w = a[(static_cast<std::size_t>(i) * nn + j) * 3 + s];
-          for (int f = 0; f < width; ++f) v[f] += w * u[i * width + f];
-        }
-        nets_[1 + s].input_gradient(cache[1 + s][j], v.data(), gin.data());
-        for (int k = 0; k < d; ++k) gz[j * d + k] += gin[k];
-      }
-    }
+    std::vector<double> gz(nn * d, 0.0);
+    struct Buffers {
+      std::vector<double> gin, v;
+    };
+    parallel_for_with(
+        n, [&] { return Buffers{std::vector<double>(d), std::vector<double>(width)}; },
+        [&](Buffers& buf, int64_t j) {
+          nets_[0].input_gradient(cache[0][j], u.data() + j * width, buf.gin.data());
+          for (int k = 0; k < d; ++k) gz[j * d + k] += buf.gin[k];
+          for (int s = 0; s < 3; ++s) {
+            std::fill(buf.v.begin(), buf.v.end(), 0.0);
+            for (int i = 0; i < n; ++i) {
+              if (i == j) continue;
+              const double w = a[(static_cast<std::size_t>(i) * nn + j) * 3 + s];
+              for (int f = 0; f < width; ++f) buf.v[f] += w * u[i * width + f];
+            }
+            nets_[1 + s].input_gradient(cache[1 + s][j], buf.v.data(), buf.gin.data());
+            for (int k = 0; k < d; ++k) gz[j * d + k] += buf.gin[k];
+          }
+        },
+        rows);
+    // dE/dr_ij of every pair in parallel, then scattered serially in pair order (sums that do
+    // not depend on the thread count).
+    std::vector<double> de_dr(nn * nn, 0.0);
+    parallel_for(
+        n,
+        [&](int64_t i) {
+          for (int j = 0; j < n; ++j) {
+            if (j == i) continue;
+            const std::size_t p = (static_cast<std::size_t>(i) * nn + j) * 3;
+            double sum = 0.0;
+            for (int s = 0; s < 3; ++s) {
+              double de_da = gz[static_cast<std::size_t>(i) * d + s * n_species_ + species[j]] /
+                             scale_[s * n_species_ + species[j]];
+              for (int f = 0; f < width; ++f) de_da += u[i * width + f] * h[1 + s][j * width + f];
+              sum += de_da * da[p + s];
+            }
+            de_dr[static_cast<std::size_t>(i) * nn + j] = sum;
+          }
+        },
+        rows);
     for (int i = 0; i < n; ++i) {
       for (int j = 0; j < n; ++j) {
         if (j == i) continue;
         const std::size_t p = (static_cast<std::size_t>(i) * nn + j) * 3;
-        double de_dr = 0.0;
-        for (int s = 0; s < 3; ++s) {
-          double de_da =
-              gz[static_cast<std::size_t>(i) * d + s * n_species_ + species[j]] / scale_[s * n_species_ + species[j]];
-          for (int f = 0; f < width; ++f) de_da += u[i * width + f] * h[1 + s][j * width + f];
-          de_dr += de_da * da[p + s];
-        }
+        const double g = de_dr[static_cast<std::size_t>(i) * nn + j];
         // r_ij grows when j moves along unit_ij and i against it.
         for (int c = 0; c < 3; ++c) {
-          res.forces[3 * j + c] -= de_dr * unit[p + c];
-          res.forces[3 * i + c] += de_dr * unit[p + c];
+          res.forces[3 * j + c] -= g * unit[p + c];
+          res.forces[3 * i + c] += g * unit[p + c];
         }
       }
     }

@@ -27,6 +27,7 @@
 #include "modelfile.hpp"
 #include "neighbors.hpp"
 #include "oamlm.hpp"
+#include "parallel.hpp"
 #include "soap.hpp"
 
 namespace clusterforce {
@@ -186,10 +187,66 @@ class DmlPredictor {
   DmlCentre centre(int element, const double* rel, const int* neighbour_elements, int n, Workspace& ws) const {
     Environment env;
     const int c = describe(element, rel, neighbour_elements, n, ws, ws.p.data(), env);
-    DmlCentre out;
-    predict_block(c, ws.p.data(), &env, 1, &out, ws);
-    if (baseline_.active()) baseline_.centre_force(element, rel, neighbour_elements, n, out.force);
+    ws.d.resize(models_[static_cast<std::size_t>(c)]->n_rows());
+    reference_distances(c, ws.p.data(), &env, 1, ws.d.data());
+    DmlCentre out = finish(c, ws.d.data(), env, ws);
+    add_wall(element, rel, neighbour_elements, n, out);
     return out;
+  }
+
+  /// centre() for `count` centres at once: centre i has element elements[i] and neighbours
+  /// offsets[i] .. offsets[i + 1] of rel (x 3, Angstrom) and neighbour_elements. The centres of
+  /// each class share one pass of the distance kernel over the class's reference rows (the
+  /// rows are read once per block instead of once per centre); descriptors and directions run
+  /// on the OpenMP threads. Call it outside a parallel region. Results equal centre()'s bitwise.
+  void centres(const int* elements, const int64_t* offsets, const double* rel, const int* neighbour_elements,
+               std::size_t count, DmlCentre* out) const {
+    const std::size_t F = soap_->n_features();
+    std::vector<double> P(count * F);
+    std::vector<Environment> envs(count);
+    std::vector<int> cls(count);
+    const auto n_of = [&](std::size_t i) { return static_cast<int>(offsets[i + 1] - offsets[i]); };
+    const auto workspace = [&] { return make_workspace(); };
+    parallel_for_with(
+        static_cast<int64_t>(count), workspace,
+        [&](Workspace& ws, int64_t i) {
+          const int64_t o = offsets[i];
+          cls[i] = describe(elements[i], rel + 3 * o, neighbour_elements + o, n_of(static_cast<std::size_t>(i)), ws,
+                            P.data() + static_cast<std::size_t>(i) * F, envs[i]);
+        },
+        Schedule::dynamic_chunks());
+    std::vector<std::size_t> members;
+    std::vector<double> Pc, d;
+    std::vector<Environment> envc;
+    for (std::size_t c = 0; c < models_.size(); ++c) {
+      members.clear();
+      for (std::size_t i = 0; i < count; ++i)
+        if (cls[i] == static_cast<int>(c)) members.push_back(i);
+      const std::size_t rows = models_[c]->n_rows();
+      for (std::size_t b0 = 0; b0 < members.size(); b0 += kBlockCentres) {
+        const std::size_t nb = std::min(kBlockCentres, members.size() - b0);
+        Pc.resize(nb * F);
+        envc.resize(nb);
+        for (std::size_t r = 0; r < nb; ++r) {
+          const std::size_t i = members[b0 + r];
+          std::copy(P.begin() + static_cast<std::ptrdiff_t>(i * F),
+                    P.begin() + static_cast<std::ptrdiff_t>((i + 1) * F),
+                    Pc.begin() + static_cast<std::ptrdiff_t>(r * F));
+          envc[r] = envs[i];
+        }
+        d.resize(nb * rows);
+        reference_distances(static_cast<int>(c), Pc.data(), envc.data(), nb, d.data());
+        parallel_for_with(
+            static_cast<int64_t>(nb), workspace,
+            [&](Workspace& ws, int64_t r) {
+              const std::size_t i = members[b0 + static_cast<std::size_t>(r)];
+              out[i] = finish(static_cast<int>(c), d.data() + static_cast<std::size_t>(r) * rows, envc[r], ws);
+              const int64_t o = offsets[i];
+              add_wall(elements[i], rel + 3 * o, neighbour_elements + o, n_of(i), out[i]);
+            },
+            Schedule::dynamic_chunks());
+      }
+    }
   }
 
  private:
@@ -219,38 +276,47 @@ class DmlPredictor {
     return static_cast<int>(it - classes_.begin());
   }
 
-  /// Norms and directions of `count` centres of class c from their scaled SOAP vectors P
-  /// (count x F) and environments. One pass of the SIMD distance kernel over the class's
-  /// reference rows serves the norm and the direction references; with many centres it is
-  /// the blocked kernel, which reads each reference row once per block of centres.
-  void predict_block(int c, const double* P, const Environment* envs, std::size_t count, DmlCentre* out,
-                     Workspace& ws) const {
+  // Centres per distance pass: below distances.hpp's kDirectRows the rows kernel runs, whose
+  // operation order per distance is that of a single centre (block and per-centre results are
+  // bitwise equal); its X rows (31 x F doubles) stay in L2 while the references stream past.
+  static constexpr std::size_t kBlockCentres = detail::kDirectRows - 1;
+
+  /// Euclidean distances d (count x n_rows) of `count` centres of class c, from their scaled
+  /// SOAP vectors P (count x F), to the class's reference rows; one pass of the SIMD kernel
+  /// serves the norm and the direction references.
+  void reference_distances(int c, const double* P, const Environment* envs, std::size_t count, double* d) const {
     const ClassModel& m = *models_[static_cast<std::size_t>(c)];
-    const std::size_t F = soap_->n_features();
-    const std::size_t rows = m.n_rows(), K = m.refs->size();
     check_inputs(envs, count, *m.refs);
     // Exact differences, not the Gram form: a held-out centre can lie close to a reference,
     // where |x|^2 + |y|^2 - 2 x.y loses digits the norms would amplify.
-    ws.d.resize(count * rows);
-    euclidean_distances(P, count, m.X.data(), rows, F, ws.d.data(), DistanceOptions{DistanceMode::exact});
-    ws.dc.resize(count * K);
+    euclidean_distances(P, count, m.X.data(), m.n_rows(), soap_->n_features(), d, DistanceOptions{DistanceMode::exact});
+  }
+
+  /// Norm and direction of a centre of class c from its distances d (n_rows) to the references.
+  DmlCentre finish(int c, const double* d, const Environment& env, Workspace& ws) const {
+    const ClassModel& m = *models_[static_cast<std::size_t>(c)];
+    const std::size_t K = m.refs->size();
+    ws.dc.resize(K);
     if (m.B_c32.empty())
-      project_distances(ws.d.data(), count, K, m.B_c.data(), ws.dc.data(), rows);
+      project_distances(d, 1, K, m.B_c.data(), ws.dc.data());
     else
-      project_distances(ws.d.data(), count, K, m.B_c32.data(), ws.dc.data(), rows);
+      project_distances(d, 1, K, m.B_c32.data(), ws.dc.data());
     ws.scratch.resize(5 * K);
-    for (std::size_t i = 0; i < count; ++i) {
-      const double* d = ws.d.data() + i * rows;
-      double norm = 0.0;
-      for (std::size_t k = 0; k < m.emlm_coef.size(); ++k) norm += d[m.emlm_rows[k]] * m.emlm_coef[k];
-      out[i] = DmlCentre{};
-      out[i].class_index = c;
-      out[i].norm = std::clamp(norm, m.norm_min, m.norm_max);
-      const OamlmResult r = oamlm_direction(m.oamlm, envs[i], ws.dc.data() + i * K, nullptr, ws.scratch.data());
-      for (int x = 0; x < 3; ++x) out[i].force[x] = out[i].norm * r.v[x];
-      out[i].spread = r.spread;
-      out[i].uncertainty = out[i].norm * std::sqrt(2.0 * r.spread);
-    }
+    double norm = 0.0;
+    for (std::size_t k = 0; k < m.emlm_coef.size(); ++k) norm += d[m.emlm_rows[k]] * m.emlm_coef[k];
+    DmlCentre out;
+    out.class_index = c;
+    out.norm = std::clamp(norm, m.norm_min, m.norm_max);
+    const OamlmResult r = oamlm_direction(m.oamlm, env, ws.dc.data(), nullptr, ws.scratch.data());
+    for (int x = 0; x < 3; ++x) out.force[x] = out.norm * r.v[x];
+    out.spread = r.spread;
+    out.uncertainty = out.norm * std::sqrt(2.0 * r.spread);
+    return out;
+  }
+
+  // The repulsive wall's direct force on a centre (files that carry one).
+  void add_wall(int element, const double* rel, const int* neighbour_elements, int n, DmlCentre& out) const {
+    if (baseline_.active()) baseline_.centre_force(element, rel, neighbour_elements, n, out.force);
   }
 
   // Scaled SOAP vectors (n_centres x F) of the class's reference atoms, from their stored

@@ -8,6 +8,7 @@
 // and on the centre +sum_j grad_j. Force-only kinds give the centre's force directly.
 #pragma once
 
+#include <cstdint>
 #include <memory>
 #include <stdexcept>
 #include <string>
@@ -56,6 +57,18 @@ class LocalModel {
     throw std::logic_error("this model kind predicts no direct forces");
   }
   virtual std::vector<std::string> diagnostic_names() const { return {}; }
+
+  /// Whether centre_forces (the block hook) exists: force-only kinds whose centres share work
+  /// (dml reads each class's reference descriptors once per block of centres, not per centre).
+  virtual bool has_centre_block() const { return false; }
+  /// centre_force for the centres [0, count): centre i has species cs[i] and neighbours
+  /// offsets[i] .. offsets[i + 1] of rel (x 3) and sp. out[i] and diag (count x
+  /// diagnostic_names().size()) equal centre_force's for each centre. Called outside a parallel
+  /// region: the model runs its own loops on the OpenMP threads.
+  virtual void centre_forces(const int* /*cs*/, const int64_t* /*offsets*/, const double* /*rel*/, const int* /*sp*/,
+                             int /*count*/, CentreForce* /*out*/, double* /*diag*/) const {
+    throw std::logic_error("this model kind has no block hook");
+  }
 
   /// Whole-structure variance of every force component (3n, eV^2/Angstrom^2): the force
   /// uncertainty of gap and sann needs the covariance between centres, so it is not per-centre.

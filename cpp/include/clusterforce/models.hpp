@@ -68,7 +68,19 @@ class DmlLocal : public LocalModel {
   std::vector<std::string> diagnostic_names() const override { return {"norms", "spread", "class_index"}; }
   CentreForce centre_force(int cs, const double* rel, const int* sp, int n, LocalScratch* scratch,
                            double* diag) const override {
-    const DmlCentre r = m_->centre(cs, rel, sp, n, static_cast<Scratch*>(scratch)->ws);
+    return result(m_->centre(cs, rel, sp, n, static_cast<Scratch*>(scratch)->ws), diag);
+  }
+  bool has_centre_block() const override { return true; }
+  void centre_forces(const int* cs, const int64_t* offsets, const double* rel, const int* sp, int count,
+                     CentreForce* out, double* diag) const override {
+    std::vector<DmlCentre> r(static_cast<std::size_t>(count));
+    m_->centres(cs, offsets, rel, sp, r.size(), r.data());
+    const std::size_t n_diag = diagnostic_names().size();
+    for (std::size_t i = 0; i < r.size(); ++i) out[i] = result(r[i], diag ? diag + i * n_diag : nullptr);
+  }
+
+ private:
+  static CentreForce result(const DmlCentre& r, double* diag) {
     CentreForce out;
     for (int x = 0; x < 3; ++x) out.force[x] = r.force[x];
     out.uncertainty = r.uncertainty;
@@ -79,8 +91,6 @@ class DmlLocal : public LocalModel {
     }
     return out;
   }
-
- private:
   struct Scratch : LocalScratch {
     explicit Scratch(DmlPredictor::Workspace w) : ws(std::move(w)) {}
     DmlPredictor::Workspace ws;

@@ -26,11 +26,20 @@ namespace clusterforce {
 
 /// How parallel_for deals out iterations: static blocks (equal cost per iteration) or dynamic
 /// chunks of `chunk` iterations (uneven cost, e.g. atoms with different neighbour counts).
+/// Loops of fewer than `serial` iterations run on the calling thread: waking the OpenMP team
+/// costs more than tiny loops save (and much more when other processes hold the cores).
 struct Schedule {
   bool dynamic = true;
   int chunk = 1;
+  std::int64_t serial = 2;
   static Schedule static_blocks() { return {false, 0}; }
   static Schedule dynamic_chunks(int chunk = 1) { return {true, chunk < 1 ? 1 : chunk}; }
+  /// This schedule, serial below n iterations.
+  Schedule serial_below(std::int64_t n) const {
+    Schedule s = *this;
+    s.serial = n;
+    return s;
+  }
 };
 
 /// Number of threads a parallel_for would use here (1 without OpenMP or inside a parallel region).
@@ -82,7 +91,7 @@ void parallel_for_with(std::int64_t n, MakeState&& make_state, Body&& body, Sche
       failure.record(i, std::current_exception());
     }
   };
-  CLUSTERFORCE_PRAGMA(omp parallel if (n > 1)) {
+  CLUSTERFORCE_PRAGMA(omp parallel if (n >= schedule.serial)) {
     // Every thread must reach the worksharing loop, so a state that cannot be made (allocation)
     // is recorded as a failure of iteration 0 and the thread's share is skipped.
     std::optional<decltype(make_state())> state;

@@ -26,6 +26,10 @@ namespace clusterforce {
 /// Atoms closer than this (Angstrom) are "at the same position": no model is defined there.
 constexpr double kCoincidentDistance = 1e-4;
 
+/// Structures of fewer centres are evaluated on the calling thread: below it the OpenMP team
+/// costs more than it saves (benchmarks/parallel_predict.py).
+constexpr int kSerialCentres = 8;
+
 /// Maps a target index (atom index, or LAMMPS local/ghost index) to the ID messages name it by.
 using AtomId = std::function<int64_t(int64_t)>;
 
@@ -166,7 +170,7 @@ inline CentreResults evaluate_centres(const LocalModel& model, const PairWall& w
             detail::rethrow_for_atom(id(c.atom_of(static_cast<int>(i))));
           }
         },
-        Schedule::dynamic_chunks());
+        Schedule::dynamic_chunks().serial_below(kSerialCentres));
     for (int i = 0; i < nc; ++i) {
       const int64_t ai = c.atom_of(i);
       for (int64_t p = nl.offsets[i]; p < nl.offsets[i + 1]; ++p) {
@@ -186,26 +190,35 @@ inline CentreResults evaluate_centres(const LocalModel& model, const PairWall& w
     }
   } else {
     const std::size_t n_diag = model.diagnostic_names().size();
-    std::vector<double> force(3 * static_cast<std::size_t>(nc), 0.0);
-    out.uncertainty.assign(nc, 0.0);
+    std::vector<CentreForce> force(static_cast<std::size_t>(nc));
     out.diagnostics.assign(nc * n_diag, 0.0);
-    parallel_for_with(
-        nc, scratch,
-        [&](std::unique_ptr<LocalScratch>& s, int64_t i) {
-          const int64_t o = nl.offsets[i];
-          try {
-            const CentreForce r =
-                model.centre_force(c.species[i], nl.rel.data() + 3 * o, nl.species.data() + o,
-                                   c.nl.count(static_cast<int>(i)), s.get(), out.diagnostics.data() + i * n_diag);
-            for (int x = 0; x < 3; ++x) force[3 * i + x] = r.force[x];
-            out.uncertainty[i] = r.uncertainty;
-          } catch (const std::logic_error&) {
-            detail::rethrow_for_atom(id(c.atom_of(static_cast<int>(i))));
-          }
-        },
-        Schedule::dynamic_chunks());
+    const auto one = [&](std::unique_ptr<LocalScratch>& s, int64_t i) {
+      const int64_t o = nl.offsets[i];
+      try {
+        force[i] = model.centre_force(c.species[i], nl.rel.data() + 3 * o, nl.species.data() + o,
+                                      c.nl.count(static_cast<int>(i)), s.get(), out.diagnostics.data() + i * n_diag);
+      } catch (const std::logic_error&) {
+        detail::rethrow_for_atom(id(c.atom_of(static_cast<int>(i))));
+      }
+    };
+    if (model.has_centre_block() && nc > 0) {
+      try {
+        model.centre_forces(c.species.data(), nl.offsets.data(), nl.rel.data(), nl.species.data(), nc, force.data(),
+                            out.diagnostics.data());
+      } catch (const std::logic_error&) {
+        // The block cannot say which centre failed; the per-centre path fails on the same
+        // centre and names its atom.
+        std::unique_ptr<LocalScratch> s = scratch();
+        for (int64_t i = 0; i < nc; ++i) one(s, i);
+        throw;
+      }
+    } else {
+      parallel_for_with(nc, scratch, one, Schedule::dynamic_chunks().serial_below(kSerialCentres));
+    }
+    out.uncertainty.assign(nc, 0.0);
+    for (int i = 0; i < nc; ++i) out.uncertainty[i] = force[i].uncertainty;
     for (int i = 0; i < nc; ++i)
-      for (int x = 0; x < 3; ++x) out.forces[3 * c.atom_of(i) + x] += force[3 * static_cast<std::size_t>(i) + x];
+      for (int x = 0; x < 3; ++x) out.forces[3 * c.atom_of(i) + x] += force[i].force[x];
   }
   out.extrapolating = extrapolating_centres(c, limits);
   return out;
