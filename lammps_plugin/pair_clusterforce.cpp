@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <exception>
 #include <fstream>
@@ -236,7 +237,11 @@ void PairClusterforce::compute(int eflag, int vflag) {
   try {
     r = local_->evaluate(centres_, nall, id);
   } catch (const std::exception& e) {
-    error->one(FLERR, fmt::format("pair clusterforce: {}", e.what()));
+    const std::string message = fmt::format("pair clusterforce: {}", e.what());
+    // error->one aborts the MPI job; a rank's piped stdout can be lost unflushed, stderr is not buffered.
+    std::fprintf(stderr, "ERROR on proc %d: %s\n", comm->me, message.c_str());
+    std::fflush(stderr);
+    error->one(FLERR, message);
   }
   tally(r);
   warn_extrapolating(r);
