@@ -728,7 +728,7 @@ def summary(workdir: str | Path) -> dict:
         "proposed": len(frames) - len(labelled),
         "skipped": state["skipped"],
         "md_steps": md_steps,
-        "calls_per_1000_md_steps": 1000 * len(frames) / md_steps if md_steps else None,
+        "calls_per_1000_md_steps": 1000 * len(labelled) / md_steps if md_steps else None,
         "force_rmse_before_each_call": [float(f.info["learn_force_rmse_before"]) for f in labelled],
         "reasons": [f.info["learn_reason"] for f in frames],
     }
