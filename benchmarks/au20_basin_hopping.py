@@ -98,8 +98,8 @@ def analyse(model: Path, seeds: list[int], work: Path, shared: Path) -> dict:
     """Every stored minimum's energy, shortest pair and point group; the lowest against the tetrahedron."""
     from ase.db import connect
     from clusterforce import Calculator
-    from clusterforce.isomers import relax, structure_distance
-    from clusterforce.symmetry import point_group
+    from clusterforce.descriptors.symmetry import point_group
+    from clusterforce.workflows.isomers import relax, structure_distance
 
     tetrahedron = ideal_tetrahedron(shared)
     relaxed, e_tetrahedron, converged = relax(tetrahedron, Calculator(str(model)))

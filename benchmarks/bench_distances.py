@@ -25,7 +25,7 @@ import numpy as np
 import scipy
 import sklearn
 from clusterforce import _kernels
-from clusterforce.distances import euclidean_distances
+from clusterforce.descriptors.distances import euclidean_distances
 from scipy.spatial.distance import cdist
 from sklearn.metrics import pairwise_distances
 from threadpoolctl import threadpool_info, threadpool_limits

@@ -1,6 +1,6 @@
 """Accuracy of the ``dml`` model kind on size transfer (train on small systems, test on larger).
 
-1. rings: the shipped [Au(SCH3)]n GFN1-xTB data (``clusterforce.datasets.load("rings")``, or
+1. rings: the shipped [Au(SCH3)]n GFN1-xTB data (``clusterforce.data.datasets.load("rings")``, or
    ``--rings FILE``); train on n = 4, 5, test on n = 6 (paper III D 1); per-class table.
 2. au-clusters-dft: ../shared/data/au-clusters-dft (VASP); train on Au10-Au15 (frames
    subsampled per size), test on Au16-Au19 (subsampled); force RMSE.
@@ -30,10 +30,9 @@ from pathlib import Path
 
 import clusterforce
 import numpy as np
-from clusterforce import datasets
-from clusterforce.data import read_frames
-from clusterforce.dml import DMLModel
-from clusterforce.dml.metrics import evaluate_model, markdown_table
+from clusterforce.data import datasets, read_frames
+from clusterforce.kinds.dml import DMLModel
+from clusterforce.kinds.dml.metrics import evaluate_model, markdown_table
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT / ".." / "shared"

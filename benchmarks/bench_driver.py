@@ -4,7 +4,7 @@ Run from the repository root::
 
     python benchmarks/bench_driver.py [--repeat 5]
 
-Trains a small model of every kind on shipped frames (``clusterforce.datasets``: na for gap,
+Trains a small model of every kind on shipped frames (``clusterforce.data.datasets``: na for gap,
 sann and dart, rings for dml), then times ``_kernels.Predictor.compute`` (the one C++ path of
 Python, ASE and LAMMPS) over held-out frames with the OpenMP pool limited to 1 and to 2
 threads, alternating the two settings and keeping the best of ``--repeat`` passes of each, so
@@ -22,12 +22,12 @@ import time
 from pathlib import Path
 
 import numpy as np
-from clusterforce import _kernels, datasets
-from clusterforce.dart import DARTModel
-from clusterforce.data import species_indices
-from clusterforce.dml import DMLModel
-from clusterforce.gap import GAPModel, Soap, ThreeBody, TwoBody
-from clusterforce.sann import SANNModel
+from clusterforce import _kernels
+from clusterforce.data import datasets, species_indices
+from clusterforce.kinds.dart import DARTModel
+from clusterforce.kinds.dml import DMLModel
+from clusterforce.kinds.gap import GAPModel, Soap, ThreeBody, TwoBody
+from clusterforce.kinds.sann import SANNModel
 from threadpoolctl import threadpool_limits
 
 RESULTS = Path(__file__).resolve().parent / "results" / "driver.json"

@@ -70,7 +70,7 @@ def na_frames(path: str | None):
         import ase.io
 
         return read_gz_extxyz(Path(path)) if str(path).endswith(".gz") else ase.io.read(path, ":")
-    from clusterforce import datasets
+    from clusterforce.data import datasets
 
     if "na" not in datasets.available():
         return None
@@ -85,14 +85,14 @@ def peak_rss_mb() -> float:
 
 
 def terms_from(spec: list[dict]):
-    from clusterforce.gap import term_from_dict
+    from clusterforce.kinds.gap import term_from_dict
 
     return tuple(term_from_dict(t) for t in spec)
 
 
 def prediction_timing(model, frames, repeats: int = 3) -> dict:
     """Seconds per atom: compiled predictor vs numpy design rows contracted with alpha."""
-    from clusterforce.gap.design import Sample, sample_rows
+    from clusterforce.kinds.gap.design import Sample, sample_rows
 
     atoms_total = sum(len(a) for a in frames)
     t = time.perf_counter()
@@ -129,7 +129,7 @@ def prediction_timing(model, frames, repeats: int = 3) -> dict:
 
 def child_gap(task: dict) -> dict:
     from clusterforce.data import get_energy
-    from clusterforce.gap.model import GAPModel
+    from clusterforce.kinds.gap.model import GAPModel
 
     train, test = load_split(task)
     n_train_atoms = sum(len(a) for a in train)
@@ -252,7 +252,7 @@ def soap_term(**kw) -> dict:
 
 
 def tasks(args) -> list[dict]:
-    from clusterforce.gap import default_terms
+    from clusterforce.kinds.gap import default_terms
 
     quick = args.quick
     au_terms = [
@@ -416,7 +416,7 @@ def main() -> int:
 def na_frames_available(path: str | None) -> bool:
     if path:
         return Path(path).is_file()
-    from clusterforce import datasets
+    from clusterforce.data import datasets
 
     return "na" in datasets.available()
 

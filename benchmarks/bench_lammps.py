@@ -48,9 +48,9 @@ def potentials_dir() -> Path:
 
 
 def train_models(workdir: Path, quick: bool) -> dict[str, dict]:
-    from clusterforce.dml.model import DMLModel
-    from clusterforce.gap.model import GAPModel
-    from clusterforce.gap.terms import Soap, ThreeBody, TwoBody
+    from clusterforce.kinds.dml.model import DMLModel
+    from clusterforce.kinds.gap.model import GAPModel
+    from clusterforce.kinds.gap.terms import Soap, ThreeBody, TwoBody
 
     rng = np.random.default_rng(0)
     frames = []
@@ -88,9 +88,9 @@ def train_au_dft_models(workdir: Path, shared: Path, styles: list[str]) -> dict[
     (``gap-au-mapped`` is what ``clusterforce train`` writes). The fast forms' RMS force difference
     to the slow ones is what they cost."""
     from bench_gap import au_frames
-    from clusterforce.gap.mapping import map_model
-    from clusterforce.gap.model import GAPModel
-    from clusterforce.gap.terms import PRESETS
+    from clusterforce.kinds.gap.mapping import map_model
+    from clusterforce.kinds.gap.model import GAPModel
+    from clusterforce.kinds.gap.terms import PRESETS
 
     train = au_frames(str(shared), range(10, 16), 500, 0)
     test = au_frames(str(shared), range(16, 20), 25, 1)

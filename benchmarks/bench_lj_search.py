@@ -1,6 +1,6 @@
 """Global optimisation check: basin hopping finds the Lennard-Jones LJ13 and LJ38 global minima.
 
-From random starts (one per seed), ``clusterforce.search.basin_hopping`` with the Lennard-Jones
+From random starts (one per seed), ``clusterforce.workflows.search.basin_hopping`` with the Lennard-Jones
 calculator (epsilon = sigma = 1, no cutoff), kT = 0.8 epsilon, step 0.36 sigma adapted to 50 %
 acceptance, stops when it reaches the Cambridge Cluster Database energy. Reported per size: how
 many seeds succeed within the step budget, the median first-hit step, CPU seconds, and the
@@ -19,8 +19,8 @@ import time
 from pathlib import Path
 
 import numpy as np
-from clusterforce.calculators import LennardJones
-from clusterforce.search import LJ_NEAREST, basin_hopping, random_cluster
+from clusterforce.references import LennardJones
+from clusterforce.workflows.search import LJ_NEAREST, basin_hopping, random_cluster
 
 #: Global minima, epsilon (Cambridge Cluster Database).
 GLOBAL_MINIMA = {13: -44.326801, 38: -173.928427}

@@ -111,12 +111,12 @@ def main() -> int:
     parser.add_argument("--z-eff", nargs="+", default=["Ag=8.03", "Au=10.94"], help="effective nuclear charges sann lacks")
     parser.add_argument("-o", "--output", default=str(ROOT / "benchmarks" / "results" / "neural.json"))
     args = parser.parse_args()
-    from clusterforce import datasets
-    from clusterforce.cli_args import parse_assignments
-    from clusterforce.dart import DARTModel
-    from clusterforce.gap.mapping import map_model
-    from clusterforce.gap.model import GAPModel
-    from clusterforce.sann import SANNModel
+    from clusterforce.core.options import parse_assignments
+    from clusterforce.data import datasets
+    from clusterforce.kinds.dart import DARTModel
+    from clusterforce.kinds.gap.mapping import map_model
+    from clusterforce.kinds.gap.model import GAPModel
+    from clusterforce.kinds.sann import SANNModel
 
     if args.data == "rings":
         frames = datasets.load("rings")

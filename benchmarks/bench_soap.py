@@ -117,7 +117,7 @@ def worker(impl: str, structure: str, params: str, mode: str, repeat: int) -> di
             def call():
                 return soap.derivatives(atoms, attach=True, method="analytical")
     else:
-        from clusterforce.soap import SOAP
+        from clusterforce.descriptors.soap import SOAP
 
         soap = SOAP(**p)
         if mode == "values":
@@ -165,7 +165,7 @@ def rel_dev(ours, ref) -> float:
 
 def gradient_deviation(structure: str, params: str) -> float:
     """Max over centres of max|ours - dscribe| / max|dscribe| for the full derivative tensor."""
-    from clusterforce.soap import SOAP
+    from clusterforce.descriptors.soap import SOAP
     from dscribe.descriptors import SOAP as DscribeSOAP
 
     atoms = load_structure(structure)
@@ -182,7 +182,7 @@ def gradient_deviation(structure: str, params: str) -> float:
 
 
 def accuracy_grid() -> dict:
-    from clusterforce.soap import SOAP
+    from clusterforce.descriptors.soap import SOAP
     from dscribe.descriptors import SOAP as DscribeSOAP
 
     out = {}
@@ -213,7 +213,7 @@ def main() -> int:
     rows = []
     for structure, params in CASES:
         atoms = load_structure(structure)
-        from clusterforce.soap import SOAP
+        from clusterforce.descriptors.soap import SOAP
 
         n_features = SOAP(**PARAMS[params], species=species_of(atoms)).n_features
         for mode in ("values", "values+gradients"):

@@ -7,7 +7,7 @@ composition and charge. Measured twice, same gap otherwise:
 * ``--e0 fit`` (the default): least squares of the frame energies on the element counts, which for
   one composition is the minimum-norm solution (its offsets along other compositions are arbitrary);
 * ``--e0 reference:gfn1-xtb``: isolated atoms with GFN1-xTB in their ground-state spin at the data's
-  electronic temperature (300 K), :mod:`clusterforce.composition`.
+  electronic temperature (300 K), :mod:`clusterforce.kinds.composition`.
 
 For each: energy RMSE on au25 (meV/atom, after nothing is shifted), force RMSE (eV/Angstrom), and
 the composition/charge warnings the predictions issued (expected: exactly one per model).
@@ -33,10 +33,9 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-from clusterforce import datasets
-from clusterforce.data import get_energy, get_forces
-from clusterforce.gap.model import GAPModel
-from clusterforce.gap.terms import PRESETS
+from clusterforce.data import datasets, get_energy, get_forces
+from clusterforce.kinds.gap.model import GAPModel
+from clusterforce.kinds.gap.terms import PRESETS
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -17,7 +17,7 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-from clusterforce import datasets
+from clusterforce.data import datasets
 
 RESULTS = Path(__file__).resolve().parent / "results"
 

@@ -34,8 +34,8 @@ import numpy as np  # noqa: E402
 from ase.calculators.emt import EMT  # noqa: E402
 from ase.cluster import Icosahedron  # noqa: E402
 from clusterforce import _kernels  # noqa: E402
-from clusterforce.gap.model import GAPModel  # noqa: E402
-from clusterforce.gap.terms import PRESETS  # noqa: E402
+from clusterforce.kinds.gap.model import GAPModel  # noqa: E402
+from clusterforce.kinds.gap.terms import PRESETS  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 

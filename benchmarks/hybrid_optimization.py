@@ -7,7 +7,7 @@ default, a size the model never saw), optimise with
 - each model alone (force-only BFGS, maximum step 0.1, STEPS steps, stopping when it
   extrapolates or its RMS force stalls for 20 steps, as ``clusterforce optimize``), its final
   structure evaluated with GFN1-xTB;
-- hybrid with each model (model steps checked by GFN1-xTB, ``clusterforce.hybrid``), STEPS model steps;
+- hybrid with each model (model steps checked by GFN1-xTB, ``clusterforce.workflows.hybrid``), STEPS model steps;
 - the same hybrid with a zero-force model (its GP force correction alone: what the model adds);
 - ASE's GPMin on GFN1-xTB (a GP surrogate of energies and forces, no model), up to 60 % of BFGS's calls.
 
@@ -35,9 +35,9 @@ from ase.calculators.calculator import all_changes
 from ase.io import read
 from ase.optimize import BFGS, GPMin
 from clusterforce import Calculator
-from clusterforce.calculators import resolve
-from clusterforce.hybrid import HybridOptimizer
-from clusterforce.optimize import ForceOnlyOptimizer
+from clusterforce.references import resolve
+from clusterforce.workflows.hybrid import HybridOptimizer
+from clusterforce.workflows.optimize import ForceOnlyOptimizer
 
 RESULTS = Path(__file__).resolve().parent / "results"
 

@@ -24,8 +24,8 @@ import sys
 from pathlib import Path
 
 from ase.io import read, write
-from clusterforce.dml.metrics import evaluate_model
-from clusterforce.kinds import load_model
+from clusterforce.core.registry import load_model
+from clusterforce.kinds.dml.metrics import evaluate_model
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -42,7 +42,7 @@ def test_sets(workdir: Path) -> dict[str, list]:
         cli("train", "--kind", "gap", "dataset:rings", "-o", str(gap), "--quiet")
     starts = workdir / "puckered_starts.extxyz"
     if not starts.exists():
-        from clusterforce.datagen.builders import gold_thiolate_ring
+        from clusterforce.workflows.datagen.builders import gold_thiolate_ring
 
         lowest = []
         for n in (7, 8):

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 from ase.io import read
-from clusterforce.kinds import load_model
+from clusterforce.core.registry import load_model
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 

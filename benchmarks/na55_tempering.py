@@ -43,7 +43,7 @@ def held_out_accuracy(work: Path) -> dict:
     """Energy (meV/atom) and force (eV/Angstrom) RMSE on the Na55 frames of dataset:na, trained without them."""
     out = work / "heldout_na55.json"
     if not out.exists():
-        from clusterforce import datasets
+        from clusterforce.data import datasets
 
         frames = datasets.load("na")
         write(work / "na_no55.extxyz", [a for a in frames if len(a) != 55])

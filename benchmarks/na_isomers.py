@@ -2,7 +2,7 @@
 
 With the gap model trained on the shipped ``na`` data (sizes 20, 25, 31, 41, 55), for Na46:
 
-1. basin hopping from a random start (``clusterforce.search.basin_hopping``, kT 0.1 eV, 0.4 A steps);
+1. basin hopping from a random start (``clusterforce.workflows.search.basin_hopping``, kT 0.1 eV, 0.4 A steps);
 2. Langevin MD at 350 K from the basin-hopping lowest minimum, a frame every 20 steps;
 3. screening: frames binned by predicted energy, the lowest frame of each bin relaxed, distinct minima
    counted (energy window 1 meV + RMSD 0.05 A after alignment);
@@ -25,8 +25,8 @@ from ase import units
 from ase.md.langevin import Langevin
 from ase.md.velocitydistribution import MaxwellBoltzmannDistribution, Stationary, ZeroRotation
 from clusterforce import Calculator
-from clusterforce.isomers import MinimaStore, relax
-from clusterforce.search import basin_hopping, random_cluster, screen
+from clusterforce.workflows.isomers import MinimaStore, relax
+from clusterforce.workflows.search import basin_hopping, random_cluster, screen
 
 RESULTS = Path(__file__).resolve().parent / "results"
 

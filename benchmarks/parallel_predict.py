@@ -87,9 +87,9 @@ def run_worker(so: Path, model: Path, frames: Path, args) -> dict:
 
 
 def train_models(cache: Path) -> dict[str, Path]:
-    from clusterforce import datasets
-    from clusterforce.dart import DARTModel
-    from clusterforce.sann import SANNModel
+    from clusterforce.data import datasets
+    from clusterforce.kinds.dart import DARTModel
+    from clusterforce.kinds.sann import SANNModel
 
     cache.mkdir(parents=True, exist_ok=True)
     paths = {kind: cache / f"{kind}.cfm" for kind in ("dml", "sann", "dart")}
@@ -106,7 +106,7 @@ def train_models(cache: Path) -> dict[str, Path]:
 
 def structures(kind: str, elements: list[str]) -> dict[str, list]:
     """Named lists of (positions, species) to time for `kind`."""
-    from clusterforce import datasets
+    from clusterforce.data import datasets
 
     def arrays(atoms):
         return atoms.positions.copy(), np.array([elements.index(s) for s in atoms.get_chemical_symbols()], dtype=np.int32)
@@ -150,7 +150,7 @@ def main() -> None:
         print(json.dumps(worker(args.worker, args.model, args.frames, args.reps, args.repeats)))
         return
     sys.path.insert(0, str(ROOT / "python"))
-    from clusterforce.modelfile import load
+    from clusterforce.core.modelfile import load
 
     after = next((ROOT / "python" / "clusterforce").glob("_kernels*.so"))
     if args.before is not None and not args.before.exists():

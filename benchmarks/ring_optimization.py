@@ -30,19 +30,14 @@ from pathlib import Path
 import numpy as np
 from ase import Atoms
 from ase.optimize import BFGS
-from clusterforce import Calculator, datasets
-from clusterforce.calculators import resolve
-from clusterforce.datagen import (
-    LadderCalculator,
-    ScfFailure,
-    gold_thiolate_ring,
-    make_reference,
-    single_point_energies,
-)
-from clusterforce.dml.align import kabsch
-from clusterforce.dml.model import DMLModel
-from clusterforce.neighbors import shortest_pairs_of
-from clusterforce.optimize import ForceOnlyOptimizer
+from clusterforce import Calculator
+from clusterforce.data import datasets
+from clusterforce.descriptors.neighbors import shortest_pairs_of
+from clusterforce.kinds.dml.align import kabsch
+from clusterforce.kinds.dml.model import DMLModel
+from clusterforce.references import LadderCalculator, ScfFailure, make_reference, resolve, single_point_energies
+from clusterforce.workflows.datagen import gold_thiolate_ring
+from clusterforce.workflows.optimize import ForceOnlyOptimizer
 
 RESULTS = Path(__file__).resolve().parent / "results"
 

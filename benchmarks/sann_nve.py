@@ -45,8 +45,8 @@ def frames(alloy: bool, count: int, seed: int):
 
 
 def main() -> int:
-    from clusterforce.cli_args import parse_assignments
-    from clusterforce.sann import SANNModel
+    from clusterforce.core.options import parse_assignments
+    from clusterforce.kinds.sann import SANNModel
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=5000)

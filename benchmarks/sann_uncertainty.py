@@ -59,7 +59,7 @@ def main() -> int:
     if not (Path(args.shared) / "data" / "au-clusters-dft").is_dir():
         print(f"sann_uncertainty: {args.shared}/data/au-clusters-dft is missing; nothing to benchmark")
         return 0
-    from clusterforce.sann import SANNModel
+    from clusterforce.kinds.sann import SANNModel
 
     train = au_frames(args.shared, range(10, 16), args.per_size, 0)
     test = au_frames(args.shared, range(16, 20), args.test_per_size, 1)

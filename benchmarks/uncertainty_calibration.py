@@ -34,11 +34,11 @@ from pathlib import Path
 
 import numpy as np
 from ase.io import read
-from clusterforce import datasets
-from clusterforce.dml.model import DMLModel
-from clusterforce.gap.model import GAPModel
-from clusterforce.kinds import load_model
-from clusterforce.soap import SOAP
+from clusterforce.core.registry import load_model
+from clusterforce.data import datasets
+from clusterforce.descriptors.soap import SOAP
+from clusterforce.kinds.dml.model import DMLModel
+from clusterforce.kinds.gap.model import GAPModel
 from scipy.stats import spearmanr
 
 RESULTS = Path(__file__).resolve().parent / "results"

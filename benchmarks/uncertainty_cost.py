@@ -21,11 +21,11 @@ import time
 from pathlib import Path
 
 import numpy as np
-from clusterforce import datasets
-from clusterforce.dart.model import DARTModel
-from clusterforce.dml.model import DMLModel
-from clusterforce.gap.model import GAPModel
-from clusterforce.sann.model import SANNModel
+from clusterforce.data import datasets
+from clusterforce.kinds.dart.model import DARTModel
+from clusterforce.kinds.dml.model import DMLModel
+from clusterforce.kinds.gap.model import GAPModel
+from clusterforce.kinds.sann.model import SANNModel
 
 OUT = Path(__file__).resolve().parent / "results" / "uncertainty_cost.json"
 

@@ -14,7 +14,7 @@ size; held out Au16-Au19, 100 per size as bench_neural.py draws them). The disto
 no DFT reference: they get scores and flag rates but no error label. ``rings`` (shipped, GFN1-xTB;
 ring6 held out) and ``na`` (shipped, GFN1-xTB; Na55 held out): in-domain is a random 20 % of each
 training size; the distorted copies are labelled here with GFN1-xTB (the data sets' own settings,
-``clusterforce.calculators.resolve``), cached in ``--workdir``.
+``clusterforce.references.resolve``), cached in ``--workdir``.
 
 Per frame the score is the largest per-atom uncertainty (gap and sann: ``predict(atoms,
 variance=True)["uncertainty"]``, the predicted size of the atom's force error, eV/Angstrom; dml:
@@ -89,7 +89,7 @@ def au_split(shared: Path) -> dict[str, list]:
 def shipped_split(name: str, held_out: str) -> dict[str, list]:
     """A shipped data set: ``held_out`` system held out (every frame), 20 % of each other system at
     random (seed 0) as in-domain frames, the rest for training."""
-    from clusterforce import datasets
+    from clusterforce.data import datasets
 
     frames = datasets.load(name)
     rng = np.random.default_rng(0)
@@ -127,7 +127,7 @@ def labelled(frames: list, cache: Path) -> list:
     """The frames with GFN1-xTB energies and forces (the shipped data sets' reference), cached."""
     if cache.exists():
         return read(cache, ":")
-    from clusterforce.calculators import resolve
+    from clusterforce.references import resolve
 
     out = []
     for atoms in frames:
@@ -143,19 +143,19 @@ def labelled(frames: list, cache: Path) -> list:
 def fit(kind: str, train: list, args) -> tuple[object, float]:
     """A model of ``kind`` on ``train`` with this benchmark's (cheap, stated) settings; fit seconds."""
     if kind == "gap":
-        from clusterforce.gap.model import GAPModel
+        from clusterforce.kinds.gap.model import GAPModel
 
         model = GAPModel(progress=False)
     elif kind == "dml":
-        from clusterforce.dml.model import DMLModel
+        from clusterforce.kinds.dml.model import DMLModel
 
         model = DMLModel(n_references_norm=1000, n_references_direction=500, progress=False)
     elif kind == "sann":
-        from clusterforce.sann import SANNModel
+        from clusterforce.kinds.sann import SANNModel
 
         model = SANNModel(epochs=args.sann_epochs, progress=False)
     else:
-        from clusterforce.dart.model import DARTModel
+        from clusterforce.kinds.dart.model import DARTModel
 
         model = DARTModel(max_epochs=args.dart_epochs, progress=False)
     start = time.perf_counter()

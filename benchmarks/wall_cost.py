@@ -14,7 +14,7 @@ same sparse points or network, same targets (reference minus a zero wall). "With
 that learned part alone, the model with ``baseline/r_s`` taken out, so the two columns differ by
 the wall alone. For sann the compiled predictor applies the wall once the shared structure driver
 does; until then (``applied_by_compiled_predictor: false`` in the JSON) the wall's energy and forces
-(:func:`clusterforce.baseline.energy_forces`, the same pair sum) are added here.
+(:func:`clusterforce.core.baseline.energy_forces`, the same pair sum) are added here.
 
 Usage::
 
@@ -42,7 +42,7 @@ RESULTS = ROOT / "benchmarks" / "results"
 
 def split(data: str, shared: Path, au_per_size: int):
     """(train, test, description) of data set ``data``; None when its files are missing."""
-    from clusterforce import datasets
+    from clusterforce.data import datasets
 
     if data == "au":
         if not (shared / "data" / "au-clusters-dft").is_dir():
@@ -61,8 +61,8 @@ def split(data: str, shared: Path, au_per_size: int):
 
 
 def fit(kind: str, train):
-    from clusterforce.gap.model import GAPModel
-    from clusterforce.sann import SANNModel
+    from clusterforce.kinds.gap.model import GAPModel
+    from clusterforce.kinds.sann import SANNModel
 
     if kind == "gap":
         return GAPModel(progress=False).fit(train)
@@ -79,7 +79,7 @@ def learned_part(model):
 
 
 def wall_of(model, atoms) -> tuple[float, np.ndarray]:
-    from clusterforce import baseline as pair_wall
+    from clusterforce.core import baseline as pair_wall
     from clusterforce.data import species_indices
 
     return pair_wall.energy_forces(model.baseline_r_s_, atoms, species_indices(atoms, model.element_list_))

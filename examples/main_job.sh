@@ -39,8 +39,8 @@ import sys
 import numpy as np
 from ase.io import read
 from clusterforce import Calculator
-from clusterforce.dml.environments import classify
-from clusterforce.dml.metrics import class_metrics
+from clusterforce.kinds.dml.environments import classify
+from clusterforce.kinds.dml.metrics import class_metrics
 
 kinds = ("dml", "gap")
 reports = {kind: json.load(open(f"ring7_metrics_{kind}.json")) for kind in kinds}
@@ -78,7 +78,7 @@ print(f"rings-{best}.cfm")
 PY
 )
 
-python -c "from clusterforce.datagen import gold_thiolate_ring; a = gold_thiolate_ring(7); a.center(vacuum=8.0); a.write('ring7_start.xyz')"
+python -c "from clusterforce.workflows.datagen import gold_thiolate_ring; a = gold_thiolate_ring(7); a.center(vacuum=8.0); a.write('ring7_start.xyz')"
 clusterforce optimize "$model" ring7_start.xyz --reference gfn1-xtb --maxstep "$MAXSTEP" --trust-radius "$TRUST_RADIUS" \
     --check-every "$CHECK_EVERY" --fmax "$FMAX" --steps "$STEPS" -o ring7_opt.traj --final ring7_opt.extxyz \
     --reference-frames ring7_opt_reference.extxyz --json ring7_opt.json --log ring7_opt.log

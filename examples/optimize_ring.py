@@ -18,10 +18,11 @@ from pathlib import Path
 
 import numpy as np
 from ase.io import read
-from clusterforce import Calculator, datasets
-from clusterforce.datagen import gold_thiolate_ring
-from clusterforce.dml.model import DMLModel
-from clusterforce.optimize import ForceOnlyOptimizer
+from clusterforce import Calculator
+from clusterforce.data import datasets
+from clusterforce.kinds.dml.model import DMLModel
+from clusterforce.workflows.datagen import gold_thiolate_ring
+from clusterforce.workflows.optimize import ForceOnlyOptimizer
 
 
 def main() -> None:
@@ -52,7 +53,7 @@ def main() -> None:
     print(f"{result.nsteps} steps, converged: {result.converged}, Hessian resets before steps {result.resets}")
 
     try:
-        from clusterforce.datagen import make_reference, single_point_energies
+        from clusterforce.references import make_reference, single_point_energies
 
         reference = make_reference("gfn1-xtb", atoms)
     except ImportError as exc:

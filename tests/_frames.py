@@ -8,7 +8,7 @@ from ase.calculators.emt import EMT
 from ase.calculators.lj import LennardJones
 from ase.calculators.singlepoint import SinglePointCalculator
 from ase.cluster import Icosahedron
-from clusterforce.datagen import gold_thiolate_ring as ring
+from clusterforce.workflows.datagen import gold_thiolate_ring as ring
 
 
 def _label(atoms: Atoms, calc) -> Atoms:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 from ase import Atoms
-from clusterforce.datagen import gold_thiolate_ring
+from clusterforce.workflows.datagen import gold_thiolate_ring
 from scipy.spatial.transform import Rotation
 
 AU_S, S_C, C_H, AU_AU = 2.40, 1.82, 1.09, 2.85

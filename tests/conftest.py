@@ -10,7 +10,7 @@ from ase import Atoms
 from ase.calculators.calculator import CalculationFailed, Calculator, all_changes
 from ase.calculators.emt import EMT
 from ase.cluster import Icosahedron
-from clusterforce.datagen import Reference, Rung
+from clusterforce.references import Reference, Rung
 
 
 class Morse(Calculator):
@@ -127,8 +127,8 @@ def rattled_au13():
 def cu13_gap_model(tmp_path_factory) -> str:
     """Path of a small 2-body gap model of Cu13 (EMT energies of 4 rattled icosahedra), for workflow tests."""
     from _frames import emt_frames
-    from clusterforce.gap import TwoBody
-    from clusterforce.gap.model import GAPModel
+    from clusterforce.kinds.gap import TwoBody
+    from clusterforce.kinds.gap.model import GAPModel
 
     frames = emt_frames(4, seed=0, rattle=0.1, element="Cu")
     model = tmp_path_factory.mktemp("cu13_gap") / "cu.cfm"

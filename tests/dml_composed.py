@@ -3,15 +3,15 @@ the compiled predictor (Python, ASE and LAMMPS) is checked against."""
 
 import numpy as np
 from ase import Atoms
-from clusterforce.dml import DMLModel
+from clusterforce.kinds.dml import DMLModel
 
 
 def composed_prediction(model: DMLModel, atoms: Atoms) -> dict[str, np.ndarray]:
     """Reference for the compiled predictor, assembled from the estimator's pieces: the Python
     descriptor and environments, the scaler, EMLM distances in numpy and the OAMLM step."""
-    from clusterforce import baseline
+    from clusterforce.core import baseline
     from clusterforce.data import species_indices
-    from clusterforce.dml.environments import extract_environments
+    from clusterforce.kinds.dml.environments import extract_environments
 
     n = len(atoms)
     X = model.descriptor_.compute(atoms)

@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 from _frames import emt_frames, ring_frames
 from ase import Atoms
-from clusterforce import baseline as pair_wall
-from clusterforce.calculator import Calculator
-from clusterforce.dml.model import DMLModel
-from clusterforce.gap import ThreeBody, TwoBody
-from clusterforce.gap.model import GAPModel
+from clusterforce.core import baseline as pair_wall
+from clusterforce.core.calculator import Calculator
+from clusterforce.kinds.dml.model import DMLModel
+from clusterforce.kinds.gap import ThreeBody, TwoBody
+from clusterforce.kinds.gap.model import GAPModel
 
 SMALL = dict(n_max=3, l_max=2, n_references_norm=40, n_references_direction=25, progress=False)
 
@@ -106,7 +106,7 @@ SANN_SMALL = dict(exponents=[0.0028, 0.011, 0.059], xi=[0.005, 0.06, 0.48], l_ma
 
 @pytest.fixture(scope="module")
 def na_frames():
-    from clusterforce import datasets
+    from clusterforce.data import datasets
 
     return [a for a in datasets.load("na") if a.info["system"] == "Na20"][:8]
 
@@ -114,7 +114,7 @@ def na_frames():
 @pytest.fixture(scope="module")
 def na_models(na_frames):
     """gap and sann fitted with their default baseline on eight Na20 frames (GFN1-xTB)."""
-    from clusterforce.sann import SANNModel
+    from clusterforce.kinds.sann import SANNModel
 
     gap = GAPModel(terms=[TwoBody(r_cut=5.0, n_sparse=12), ThreeBody(r_cut=4.0, n_sparse=10)], progress=False).fit(na_frames)
     return {"gap": gap, "sann": SANNModel(epochs=1, **SANN_SMALL).fit(na_frames)}
@@ -188,7 +188,7 @@ def test_default_wall_is_zero_on_every_training_frame(na_models, na_frames, kind
 
 @pytest.mark.parametrize("kind", ["gap", "sann"])
 def test_model_file_keeps_the_wall(na_models, tmp_path, kind):
-    from clusterforce import kinds, modelfile
+    from clusterforce.core import modelfile, registry
 
     model = na_models[kind]
     path = tmp_path / f"{kind}.cfm"
@@ -196,7 +196,7 @@ def test_model_file_keeps_the_wall(na_models, tmp_path, kind):
     mf = modelfile.load(path)
     np.testing.assert_array_equal(mf.arrays["baseline/r_s"], model.baseline_r_s_)
     assert mf.metadata["baseline"] == {"kind": "exponential-wall", "A": pair_wall.A, "rho": pair_wall.RHO}
-    loaded = kinds.load_model(path)
+    loaded = registry.load_model(path)
     assert loaded.baseline
     np.testing.assert_array_equal(loaded.baseline_r_s_, model.baseline_r_s_)
     for r in (0.5, 3.6):
@@ -204,12 +204,12 @@ def test_model_file_keeps_the_wall(na_models, tmp_path, kind):
         assert Calculator(str(path)).get_property("energy", dimer(r)) == pytest.approx(model.predict(dimer(r))["energy"], rel=1e-12)
     # A model without the wall (files from before it, or --no-baseline) loads without one.
     without_wall(model).save(tmp_path / "plain.cfm")
-    plain = kinds.load_model(tmp_path / "plain.cfm")
+    plain = registry.load_model(tmp_path / "plain.cfm")
     assert not plain.baseline and plain.baseline_r_s_ is None
 
 
 def test_mapped_gap_keeps_the_wall(na_models, na_frames, tmp_path):
-    from clusterforce.gap.mapping import map_model
+    from clusterforce.kinds.gap.mapping import map_model
 
     path = tmp_path / "mapped.cfm"
     na_models["gap"].save(path)
@@ -263,7 +263,8 @@ def test_default_gap_wall_is_the_same_in_lammps(na_models, na_frames, tmp_path):
 
 @pytest.mark.parametrize("kind", ["gap", "sann"])
 def test_train_flags_turn_the_wall_off(na_frames, tmp_path, kind):
-    from clusterforce import cli, kinds
+    from clusterforce import cli
+    from clusterforce.core import registry
 
     small = {
         "gap": ["--terms", "2b", "--n-sparse-2b", "8", "--no-map", "--no-variance"],
@@ -276,6 +277,6 @@ def test_train_flags_turn_the_wall_off(na_frames, tmp_path, kind):
         cli.prepare(commands["train"], arguments[1:])
         return parser.parse_args(arguments)
 
-    on = kinds.get(kind).train(na_frames[:4], parse(argv))
-    off = kinds.get(kind).train(na_frames[:4], parse([*argv, "--no-baseline"]))
+    on = registry.get(kind).train(na_frames[:4], parse(argv))
+    off = registry.get(kind).train(na_frames[:4], parse([*argv, "--no-baseline"]))
     assert on.baseline_r_s_ is not None and off.baseline_r_s_ is None

@@ -7,7 +7,7 @@ from ase.md.langevin import Langevin
 from ase.md.verlet import VelocityVerlet
 from ase.optimize import BFGS, FIRE, LBFGS, MDMin
 from clusterforce import Calculator
-from clusterforce.optimize import ForceOnlyAtoms
+from clusterforce.workflows.optimize import ForceOnlyAtoms
 
 
 def test_forces_equal_model_predict(rattled_au13, emt_force_model):

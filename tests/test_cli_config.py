@@ -5,8 +5,8 @@ import json
 import pytest
 from _frames import emt_frames
 from ase.io import write
-from clusterforce import kinds
 from clusterforce.cli import build_parser, main, prepare
+from clusterforce.core import registry
 
 SMALL = ["--n-max", "3", "--l-max", "2", "--n-references-norm", "30", "--quiet"]
 
@@ -42,7 +42,7 @@ def test_train_reads_config_and_flags_override_it(tmp_path, data):
     config = _config(tmp_path, "n-references-norm: 25\nn_references_direction: 7\nsigma2: {Au: 0.4}\n")
     model = tmp_path / "au.cfm"
     assert main(["train", str(data), "-o", str(model), "--config", str(config), *SMALL[:4], "--n-references-direction", "9"]) == 0
-    loaded = kinds.load_model(model)
+    loaded = registry.load_model(model)
     stats = loaded.training_["classes"]["Au"]
     assert (stats["n_references_norm"], stats["n_references_direction"]) == (25, 9)
     assert loaded.models_["Au"].oamlm.sigma2 == 0.4

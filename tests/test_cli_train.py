@@ -4,8 +4,8 @@ import re
 import pytest
 from _frames import emt_frames, ring_frames
 from ase.io import write
-from clusterforce import kinds
 from clusterforce.cli import main
+from clusterforce.core import registry
 
 SMALL = ["--n-max", "3", "--l-max", "2", "--n-references-norm", "30", "--n-references-direction", "20", "--quiet"]
 
@@ -132,7 +132,7 @@ def test_optimize_cli_hybrid_with_reference(tmp_path, data, capsys):
 
 
 def test_train_with_validation_split_by_group(tmp_path, capsys):
-    from clusterforce import modelfile
+    from clusterforce.core import modelfile
 
     frames = emt_frames(3, seed=0) + emt_frames(3, seed=1)
     for i, atoms in enumerate(frames):
@@ -184,11 +184,11 @@ def _lists(text: str, flag: str) -> bool:
     return re.search(rf"(?<![\w-]){re.escape(flag)}(?![\w-])", text) is not None
 
 
-@pytest.mark.parametrize("kind", list(kinds.KINDS))
+@pytest.mark.parametrize("kind", list(registry.KINDS))
 def test_help_of_a_kind_lists_its_options_and_no_other_kinds(kind, capsys, monkeypatch):
     text = _help(capsys, monkeypatch, "--kind", kind)
-    own = kinds.kind_options(kind)
-    others = {flag for name in kinds.KINDS for flag in kinds.kind_options(name)} - own
+    own = registry.kind_options(kind)
+    others = {flag for name in registry.KINDS for flag in registry.kind_options(name)} - own
     assert own and all(_lists(text, flag) for flag in own)
     assert not [flag for flag in others if _lists(text, flag)]
     assert all(_lists(text, flag) for flag in ("--kind", "-o", "--config", "--valid-fraction", "--seed"))
@@ -198,8 +198,8 @@ def test_help_of_a_kind_lists_its_options_and_no_other_kinds(kind, capsys, monke
 def test_help_without_a_kind_lists_the_kinds(capsys, monkeypatch):
     text = _help(capsys, monkeypatch)
     assert "Add --kind K --help" in text
-    assert all(f"{name}: {kinds.get(name).SUMMARY.split()[0]}" in text for name in kinds.KINDS)
-    assert not [flag for name in kinds.KINDS for flag in kinds.kind_options(name) if _lists(text, flag)]
+    assert all(f"{name}: {registry.get(name).SUMMARY.split()[0]}" in text for name in registry.KINDS)
+    assert not [flag for name in registry.KINDS for flag in registry.kind_options(name) if _lists(text, flag)]
 
 
 @pytest.mark.parametrize(

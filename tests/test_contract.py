@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from ase import Atoms
-from clusterforce.kinds import load_model
+from clusterforce.core.registry import load_model
 
 CONTRACT = Path(__file__).parent / "data" / "contract"
 RECORD = json.loads((CONTRACT / "predictions.json").read_text())

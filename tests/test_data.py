@@ -6,11 +6,11 @@ import pytest
 from ase import Atoms
 from ase.calculators.emt import EMT
 from ase.calculators.singlepoint import SinglePointCalculator
-from clusterforce import datasets
 from clusterforce.data import (
     DataError,
     by_size,
     dataset_hash,
+    datasets,
     frame_label,
     get_energy,
     get_forces,
@@ -20,7 +20,7 @@ from clusterforce.data import (
     validate_frames,
 )
 from clusterforce.data import io as data_io
-from clusterforce.dml.scaler import MinMaxScaler
+from clusterforce.kinds.dml.scaler import MinMaxScaler
 from sklearn.base import clone
 
 

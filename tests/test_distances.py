@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 from clusterforce import _kernels
-from clusterforce.distances import euclidean_distances, squared_row_norms
+from clusterforce.descriptors.distances import euclidean_distances, squared_row_norms
 from scipy.spatial.distance import cdist
 from threadpoolctl import threadpool_limits
 

@@ -1,4 +1,4 @@
-"""The estimator base (clusterforce.estimator) and the Calculator's uncertainty switch, on the stored contract models."""
+"""The estimator base (clusterforce.core.estimator) and the Calculator's uncertainty switch, on the stored contract models."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from ase import Atoms
 from clusterforce import Calculator
-from clusterforce.kinds import load_model
+from clusterforce.core.registry import load_model
 
 CONTRACT = Path(__file__).parent / "data" / "contract"
 NAMES = ("dart_na", "dml_rings", "gap_na", "sann_na")

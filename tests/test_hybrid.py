@@ -6,7 +6,7 @@ from ase.calculators.emt import EMT
 from ase.calculators.lj import LennardJones
 from ase.cluster import Icosahedron
 from ase.optimize import BFGS
-from clusterforce.hybrid import ForceCorrection, HybridOptimizer
+from clusterforce.workflows.hybrid import ForceCorrection, HybridOptimizer
 
 
 @pytest.fixture

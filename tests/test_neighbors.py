@@ -3,7 +3,7 @@ import pytest
 from ase import Atoms
 from ase.build import bulk
 from ase.neighborlist import neighbor_list as ase_neighbor_list
-from clusterforce.neighbors import NeighborList, neighbor_list, neighbor_list_atoms
+from clusterforce.descriptors.neighbors import NeighborList, neighbor_list, neighbor_list_atoms
 from threadpoolctl import threadpool_limits
 
 TRICLINIC = np.array([[8.0, 0.0, 0.0], [3.0, 7.0, 0.0], [1.0, 2.0, 9.0]])
@@ -144,7 +144,7 @@ def test_bad_input_is_rejected_with_a_clear_message(args, kwargs, message):
 def test_shortest_pair_distances_match_brute_force():
     from ase.build import molecule
     from ase.data import atomic_numbers
-    from clusterforce.neighbors import shortest_pair_distances
+    from clusterforce.descriptors.neighbors import shortest_pair_distances
 
     atoms = molecule("CH3CH2SH")
     got = shortest_pair_distances(atoms, 2.5)

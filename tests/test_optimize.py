@@ -5,7 +5,7 @@ from ase.constraints import FixAtoms
 from ase.io import read
 from ase.optimize import BFGS
 from clusterforce import Calculator
-from clusterforce.optimize import CURVATURE_EPS, ForceOnlyOptimizer, _GuardedBFGS, curvature_ok, parse_partwise
+from clusterforce.workflows.optimize import CURVATURE_EPS, ForceOnlyOptimizer, _GuardedBFGS, curvature_ok, parse_partwise
 from conftest import EMTForceModel
 
 

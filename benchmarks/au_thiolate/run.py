@@ -35,13 +35,14 @@ from pathlib import Path
 import numpy as np
 from ase import Atoms
 from ase.constraints import FixAtoms
-from clusterforce import Calculator, datasets
-from clusterforce.datagen import Reference, make_reference, single_point_energies
-from clusterforce.dml.environments import SCHEME_IDS, classify, extract_environments
-from clusterforce.dml.metrics import evaluate_model, markdown_table
-from clusterforce.dml.model import DMLModel
-from clusterforce.dml.plots import plot_angle_vs_norm, plot_norm_parity
-from clusterforce.optimize import ForceOnlyOptimizer, parse_partwise
+from clusterforce import Calculator
+from clusterforce.data import datasets
+from clusterforce.kinds.dml.environments import SCHEME_IDS, classify, extract_environments
+from clusterforce.kinds.dml.metrics import evaluate_model, markdown_table
+from clusterforce.kinds.dml.model import DMLModel
+from clusterforce.kinds.dml.plots import plot_angle_vs_norm, plot_norm_parity
+from clusterforce.references import Reference, make_reference, single_point_energies
+from clusterforce.workflows.optimize import ForceOnlyOptimizer, parse_partwise
 
 RESULTS = Path(__file__).resolve().parents[1] / "results" / "au_thiolate"
 ISOMERS = ("Q", "T")

@@ -83,7 +83,7 @@ void clusterforce::bindings::bind_distances(py::module_& m) {
         py::arg("exact") = false, py::arg("squared") = false, py::arg("X_sqnorms") = py::none(),
         py::arg("Y_sqnorms") = py::none(), py::arg("isa") = "auto",
         "Distance matrix (n, k) between rows of X (n, f) and Y (k, f). No finiteness checks: see "
-        "clusterforce.distances.");
+        "clusterforce.descriptors.distances.");
   m.def("squared_row_norms", &py_squared_row_norms, py::arg("X"), "Squared Euclidean norm of every row of X.");
   m.def("resolve_isa", &distance_isa, py::arg("isa") = "auto",
         "Instruction set the kernels use for the requested one ('auto' = best this CPU supports).");

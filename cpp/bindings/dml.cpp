@@ -56,7 +56,7 @@ void bind_dml(py::module_& m) {
             return std::make_shared<DmlPredictor>(DmlPredictor::from_modelfile(ModelFile::from_bytes(bytes, name)));
           },
           py::arg("data"), py::arg("name") = "<bytes>",
-          "Build from the bytes of a .cfm file (clusterforce.modelfile.to_bytes); `name` labels error messages.")
+          "Build from the bytes of a .cfm file (clusterforce.core.modelfile.to_bytes); `name` labels error messages.")
       .def_property_readonly("elements", &DmlPredictor::elements)
       .def_property_readonly("classes", &DmlPredictor::classes)
       .def_property_readonly("cutoff", &DmlPredictor::cutoff)

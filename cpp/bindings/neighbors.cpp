@@ -51,5 +51,5 @@ py::tuple py_neighbor_list(const Array& positions, double cutoff, const std::opt
 void clusterforce::bindings::bind_neighbors(py::module_& m) {
   m.def("neighbor_list", &py_neighbor_list, py::arg("positions"), py::arg("cutoff"), py::arg("cell"), py::arg("pbc"),
         "Neighbour pairs within cutoff as (i, j, D, d, S), sorted by i, j, S. See "
-        "clusterforce.neighbors.");
+        "clusterforce.descriptors.neighbors.");
 }

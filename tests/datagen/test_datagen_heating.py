@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 from ase.calculators.emt import EMT
 from ase.io import read
-from clusterforce.datagen import HeatingSchedule, Job, ScfFailure, build, generate, make_reference, record_steps
-from clusterforce.datagen.store import checkpoint_path
+from clusterforce.references import ScfFailure, make_reference
+from clusterforce.workflows.datagen import HeatingSchedule, Job, build, generate, record_steps
+from clusterforce.workflows.datagen.store import checkpoint_path
 from conftest import geometric_coin
 
 SCHEDULE = HeatingSchedule(temperatures=(300.0, 600.0), steps_per_temperature=40, frames=12, seed=7)

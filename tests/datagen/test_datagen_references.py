@@ -4,17 +4,15 @@ import sys
 import numpy as np
 import pytest
 from ase import Atoms
-from clusterforce.datagen import (
+from clusterforce.references import (
     LadderCalculator,
     ScfCounts,
     ScfFailure,
-    build,
     default_electronic_temperature,
-    gold_thiolate_ring,
     make_reference,
-    rng_stream,
     single_point_energies,
 )
+from clusterforce.workflows.datagen import build, gold_thiolate_ring, rng_stream
 from conftest import Morse
 
 

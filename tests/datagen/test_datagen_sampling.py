@@ -1,6 +1,6 @@
 import numpy as np
 import pytest
-from clusterforce.datagen import record_steps
+from clusterforce.workflows.datagen import record_steps
 
 
 @pytest.mark.parametrize("total,frames,ratio", [(800, 150, 10.0), (100, 100, 10.0), (1000, 7, 50.0), (5, 1, 3.0)])

@@ -9,8 +9,8 @@ import pytest
 from align_structures import compact_cluster, metal_cluster, rotated, zoo
 from ase import Atoms
 from clusterforce import _kernels
-from clusterforce.dml.align import align, alignment_cosines, kabsch, svd3
-from clusterforce.dml.environments import (
+from clusterforce.kinds.dml.align import align, alignment_cosines, kabsch, svd3
+from clusterforce.kinds.dml.environments import (
     FLAG_MISSING,
     FLAG_SPARSE_CLOUD,
     FLAG_STRETCHED,

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from ase import Atoms
 from ase.cluster import Icosahedron
-from clusterforce.dml.descriptor import SoapDescriptor
+from clusterforce.kinds.dml.descriptor import SoapDescriptor
 
 
 def _cluster():

@@ -3,12 +3,12 @@ import pytest
 from _frames import emt_frames, ring, ring_frames
 from ase import Atoms
 from ase.calculators.singlepoint import SinglePointCalculator
-from clusterforce import baseline as pair_wall
+from clusterforce.core import baseline as pair_wall
+from clusterforce.core.modelfile import ModelFileError, to_bytes
+from clusterforce.core.registry import load_model
 from clusterforce.data import DataError
-from clusterforce.dml import DMLModel
-from clusterforce.dml.metrics import class_metrics
-from clusterforce.kinds import load_model
-from clusterforce.modelfile import ModelFileError, to_bytes
+from clusterforce.kinds.dml import DMLModel
+from clusterforce.kinds.dml.metrics import class_metrics
 from dml_composed import composed_prediction
 from sklearn.base import clone
 
@@ -70,7 +70,7 @@ def test_dml_ring_classes_and_save_load_identical(ring_model, tmp_path):
 
 def test_dml_file_stores_reference_atoms_not_their_descriptors(ring_model, tmp_path):
     # The reference descriptors are recomputed from the stored neighbourhoods, exactly.
-    from clusterforce import modelfile
+    from clusterforce.core import modelfile
 
     path = tmp_path / "ring.cfm"
     ring_model.save(path)

@@ -12,8 +12,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from clusterforce import _kernels, datasets
-from clusterforce.dml import DMLModel
+from clusterforce import _kernels
+from clusterforce.data import datasets
+from clusterforce.kinds.dml import DMLModel
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "dml_speed"
 STORED = json.loads((DATA / "predictions.json").read_text())

@@ -2,9 +2,9 @@ import logging
 
 import numpy as np
 import pytest
-from clusterforce.dml.emlm import DEFAULT_BETA, EMLM
-from clusterforce.dml.ridge import ridge_solve
-from clusterforce.selection import extend_maximin, rs_maximin
+from clusterforce.descriptors.selection import extend_maximin, rs_maximin
+from clusterforce.kinds.dml.emlm import DEFAULT_BETA, EMLM
+from clusterforce.kinds.dml.ridge import ridge_solve
 from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 
@@ -79,7 +79,7 @@ def test_ridge_solve_falls_back_when_singular(caplog):
     A = rng.normal(size=(30, 5))
     D = np.c_[A, A[:, :2]]  # duplicated columns: DᵀD is exactly singular
     Y = rng.normal(size=(30, 2))
-    with caplog.at_level(logging.INFO, logger="clusterforce.dml.ridge"):
+    with caplog.at_level(logging.INFO, logger="clusterforce.kinds.dml.ridge"):
         W = ridge_solve(D, Y, 0.0)
     assert "SVD least squares" in caplog.text
     np.testing.assert_allclose(W, np.linalg.lstsq(D, Y, rcond=None)[0], atol=1e-10)
@@ -124,7 +124,7 @@ def test_extend_maximin_continues_farthest_point_sampling():
 
 
 def test_distance_regression_chunks_match_one_shot(monkeypatch):
-    import clusterforce.dml.emlm as emlm
+    import clusterforce.kinds.dml.emlm as emlm
 
     X, y = _data(30)
     model = EMLM().fit(X, y)

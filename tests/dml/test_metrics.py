@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
-from clusterforce.dml.metrics import angles_deg, class_metrics, force_rmse, markdown_table
-from clusterforce.dml.plots import plot_angle_vs_norm, plot_norm_parity
+from clusterforce.kinds.dml.metrics import angles_deg, class_metrics, force_rmse, markdown_table
+from clusterforce.kinds.dml.plots import plot_angle_vs_norm, plot_norm_parity
 
 
 def test_angles_handle_zero_vectors():

@@ -1,6 +1,6 @@
 import numpy as np
 import pytest
-from clusterforce.dml.mlm import MLM
+from clusterforce.kinds.dml.mlm import MLM
 from sklearn.base import clone
 from sklearn.kernel_ridge import KernelRidge
 

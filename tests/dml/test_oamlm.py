@@ -5,9 +5,9 @@ import itertools
 import numpy as np
 import pytest
 from align_structures import compact_cluster, metal_cluster, pair_forces, rotated, sorted_distances, zoo
-from clusterforce.dml.align import align
-from clusterforce.dml.environments import Environments, extract_environments
-from clusterforce.dml.oamlm import OAMLM
+from clusterforce.kinds.dml.align import align
+from clusterforce.kinds.dml.environments import Environments, extract_environments
+from clusterforce.kinds.dml.oamlm import OAMLM
 from scipy.spatial.distance import cdist
 from sklearn.base import clone
 from sklearn.exceptions import NotFittedError

@@ -5,9 +5,9 @@ import pytest
 from ase import Atoms
 from ase.calculators.emt import EMT
 from ase.cluster import Icosahedron
-from clusterforce.calculator import Calculator
-from clusterforce.gap import Soap, ThreeBody, TwoBody
-from clusterforce.gap.model import GAPModel
+from clusterforce.core.calculator import Calculator
+from clusterforce.kinds.gap import Soap, ThreeBody, TwoBody
+from clusterforce.kinds.gap.model import GAPModel
 
 R2, R3, RS = 5.0, 4.2, 4.6  # cutoffs of the three terms, Angstrom
 

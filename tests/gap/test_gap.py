@@ -7,15 +7,16 @@ import pytest
 from ase.calculators.emt import EMT
 from ase.calculators.singlepoint import SinglePointCalculator
 from ase.cluster import Icosahedron
-from clusterforce import _kernels, modelfile
-from clusterforce.calculator import Calculator
-from clusterforce.gap import Soap, ThreeBody, TwoBody, term_from_dict
-from clusterforce.gap.design import Sample, sample_rows
-from clusterforce.gap.kernels import Geometry, NBodyKernel, SoapKernel
-from clusterforce.gap.model import GAPModel
-from clusterforce.gap.solve import NormalEquations, _symmetrise_upper, inverse, solve, variance_matrix
-from clusterforce.gap.sparse import select_sparse, uniform_grid
-from clusterforce.selection import cur_rows, farthest_point_sampling
+from clusterforce import _kernels
+from clusterforce.core import modelfile
+from clusterforce.core.calculator import Calculator
+from clusterforce.descriptors.selection import cur_rows, farthest_point_sampling
+from clusterforce.kinds.gap import Soap, ThreeBody, TwoBody, term_from_dict
+from clusterforce.kinds.gap.design import Sample, sample_rows
+from clusterforce.kinds.gap.kernels import Geometry, NBodyKernel, SoapKernel
+from clusterforce.kinds.gap.model import GAPModel
+from clusterforce.kinds.gap.solve import NormalEquations, _symmetrise_upper, inverse, solve, variance_matrix
+from clusterforce.kinds.gap.sparse import select_sparse, uniform_grid
 from scipy.stats import spearmanr
 from sklearn.base import clone
 
@@ -285,7 +286,7 @@ def test_force_variance_is_the_second_derivative_of_the_energy_covariance(train_
 
 
 def test_force_uncertainty_is_scaled_to_the_errors_of_left_out_groups():
-    from clusterforce.gap import design as gp
+    from clusterforce.kinds.gap import design as gp
 
     frames = emt_clusters(12, seed=3)
     groups = np.arange(12) % 3
@@ -462,7 +463,7 @@ def test_periodic_forces_and_virial_are_energy_derivatives():
 def gap_parser():
     import argparse
 
-    from clusterforce.gap.kind import add_arguments
+    from clusterforce.kinds.gap.kind import add_arguments
 
     p = argparse.ArgumentParser()
     p.add_argument("--config")
@@ -475,8 +476,8 @@ def gap_parser():
 
 
 def test_train_and_evaluate_from_flags_and_config(tmp_path, train_frames):
-    from clusterforce.cli_args import apply_config
-    from clusterforce.gap.kind import evaluate, terms_from_args, train
+    from clusterforce.core.options import apply_config
+    from clusterforce.kinds.gap.kind import evaluate, finish, terms_from_args, train
 
     config = tmp_path / "gap.yaml"
     config.write_text("terms: [2b, soap]\nn_sparse_soap: 25\nn_max_soap: 3\nl_max_soap: 2\nr_cut_soap: 4.0\nr_cut_2b: 5.0\n")
@@ -488,8 +489,12 @@ def test_train_and_evaluate_from_flags_and_config(tmp_path, train_frames):
     assert [t.kind for t in terms] == ["2b", "soap"]
     assert terms[1].n_sparse == 30 and terms[1].n_max == 3 and terms[0].r_cut == 5.0  # flag beats config
     model = train(train_frames[:10], args)
+    assert not model.maps_  # train stops before the finishing step, which clusterforce train/learn take
+    finish(model, args)
     assert list(model.maps_) == [0]  # the 2b term is tabulated by default (--map)
-    assert not train(train_frames[:10], parser.parse_args([*argv, "--no-map"])).maps_
+    unmapped = train(train_frames[:10], parser.parse_args([*argv, "--no-map"]))
+    finish(unmapped, parser.parse_args([*argv, "--no-map"]))
+    assert not unmapped.maps_
     report = evaluate(model, train_frames[10:15], args)
     assert set(report) == {"kind", "energy_rmse_mev_per_atom", "energy_mae_mev_per_atom", "force_rmse", "force_mae", "n_frames"}
     assert report["kind"] == "gap" and report["n_frames"] == 5
@@ -499,7 +504,7 @@ def test_train_and_evaluate_from_flags_and_config(tmp_path, train_frames):
 
 
 def test_bad_flags_are_named():
-    from clusterforce.gap.kind import terms_from_args, train
+    from clusterforce.kinds.gap.kind import terms_from_args, train
 
     args = gap_parser().parse_args(["--theta-3b", "0", "--terms", "3b"])
     with pytest.raises(ValueError, match="3b term: 'theta' must be a positive number"):
@@ -526,7 +531,7 @@ def test_mpi_ranks_share_the_normal_equations(tmp_path):
         f"sys.path.insert(0, {str(Path(__file__).parent)!r})\n"
         "from mpi4py import MPI\n"
         "from test_gap import emt_clusters, TERMS\n"
-        "from clusterforce.gap.model import GAPModel\n"
+        "from clusterforce.kinds.gap.model import GAPModel\n"
         "frames = emt_clusters(8, 0)\n"
         "m = GAPModel(terms=TERMS, progress=False).fit(frames, comm=MPI.COMM_WORLD)\n"
         "if MPI.COMM_WORLD.Get_rank() == 0:\n"
@@ -596,8 +601,8 @@ int main(int argc, char** argv) {
 
 
 def test_soap_term_shares_the_soap_schema():
-    from clusterforce.gap.terms import term_from_dict
-    from clusterforce.soap import SoapParams
+    from clusterforce.descriptors.soap import SoapParams
+    from clusterforce.kinds.gap.terms import term_from_dict
 
     with pytest.raises(ValueError, match=r"soap term: sigma must be > 0 Angstrom"):
         Soap(sigma=0.0).validate()
@@ -611,7 +616,7 @@ def test_soap_term_shares_the_soap_schema():
 
 
 def test_partial_fit_equals_a_fit_on_all_frames_with_the_same_sparse_points(train_frames):
-    from clusterforce.gap import design as gp
+    from clusterforce.kinds.gap import design as gp
 
     first, extra = train_frames[:3], train_frames[3:]
     terms = [TwoBody(r_cut=4.5, n_sparse=10), Soap(r_cut=3.5, n_max=3, l_max=2, sigma=0.4, n_sparse=12)]
@@ -637,7 +642,7 @@ def test_partial_fit_equals_a_fit_on_all_frames_with_the_same_sparse_points(trai
 
 
 def test_partial_fit_moves_the_baseline_below_closer_pairs(train_frames):
-    from clusterforce import baseline as pair_wall
+    from clusterforce.core import baseline as pair_wall
 
     terms = [TwoBody(r_cut=4.5, n_sparse=10)]
     model = GAPModel(terms=terms, baseline=True, progress=False).fit(train_frames[:3])
@@ -651,8 +656,8 @@ def test_partial_fit_moves_the_baseline_below_closer_pairs(train_frames):
 
 
 def test_preset_follows_the_elements_and_flags_override_it():
-    from clusterforce.gap.kind import terms_from_args
-    from clusterforce.gap.terms import PRESETS, preset_for
+    from clusterforce.kinds.gap.kind import terms_from_args
+    from clusterforce.kinds.gap.terms import PRESETS, preset_for
 
     assert preset_for(["Na"]) == "gap-sodium" and preset_for(["K", "Na"]) == "gap-sodium"
     assert preset_for(["Au"]) == preset_for(["Ag", "Au"]) == preset_for(["Ga"]) == "metal"
@@ -664,7 +669,7 @@ def test_preset_follows_the_elements_and_flags_override_it():
 
 
 def test_estimator_without_terms_takes_the_preset_of_its_data(train_frames):
-    from clusterforce.gap.terms import PRESETS
+    from clusterforce.kinds.gap.terms import PRESETS
 
     assert set(train_frames[0].get_chemical_symbols()) <= {"Cu", "Ag"}
     model = GAPModel(variance=False, progress=False).fit(train_frames[:3])
@@ -673,8 +678,8 @@ def test_estimator_without_terms_takes_the_preset_of_its_data(train_frames):
 
 
 def test_noise_comes_from_the_preset_unless_given(train_frames, tmp_path):
-    from clusterforce.gap.kind import train
-    from clusterforce.gap.terms import PRESET_NOISE
+    from clusterforce.kinds.gap.kind import train
+    from clusterforce.kinds.gap.terms import PRESET_NOISE
 
     frames = train_frames[:3]
     metal = GAPModel(terms=TERMS[:1], variance=False, progress=False).fit(frames)

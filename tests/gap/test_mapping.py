@@ -13,9 +13,9 @@ from ase import Atoms
 from ase.calculators.emt import EMT
 from clusterforce import _kernels
 from clusterforce.cli import main
-from clusterforce.gap import ThreeBody, TwoBody
-from clusterforce.gap.mapping import MapGrid, map_model, tabulate
-from clusterforce.gap.model import GAPModel
+from clusterforce.kinds.gap import ThreeBody, TwoBody
+from clusterforce.kinds.gap.mapping import MapGrid, map_model, tabulate
+from clusterforce.kinds.gap.model import GAPModel
 from scipy.interpolate import BSpline, NdBSpline
 
 R2, R3 = 5.0, 4.0

@@ -12,11 +12,12 @@ import numpy as np
 import pytest
 from _frames import rattled_icosahedron
 from ase.calculators.emt import EMT
-from clusterforce import Calculator, _kernels, kinds
+from clusterforce import Calculator, _kernels
 from clusterforce.cli import main
-from clusterforce.sann import SANNModel
-from clusterforce.sann.kalman import GlobalEKF
-from clusterforce.sann.network import SannNetwork
+from clusterforce.core import registry
+from clusterforce.kinds.sann import SANNModel
+from clusterforce.kinds.sann.kalman import GlobalEKF
+from clusterforce.kinds.sann.network import SannNetwork
 from scipy.spatial.transform import Rotation
 
 EXPONENTS, XI = [0.0028, 0.011, 0.059], [0.005, 0.06, 0.48]
@@ -147,7 +148,7 @@ def test_file_calculator_and_command_line(gold, tmp_path, capsys):
     path = tmp_path / "s.cfm"
     gold.save(path)
     atoms = _cluster(60)
-    loaded = kinds.load_model(path)
+    loaded = registry.load_model(path)
     np.testing.assert_allclose(loaded.predict(atoms)["forces"], gold.predict(atoms)["forces"], atol=1e-12)
     atoms.calc = Calculator(str(path))
     assert atoms.get_potential_energy() == pytest.approx(gold.predict(atoms)["energy"], abs=1e-10)
@@ -229,7 +230,7 @@ def test_file_without_covariance_loads_without_uncertainty(gold, tmp_path):
     old = copy.deepcopy(gold)
     old.last_layer_covariance_ = None  # as a file written before sann uncertainties
     old.save(tmp_path / "old.cfm")
-    loaded = kinds.load_model(tmp_path / "old.cfm")
+    loaded = registry.load_model(tmp_path / "old.cfm")
     assert not loaded.provides_uncertainty
     assert "uncertainty" not in Calculator(loaded).implemented_properties
     np.testing.assert_allclose(loaded.predict(_cluster(5))["forces"], gold.predict(_cluster(5))["forces"], rtol=0, atol=1e-12)
@@ -237,7 +238,7 @@ def test_file_without_covariance_loads_without_uncertainty(gold, tmp_path):
         loaded.predict(_cluster(5), properties=["uncertainty"])
     assert "\n" not in str(err.value)
     gold.save(tmp_path / "new.cfm")
-    reloaded = kinds.load_model(tmp_path / "new.cfm")
+    reloaded = registry.load_model(tmp_path / "new.cfm")
     np.testing.assert_allclose(
         reloaded.predict(_cluster(5), properties=["uncertainty"])["uncertainty"],
         gold.predict(_cluster(5), properties=["uncertainty"])["uncertainty"],

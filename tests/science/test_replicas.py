@@ -7,7 +7,7 @@ import pytest
 from ase.cluster import Icosahedron
 from ase.io import write
 from clusterforce.cli import main
-from clusterforce.replicas import ReplicaSettings, isolated_atom, load_energies, replica_dir, run_replica
+from clusterforce.workflows.replicas import ReplicaSettings, isolated_atom, load_energies, replica_dir, run_replica
 
 
 @pytest.fixture(scope="module")
@@ -76,7 +76,7 @@ def test_md_then_heat_capacity_commands(cu13, tmp_path):
 
 
 def test_a_non_positive_temperature_is_refused_before_any_md(cu13, tmp_path, capsys):
-    from clusterforce.replicas import run_replicas
+    from clusterforce.workflows.replicas import run_replicas
 
     model, atoms, start = cu13
     with pytest.raises(ValueError, match=r"temperatures must be positive \(K\), got \[300.0, 0.0\]"):

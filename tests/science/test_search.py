@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 from ase import Atoms
 from ase.build import molecule
-from clusterforce.calculators import LennardJones, resolve
 from clusterforce.cli import main
-from clusterforce.isomers import MinimaStore, relax, structure_distance
-from clusterforce.search import LJ_NEAREST, basin_hopping, random_cluster, screen
+from clusterforce.references import LennardJones, resolve
+from clusterforce.workflows.isomers import MinimaStore, relax, structure_distance
+from clusterforce.workflows.search import LJ_NEAREST, basin_hopping, random_cluster, screen
 from scipy.spatial.transform import Rotation
 
 LJ13 = -44.326801  # Cambridge Cluster Database, epsilon
@@ -108,7 +108,7 @@ def test_force_only_calculator_is_refused():
 
 def test_resolve_names():
     assert isinstance(resolve("lj"), LennardJones)
-    assert isinstance(resolve("clusterforce.calculators:LennardJones"), LennardJones)
+    assert isinstance(resolve("clusterforce.references:LennardJones"), LennardJones)
     with pytest.raises(ValueError, match="unknown reference 'nope'"):
         resolve("nope")
 
@@ -142,7 +142,7 @@ def test_search_command_writes_db_json_and_the_lowest_minimum(tmp_path):
     summary = json.loads(out.read_text())
     assert summary["lowest_energy"] == pytest.approx(LJ13, abs=1e-5)
     from ase.io import read
-    from clusterforce.calculators import LennardJones
+    from clusterforce.references import LennardJones
 
     best = read(lowest)
     best.calc = LennardJones()
@@ -191,7 +191,7 @@ def test_search_reoptimizes_the_lowest_minima_with_a_reference(tmp_path):
 
 
 def test_reoptimize_leaves_out_a_minimum_whose_reference_fails(lj13_minimum):
-    from clusterforce.isomers import reoptimize
+    from clusterforce.workflows.isomers import reoptimize
 
     class Failing(LennardJones):
         def calculate(self, *args, **kwargs):

@@ -13,9 +13,9 @@ import pytest
 from ase.cluster import Icosahedron
 from ase.io import write
 from clusterforce.cli import main
-from clusterforce.replicas import ReplicaSettings, replica_dir
-from clusterforce.tempering import STATE, SWAPS, missing_tools, run_tempering, swap_probability
-from clusterforce.thermo import KB_EV
+from clusterforce.workflows.replicas import ReplicaSettings, replica_dir
+from clusterforce.workflows.tempering import STATE, SWAPS, missing_tools, run_tempering, swap_probability
+from clusterforce.workflows.thermo import KB_EV
 
 pytestmark = pytest.mark.skipif(
     missing_tools(False) is not None, reason=f"parallel tempering tests need MPI and LAMMPS: {missing_tools(False)}"
@@ -90,8 +90,8 @@ def test_interrupted_run_continues_where_it_stopped(tmp_path):
     script = (
         "import sys; sys.path[:0] = " + repr(sys.path) + "\n"
         "from ase.cluster import Icosahedron\n"
-        "from clusterforce.replicas import ReplicaSettings\n"
-        "from clusterforce.tempering import run_tempering\n"
+        "from clusterforce.workflows.replicas import ReplicaSettings\n"
+        "from clusterforce.workflows.tempering import run_tempering\n"
         f"run_tempering(None, Icosahedron('Ar', 2, latticeconstant=5.3), {TEMPS!r}, ReplicaSettings(**{settings(10**6).__dict__!r}),"
         f" {str(out)!r}, exchange_every=10, pair={LJ!r}, progress=False)\n"
     )
@@ -133,7 +133,7 @@ def test_heat_capacity_reads_the_tempering_output(tempered, tmp_path):
 
 
 def test_missing_mpirun_is_one_clear_error(tmp_path, monkeypatch, capsys):
-    import clusterforce.tempering as tempering
+    import clusterforce.workflows.tempering as tempering
 
     monkeypatch.setattr(tempering, "find_mpirun", lambda: None)
     write(tmp_path / "start.xyz", ar13())

@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from clusterforce.thermo import (
+from clusterforce.workflows.thermo import (
     KB_EV,
     MultipleHistogram,
     OverlapWarning,
@@ -109,7 +109,7 @@ def test_reduced_heat_capacity_is_one_in_harmonic_limit():
 
 
 def test_interior_peak_ignores_the_ladder_edges():
-    from clusterforce.thermo import interior_peak
+    from clusterforce.workflows.thermo import interior_peak
 
     grid = np.linspace(150, 350, 201)
     bump = np.exp(-((grid - 258) ** 2) / 200)
@@ -120,7 +120,7 @@ def test_interior_peak_ignores_the_ladder_edges():
 
 
 def test_lindemann_running_sums_equal_the_trajectory_formula():
-    from clusterforce.thermo import Lindemann
+    from clusterforce.workflows.thermo import Lindemann
 
     rng = np.random.default_rng(4)
     traj = rng.normal(scale=0.05, size=(50, 6, 3)) + rng.normal(scale=2.0, size=(1, 6, 3))
@@ -147,7 +147,7 @@ def test_lindemann_index_rigid_and_vibrating():
 
 
 def test_tracked_peak_spread_follows_one_peak_not_the_highest():
-    from clusterforce.thermo import tracked_peak_spread
+    from clusterforce.workflows.thermo import tracked_peak_spread
 
     grid = np.linspace(100, 350, 251)
     rng = np.random.default_rng(0)

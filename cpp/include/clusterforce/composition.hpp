@@ -2,7 +2,7 @@
 // against them. A model's energy of a structure is sum_i e0[s_i] plus learned local energies; the
 // training energies fix only the combinations of per-element offsets that the training element
 // counts span, so a count vector outside that span (or a charge never trained on) gets an energy
-// with an offset nothing in the data determined. Written by clusterforce.composition (Python);
+// with an offset nothing in the data determined. Written by clusterforce.kinds.composition (Python);
 // metadata "training": {"compositions": [[count per species], ...], "charges": [e, ...]} and
 // "e0_source" (given, reference:NAME, fit).
 #pragma once

@@ -5,7 +5,7 @@
 // Layer l maps h_{l-1} (n_in) to W_l h_{l-1} + b_l (n_out), W_l row-major (n_out x n_in); every
 // layer but the last is followed by the activation: CELU (alpha = 1; x for x > 0, exp(x) - 1
 // otherwise), the dart paper's, or the logistic sigmoid, the sann paper's. The Python trainers
-// (clusterforce/dart/network.py, clusterforce/sann/network.py) use the same convention and store
+// (clusterforce/kinds/dart/network.py, clusterforce/kinds/sann/network.py) use the same convention and store
 // W_l, b_l as they are here.
 #pragma once
 

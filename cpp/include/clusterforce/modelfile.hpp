@@ -1,4 +1,4 @@
-// Reader for the .cfm model file (safetensors layout), the C++ twin of clusterforce/modelfile.py.
+// Reader for the .cfm model file (safetensors layout), the C++ twin of clusterforce/core/modelfile.py.
 //
 // Layout: 8-byte little-endian header length, JSON header, raw little-endian float64/float32/int64
 // data. The header's "__metadata__" holds format_version, kind, clusterforce_version, checksum and

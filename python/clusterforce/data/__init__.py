@@ -4,10 +4,20 @@ them for held-out tests (:mod:`.split`) and fingerprinting them (:mod:`.fingerpr
 Frames are :class:`ase.Atoms`; positions in Angstrom, energies in eV, forces in eV/Angstrom.
 """
 
-from .fingerprint import dataset_hash
-from .io import DATASET_PREFIX, DataError, charge_of, dataset_names, dataset_path, frame_label, get_energy, get_forces, read_frames
-from .split import by_size, group_split, train_test_split_frames
-from .validate import species_indices, validate_frames
+from clusterforce.data.fingerprint import dataset_hash
+from clusterforce.data.io import (
+    DATASET_PREFIX,
+    DataError,
+    charge_of,
+    dataset_names,
+    dataset_path,
+    frame_label,
+    get_energy,
+    get_forces,
+    read_frames,
+)
+from clusterforce.data.split import by_size, group_split, train_test_split_frames
+from clusterforce.data.validate import species_indices, validate_frames
 
 __all__ = [
     "DATASET_PREFIX",

@@ -8,7 +8,7 @@ from collections.abc import Iterable
 import numpy as np
 from ase import Atoms
 
-from .io import get_energy, get_forces
+from clusterforce.data.io import get_energy, get_forces
 
 
 def dataset_hash(frames: Iterable[Atoms]) -> str:

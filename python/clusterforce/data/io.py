@@ -47,8 +47,8 @@ class DataError(ValueError):
 
 #: Prefix that names a shipped data set instead of a file, e.g. ``dataset:rings``.
 DATASET_PREFIX = "dataset:"
-#: Where the shipped data sets live (the :mod:`clusterforce.datasets` package directory).
-DATASETS_DIR: Path = Path(__file__).resolve().parent.parent / "datasets"
+#: Where the shipped data sets live (the :mod:`clusterforce.data.datasets` package directory).
+DATASETS_DIR: Path = Path(__file__).resolve().parent / "datasets"
 DATASET_SUFFIX = ".extxyz.gz"
 
 
@@ -85,7 +85,7 @@ def read_frames(
     paths
         One path or a sequence of paths (extended XYZ, XYZ, ASE trajectory, ``.gz`` ...).
         ``dataset:NAME`` names a data set shipped with the package (see
-        :mod:`clusterforce.datasets`).
+        :mod:`clusterforce.data.datasets`).
     index
         Which frames of each file, in ASE syntax (``":"``, ``"-1"``, ``"::10"``, ``3``).
     format

@@ -9,7 +9,7 @@ from collections.abc import Callable, Hashable, Iterable, Sequence
 import numpy as np
 from ase import Atoms
 
-from .io import DataError, frame_label
+from clusterforce.data.io import DataError, frame_label
 
 logger = logging.getLogger(__name__)
 

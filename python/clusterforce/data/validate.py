@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 from ase import Atoms
 
-from ..neighbors import neighbor_list_atoms
-from .io import DataError, _energy_sources, _forces_sources, frame_label, get_energy, get_forces
+from clusterforce.data.io import DataError, _energy_sources, _forces_sources, frame_label, get_energy, get_forces
+from clusterforce.descriptors.neighbors import neighbor_list_atoms
 
 #: How many problems :func:`validate_frames` spells out before summarising the rest.
 MAX_REPORTED_PROBLEMS = 10

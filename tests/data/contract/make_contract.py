@@ -12,12 +12,12 @@ import json
 from pathlib import Path
 
 import numpy as np
-from clusterforce import datasets
-from clusterforce.dart import DARTModel
-from clusterforce.dml import DMLModel
-from clusterforce.gap import GAPModel, Soap, ThreeBody, TwoBody
-from clusterforce.kinds import load_model
-from clusterforce.sann import SANNModel
+from clusterforce.core.registry import load_model
+from clusterforce.data import datasets
+from clusterforce.kinds.dart import DARTModel
+from clusterforce.kinds.dml import DMLModel
+from clusterforce.kinds.gap import GAPModel, Soap, ThreeBody, TwoBody
+from clusterforce.kinds.sann import SANNModel
 
 HERE = Path(__file__).parent
 #: Frames of each data set used for training and the structures whose predictions are stored.

@@ -1,5 +1,0 @@
-"""The ``dart`` kind: topological atomic descriptors and the DART energy network (dart paper)."""
-
-from .model import DARTModel, shells_from_rdf
-
-__all__ = ["DARTModel", "shells_from_rdf"]

@@ -1,5 +1,0 @@
-"""The ``sann`` kind: one network for all species, energies and decoupled forces (sann paper)."""
-
-from .model import SANNModel
-
-__all__ = ["SANNModel"]
