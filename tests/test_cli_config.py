@@ -8,7 +8,7 @@ from ase.io import write
 from clusterforce.cli import build_parser, main, prepare
 from clusterforce.core import registry
 
-SMALL = ["--n-max", "3", "--l-max", "2", "--n-references-norm", "30", "--quiet"]
+SMALL = ["--kind", "dml", "--n-max", "3", "--l-max", "2", "--n-references-norm", "30", "--quiet"]
 
 
 @pytest.fixture()
@@ -63,13 +63,13 @@ def test_config_values_are_converted_and_checked_like_flags(tmp_path):
 @pytest.mark.parametrize(
     "text,message",
     [
-        ("n-max: 3\nfoo_bar: 1\n", "config file {path}: unknown key 'foo_bar' (no --foo-bar option)"),
+        ("kind: dml\nn-max: 3\nfoo_bar: 1\n", "config file {path}: unknown key 'foo_bar' (no --foo-bar option)"),
         ("kind: dart\nr-cut: 5\n", "config file {path}: --r-cut is an option of kinds dml and sann, not dart"),
-        ("terms: [2b]\n", "config file {path}: --terms is an option of kind gap, not dml"),
-        ("n-max: three\n", "config file {path}, key 'n-max': argument --n-max: invalid int value: 'three'"),
-        ("loss: cubic\n", "config file {path}, key 'loss': argument --loss: invalid choice: 'cubic'"),
+        ("kind: dml\nterms: [2b]\n", "config file {path}: --terms is an option of kind gap, not dml"),
+        ("kind: dml\nn-max: three\n", "config file {path}, key 'n-max': argument --n-max: invalid int value: 'three'"),
+        ("kind: dml\nloss: cubic\n", "config file {path}, key 'loss': argument --loss: invalid choice: 'cubic'"),
         ("kind: sann\nhidden: [6]\n", "config file {path}, key 'hidden': argument --hidden: expected 2 arguments"),
-        ("r-cut: [4, 5]\n", "config file {path}, key 'r-cut': --r-cut takes one value, got [4, 5]"),
+        ("kind: dml\nr-cut: [4, 5]\n", "config file {path}, key 'r-cut': --r-cut takes one value, got [4, 5]"),
         ("quiet: 1\n", "config file {path}, key 'quiet': --quiet is a switch: give true or false, not 1"),
         ("data: [a.extxyz]\n", "config file {path}: 'data' is a positional argument; give it on the command line"),
         ("- n-max\n", "config file {path} must be a mapping of flag names to values, not a list"),

@@ -7,7 +7,7 @@ from ase.io import write
 from clusterforce.cli import main
 from clusterforce.core import registry
 
-SMALL = ["--n-max", "3", "--l-max", "2", "--n-references-norm", "30", "--n-references-direction", "20", "--quiet"]
+SMALL = ["--kind", "dml", "--n-max", "3", "--l-max", "2", "--n-references-norm", "30", "--n-references-direction", "20", "--quiet"]
 
 
 @pytest.fixture()
@@ -209,7 +209,7 @@ def test_help_without_a_kind_lists_the_kinds(capsys, monkeypatch):
         (["--kind", "gap", "--hidden", "6", "6"], "--hidden is an option of kind sann, not gap"),
         (["--kind", "sann", "--sigma=0.3"], "--sigma is an option of kind dml, not sann"),
         (["--kind", "dart", "--no-baseline"], "--no-baseline is an option of kinds dml, gap and sann, not dart"),
-        (["--r-cut-2b", "5"], "--r-cut-2b is an option of kind gap, not dml"),  # the default kind, dml
+        (["--n-references-norm", "5"], "--n-references-norm is an option of kind dml, not gap"),  # the default kind, gap
         (["--kind", "gap", "--r-cut-2", "5"], "unknown option --r-cut-2 ('--kind gap --help' lists the options)"),
     ],
 )

@@ -26,7 +26,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument(
         "data", nargs="+", metavar="DATA", help="training frames (extended XYZ or anything ASE reads; dataset:NAME for a shipped set)"
     )
-    registry.add_kind_argument(p, default="dml")
+    registry.add_kind_argument(p, default=registry.RECOMMENDED)
     p.add_argument("-o", "--output", metavar="MODEL.cfm", help="model file to write (required)")
     add_config_argument(p)
     p.add_argument("--seed", type=int, default=0, metavar="N", help="seed of the fit's random choices (default: 0)")
