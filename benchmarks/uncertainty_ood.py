@@ -125,15 +125,21 @@ def distort(base: list, part: str, count: int, seed: int) -> list:
 
 
 def labelled(frames: list, cache: Path) -> list:
-    """The frames with GFN1-xTB energies and forces (the shipped data sets' reference), cached."""
+    """The frames with GFN1-xTB energies and forces (the shipped data sets' reference), cached;
+    a frame whose SCF fails on every rung is left out (and said so)."""
     if cache.exists():
         return read(cache, ":")
     from clusterforce.references import resolve
+    from clusterforce.references.scf import ScfFailure
 
     out = []
     for atoms in frames:
         atoms.calc = resolve("gfn1-xtb", atoms)
-        energy, forces = atoms.get_potential_energy(), atoms.get_forces()
+        try:
+            energy, forces = atoms.get_potential_energy(), atoms.get_forces()
+        except ScfFailure as error:
+            print(f"uncertainty_ood: left out a {atoms.info['part']} copy: {error}", flush=True)
+            continue
         atoms.calc = SinglePointCalculator(atoms, energy=energy, forces=forces)
         out.append(atoms)
     cache.parent.mkdir(parents=True, exist_ok=True)
