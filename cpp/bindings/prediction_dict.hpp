@@ -29,6 +29,15 @@ inline py::dict prediction_dict(const Prediction& r, int n_atoms) {
     out["energies_variance"] = py::array_t<double>(n, r.energies_variance.data());
     out["energy_variance"] = r.energy_variance;
   }
+  if (r.has_domain) {
+    out["domain_score"] = r.domain.score;
+    out["outside_domain"] = r.domain.outside();
+    py::dict parts;
+    parts["uncertainty"] = r.domain.uncertainty;
+    parts["packing"] = r.domain.packing;
+    parts["short_pair"] = r.domain.short_pair;
+    out["domain_parts"] = parts;
+  }
   py::list warnings;
   for (const std::string& w : r.warnings) warnings.append(w);
   out["warnings"] = warnings;

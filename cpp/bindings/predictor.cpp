@@ -7,6 +7,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "bindings.hpp"
 #include "clusterforce/models.hpp"
@@ -19,6 +20,25 @@ namespace py = pybind11;
 namespace clusterforce::bindings {
 
 void bind_predictor(py::module_& m) {
+  m.def(
+      "mean_nearest_neighbour",
+      [](const DoubleArray& positions, const SpeciesArray& species, int n_species, double radius,
+         const std::optional<DoubleArray>& cell, const std::optional<std::array<bool, 3>>& pbc) {
+        if (!(radius > 0.0)) throw py::value_error("radius must be positive (Angstrom)");
+        const GeometryArgs a = geometry_or_cluster(positions, species, cell, pbc);
+        check_geometry(a.g, n_species);
+        std::vector<double> m;
+        {
+          py::gil_scoped_release release;
+          m = mean_nearest_neighbour(a.g, n_species, radius, PairLimits{}, nullptr);
+        }
+        return py::array_t<double>(static_cast<py::ssize_t>(m.size()), m.data());
+      },
+      py::arg("positions"), py::arg("species"), py::arg("n_species"), py::arg("radius"), py::arg("cell") = py::none(),
+      py::arg("pbc") = py::none(),
+      "Per species (n_species,), the mean nearest-neighbour distance (Angstrom) of its atoms, neighbours searched "
+      "within `radius` (an atom with none counts as `radius`; NaN for a species absent): the packing part of the "
+      "out-of-domain score (clusterforce/domain.hpp), as the model file's training range is made.");
   py::class_<Predictor, std::shared_ptr<Predictor>>(
       m, "Predictor",
       "Whole-structure prediction of a model file of any kind (gap, sann, dml, dart): the one C++ path that the "
@@ -66,7 +86,9 @@ void bind_predictor(py::module_& m) {
           "eV, 'virial' (3, 3) eV; 'uncertainty' (n,) eV/Angstrom when asked for (dml: always) and, for gap and sann, "
           "'forces_variance' (n, 3) eV^2/Angstrom^2 (gap also 'energies_variance' (n,), 'energy_variance' eV^2); dml "
           "'norms', 'spread', 'class_index' (n,); 'warnings' (list of str, at most one): the composition, or the total "
-          "`charge` (e; None: not checked), is outside the model's training data. ValueError for coincident atoms or "
+          "`charge` (e; None: not checked), is outside the model's training data; with a domain reference in the file "
+          "'domain_score' (1 = edge of the training domain), 'outside_domain' (bool, score > 1) and 'domain_parts' "
+          "(dict: uncertainty, packing, short_pair; NaN where not computed). ValueError for coincident atoms or "
           "non-finite positions.");
 }
 

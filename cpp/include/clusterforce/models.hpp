@@ -200,6 +200,7 @@ inline std::unique_ptr<Predictor> make_kind_predictor(const ModelFile& mf) {
 inline std::unique_ptr<Predictor> make_predictor(const ModelFile& mf) {
   std::unique_ptr<Predictor> p = detail::make_kind_predictor(mf);
   p->set_domain(TrainingDomain::from_modelfile(mf, p->elements()));
+  p->set_domain_reference(read_domain_reference(mf, static_cast<int>(p->elements().size())));
   return p;
 }
 

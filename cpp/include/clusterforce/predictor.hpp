@@ -14,6 +14,7 @@
 
 #include "baseline.hpp"
 #include "composition.hpp"
+#include "domain.hpp"
 #include "geometry.hpp"
 #include "local_model.hpp"
 #include "structure.hpp"
@@ -25,7 +26,8 @@ namespace clusterforce {
 /// asked for (force-only kinds always); forces_variance (3n, eV^2/Angstrom^2) and the energy
 /// variances (eV^2) where the kind defines them and uncertainty was asked for; diagnostics
 /// (n x diagnostic_names) of force-only kinds; extrapolating per atom; warnings: at most one text
-/// (Predictor::predict) when the structure's composition or charge is outside the training data.
+/// (Predictor::predict) when the structure's composition or charge is outside the training data;
+/// domain: the frame's out-of-domain score (Predictor::predict, files with a domain reference).
 struct Prediction {
   bool has_energy = false;
   double energy = 0.0;
@@ -36,6 +38,8 @@ struct Prediction {
   std::vector<double> diagnostics;
   std::vector<unsigned char> extrapolating;
   std::vector<std::string> warnings;
+  bool has_domain = false;
+  DomainScore domain;
 };
 
 class LocalPredictor;
@@ -61,10 +65,18 @@ class Predictor {
   /// The compositions and charges of the training data (energy kinds; empty for older files).
   const TrainingDomain& domain() const { return domain_; }
   void set_domain(TrainingDomain domain) { domain_ = std::move(domain); }
-  /// compute, plus the warning of a composition or (if given, e) charge outside the training data.
+  /// The geometric ranges and uncertainty limit the out-of-domain score is scaled to (domain.hpp).
+  const DomainReference& domain_reference() const { return reference_; }
+  void set_domain_reference(DomainReference reference) { reference_ = std::move(reference); }
+  /// compute, plus the warning of a composition or (if given, e) charge outside the training data
+  /// and, for files with a domain reference, the frame's out-of-domain score.
   Prediction predict(const Geometry& g, bool uncertainty, std::optional<double> charge) const {
     Prediction p = compute(g, uncertainty);
     if (p.has_energy) p.warnings = domain_.check(domain_.counts(g.species, g.n), charge);
+    if (reference_.active()) {
+      p.domain = reference_.score(g, p.uncertainty);
+      p.has_domain = true;
+    }
     return p;
   }
 
@@ -80,6 +92,7 @@ class Predictor {
   std::string kind_;
   std::vector<std::string> elements_;
   TrainingDomain domain_;
+  DomainReference reference_;
 };
 
 /// A kind with a cutoff: a LocalModel plus the repulsive wall (energy kinds) and the training

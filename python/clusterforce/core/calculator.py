@@ -9,7 +9,10 @@ Per-atom uncertainties (eV/Angstrom, the expected size of each atom's force erro
 ``uncertainty=True``, or by default (``uncertainty=None``) when the model declares them cheap
 (``model.uncertainty_is_cheap``; the measured costs are in docs/adding-a-kind.md), otherwise when
 ``"uncertainty"`` is asked for (``calc.get_property("uncertainty", atoms)``). Atoms outside the
-training distances are flagged in ``calc.results["extrapolating"]``.
+training distances are flagged in ``calc.results["extrapolating"]``; models fitted with a domain
+reference also put the frame's out-of-domain score in ``calc.results["domain_score"]`` (1 = the
+edge of the training domain), ``["outside_domain"]`` (bool) and ``["domain_parts"]`` (its
+uncertainty part only when the call computed the uncertainty; :mod:`clusterforce.core.domain`).
 """
 
 from __future__ import annotations
@@ -104,4 +107,8 @@ class Calculator(_AseCalculator):
                 results[extra] = np.array(predicted[extra], dtype=float)
         if "extrapolating" in predicted:
             results["extrapolating"] = np.array(predicted["extrapolating"], dtype=bool)
+        if "domain_score" in predicted:
+            results["domain_score"] = float(predicted["domain_score"])
+            results["outside_domain"] = bool(predicted["outside_domain"])
+            results["domain_parts"] = dict(predicted["domain_parts"])
         self.results = results

@@ -5,6 +5,8 @@ A kind subclasses :class:`Estimator` and supplies only what is its own:
 - ``fit(frames)`` (scikit-learn conventions: ``__init__`` stores its arguments, learned
   attributes end in ``_``; ``fit`` returns the estimator);
 - ``_file_contents()``: the arrays and metadata of its model file (:mod:`clusterforce.core.modelfile`);
+- at the end of ``fit``, ``self._fit_domain(frames, ...)``: the reference of the per-frame
+  out-of-domain score (:mod:`clusterforce.core.domain`), which the base stores in the file;
 - ``_from_file(mf)``: the fitted estimator rebuilt from a loaded model file of its kind
   (called inside ``mf.reading()``, so a missing or malformed field names the file);
 - the class attributes ``kind``, ``implemented_properties`` (ASE names), ``_FITTED`` (an
@@ -32,7 +34,7 @@ from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
 from clusterforce import _kernels
-from clusterforce.core import modelfile
+from clusterforce.core import domain, modelfile
 from clusterforce.data import charge_of, species_indices
 
 #: The property that asks :meth:`Estimator.predict` for per-atom uncertainties.
@@ -85,10 +87,28 @@ class Estimator(BaseEstimator, abc.ABC):
         kind sets ``_compiled = None`` whenever its fitted state changes)."""
         check_is_fitted(self, self._FITTED)
         if getattr(self, "_compiled", None) is None:
-            arrays, metadata = self._file_contents()
+            arrays, metadata = self._contents()
             data = modelfile.to_bytes(kind=self.kind, arrays=arrays, metadata=metadata)
             self._compiled = _kernels.Predictor.from_bytes(data, getattr(self, "_source", f"<{type(self).__name__} in memory>"))
         return self._compiled
+
+    def _contents(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        """The kind's file contents plus the domain reference of the out-of-domain score, if fitted."""
+        arrays, metadata = self._file_contents()
+        domain_arrays, domain_metadata = domain.file_entries(getattr(self, "domain_", None))
+        return {**arrays, **domain_arrays}, {**metadata, **domain_metadata}
+
+    def _fit_domain(self, frames: list[Atoms], frame_uncertainty: Iterable[float] | None = None, source: str | None = None) -> None:
+        """Set ``domain_``, the reference of the out-of-domain score, from the training ``frames``
+        and the largest per-atom uncertainty (eV/Angstrom) of each calibration frame (None: no
+        uncertainty part); ``source`` names those frames in the file."""
+        values = None if frame_uncertainty is None else list(frame_uncertainty)
+        self.domain_ = domain.reference(frames, self.elements, values, source)
+        self._compiled = None
+
+    def _frame_uncertainties(self, frames: Iterable[Atoms]) -> list[float]:
+        """The largest per-atom uncertainty (eV/Angstrom) of each frame, as predicted now."""
+        return [float(np.max(self.predict(a, properties=[UNCERTAINTY])["uncertainty"])) for a in frames]
 
     def predict(self, atoms: Atoms, *, properties: Iterable[str] | None = None) -> dict[str, Any]:
         """Predict one structure (free cluster, or periodic cell where the kind allows it).
@@ -136,7 +156,7 @@ class Estimator(BaseEstimator, abc.ABC):
             result.update({key: out[key] for key in _ENERGY_KEYS})
             result["free_energy"] = out["energy"]
         # dml's uncertainty comes with every prediction; the others' only when asked for.
-        result.update({key: out[key] for key in UNCERTAINTY_KEYS if key in out})
+        result.update({key: out[key] for key in (*UNCERTAINTY_KEYS, *domain.RESULT_KEYS) if key in out})
         return self._extra_results(result, out, atoms, species)
 
     def _warn_once(self, messages: Iterable[str]) -> None:
@@ -157,7 +177,7 @@ class Estimator(BaseEstimator, abc.ABC):
     def save(self, path: str | os.PathLike) -> None:
         """Write the model as a ``.cfm`` file of its kind."""
         check_is_fitted(self, self._FITTED)
-        arrays, metadata = self._file_contents()
+        arrays, metadata = self._contents()
         modelfile.save(path, kind=self.kind, arrays=arrays, metadata=metadata)
 
     @classmethod
@@ -170,6 +190,8 @@ class Estimator(BaseEstimator, abc.ABC):
         """A fitted model from a loaded model file of this kind; ModelFileError naming the file otherwise."""
         with mf.reading():
             model = cls._from_file(mf)
+            model.domain_ = domain.from_file(mf)
+            model._compiled = None  # rebuilt with the domain reference
             model._source = str(mf.path)
             model._predictor()  # a file the C++ reader refuses is refused at load, naming it
         return model

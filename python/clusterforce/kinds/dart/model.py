@@ -209,6 +209,7 @@ class DARTModel(NetworkModelFile):
         data = [self._frame_data(a, s, xi) for a, s, xi in zip(frames, species, x)]
         self._train(data, residual)
         self._finish_fit(frames, start)
+        self._fit_domain(frames)  # no uncertainty: the score has only its geometric parts
         return self
 
     def _check_training_parameters(self) -> None:

@@ -35,7 +35,7 @@ from sklearn.utils.validation import check_is_fitted
 from tqdm.auto import tqdm
 
 from clusterforce.core import baseline as pair_wall
-from clusterforce.core import modelfile
+from clusterforce.core import domain, modelfile
 from clusterforce.core.estimator import Estimator
 from clusterforce.data import dataset_hash, get_forces, validate_frames
 from clusterforce.descriptors.neighbors import shortest_pairs_of
@@ -55,6 +55,8 @@ KIND = "dml"
 DEFAULT_SIGMA2 = 0.5
 #: Training forces below this norm (eV/Angstrom) have no usable direction.
 ZERO_FORCE = 1e-6
+#: Training frames whose largest uncertainty sets the out-of-domain score's limit (fit cost: as many predictions).
+DOMAIN_FRAMES = 50
 LOSSES = ("analytic", "numeric")
 #: DMLModel parameters that are SOAP settings (stored once in the model file, as the descriptor's).
 _SOAP_FIELDS = ("r_cut", "n_max", "l_max", "sigma")
@@ -183,6 +185,10 @@ class DMLModel(Estimator):
             "classes": stats,
             "shortest_pairs": shortest,
         }
+        # dml keeps no frames out of its references: the uncertainty limit comes from (at most
+        # DOMAIN_FRAMES of) the training frames, which it predicts somewhat better than new ones.
+        calibration = frames[:: max(1, len(frames) // DOMAIN_FRAMES)][:DOMAIN_FRAMES]
+        self._fit_domain(frames, self._frame_uncertainties(calibration), "training frames")
         return self
 
     def _check_hyperparameters(self) -> None:
@@ -308,6 +314,7 @@ class DMLModel(Estimator):
             self.r_min_ = pair_wall.training_r_min(frames, self.descriptor_.species_, known=self.r_min_)
         self.training_["n_frames"] += len(frames)
         self.training_["data_hash"] = None  # no longer the hash of one data set
+        self.domain_ = domain.extended(getattr(self, "domain_", None), frames, self.elements)
         self._compiled = None
         return self
 

@@ -33,7 +33,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from clusterforce import _kernels
 from clusterforce.core import baseline as pair_wall
-from clusterforce.core import modelfile
+from clusterforce.core import domain, modelfile
 from clusterforce.core.estimator import Estimator
 from clusterforce.data import dataset_hash, frame_label, get_energy, get_forces, species_indices, validate_frames
 from clusterforce.data.metrics import collect_predictions, energy_force_metrics
@@ -215,9 +215,9 @@ class GAPModel(Estimator):
         self.normal_equations_ = (k_mm, ata, atb)
         # Inverted once: the variance matrix of every solve (one per left-out group below, and each partial_fit) reuses it.
         self._k_mm_inverse = inverse(k_mm) if self.variance else None
-        self.uncertainty_scale_, calibration = None, None
+        self.uncertainty_scale_, calibration, held_out_uncertainty = None, None, None
         if len(per_group) > 1:
-            self.uncertainty_scale_, calibration = self._calibrate(frames, groups, per_group)
+            self.uncertainty_scale_, calibration, held_out_uncertainty = self._calibrate(frames, groups, per_group)
         del per_group
         solution = self._solve()
         fit_seconds = time.perf_counter() - start
@@ -235,15 +235,17 @@ class GAPModel(Estimator):
             "metrics": self.score_frames(frames),
             **composition.training_domain(frames, self.element_list_),
         }
-        self._compiled = None  # rebuilt with the training compositions, which the scoring above had not
-        return self
+        self._fit_domain(frames, held_out_uncertainty, "left-out calibration groups")
+        return self  # _fit_domain dropped the compiled Predictor: rebuilt with the training compositions too
 
-    def _calibrate(self, frames: list[Atoms], groups: np.ndarray, per_group: list) -> tuple[np.ndarray, dict[str, Any]]:
+    def _calibrate(self, frames: list[Atoms], groups: np.ndarray, per_group: list) -> tuple[np.ndarray, dict[str, Any], list[float]]:
         """Per-species factors for the force standard deviation from leaving each group out of the
-        normal equations (``calibrate_uncertainty``), and what the training record keeps of them."""
+        normal equations (``calibrate_uncertainty``), what the training record keeps of them, and the
+        largest scaled per-atom uncertainty (eV/Angstrom) of each left-out frame predicted."""
         k_mm, ata, atb = self.normal_equations_
         n_species = len(self.element_list_)
         err2, var = np.zeros(n_species), np.zeros(n_species)
+        held_out = []  # (species, summed force variance) per predicted frame, for the domain reference
         for g, (ata_g, atb_g) in enumerate(per_group):
             held = [i for i in np.flatnonzero(groups == g) if get_forces(frames[i]) is not None]
             if not held or len(held) == len(frames):
@@ -255,6 +257,7 @@ class GAPModel(Estimator):
                 out = predictor.compute(geometry.positions, geometry.species, True, geometry.cell, geometry.pbc)
                 np.add.at(err2, geometry.species, ((out["forces"] - get_forces(frames[i])) ** 2).sum(axis=1))
                 np.add.at(var, geometry.species, out["forces_variance"].sum(axis=1))
+                held_out.append((geometry.species, out["forces_variance"].sum(axis=1)))
         seen = var > 0
         scale = np.ones(n_species)
         scale[seen] = np.sqrt(err2[seen] / var[seen])
@@ -262,7 +265,8 @@ class GAPModel(Estimator):
             scale[~seen] = np.median(scale[seen])  # an element no left-out group had: the typical factor
         record = {"groups": int(len(per_group)), "scale": dict(zip(self.element_list_, scale.round(4).tolist()))}
         logger.info("force uncertainty calibrated on %d left-out groups: x %s", len(per_group), record["scale"])
-        return scale, record
+        # Each frame's largest uncertainty as predicted without its group: the out-of-domain score's limit.
+        return scale, record, [float(np.max(scale[species] * np.sqrt(v))) for species, v in held_out]
 
     def _solve(self):
         """Solve the kept normal equations; set alpha, the variance matrix and the predictor."""
@@ -307,6 +311,7 @@ class GAPModel(Estimator):
             self.baseline_r_s_ = pair_wall.lower_pair_wall(self.baseline_r_s_, frames, self.element_list_)
         if getattr(self, "r_min_", None) is not None:
             self.r_min_ = pair_wall.training_r_min(frames, self.element_list_, known=self.r_min_)
+        self.domain_ = domain.extended(getattr(self, "domain_", None), frames, self.element_list_)
         self._solve()
         self.training_["n_frames"] += len(frames)
         self.training_["n_rows"] += int(eq.n_rows)

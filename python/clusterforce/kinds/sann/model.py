@@ -219,6 +219,10 @@ class SANNModel(NetworkModelFile):
         valid = self._train(data)
         self._finish_fit(frames, start)
         self._fit_last_layer_covariance(frames, species, valid)
+        # Early stopping held the validation frames out of the weights: the uncertainty limit of
+        # the out-of-domain score is their largest per-atom uncertainty (training frames without them).
+        calibration, source = (valid, "validation frames") if len(valid) else (np.arange(len(frames)), "training frames")
+        self._fit_domain(frames, self._frame_uncertainties([frames[i] for i in calibration]), source)
         return self
 
     def _geometry_args(self, atoms: Atoms, species: np.ndarray) -> tuple:
