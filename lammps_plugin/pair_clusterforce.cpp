@@ -105,16 +105,10 @@ void PairClusterforce::read_model(const std::string& path) {
     if (!message.empty()) throw clusterforce::ModelFileError(message);
     const clusterforce::ModelFile mf = clusterforce::ModelFile::from_bytes(bytes, path);
     version = mf.package_version();
-    if (mf.kind() == "dart")
-      throw clusterforce::ModelFileError(
-          path +
-          ": a dart model ranks free clusters by energy (every atom is in some shell of every other, so it has no "
-          "cutoff to decompose over ranks) and was fitted to energies only; use it from Python or 'clusterforce "
-          "screen', and a gap model for MD");
     predictor = clusterforce::make_predictor(mf);
-    if (predictor->local() == nullptr)
-      throw clusterforce::ModelFileError(path + ": model kind '" + mf.kind() +
-                                         "' has no cutoff and cannot run under pair_style clusterforce");
+    // The model says whether it can run here (a global one cannot); the style names no kind.
+    const std::string refusal = predictor->pair_style_refusal();
+    if (!refusal.empty()) throw clusterforce::ModelFileError(path + ": " + refusal);
   } catch (const std::exception& e) {
     message = e.what();
   }
@@ -173,10 +167,12 @@ void PairClusterforce::coeff(int narg, char** arg) {
                      "clusterforce: model kind '{}' is force-only (direct, non-conservative forces): potential "
                      "energy, per-atom energy and virial are reported as 0\n",
                      kind_);
-    if (kind_ == "sann")
+    const std::string reason = predictor_->nonconservative_reason();
+    if (!reason.empty())
       utils::logmesg(lmp,
-                     "clusterforce: model kind 'sann' fits forces apart from the energy (the paper's decoupled dummy "
-                     "energy): forces are not the gradient of the potential energy, so NVE does not conserve it\n");
+                     "clusterforce: model kind '{}' {}: forces are not the gradient of the potential energy, so NVE "
+                     "does not conserve it\n",
+                     kind_, reason);
   }
 }
 

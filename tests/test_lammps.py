@@ -215,8 +215,14 @@ def test_unknown_format_version_is_a_lammps_error(tmp_path, gap_file):
 def test_unknown_model_kind_is_a_lammps_error(tmp_path, gap_file):
     other = with_header(gap_file, tmp_path / "other.cfm", kind="mystery")
     assert "model kind 'mystery' is not supported" in lammps_error(error_setup(other))
-    dart = with_header(gap_file, tmp_path / "dart.cfm", kind="dart")
-    assert "use it from Python or 'clusterforce screen'" in lammps_error(error_setup(dart))
+
+
+def test_a_global_model_is_refused_with_its_own_reason():
+    # The pair style asks the Predictor (pair_style_refusal) and names no kind.
+    dart = Path(__file__).parent / "data" / "contract" / "dart_na.cfm"
+    message = lammps_error(error_setup(dart))
+    assert f"{dart}: a dart model ranks free clusters by energy" in message
+    assert "use it from Python or 'clusterforce screen'" in message
 
 
 def test_element_type_mismatch_is_a_lammps_error(gap_file):

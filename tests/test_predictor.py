@@ -179,3 +179,25 @@ def test_two_threads_give_the_one_thread_result(name):
             results.append(compute(predictor, atoms, uncertainty=predictor.has_uncertainty))
     for key, value in results[0].items():
         np.testing.assert_allclose(results[1][key], value, rtol=0, atol=1e-12, err_msg=key)
+
+
+def test_the_predictor_says_what_the_pair_style_must_know():
+    """The pair style names no kind: it asks the Predictor why a model cannot run under it (a global
+    one) and why an energy model's forces are not -dE/dx (sann's come from a decoupled dummy energy)."""
+    predictors = {path.stem.split("_")[0]: _kernels.Predictor.read(str(path)) for path in sorted(CONTRACT.glob("*.cfm"))}
+    assert sorted(predictors) == ["dart", "dml", "gap", "sann"]
+    assert [k for k, p in predictors.items() if p.pair_style_refusal] == ["dart"]
+    assert "use it from Python or 'clusterforce screen'" in predictors["dart"].pair_style_refusal
+    assert [k for k, p in predictors.items() if p.nonconservative_reason] == ["sann"]
+    assert "decoupled dummy energy" in predictors["sann"].nonconservative_reason
+
+
+def test_an_unknown_kind_lists_the_registered_ones():
+    # This build has the built-in kinds only, registered in this order (cpp/include/clusterforce/kinds.hpp).
+    assert _kernels.registered_kinds() == ["gap", "sann", "dml", "dart"]
+    mf = modelfile.load(CONTRACT / "gap_na.cfm")
+    data = modelfile.to_bytes(kind="mystery", arrays=mf.arrays, metadata=mf.metadata)
+    with pytest.raises(
+        ValueError, match=r"<x>: model kind 'mystery' is not supported by this clusterforce \(supported: gap, sann, dml, dart\)"
+    ):
+        _kernels.Predictor.from_bytes(data, "<x>")

@@ -39,10 +39,13 @@ void bind_predictor(py::module_& m) {
       "Per species (n_species,), the mean nearest-neighbour distance (Angstrom) of its atoms, neighbours searched "
       "within `radius` (an atom with none counts as `radius`; NaN for a species absent): the packing part of the "
       "out-of-domain score (clusterforce/domain.hpp), as the model file's training range is made.");
-  py::class_<Predictor, std::shared_ptr<Predictor>>(
-      m, "Predictor",
-      "Whole-structure prediction of a model file of any kind (gap, sann, dml, dart): the one C++ path that the "
-      "estimators, the ASE calculator and the LAMMPS pair style share.")
+  m.def("registered_kinds", &registered_kinds,
+        "Model kinds this build reads, in registration order: the built-in ones and those compiled in with "
+        "CLUSTERFORCE_EXTRA_KINDS (cpp/include/clusterforce/kinds.hpp).");
+  py::class_<Predictor, std::shared_ptr<Predictor>>(m, "Predictor",
+                                                    "Whole-structure prediction of a model file of any registered kind "
+                                                    "(gap, sann, dml, dart, extra kinds): the one C++ path that the "
+                                                    "estimators, the ASE calculator and the LAMMPS pair style share.")
       .def_static(
           "from_bytes",
           [](const py::bytes& data, const std::string& path) {
@@ -65,6 +68,10 @@ void bind_predictor(py::module_& m) {
       .def_property_readonly("cutoff", &Predictor::cutoff, "Interaction range (Angstrom); 0 for dart (global).")
       .def_property_readonly("has_energy", &Predictor::has_energy)
       .def_property_readonly("has_uncertainty", &Predictor::has_uncertainty)
+      .def_property_readonly("pair_style_refusal", &Predictor::pair_style_refusal,
+                             "Why the model cannot run under pair_style clusterforce ('' when it can).")
+      .def_property_readonly("nonconservative_reason", &Predictor::nonconservative_reason,
+                             "Why the forces are not -dE/dx ('' when they are, or the model has no energy).")
       .def(
           "compute",
           [](const Predictor& p, const DoubleArray& positions, const SpeciesArray& species,

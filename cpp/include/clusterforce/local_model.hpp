@@ -41,6 +41,10 @@ class LocalModel {
   /// Whether centre_force's uncertainty is meaningful (dml) or force_variances exists (gap, sann).
   virtual bool has_uncertainty() const = 0;
 
+  /// Why an energy kind's forces are not -d energy / dx (empty: they are); sann's come from a
+  /// separately fitted dummy energy.
+  virtual std::string nonconservative_reason() const { return {}; }
+
   /// Scratch for one thread (null when the model needs none); the driver makes one per thread.
   virtual std::unique_ptr<LocalScratch> make_scratch() const { return nullptr; }
 

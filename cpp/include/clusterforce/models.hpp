@@ -1,6 +1,8 @@
-// Every model kind behind the one contract: the LocalModel adapters of gap, sann and dml, the
-// global dart predictor, and make_predictor, which builds the Predictor of any model file (the
-// factory the Python bindings and the LAMMPS pair style share).
+// The built-in model kinds behind the one contract: the LocalModel adapters of gap, sann and dml,
+// the global dart predictor, their factories registered in the kinds registry (kinds.hpp), and
+// make_predictor, which builds the Predictor of any registered kind's model file (what the Python
+// bindings and the LAMMPS pair style call; it lives here so that every caller has the built-in
+// kinds registered).
 #pragma once
 
 #include <array>
@@ -14,6 +16,7 @@
 #include "dart.hpp"
 #include "dml_predictor.hpp"
 #include "gap.hpp"
+#include "kinds.hpp"
 #include "local_model.hpp"
 #include "modelfile.hpp"
 #include "predictor.hpp"
@@ -42,7 +45,14 @@ class EnergyLocal : public LocalModel {
   std::shared_ptr<const Model> m_;
 };
 
-using SannLocal = EnergyLocal<SannModel>;
+/// sann's forces come from a dummy energy fitted apart from its energy (Jindal and Bulusu).
+class SannLocal : public EnergyLocal<SannModel> {
+ public:
+  using EnergyLocal::EnergyLocal;
+  std::string nonconservative_reason() const override {
+    return "fits forces apart from the energy (the paper's decoupled dummy energy)";
+  }
+};
 
 /// gap also has the variances of the local and total energies.
 class GapLocal : public EnergyLocal<GapModel> {
@@ -134,66 +144,44 @@ class DartPredictor : public Predictor {
     return p;
   }
 
+ protected:
+  std::string global_reason() const override {
+    return "a dart model ranks free clusters by energy (every atom is in some shell of every other, so it has no "
+           "cutoff to decompose over ranks) and was fitted to energies only; use it from Python or 'clusterforce "
+           "screen', and a gap model for MD";
+  }
+
  private:
   std::shared_ptr<const DartModel> m_;
   PairLimits limits_;
 };
 
-/// Chemical symbols of a model file (metadata "elements"), in species order.
-inline std::vector<std::string> model_elements(const ModelFile& mf) {
-  const Json& meta = mf.metadata();
-  if (!meta.contains("elements") || !meta.at("elements").is_array() || meta.at("elements").size() == 0)
-    throw ModelFileError(mf.path() + ": metadata field 'elements' is missing or not a non-empty list");
-  std::vector<std::string> out;
-  for (std::size_t k = 0; k < meta.at("elements").size(); ++k) out.push_back(meta.at("elements").at(k).as_string());
-  return out;
-}
-
-namespace detail {
-
-/// The Predictor of a model file of any kind, without its training domain.
-inline std::unique_ptr<Predictor> make_kind_predictor(const ModelFile& mf) {
-  const std::string& path = mf.path();
-  const std::string& kind = mf.kind();
-  std::vector<std::string> elements = model_elements(mf);
-  const int s = static_cast<int>(elements.size());
-  const auto check_species = [&](int n_species) {
-    if (n_species != s)
-      throw ModelFileError(path + ": metadata lists " + std::to_string(s) + " elements but the " + kind +
-                           " model has " + std::to_string(n_species) + " species");
-  };
-  if (kind == "gap" || kind == "sann") {
-    std::shared_ptr<const LocalModel> model;
-    if (kind == "gap") {
-      auto gap = std::make_shared<const GapModel>(read_gap_model(mf));
-      check_species(gap->n_species());
-      model = std::make_shared<GapLocal>(std::move(gap));
-    } else {
-      auto sann = std::make_shared<const SannModel>(read_sann_model(mf));
-      check_species(sann->n_species());
-      model = std::make_shared<SannLocal>(std::move(sann));
-    }
-    return std::make_unique<LocalPredictor>(kind, std::move(elements), std::move(model), read_pair_wall(mf, s),
-                                            read_pair_limits(mf, s));
-  }
-  if (kind == "dml") {
-    auto dml = std::make_shared<const DmlPredictor>(DmlPredictor::from_modelfile(mf));
-    if (dml->elements() != elements)
-      throw ModelFileError(path + ": metadata 'elements' disagree with the descriptor species");
-    // dml adds its wall itself, as direct forces (DmlPredictor::centre).
-    return std::make_unique<LocalPredictor>(kind, std::move(elements), std::make_shared<DmlLocal>(std::move(dml)),
-                                            PairWall{}, read_pair_limits(mf, s));
-  }
-  if (kind == "dart") {
-    auto dart = std::make_shared<const DartModel>(read_dart_model(mf));
-    check_species(dart->n_species());
-    return std::make_unique<DartPredictor>(std::move(elements), std::move(dart), read_pair_limits(mf, s));
-  }
-  throw ModelFileError(path + ": model kind '" + kind +
-                       "' is not supported by this clusterforce (supported: gap, sann, dml, dart)");
-}
-
-}  // namespace detail
+// The built-in kinds, registered as an extra kind registers its own (kinds.hpp), in the order
+// the registry lists them.
+inline const KindRegistrar gap_kind{
+    "gap", local_kind([](const ModelFile& mf) {
+      return std::make_shared<GapLocal>(std::make_shared<const GapModel>(read_gap_model(mf)));
+    })};
+inline const KindRegistrar sann_kind{
+    "sann", local_kind([](const ModelFile& mf) {
+      return std::make_shared<SannLocal>(std::make_shared<const SannModel>(read_sann_model(mf)));
+    })};
+// dml adds its wall itself, as direct forces (DmlPredictor::centre).
+inline const KindRegistrar dml_kind{
+    "dml", local_kind([](const ModelFile& mf) {
+      auto dml = std::make_shared<const DmlPredictor>(DmlPredictor::from_modelfile(mf));
+      if (dml->elements() != model_elements(mf))
+        throw ModelFileError(mf.path() + ": metadata 'elements' disagree with the descriptor species");
+      return std::make_shared<DmlLocal>(std::move(dml));
+    })};
+inline const KindRegistrar dart_kind{"dart", [](const ModelFile& mf) -> std::unique_ptr<Predictor> {
+                                       std::vector<std::string> elements = model_elements(mf);
+                                       const int s = static_cast<int>(elements.size());
+                                       auto dart = std::make_shared<const DartModel>(read_dart_model(mf));
+                                       check_species_count(mf, elements, dart->n_species());
+                                       return std::make_unique<DartPredictor>(std::move(elements), std::move(dart),
+                                                                              read_pair_limits(mf, s));
+                                     }};
 
 /// The Predictor of a model file of any kind (with the training compositions and charges its
 /// predict checks); ModelFileError naming the file otherwise.

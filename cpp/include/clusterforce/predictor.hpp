@@ -59,6 +59,17 @@ class Predictor {
   virtual bool has_uncertainty() const = 0;
   /// The per-centre form the pair style drives, or null for a global model.
   virtual const LocalPredictor* local() const { return nullptr; }
+  /// Why the model cannot run under a pair style (its atoms split over MPI domains): a global
+  /// model's own reason (global_reason) or a generic one; empty for a local model. What the
+  /// LAMMPS pair style tells the user instead of naming kinds.
+  std::string pair_style_refusal() const {
+    if (local()) return {};
+    const std::string why = global_reason();
+    return why.empty() ? "model kind '" + kind_ + "' has no cutoff and cannot run under pair_style clusterforce" : why;
+  }
+  /// Why an energy model's forces are not -d energy / dx (empty: they are, or it has no energy);
+  /// the pair style logs it, since NVE then does not conserve the energy.
+  virtual std::string nonconservative_reason() const { return {}; }
   /// Energy, forces, ... of a structure; uncertainty: also the per-atom force uncertainty.
   virtual Prediction compute(const Geometry& g, bool uncertainty) const = 0;
 
@@ -81,6 +92,8 @@ class Predictor {
   }
 
  protected:
+  /// Why this global model has no per-centre form, in the kind's words (empty: the generic text).
+  virtual std::string global_reason() const { return {}; }
   void check_uncertainty_request(bool uncertainty) const {
     if (uncertainty && !has_uncertainty())
       throw std::invalid_argument("this " + kind_ +
@@ -115,6 +128,7 @@ class LocalPredictor : public Predictor {
   bool has_energy() const override { return model_->has_energy(); }
   bool has_uncertainty() const override { return model_->has_uncertainty(); }
   const LocalPredictor* local() const override { return this; }
+  std::string nonconservative_reason() const override { return model_->nonconservative_reason(); }
 
   /// The driver on given centres (LAMMPS: local atoms, neighbours local or ghost).
   CentreResults evaluate(const Centres& centres, int64_t n_targets, const AtomId& id) const {

@@ -1,8 +1,13 @@
 """The model kinds: one record per kind, and the loader for model files of every kind.
 
-A kind is a subpackage (``clusterforce/kinds/dml``, ``clusterforce/kinds/gap``) whose ``kind`` module is its
-record in this registry. The record holds everything the command line and the loader need of
-it, so adding a kind is one new subpackage and one line in :data:`KINDS`:
+A kind is a package (``clusterforce/kinds/dml``, ``clusterforce/kinds/gap``, or one outside clusterforce) whose
+``kind`` module is its record in this registry. The record holds everything the command line and
+the loader need of it. The built-in kinds are listed in :data:`KINDS`; another kind is registered
+without editing this file, either by :func:`register` (``register("morse", "morse_kind.kind")``) or,
+for an installed package, by an entry point in the group :data:`ENTRY_POINT_GROUP`, read when this
+module is imported (``[project.entry-points."clusterforce.kinds"] morse = "morse_kind.kind"``). Its
+compiled part is registered in C++ (``cpp/include/clusterforce/kinds.hpp``, docs/adding-a-kind.md).
+The record provides:
 
 ``ESTIMATOR``
     The estimator class, a :class:`clusterforce.core.estimator.Estimator` (``fit``, ``predict``,
@@ -33,7 +38,9 @@ from __future__ import annotations
 import argparse
 import functools
 import importlib
+import importlib.metadata
 import os
+import warnings
 from collections.abc import Sequence
 from types import ModuleType
 from typing import Any, Protocol
@@ -42,13 +49,38 @@ from ase import Atoms
 
 from clusterforce.core import modelfile
 
-#: Kind name -> module holding its record.
+#: Kind name -> module holding its record: the built-in kinds, then those :func:`register` adds.
 KINDS: dict[str, str] = {
     "dml": "clusterforce.kinds.dml.kind",
     "gap": "clusterforce.kinds.gap.kind",
     "dart": "clusterforce.kinds.dart.kind",
     "sann": "clusterforce.kinds.sann.kind",
 }
+
+#: Entry-point group of installed packages' kinds: name = the kind, value = the module of its record.
+ENTRY_POINT_GROUP = "clusterforce.kinds"
+
+
+def register(name: str, module: str) -> None:
+    """Add kind ``name`` (the ``kind`` string of its model files) whose record is the module named
+    ``module`` (imported on first use). Registering a name again with the same module does
+    nothing; ValueError if another module has it."""
+    if KINDS.get(name, module) != module:
+        raise ValueError(f"model kind '{name}' is already registered (by {KINDS[name]}); cannot register {module} under that name")
+    KINDS[name] = module
+
+
+def _register_entry_points() -> None:
+    """Register the kinds of installed packages (:data:`ENTRY_POINT_GROUP`); one that clashes with a
+    registered kind is skipped with a warning, so that it cannot break the built-in ones."""
+    for entry in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+        try:
+            register(entry.name, entry.value)
+        except ValueError as exc:
+            warnings.warn(f"entry point {entry.name} = {entry.value} of group {ENTRY_POINT_GROUP} ignored: {exc}", stacklevel=2)
+
+
+_register_entry_points()
 
 
 #: The kind commands default to: the one that does best on held-out sizes and structures (docs/benchmarks.md).
@@ -92,12 +124,14 @@ def add_e0_flag(parser) -> None:
     )
 
 
-def add_kind_argument(parser: argparse.ArgumentParser, choices: Sequence[str] = tuple(KINDS), *, default: str) -> None:
-    """``--kind K`` on a command that trains: the parser then takes the shared flags and kind K's only.
+def add_kind_argument(parser: argparse.ArgumentParser, choices: Sequence[str] | None = None, *, default: str) -> None:
+    """``--kind K`` on a command that trains (``choices``: the kinds offered, default every registered
+    one): the parser then takes the shared flags and kind K's only.
 
     :mod:`clusterforce.cli` reads ``--kind`` (or the config file's ``kind``) before parsing and calls
     :func:`add_chosen_kind_arguments`; without a kind, ``--help`` lists the kinds.
     """
+    choices = tuple(KINDS) if choices is None else tuple(choices)
     parser.add_argument(
         "--kind", choices=choices, default=default, metavar="K", help=f"model kind: {', '.join(choices)} (default: {default})"
     )
@@ -181,6 +215,7 @@ def load_model(path: str | os.PathLike) -> Any:
 
 
 __all__ = [
+    "ENTRY_POINT_GROUP",
     "KINDS",
     "RECOMMENDED",
     "KindRecord",
@@ -191,4 +226,5 @@ __all__ = [
     "get",
     "learnable",
     "load_model",
+    "register",
 ]
