@@ -19,11 +19,8 @@
 #include <string>
 #include <vector>
 
-#ifdef _OPENMP
-#include <omp.h>
-#endif
-
 #include "cpu.hpp"
+#include "parallel.hpp"
 
 #if CLUSTERFORCE_X86_DISPATCH
 #include <immintrin.h>
@@ -354,11 +351,7 @@ void blocked_pairwise(const double* x, std::size_t n, const double* y, std::size
   CLUSTERFORCE_PRAGMA(omp parallel if (parallel)) {
     prepare();
     AlignedBuffer apack(kMc * f);
-#ifdef _OPENMP
-    const auto threads = static_cast<std::size_t>(omp_get_num_threads());
-#else
-    const std::size_t threads = 1;
-#endif
+    const std::size_t threads = team_slot().size;
     for (std::size_t j0 = 0; j0 < k; j0 += chunk) {
       const std::size_t ncols = std::min(chunk, k - j0);
       const std::size_t b_panels = (ncols + nr - 1) / nr;
@@ -410,12 +403,7 @@ inline void few_rows(const TileKernels& kernels, const double* x, std::size_t n,
   const bool parallel = work(n, k, f) > kParallelWork;
   (void)parallel;
   CLUSTERFORCE_PRAGMA(omp parallel if (parallel)) {
-#ifdef _OPENMP
-    const auto threads = static_cast<std::size_t>(omp_get_num_threads());
-    const auto me = static_cast<std::size_t>(omp_get_thread_num());
-#else
-    const std::size_t threads = 1, me = 0;
-#endif
+    const auto [me, threads] = team_slot();
     const std::size_t chunk = round_up((k + threads - 1) / threads, 8);
     const std::size_t j0 = std::min(k, me * chunk), j1 = std::min(k, j0 + chunk);
     if (j0 < j1) {

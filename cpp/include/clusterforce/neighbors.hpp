@@ -18,11 +18,8 @@
 #include <string>
 #include <vector>
 
-#ifdef _OPENMP
-#include <omp.h>
-#endif
-
 #include "cpu.hpp"
+#include "parallel.hpp"
 
 namespace clusterforce {
 
@@ -309,12 +306,7 @@ inline NeighborList neighbor_list(const double* positions, std::size_t n, double
   // the list sorted by i.
   std::vector<std::vector<nl::Pair>> blocks;
   CLUSTERFORCE_PRAGMA(omp parallel) {
-#ifdef _OPENMP
-    const auto threads = static_cast<std::size_t>(omp_get_num_threads());
-    const auto me = static_cast<std::size_t>(omp_get_thread_num());
-#else
-    const std::size_t threads = 1, me = 0;
-#endif
+    const auto [me, threads] = team_slot();
     CLUSTERFORCE_PRAGMA(omp single)
     blocks.resize(threads);
     const std::size_t chunk = (n + threads - 1) / threads;

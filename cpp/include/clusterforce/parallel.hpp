@@ -9,6 +9,7 @@
 #pragma once
 
 #include <atomic>
+#include <cstddef>
 #include <cstdint>
 #include <exception>
 #include <mutex>
@@ -48,6 +49,21 @@ inline int parallel_threads() {
   return omp_in_parallel() ? 1 : omp_get_max_threads();
 #else
   return 1;
+#endif
+}
+
+/// The calling thread's place in its OpenMP team: threads split work into contiguous blocks by
+/// it, which keeps results in thread order (rank 0 of 1 without OpenMP or outside a region).
+struct TeamSlot {
+  std::size_t rank = 0;
+  std::size_t size = 1;
+};
+
+inline TeamSlot team_slot() {
+#ifdef _OPENMP
+  return {static_cast<std::size_t>(omp_get_thread_num()), static_cast<std::size_t>(omp_get_num_threads())};
+#else
+  return {};
 #endif
 }
 
