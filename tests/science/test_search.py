@@ -64,12 +64,13 @@ def first_hits(n: int, target: float, seeds, steps: int, **kwargs) -> list[int]:
 
 
 def test_surface_and_twist_moves_find_lj19_in_fewer_steps_than_displacements():
-    # The same six random starts and seeds: plain basin hopping (every atom displaced) against the
-    # default mix of displacements, surface moves and twists. Measured: plain 349 steps in all
-    # (49, 82, 7, 56, 75, 80), the mix 160 (14, 6, 21, 85, 16, 18).
-    plain = first_hits(19, LJ19, range(6), 300, moves={"displace": 1.0})
-    mixed = first_hits(19, LJ19, range(6), 300)
-    assert max(mixed) <= 300, f"the mix missed LJ19 within 300 steps: {mixed}"
+    # The same three random starts and seeds (the first three of six measured; six took ~100 s):
+    # plain basin hopping (every atom displaced) against the default mix of displacements, surface
+    # moves and twists. Measured over seeds 0-5: plain 349 steps in all (49, 82, 7, 56, 75, 80), the
+    # mix 160 (14, 6, 21, 85, 16, 18); here plain 138, the mix 41.
+    plain = first_hits(19, LJ19, range(3), 200, moves={"displace": 1.0})
+    mixed = first_hits(19, LJ19, range(3), 200)
+    assert max(mixed) <= 200, f"the mix missed LJ19 within 200 steps: {mixed}"
     assert sum(mixed) < 0.7 * sum(plain), f"mix {mixed} against plain {plain}"
 
 
