@@ -62,13 +62,13 @@ def shortest_pair(atoms) -> float:
     return float(d[np.triu_indices(len(atoms), 1)].min())
 
 
-def ideal_tetrahedron(shared: Path):
-    """The N = 20 gold cluster of the QCD low-energy set, as a free cluster."""
+def qcd_cluster(shared: Path, n: int = 20):
+    """The N-atom gold cluster of the QCD low-energy set (N = 20: the tetrahedron), as a free cluster."""
     import ase.io
 
-    frames = [a for a in ase.io.read(shared / STRUCTURES, ":") if len(a) == 20]
+    frames = [a for a in ase.io.read(shared / STRUCTURES, ":") if len(a) == n]
     if not frames:
-        raise ValueError(f"{shared / STRUCTURES}: no 20-atom frame")
+        raise ValueError(f"{shared / STRUCTURES}: no {n}-atom frame")
     atoms = frames[0]
     atoms.pbc = False
     atoms.cell = None
@@ -76,21 +76,28 @@ def ideal_tetrahedron(shared: Path):
     return atoms
 
 
-def run_seeds(model: Path, seeds: list[int], steps: int, work: Path) -> dict[int, float]:
-    """One ``clusterforce search`` per seed, all at once; wall time (s) of each."""
-    started, procs = {}, {}
-    for seed in seeds:
-        cmd = [sys.executable, "-m", "clusterforce", "search", "random:20:Au", "--reference", str(model), "--method", "basin-hopping"]
-        cmd += ["--steps", str(steps), "--seed", str(seed), "--db", str(work / f"seed{seed}.db"), "--json", str(work / f"seed{seed}.json")]
-        log = open(work / f"seed{seed}.log", "w")  # noqa: SIM115 -- closed after the child ends
-        procs[seed] = (subprocess.Popen([*cmd, "--quiet"], stdout=log, stderr=subprocess.STDOUT), log)
-        started[seed] = time.perf_counter()
-    seconds = {}
-    for seed, (proc, log) in procs.items():
+def run_seeds(model: Path, seeds: list[int], steps: int, work: Path, *, size: int = 20, extra: tuple[str, ...] = (), jobs: int = 0) -> dict:
+    """One ``clusterforce search random:SIZE:Au`` per seed (``extra``: more search options), at most
+    ``jobs`` at once (0: all); wall time (s) of each."""
+    started, procs, seconds = {}, {}, {}
+
+    def finish(seed: int) -> None:
+        proc, log = procs.pop(seed)
         if proc.wait() != 0:
             raise RuntimeError(f"search with seed {seed} failed (exit {proc.returncode}); see {work / f'seed{seed}.log'}")
         log.close()
         seconds[seed] = time.perf_counter() - started[seed]
+
+    for seed in seeds:
+        if jobs and len(procs) >= jobs:
+            finish(next(iter(procs)))
+        cmd = [sys.executable, "-m", "clusterforce", "search", f"random:{size}:Au", "--reference", str(model), "--method", "basin-hopping"]
+        cmd += ["--steps", str(steps), "--seed", str(seed), "--db", str(work / f"seed{seed}.db"), "--json", str(work / f"seed{seed}.json")]
+        log = open(work / f"seed{seed}.log", "w")  # noqa: SIM115 -- closed after the child ends
+        procs[seed] = (subprocess.Popen([*cmd, *extra, "--quiet"], stdout=log, stderr=subprocess.STDOUT), log)
+        started[seed] = time.perf_counter()
+    while procs:
+        finish(next(iter(procs)))
     return seconds
 
 
@@ -101,7 +108,7 @@ def analyse(model: Path, seeds: list[int], work: Path, shared: Path) -> dict:
     from clusterforce.descriptors.symmetry import point_group
     from clusterforce.workflows.isomers import relax, structure_distance
 
-    tetrahedron = ideal_tetrahedron(shared)
+    tetrahedron = qcd_cluster(shared, 20)
     relaxed, e_tetrahedron, converged = relax(tetrahedron, Calculator(str(model)))
     out = {
         "tetrahedron": {

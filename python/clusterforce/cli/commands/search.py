@@ -40,7 +40,26 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--fmax", type=float, default=1e-3, help="local minima converged below this force component (eV/Angstrom)")
     p.add_argument("--energy-tol", type=float, default=1e-3, help="minima closer in energy than this may be the same (eV)")
     p.add_argument("--rmsd-tol", type=float, default=0.05, help="same minimum below this RMSD after alignment (Angstrom)")
-    p.add_argument("--target", type=float, default=None, help="stop basin hopping once this energy is reached")
+    p.add_argument(
+        "--target", type=float, default=None, help="stop basin hopping at a minimum at or below this energy (eV, or epsilon for lj)"
+    )
+    p.add_argument(
+        "--moves",
+        type=_moves,
+        default=None,
+        metavar="MOVE=P,...",
+        help="basin-hopping moves and their probabilities (normalised): displace (every atom by up to --step-size), "
+        "surface (the least-coordinated atoms to high-coordination surface sites), twist (one half of the cluster rotated "
+        "against the other); default displace=0.5,surface=0.35,twist=0.15; displace=1 is plain basin hopping",
+    )
+    p.add_argument("--walkers", type=int, default=1, help="basin hopping: independent walkers taking moves in turn (--steps counts all)")
+    p.add_argument(
+        "--restart-after",
+        type=int,
+        default=None,
+        metavar="M",
+        help="basin hopping: a walker whose lowest energy has not dropped in M of its moves restarts from a random cluster (default: off)",
+    )
     p.add_argument(
         "--reoptimize",
         type=int,
@@ -60,6 +79,22 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--json", default=None, help="summary: lowest_energy, n_minima, energies, CPU time")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
+
+
+def _moves(spec: str) -> dict[str, float]:
+    """``displace=0.5,surface=0.5`` -> {"displace": 0.5, "surface": 0.5} (argparse type)."""
+    from clusterforce.workflows.search import MOVES
+
+    moves = {}
+    for item in spec.split(","):
+        name, _, weight = item.partition("=")
+        if name.strip() not in MOVES:
+            raise argparse.ArgumentTypeError(f"unknown move '{name.strip()}' in '{spec}'; choose from {', '.join(MOVES)}")
+        try:
+            moves[name.strip()] = float(weight)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"'{item}': expected MOVE=PROBABILITY, e.g. surface=0.3") from None
+    return moves
 
 
 def _start(spec: str, reference: str, seed: int):
@@ -121,6 +156,9 @@ def _search(args: argparse.Namespace, start, calc, store) -> float:
             fmax=args.fmax,
             store=store,
             target=args.target,
+            moves=args.moves,
+            walkers=args.walkers,
+            restart_after=args.restart_after,
             progress=not args.quiet,
         )
     elif args.method == "minima-hopping":
@@ -142,6 +180,7 @@ def _search(args: argparse.Namespace, start, calc, store) -> float:
 
 def _report(args: argparse.Namespace, start, store, cpu: float) -> int:
     """Re-optimise if asked, write the database and the JSON, print the summary."""
+    from clusterforce.descriptors.symmetry import point_group
     from clusterforce.references import resolve
     from clusterforce.workflows.isomers import MinimaStore, reoptimize
 
@@ -175,6 +214,12 @@ def _report(args: argparse.Namespace, start, store, cpu: float) -> int:
             "steps": args.steps,
             "lowest_energy": lowest.energy,
             "lowest_found_at_step": lowest.step,
+            "lowest_point_group": point_group(lowest.atoms),
+            "target": args.target,
+            "target_reached": args.target is not None and lowest.energy <= args.target + args.energy_tol,
+            "moves": args.moves,
+            "walkers": args.walkers,
+            "restart_after": args.restart_after,
             "n_minima": len(store.minima),
             "rejected": dict(store.rejected),
             "energies": [m.energy for m in store.minima],
