@@ -23,7 +23,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-
 from clusterforce import testing
 from clusterforce.data import datasets
 from clusterforce.kinds.dml import DMLModel
