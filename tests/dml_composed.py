@@ -17,12 +17,12 @@ def composed_prediction(model: DMLModel, atoms: Atoms) -> dict[str, np.ndarray]:
     X = model.descriptor_.compute(atoms)
     norms, directions, uncertainty = np.zeros(n), np.zeros((n, 3)), np.zeros(n)
     classes = np.empty(n, dtype=object)
-    for name, env in extract_environments(atoms, chemistry=model.chemistry_).items():
+    for name, env in extract_environments(atoms, chemistry=model.chemistry_, smooth=model.smooth).items():
         idx, part = env.indices, model.models_[name]
         Xs = part.scaler.transform(X[idx])
         d = np.linalg.norm(Xs[:, None, :] - part.emlm.references_[None], axis=2)
         low, high = part.emlm.output_range_
-        norms[idx] = np.clip(d @ part.emlm.coef_, max(low, 0.0), high)
+        norms[idx] = np.clip(d @ part.emlm.coef_, max(low, 0.0), high) * env.presence()
         diagnostics = part.oamlm.predict_diagnostics(Xs, env)
         directions[idx], uncertainty[idx], classes[idx] = diagnostics["v"], diagnostics["spread"], name
     forces = norms[:, None] * directions

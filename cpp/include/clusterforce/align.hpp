@@ -361,6 +361,10 @@ struct AlignOptions {
 struct Alignment {
   KabschResult rot;  // maps the reference onto the input
   double g;          // g (eq. 12) for anchor schemes, g' (eq. 13) for cloud schemes
+  // Smooth cloud schemes: the blend of the candidate alignments' force maps (force_map
+  // returns it); rot is then unused.
+  bool blended = false;
+  Mat3 map{};
 };
 
 // The linear map taking a reference vector (its unit force) into the input frame: R when the
@@ -369,6 +373,7 @@ struct Alignment {
 // they determine nothing (all points on the centre), zero. Unlike a fixed choice of spin this
 // keeps predictions rotation-equivariant in such degraded environments.
 inline Mat3 force_map(const Alignment& al) {
+  if (al.blended) return al.map;
   const KabschResult& k = al.rot;
   if (k.rank >= 2) return k.R;
   Mat3 M{};
@@ -405,8 +410,10 @@ inline std::array<double, 6> triangle_features(const double* a, const double* b)
 
 // The cloud points a pair search draws from: the non-lead (metal) entries, or every entry
 // when fewer than two metal atoms are present.
+// Smooth schemes always draw from the metal entries (a count-based switch would jump).
 inline std::pair<int, int> pair_pool(const Environment& e) {
-  if (e.n_cloud - e.n_lead >= 2) return {e.n_lead, e.n_cloud - e.n_lead};
+  if (e.n_cloud - e.n_lead >= 2 || kSchemes[static_cast<std::size_t>(e.scheme)].smooth)
+    return {e.n_lead, e.n_cloud - e.n_lead};
   return {0, e.n_cloud};
 }
 
@@ -452,6 +459,36 @@ inline double cloud_error(const Environment& in, const Environment& ref, const M
     if (sum > limit) break;
   }
   return std::sqrt(sum) / (1.0 + nL);
+}
+
+// g' of the smooth cloud schemes: the symmetric, weighted form of eq. 13. Every atom a of one
+// cloud (weight w_a) is matched to the nearest atom b of the other, aligned cloud, or to the
+// centre: m_a = min(|a|^2, min_b [w_b |a - b|^2 + (1 - w_b) |a|^2]), so an atom of weight 0
+// matches like the centre. g' = sqrt((E_in + E_ref) / 2) / (1 + (N_in + N_ref) / 2) with E the
+// weighted sums of m over each cloud and N the sums of weights: for two full clouds of equal
+// size it is eq. 13, and it changes continuously as atoms enter or leave either cloud.
+inline double cloud_error_smooth(const Environment& in, const Environment& ref, const Mat3& R) {
+  double rot[kMaxCloud][3];
+  for (int k = 0; k < ref.n_cloud; ++k) apply(R, ref.cloud[k], rot[k]);
+  const auto side = [](const double (*A)[3], const double* wa, int na, const double (*B)[3], const double* wb, int nb) {
+    double sum = 0;
+    for (int a = 0; a < na; ++a) {
+      const double r2 = dot(A[a], A[a]);
+      double best = r2;
+      for (int b = 0; b < nb; ++b) {
+        const double d[3] = {A[a][0] - B[b][0], A[a][1] - B[b][1], A[a][2] - B[b][2]};
+        best = std::min(best, wb[b] * dot(d, d) + (1.0 - wb[b]) * r2);
+      }
+      sum += wa[a] * best;
+    }
+    return sum;
+  };
+  const double e = side(in.cloud, in.weight, in.n_cloud, rot, ref.weight, ref.n_cloud) +
+                   side(rot, ref.weight, ref.n_cloud, in.cloud, in.weight, in.n_cloud);
+  double n = 0;
+  for (int k = 0; k < in.n_cloud; ++k) n += in.weight[k];
+  for (int k = 0; k < ref.n_cloud; ++k) n += ref.weight[k];
+  return std::sqrt(0.5 * e) / (1.0 + 0.5 * n);
 }
 
 inline Mat3 identity3() {
@@ -604,7 +641,157 @@ inline void try_cloud(const Environment& in, const Environment& ref, int m, cons
   have = true;
 }
 
+// The smooth form (Scheme::smooth) replaces every hard choice of align_cloud by a weighted
+// blend that a candidate enters and leaves with weight 0, so g' and the force map change
+// continuously with the input's positions:
+// - input pairs: every pair (a, b) of cloud atoms whose distance sum exceeds that of the two
+//   nearest by less than kPairWidth, weighted by a cosine switch of the excess (the nearest
+//   pair has weight 1; the paper takes only that one, which jumps when the 2nd and 3rd nearest
+//   swap);
+// - triangle prefilter: candidate q of the n_triangles smallest u gets the weight
+//   1 - (u_q - u_1) / (u_{n+1} - u_1), 0 for the first one not kept;
+// - best alignment: a soft minimum (SoftBlend, width kBlendWidth) instead of the argmin;
+// - fewer than two cloud atoms: the pair mode, the one-atom mode (spin-averaged maps) and no
+//   alignment (map 0) are mixed by the cloud weights: w1 w2 (the two largest), (1 - w1 w2) w1
+//   and the rest. Lead (S) atoms within 3 A remain a hard rule (the class rules are too).
+inline constexpr double kPairWidth = 0.2;  // Angstrom
+// Angstrom. 0.05 left steps of 0.05 eV/A per 0.02 A in the conformance scan (Cu13): the blend
+// turned over in g changes of 0.01 A; 0.15 and 0.3 pass it (docs/benchmarks.md, dml_smooth).
+inline constexpr double kBlendWidth = 0.15;
+
+// Soft minimum over candidate alignments with weights lambda, errors g and force maps M: the
+// maps blended by lambda exp(-g^2 / tau^2), the error sqrt(-tau^2 log) of the lambda-weighted
+// mean of exp(-g^2 / tau^2) (g itself for one candidate). Accumulated relative to the smallest
+// g so far, so nothing underflows.
+struct SoftBlend {
+  double g2_min = std::numeric_limits<double>::infinity();
+  double a = 0.0, lambda = 0.0;
+  Mat3 M{};
+
+  void add(double lam, double g, const Mat3& Mc) {
+    if (!(lam > 0.0)) return;
+    constexpr double inv_t2 = 1.0 / (kBlendWidth * kBlendWidth);
+    lambda += lam;
+    const double g2 = g * g;
+    if (g2 < g2_min) {
+      const double f = a > 0.0 ? std::exp(-(g2_min - g2) * inv_t2) : 0.0;
+      a *= f;
+      for (double& x : M) x *= f;
+      g2_min = g2;
+    }
+    const double e = lam * std::exp(-(g2 - g2_min) * inv_t2);
+    a += e;
+    for (std::size_t k = 0; k < 9; ++k) M[k] += e * Mc[k];
+  }
+  double g() const { return std::sqrt(std::max(0.0, g2_min - kBlendWidth * kBlendWidth * std::log(a / lambda))); }
+  void add_to(double c, double& g_out, Mat3& M_out) const {
+    g_out += c * g();
+    for (std::size_t k = 0; k < 9; ++k) M_out[k] += c * M[k] / a;
+  }
+};
+
+inline Alignment align_cloud_smooth(const Environment& in, const ReferenceSet& refs, std::size_t j,
+                                    const AlignOptions& opt) {
+  const Environment& ref = refs[j];
+  const auto candidate = [&](SoftBlend& blend, double lam, int m, const double (*p)[3], const double (*s)[3]) {
+    Alignment al{kabsch_rotation(static_cast<std::size_t>(m), &p[0][0], &s[0][0]), 0.0};
+    blend.add(lam, cloud_error_smooth(in, ref, al.rot.R), force_map(al));
+  };
+  Alignment out{};
+  out.blended = true;
+  double p[2][3], s[2][3];
+  if (in.n_lead > 0 && ref.n_lead > 0) {
+    SoftBlend blend;
+    std::copy(in.cloud[0], in.cloud[0] + 3, p[0]);
+    std::copy(ref.cloud[0], ref.cloud[0] + 3, s[0]);
+    if (in.n_cloud > in.n_lead && ref.n_cloud > ref.n_lead) {
+      std::copy(in.cloud[in.n_lead], in.cloud[in.n_lead] + 3, p[1]);
+      for (int r = ref.n_lead; r < ref.n_cloud; ++r) {
+        std::copy(ref.cloud[r], ref.cloud[r] + 3, s[1]);
+        candidate(blend, 1.0, 2, p, s);
+      }
+    } else {
+      candidate(blend, 1.0, 1, p, s);
+    }
+    blend.add_to(1.0, out.g, out.map);
+    return out;
+  }
+  const auto pin = pair_pool(in);
+  const auto pref = pair_pool(ref);
+  const int n = pin.second;
+  const double (*c)[3] = in.cloud + pin.first;
+  const double* w = in.weight + pin.first;
+  double r[kMaxCloud], r1 = 0, r2 = 0, w1 = 0, w2 = 0;
+  for (int k = 0; k < n; ++k) {
+    r[k] = norm(c[k]);
+    if (k == 0 || r[k] < r1) {
+      r2 = r1;
+      r1 = r[k];
+    } else if (k == 1 || r[k] < r2) {
+      r2 = r[k];
+    }
+    if (w[k] > w1) {
+      w2 = w1;
+      w1 = w[k];
+    } else if (w[k] > w2) {
+      w2 = w[k];
+    }
+  }
+  const double pair_mode = n >= 2 && pref.second >= 2 ? w1 * w2 : 0.0;
+  const double one_mode = n >= 1 && pref.second >= 1 ? (1.0 - pair_mode) * w1 : 0.0;
+  const double no_mode = 1.0 - pair_mode - one_mode;
+  if (pair_mode > 0.0) {
+    SoftBlend blend;
+    const Triangle* t0 = refs.triangles_begin(j);
+    const int nt = static_cast<int>(refs.triangles_end(j) - t0);
+    const int keep = opt.n_triangles > 0 ? std::min(opt.n_triangles, nt) : nt;
+    std::array<std::pair<double, int>, kMaxCloud*(kMaxCloud - 1)> u;
+    for (int a = 0; a < n; ++a)
+      for (int b = a + 1; b < n; ++b) {
+        const double omega = switch_down(r[a] + r[b] - r1 - r2, 0.0, kPairWidth);
+        if (!(omega > 0.0)) continue;
+        std::copy(c[a], c[a] + 3, p[0]);
+        std::copy(c[b], c[b] + 3, p[1]);
+        const std::array<double, 6> f0 = triangle_features(p[0], p[1]);
+        for (int t = 0; t < nt; ++t) {
+          double d = 0;
+          for (std::size_t q = 0; q < 6; ++q) d += (t0[t].f[q] - f0[q]) * (t0[t].f[q] - f0[q]);
+          u[static_cast<std::size_t>(t)] = {d, t};
+        }
+        const int sorted = std::min(keep + 1, nt);
+        std::partial_sort(u.begin(), u.begin() + sorted, u.begin() + nt);
+        const double u1 = u[0].first, span = keep < nt ? u[static_cast<std::size_t>(keep)].first - u1 : 0.0;
+        for (int q = 0; q < keep; ++q) {
+          const double uq = u[static_cast<std::size_t>(q)].first;
+          const double beta = keep == nt ? 1.0 : (span > 0.0 ? 1.0 - (uq - u1) / span : (uq == u1 ? 1.0 : 0.0));
+          if (!(beta > 0.0)) continue;
+          const Triangle& tr = t0[u[static_cast<std::size_t>(q)].second];
+          std::copy(ref.cloud[tr.a], ref.cloud[tr.a] + 3, s[0]);
+          std::copy(ref.cloud[tr.b], ref.cloud[tr.b] + 3, s[1]);
+          candidate(blend, omega * beta, 2, p, s);
+        }
+      }
+    blend.add_to(pair_mode, out.g, out.map);
+  }
+  if (one_mode > 0.0) {
+    SoftBlend blend;
+    for (int a = 0; a < n; ++a) {
+      const double omega = switch_down(r[a] - r1, 0.0, kPairWidth);
+      if (!(omega > 0.0)) continue;
+      std::copy(c[a], c[a] + 3, p[0]);
+      for (int q = pref.first; q < pref.first + pref.second; ++q) {
+        std::copy(ref.cloud[q], ref.cloud[q] + 3, s[0]);
+        candidate(blend, omega, 1, p, s);
+      }
+    }
+    blend.add_to(one_mode, out.g, out.map);
+  }
+  if (no_mode > 0.0) out.g += no_mode * cloud_error_smooth(in, ref, identity3());
+  return out;
+}
+
 inline Alignment align_cloud(const Environment& in, const ReferenceSet& refs, std::size_t j, const AlignOptions& opt) {
+  if (kSchemes[static_cast<std::size_t>(in.scheme)].smooth) return align_cloud_smooth(in, refs, j, opt);
   const Environment& ref = refs[j];
   Alignment best{{identity3(), 0, {1.0, 0.0, 0.0}}, 0.0};
   bool have = false;

@@ -150,7 +150,10 @@ class DmlPredictor {
         const std::vector<Environment> envs = pack_environments(
             static_cast<std::size_t>(k), mf.i64(r + "scheme", {k}).data(), mf.i64(r + "element", {k}).data(),
             mf.i64(r + "n_cloud", {k}).data(), mf.i64(r + "n_lead", {k}).data(), mf.i64(r + "flags", {k}).data(),
-            mf.f64(r + "anchors", {k, kMaxAnchors, 3}).data(), mf.f64(r + "cloud", {k, kMaxCloud, 3}).data(), name);
+            mf.f64(r + "anchors", {k, kMaxAnchors, 3}).data(), mf.f64(r + "cloud", {k, kMaxCloud, 3}).data(), name,
+            mf.has(r + "cloud_weight") ? mf.f64(r + "cloud_weight", {k, kMaxCloud}).data() : nullptr);
+        // Smooth environments (the smooth cloud schemes) in a file make the inputs smooth too.
+        for (const Environment& e : envs) p.smooth_ = p.smooth_ || kSchemes[static_cast<std::size_t>(e.scheme)].smooth;
         m->refs = std::make_unique<ReferenceSet>(envs.data(), envs.size());
         m->oamlm = OamlmModel{m->refs.get(), m->B_c.data(), nullptr, m->T.data(), sigma2.as_double(), AlignOptions{}};
         m->oamlm.loss = parse_loss(field(oamlm_params, "loss", where).as_string());
@@ -189,7 +192,9 @@ class DmlPredictor {
     const int c = describe(element, rel, neighbour_elements, n, ws, ws.p.data(), env);
     ws.d.resize(models_[static_cast<std::size_t>(c)]->n_rows());
     reference_distances(c, ws.p.data(), &env, 1, ws.d.data());
-    DmlCentre out = finish(c, ws.d.data(), env, ws);
+    ws.dc.resize(models_[static_cast<std::size_t>(c)]->refs->size());
+    project(c, ws.d.data(), 1, ws.dc.data());
+    DmlCentre out = finish(c, ws.d.data(), ws.dc.data(), env, ws);
     add_wall(element, rel, neighbour_elements, n, out);
     return out;
   }
@@ -216,7 +221,7 @@ class DmlPredictor {
         },
         Schedule::dynamic_chunks());
     std::vector<std::size_t> members;
-    std::vector<double> Pc, d;
+    std::vector<double> Pc, d, dc;
     std::vector<Environment> envc;
     for (std::size_t c = 0; c < models_.size(); ++c) {
       members.clear();
@@ -236,11 +241,17 @@ class DmlPredictor {
         }
         d.resize(nb * rows);
         reference_distances(static_cast<int>(c), Pc.data(), envc.data(), nb, d.data());
+        // The predicted cosines of the whole block: B_c (K x K, the largest array of a class)
+        // is streamed once per 16 centres instead of once per centre; same sums, same order.
+        const std::size_t K = models_[c]->refs->size();
+        dc.resize(nb * K);
+        project(static_cast<int>(c), d.data(), nb, dc.data());
         parallel_for_with(
             static_cast<int64_t>(nb), workspace,
             [&](Workspace& ws, int64_t r) {
               const std::size_t i = members[b0 + static_cast<std::size_t>(r)];
-              out[i] = finish(static_cast<int>(c), d.data() + static_cast<std::size_t>(r) * rows, envc[r], ws);
+              out[i] = finish(static_cast<int>(c), d.data() + static_cast<std::size_t>(r) * rows,
+                              dc.data() + static_cast<std::size_t>(r) * K, envc[r], ws);
               const int64_t o = offsets[i];
               add_wall(elements[i], rel + 3 * o, neighbour_elements + o, n_of(i), out[i]);
             },
@@ -261,7 +272,7 @@ class DmlPredictor {
       ws.soap_species[j] = soap_index_[neighbour_elements[j]];
       ws.z[j] = z_[neighbour_elements[j]];
     }
-    env = build_environment(chemistry_, z_[element], static_cast<std::size_t>(n), ws.z.data(), rel);
+    env = build_environment(chemistry_, z_[element], static_cast<std::size_t>(n), ws.z.data(), rel, smooth_);
     const std::string name = class_name(env);
     const auto it = std::find(classes_.begin(), classes_.end(), name);
     if (it == classes_.end())
@@ -292,22 +303,31 @@ class DmlPredictor {
     euclidean_distances(P, count, m.X.data(), m.n_rows(), soap_->n_features(), d, DistanceOptions{DistanceMode::exact});
   }
 
-  /// Norm and direction of a centre of class c from its distances d (n_rows) to the references.
-  DmlCentre finish(int c, const double* d, const Environment& env, Workspace& ws) const {
+  /// Predicted cosines dc (count x K) = d B_c of `count` centres of class c from their
+  /// distances d (count x n_rows; the direction references are the first K rows).
+  void project(int c, const double* d, std::size_t count, double* dc) const {
     const ClassModel& m = *models_[static_cast<std::size_t>(c)];
     const std::size_t K = m.refs->size();
-    ws.dc.resize(K);
     if (m.B_c32.empty())
-      project_distances(d, 1, K, m.B_c.data(), ws.dc.data());
+      project_distances(d, count, K, m.B_c.data(), dc, m.n_rows());
     else
-      project_distances(d, 1, K, m.B_c32.data(), ws.dc.data());
+      project_distances(d, count, K, m.B_c32.data(), dc, m.n_rows());
+  }
+
+  /// Norm and direction of a centre of class c from its distances d (n_rows) to the references
+  /// and its predicted cosines dc (K).
+  DmlCentre finish(int c, const double* d, const double* dc, const Environment& env, Workspace& ws) const {
+    const ClassModel& m = *models_[static_cast<std::size_t>(c)];
+    const std::size_t K = m.refs->size();
     ws.scratch.resize(5 * K);
     double norm = 0.0;
     for (std::size_t k = 0; k < m.emlm_coef.size(); ++k) norm += d[m.emlm_rows[k]] * m.emlm_coef[k];
     DmlCentre out;
     out.class_index = c;
-    out.norm = std::clamp(norm, m.norm_min, m.norm_max);
-    const OamlmResult r = oamlm_direction(m.oamlm, env, ws.dc.data(), nullptr, ws.scratch.data());
+    // presence < 1 only in smooth environments whose neighbours are leaving the cloud: the force
+    // fades out with them instead of keeping its size until the last one is gone.
+    out.norm = std::clamp(norm, m.norm_min, m.norm_max) * env.presence;
+    const OamlmResult r = oamlm_direction(m.oamlm, env, dc, nullptr, ws.scratch.data());
     for (int x = 0; x < 3; ++x) out.force[x] = out.norm * r.v[x];
     out.spread = r.spread;
     out.uncertainty = out.norm * std::sqrt(2.0 * r.spread);
@@ -462,6 +482,7 @@ class DmlPredictor {
   PairWall baseline_;  // repulsive wall below the shortest training distances (baseline.hpp)
   std::vector<int> z_, soap_index_;
   Chemistry chemistry_ = Chemistry::Generic;
+  bool smooth_ = false;  // build inputs with the smooth cloud schemes (files whose references have them)
   std::shared_ptr<SoapGTO> soap_;
   std::vector<std::unique_ptr<ClassModel>> models_;
 };

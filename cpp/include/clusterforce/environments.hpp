@@ -70,6 +70,10 @@ struct Scheme {
   int cloud_element;
   double cloud_cutoff;
   int max_cloud;
+  // Cloud schemes: the scheme of the smooth form (the same cloud, weighted; see
+  // fill_cloud_smooth), -1 when the scheme is itself smooth or has no cloud.
+  int smooth_twin = -1;
+  bool smooth = false;
 };
 
 namespace element {
@@ -80,9 +84,15 @@ inline constexpr int H = 1, C = 6, S = 16, Au = 79;
 inline constexpr double kBondCH = 1.35, kBondCS = 2.2, kBondAuS = 3.0;
 
 inline constexpr int kSchemeH = 0, kSchemeC = 1, kSchemeS = 2, kSchemeAuUnit = 3, kSchemeAuHalfUnit = 4,
-                     kSchemeAuCore = 5, kSchemeGeneric = 6;
+                     kSchemeAuCore = 5, kSchemeGeneric = 6, kSchemeAuCoreSmooth = 7, kSchemeGenericSmooth = 8;
 
-inline constexpr std::array<Scheme, 7> kSchemes = {{
+// Smooth form of the cloud schemes (model files with smooth environments): a cloud atom has
+// weight 1 up to cloud_cutoff, falling (cosine) to 0 at kEnvironmentCutoff, times a second
+// cosine switch that fades it out over kCloudRankWidth below the distance of the first atom
+// beyond the max_cloud nearest, so no atom enters or leaves the cloud with a nonzero weight.
+inline constexpr double kCloudRankWidth = 0.5;  // Angstrom
+
+inline constexpr std::array<Scheme, 9> kSchemes = {{
     // H: nearest C, then the two other H on that C; the two H are permuted (2 orderings).
     {"H",
      "H",
@@ -159,9 +169,39 @@ inline constexpr std::array<Scheme, 7> kSchemes = {{
      0.0,
      0},
     // Core gold: S within 3 A first, then Au within 5 A; g' over the clouds.
-    {"Au_core", "Au_core", ErrorKind::Cloud, 0, {}, 0, 0, 0, element::S, kBondCutoff, element::Au, 5.0, kMaxCloud},
+    {"Au_core",
+     "Au_core",
+     ErrorKind::Cloud,
+     0,
+     {},
+     0,
+     0,
+     0,
+     element::S,
+     kBondCutoff,
+     element::Au,
+     5.0,
+     kMaxCloud,
+     kSchemeAuCoreSmooth},
     // Any other chemistry: the core-gold scheme without S, cloud of any element within 5 A.
-    {"generic", "", ErrorKind::Cloud, 0, {}, 0, 0, 0, 0, 0.0, 0, 5.0, kMaxCloud},
+    {"generic", "", ErrorKind::Cloud, 0, {}, 0, 0, 0, 0, 0.0, 0, 5.0, kMaxCloud, kSchemeGenericSmooth},
+    // The smooth forms of the two cloud schemes (same classes, so the same models).
+    {"Au_core_smooth",
+     "Au_core",
+     ErrorKind::Cloud,
+     0,
+     {},
+     0,
+     0,
+     0,
+     element::S,
+     kBondCutoff,
+     element::Au,
+     5.0,
+     kMaxCloud,
+     -1,
+     true},
+    {"generic_smooth", "", ErrorKind::Cloud, 0, {}, 0, 0, 0, 0, 0.0, 0, 5.0, kMaxCloud, -1, true},
 }};
 
 // Classification: first matching rule wins; -1 = any count. Counts are of S and Au atoms
@@ -198,6 +238,11 @@ struct Environment {
   int flags = 0;
   double anchors[kMaxAnchors][3] = {};
   double cloud[kMaxCloud][3] = {};
+  // Smooth cloud schemes: the weight in [0, 1] of each cloud entry (lead atoms 1), and the
+  // largest of them, by which the predictor scales the centre's force (an atom with no
+  // neighbours left in the cloud has none). Other schemes: unused (weights 1).
+  double weight[kMaxCloud] = {1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1};
+  double presence = 1.0;
 };
 
 // Environments can be aligned with each other only within one class (one model): the class
@@ -319,13 +364,58 @@ inline void fill_cloud(const Scheme& s, const std::vector<Neighbour>& nb, Enviro
   if (env.n_cloud < wanted) env.flags |= kFlagSparseCloud;
 }
 
+// Cosine switch: 1 up to r0, 0 from r1 on, (1 + cos(pi (r - r0) / (r1 - r0))) / 2 between.
+inline double switch_down(double r, double r0, double r1) {
+  if (r <= r0) return 1.0;
+  if (r >= r1) return 0.0;
+  return 0.5 * (1.0 + std::cos(3.14159265358979323846 * (r - r0) / (r1 - r0)));
+}
+
+// The smooth cloud (Scheme::smooth): lead atoms as fill_cloud, weight 1; then the nearest
+// max_cloud - n_lead atoms of cloud_element within kEnvironmentCutoff, weighted (see
+// kCloudRankWidth); no top-up, since the alignment blends its modes by the weights instead.
+inline void fill_cloud_smooth(const Scheme& s, const std::vector<Neighbour>& nb, Environment& env) {
+  std::vector<char> used(nb.size(), 0);
+  const double lead2 = s.lead_cutoff * s.lead_cutoff;
+  for (std::size_t k = 0; k < nb.size() && env.n_cloud < s.max_cloud; ++k)
+    if (s.lead_element != 0 && nb[k].element == s.lead_element && nb[k].r2 <= lead2) {
+      env.cloud[env.n_cloud][0] = nb[k].x;
+      env.cloud[env.n_cloud][1] = nb[k].y;
+      env.cloud[env.n_cloud][2] = nb[k].z;
+      env.weight[env.n_cloud++] = 1.0;
+      used[k] = 1;
+    }
+  env.n_lead = env.n_cloud;
+  std::vector<std::size_t> eligible;
+  for (std::size_t k = 0; k < nb.size(); ++k)
+    if (!used[k] && (s.cloud_element == 0 || nb[k].element == s.cloud_element)) eligible.push_back(k);
+  const auto slots = static_cast<std::size_t>(s.max_cloud - env.n_lead);
+  const double r_cap = eligible.size() > slots ? std::sqrt(nb[eligible[slots]].r2) : kEnvironmentCutoff;
+  for (std::size_t q = 0; q < std::min(slots, eligible.size()); ++q) {
+    const Neighbour& n = nb[eligible[q]];
+    const double r = std::sqrt(n.r2);
+    const double w =
+        switch_down(r, s.cloud_cutoff, kEnvironmentCutoff) * switch_down(r, r_cap - kCloudRankWidth, r_cap);
+    if (!(w > 0.0)) continue;
+    env.cloud[env.n_cloud][0] = n.x;
+    env.cloud[env.n_cloud][1] = n.y;
+    env.cloud[env.n_cloud][2] = n.z;
+    env.weight[env.n_cloud++] = w;
+  }
+  for (int k = env.n_cloud; k < kMaxCloud; ++k) env.weight[k] = 0.0;
+  env.presence = env.n_cloud > 0 ? *std::max_element(env.weight, env.weight + env.n_cloud) : 0.0;
+  if (env.n_cloud - env.n_lead < 2) env.flags |= kFlagSparseCloud;
+}
+
 }  // namespace detail
 
 // Build the record of one centre atom. `z` (n) are the neighbours' atomic numbers, `rel`
 // (n x 3, row-major) their positions minus the centre's (Angstrom). Neighbours farther than
 // kEnvironmentCutoff are ignored, so a longer list (e.g. LAMMPS with skin) gives the same record.
+// smooth: cloud schemes take their smooth twin (weighted cloud; model files with smooth
+// environments).
 inline Environment build_environment(Chemistry chemistry, int centre_element, std::size_t n, const int* z,
-                                     const double* rel) {
+                                     const double* rel, bool smooth = false) {
   std::vector<detail::Neighbour> nb;
   nb.reserve(n);
   const double cut2 = kEnvironmentCutoff * kEnvironmentCutoff;
@@ -351,9 +441,13 @@ inline Environment build_environment(Chemistry chemistry, int centre_element, st
   env.element = centre_element;
   env.scheme = chemistry == Chemistry::Thiolate ? detail::apply_rules(kThiolateRules, centre_element, n_s, n_au)
                                                 : detail::apply_rules(kGenericRules, centre_element, n_s, n_au);
+  if (smooth && kSchemes[static_cast<std::size_t>(env.scheme)].smooth_twin >= 0)
+    env.scheme = kSchemes[static_cast<std::size_t>(env.scheme)].smooth_twin;
   const Scheme& s = kSchemes[static_cast<std::size_t>(env.scheme)];
   if (s.error == ErrorKind::Anchors)
     detail::fill_anchors(s, nb, env);
+  else if (s.smooth)
+    detail::fill_cloud_smooth(s, nb, env);
   else
     detail::fill_cloud(s, nb, env);
   return env;
@@ -363,7 +457,7 @@ inline Environment build_environment(Chemistry chemistry, int centre_element, st
 // of z / rel. Output `out` has n_centres entries (caller-allocated).
 inline void build_environments(Chemistry chemistry, std::size_t n_centres, const int* centre_z,
                                const std::int64_t* offsets, std::size_t n_pairs, const int* z, const double* rel,
-                               Environment* out) {
+                               Environment* out, bool smooth = false) {
   if (offsets[0] != 0)
     throw std::invalid_argument("neighbour offsets must start at 0, got " + std::to_string(offsets[0]));
   for (std::size_t i = 0; i < n_centres; ++i)
@@ -387,15 +481,16 @@ inline void build_environments(Chemistry chemistry, std::size_t n_centres, const
       n,
       [&](std::int64_t i) {
         const std::int64_t b = offsets[i];
-        out[i] =
-            build_environment(chemistry, centre_z[i], static_cast<std::size_t>(offsets[i + 1] - b), z + b, rel + 3 * b);
+        out[i] = build_environment(chemistry, centre_z[i], static_cast<std::size_t>(offsets[i + 1] - b), z + b,
+                                   rel + 3 * b, smooth);
       },
       Schedule::dynamic_chunks(64));
 }
 
 // Rebuild a record from stored arrays (model file), validating every count.
+// weight: the cloud weights (kMaxCloud) of a smooth scheme, nullptr = all 1.
 inline Environment make_environment(int scheme, int element_z, int n_cloud, int n_lead, int flags,
-                                    const double* anchors, const double* cloud) {
+                                    const double* anchors, const double* cloud, const double* weight = nullptr) {
   check_scheme(scheme, "environment");
   if (n_cloud < 0 || n_cloud > kMaxCloud)
     throw std::out_of_range("environment: n_cloud " + std::to_string(n_cloud) + " is not in [0, " +
@@ -417,6 +512,17 @@ inline Environment make_environment(int scheme, int element_z, int n_cloud, int 
     if (!std::isfinite(anchors[k])) throw std::invalid_argument("environment: anchors contain a non-finite value");
   for (int k = 0; k < 3 * kMaxCloud; ++k)
     if (!std::isfinite(cloud[k])) throw std::invalid_argument("environment: cloud contains a non-finite value");
+  if (weight) {
+    for (int k = 0; k < kMaxCloud; ++k) {
+      if (!(weight[k] >= 0.0 && weight[k] <= 1.0))
+        throw std::invalid_argument("environment: cloud weights must lie in [0, 1]");
+      env.weight[k] = weight[k];
+    }
+  }
+  if (kSchemes[static_cast<std::size_t>(scheme)].smooth) {
+    if (!weight) throw std::invalid_argument("environment: a smooth scheme needs its cloud weights");
+    env.presence = n_cloud > 0 ? *std::max_element(env.weight, env.weight + n_cloud) : 0.0;
+  }
   return env;
 }
 
@@ -424,14 +530,16 @@ inline Environment make_environment(int scheme, int element_z, int n_cloud, int 
 inline std::vector<Environment> pack_environments(std::size_t n, const std::int64_t* scheme,
                                                   const std::int64_t* element_z, const std::int64_t* n_cloud,
                                                   const std::int64_t* n_lead, const std::int64_t* flags,
-                                                  const double* anchors, const double* cloud, const std::string& what) {
+                                                  const double* anchors, const double* cloud, const std::string& what,
+                                                  const double* weight = nullptr) {
   std::vector<Environment> out(n);
   for (std::size_t i = 0; i < n; ++i) {
     const std::string label = what + " environment " + std::to_string(i);
     try {
-      out[i] = make_environment(static_cast<int>(scheme[i]), static_cast<int>(element_z[i]),
-                                static_cast<int>(n_cloud[i]), static_cast<int>(n_lead[i]), static_cast<int>(flags[i]),
-                                anchors + 3 * kMaxAnchors * i, cloud + 3 * kMaxCloud * i);
+      out[i] =
+          make_environment(static_cast<int>(scheme[i]), static_cast<int>(element_z[i]), static_cast<int>(n_cloud[i]),
+                           static_cast<int>(n_lead[i]), static_cast<int>(flags[i]), anchors + 3 * kMaxAnchors * i,
+                           cloud + 3 * kMaxCloud * i, weight ? weight + kMaxCloud * i : nullptr);
     } catch (const std::out_of_range& e) {
       throw std::out_of_range(label + ": " + e.what());
     } catch (const std::invalid_argument& e) {

@@ -18,6 +18,9 @@ Each atom also gets an alignment record, built by the compiled core from its nei
     unit's block against each block of the unit), so both share the ``Au_unit`` model
 ``Au_core``  cloud of up to 12 neighbours: S within 3.0 A first, then Au within 5.0 A
 ``generic``  cloud of up to 12 neighbours of any element within 5.0 A
+``Au_core_smooth``, ``generic_smooth``  the smooth form of the two cloud schemes (``smooth=True``):
+    the 12 nearest within 6.0 A, weighted 1 up to 5.0 A and falling to 0 at 6.0 A and just before
+    the 13th nearest, so atoms enter and leave the cloud with weight 0
 
 Missing anchors never fail: when no atom of the wanted element is left, the nearest unused
 atom of any element is taken (flag :data:`FLAG_SUBSTITUTED`); when no atom is left at all the
@@ -61,9 +64,9 @@ THIOLATE_ELEMENTS: frozenset[str] = frozenset({"Au", "S", "C", "H"})
 THIOLATE_CLASSES: tuple[str, ...] = ("Au_core", "Au_unit", "S", "C", "H")
 
 _INT_FIELDS = ("scheme", "element", "n_cloud", "n_lead", "flags", "indices", "frame")
-_FLOAT_FIELDS = {"anchors": (MAX_ANCHORS, 3), "cloud": (MAX_CLOUD, 3)}
-_FIELDS = ("scheme", "element", "anchors", "cloud", "n_cloud", "n_lead", "flags", "indices", "frame")
-_KERNEL_FIELDS = ("scheme", "element", "n_cloud", "n_lead", "flags", "anchors", "cloud")
+_FLOAT_FIELDS = {"anchors": (MAX_ANCHORS, 3), "cloud": (MAX_CLOUD, 3), "cloud_weight": (MAX_CLOUD,)}
+_FIELDS = ("scheme", "element", "anchors", "cloud", "cloud_weight", "n_cloud", "n_lead", "flags", "indices", "frame")
+_KERNEL_FIELDS = ("scheme", "element", "n_cloud", "n_lead", "flags", "anchors", "cloud", "cloud_weight")
 
 
 def detect_chemistry(symbols: Iterable[str]) -> str:
@@ -99,6 +102,9 @@ class Environments:
         Anchor positions relative to the centre atom, Angstrom (anchor schemes; unused rows 0).
     cloud : (N, MAX_CLOUD, 3) float64
         Neighbour cloud relative to the centre atom, Angstrom (cloud schemes; unused rows 0).
+    cloud_weight : (N, MAX_CLOUD) float64
+        Weight in [0, 1] of each cloud entry in the smooth cloud schemes (``*_smooth``); 1 elsewhere
+        (records stored before the smooth schemes load with 1).
     n_cloud, n_lead : (N,) int64
         Number of cloud entries, and how many of them (first) are lead (S) atoms.
     flags : (N,) int64
@@ -111,6 +117,7 @@ class Environments:
     element: np.ndarray
     anchors: np.ndarray
     cloud: np.ndarray
+    cloud_weight: np.ndarray
     n_cloud: np.ndarray
     n_lead: np.ndarray
     flags: np.ndarray
@@ -167,6 +174,9 @@ class Environments:
     @classmethod
     def from_arrays(cls, arrays: Mapping[str, np.ndarray], *, source: str = "arrays") -> Environments:
         """Rebuild from :meth:`to_arrays` output; ``source`` names the origin in error messages."""
+        arrays = dict(arrays)
+        if "cloud_weight" not in arrays and "scheme" in arrays:
+            arrays["cloud_weight"] = np.ones((len(arrays["scheme"]), MAX_CLOUD))
         missing = [name for name in _FIELDS if name not in arrays]
         if missing:
             raise ValueError(f"{source}: environment arrays {missing} are missing")
@@ -186,6 +196,14 @@ class Environments:
         """Class name of every environment (array of str)."""
         return np.array([_class_name(int(s), int(z)) for s, z in zip(self.scheme, self.element)], dtype=str)
 
+    def presence(self) -> np.ndarray:
+        """(N,) factor in [0, 1] on each atom's predicted force: in the smooth cloud schemes the
+        largest cloud weight (the force fades out as the last neighbours leave the cloud), else 1."""
+        smooth = np.array([bool(SCHEMES[s]["smooth"]) for s in self.scheme.tolist()], dtype=bool)
+        filled = np.arange(MAX_CLOUD)[None, :] < self.n_cloud[:, None]
+        largest = np.where(filled, self.cloud_weight, 0.0).max(axis=1, initial=0.0)
+        return np.where(smooth, largest, 1.0)
+
     @property
     def n_flagged(self) -> int:
         """How many environments carry any ``FLAG_*``."""
@@ -196,7 +214,7 @@ def _class_name(scheme: int, element: int) -> str:
     return SCHEMES[scheme]["class_name"] or chemical_symbols[element]
 
 
-def _build(atoms: Atoms, indices: np.ndarray, chemistry: int) -> dict[str, np.ndarray]:
+def _build(atoms: Atoms, indices: np.ndarray, chemistry: int, smooth: bool) -> dict[str, np.ndarray]:
     nl = neighbor_list_atoms(atoms, ENVIRONMENT_CUTOFF)
     i, j, d = nl.i, nl.j, nl.D
     keep = np.isin(i, indices)
@@ -215,6 +233,7 @@ def _build(atoms: Atoms, indices: np.ndarray, chemistry: int) -> dict[str, np.nd
         offsets,
         numbers[j[rows]].astype(np.int32),
         np.ascontiguousarray(d[rows], dtype=np.float64),
+        smooth,
     )
 
 
@@ -230,11 +249,11 @@ def _check_indices(atoms: Atoms, indices) -> np.ndarray:
     return idx.astype(np.int64)
 
 
-def _records(atoms: Atoms, indices, chemistry: str | None, frame: int) -> Environments:
+def _records(atoms: Atoms, indices, chemistry: str | None, frame: int, smooth: bool = False) -> Environments:
     idx = _check_indices(atoms, indices)
     code = _chemistry_code(atoms, chemistry)
     try:
-        arrays = _build(atoms, idx, code)
+        arrays = _build(atoms, idx, code, smooth)
     except ValueError as exc:
         raise ValueError(f"frame {frame}: {exc}") from None
     return Environments(**arrays, indices=idx, frame=np.full(len(idx), frame, dtype=np.int64))
@@ -266,7 +285,9 @@ def class_names(atoms: Atoms, *, chemistry: str | None = None) -> list[str]:
     return sorted(names, key=chemical_symbols.index)
 
 
-def extract_environments(atoms: Atoms, indices=None, *, chemistry: str | None = None, frame: int = 0) -> dict[str, Environments]:
+def extract_environments(
+    atoms: Atoms, indices=None, *, chemistry: str | None = None, frame: int = 0, smooth: bool = False
+) -> dict[str, Environments]:
     """Alignment records of ``atoms`` (or of ``indices``), grouped by class name.
 
     Parameters
@@ -279,12 +300,15 @@ def extract_environments(atoms: Atoms, indices=None, *, chemistry: str | None = 
         Default: :func:`detect_chemistry`.
     frame : int
         Stored in ``Environments.frame`` so records from many structures stay traceable.
+    smooth : bool
+        Cloud atoms (``Au_core``, ``generic``) get the smooth schemes ``*_smooth``: weighted clouds
+        that atoms enter and leave with weight 0 (what models trained with ``smooth=True`` use).
 
     Returns
     -------
     dict mapping class name to :class:`Environments` (atoms in the order given).
     """
-    env = _records(atoms, indices, chemistry, frame)
+    env = _records(atoms, indices, chemistry, frame, smooth)
     names = env.class_names()
     out = {name: env[names == name] for name in dict.fromkeys(names.tolist())}
     flagged = env.n_flagged

@@ -113,6 +113,12 @@ class DMLModel(Estimator):
         III A, gives unit gold 0.25; measured worse on unseen ring sizes, see ``DEFAULT_SIGMA2``).
     loss : {"analytic", "numeric"}
         OAMLM direction estimate: eq. 15-17 or eq. 14.
+    smooth : bool
+        Smooth cloud environments (``Au_core``, generic classes): the alignment blends its
+        candidates with weights that vanish where the paper's rules switch (cloud radius, the
+        12-atom cap, the nearest pair, the triangle prefilter, the best alignment), so forces are
+        continuous in the positions (``environments.extract_environments``, ``align.hpp``).
+        Files without the field predict with the paper's hard rules (``smooth=False``).
     random_state : int or None
         Seeds RS-maximin.
     progress : bool
@@ -141,6 +147,7 @@ class DMLModel(Estimator):
         sigma2: Mapping[str, float] | None = None,
         loss: str = "analytic",
         baseline: bool = True,
+        smooth: bool = True,
         random_state: int | None = None,
         progress: bool = True,
     ) -> None:
@@ -153,6 +160,7 @@ class DMLModel(Estimator):
         self.sigma2 = sigma2
         self.loss = loss
         self.baseline = baseline
+        self.smooth = smooth
         self.random_state = random_state
         self.progress = progress
 
@@ -211,7 +219,7 @@ class DMLModel(Estimator):
         for i, atoms in enumerate(tqdm(frames, desc="descriptors", unit="frame", disable=not self.progress)):
             desc = self.descriptor_.compute(atoms)
             forces = get_forces(atoms)
-            for name, env in extract_environments(atoms, chemistry=self.chemistry_, frame=i).items():
+            for name, env in extract_environments(atoms, chemistry=self.chemistry_, frame=i, smooth=self.smooth).items():
                 X.setdefault(name, []).append(desc[env.indices])
                 F.setdefault(name, []).append(forces[env.indices])
                 envs.setdefault(name, []).append(env)
@@ -399,7 +407,8 @@ class DMLModel(Estimator):
     def _from_file(cls, mf: modelfile.ModelFile) -> DMLModel:
         meta = mf.metadata
         descriptor = SoapDescriptor.from_params(meta["descriptor"])
-        model = cls(**{**meta["hyperparameters"], **descriptor.soap_params.to_dict()})
+        # Files written before the smooth environments have no "smooth": they keep the hard rules.
+        model = cls(**{"smooth": False, **meta["hyperparameters"], **descriptor.soap_params.to_dict()})
         model.descriptor_ = descriptor
         model.chemistry_ = meta["chemistry"]
         model.training_ = meta["training"]
