@@ -4,7 +4,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <cstdio>
 #include <cstring>
 #include <exception>
 #include <fstream>
@@ -222,6 +221,21 @@ void PairClusterforce::gather_centres() {
   }
 }
 
+// error->one on the failing rank aborts the job, and under load mpirun can drop that rank's message
+// on the way out. Every rank learns of a failure instead (one integer reduction per step), and the
+// lowest failing rank's message ends the run through error->all, printed by rank 0.
+void PairClusterforce::stop_if_any_rank_failed(std::string failure) {
+  const int mine = failure.empty() ? comm->nprocs : comm->me;
+  int first = comm->nprocs;
+  MPI_Allreduce(&mine, &first, 1, MPI_INT, MPI_MIN, world);
+  if (first == comm->nprocs) return;
+  int length = static_cast<int>(failure.size());
+  MPI_Bcast(&length, 1, MPI_INT, first, world);
+  failure.resize(static_cast<std::size_t>(length));
+  MPI_Bcast(failure.data(), length, MPI_CHAR, first, world);
+  error->all(FLERR, failure);
+}
+
 void PairClusterforce::compute(int eflag, int vflag) {
   ev_init(eflag, vflag);
   gather_centres();
@@ -230,15 +244,13 @@ void PairClusterforce::compute(int eflag, int vflag) {
   // Messages name atoms by their IDs, ghosts included (a ghost carries its owner's ID).
   const clusterforce::AtomId id = [tag](int64_t k) { return static_cast<int64_t>(tag[k]); };
   clusterforce::CentreResults r;
+  std::string failure;
   try {
     r = local_->evaluate(centres_, nall, id);
   } catch (const std::exception& e) {
-    const std::string message = fmt::format("pair clusterforce: {}", e.what());
-    // error->one aborts the MPI job; a rank's piped stdout can be lost unflushed, stderr is not buffered.
-    std::fprintf(stderr, "ERROR on proc %d: %s\n", comm->me, message.c_str());
-    std::fflush(stderr);
-    error->one(FLERR, message);
+    failure = fmt::format("pair clusterforce: {}", e.what());
   }
+  stop_if_any_rank_failed(failure);
   tally(r);
   warn_extrapolating(r);
   warn_composition();

@@ -51,6 +51,7 @@ class PairClusterforce : public Pair {
   void tally(const clusterforce::CentreResults& r);
   void warn_extrapolating(const clusterforce::CentreResults& r);
   void warn_composition();
+  void stop_if_any_rank_failed(std::string failure);
   void structure_force_uncertainty(double* out);
 
   std::string model_path_, kind_, model_version_;
