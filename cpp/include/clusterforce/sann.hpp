@@ -33,6 +33,30 @@
 namespace clusterforce {
 
 struct SannDescriptor {
+  /// Scratch of SannDescriptor::centre; every entry it reads is set by reset or by centre itself.
+  struct Buffers {
+    int l_max = -1;
+    soap_detail::SolidHarmonics harmonics{0};
+    std::vector<double> y, gy, g, dg, r, u, c, sgrad;
+    std::vector<char> inside;
+    void reset(int lm, int n, int nn, int n_lm) {
+      if (lm != l_max) {
+        harmonics = soap_detail::SolidHarmonics(lm);
+        l_max = lm;
+      }
+      const std::size_t k = static_cast<std::size_t>(n);
+      y.resize(k * n_lm);
+      gy.resize(k * 3 * n_lm);
+      g.resize(k * nn);
+      dg.resize(k * nn);
+      r.resize(k);
+      u.resize(3 * k);
+      c.assign(static_cast<std::size_t>(nn) * n_lm, 0.0);
+      sgrad.resize(3 * static_cast<std::size_t>(n_lm));
+      inside.assign(k, 0);
+    }
+  };
+
   double r_cut = 8.0;             // Angstrom
   std::vector<double> exponents;  // n of eq. 1, 1/Angstrom^2
   int l_max = 9;
@@ -52,19 +76,21 @@ struct SannDescriptor {
     const int nn = static_cast<int>(exponents.size()), n_lm = (l_max + 1) * (l_max + 1), dim = size();
     std::fill(d, d + dim, 0.0);
     if (grad) std::fill(grad, grad + static_cast<std::size_t>(dim) * n * 3, 0.0);
-    soap_detail::SolidHarmonics harmonics(l_max);
-    std::vector<double> y(static_cast<std::size_t>(n) * n_lm), gy(static_cast<std::size_t>(n) * 3 * n_lm);
-    std::vector<double> g(static_cast<std::size_t>(n) * nn), dg(static_cast<std::size_t>(n) * nn), r(n),
-        u(3 * static_cast<std::size_t>(n));
-    std::vector<double> c(static_cast<std::size_t>(nn) * n_lm, 0.0), sgrad(3 * static_cast<std::size_t>(n_lm));
-    std::vector<bool> inside(n, false);
+    // Buffers of this thread, reused from call to call: allocating them per centre (some ~100 kB)
+    // made the threads contend in malloc and fault in fresh pages, which kept 2 threads from
+    // halving the time (benchmarks/parallel_predict.py).
+    thread_local Buffers b;
+    b.reset(l_max, n, nn, n_lm);
+    soap_detail::SolidHarmonics& harmonics = b.harmonics;
+    std::vector<double>&y = b.y, &gy = b.gy, &g = b.g, &dg = b.dg, &r = b.r, &u = b.u, &c = b.c, &sgrad = b.sgrad;
+    std::vector<char>& inside = b.inside;
     const double kPi = 3.14159265358979323846;
     for (int k = 0; k < n; ++k) {
       const double* x = rel + 3 * k;
       const double r2 = x[0] * x[0] + x[1] * x[1] + x[2] * x[2];
       if (r2 >= r_cut * r_cut) continue;
       if (r2 == 0.0) throw std::invalid_argument("sann: neighbour " + std::to_string(k) + " sits on the centre");
-      inside[k] = true;
+      inside[k] = 1;
       r[k] = std::sqrt(r2);
       for (int a = 0; a < 3; ++a) u[3 * k + a] = x[a] / r[k];
       const double fc = 0.5 * (std::cos(kPi * r[k] / r_cut) + 1.0),
